@@ -1,0 +1,111 @@
+/** Shared zod schemas for Envoy v3 value types (durations, addresses, percents, typed_config). */
+import { z } from "zod";
+
+const DURATION_RE = /^(-?\d+(?:\.\d{1,9})?)s$/;
+
+/** Parses Envoy's duration forms ("1s", "0.25s", {seconds, nanos}) into milliseconds; undefined when invalid. */
+export function parseDurationMs(v: unknown): number | undefined {
+  if (typeof v === "string") {
+    const m = DURATION_RE.exec(v.trim());
+    if (!m) return undefined;
+    const ms = Number(m[1]) * 1000;
+    return ms >= 0 ? ms : undefined;
+  }
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (k !== "seconds" && k !== "nanos") return undefined;
+    const s = o.seconds ?? 0;
+    const n = o.nanos ?? 0;
+    const sec = typeof s === "string" && /^\d+$/.test(s) ? Number(s) : s;
+    if (typeof sec !== "number" || typeof n !== "number" || !Number.isInteger(sec) || !Number.isInteger(n)) {
+      return undefined;
+    }
+    if (sec < 0 || n < 0 || n > 999_999_999) return undefined;
+    return sec * 1000 + n / 1e6;
+  }
+  return undefined;
+}
+
+/** A google.protobuf.Duration in JSON/YAML form; parses to milliseconds. */
+export const duration = z.unknown().transform((v, ctx) => {
+  const ms = parseDurationMs(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'Invalid duration: expected a string like "1s" or "0.25s", or {seconds, nanos}',
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A uint32 (also google.protobuf.UInt32Value, which is a bare number in JSON). */
+export const uint32 = z.number().int().min(0).max(4294967295);
+
+/** A uint64 given as number or decimal string. */
+export const uint64 = z.union([z.number().int().min(0), z.string().regex(/^\d+$/).transform(Number)]);
+
+/** envoy.config.core.v3.SocketAddress. */
+export const socketAddress = z.strictObject({
+  protocol: z.enum(["TCP", "UDP"]).optional(),
+  address: z.string().min(1),
+  port_value: z.number().int().min(0).max(65535),
+  resolver_name: z.string().optional(),
+  ipv4_compat: z.boolean().optional(),
+});
+
+/** envoy.config.core.v3.Address (only socket_address is supported). */
+export const address = z.strictObject({ socket_address: socketAddress });
+
+/** The parsed form of an Address. */
+export type SocketAddress = z.infer<typeof socketAddress>;
+
+/** envoy.type.v3.Percent. */
+export const percent = z.strictObject({ value: z.number().min(0).max(100) });
+
+/** envoy.type.v3.FractionalPercent. */
+export const fractionalPercent = z.strictObject({
+  numerator: uint32,
+  denominator: z.enum(["HUNDRED", "TEN_THOUSAND", "MILLION"]).default("HUNDRED"),
+});
+
+/** A typed_config Any: "@type" plus the message fields, validated later by the owning extension. */
+export const typedAny = z.looseObject({ "@type": z.string().min(1) });
+
+/** envoy.config.core.v3.HeaderValueOption (request/response_headers_to_add). */
+export const headerValueOption = z.strictObject({
+  header: z.strictObject({ key: z.string().min(1), value: z.string().default("") }),
+  append: z.boolean().optional(),
+  append_action: z.enum([
+    "APPEND_IF_EXISTS_OR_ADD",
+    "ADD_IF_ABSENT",
+    "OVERWRITE_IF_EXISTS_OR_ADD",
+    "OVERWRITE_IF_EXISTS",
+  ]).optional(),
+  keep_empty_value: z.boolean().optional(),
+});
+
+/** The parsed form of a HeaderValueOption. */
+export type HeaderValueOption = z.infer<typeof headerValueOption>;
+
+/** envoy.type.matcher.v3.RegexMatcher (google_re2 engine; JavaScript RegExp semantics). */
+export const regexMatcher = z.strictObject({
+  google_re2: z.strictObject({ max_program_size: uint32.optional() }).optional(),
+  regex: z.string(),
+});
+
+/** envoy.type.matcher.v3.StringMatcher. */
+export const stringMatcher = z.strictObject({
+  exact: z.string().optional(),
+  prefix: z.string().optional(),
+  suffix: z.string().optional(),
+  contains: z.string().optional(),
+  safe_regex: regexMatcher.optional(),
+  ignore_case: z.boolean().optional(),
+}).refine(
+  (m) => [m.exact, m.prefix, m.suffix, m.contains, m.safe_regex].filter((x) => x !== undefined).length === 1,
+  { message: "Exactly one of exact, prefix, suffix, contains, safe_regex must be set" },
+);
+
+/** The parsed form of a StringMatcher. */
+export type StringMatcherConfig = z.infer<typeof stringMatcher>;

@@ -1,0 +1,102 @@
+/**
+ * HTTP filters (Envoy's L7 chain): decode* run in configuration order, encode* in reverse; the router is
+ * terminal. A filter may answer locally with `sendLocalReply` and return StopIteration.
+ */
+import type { StreamInfo } from "../common/stream_info.ts";
+import type { FactoryContext } from "../network/filter.ts";
+import type { HeaderMap } from "./headers.ts";
+import type { RouteEntry } from "./routing/types.ts";
+
+/** A request head as filters see it (pseudo-headers as fields). */
+export interface HttpRequest {
+  method: string;
+  /** Path with query, after normalization. */
+  path: string;
+  /** Host / :authority. */
+  authority: string;
+  /** "http" or "https". */
+  scheme: string;
+  /** "HTTP/1.0", "HTTP/1.1" or "HTTP/2". */
+  protocol: string;
+  headers: HeaderMap;
+  /** Body length if known (content-length), -1 for chunked/unknown, 0 when none. */
+  contentLength: number;
+}
+
+/** A response head. */
+export interface HttpResponse {
+  status: number;
+  headers: HeaderMap;
+}
+
+/** What a filter tells the chain after each call. */
+export const HttpFilterStatus = { Continue: 0, StopIteration: 1 } as const;
+/** One of HttpFilterStatus. */
+export type HttpFilterStatus = typeof HttpFilterStatus[keyof typeof HttpFilterStatus];
+
+/** Options of a local reply. */
+export interface LocalReplyOptions {
+  /** ResponseFlag bits to set. */
+  flags?: number;
+  /** response_code_details, e.g. "route_not_found". */
+  details?: string;
+  /** Extra response headers. */
+  headers?: [string, string][];
+  /** gRPC status to use when the request is gRPC (later). */
+  grpcStatus?: number;
+}
+
+/** What the connection manager offers to each filter of a stream. */
+export interface HttpFilterCallbacks {
+  /** Facts about this stream (flags, bytes, upstream host, ...). */
+  readonly streamInfo: StreamInfo;
+  /** The request head (mutable by decoder filters before the router runs). */
+  readonly request: HttpRequest;
+  /** Downstream peer IP (after x-forwarded-for handling). */
+  readonly remoteIp: string;
+  /** True when the request is internal (x-envoy-internal semantics). */
+  readonly internal: boolean;
+  /** The matched route (cached; recomputed after clearRouteCache). */
+  route(): RouteEntry | null;
+  /** Forgets the cached route so the next route() matches again (after a filter changed headers). */
+  clearRouteCache(): void;
+  /** Answers the request locally through the encode filters; the stream ends after it. */
+  sendLocalReply(status: number, body: string, opts?: LocalReplyOptions): Promise<void>;
+  /** Sends response headers downstream through the encoder filters. */
+  encodeHeaders(res: HttpResponse, endStream: boolean): Promise<void>;
+  /** Sends response body bytes downstream through the encoder filters (resolves when written: backpressure). */
+  encodeData(data: Uint8Array, endStream: boolean): Promise<void>;
+  /** Sends response trailers downstream (HTTP/1.1 chunked trailers). */
+  encodeTrailers(trailers: HeaderMap): Promise<void>;
+  /** True once response headers went downstream. */
+  readonly responseStarted: boolean;
+  /** Aborts the stream (closes the downstream connection for HTTP/1.1). */
+  resetStream(): void;
+}
+
+/** A per-stream HTTP filter. Every method is optional; a missing one means Continue. */
+export interface HttpFilter {
+  decodeHeaders?(endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
+  decodeData?(data: Uint8Array, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
+  decodeTrailers?(trailers: HeaderMap): HttpFilterStatus | Promise<HttpFilterStatus>;
+  encodeHeaders?(res: HttpResponse, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
+  encodeData?(data: Uint8Array, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
+  encodeTrailers?(trailers: HeaderMap): HttpFilterStatus | Promise<HttpFilterStatus>;
+  /** The downstream went away or the stream finished; release everything. */
+  onDestroy?(): void;
+}
+
+/** The long-lived per-snapshot factory of an HTTP filter. */
+export interface HttpFilterFactory {
+  /** True for the router (must be last). */
+  readonly terminal: boolean;
+  /** Makes the per-stream filter. */
+  createFilter(cb: HttpFilterCallbacks): HttpFilter;
+}
+
+/** The `create` signature of HTTP filter extensions; `hcm` carries the connection manager's stat prefix. */
+export type HttpFilterCreate<C> = (
+  config: C,
+  ctx: FactoryContext,
+  hcm: { statPrefix: string },
+) => HttpFilterFactory;

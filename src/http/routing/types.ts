@@ -1,0 +1,104 @@
+/**
+ * Contracts of the compiled route table (built once per RouteConfiguration, read per request).
+ * The implementation lives beside this file (config.ts: zod schema; table.ts: compiler and matcher).
+ */
+import type { HeaderMap } from "../headers.ts";
+
+/** What route matching needs of a request. */
+export interface RouteRequest {
+  method: string;
+  /** Path including query string, already normalized by the connection manager. */
+  path: string;
+  /** Host header / :authority as received. */
+  authority: string;
+  /** "http" / "https". */
+  scheme: string;
+  headers: HeaderMap;
+}
+
+/** Context for header formatters (%DOWNSTREAM_REMOTE_ADDRESS% etc.) and hash policies. */
+export interface RouteContext {
+  /** Downstream client IP (after XFF handling). */
+  remoteIp: string;
+  /** "ip:port" of the downstream peer. */
+  remoteAddress: string;
+  /** "ip:port" of the listener side. */
+  localAddress: string;
+  /** Upstream "ip:port" when known (response headers), else "". */
+  upstreamHost: string;
+  /** "HTTP/1.1" etc. */
+  protocol: string;
+  /** The request id header value. */
+  requestId: string;
+}
+
+/** Header mutations compiled from request/response_headers_to_add/remove at route, vhost and config level. */
+export interface HeaderMutation {
+  /** Applies removals, then additions (most specific level first, as Envoy does) to `headers`. */
+  apply(headers: HeaderMap, ctx: RouteContext): void;
+  /** True when apply would do nothing (lets the hot path skip it). */
+  readonly empty: boolean;
+}
+
+/** Forward to a cluster. */
+export interface RouteActionEntry {
+  readonly kind: "route";
+  /** Picks the cluster name (fixed, weighted or from cluster_header); "" when cluster_header is missing. */
+  selectCluster(req: RouteRequest, random: number): string;
+  /**
+   * The upstream path after prefix_rewrite / regex_rewrite, or undefined when the path is unchanged.
+   * Must be called with the same request that matched.
+   */
+  rewritePath(req: RouteRequest): string | undefined;
+  /** host_rewrite_literal value, or undefined. */
+  readonly hostRewriteLiteral: string | undefined;
+  /** auto_host_rewrite: set Host to the chosen upstream host's hostname. */
+  readonly autoHostRewrite: boolean;
+  /** Route timeout in ms; 15000 by default; 0 = disabled. */
+  readonly timeoutMs: number;
+  /** Route idle_timeout in ms, or undefined (use the HCM stream idle timeout). */
+  readonly idleTimeoutMs: number | undefined;
+  /** Hash for RING_HASH/MAGLEV from hash_policy; undefined when no policy produced a hash. */
+  hash(req: RouteRequest, ctx: RouteContext): bigint | undefined;
+  /** True when the route has a hash_policy. */
+  readonly hasHashPolicy: boolean;
+  /** The raw parsed route action config (for later features: retries, mirrors). */
+  readonly config: unknown;
+}
+
+/** Answer with a redirect. */
+export interface RedirectEntry {
+  readonly kind: "redirect";
+  /** Status (301 default, 302, 303, 307, 308) and Location for this request. */
+  redirect(req: RouteRequest): { status: number; location: string };
+}
+
+/** Answer directly. */
+export interface DirectResponseEntry {
+  readonly kind: "direct_response";
+  readonly status: number;
+  /** Body bytes (empty when none). */
+  readonly body: Uint8Array;
+}
+
+/** A matched route with everything the router and connection manager need. */
+export type RouteEntry = (RouteActionEntry | RedirectEntry | DirectResponseEntry) & {
+  /** Route name ("" when unnamed). */
+  readonly name: string;
+  /** Virtual host name. */
+  readonly virtualHostName: string;
+  /** Request header mutation (route + vhost + route config). */
+  readonly requestHeaders: HeaderMutation;
+  /** Response header mutation (route + vhost + route config). */
+  readonly responseHeaders: HeaderMutation;
+  /** Per-filter config by filter name (typed_per_filter_config, parsed later by each filter). */
+  readonly perFilterConfig: ReadonlyMap<string, unknown>;
+};
+
+/** The compiled table for one RouteConfiguration. */
+export interface RouteTable {
+  /** Route config name. */
+  readonly name: string;
+  /** The first matching route of the virtual host chosen by authority, or null (404 NR). */
+  match(req: RouteRequest): RouteEntry | null;
+}

@@ -1,0 +1,93 @@
+/**
+ * Network filters (Envoy's L4 filter chain). Non-terminal filters observe and may stop a connection;
+ * the terminal filter (tcp_proxy, http_connection_manager) owns the byte loop of the connection.
+ */
+import type { Clock } from "../common/clock.ts";
+import type { Logger } from "../common/log.ts";
+import type { Registry } from "../registry/registry.ts";
+import type { Scope, StatsStore } from "../stats/store.ts";
+import type { ClusterManager } from "../upstream/types.ts";
+
+/** What a filter tells the chain. */
+export const FilterStatus = { Continue: 0, StopIteration: 1 } as const;
+/** One of FilterStatus. */
+export type FilterStatus = typeof FilterStatus[keyof typeof FilterStatus];
+
+/** A downstream connection as the filter chain sees it. */
+export interface DownstreamConnection {
+  /** Unique per worker. */
+  readonly id: number;
+  /** The socket (TCP or TLS). */
+  readonly conn: Deno.Conn;
+  /** Peer IP. */
+  readonly remoteIp: string;
+  /** "ip:port" of the peer. */
+  readonly remoteAddress: string;
+  /** "ip:port" of our side. */
+  readonly localAddress: string;
+  /** "https" over TLS, else "http". */
+  readonly scheme: "http" | "https";
+  /** SNI of a TLS connection, "" otherwise. */
+  readonly serverName: string;
+  /** Per-connection buffer limit from the listener (default 1 MiB). */
+  readonly bufferLimitBytes: number;
+  /** Calls the onData observers of non-terminal filters (terminal filters call it for bytes read). */
+  observeRead(data: Uint8Array, endStream: boolean): void;
+  /** Calls the onWrite observers of non-terminal filters (terminal filters call it for bytes written). */
+  observeWrite(data: Uint8Array, endStream: boolean): void;
+  /** True when any non-terminal filter observes bytes (skip the calls otherwise). */
+  readonly observed: boolean;
+  /** Closes the socket (idempotent). */
+  close(): void;
+  /** True once closed. */
+  readonly closed: boolean;
+}
+
+/** A non-terminal filter instance (one per connection). */
+export interface ReadFilter {
+  /** Called once when the connection is accepted; StopIteration closes it (e.g. over a rate limit). */
+  onNewConnection?(conn: DownstreamConnection): FilterStatus | Promise<FilterStatus>;
+  /** Observes bytes read from downstream (must not keep or alter `data` without copying). */
+  onData?(data: Uint8Array, endStream: boolean): void;
+  /** Observes bytes written to downstream. */
+  onWrite?(data: Uint8Array, endStream: boolean): void;
+  /** Called once when the connection closed. */
+  onClose?(): void;
+}
+
+/** The terminal filter instance: runs the connection until it ends. */
+export interface TerminalFilter {
+  /** Owns the connection's reads and writes; resolves when the connection is done. Never rejects. */
+  run(conn: DownstreamConnection): Promise<void>;
+}
+
+/** The long-lived factory built once per config snapshot (Envoy's FilterConfig). */
+export interface NetworkFilterFactory {
+  /** True for tcp_proxy / http_connection_manager. */
+  readonly terminal: boolean;
+  /** Makes the per-connection filter. */
+  createFilter(conn: DownstreamConnection): ReadFilter | TerminalFilter;
+  /** Releases timers or resources when the snapshot is retired. */
+  close?(): void;
+}
+
+/** Everything an extension factory may use when it is built for a config snapshot. */
+export interface FactoryContext {
+  /** The worker's root stats store. */
+  readonly stats: StatsStore;
+  /** The listener's scope (`listener.<address>.`). */
+  readonly listenerScope: Scope;
+  /** Clusters of this snapshot. */
+  readonly clusterManager: ClusterManager;
+  /** Time source. */
+  readonly clock: Clock;
+  /** Extension lookup (for nested typed configs). */
+  readonly registry: Registry;
+  /** Logger for the extension. */
+  readonly log: Logger;
+  /** The bootstrap node (id, cluster) for headers like x-envoy-downstream-service-cluster. */
+  readonly node: { id: string; cluster: string };
+}
+
+/** The `create` signature of network filter extensions. */
+export type NetworkFilterCreate<C> = (config: C, ctx: FactoryContext) => NetworkFilterFactory;

@@ -1,0 +1,64 @@
+/**
+ * The extension registry (Caddy style): extensions register a factory under their Envoy name and
+ * @type URLs; config loading finds the factory and lets it validate its own typed_config.
+ * Core code only ever talks to this registry; `builtin.ts` is the one file importing every extension.
+ */
+import type { z } from "zod";
+
+/** The kinds of extension points. */
+export type ExtensionCategory =
+  | "network_filter"
+  | "http_filter"
+  | "access_logger"
+  | "transport_socket"
+  | "cluster"
+  | "upstream_protocol_options";
+
+/** One registered extension: its names, its config schema and its factory. */
+export interface Extension<C = unknown, F = unknown> {
+  /** Envoy extension name, e.g. "envoy.filters.network.tcp_proxy". */
+  readonly name: string;
+  /** Accepted "@type" URLs for typed_config. */
+  readonly typeUrls: readonly string[];
+  /** The category it plugs into. */
+  readonly category: ExtensionCategory;
+  /** Validates typed_config (without "@type"); its error paths are relative to typed_config. */
+  readonly schema: z.ZodType<C>;
+  /** Builds the long-lived factory for one config snapshot (the FilterConfig of Envoy). */
+  readonly create: F;
+}
+
+/** Name -> extension lookup per category. */
+export class Registry {
+  #byName = new Map<string, Extension<any, any>>();
+  #byType = new Map<string, Extension<any, any>>();
+
+  /** Adds an extension; throws on a duplicate name or type URL. */
+  register(ext: Extension<any, any>): void {
+    const key = `${ext.category}/${ext.name}`;
+    if (this.#byName.has(key)) throw new Error(`Extension ${ext.name} registered twice`);
+    this.#byName.set(key, ext);
+    for (const t of ext.typeUrls) this.#byType.set(`${ext.category}/${t}`, ext);
+  }
+
+  /** Finds an extension by @type URL first (Envoy's rule), then by name. */
+  find(
+    category: ExtensionCategory,
+    name: string | undefined,
+    typeUrl: string | undefined,
+  ): Extension<any, any> | undefined {
+    if (typeUrl) {
+      const byType = this.#byType.get(`${category}/${typeUrl}`);
+      if (byType) return byType;
+    }
+    return name ? this.#byName.get(`${category}/${name}`) : undefined;
+  }
+
+  /** Every registered extension of a category (for /server_info and README tables). */
+  list(category: ExtensionCategory): Extension<any, any>[] {
+    return [...this.#byName.values()].filter((e) => e.category === category);
+  }
+}
+
+/** The process-wide registry; `builtin.ts` fills it, config loading reads it. */
+export const registry: Registry = new Registry();

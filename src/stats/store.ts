@@ -1,0 +1,268 @@
+/**
+ * The stats store: counters, gauges and histograms with Envoy's dotted names.
+ * Each worker owns one store; the main thread merges worker snapshots (see `mergeSnapshots`).
+ */
+
+/** A monotonically increasing count. */
+export class Counter {
+  value = 0;
+  /** Set on `inc` so sinks can report deltas; cleared by `/reset_counters`. */
+  used = false;
+  constructor(readonly name: string) {}
+  /** Adds `n` (default 1). */
+  inc(n = 1): void {
+    this.value += n;
+    this.used = true;
+  }
+}
+
+/** How a gauge combines across workers and hot restarts. */
+export type GaugeMode = "accumulate" | "never_import";
+
+/** A value that goes up and down. */
+export class Gauge {
+  value = 0;
+  used = false;
+  constructor(readonly name: string, readonly mode: GaugeMode = "accumulate") {}
+  /** Adds `n` (default 1). */
+  inc(n = 1): void {
+    this.value += n;
+    this.used = true;
+  }
+  /** Subtracts `n` (default 1). */
+  dec(n = 1): void {
+    this.value -= n;
+    this.used = true;
+  }
+  /** Sets the value. */
+  set(v: number): void {
+    this.value = v;
+    this.used = true;
+  }
+}
+
+/** Envoy's default histogram bucket bounds (used for Prometheus output). */
+export const SUPPORTED_BUCKETS: readonly number[] = [
+  0.5,
+  1,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
+  60000,
+  300000,
+  600000,
+  1800000,
+  3600000,
+];
+
+const FINE_MIN = 0.001;
+const FINE_PER_OCTAVE = 16;
+const FINE_COUNT = 48 * FINE_PER_OCTAVE + 2;
+const LOG2_FINE_MIN = Math.log2(FINE_MIN);
+
+/** Index of the fine bucket holding `v` (0 holds everything below FINE_MIN). */
+function fineIndex(v: number): number {
+  if (!(v >= FINE_MIN)) return 0;
+  const i = Math.floor((Math.log2(v) - LOG2_FINE_MIN) * FINE_PER_OCTAVE) + 1;
+  return i >= FINE_COUNT ? FINE_COUNT - 1 : i;
+}
+
+/** Lower bound of fine bucket `i`. */
+function fineLower(i: number): number {
+  return i === 0 ? 0 : Math.pow(2, LOG2_FINE_MIN + (i - 1) / FINE_PER_OCTAVE);
+}
+
+/** A distribution of values (milliseconds or bytes) with mergeable log-linear buckets (about 4 % wide). */
+export class Histogram {
+  count = 0;
+  sum = 0;
+  used = false;
+  /** Fine buckets for quantiles. */
+  fine: Uint32Array = new Uint32Array(FINE_COUNT);
+  /** Non-cumulative counts per SUPPORTED_BUCKETS bound (last slot: above the last bound). */
+  buckets: Float64Array = new Float64Array(SUPPORTED_BUCKETS.length + 1);
+  constructor(readonly name: string, readonly unit: "ms" | "bytes" | "unspecified" = "ms") {}
+
+  /** Records one value. */
+  record(v: number): void {
+    if (!(v >= 0)) v = 0;
+    this.count++;
+    this.sum += v;
+    this.used = true;
+    this.fine[fineIndex(v)]++;
+    let b = 0;
+    const n = SUPPORTED_BUCKETS.length;
+    while (b < n && v > SUPPORTED_BUCKETS[b]) b++;
+    this.buckets[b]++;
+  }
+
+  /** Clears all recorded values. */
+  reset(): void {
+    this.count = 0;
+    this.sum = 0;
+    this.fine.fill(0);
+    this.buckets.fill(0);
+  }
+
+  /** The value below which fraction `q` (0..1) of samples fall, or NaN when empty. */
+  quantile(q: number): number {
+    return quantileOf(this.fine, this.count, q);
+  }
+
+  /** A plain, structured-clone-safe copy. */
+  snapshot(): HistogramSnapshot {
+    return {
+      unit: this.unit,
+      count: this.count,
+      sum: this.sum,
+      fine: Array.from(this.fine),
+      buckets: Array.from(this.buckets),
+    };
+  }
+}
+
+/** The value below which fraction `q` of the samples in `fine` fall (interpolated), or NaN when empty. */
+export function quantileOf(fine: ArrayLike<number>, count: number, q: number): number {
+  if (count === 0) return NaN;
+  const target = q * count;
+  let seen = 0;
+  for (let i = 0; i < fine.length; i++) {
+    const c = fine[i];
+    if (c === 0) continue;
+    if (seen + c >= target) {
+      const lo = fineLower(i);
+      const hi = fineLower(i + 1);
+      const frac = c === 0 ? 0 : (target - seen) / c;
+      return lo + (hi - lo) * Math.min(1, Math.max(0, frac));
+    }
+    seen += c;
+  }
+  return fineLower(fine.length);
+}
+
+/** A histogram as plain data. */
+export interface HistogramSnapshot {
+  unit: string;
+  count: number;
+  sum: number;
+  fine: number[];
+  buckets: number[];
+}
+
+/** All stats of a store (or a merge of stores) as plain data; keys are full stat names. */
+export interface StatsSnapshot {
+  counters: Record<string, number>;
+  gauges: Record<string, number>;
+  histograms: Record<string, HistogramSnapshot>;
+}
+
+/** A prefix view onto a store; `scope("cluster.a.")` then `counter("upstream_rq_total")`. */
+export interface Scope {
+  /** The full prefix of this scope (ends with "." unless empty). */
+  readonly prefix: string;
+  /** Finds or creates a counter. */
+  counter(name: string): Counter;
+  /** Finds or creates a gauge. */
+  gauge(name: string, mode?: GaugeMode): Gauge;
+  /** Finds or creates a histogram. */
+  histogram(name: string, unit?: "ms" | "bytes" | "unspecified"): Histogram;
+  /** A child scope; `prefix` gets a trailing "." if missing. */
+  scope(prefix: string): Scope;
+}
+
+/** Owns every stat of one worker (or of the single-threaded process). */
+export class StatsStore implements Scope {
+  readonly prefix = "";
+  readonly counters = new Map<string, Counter>();
+  readonly gauges = new Map<string, Gauge>();
+  readonly histograms = new Map<string, Histogram>();
+
+  /** Finds or creates a counter by full name. */
+  counter(name: string): Counter {
+    let c = this.counters.get(name);
+    if (!c) this.counters.set(name, c = new Counter(name));
+    return c;
+  }
+  /** Finds or creates a gauge by full name. */
+  gauge(name: string, mode: GaugeMode = "accumulate"): Gauge {
+    let g = this.gauges.get(name);
+    if (!g) this.gauges.set(name, g = new Gauge(name, mode));
+    return g;
+  }
+  /** Finds or creates a histogram by full name. */
+  histogram(name: string, unit: "ms" | "bytes" | "unspecified" = "ms"): Histogram {
+    let h = this.histograms.get(name);
+    if (!h) this.histograms.set(name, h = new Histogram(name, unit));
+    return h;
+  }
+  /** A prefixed view. */
+  scope(prefix: string): Scope {
+    return new PrefixScope(this, prefix.endsWith(".") || prefix === "" ? prefix : prefix + ".");
+  }
+  /** Zeroes every counter (the admin `/reset_counters`). */
+  resetCounters(): void {
+    for (const c of this.counters.values()) c.value = 0;
+    for (const h of this.histograms.values()) h.reset();
+  }
+  /** Plain-data copy of every stat, safe to postMessage between workers. */
+  snapshot(): StatsSnapshot {
+    const s: StatsSnapshot = { counters: {}, gauges: {}, histograms: {} };
+    for (const [k, c] of this.counters) s.counters[k] = c.value;
+    for (const [k, g] of this.gauges) s.gauges[k] = g.value;
+    for (const [k, h] of this.histograms) s.histograms[k] = h.snapshot();
+    return s;
+  }
+}
+
+class PrefixScope implements Scope {
+  constructor(readonly store: StatsStore, readonly prefix: string) {}
+  counter(name: string): Counter {
+    return this.store.counter(this.prefix + name);
+  }
+  gauge(name: string, mode?: GaugeMode): Gauge {
+    return this.store.gauge(this.prefix + name, mode);
+  }
+  histogram(name: string, unit?: "ms" | "bytes" | "unspecified"): Histogram {
+    return this.store.histogram(this.prefix + name, unit);
+  }
+  scope(prefix: string): Scope {
+    return new PrefixScope(this.store, this.prefix + (prefix.endsWith(".") ? prefix : prefix + "."));
+  }
+}
+
+/** Sums snapshots from several workers into one (counters, accumulate gauges and histograms add up). */
+export function mergeSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
+  const out: StatsSnapshot = { counters: {}, gauges: {}, histograms: {} };
+  for (const p of parts) {
+    for (const k in p.counters) out.counters[k] = (out.counters[k] ?? 0) + p.counters[k];
+    for (const k in p.gauges) out.gauges[k] = (out.gauges[k] ?? 0) + p.gauges[k];
+    for (const k in p.histograms) {
+      const h = p.histograms[k];
+      const o = out.histograms[k];
+      if (!o) {
+        out.histograms[k] = {
+          unit: h.unit,
+          count: h.count,
+          sum: h.sum,
+          fine: h.fine.slice(),
+          buckets: h.buckets.slice(),
+        };
+        continue;
+      }
+      o.count += h.count;
+      o.sum += h.sum;
+      for (let i = 0; i < h.fine.length; i++) o.fine[i] += h.fine[i];
+      for (let i = 0; i < h.buckets.length; i++) o.buckets[i] += h.buckets[i];
+    }
+  }
+  return out;
+}

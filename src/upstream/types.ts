@@ -1,0 +1,140 @@
+/**
+ * Contracts between the upstream subsystem (cluster manager, clusters, load balancers, pools) and its
+ * users (router, tcp_proxy, admin). Implementations live beside this file.
+ */
+import type { Counter, Gauge, Histogram } from "../stats/store.ts";
+
+/** One upstream endpoint. */
+export interface Host {
+  /** IP address (or resolved address) to connect to. */
+  readonly address: string;
+  /** TCP port. */
+  readonly port: number;
+  /** "address:port", for logs and `%UPSTREAM_HOST%`. */
+  readonly addressString: string;
+  /** Hostname used for auto_host_rewrite (the DNS name for DNS clusters, else the address). */
+  readonly hostname: string;
+  /** Load-balancing weight (>= 1). */
+  readonly weight: number;
+  /** True unless health checking or outlier detection (later) marked it down. */
+  healthy: boolean;
+  /** Requests currently in flight to this host (LEAST_REQUEST reads it). */
+  activeRequests: number;
+  /** Connections currently open to this host. */
+  activeConnections: number;
+  /** Per-host counters shown by /clusters. */
+  readonly stats: HostStats;
+}
+
+/** Per-host counters (/clusters output). */
+export interface HostStats {
+  cx_total: number;
+  cx_connect_fail: number;
+  rq_total: number;
+  rq_success: number;
+  rq_error: number;
+  rq_timeout: number;
+}
+
+/** Envoy's per-cluster stats (`cluster.<name>.`), created once per cluster. */
+export interface ClusterStats {
+  upstream_cx_total: Counter;
+  upstream_cx_active: Gauge;
+  upstream_cx_connect_fail: Counter;
+  upstream_cx_connect_timeout: Counter;
+  upstream_cx_destroy: Counter;
+  upstream_cx_destroy_local: Counter;
+  upstream_cx_destroy_remote: Counter;
+  upstream_cx_rx_bytes_total: Counter;
+  upstream_cx_tx_bytes_total: Counter;
+  upstream_cx_none_healthy: Counter;
+  upstream_cx_connect_ms: Histogram;
+  upstream_cx_length_ms: Histogram;
+  upstream_rq_total: Counter;
+  upstream_rq_active: Gauge;
+  upstream_rq_pending_total: Counter;
+  upstream_rq_pending_active: Gauge;
+  upstream_rq_completed: Counter;
+  upstream_rq_timeout: Counter;
+  upstream_rq_rx_reset: Counter;
+  upstream_rq_tx_reset: Counter;
+  upstream_rq_retry: Counter;
+  upstream_rq_time: Histogram;
+  membership_healthy: Gauge;
+  membership_total: Gauge;
+  lb_healthy_panic: Counter;
+  /** Returns (creating on first use) `upstream_rq_<code>` and `upstream_rq_<N>xx`. */
+  recordResponseCode(code: number): void;
+}
+
+/** Inputs a load balancer may use to pick a host. */
+export interface LbContext {
+  /** Hash from the route's hash_policy (RING_HASH / MAGLEV); undefined when the policy gave none. */
+  hash?: bigint;
+  /** Hosts to avoid (retries, later). */
+  avoid?: readonly Host[];
+}
+
+/** A connection to an upstream host, owned by a pool while idle and by one request while in use. */
+export interface UpstreamConnection {
+  /** The socket. */
+  readonly conn: Deno.Conn;
+  /** The host it is connected to. */
+  readonly host: Host;
+  /** True when this connection served an earlier request. */
+  readonly reused: boolean;
+  /**
+   * A read already in flight into `readBuf` (idle connections keep one pending to notice a peer close);
+   * the user must await it before issuing its own reads. Null when none is pending.
+   */
+  pendingRead: Promise<number | null> | null;
+  /** The connection's own read buffer (at least 16 KiB). */
+  readonly readBuf: Uint8Array;
+  /** Bytes [readStart, readEnd) of readBuf are unconsumed data left over from the last read. */
+  readStart: number;
+  readEnd: number;
+  /** Returns the connection to its pool (`reusable`) or closes it. Call exactly once per acquire. */
+  release(reusable: boolean): void;
+}
+
+/** Why acquiring an upstream connection failed. */
+export type ConnectFailure = "connect_failure" | "connect_timeout" | "overflow" | "no_healthy_host";
+
+/** Result of a connection acquire. */
+export type AcquireResult =
+  | { ok: true; connection: UpstreamConnection }
+  | { ok: false; reason: ConnectFailure; detail: string };
+
+/** A cluster as seen by its users. */
+export interface Cluster {
+  /** Cluster name. */
+  readonly name: string;
+  /** Stats under `cluster.<name>.`. */
+  readonly stats: ClusterStats;
+  /** connect_timeout in ms (default 5000). */
+  readonly connectTimeoutMs: number;
+  /** per_connection_buffer_limit_bytes (default 1 MiB). */
+  readonly perConnectionBufferLimitBytes: number;
+  /** All hosts currently known (any health). */
+  hosts(): readonly Host[];
+  /** Picks a host with the cluster's LB policy; null when none is usable. */
+  chooseHost(ctx: LbContext): Host | null;
+  /** A pooled HTTP/1.1 keep-alive connection to `host` (reuses an idle one when possible). */
+  acquireHttp1(host: Host): Promise<AcquireResult>;
+  /** A fresh TCP connection to `host`, not pooled (tcp_proxy, upgrades). Counts in cx stats until closed. */
+  connectTcp(host: Host): Promise<AcquireResult>;
+  /** Records that a connection from `connectTcp` closed (for cx_active / cx_length). */
+  tcpClosed(conn: UpstreamConnection, closedLocally: boolean): void;
+}
+
+/** The set of clusters of one config snapshot on one worker. */
+export interface ClusterManager {
+  /** Finds a cluster by name. */
+  get(name: string): Cluster | undefined;
+  /** All clusters. */
+  all(): readonly Cluster[];
+  /** Starts DNS resolution etc.; resolves when every cluster finished its first resolution (warming). */
+  initialize(): Promise<void>;
+  /** Stops timers and closes idle pooled connections. */
+  close(): void;
+}

@@ -5,7 +5,7 @@
 import type { StreamInfo } from "../common/stream_info.ts";
 import type { FactoryContext } from "../network/filter.ts";
 import type { HeaderMap } from "./headers.ts";
-import type { RouteEntry } from "./routing/types.ts";
+import type { RouteContext, RouteEntry } from "./routing/types.ts";
 
 /** A request head as filters see it (pseudo-headers as fields). */
 export interface HttpRequest {
@@ -58,6 +58,10 @@ export interface HttpFilterCallbacks {
   readonly internal: boolean;
   /** The matched route (cached; recomputed after clearRouteCache). */
   route(): RouteEntry | null;
+  /** Context for route header formatters and hash policies. */
+  routeContext(): RouteContext;
+  /** The accepted upgrade type of this request (e.g. "websocket"), "" when not an upgrade. */
+  readonly upgradeType: string;
   /** Forgets the cached route so the next route() matches again (after a filter changed headers). */
   clearRouteCache(): void;
   /** Answers the request locally through the encode filters; the stream ends after it. */

@@ -3,6 +3,7 @@
  * the terminal filter (tcp_proxy, http_connection_manager) owns the byte loop of the connection.
  */
 import type { Clock } from "../common/clock.ts";
+import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { Logger } from "../common/log.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Scope, StatsStore } from "../stats/store.ts";
@@ -81,6 +82,8 @@ export interface FactoryContext {
   readonly clusterManager: ClusterManager;
   /** Time source. */
   readonly clock: Clock;
+  /** The worker's coarse timer wheel for connection and request timeouts. */
+  readonly timers: TimerWheel;
   /** Extension lookup (for nested typed configs). */
   readonly registry: Registry;
   /** Logger for the extension. */

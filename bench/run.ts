@@ -1,0 +1,304 @@
+/**
+ * `deno task bench`: HTTP/1.1 and TCP throughput of nuncio against nginx and HAProxy started by the
+ * same run on the same machine (all on 127.0.0.1, one worker each), plus nuncio's memory per idle
+ * keep-alive connection. See bench/README.md for every line of the report.
+ */
+
+import { Supervisor } from "./lib/proc.ts";
+import { findFreePorts, probeHttp } from "./lib/net.ts";
+import { median, runWrk } from "./lib/wrk.ts";
+import { ensureTools } from "./lib/tools.ts";
+import { BODY, type Env, startHaproxy, startNginxProxy, startOrigin } from "./targets.ts";
+import {
+  formatMemory,
+  formatRatio,
+  formatTable,
+  type MemoryResult,
+  ratio,
+  type TargetResult,
+} from "./report.ts";
+import { measureMemory } from "./memory_bench.ts";
+import { type NuncioLaunch, startNuncio } from "./targets.ts";
+
+/** Command-line options. */
+interface Options {
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  threads: number;
+  rounds: number;
+  c1S: number;
+  idleConns: number;
+  memory: boolean;
+  compareMemory: boolean;
+  nuncio: boolean;
+  nuncioBin?: string;
+  json?: string;
+  strict: boolean;
+  only?: string[];
+}
+
+const USAGE = `usage: deno task bench [options]
+  --quick              smoke run: 2 s per measurement, 1 round, no memory comparison
+  --duration S         seconds per measurement (default 8)
+  --warmup S           warm-up seconds per target before the rounds (default 3)
+  --connections N      wrk connections (default 64)
+  --threads N          wrk threads (default 1)
+  --rounds N           interleaved rounds, median reported (default 3)
+  --c1 S               seconds of the single-connection latency run, 0 to skip (default 3)
+  --idle-conns N       idle connections for the memory test (default 10000)
+  --no-memory          skip the memory test
+  --no-compare-memory  skip nginx/HAProxy per-connection memory (--compare-memory turns it on)
+  --no-nuncio          measure nginx and HAProxy only
+  --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
+  --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp)
+  --json FILE          also write the results as JSON
+  --strict             exit 1 if a ratio or memory target fails`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    durationS: 8,
+    warmupS: 3,
+    connections: 64,
+    threads: 1,
+    rounds: 3,
+    c1S: 3,
+    idleConns: 10_000,
+    memory: true,
+    compareMemory: true,
+    nuncio: true,
+    strict: false,
+  };
+  const num = (i: number) => {
+    const v = Number(argv[i + 1]);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`Bad value for ${argv[i]}: ${argv[i + 1]}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--quick") {
+      Object.assign(o, { durationS: 2, warmupS: 1, rounds: 1, c1S: 1, compareMemory: false });
+    } else if (a === "--duration") o.durationS = num(i++);
+    else if (a === "--warmup") o.warmupS = num(i++);
+    else if (a === "--connections") o.connections = num(i++);
+    else if (a === "--threads") o.threads = num(i++);
+    else if (a === "--rounds") o.rounds = Math.max(1, num(i++));
+    else if (a === "--c1") o.c1S = num(i++);
+    else if (a === "--idle-conns") o.idleConns = num(i++);
+    else if (a === "--no-memory") o.memory = false;
+    else if (a === "--no-compare-memory") o.compareMemory = false;
+    else if (a === "--compare-memory") o.compareMemory = true;
+    else if (a === "--no-nuncio") o.nuncio = false;
+    else if (a === "--nuncio-bin") o.nuncioBin = argv[++i];
+    else if (a === "--only") o.only = (argv[++i] ?? "").split(",");
+    else if (a === "--json") o.json = argv[++i];
+    else if (a === "--strict") o.strict = true;
+    else if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    } else throw new Error(`Unknown option ${a}\n${USAGE}`);
+  }
+  return o;
+}
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+function hardNofile(): number {
+  const out = new Deno.Command("bash", { args: ["-c", "ulimit -Hn"], stdout: "piped" }).outputSync();
+  const v = new TextDecoder().decode(out.stdout).trim();
+  return v === "unlimited" ? 65536 : Math.min(65536, Number(v) || 4096);
+}
+
+function newTarget(key: string, label: string, port: number): TargetResult {
+  return { key, label, port, runs: [], errors: 0 };
+}
+
+async function checkTarget(t: TargetResult): Promise<void> {
+  try {
+    const r = await probeHttp(t.port);
+    if (r.status !== 200 || r.bodyBytes !== BODY.length) {
+      t.error = `probe answered ${r.status} with ${r.bodyBytes} body bytes (want 200 and ${BODY.length})`;
+    }
+  } catch (e) {
+    t.error = `probe failed: ${(e as Error).message}`;
+  }
+}
+
+async function measure(targets: TargetResult[], o: Options): Promise<void> {
+  const live = targets.filter((t) => !t.error);
+  const wrk = (t: TargetResult, durationS: number, connections: number) =>
+    runWrk({ url: `http://127.0.0.1:${t.port}/`, threads: o.threads, connections, durationS });
+  for (const t of live) {
+    if (o.warmupS <= 0) break;
+    console.error(`warm-up ${t.label} (${o.warmupS}s)`);
+    await wrk(t, o.warmupS, o.connections).catch((e) => (t.error = (e as Error).message));
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const t of live) {
+      if (t.error) continue;
+      try {
+        const r = await wrk(t, o.durationS, o.connections);
+        t.runs.push(r);
+        t.errors += r.socketErrors + r.non2xx;
+        console.error(`round ${round}/${o.rounds} ${t.label}: ${Math.round(r.rps)} req/s`);
+      } catch (e) {
+        t.error = (e as Error).message;
+      }
+    }
+  }
+  for (const t of live) {
+    if (o.c1S <= 0 || t.error) continue;
+    try {
+      t.c1 = await wrk(t, o.c1S, 1);
+      t.errors += t.c1.socketErrors + t.c1.non2xx;
+    } catch (e) {
+      t.error = (e as Error).message;
+    }
+  }
+  for (const t of targets) {
+    if (t.runs.length === 0) continue;
+    t.median = {
+      rps: median(t.runs.map((r) => r.rps)),
+      p50Us: median(t.runs.map((r) => r.p50Us)),
+      p99Us: median(t.runs.map((r) => r.p99Us)),
+    };
+  }
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(Deno.args);
+  const want = (key: string) => !o.only || o.only.includes(key);
+  const launch: NuncioLaunch = { root: ROOT, bin: o.nuncioBin };
+  let nuncioNote = "";
+  if (o.nuncio && !o.nuncioBin) {
+    try {
+      Deno.statSync(`${ROOT}/main.ts`);
+    } catch {
+      o.nuncio = false;
+      nuncioNote = `nuncio skipped: ${ROOT}/main.ts does not exist`;
+    }
+  }
+  const bins = await ensureTools([
+    { bin: "nginx", packages: ["nginx-light", "nginx"] },
+    { bin: "haproxy", packages: ["haproxy"] },
+    { bin: "wrk", packages: ["wrk"] },
+  ]);
+  const dir = Deno.makeTempDirSync({ prefix: "nuncio-bench-" });
+  const sup = new Supervisor();
+  const env: Env = {
+    dir,
+    sup,
+    bins: { nginx: bins.get("nginx")!, haproxy: bins.get("haproxy")! },
+    nofile: hardNofile(),
+  };
+  const targets: TargetResult[] = [];
+  let memory: MemoryResult | undefined;
+  try {
+    const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp] = findFreePorts(7);
+    await startOrigin(env, origin);
+    const add = async (key: string, label: string, port: number, start: () => Promise<unknown>) => {
+      if (!want(key)) return;
+      const t = newTarget(key, label, port);
+      targets.push(t);
+      try {
+        await start();
+        await checkTarget(t);
+      } catch (e) {
+        t.error = (e as Error).message.split("\n").slice(0, 6).join(" | ");
+      }
+    };
+    await add("direct", "direct origin", origin, () => Promise.resolve());
+    await add("nginx", "nginx", nginx, () => startNginxProxy(env, nginx, origin));
+    await add(
+      "haproxy-http",
+      "HAProxy HTTP",
+      hHttp,
+      () => startHaproxy(env, "http", { port: hHttp, origin }),
+    );
+    await add("haproxy-tcp", "HAProxy TCP", hTcp, () => startHaproxy(env, "tcp", { port: hTcp, origin }));
+    if (o.nuncio && (want("nuncio-http") || want("nuncio-tcp"))) {
+      let startError = "";
+      try {
+        await startNuncio(env, launch, { admin, http: nHttp, tcp: nTcp, origin });
+      } catch (e) {
+        startError = (e as Error).message.split("\n").slice(0, 6).join(" | ");
+      }
+      for (
+        const [key, label, port] of [["nuncio-http", "nuncio HTTP", nHttp], [
+          "nuncio-tcp",
+          "nuncio TCP",
+          nTcp,
+        ]] as const
+      ) {
+        if (!want(key)) continue;
+        const t = newTarget(key, label, port);
+        targets.push(t);
+        if (startError) t.error = startError;
+        else await checkTarget(t);
+      }
+    }
+    for (const t of targets) if (t.error) console.error(`${t.label}: ${t.error}`);
+    console.error(
+      `measuring ${targets.filter((t) => !t.error).length} targets: wrk -t${o.threads} -c${o.connections} ` +
+        `-d${o.durationS}s, ${o.rounds} interleaved round(s), config in ${dir}`,
+    );
+    await measure(targets, o);
+    if (o.memory && (o.nuncio || o.compareMemory)) {
+      // Free the CPU for the memory run: keep only the origin.
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      memory = await measureMemory(env, {
+        launch: o.nuncio ? launch : undefined,
+        origin,
+        count: o.idleConns,
+        compare: o.compareMemory,
+      });
+    }
+  } finally {
+    await sup.dispose();
+  }
+
+  const byKey = (k: string) => targets.find((t) => t.key === k);
+  const ratios = [
+    ratio("http1 nuncio/nginx", byKey("nuncio-http"), byKey("nginx"), 0.6),
+    ratio("tcp nuncio/haproxy-tcp", byKey("nuncio-tcp"), byKey("haproxy-tcp"), 0.8),
+  ];
+  console.log(
+    `\nwrk -t${o.threads} -c${o.connections} -d${o.durationS}s, median of ${o.rounds} round(s); ` +
+      `+p50/+p99 = added vs direct origin; c=1 = one connection for ${o.c1S}s`,
+  );
+  console.log(formatTable(targets, byKey("direct")));
+  for (const t of targets) if (t.error && t.median) console.log(`note: ${t.label}: ${t.error}`);
+  if (nuncioNote) console.log(nuncioNote);
+  console.log("");
+  for (const r of ratios) console.log(formatRatio(r));
+  if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
+
+  if (o.json) {
+    const out = {
+      date: new Date().toISOString(),
+      options: o,
+      cpus: navigator.hardwareConcurrency,
+      targets,
+      ratios,
+      memory,
+    };
+    Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
+    console.log(`\nwrote ${o.json}`);
+  }
+  const memFail = memory?.nuncio.some((r) => r.perConnKiB > 16) || (memory?.idleRssKiB ?? 0) > 80 * 1024;
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch {
+    // Left behind for inspection.
+  }
+  return o.strict && (ratios.some((r) => !r.pass) || memFail) ? 1 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    Deno.exit(2);
+  }
+}

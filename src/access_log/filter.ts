@@ -1,0 +1,160 @@
+/**
+ * Access log filters (envoy.config.accesslog.v3.AccessLogFilter): status_code_filter, duration_filter,
+ * response_flag_filter, and_filter, or_filter. Runtime keys have no runtime to read here, so their
+ * default_value applies (what Envoy does when the key is unset). Other filter kinds are config errors.
+ */
+import { z } from "zod";
+import type { Clock } from "../common/clock.ts";
+import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
+import type { StreamInfo } from "../common/stream_info.ts";
+import { uint32 } from "../config/common.ts";
+
+/** Short flag name -> bit, derived from the shared response flag table. */
+const FLAG_BITS: ReadonlyMap<string, number> = new Map(
+  Object.values(ResponseFlag).map((bit) => [formatResponseFlags(bit), bit]),
+);
+
+const comparison = z.strictObject({
+  op: z.enum(["EQ", "GE", "LE", "NE"]).default("EQ"),
+  value: z.strictObject({ default_value: uint32.default(0), runtime_key: z.string().min(1) }),
+});
+
+/** The parsed form of an access log filter. */
+export type AccessLogFilterConfig =
+  | { kind: "status_code" | "duration"; op: "EQ" | "GE" | "LE" | "NE"; value: number }
+  | { kind: "response_flag"; mask: number }
+  | { kind: "and" | "or"; filters: AccessLogFilterConfig[] };
+
+const UNSUPPORTED_FILTERS = [
+  "not_health_check_filter",
+  "traceable_filter",
+  "runtime_filter",
+  "header_filter",
+  "grpc_status_filter",
+  "extension_filter",
+  "metadata_filter",
+  "log_type_filter",
+];
+
+/** Schema of one AccessLogFilter (exactly one filter field). */
+export const accessLogFilterSchema: z.ZodType<AccessLogFilterConfig> = z.lazy(() =>
+  z.strictObject({
+    status_code_filter: z.strictObject({ comparison }).optional(),
+    duration_filter: z.strictObject({ comparison }).optional(),
+    response_flag_filter: z.strictObject({ flags: z.array(z.string()).default([]) }).optional(),
+    and_filter: z.strictObject({ filters: z.array(accessLogFilterSchema).min(2) }).optional(),
+    or_filter: z.strictObject({ filters: z.array(accessLogFilterSchema).min(2) }).optional(),
+    ...Object.fromEntries(UNSUPPORTED_FILTERS.map((k) => [k, z.unknown().optional()])),
+  }).transform((v, ctx): AccessLogFilterConfig => {
+    const set = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+    if (set.length !== 1) {
+      ctx.addIssue({ code: "custom", message: "Exactly one filter type must be set" });
+      return z.NEVER;
+    }
+    const key = set[0];
+    if (UNSUPPORTED_FILTERS.includes(key)) {
+      ctx.addIssue({ code: "custom", path: [key], message: "Filter not supported by nuncio" });
+      return z.NEVER;
+    }
+    if (v.status_code_filter) {
+      const c = v.status_code_filter.comparison;
+      return { kind: "status_code", op: c.op, value: c.value.default_value };
+    }
+    if (v.duration_filter) {
+      const c = v.duration_filter.comparison;
+      return { kind: "duration", op: c.op, value: c.value.default_value };
+    }
+    if (v.response_flag_filter) {
+      let mask = 0;
+      const flags = v.response_flag_filter.flags;
+      for (let i = 0; i < flags.length; i++) {
+        const bit = FLAG_BITS.get(flags[i]);
+        if (bit === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["response_flag_filter", "flags", i],
+            message: `Unknown or unsupported response flag "${flags[i]}"`,
+          });
+          return z.NEVER;
+        }
+        mask |= bit;
+      }
+      return { kind: "response_flag", mask };
+    }
+    if (v.and_filter) return { kind: "and", filters: v.and_filter.filters };
+    return { kind: "or", filters: v.or_filter!.filters };
+  })
+) as unknown as z.ZodType<AccessLogFilterConfig>;
+
+/** A compiled filter: true means "log this entry". */
+export interface AccessLogFilter {
+  /** Decides for one finished stream. */
+  evaluate(info: StreamInfo): boolean;
+}
+
+function compare(op: string, actual: number, expected: number): boolean {
+  switch (op) {
+    case "GE":
+      return actual >= expected;
+    case "LE":
+      return actual <= expected;
+    case "NE":
+      return actual !== expected;
+    default:
+      return actual === expected;
+  }
+}
+
+class StatusCodeFilter implements AccessLogFilter {
+  constructor(readonly op: string, readonly value: number) {}
+  evaluate(info: StreamInfo): boolean {
+    return compare(this.op, info.responseCode, this.value);
+  }
+}
+
+class DurationFilter implements AccessLogFilter {
+  constructor(readonly op: string, readonly value: number, readonly clock: Clock) {}
+  evaluate(info: StreamInfo): boolean {
+    return compare(this.op, Math.floor(info.durationMs(this.clock.monotonic())), this.value);
+  }
+}
+
+class ResponseFlagFilter implements AccessLogFilter {
+  constructor(readonly mask: number) {}
+  evaluate(info: StreamInfo): boolean {
+    // No flags listed: any flag matches (Envoy's rule).
+    return this.mask === 0 ? info.responseFlags !== 0 : (info.responseFlags & this.mask) !== 0;
+  }
+}
+
+class AndFilter implements AccessLogFilter {
+  constructor(readonly filters: AccessLogFilter[]) {}
+  evaluate(info: StreamInfo): boolean {
+    for (const f of this.filters) if (!f.evaluate(info)) return false;
+    return true;
+  }
+}
+
+class OrFilter implements AccessLogFilter {
+  constructor(readonly filters: AccessLogFilter[]) {}
+  evaluate(info: StreamInfo): boolean {
+    for (const f of this.filters) if (f.evaluate(info)) return true;
+    return false;
+  }
+}
+
+/** Builds the filter object for a parsed config (config time). */
+export function compileFilter(cfg: AccessLogFilterConfig, clock: Clock): AccessLogFilter {
+  switch (cfg.kind) {
+    case "status_code":
+      return new StatusCodeFilter(cfg.op, cfg.value);
+    case "duration":
+      return new DurationFilter(cfg.op, cfg.value, clock);
+    case "response_flag":
+      return new ResponseFlagFilter(cfg.mask);
+    case "and":
+      return new AndFilter(cfg.filters.map((f) => compileFilter(f, clock)));
+    case "or":
+      return new OrFilter(cfg.filters.map((f) => compileFilter(f, clock)));
+  }
+}

@@ -1,0 +1,16 @@
+/** Contracts of access logging: what the connection manager and tcp_proxy call at the end of a stream. */
+import type { StreamInfo } from "../common/stream_info.ts";
+import type { FactoryContext } from "../network/filter.ts";
+
+/** One configured access log sink (built once per config snapshot). */
+export interface AccessLogger {
+  /** Formats and queues one entry; never blocks and never throws. */
+  log(info: StreamInfo): void;
+  /** Flushes what is queued and releases the sink. */
+  close(): Promise<void>;
+  /** Reopens the destination file at the next write (admin `/reopen_logs`); absent for streams. */
+  reopen?(): void;
+}
+
+/** The `create` signature of access logger extensions (category "access_logger"). */
+export type AccessLoggerCreate<C> = (config: C, ctx: FactoryContext) => AccessLogger;

@@ -1,0 +1,136 @@
+/** The envoy.config.bootstrap.v3.Bootstrap subset nuncio implements, and its cross-reference checks. */
+import { z } from "zod";
+import { address } from "./common.ts";
+import { typedExtension } from "./extension_ref.ts";
+import { configError, type ConfigIssue } from "./errors.ts";
+import { listenerSchema } from "./listener.ts";
+import { notSupported, notSupportedFields } from "./schema_util.ts";
+import { clusterSchema } from "../upstream/config.ts";
+
+/** envoy.config.core.v3.Locality. */
+export const localitySchema = z.strictObject({
+  region: z.string().optional(),
+  zone: z.string().optional(),
+  sub_zone: z.string().optional(),
+});
+
+/** envoy.config.core.v3.Node (identity reported to xDS servers and shown by /server_info). */
+export const nodeSchema = z.strictObject({
+  id: z.string().optional(),
+  cluster: z.string().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  locality: localitySchema.optional(),
+  user_agent_name: z.string().optional(),
+  user_agent_version: z.string().optional(),
+  ...notSupportedFields([
+    "user_agent_build_version",
+    "extensions",
+    "client_features",
+    "listening_addresses",
+    "dynamic_parameters",
+  ]),
+});
+
+/** envoy.config.bootstrap.v3.Admin. */
+export const adminSchema = z.strictObject({
+  address: address.optional(),
+  access_log: z.array(typedExtension("access_logger")).default([]),
+  /** Deprecated in Envoy: a file path for the admin access log. */
+  access_log_path: z.string().optional(),
+  profile_path: z.string().optional(),
+  ...notSupportedFields(["socket_options", "ignore_global_conn_limit"]),
+});
+
+/** envoy.config.bootstrap.v3.Bootstrap.StaticResources. */
+export const staticResourcesSchema = z.strictObject({
+  listeners: z.array(listenerSchema).default([]),
+  clusters: z.array(clusterSchema).default([]),
+  secrets: notSupported,
+});
+
+/** envoy.config.bootstrap.v3.Bootstrap. */
+export const bootstrapSchema = z.strictObject({
+  node: nodeSchema.optional(),
+  admin: adminSchema.optional(),
+  static_resources: staticResourcesSchema.default(() => ({ listeners: [], clusters: [] })),
+  ...notSupportedFields([
+    "node_context_params",
+    "dynamic_resources",
+    "cluster_manager",
+    "hds_config",
+    "flags_path",
+    "stats_sinks",
+    "deferred_stat_options",
+    "stats_config",
+    "stats_flush_interval",
+    "stats_flush_on_admin",
+    "watchdog",
+    "watchdogs",
+    "tracing",
+    "runtime",
+    "layered_runtime",
+    "overload_manager",
+    "enable_dispatcher_stats",
+    "header_prefix",
+    "stats_server_version_override",
+    "use_tcp_for_dns_lookups",
+    "dns_resolution_config",
+    "typed_dns_resolver_config",
+    "bootstrap_extensions",
+    "fatal_actions",
+    "config_sources",
+    "default_config_source",
+    "default_socket_interface",
+    "certificate_provider_instances",
+    "inline_headers",
+    "perf_tracing_file_path",
+    "default_regex_engine",
+    "xds_delegate_extension",
+    "xds_config_tracker_extension",
+    "listener_manager",
+    "application_log_config",
+    "grpc_async_client_manager_config",
+    "memory_allocator_manager",
+  ]),
+});
+
+/** The parsed bootstrap: durations in ms, defaults filled, typed configs resolved to ExtensionRefs. */
+export type Bootstrap = z.output<typeof bootstrapSchema>;
+
+/** Runs after the schema passed: unique listener and cluster names, one listener per address:port. */
+export function crossValidate(b: Bootstrap): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const base = ["static_resources"];
+  const listenerNames = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  b.static_resources.listeners.forEach((l, i) => {
+    const prev = listenerNames.get(l.name);
+    if (prev !== undefined) {
+      issues.push(configError(
+        [...base, "listeners", i, "name"],
+        `Duplicate listener name "${l.name}" (also listeners[${prev}])`,
+      ));
+    } else listenerNames.set(l.name, i);
+    const sa = l.address.socket_address;
+    if (sa.port_value === 0) return; // port 0: the kernel picks a free port for each listener
+    const key = `${sa.address}:${sa.port_value}`;
+    const prevAddr = addresses.get(key);
+    if (prevAddr !== undefined) {
+      issues.push(configError(
+        [...base, "listeners", i, "address"],
+        `Listener "${l.name}" has the same address ${key} as listeners[${prevAddr}]`,
+      ));
+    } else addresses.set(key, i);
+  });
+  const clusterNames = new Map<string, number>();
+  b.static_resources.clusters.forEach((c, i) => {
+    const prev = clusterNames.get(c.name);
+    if (prev !== undefined) {
+      issues.push(configError(
+        [...base, "clusters", i, "name"],
+        `Duplicate cluster name "${c.name}" (also clusters[${prev}])`,
+      ));
+    } else clusterNames.set(c.name, i);
+  });
+  return issues;
+}

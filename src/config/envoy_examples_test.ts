@@ -1,0 +1,87 @@
+/**
+ * Configs written for Envoy load unchanged (as far as the features exist). Needs the real extensions,
+ * so it imports the builtin registry.
+ */
+import assert from "node:assert/strict";
+import "../registry/builtin.ts";
+import { type ConfigError, formatConfigError } from "./errors.ts";
+import { loadConfigFile, loadConfigText, type LoadResult } from "./load.ts";
+
+const FIXTURES = new URL("../../tests/fixtures/config/", import.meta.url);
+const fixture = (name: string) => new URL(name, FIXTURES).pathname;
+const HCM = "envoy.filters.network.http_connection_manager";
+
+function okOf(r: LoadResult) {
+  assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+  return r.bootstrap;
+}
+
+function errorsOf(r: LoadResult): ConfigError[] {
+  assert.equal(r.ok, false, "expected the config to be rejected");
+  return (r as { errors: ConfigError[] }).errors;
+}
+
+Deno.test("Envoy front proxy (HCM + router, STRICT_DNS clusters) loads", async () => {
+  const b = okOf(await loadConfigFile(fixture("envoy_front_proxy.yaml")));
+  const l = b.static_resources.listeners[0];
+  assert.equal(l.name, "0.0.0.0_8080");
+  assert.deepEqual(l.filter_chains[0].filters.map((f) => f.ext.name), [HCM]);
+  assert.deepEqual(b.static_resources.clusters.map((c) => [c.name, c.type, c.lb_policy, c.connect_timeout]), [
+    ["service1", "STRICT_DNS", "ROUND_ROBIN", 250],
+    ["service2", "STRICT_DNS", "LEAST_REQUEST", 250],
+  ]);
+  assert.equal(b.admin?.address?.socket_address.port_value, 8081);
+});
+
+Deno.test("Envoy front proxy in JSON loads", async () => {
+  const b = okOf(await loadConfigFile(fixture("envoy_front_proxy.json")));
+  assert.equal(b.static_resources.listeners[0].filter_chains[0].filters[0].ext.name, HCM);
+});
+
+Deno.test("Envoy tcp_proxy example loads", async () => {
+  const b = okOf(await loadConfigFile(fixture("envoy_tcp_proxy.yaml")));
+  const f = b.static_resources.listeners[0].filter_chains[0].filters[0];
+  assert.equal(f.ext.name, "envoy.filters.network.tcp_proxy");
+  assert.equal(b.static_resources.clusters[0].connect_timeout, 30_000);
+});
+
+Deno.test("an error deep inside the HCM typed_config is positioned", async () => {
+  const file = fixture("envoy_front_proxy.yaml");
+  const text = (await Deno.readTextFile(file)).replace("timeout: 5s", "timeout: 5 seconds");
+  const errors = errorsOf(loadConfigText(text, "front.yaml"));
+  assert.equal(errors.length, 1, errors.map(formatConfigError).join("\n"));
+  const e = errors[0];
+  assert.equal(
+    e.path,
+    "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.timeout",
+  );
+  assert.deepEqual([e.line, e.column], [27, 38]);
+});
+
+Deno.test("Envoy fields nuncio lacks are named, not ignored", async () => {
+  const text = await Deno.readTextFile(fixture("envoy_front_proxy.yaml")) + [
+    "layered_runtime:",
+    "  layers:",
+    "  - name: static_layer_0",
+    "    static_layer: {}",
+  ].join("\n");
+  const errors = errorsOf(loadConfigText(text, "front.yaml"));
+  assert.deepEqual(errors.map(formatConfigError), [
+    "front.yaml:69:3: layered_runtime: Field not supported by nuncio",
+  ]);
+});
+
+Deno.test("Envoy getting-started access log (stdout logger on the HCM) loads", async () => {
+  const text = (await Deno.readTextFile(fixture("envoy_front_proxy.yaml"))).replace(
+    "          stat_prefix: ingress_http\n",
+    [
+      "          stat_prefix: ingress_http",
+      "          access_log:",
+      "          - name: envoy.access_loggers.stdout",
+      "            typed_config:",
+      '              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+      "",
+    ].join("\n"),
+  );
+  okOf(loadConfigText(text, "front.yaml"));
+});

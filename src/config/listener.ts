@@ -1,0 +1,143 @@
+/** The envoy.config.listener.v3.Listener subset nuncio implements. */
+import { z } from "zod";
+import { address, uint32 } from "./common.ts";
+import { typedExtension } from "./extension_ref.ts";
+import { notSupported, notSupportedFields } from "./schema_util.ts";
+
+/**
+ * Names of the network filters that must end a filter chain (and may appear only there). The terminal
+ * property of a filter is only known once its factory is created, so the check goes by name.
+ */
+export const terminalNetworkFilters: Set<string> = new Set([
+  "envoy.filters.network.tcp_proxy",
+  "envoy.filters.network.http_connection_manager",
+]);
+
+/** Adds a terminal network filter name (extensions outside the built-in list, and tests). */
+export function addTerminalNetworkFilter(name: string): void {
+  terminalNetworkFilters.add(name);
+}
+
+/** envoy.config.listener.v3.FilterChainMatch: only an empty match until TLS (SNI, ALPN) is implemented. */
+export const filterChainMatchSchema = z.strictObject(notSupportedFields([
+  "destination_port",
+  "prefix_ranges",
+  "address_suffix",
+  "suffix_len",
+  "direct_source_prefix_ranges",
+  "source_type",
+  "source_prefix_ranges",
+  "source_ports",
+  "server_names",
+  "transport_protocol",
+  "application_protocols",
+]));
+
+/** envoy.config.listener.v3.FilterChain. */
+export const filterChainSchema = z.strictObject({
+  name: z.string().optional(),
+  filter_chain_match: filterChainMatchSchema.optional(),
+  filters: z.array(typedExtension("network_filter")).default([]),
+  transport_socket: notSupported,
+  ...notSupportedFields([
+    "use_proxy_proto",
+    "metadata",
+    "transport_socket_connect_timeout",
+    "on_demand_configuration",
+  ]),
+}).superRefine((chain, ctx) => {
+  const filters = chain.filters;
+  if (filters.length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["filters"],
+      message: "A filter chain needs a terminal network filter (tcp_proxy or http_connection_manager)",
+    });
+    return;
+  }
+  filters.forEach((f, i) => {
+    const terminal = terminalNetworkFilters.has(f.ext.name);
+    const last = i === filters.length - 1;
+    if (terminal && !last) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["filters", i],
+        message: `Terminal filter ${f.ext.name} must be the last filter in a network filter chain`,
+      });
+    } else if (!terminal && last) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["filters", i],
+        message: `Non-terminal filter ${f.ext.name} is the last filter in a network filter chain`,
+      });
+    }
+  });
+});
+
+/** The parsed form of a FilterChain. */
+export type FilterChainConfig = z.output<typeof filterChainSchema>;
+
+const ONE_MIB = 1024 * 1024;
+
+/** envoy.config.listener.v3.Listener; `name` defaults to "<address>_<port>" as in Envoy's stat names. */
+export const listenerSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  address,
+  stat_prefix: z.string().optional(),
+  filter_chains: z.array(filterChainSchema).min(1, {
+    error: "A listener needs at least one filter chain",
+  }),
+  per_connection_buffer_limit_bytes: uint32.default(ONE_MIB),
+  listener_filters: z.array(z.unknown()).max(0, { error: "Listener filters are not supported by nuncio" })
+    .optional(),
+  access_log: z.array(typedExtension("access_logger")).default([]),
+  enable_reuse_port: z.boolean().optional(),
+  drain_type: z.enum(["DEFAULT", "MODIFY_ONLY"]).default("DEFAULT"),
+  traffic_direction: z.enum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]).default("UNSPECIFIED"),
+  tcp_backlog_size: uint32.optional(),
+  connection_balance_config: notSupported,
+  ...notSupportedFields([
+    "additional_addresses",
+    "filter_chain_matcher",
+    "use_original_dst",
+    "default_filter_chain",
+    "metadata",
+    "deprecated_v1",
+    "listener_filters_timeout",
+    "continue_on_listener_filters_timeout",
+    "transparent",
+    "freebind",
+    "socket_options",
+    "tcp_fast_open_queue_length",
+    "udp_listener_config",
+    "api_listener",
+    "reuse_port",
+    "max_connections_to_accept_per_socket_event",
+    "bind_to_port",
+    "internal_listener",
+    "enable_mptcp",
+    "ignore_global_conn_limit",
+    "bypass_overload_manager",
+    "fcds_config",
+  ]),
+}).superRefine((l, ctx) => {
+  if (l.filter_chains.length > 1) {
+    // every chain has the same (empty) match until filter_chain_match is implemented
+    ctx.addIssue({
+      code: "custom",
+      path: ["filter_chains", 1],
+      message: "Multiple filter chains with the same matching rules are defined",
+    });
+  }
+}).transform((l) => ({
+  ...l,
+  name: l.name ?? defaultListenerName(l.address.socket_address),
+}));
+
+/** The parsed form of a Listener (name always set). */
+export type ListenerConfig = z.output<typeof listenerSchema>;
+
+/** Envoy's address-derived name, e.g. "0.0.0.0_10000" (also the `listener.<name>.` stats prefix). */
+export function defaultListenerName(a: { address: string; port_value: number }): string {
+  return `${a.address}_${a.port_value}`;
+}

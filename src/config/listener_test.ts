@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { FAKE_OBSERVER, FAKE_TERMINAL } from "./test_extensions.ts";
+import { formatConfigError } from "./errors.ts";
+import { defaultListenerName, listenerSchema, terminalNetworkFilters } from "./listener.ts";
+import { loadConfigText } from "./load.ts";
+
+/** A bootstrap with one listener whose body is `body` (indented 4 spaces). */
+function withListener(body: string[]): string {
+  return [
+    "static_resources:",
+    "  listeners:",
+    "  - address: { socket_address: { address: 0.0.0.0, port_value: 10000 } }",
+    ...body.map((l) => `    ${l}`),
+  ].join("\n");
+}
+
+function errorLines(text: string): string[] {
+  const r = loadConfigText(text, "l.yaml");
+  assert.equal(r.ok, false, "expected the config to be rejected");
+  return r.ok ? [] : r.errors.map(formatConfigError);
+}
+
+const terminal =
+  `- name: ${FAKE_TERMINAL}\n        typed_config: { "@type": type.googleapis.com/test.TerminalFake, stat_prefix: s, cluster: c }`;
+
+Deno.test("listener schema", async (t) => {
+  await t.step("the built-in terminal filters are listed", () => {
+    assert.ok(terminalNetworkFilters.has("envoy.filters.network.tcp_proxy"));
+    assert.ok(terminalNetworkFilters.has("envoy.filters.network.http_connection_manager"));
+  });
+
+  await t.step("defaults: name from the address, 1 MiB buffer, DEFAULT drain", () => {
+    const l = listenerSchema.parse({
+      address: { socket_address: { address: "127.0.0.1", port_value: 8080 } },
+      filter_chains: [{
+        filters: [{
+          name: FAKE_TERMINAL,
+          typed_config: { "@type": "type.googleapis.com/test.TerminalFake", stat_prefix: "s", cluster: "c" },
+        }],
+      }],
+    });
+    assert.equal(l.name, "127.0.0.1_8080");
+    assert.equal(l.per_connection_buffer_limit_bytes, 1048576);
+    assert.equal(l.drain_type, "DEFAULT");
+    assert.deepEqual(l.access_log, []);
+    assert.equal(defaultListenerName({ address: "::", port_value: 1 }), "::_1");
+  });
+
+  await t.step("accepted fields parse", () => {
+    const r = loadConfigText(
+      withListener([
+        "name: in",
+        "stat_prefix: ingress",
+        "enable_reuse_port: true",
+        "drain_type: MODIFY_ONLY",
+        "traffic_direction: INBOUND",
+        "tcp_backlog_size: 512",
+        "per_connection_buffer_limit_bytes: 32768",
+        "listener_filters: []",
+        "filter_chains:",
+        "- name: main",
+        "  filter_chain_match: {}",
+        "  filters:",
+        `  ${terminal}`,
+      ]),
+      "l.yaml",
+    );
+    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+    const l = r.bootstrap.static_resources.listeners[0];
+    assert.equal(l.name, "in");
+    assert.equal(l.drain_type, "MODIFY_ONLY");
+    assert.equal(l.traffic_direction, "INBOUND");
+    assert.equal(l.per_connection_buffer_limit_bytes, 32768);
+    assert.equal(l.filter_chains[0].name, "main");
+  });
+
+  await t.step("a filter chain must end with exactly one terminal filter", () => {
+    assert.deepEqual(
+      errorLines(withListener(["filter_chains:", `- filters:`, `  - name: ${FAKE_OBSERVER}`])),
+      [
+        `l.yaml:6:9: static_resources.listeners[0].filter_chains[0].filters[0]: Non-terminal filter ${FAKE_OBSERVER} is the last filter in a network filter chain`,
+      ],
+    );
+    assert.deepEqual(
+      errorLines(
+        withListener(["filter_chains:", "- filters:", `  ${terminal}`, `  - name: ${FAKE_OBSERVER}`]),
+      ),
+      [
+        `l.yaml:6:9: static_resources.listeners[0].filter_chains[0].filters[0]: Terminal filter ${FAKE_TERMINAL} must be the last filter in a network filter chain`,
+        `l.yaml:8:9: static_resources.listeners[0].filter_chains[0].filters[1]: Non-terminal filter ${FAKE_OBSERVER} is the last filter in a network filter chain`,
+      ],
+    );
+    assert.deepEqual(errorLines(withListener(["filter_chains:", "- filters: []"])), [
+      "l.yaml:5:16: static_resources.listeners[0].filter_chains[0].filters: A filter chain needs a terminal network filter (tcp_proxy or http_connection_manager)",
+    ]);
+  });
+
+  await t.step("a listener needs exactly one filter chain for now", () => {
+    assert.deepEqual(errorLines(withListener(["filter_chains: []"])), [
+      "l.yaml:4:20: static_resources.listeners[0].filter_chains: A listener needs at least one filter chain",
+    ]);
+    const two = withListener([
+      "filter_chains:",
+      "- filters:",
+      `  ${terminal}`,
+      "- filters:",
+      `  ${terminal}`,
+    ]);
+    assert.deepEqual(errorLines(two), [
+      "l.yaml:8:7: static_resources.listeners[0].filter_chains[1]: Multiple filter chains with the same matching rules are defined",
+    ]);
+  });
+
+  await t.step("unknown filters name the type URL or the name", () => {
+    const lines = errorLines(withListener([
+      "filter_chains:",
+      "- filters:",
+      "  - name: envoy.filters.network.nope",
+    ]));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0],
+      /^l\.yaml:6:15: .*filters\[0\]\.name: Unknown or unsupported network filter "envoy\.filters\.network\.nope"$/,
+    );
+  });
+
+  await t.step("TLS and matching fields are not supported yet", () => {
+    const lines = errorLines(withListener([
+      "listener_filters:",
+      "- name: envoy.filters.listener.tls_inspector",
+      "connection_balance_config: { exact_balance: {} }",
+      "socket_options: []",
+      "filter_chains:",
+      "- filter_chain_match: { server_names: [a.example] }",
+      "  transport_socket: { name: envoy.transport_sockets.tls }",
+      "  filters:",
+      `  ${terminal}`,
+    ]));
+    assert.deepEqual(lines, [
+      "l.yaml:5:5: static_resources.listeners[0].listener_filters: Listener filters are not supported by nuncio",
+      "l.yaml:6:32: static_resources.listeners[0].connection_balance_config: Field not supported by nuncio",
+      "l.yaml:7:21: static_resources.listeners[0].socket_options: Field not supported by nuncio",
+      "l.yaml:9:43: static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names: Field not supported by nuncio",
+      "l.yaml:10:25: static_resources.listeners[0].filter_chains[0].transport_socket: Field not supported by nuncio",
+    ]);
+  });
+
+  await t.step("access loggers resolve through the registry", () => {
+    const r = loadConfigText(
+      withListener([
+        "access_log:",
+        "- name: test.access_loggers.fake",
+        "  typed_config: { '@type': type.googleapis.com/test.FakeLog, path: /dev/stdout }",
+        "filter_chains:",
+        "- filters:",
+        `  ${terminal}`,
+      ]),
+      "l.yaml",
+    );
+    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+    assert.deepEqual(r.bootstrap.static_resources.listeners[0].access_log[0].config, { path: "/dev/stdout" });
+  });
+
+  await t.step("two listeners on port 0 do not conflict", () => {
+    const l = (name: string) => [
+      `  - name: ${name}`,
+      "    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }",
+      "    filter_chains:",
+      "    - filters:",
+      `      ${terminal}`,
+    ];
+    const r = loadConfigText(
+      ["static_resources:", "  listeners:", ...l("a"), ...l("b")].join("\n"),
+      "p.yaml",
+    );
+    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * Loads a bootstrap file (YAML or JSON), validates it with the bootstrap schema and reports every
+ * problem as `file:line:col: field.path: message`. Opens no sockets and creates no extension factory.
+ */
+import { type Document, LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { type Bootstrap, bootstrapSchema, crossValidate } from "./bootstrap.ts";
+import {
+  type ConfigError,
+  type ConfigIssue,
+  ConfigIssueError,
+  formatConfigError,
+  formatPath,
+  type PathSegment,
+  UNKNOWN_FIELD,
+} from "./errors.ts";
+import { checkJsonSyntax } from "./json_syntax.ts";
+import { locate, offsetToLineCol, toLineCol } from "./positions.ts";
+
+/** The outcome of loading a config: the parsed bootstrap and the plain document, or every error. */
+export type LoadResult =
+  | { ok: true; bootstrap: Bootstrap; raw: unknown }
+  | { ok: false; errors: ConfigError[] };
+
+/** A pass run on a bootstrap that passed the schema (e.g. cluster references); may also throw ConfigIssueError. */
+export type CrossCheck = (bootstrap: Bootstrap) => ConfigIssue[];
+
+/** Options for loading. */
+export interface LoadOptions {
+  /** "yaml" or "json"; by default from the file name (.json is JSON, anything else YAML). */
+  format?: "yaml" | "json";
+  /** Extra checks whose issues are positioned like schema errors. */
+  crossCheck?: CrossCheck;
+}
+
+/** The format a file name implies: ".json" is JSON, everything else (.yaml, .yml) YAML. */
+export function formatOf(fileName: string): "yaml" | "json" {
+  return fileName.toLowerCase().endsWith(".json") ? "json" : "yaml";
+}
+
+/** Parses and validates config text; `fileName` is used for the format and in errors. */
+export function loadConfigText(
+  text: string,
+  fileName: string,
+  options: LoadOptions | "yaml" | "json" = {},
+): LoadResult {
+  const opts: LoadOptions = typeof options === "string" ? { format: options } : options;
+  const format = opts.format ?? formatOf(fileName);
+  const lines = new LineCounter();
+  if (format === "json") {
+    const bad = checkJsonSyntax(text);
+    if (bad) {
+      const pos = offsetToLineCol(text, bad.offset);
+      return fail({ file: fileName, ...pos, path: "", message: `JSON syntax error: ${bad.message}` });
+    }
+  }
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => ({
+        file: fileName,
+        ...toLineCol(lines, e.pos[0]),
+        path: "",
+        message: `${format === "json" ? "JSON" : "YAML"} syntax error: ${e.message}`,
+      })),
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    return fail({ file: fileName, line: 1, column: 1, path: "", message: (e as Error).message });
+  }
+  const parsed = bootstrapSchema.safeParse(raw ?? {});
+  if (!parsed.success) return { ok: false, errors: zodErrors(parsed.error.issues, doc, lines, fileName) };
+  const issues = crossValidate(parsed.data);
+  if (issues.length === 0 && opts.crossCheck) {
+    try {
+      issues.push(...opts.crossCheck(parsed.data));
+    } catch (e) {
+      if (!(e instanceof ConfigIssueError)) throw e;
+      issues.push(...e.issues);
+    }
+  }
+  if (issues.length > 0) {
+    return { ok: false, errors: issues.map((i) => positioned(doc, lines, fileName, i.path, i.message)) };
+  }
+  return { ok: true, bootstrap: parsed.data, raw };
+}
+
+/** Reads and loads a config file; a read failure is reported as an error without position. */
+export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    const msg = e instanceof Deno.errors.NotFound ? "Config file not found" : `Cannot read config file: ${e}`;
+    return fail({ file: path, line: 0, column: 0, path: "", message: msg });
+  }
+  return loadConfigText(text, path, options);
+}
+
+/** `nuncio --mode validate`: prints each error to stderr and returns false, or returns true. */
+export async function validateConfigFile(path: string, options: LoadOptions = {}): Promise<boolean> {
+  const r = await loadConfigFile(path, options);
+  if (r.ok) return true;
+  for (const e of r.errors) console.error(formatConfigError(e));
+  return false;
+}
+
+function fail(e: ConfigError): LoadResult {
+  return { ok: false, errors: [e] };
+}
+
+const UNRECOGNIZED_RE = /^Unrecognized keys?: (.+)$/;
+const MISSING_RE = /received undefined$/;
+
+/** Turns zod issues into positioned errors; unknown keys become one error per key, at the key. */
+function zodErrors(
+  issues: z.core.$ZodIssue[],
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+): ConfigError[] {
+  const out: ConfigError[] = [];
+  for (const issue of issues.flatMap((i) => expandUnion(i, []))) {
+    const path = issue.path as PathSegment[];
+    let keys: string[] | undefined;
+    if (issue.code === "unrecognized_keys") keys = issue.keys;
+    else if (issue.code === "custom") keys = parseUnrecognized(issue.message); // re-raised from a typed_config
+    if (keys) {
+      for (const k of keys) out.push(positioned(doc, lines, file, [...path, k], UNKNOWN_FIELD, "key"));
+      continue;
+    }
+    const e = positioned(doc, lines, file, path, issue.message);
+    if (MISSING_RE.test(issue.message) && isMissing(doc, path)) e.message = "Missing required field";
+    out.push(e);
+  }
+  return out.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+const RECEIVED_RE = /, received \w+$/;
+
+/**
+ * A union's "Invalid input" says little: when exactly one branch accepted the value's type, its issues
+ * are the real ones; when none did, the message lists the expected types.
+ */
+function expandUnion(issue: z.core.$ZodIssue, prefix: PropertyKey[]): z.core.$ZodIssue[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return [{ ...issue, path }];
+  const wrongType = (b: z.core.$ZodIssue[]) =>
+    b.every((i) => i.code === "invalid_type" && i.path.length === 0);
+  const matched = issue.errors.filter((b) => b.length > 0 && !wrongType(b));
+  if (matched.length === 1) return matched[0].flatMap((i) => expandUnion(i, path));
+  if (matched.length === 0) {
+    const expected = [...new Set(issue.errors.flat().map((i) => (i as { expected?: string }).expected))];
+    const received = RECEIVED_RE.exec(issue.errors[0][0]?.message ?? "")?.[0] ?? "";
+    if (expected.every((x) => x)) {
+      return [{ ...issue, path, message: `Invalid input: expected ${expected.join(" or ")}${received}` }];
+    }
+  }
+  return [{ ...issue, path }];
+}
+
+function parseUnrecognized(message: string): string[] | undefined {
+  const m = UNRECOGNIZED_RE.exec(message);
+  if (!m) return undefined;
+  try {
+    const keys = JSON.parse(`[${m[1]}]`);
+    return Array.isArray(keys) && keys.every((k) => typeof k === "string") ? keys : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the leaf of `path` is absent while its parent exists (a missing field, not a missing parent). */
+function isMissing(doc: Document, path: PathSegment[]): boolean {
+  if (path.length === 0) return false;
+  return !doc.hasIn(path) && (path.length === 1 || doc.hasIn(path.slice(0, -1)));
+}
+
+function positioned(
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+  path: PathSegment[],
+  message: string,
+  at: "key" | "value" = "value",
+): ConfigError {
+  const { line, column } = locate(doc, lines, path, at);
+  return { file, line, column, path: formatPath(path), message };
+}

@@ -1,0 +1,48 @@
+/** Test-only fake extensions registered under names that cannot collide with real ones (tests import this). */
+import { z } from "zod";
+import { registry } from "../registry/registry.ts";
+import { duration } from "./common.ts";
+import { addTerminalNetworkFilter } from "./listener.ts";
+
+/** Name of the fake terminal network filter. */
+export const FAKE_TERMINAL = "test.filters.network.terminal_fake";
+/** Name of the fake non-terminal network filter. */
+export const FAKE_OBSERVER = "test.filters.network.observer_fake";
+/** Name of the fake access logger. */
+export const FAKE_LOGGER = "test.access_loggers.fake";
+
+if (!registry.find("network_filter", FAKE_TERMINAL, undefined)) {
+  registry.register({
+    name: FAKE_TERMINAL,
+    typeUrls: ["type.googleapis.com/test.TerminalFake"],
+    category: "network_filter",
+    schema: z.strictObject({
+      stat_prefix: z.string().min(1),
+      cluster: z.string().min(1),
+      idle_timeout: duration.optional(),
+      mode: z.enum(["FAST", "SLOW"]).default("FAST"),
+    }),
+    create: () => {
+      throw new Error("Fake extension must not be created");
+    },
+  });
+  registry.register({
+    name: FAKE_OBSERVER,
+    typeUrls: ["type.googleapis.com/test.ObserverFake"],
+    category: "network_filter",
+    schema: z.strictObject({ label: z.string().optional() }),
+    create: () => {
+      throw new Error("Fake extension must not be created");
+    },
+  });
+  registry.register({
+    name: FAKE_LOGGER,
+    typeUrls: ["type.googleapis.com/test.FakeLog"],
+    category: "access_logger",
+    schema: z.strictObject({ path: z.string() }),
+    create: () => {
+      throw new Error("Fake extension must not be created");
+    },
+  });
+  addTerminalNetworkFilter(FAKE_TERMINAL);
+}

@@ -1,0 +1,95 @@
+/** Builds the per-snapshot HcmConfig from the parsed HttpConnectionManager and makes per-connection codecs. */
+import { createAccessLogs } from "../../../../access_log/config.ts";
+import { Http1ServerConnection } from "../../../../http/conn_manager.ts";
+import type { HttpFilterCreate, HttpFilterFactory } from "../../../../http/filter.ts";
+import { type HcmConfig, type HcmOptions, HcmStats } from "../../../../http/hcm_config.ts";
+import { compileRouteTable } from "../../../../http/routing/table.ts";
+import type {
+  DownstreamConnection,
+  FactoryContext,
+  NetworkFilterFactory,
+  TerminalFilter,
+} from "../../../../network/filter.ts";
+import type { HttpConnectionManagerConfig } from "./config.ts";
+
+/** Default request_headers_timeout: Envoy leaves it off; nuncio turns it on so slow clients cannot hold connections. */
+export const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+
+/** Resolves Envoy's defaults for every HCM option. */
+export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
+  const common = c.common_http_protocol_options ?? {};
+  const h1 = c.http_protocol_options ?? {};
+  const escaped = c.path_with_escaped_slashes_action === "IMPLEMENTATION_SPECIFIC_DEFAULT"
+    ? "KEEP_UNCHANGED"
+    : c.path_with_escaped_slashes_action;
+  return {
+    statPrefix: c.stat_prefix,
+    maxHeadersBytes: c.max_request_headers_kb * 1024,
+    maxHeadersCount: common.max_headers_count ?? 100,
+    requestHeadersTimeoutMs: c.request_headers_timeout ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS,
+    idleTimeoutMs: common.idle_timeout ?? 3_600_000,
+    streamIdleTimeoutMs: c.stream_idle_timeout ?? 300_000,
+    requestTimeoutMs: c.request_timeout ?? 0,
+    maxStreamDurationMs: common.max_stream_duration ?? 0,
+    maxRequestsPerConnection: common.max_requests_per_connection ?? 0,
+    useRemoteAddress: c.use_remote_address,
+    xffNumTrustedHops: c.xff_num_trusted_hops,
+    skipXffAppend: c.skip_xff_append,
+    via: c.via ?? "",
+    generateRequestId: c.generate_request_id,
+    preserveExternalRequestId: c.preserve_external_request_id,
+    alwaysSetRequestIdInResponse: c.always_set_request_id_in_response,
+    serverName: c.server_name ?? "envoy",
+    serverHeaderTransformation: c.server_header_transformation,
+    normalizePath: c.normalize_path,
+    mergeSlashes: c.merge_slashes,
+    escapedSlashes: escaped,
+    stripPort: c.strip_any_host_port ? "any" : c.strip_matching_host_port ? "matching" : "none",
+    pathOptions: { normalize: c.normalize_path, mergeSlashes: c.merge_slashes, escapedSlashes: escaped },
+    upgrades: new Set(c.upgrade_configs.filter((u) => u.enabled !== false).map((u) => u.upgrade_type.toLowerCase())),
+    acceptHttp10: h1.accept_http_10 ?? false,
+    proxy100Continue: c.proxy_100_continue,
+    defaultHostForHttp10: h1.default_host_for_http_10 ?? "",
+    allowAbsoluteUrl: h1.allow_absolute_url ?? true,
+    headersWithUnderscores: common.headers_with_underscores_action ?? "ALLOW",
+    internalCidrs: c.internal_address_config?.cidr_ranges?.map((r) => ({
+      address: r.address_prefix,
+      prefixLen: r.prefix_len,
+    })),
+  };
+}
+
+/** The network filter factory of one http_connection_manager config. */
+export class HttpConnectionManagerFactory implements NetworkFilterFactory {
+  readonly terminal = true;
+  readonly hcm: HcmConfig;
+
+  constructor(config: HttpConnectionManagerConfig, ctx: FactoryContext) {
+    const opts = resolveHcmOptions(config);
+    const filters: HttpFilterFactory[] = [];
+    for (const ref of config.http_filters) {
+      const create = ref.ext.create as HttpFilterCreate<unknown>;
+      filters.push(create(ref.config, ctx, { statPrefix: config.stat_prefix }));
+    }
+    if (filters.length === 0 || !filters[filters.length - 1].terminal) {
+      throw new Error("The last HTTP filter must be a terminal filter such as envoy.filters.http.router");
+    }
+    for (let i = 0; i < filters.length - 1; i++) {
+      if (filters[i].terminal) throw new Error(`Terminal HTTP filter ${config.http_filters[i].name} must be last`);
+    }
+    this.hcm = {
+      opts,
+      stats: new HcmStats(ctx.stats.scope(`http.${config.stat_prefix}`)),
+      routes: compileRouteTable(config.route_config!),
+      filters,
+      accessLogs: createAccessLogs(config.access_log, ctx),
+      clock: ctx.clock,
+      timers: ctx.timers,
+      clusterManager: ctx.clusterManager,
+    };
+  }
+
+  createFilter(_conn: DownstreamConnection): TerminalFilter {
+    return new Http1ServerConnection(this.hcm);
+  }
+}

@@ -1,0 +1,14 @@
+/** The tcp_proxy extension object for the registry. */
+import type { Extension } from "../../../../registry/registry.ts";
+import type { NetworkFilterCreate } from "../../../../network/filter.ts";
+import { type TcpProxyConfig, tcpProxySchema } from "./config.ts";
+import { TcpProxyFactory } from "./filter.ts";
+
+/** envoy.filters.network.tcp_proxy. */
+export const tcpProxy: Extension<TcpProxyConfig, NetworkFilterCreate<TcpProxyConfig>> = {
+  name: "envoy.filters.network.tcp_proxy",
+  typeUrls: ["type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"],
+  category: "network_filter",
+  schema: tcpProxySchema as never,
+  create: (config, ctx) => new TcpProxyFactory(config, ctx),
+};

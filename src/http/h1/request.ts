@@ -1,0 +1,309 @@
+/**
+ * HTTP/1.x request head parser (RFC 9112, strict like Envoy): works on bytes [start, end) of the
+ * connection buffer and returns null until the whole head is there.
+ */
+import {
+  bytesEqualLower,
+  CR,
+  K_CONNECTION,
+  K_CONTENT_LENGTH,
+  K_EXPECT,
+  K_HOST,
+  K_TRANSFER_ENCODING,
+  K_UPGRADE,
+  LF,
+  lowerBytes,
+  SP,
+  TOKEN,
+} from "./chars.ts";
+import {
+  buildHeaders,
+  clInfo,
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  CONN_UPGRADE,
+  connectionTokens,
+  decodeHead,
+  FIELD_STRIDE,
+  findHeadEnd,
+  KIND_CL_NORMALIZED,
+  KIND_SKIP,
+  parseContentLength,
+  scan,
+  scanFields,
+} from "./fields.ts";
+import { type H1Limits, H1ParseError, type HeadScanState, type RequestHead } from "./types.ts";
+
+const METHODS = ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+const METHOD_BYTES = METHODS.map((m) => new TextEncoder().encode(m));
+const B_CHUNKED = lowerBytes("chunked");
+const B_100_CONTINUE = lowerBytes("100-continue");
+const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** Length of the HTTP/2 connection preface. */
+export const H2_PREFACE_LENGTH = 24;
+
+/**
+ * True when [start, end) begins with the complete 24-byte HTTP/2 connection preface. Use
+ * `h2PrefaceState` to decide early on partial input.
+ */
+export function isH2Preface(buf: Uint8Array, start: number, end: number): boolean {
+  return end - start >= H2_PREFACE_LENGTH && h2PrefaceState(buf, start, end) === 1;
+}
+
+/** Compares [start, end) with the HTTP/2 preface: 1 complete match, 0 mismatch, -1 a matching prefix. */
+export function h2PrefaceState(buf: Uint8Array, start: number, end: number): 1 | 0 | -1 {
+  const n = end - start < H2_PREFACE_LENGTH ? end - start : H2_PREFACE_LENGTH;
+  for (let i = 0; i < n; i++) if (buf[start + i] !== H2_PREFACE[i]) return 0;
+  return n === H2_PREFACE_LENGTH ? 1 : -1;
+}
+
+function internMethod(buf: Uint8Array, s: number, e: number): string | undefined {
+  const len = e - s;
+  for (let k = 0; k < METHOD_BYTES.length; k++) {
+    const m = METHOD_BYTES[k];
+    if (m.length !== len || m[0] !== buf[s]) continue;
+    let i = 1;
+    while (i < len && buf[s + i] === m[i]) i++;
+    if (i === len) return METHODS[k];
+  }
+  return undefined;
+}
+
+function bad(details: string, message: string): H1ParseError {
+  return new H1ParseError(400, details, message);
+}
+
+/** Reusable result of `classifyTarget` (offsets into the buffer). */
+const target = { form: 0, authStart: 0, authEnd: 0, pathStart: 0, https: false };
+const FORM_ORIGIN = 0;
+const FORM_ABSOLUTE = 1;
+const FORM_AUTHORITY = 2;
+const FORM_ASTERISK = 3;
+
+function classifyTarget(
+  buf: Uint8Array,
+  ts: number,
+  te: number,
+  isConnect: boolean,
+  isOptions: boolean,
+): void {
+  const first = buf[ts];
+  if (isConnect) {
+    // authority-form only: host:port, no path, no userinfo
+    for (let i = ts; i < te; i++) {
+      const b = buf[i];
+      if (b === 47 || b === 63 || b === 35 || b === 64) {
+        throw bad("http1.invalid_url", "Invalid CONNECT target");
+      }
+    }
+    target.form = FORM_AUTHORITY;
+    target.authStart = ts;
+    target.authEnd = te;
+    return;
+  }
+  if (first === 47) {
+    target.form = FORM_ORIGIN;
+    target.pathStart = ts;
+    return;
+  }
+  if (first === 42 && te - ts === 1) {
+    if (!isOptions) throw bad("http1.invalid_url", "Asterisk-form target is only valid for OPTIONS");
+    target.form = FORM_ASTERISK;
+    return;
+  }
+  // absolute-form: http:// or https://
+  let i = ts;
+  while (i < te && ((buf[i] | 0x20) >= 97 && (buf[i] | 0x20) <= 122)) i++;
+  const schemeLen = i - ts;
+  const isHttp = schemeLen === 4 && bytesEqualLower(buf, ts, i, B_HTTP);
+  const isHttps = schemeLen === 5 && bytesEqualLower(buf, ts, i, B_HTTPS);
+  if (!isHttp && !isHttps) {
+    throw bad(
+      schemeLen > 0 && buf[i] === 58 ? "http1.invalid_scheme" : "http1.invalid_url",
+      "Invalid request target",
+    );
+  }
+  if (i + 3 > te || buf[i] !== 58 || buf[i + 1] !== 47 || buf[i + 2] !== 47) {
+    throw bad("http1.invalid_url", "Invalid absolute-form target");
+  }
+  const as = i + 3;
+  let j = as;
+  while (j < te) {
+    const b = buf[j];
+    if (b === 47 || b === 63 || b === 35) break;
+    if (b === 64) throw bad("http1.invalid_url", "Userinfo in request target");
+    j++;
+  }
+  if (j === as) throw bad("http1.invalid_url", "Empty authority in request target");
+  target.form = FORM_ABSOLUTE;
+  target.authStart = as;
+  target.authEnd = j;
+  target.pathStart = j;
+  target.https = isHttps;
+}
+const B_HTTP = lowerBytes("http");
+const B_HTTPS = lowerBytes("https");
+
+/**
+ * Parses a request head in buf[start, end). Returns null while the head is incomplete (and within
+ * `limits.maxHeadersBytes`), the parsed head otherwise; throws H1ParseError (400/431/501) on bad input.
+ * `state` (optional, per connection) avoids rescanning a head that arrives in pieces.
+ */
+export function parseRequestHead(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  limits: H1Limits,
+  state?: HeadScanState,
+): RequestHead | null {
+  let s = start;
+  while (s + 1 < end && buf[s] === CR && buf[s + 1] === LF) s += 2; // RFC 9112 2.2: ignore leading CRLF
+  const from = state !== undefined && state.scanned > s - start ? start + state.scanned : s;
+  const headEnd = findHeadEnd(buf, from, end, true, 400);
+  if (headEnd < 0) {
+    if (end - start > limits.maxHeadersBytes) {
+      throw new H1ParseError(431, "http1.headers_too_large", "Request head too large");
+    }
+    if (state !== undefined) state.scanned = scan.lastLineStart - start;
+    return null;
+  }
+  if (state !== undefined) state.scanned = 0;
+  if (headEnd - s > limits.maxHeadersBytes) {
+    throw new H1ParseError(431, "http1.headers_too_large", "Request head too large");
+  }
+
+  // request-line: method SP request-target SP HTTP-version CRLF
+  let p = s;
+  while (TOKEN[buf[p]] === 1) p++;
+  if (p === s || buf[p] !== SP) throw bad("http1.codec_error", "Invalid method");
+  const ms = s;
+  const me = p;
+  const ts = ++p;
+  let lineHigh = 0;
+  for (;;) {
+    const b = buf[p];
+    if (b === SP) break;
+    if (b < 0x21 || b === 0x7f) {
+      throw bad(b === CR ? "http1.codec_error" : "http1.invalid_url", "Invalid request target");
+    }
+    lineHigh |= b;
+    p++;
+  }
+  const te = p;
+  if (te === ts) throw bad("http1.invalid_url", "Empty request target");
+  p++;
+  if (
+    buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 || buf[p + 4] !== 47 ||
+    buf[p + 6] !== 46 || buf[p + 8] !== CR || buf[p + 9] !== LF
+  ) {
+    throw bad("http1.codec_error", "Invalid HTTP version");
+  }
+  const major = buf[p + 5];
+  const minor = buf[p + 7];
+  if (major !== 49 || (minor !== 48 && minor !== 49)) {
+    if (major === 50 && minor === 48 && h2PrefaceState(buf, s, end) !== 0) {
+      throw bad("http1.h2_preface", "HTTP/2 connection preface on an HTTP/1 connection");
+    }
+    throw bad("http1.codec_error", "Unsupported HTTP version");
+  }
+  const versionMinor: 0 | 1 = minor === 49 ? 1 : 0;
+  const internedMethod = internMethod(buf, ms, me);
+  const isConnect = internedMethod === "CONNECT";
+  classifyTarget(buf, ts, te, isConnect, internedMethod === "OPTIONS");
+
+  scanFields(buf, p + 10, limits.maxHeadersCount, true, 400, 431);
+
+  // framing and connection semantics from the scanned fields
+  const fields = scan.fields;
+  const n = scan.count * FIELD_STRIDE;
+  let hostIdx = -1;
+  let contentLength = -1;
+  let teCount = 0;
+  let teChunked = false;
+  let conn = 0;
+  let upgradeIdx = -1;
+  let expectContinue = false;
+  for (let o = 0; o < n; o += FIELD_STRIDE) {
+    const kind = fields[o + 4];
+    if (kind < 0 || kind > K_EXPECT) continue;
+    const vs = fields[o + 2];
+    const ve = fields[o + 3];
+    if (kind === K_HOST) {
+      if (hostIdx >= 0) throw bad("http1.codec_error", "Multiple Host headers");
+      hostIdx = o;
+    } else if (kind === K_CONTENT_LENGTH) {
+      const cl = parseContentLength(buf, vs, ve);
+      if (cl < 0) throw bad("http1.codec_error", "Invalid Content-Length");
+      if (contentLength >= 0) {
+        if (cl !== contentLength) throw bad("http1.codec_error", "Conflicting Content-Length values");
+        fields[o + 4] = KIND_SKIP;
+      } else {
+        contentLength = cl;
+        if (clInfo.list) fields[o + 4] = KIND_CL_NORMALIZED;
+      }
+    } else if (kind === K_TRANSFER_ENCODING) {
+      teCount++;
+      teChunked = bytesEqualLower(buf, vs, ve, B_CHUNKED);
+    } else if (kind === K_CONNECTION) {
+      conn |= connectionTokens(buf, vs, ve);
+    } else if (kind === K_UPGRADE) {
+      upgradeIdx = o;
+    } else if (kind === K_EXPECT) {
+      expectContinue = versionMinor === 1 && bytesEqualLower(buf, vs, ve, B_100_CONTINUE);
+    }
+  }
+  if (teCount > 0) {
+    if (versionMinor === 0) {
+      throw bad("http1.invalid_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request");
+    }
+    if (teCount > 1 || !teChunked) {
+      throw new H1ParseError(501, "http1.invalid_transfer_encoding", "Unsupported Transfer-Encoding");
+    }
+    if (contentLength >= 0) {
+      throw bad("http1.content_length_and_chunked_not_allowed", "Both Content-Length and Transfer-Encoding");
+    }
+  }
+  const form = target.form;
+  if (versionMinor === 1 && hostIdx < 0 && form !== FORM_ABSOLUTE && form !== FORM_AUTHORITY) {
+    throw bad("missing_host_header", "Missing Host header");
+  }
+
+  // one decode for the whole head, then slices
+  const head = decodeHead(buf, s, headEnd, lineHigh);
+  const headers = buildHeaders(head, s, contentLength);
+  const rawTarget = head.slice(ts - s, te - s);
+  let path = "";
+  let absoluteHost = "";
+  let absoluteScheme = "";
+  if (form === FORM_ORIGIN) {
+    path = rawTarget;
+  } else if (form === FORM_ABSOLUTE) {
+    absoluteHost = head.slice(target.authStart - s, target.authEnd - s);
+    absoluteScheme = target.https ? "https" : "http";
+    path = target.pathStart === te ? "/" : head.slice(target.pathStart - s, te - s);
+    if (path.charCodeAt(0) !== 47) path = "/" + path;
+  } else if (form === FORM_AUTHORITY) {
+    absoluteHost = rawTarget;
+  } else {
+    path = "*";
+  }
+  return {
+    method: internedMethod ?? head.slice(0, me - s),
+    target: rawTarget,
+    path,
+    absoluteHost,
+    absoluteScheme,
+    versionMinor,
+    headers,
+    headEnd,
+    contentLength,
+    chunked: teCount > 0,
+    keepAlive: (conn & CONN_CLOSE) === 0 && (versionMinor === 1 || (conn & CONN_KEEP_ALIVE) !== 0),
+    upgrade: upgradeIdx >= 0 && (conn & CONN_UPGRADE) !== 0
+      ? head.slice(fields[upgradeIdx + 2] - s, fields[upgradeIdx + 3] - s).toLowerCase()
+      : "",
+    expectContinue,
+    host: hostIdx >= 0 ? head.slice(fields[hostIdx + 2] - s, fields[hostIdx + 3] - s) : "",
+  };
+}

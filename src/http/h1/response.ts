@@ -1,0 +1,186 @@
+/**
+ * HTTP/1.x response head parser for upstream connections. Tolerant where Envoy is (bare LF line endings,
+ * missing reason phrase, CTLs in values), strict on framing; every error is an H1ParseError with status 502.
+ */
+import {
+  bytesEqualLower,
+  CR,
+  K_CONNECTION,
+  K_CONTENT_LENGTH,
+  K_TRANSFER_ENCODING,
+  K_UPGRADE,
+  LF,
+  lowerBytes,
+  SP,
+} from "./chars.ts";
+import {
+  buildHeaders,
+  clInfo,
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  connectionTokens,
+  decodeHead,
+  FIELD_STRIDE,
+  findHeadEnd,
+  KIND_CL_NORMALIZED,
+  KIND_SKIP,
+  parseContentLength,
+  scan,
+  scanFields,
+} from "./fields.ts";
+import { type H1Limits, H1ParseError, type HeadScanState, type ResponseHead } from "./types.ts";
+
+const B_CHUNKED = lowerBytes("chunked");
+
+function upe(details: string, message: string): H1ParseError {
+  return new H1ParseError(502, details, message);
+}
+
+/**
+ * Parses a response head in buf[start, end). Returns null while incomplete (and within limits), throws
+ * H1ParseError (status 502, the caller maps it to UPE) on bad input. `state` avoids rescans as in
+ * parseRequestHead.
+ */
+export function parseResponseHead(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  limits: H1Limits,
+  state?: HeadScanState,
+): ResponseHead | null {
+  const from = state !== undefined && state.scanned > 0 ? start + state.scanned : start;
+  const headEnd = findHeadEnd(buf, from, end, false, 502);
+  if (headEnd < 0) {
+    if (end - start > limits.maxHeadersBytes) throw upe("http1.headers_too_large", "Response head too large");
+    if (state !== undefined) state.scanned = scan.lastLineStart - start;
+    return null;
+  }
+  if (state !== undefined) state.scanned = 0;
+  if (headEnd - start > limits.maxHeadersBytes) {
+    throw upe("http1.headers_too_large", "Response head too large");
+  }
+
+  // status-line: HTTP-version SP 3DIGIT [SP reason-phrase] CRLF
+  const p = start;
+  if (
+    buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 || buf[p + 4] !== 47 ||
+    buf[p + 5] !== 49 || buf[p + 6] !== 46 || (buf[p + 7] !== 48 && buf[p + 7] !== 49) || buf[p + 8] !== SP
+  ) {
+    throw upe("http1.codec_error", "Invalid status line");
+  }
+  const versionMinor: 0 | 1 = buf[p + 7] === 49 ? 1 : 0;
+  const d0 = buf[p + 9] - 48;
+  const d1 = buf[p + 10] - 48;
+  const d2 = buf[p + 11] - 48;
+  if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
+    throw upe("http1.codec_error", "Invalid status code");
+  }
+  const status = d0 * 100 + d1 * 10 + d2;
+  let q = p + 12;
+  let rs = q;
+  let lineHigh = 0;
+  if (buf[q] === SP) {
+    rs = ++q;
+    for (;;) {
+      const b = buf[q];
+      if (b === CR || b === LF) break;
+      if (b === 0) throw upe("http1.invalid_characters", "NUL in reason phrase");
+      lineHigh |= b;
+      q++;
+    }
+  }
+  const re = q;
+  if (buf[q] === CR) {
+    if (buf[q + 1] !== LF) throw upe("http1.codec_error", "Bare CR in status line");
+    q += 2;
+  } else if (buf[q] === LF) {
+    q += 1;
+  } else {
+    throw upe("http1.codec_error", "Invalid status line");
+  }
+
+  scanFields(buf, q, limits.maxHeadersCount, false, 502, 502);
+
+  const fields = scan.fields;
+  const n = scan.count * FIELD_STRIDE;
+  let contentLength = -1;
+  let teCount = 0;
+  let teChunked = false;
+  let conn = 0;
+  let upgradeIdx = -1;
+  for (let o = 0; o < n; o += FIELD_STRIDE) {
+    const kind = fields[o + 4];
+    if (kind < K_CONTENT_LENGTH || kind > K_UPGRADE) continue;
+    const vs = fields[o + 2];
+    const ve = fields[o + 3];
+    if (kind === K_CONTENT_LENGTH) {
+      const cl = parseContentLength(buf, vs, ve);
+      if (cl < 0) throw upe("http1.codec_error", "Invalid Content-Length");
+      if (contentLength >= 0) {
+        if (cl !== contentLength) throw upe("http1.codec_error", "Conflicting Content-Length values");
+        fields[o + 4] = KIND_SKIP;
+      } else {
+        contentLength = cl;
+        if (clInfo.list) fields[o + 4] = KIND_CL_NORMALIZED;
+      }
+    } else if (kind === K_TRANSFER_ENCODING) {
+      teCount++;
+      teChunked = bytesEqualLower(buf, vs, ve, B_CHUNKED);
+    } else if (kind === K_CONNECTION) {
+      conn |= connectionTokens(buf, vs, ve);
+    } else {
+      upgradeIdx = o;
+    }
+  }
+  const noBodyStatus = status < 200 || status === 204;
+  if (teCount > 0) {
+    if (noBodyStatus) {
+      throw upe("http1.transfer_encoding_not_allowed", "Transfer-Encoding in a 1xx or 204 response");
+    }
+    if (teCount > 1 || !teChunked) {
+      throw upe("http1.invalid_transfer_encoding", "Unsupported Transfer-Encoding");
+    }
+    if (contentLength >= 0) {
+      throw upe("http1.content_length_and_chunked_not_allowed", "Both Content-Length and Transfer-Encoding");
+    }
+  }
+  if (noBodyStatus && contentLength > 0) {
+    throw upe("http1.content_length_not_allowed", "Content-Length in a 1xx or 204 response");
+  }
+
+  const head = decodeHead(buf, start, headEnd, lineHigh);
+  return {
+    status,
+    reason: re > rs ? head.slice(rs - start, re - start) : "",
+    versionMinor,
+    headers: buildHeaders(head, start, contentLength),
+    headEnd,
+    contentLength,
+    chunked: teCount > 0,
+    keepAlive: (conn & CONN_CLOSE) === 0 && (versionMinor === 1 || (conn & CONN_KEEP_ALIVE) !== 0),
+    upgrade: status === 101 && upgradeIdx >= 0
+      ? head.slice(fields[upgradeIdx + 2] - start, fields[upgradeIdx + 3] - start).toLowerCase()
+      : "",
+  };
+}
+
+/** True when a response to `requestMethod` with `status` carries no body (1xx, 204, 304, HEAD). */
+export function responseHasNoBody(status: number, requestMethod: string): boolean {
+  return status < 200 || status === 204 || status === 304 || requestMethod === "HEAD";
+}
+
+/** How the body of a parsed response is framed, given the request method. */
+export type ResponseBodyKind = "none" | "length" | "chunked" | "close";
+
+/**
+ * Decides the body framing of `head` for a request with `requestMethod`: "none", "length"
+ * (contentLength bytes, maybe 0), "chunked", or "close" (read until the upstream closes; not reusable).
+ * A CONNECT 2xx or a 101 is "none": the connection becomes a tunnel.
+ */
+export function responseBodyKind(head: ResponseHead, requestMethod: string): ResponseBodyKind {
+  if (responseHasNoBody(head.status, requestMethod)) return "none";
+  if (requestMethod === "CONNECT" && head.status < 300) return "none";
+  if (head.chunked) return "chunked";
+  if (head.contentLength >= 0) return "length";
+  return "close";
+}

@@ -1,0 +1,143 @@
+/**
+ * zod schemas for envoy.config.route.v3.RouteConfiguration, VirtualHost and Route. Unknown fields
+ * are errors; Envoy fields nuncio does not implement fail with "Field not supported by nuncio".
+ * Regexes, header formatters and direct response bodies are checked here, so a config that parses
+ * always compiles (compileRouteTable does not throw on parsed input).
+ */
+import { z } from "zod";
+import { uint32 } from "../../config/common.ts";
+import { NOT_SUPPORTED } from "../../config/errors.ts";
+import { notSupportedFields } from "../../config/schema_util.ts";
+import { directResponseActionSchema, redirectActionSchema, routeActionSchema } from "./config_action.ts";
+import { routeMatchSchema } from "./config_match.ts";
+import { exactlyOne, headersToAdd, headersToRemove, typedPerFilterConfig } from "./config_util.ts";
+
+export * from "./config_action.ts";
+export * from "./config_match.ts";
+
+const headerMutationFields = {
+  request_headers_to_add: headersToAdd.default([]),
+  request_headers_to_remove: headersToRemove.default([]),
+  response_headers_to_add: headersToAdd.default([]),
+  response_headers_to_remove: headersToRemove.default([]),
+};
+
+/** envoy.config.route.v3.Route. */
+export const routeSchema = z.strictObject({
+  name: z.string().default(""),
+  match: routeMatchSchema,
+  route: routeActionSchema.optional(),
+  redirect: redirectActionSchema.optional(),
+  direct_response: directResponseActionSchema.optional(),
+  ...headerMutationFields,
+  typed_per_filter_config: typedPerFilterConfig.default({}),
+  ...notSupportedFields([
+    "filter_action",
+    "non_forwarding_action",
+    "metadata",
+    "decorator",
+    "tracing",
+    "per_request_buffer_limit_bytes",
+    "request_body_buffer_limit",
+    "stat_prefix",
+  ]),
+}).superRefine((v, ctx) => exactlyOne(v, ["route", "redirect", "direct_response"], ctx));
+
+/** The parsed form of a Route. */
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+/** envoy.config.route.v3.VirtualHost. */
+export const virtualHostSchema = z.strictObject({
+  name: z.string().min(1),
+  domains: z.array(z.string().min(1)).min(1),
+  routes: z.array(routeSchema).default([]),
+  require_tls: z.enum(["NONE", "EXTERNAL_ONLY", "ALL"]).default("NONE").superRefine((v, ctx) => {
+    if (v !== "NONE") ctx.addIssue({ code: "custom", message: `${NOT_SUPPORTED}: only NONE is supported` });
+  }),
+  ...headerMutationFields,
+  typed_per_filter_config: typedPerFilterConfig.default({}),
+  ...notSupportedFields([
+    "virtual_clusters",
+    "rate_limits",
+    "cors",
+    "include_request_attempt_count",
+    "include_attempt_count_in_response",
+    "retry_policy",
+    "retry_policy_typed_config",
+    "hedge_policy",
+    "per_request_buffer_limit_bytes",
+    "request_body_buffer_limit",
+    "request_mirror_policies",
+    "matcher",
+    "metadata",
+  ]),
+}).superRefine((v, ctx) => {
+  v.domains.forEach((d, i) => {
+    if (d !== "*" && d.indexOf("*") !== d.lastIndexOf("*")) {
+      ctx.addIssue({ code: "custom", path: ["domains", i], message: "Only one wildcard is allowed" });
+    } else if (d.length > 1 && d.includes("*") && !d.startsWith("*") && !d.endsWith("*")) {
+      ctx.addIssue({ code: "custom", path: ["domains", i], message: "A wildcard must be the first or last character" });
+    }
+  });
+});
+
+/** The parsed form of a VirtualHost. */
+export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
+
+/** Envoy's default limit on a direct response body. */
+export const DEFAULT_MAX_DIRECT_RESPONSE_BODY = 4096;
+
+/** envoy.config.route.v3.RouteConfiguration. */
+export const routeConfigurationSchema = z.strictObject({
+  name: z.string().default(""),
+  virtual_hosts: z.array(virtualHostSchema).default([]),
+  ...headerMutationFields,
+  most_specific_header_mutations_wins: z.boolean().default(false),
+  /** Accepted; cluster existence is checked by whoever owns the cluster manager. */
+  validate_clusters: z.boolean().optional(),
+  ignore_port_in_host_matching: z.boolean().default(false),
+  max_direct_response_body_size_bytes: uint32.default(DEFAULT_MAX_DIRECT_RESPONSE_BODY),
+  typed_per_filter_config: typedPerFilterConfig.default({}),
+  ...notSupportedFields([
+    "vhds",
+    "internal_only_headers",
+    "cluster_specifier_plugins",
+    "request_mirror_policies",
+    "vhost_header",
+    "alternate_header_for_host_matching",
+    "ignore_path_parameters_in_path_matching",
+    "metadata",
+  ]),
+}).superRefine((v, ctx) => {
+  // A domain must be unique across all virtual hosts (case-insensitive).
+  const seen = new Map<string, number>();
+  v.virtual_hosts.forEach((vh, i) => {
+    vh.domains.forEach((d, j) => {
+      const key = d.toLowerCase();
+      const prev = seen.get(key);
+      if (prev !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["virtual_hosts", i, "domains", j],
+          message: `Domain "${d}" is also in virtual host "${v.virtual_hosts[prev].name}"`,
+        });
+      } else seen.set(key, i);
+    });
+    vh.routes.forEach((r, k) => {
+      const len = r.direct_response?.body.length ?? 0;
+      if (len > v.max_direct_response_body_size_bytes) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["virtual_hosts", i, "routes", k, "direct_response", "body"],
+          message: `Body is ${len} bytes, over max_direct_response_body_size_bytes (${v.max_direct_response_body_size_bytes})`,
+        });
+      }
+    });
+  });
+});
+
+/** The parsed form of a RouteConfiguration (durations in ms, direct response bodies as bytes). */
+export type RouteConfiguration = z.infer<typeof routeConfigurationSchema>;
+
+/** The input (YAML/JSON) form of a RouteConfiguration. */
+export type RouteConfigurationInput = z.input<typeof routeConfigurationSchema>;

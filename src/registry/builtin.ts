@@ -1,0 +1,21 @@
+/** The one file that imports every built-in extension and registers it (core never imports extensions). */
+import { fileAccessLog } from "../extensions/access_loggers/file/mod.ts";
+import { stderrAccessLog, stdoutAccessLog } from "../extensions/access_loggers/stdout/mod.ts";
+import { router } from "../extensions/filters/http/router/mod.ts";
+import { httpConnectionManager } from "../extensions/filters/network/http_connection_manager/mod.ts";
+import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
+import { registry } from "./registry.ts";
+
+/** Every built-in extension, in registration order. */
+export const BUILTIN_EXTENSIONS = [
+  tcpProxy,
+  httpConnectionManager,
+  router,
+  stdoutAccessLog,
+  stderrAccessLog,
+  fileAccessLog,
+];
+
+for (const ext of BUILTIN_EXTENSIONS) {
+  if (!registry.find(ext.category, ext.name, undefined)) registry.register(ext);
+}

@@ -1,0 +1,186 @@
+/**
+ * The main thread of `nuncio -c bootstrap.yaml`: runs the data plane in-process (--concurrency 1) or in N
+ * workers that share every port through reusePort, serves admin, and merges worker stats on demand.
+ */
+import { Logger } from "../common/log.ts";
+import type { Bootstrap } from "../config/bootstrap.ts";
+import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
+import { DataPlane, type HostStatus, type ListenerAddress } from "./data_plane.ts";
+import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+
+const log = new Logger("main");
+
+/** The version printed by --version and /server_info. */
+export const VERSION = "0.1.0";
+
+/** Options of a running server. */
+export interface ServerOptions {
+  configPath: string;
+  concurrency: number;
+  logLevel: string;
+  /** Raw config as loaded (for /config_dump). */
+  raw: unknown;
+  commandLine: string[];
+}
+
+interface WorkerHandle {
+  worker: Worker;
+  addresses: ListenerAddress[];
+}
+
+/** A running data plane (in-process or workers) plus the state admin reads. */
+export class Server {
+  readonly mainStats = new StatsStore();
+  readonly startedAt = Date.now();
+  state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
+  #plane: DataPlane | undefined;
+  #workers: WorkerHandle[] = [];
+  #nextId = 1;
+  #pending = new Map<number, { want: number; got: FromWorker[]; resolve: (v: FromWorker[]) => void }>();
+  #quit: (() => void) | undefined;
+  /** Resolves when /quitquitquit or a signal asks the server to stop. */
+  readonly quitRequested: Promise<void>;
+
+  constructor(readonly bootstrap: Bootstrap, readonly opts: ServerOptions) {
+    this.quitRequested = new Promise((r) => this.#quit = r);
+  }
+
+  /** Starts listeners (in-process or in workers); throws on bind failure. */
+  async start(): Promise<void> {
+    this.state = "INITIALIZING";
+    if (this.opts.concurrency <= 1) {
+      this.#plane = new DataPlane(this.bootstrap, 0);
+      await this.#plane.start(false);
+    } else {
+      const starts: Promise<void>[] = [];
+      for (let i = 0; i < this.opts.concurrency; i++) starts.push(this.#startWorker(i));
+      await Promise.all(starts);
+    }
+    this.state = "LIVE";
+    this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
+  }
+
+  #startWorker(index: number): Promise<void> {
+    const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    const handle: WorkerHandle = { worker, addresses: [] };
+    this.#workers.push(handle);
+    return new Promise((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<FromWorker>) => {
+        const m = e.data;
+        if (m.type === "started") {
+          handle.addresses = m.addresses;
+          resolve();
+        } else if (m.type === "error") {
+          reject(new Error(`Worker ${index}: ${m.message}`));
+        } else if (m.type === "stats" || m.type === "reset_counters") {
+          const p = this.#pending.get(m.id);
+          if (!p) return;
+          p.got.push(m);
+          if (p.got.length === p.want) {
+            this.#pending.delete(m.id);
+            p.resolve(p.got);
+          }
+        }
+      };
+      worker.onerror = (e) => {
+        log.error(`Worker ${index} failed: ${e.message}`);
+        e.preventDefault();
+        reject(new Error(e.message));
+      };
+      const start: ToWorker = {
+        type: "start",
+        configPath: this.opts.configPath,
+        workerIndex: index,
+        logLevel: this.opts.logLevel,
+      };
+      worker.postMessage(start);
+    });
+  }
+
+  #ask(type: "stats" | "reset_counters"): Promise<FromWorker[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, { want: this.#workers.length, got: [], resolve });
+      for (const w of this.#workers) w.worker.postMessage({ type, id } satisfies ToWorker);
+    });
+  }
+
+  /** Stats of every worker and the main thread, summed. */
+  async stats(): Promise<StatsSnapshot> {
+    this.#updateServerStats();
+    if (this.#plane) return mergeSnapshots([this.#plane.stats.snapshot(), this.mainStats.snapshot()]);
+    const replies = await this.#ask("stats");
+    const parts = replies.map((r) => (r as { snapshot: StatsSnapshot }).snapshot);
+    parts.push(this.mainStats.snapshot());
+    return mergeSnapshots(parts);
+  }
+
+  #updateServerStats(): void {
+    const s = this.mainStats;
+    s.gauge("server.uptime", "never_import").set(Math.floor((Date.now() - this.startedAt) / 1000));
+    s.gauge("server.live", "never_import").set(this.state === "LIVE" ? 1 : 0);
+    s.gauge("server.memory_allocated", "never_import").set(Deno.memoryUsage().heapUsed);
+    s.gauge("server.memory_physical_size", "never_import").set(Deno.memoryUsage().rss);
+    s.gauge("server.state", "never_import").set(this.state === "LIVE" ? 0 : this.state === "DRAINING" ? 1 : 2);
+  }
+
+  /** Zeroes counters everywhere. */
+  async resetCounters(): Promise<void> {
+    this.mainStats.resetCounters();
+    if (this.#plane) this.#plane.stats.resetCounters();
+    else await this.#ask("reset_counters");
+  }
+
+  /** Host status merged across workers (counters summed). */
+  async hosts(): Promise<HostStatus[]> {
+    if (this.#plane) return this.#plane.hostStatus();
+    const replies = await this.#ask("stats");
+    const merged = new Map<string, HostStatus>();
+    for (const r of replies) {
+      for (const h of (r as { hosts: HostStatus[] }).hosts) {
+        const key = `${h.cluster}|${h.address}`;
+        const m = merged.get(key);
+        if (!m) merged.set(key, { ...h, stats: { ...h.stats } });
+        else {
+          for (const k in h.stats) m.stats[k] = (m.stats[k] ?? 0) + h.stats[k];
+          m.healthy = m.healthy && h.healthy;
+        }
+      }
+    }
+    return [...merged.values()];
+  }
+
+  /** Listener names and bound addresses. */
+  listeners(): ListenerAddress[] {
+    if (this.#plane) return this.#plane.addresses();
+    return this.#workers[0]?.addresses ?? [];
+  }
+
+  /** Asks the process to stop (admin /quitquitquit, signals). */
+  quit(): void {
+    this.#quit?.();
+  }
+
+  /** Stops every listener and worker; waits up to `graceMs` for connections to finish. */
+  async stop(graceMs = 0): Promise<void> {
+    this.state = "DRAINING";
+    if (this.#plane) await this.#plane.stop(graceMs);
+    await Promise.all(this.#workers.map((w) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          w.worker.terminate();
+          resolve();
+        }, graceMs + 2000);
+        w.worker.onmessage = (e: MessageEvent<FromWorker>) => {
+          if (e.data.type === "stopped") {
+            clearTimeout(t);
+            w.worker.terminate();
+            resolve();
+          }
+        };
+        w.worker.postMessage({ type: "stop", graceMs } satisfies ToWorker);
+      })
+    ));
+    this.#workers = [];
+  }
+}

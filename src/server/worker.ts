@@ -1,0 +1,43 @@
+/// <reference lib="deno.worker" />
+/** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
+import "../registry/builtin.ts";
+import { setLogLevel, setLogTag } from "../common/log.ts";
+import { loadConfigFile } from "../config/load.ts";
+import { DataPlane } from "./data_plane.ts";
+import { checkClusterReferences } from "./cross_check.ts";
+import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+
+let plane: DataPlane | undefined;
+
+function send(m: FromWorker): void {
+  self.postMessage(m);
+}
+
+self.onmessage = async (e: MessageEvent<ToWorker>) => {
+  const m = e.data;
+  try {
+    if (m.type === "start") {
+      setLogLevel(m.logLevel);
+      setLogTag(`worker ${m.workerIndex}`);
+      const r = await loadConfigFile(m.configPath, { crossCheck: checkClusterReferences });
+      if (!r.ok) {
+        send({ type: "error", message: "Config changed or became invalid before the worker loaded it" });
+        return;
+      }
+      plane = new DataPlane(r.bootstrap, m.workerIndex);
+      await plane.start(true);
+      send({ type: "started", addresses: plane.addresses() });
+    } else if (m.type === "stats") {
+      send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), hosts: plane!.hostStatus() });
+    } else if (m.type === "reset_counters") {
+      plane?.stats.resetCounters();
+      send({ type: "reset_counters", id: m.id });
+    } else if (m.type === "stop") {
+      await plane?.stop(m.graceMs);
+      send({ type: "stopped" });
+      self.close();
+    }
+  } catch (err) {
+    send({ type: "error", message: (err as Error).message });
+  }
+};

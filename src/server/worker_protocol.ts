@@ -1,0 +1,18 @@
+/** Messages between the main thread and data-plane workers (structured-clone safe). */
+import type { StatsSnapshot } from "../stats/store.ts";
+import type { HostStatus, ListenerAddress } from "./data_plane.ts";
+
+/** Main -> worker. */
+export type ToWorker =
+  | { type: "start"; configPath: string; workerIndex: number; logLevel: string }
+  | { type: "stats"; id: number }
+  | { type: "reset_counters"; id: number }
+  | { type: "stop"; graceMs: number };
+
+/** Worker -> main. */
+export type FromWorker =
+  | { type: "started"; addresses: ListenerAddress[] }
+  | { type: "error"; message: string }
+  | { type: "stats"; id: number; snapshot: StatsSnapshot; hosts: HostStatus[] }
+  | { type: "reset_counters"; id: number }
+  | { type: "stopped" };

@@ -1,0 +1,152 @@
+/**
+ * One upstream cluster: its membership, the load balancer over the usable hosts (healthy ones, or all
+ * in panic mode as Envoy), and its connection pool.
+ */
+import type { Clock } from "../common/clock.ts";
+import type { Logger } from "../common/log.ts";
+import type { Counter, Scope } from "../stats/store.ts";
+import type { ClusterConfig } from "./config.ts";
+import { createClusterStats, HostImpl } from "./host.ts";
+import { lbBuilder } from "./lb/factory.ts";
+import type { LoadBalancer, Random } from "./lb/lb.ts";
+import { type ConnectFn, ConnPool } from "./pool.ts";
+import type { AcquireResult, Cluster, ClusterStats, Host, LbContext, UpstreamConnection } from "./types.ts";
+
+/** What a cluster needs from its environment. */
+export interface ClusterDeps {
+  /** Scope already prefixed `cluster.<name>.`. */
+  scope: Scope;
+  /** Time source. */
+  clock: Clock;
+  /** Logger. */
+  log?: Logger;
+  /** Socket opener for the pool (default Deno.connect). */
+  connect?: ConnectFn;
+  /** Random source for LBs (default Math.random). */
+  random?: Random;
+}
+
+/** Extra picks tried when the LB returns a host listed in `ctx.avoid`. */
+const AVOID_ATTEMPTS = 3;
+
+const NO_HOSTS: LoadBalancer = { choose: () => null };
+
+/** A cluster; membership is set by its discovery (static list or DNS) through `setHosts`. */
+export class ClusterImpl implements Cluster {
+  readonly name: string;
+  readonly stats: ClusterStats;
+  readonly connectTimeoutMs: number;
+  readonly perConnectionBufferLimitBytes: number;
+  readonly config: ClusterConfig;
+  /** DNS refresh counters (`update_attempt|success|failure|empty`). */
+  readonly updateStats: { attempt: Counter; success: Counter; failure: Counter; empty: Counter };
+  readonly #build: (hosts: readonly Host[]) => LoadBalancer;
+  readonly #pool: ConnPool;
+  readonly #panicThreshold: number;
+  #hosts: HostImpl[] = [];
+  #lb: LoadBalancer = NO_HOSTS;
+  #panic = false;
+
+  constructor(config: ClusterConfig, deps: ClusterDeps) {
+    this.config = config;
+    this.name = config.name;
+    this.stats = createClusterStats(deps.scope);
+    this.updateStats = {
+      attempt: deps.scope.counter("update_attempt"),
+      success: deps.scope.counter("update_success"),
+      failure: deps.scope.counter("update_failure"),
+      empty: deps.scope.counter("update_empty"),
+    };
+    this.connectTimeoutMs = config.connect_timeout;
+    this.perConnectionBufferLimitBytes = config.per_connection_buffer_limit_bytes;
+    this.#panicThreshold = config.common_lb_config?.healthy_panic_threshold?.value ?? 50;
+    this.#build = lbBuilder(config, deps.random ?? Math.random);
+    const http = config.common_http_protocol_options;
+    this.#pool = new ConnPool({
+      stats: this.stats,
+      clock: deps.clock,
+      connectTimeoutMs: config.connect_timeout,
+      idleTimeoutMs: http?.idle_timeout ?? 3_600_000,
+      maxRequestsPerConnection: http?.max_requests_per_connection ?? config.max_requests_per_connection ?? 0,
+      connect: deps.connect,
+      log: deps.log,
+    });
+    this.stats.membership_total.set(0);
+    this.stats.membership_healthy.set(0);
+  }
+
+  /** The pool (tests and admin). */
+  get pool(): ConnPool {
+    return this.#pool;
+  }
+
+  /** True while fewer than healthy_panic_threshold percent of hosts are healthy (LB uses all hosts). */
+  get panic(): boolean {
+    return this.#panic;
+  }
+
+  hosts(): readonly Host[] {
+    return this.#hosts;
+  }
+
+  /** Replaces the membership (discovery); hosts no longer present lose their pooled connections. */
+  setHosts(hosts: HostImpl[]): void {
+    const keep = new Set(hosts);
+    for (const h of this.#hosts) if (!keep.has(h)) this.#pool.removeHost(h);
+    this.#hosts = hosts;
+    this.healthChanged();
+  }
+
+  /** Rebuilds the LB and membership gauges; call after flipping any host's `healthy`. */
+  healthChanged(): void {
+    const healthy = this.#hosts.filter((h) => h.healthy);
+    const total = this.#hosts.length;
+    this.stats.membership_total.set(total);
+    this.stats.membership_healthy.set(healthy.length);
+    this.#panic = total > 0 && healthy.length * 100 < this.#panicThreshold * total;
+    this.#lb = total === 0 ? NO_HOSTS : this.#build(this.#panic ? this.#hosts : healthy);
+  }
+
+  chooseHost(ctx: LbContext): Host | null {
+    let h = this.#lb.choose(ctx, 0);
+    if (h !== null && !h.healthy && !this.#panic) {
+      // Health flipped without healthChanged(): resync once.
+      this.healthChanged();
+      h = this.#lb.choose(ctx, 0);
+    }
+    if (h === null) {
+      this.stats.upstream_cx_none_healthy.inc();
+      return null;
+    }
+    const avoid = ctx.avoid;
+    if (avoid !== undefined && avoid.length > 0) {
+      for (let attempt = 1; attempt <= AVOID_ATTEMPTS && avoid.includes(h!); attempt++) {
+        h = this.#lb.choose(ctx, attempt) ?? h;
+      }
+    }
+    if (this.#panic) this.stats.lb_healthy_panic.inc();
+    return h;
+  }
+
+  acquireHttp1(host: Host): Promise<AcquireResult> {
+    return this.#pool.acquireHttp1(host);
+  }
+
+  connectTcp(host: Host): Promise<AcquireResult> {
+    return this.#pool.connectTcp(host);
+  }
+
+  tcpClosed(conn: UpstreamConnection, closedLocally: boolean): void {
+    this.#pool.tcpClosed(conn, closedLocally);
+  }
+
+  /** Closes idle connections and stops the pool's timer. */
+  close(): void {
+    this.#pool.close();
+  }
+}
+
+/** Health from an lb_endpoint's health_status (UNKNOWN and HEALTHY count as healthy). */
+export function healthyFromStatus(status: string): boolean {
+  return status === "UNKNOWN" || status === "HEALTHY";
+}

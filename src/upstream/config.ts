@@ -1,0 +1,240 @@
+/**
+ * zod schema for `envoy.config.cluster.v3.Cluster` as used in `static_resources.clusters`.
+ * Fields Envoy has but nuncio does not implement yet are listed explicitly and rejected with
+ * "Field not supported by nuncio"; unknown fields are rejected by the strict objects.
+ */
+import { isIP } from "node:net";
+import { z } from "zod";
+import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
+
+/** The message every recognised but unimplemented field fails with. */
+export const NOT_SUPPORTED = "Field not supported by nuncio";
+
+/** A field that exists in Envoy but not in nuncio: absent is fine, any value is an error. */
+const unsupported = z.never({ error: NOT_SUPPORTED }).optional();
+
+/** Shape entries rejecting each of `names` (spread into a strictObject shape). */
+function unsupportedFields<const K extends string>(...names: K[]): Record<K, typeof unsupported> {
+  const out = {} as Record<K, typeof unsupported>;
+  for (const n of names) out[n] = unsupported;
+  return out;
+}
+
+/** An enum whose `unsupported` members are valid Envoy values that nuncio rejects with NOT_SUPPORTED. */
+function partialEnum<const S extends string>(what: string, supported: readonly S[], notYet: readonly string[]) {
+  return z.string().transform((v, ctx): S => {
+    if ((supported as readonly string[]).includes(v)) return v as S;
+    ctx.addIssue({
+      code: "custom",
+      message: notYet.includes(v)
+        ? `${NOT_SUPPORTED}: ${what} ${v} is not supported`
+        : `Invalid ${what} "${v}" (expected one of ${supported.join(", ")})`,
+    });
+    return z.NEVER;
+  });
+}
+
+/** True when `n` is prime (config time only). */
+export function isPrime(n: number): boolean {
+  if (n < 2 || !Number.isInteger(n)) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+/** Cluster.type values nuncio implements. */
+export const CLUSTER_TYPES = ["STATIC", "STRICT_DNS", "LOGICAL_DNS"] as const;
+/** Cluster.lb_policy values nuncio implements. */
+export const LB_POLICIES = ["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"] as const;
+/** Cluster.dns_lookup_family values. */
+export const DNS_LOOKUP_FAMILIES = ["AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"] as const;
+/** One of DNS_LOOKUP_FAMILIES. */
+export type DnsLookupFamily = typeof DNS_LOOKUP_FAMILIES[number];
+
+const MAX_RING_SIZE = 8_388_608;
+
+const healthStatus = z.enum(["UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"]);
+
+const locality = z.strictObject({
+  region: z.string().optional(),
+  zone: z.string().optional(),
+  sub_zone: z.string().optional(),
+});
+
+const endpoint = z.strictObject({
+  address,
+  hostname: z.string().optional(),
+  ...unsupportedFields("health_check_config", "additional_addresses"),
+});
+
+const lbEndpoint = z.strictObject({
+  endpoint,
+  health_status: healthStatus.default("UNKNOWN"),
+  load_balancing_weight: uint32.min(1).optional(),
+  ...unsupportedFields("endpoint_name", "metadata"),
+});
+
+const localityLbEndpoints = z.strictObject({
+  locality: locality.optional(),
+  lb_endpoints: z.array(lbEndpoint).default([]),
+  load_balancing_weight: uint32.min(1).optional(),
+  priority: uint32.refine((p) => p === 0, { error: `${NOT_SUPPORTED}: only priority 0 is supported` })
+    .default(0),
+  ...unsupportedFields("proximity", "leds_cluster_locality_config", "metadata"),
+});
+
+const loadAssignment = z.strictObject({
+  cluster_name: z.string().optional(),
+  endpoints: z.array(localityLbEndpoints).default([]),
+  ...unsupportedFields("named_endpoints", "policy"),
+});
+
+const runtimeDouble = z.strictObject({ default_value: z.number().min(1), runtime_key: z.string().optional() });
+
+const ringHashLbConfig = z.strictObject({
+  minimum_ring_size: uint64.pipe(z.number().min(1).max(MAX_RING_SIZE)).default(1024),
+  maximum_ring_size: uint64.pipe(z.number().min(1).max(MAX_RING_SIZE)).default(MAX_RING_SIZE),
+  hash_function: partialEnum("hash_function", ["XX_HASH"] as const, ["MURMUR_HASH_2"]).default("XX_HASH"),
+}).refine((c) => c.minimum_ring_size <= c.maximum_ring_size, {
+  error: "minimum_ring_size must not exceed maximum_ring_size",
+  path: ["minimum_ring_size"],
+});
+
+const maglevLbConfig = z.strictObject({
+  table_size: uint64.pipe(z.number().max(5_000_011)).refine(isPrime, { error: "table_size must be prime" })
+    .default(65537),
+});
+
+const leastRequestLbConfig = z.strictObject({
+  choice_count: uint32.min(2).default(2),
+  active_request_bias: runtimeDouble.optional(),
+  ...unsupportedFields("slow_start_config"),
+});
+
+const roundRobinLbConfig = z.strictObject({ ...unsupportedFields("slow_start_config") });
+
+const commonLbConfig = z.strictObject({
+  healthy_panic_threshold: percent.optional(),
+  ...unsupportedFields(
+    "zone_aware_lb_config",
+    "locality_weighted_lb_config",
+    "update_merge_window",
+    "ignore_new_hosts_until_first_hc",
+    "close_connections_on_host_set_change",
+    "consistent_hashing_lb_config",
+    "override_host_status",
+  ),
+});
+
+const commonHttpProtocolOptions = z.strictObject({
+  idle_timeout: duration.default(3_600_000),
+  max_headers_count: uint32.min(1).optional(),
+  max_requests_per_connection: uint32.optional(),
+  headers_with_underscores_action: z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]).default("ALLOW"),
+  ...unsupportedFields("max_connection_duration", "max_stream_duration", "max_response_headers_kb"),
+});
+
+/** envoy.config.cluster.v3.Cluster (static clusters). */
+export const clusterSchema = z.strictObject({
+  name: z.string().min(1),
+  type: partialEnum("cluster type", CLUSTER_TYPES, ["EDS", "ORIGINAL_DST"]).default("STATIC"),
+  connect_timeout: duration.refine((ms) => ms > 0, { error: "connect_timeout must be positive" })
+    .default(5000),
+  lb_policy: partialEnum("lb_policy", LB_POLICIES, [
+    "CLUSTER_PROVIDED",
+    "LOAD_BALANCING_POLICY_CONFIG",
+    "ORIGINAL_DST_LB",
+  ]).default("ROUND_ROBIN"),
+  load_assignment: loadAssignment.optional(),
+  dns_refresh_rate: duration.refine((ms) => ms >= 1, { error: "dns_refresh_rate must be at least 1ms" })
+    .default(5000),
+  dns_lookup_family: z.enum(DNS_LOOKUP_FAMILIES).default("AUTO"),
+  respect_dns_ttl: z.boolean().default(false),
+  per_connection_buffer_limit_bytes: uint32.default(1_048_576),
+  ring_hash_lb_config: ringHashLbConfig.optional(),
+  maglev_lb_config: maglevLbConfig.optional(),
+  least_request_lb_config: leastRequestLbConfig.optional(),
+  round_robin_lb_config: roundRobinLbConfig.optional(),
+  common_lb_config: commonLbConfig.optional(),
+  common_http_protocol_options: commonHttpProtocolOptions.optional(),
+  /** Deprecated alias of common_http_protocol_options.max_requests_per_connection. */
+  max_requests_per_connection: uint32.optional(),
+  // Later issues replace these entries with real schemas.
+  ...unsupportedFields(
+    "circuit_breakers",
+    "health_checks",
+    "outlier_detection",
+    "typed_extension_protocol_options",
+    "transport_socket",
+    "transport_socket_matches",
+    "alt_stat_name",
+    "eds_cluster_config",
+    "cluster_type",
+    "lb_subset_config",
+    "original_dst_lb_config",
+    "load_balancing_policy",
+    "upstream_bind_config",
+    "upstream_connection_options",
+    "upstream_config",
+    "http_protocol_options",
+    "http2_protocol_options",
+    "upstream_http_protocol_options",
+    "protocol_selection",
+    "cleanup_interval",
+    "dns_failure_refresh_rate",
+    "dns_resolvers",
+    "use_tcp_for_dns_lookups",
+    "dns_resolution_config",
+    "typed_dns_resolver_config",
+    "dns_jitter",
+    "wait_for_warm_on_init",
+    "metadata",
+    "close_connections_on_host_health_failure",
+    "ignore_health_on_host_removal",
+    "filters",
+    "lrs_server",
+    "lrs_report_endpoint_metrics",
+    "track_timeout_budgets",
+    "track_cluster_stats",
+    "preconnect_policy",
+    "connection_pool_per_downstream_connection",
+  ),
+}).superRefine((c, ctx) => {
+  if (
+    c.max_requests_per_connection !== undefined &&
+    c.common_http_protocol_options?.max_requests_per_connection !== undefined
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["max_requests_per_connection"],
+      message:
+        "Only one of max_requests_per_connection and common_http_protocol_options.max_requests_per_connection may be set",
+    });
+  }
+  const localities = c.load_assignment?.endpoints ?? [];
+  if (c.type === "LOGICAL_DNS" && (localities.length !== 1 || localities[0].lb_endpoints.length !== 1)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["load_assignment"],
+      message: "LOGICAL_DNS clusters must have exactly one locality with exactly one lb_endpoint",
+    });
+  }
+  if (c.type !== "STATIC") return;
+  localities.forEach((l, i) =>
+    l.lb_endpoints.forEach((e, j) => {
+      const a = e.endpoint.address.socket_address.address;
+      if (isIP(a) === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["load_assignment", "endpoints", i, "lb_endpoints", j, "endpoint", "address", "socket_address", "address"],
+          message: `STATIC cluster endpoint address "${a}" is not an IP address (use STRICT_DNS for names)`,
+        });
+      }
+    })
+  );
+});
+
+/** A parsed, defaulted cluster. */
+export type ClusterConfig = z.output<typeof clusterSchema>;
+/** The cluster config as written (before defaults). */
+export type ClusterConfigInput = z.input<typeof clusterSchema>;

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { clusterSchema, isPrime } from "./config.ts";
+
+const ep = (address: string, port = 80, extra: Record<string, unknown> = {}) => ({
+  endpoint: { address: { socket_address: { address, port_value: port } } },
+  ...extra,
+});
+
+const base = {
+  name: "svc",
+  load_assignment: { cluster_name: "svc", endpoints: [{ lb_endpoints: [ep("127.0.0.1")] }] },
+};
+
+/** Parses and returns the error messages joined with their paths ("" when valid). */
+function errors(input: unknown): string {
+  const r = clusterSchema.safeParse(input);
+  return r.success ? "" : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n");
+}
+
+Deno.test("clusterSchema", async (t) => {
+  await t.step("defaults follow Envoy", () => {
+    const c = clusterSchema.parse(base);
+    assert.equal(c.type, "STATIC");
+    assert.equal(c.connect_timeout, 5000);
+    assert.equal(c.lb_policy, "ROUND_ROBIN");
+    assert.equal(c.dns_refresh_rate, 5000);
+    assert.equal(c.dns_lookup_family, "AUTO");
+    assert.equal(c.per_connection_buffer_limit_bytes, 1048576);
+    const le = c.load_assignment!.endpoints[0];
+    assert.equal(le.priority, 0);
+    assert.equal(le.lb_endpoints[0].health_status, "UNKNOWN");
+  });
+
+  await t.step("full supported config parses", () => {
+    const c = clusterSchema.parse({
+      name: "full",
+      type: "STRICT_DNS",
+      connect_timeout: "0.25s",
+      lb_policy: "RING_HASH",
+      dns_refresh_rate: { seconds: 10 },
+      dns_lookup_family: "V4_ONLY",
+      respect_dns_ttl: true,
+      per_connection_buffer_limit_bytes: 32768,
+      ring_hash_lb_config: { minimum_ring_size: "16", maximum_ring_size: 4096, hash_function: "XX_HASH" },
+      maglev_lb_config: { table_size: 5 },
+      least_request_lb_config: { choice_count: 3, active_request_bias: { default_value: 1.5 } },
+      common_lb_config: { healthy_panic_threshold: { value: 0 } },
+      common_http_protocol_options: {
+        idle_timeout: "30s",
+        max_requests_per_connection: 100,
+        max_headers_count: 50,
+        headers_with_underscores_action: "REJECT_REQUEST",
+      },
+      load_assignment: {
+        cluster_name: "full",
+        endpoints: [{
+          locality: { region: "r", zone: "z" },
+          load_balancing_weight: 3,
+          priority: 0,
+          lb_endpoints: [ep("backend.local", 8080, { load_balancing_weight: 5, health_status: "HEALTHY" })],
+        }],
+      },
+    });
+    assert.equal(c.connect_timeout, 250);
+    assert.equal(c.dns_refresh_rate, 10000);
+    assert.equal(c.ring_hash_lb_config!.minimum_ring_size, 16);
+    assert.equal(c.common_http_protocol_options!.idle_timeout, 30000);
+    assert.equal(c.least_request_lb_config!.choice_count, 3);
+  });
+
+  await t.step("unsupported Envoy fields name the field", () => {
+    for (
+      const f of ["circuit_breakers", "health_checks", "outlier_detection", "typed_extension_protocol_options"]
+    ) {
+      assert.match(errors({ ...base, [f]: {} }), new RegExp(`^${f}: Field not supported by nuncio$`));
+    }
+    assert.match(errors({ ...base, transport_socket: { name: "tls" } }), /transport_socket: Field not supported/);
+    assert.match(
+      errors({ ...base, common_http_protocol_options: { max_stream_duration: "1s" } }),
+      /common_http_protocol_options\.max_stream_duration: Field not supported by nuncio/,
+    );
+  });
+
+  await t.step("unknown fields are errors", () => {
+    assert.match(errors({ ...base, bogus: 1 }), /Unrecognized key/);
+    assert.match(errors({ ...base, ring_hash_lb_config: { size: 1 } }), /Unrecognized key/);
+  });
+
+  await t.step("unsupported types and policies", () => {
+    assert.match(errors({ ...base, type: "EDS" }), /^type: Field not supported by nuncio: cluster type EDS/);
+    assert.match(errors({ ...base, type: "ORIGINAL_DST" }), /not supported/);
+    assert.match(errors({ ...base, type: "NOPE" }), /Invalid cluster type "NOPE"/);
+    assert.match(errors({ ...base, lb_policy: "CLUSTER_PROVIDED" }), /lb_policy: Field not supported/);
+    assert.match(
+      errors({ ...base, ring_hash_lb_config: { hash_function: "MURMUR_HASH_2" } }),
+      /not supported/,
+    );
+  });
+
+  await t.step("value checks", () => {
+    assert.match(errors({ ...base, maglev_lb_config: { table_size: 65536 } }), /table_size must be prime/);
+    assert.match(
+      errors({ ...base, ring_hash_lb_config: { minimum_ring_size: 10, maximum_ring_size: 5 } }),
+      /minimum_ring_size must not exceed/,
+    );
+    assert.match(errors({ ...base, ring_hash_lb_config: { maximum_ring_size: 8388609 } }), /maximum_ring_size/);
+    assert.match(errors({ ...base, connect_timeout: "0s" }), /connect_timeout must be positive/);
+    assert.match(errors({ ...base, connect_timeout: "5" }), /Invalid duration/);
+    assert.match(
+      errors({ ...base, load_assignment: { endpoints: [{ priority: 1, lb_endpoints: [] }] } }),
+      /endpoints\.0\.priority: Field not supported by nuncio: only priority 0/,
+    );
+    assert.match(
+      errors({ ...base, load_assignment: { endpoints: [{ lb_endpoints: [ep("a.example")] }] } }),
+      /socket_address\.address: STATIC cluster endpoint address "a\.example" is not an IP/,
+    );
+    assert.equal(errors({ ...base, load_assignment: { endpoints: [{ lb_endpoints: [ep("::1")] }] } }), "");
+    assert.match(
+      errors({ ...base, type: "LOGICAL_DNS", load_assignment: { endpoints: [{ lb_endpoints: [ep("a"), ep("b")] }] } }),
+      /LOGICAL_DNS clusters must have exactly one/,
+    );
+    assert.match(
+      errors({ ...base, max_requests_per_connection: 1, common_http_protocol_options: { max_requests_per_connection: 2 } }),
+      /Only one of max_requests_per_connection/,
+    );
+    assert.match(errors({ name: "" }), /^name:/);
+  });
+
+  await t.step("isPrime", () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 9, 65537, 5000011].map(isPrime), [false, true, true, false, true, false, true, true]);
+  });
+});

@@ -1,0 +1,88 @@
+/** The Host implementation and per-cluster stats (`cluster.<name>.`). */
+import type { Counter, Scope } from "../stats/store.ts";
+import type { ClusterStats, Host, HostStats } from "./types.ts";
+
+/** A concrete upstream host; LOGICAL_DNS updates its address in place (`setAddress`). */
+export class HostImpl implements Host {
+  address: string;
+  port: number;
+  addressString: string;
+  readonly hostname: string;
+  readonly weight: number;
+  healthy: boolean;
+  activeRequests = 0;
+  activeConnections = 0;
+  readonly stats: HostStats = {
+    cx_total: 0,
+    cx_connect_fail: 0,
+    rq_total: 0,
+    rq_success: 0,
+    rq_error: 0,
+    rq_timeout: 0,
+  };
+
+  constructor(address: string, port: number, opts: { hostname?: string; weight?: number; healthy?: boolean } = {}) {
+    this.address = address;
+    this.port = port;
+    this.addressString = formatAddress(address, port);
+    this.hostname = opts.hostname || address;
+    this.weight = Math.max(1, opts.weight ?? 1);
+    this.healthy = opts.healthy ?? true;
+  }
+
+  /** Points the host at a new address (LOGICAL_DNS re-resolution); existing connections are untouched. */
+  setAddress(address: string): void {
+    this.address = address;
+    this.addressString = formatAddress(address, this.port);
+  }
+}
+
+/** "ip:port", with brackets for IPv6. */
+export function formatAddress(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Creates the ClusterStats of one cluster in `scope` (already prefixed `cluster.<name>.`); runs at config time. */
+export function createClusterStats(scope: Scope): ClusterStats {
+  // Packed arrays indexed by status code / class: no string building after the first use of a code.
+  const codes: (Counter | undefined)[] = new Array(1000).fill(undefined);
+  const classes: (Counter | undefined)[] = new Array(10).fill(undefined);
+  return {
+    upstream_cx_total: scope.counter("upstream_cx_total"),
+    upstream_cx_active: scope.gauge("upstream_cx_active"),
+    upstream_cx_connect_fail: scope.counter("upstream_cx_connect_fail"),
+    upstream_cx_connect_timeout: scope.counter("upstream_cx_connect_timeout"),
+    upstream_cx_destroy: scope.counter("upstream_cx_destroy"),
+    upstream_cx_destroy_local: scope.counter("upstream_cx_destroy_local"),
+    upstream_cx_destroy_remote: scope.counter("upstream_cx_destroy_remote"),
+    upstream_cx_rx_bytes_total: scope.counter("upstream_cx_rx_bytes_total"),
+    upstream_cx_tx_bytes_total: scope.counter("upstream_cx_tx_bytes_total"),
+    upstream_cx_none_healthy: scope.counter("upstream_cx_none_healthy"),
+    upstream_cx_connect_ms: scope.histogram("upstream_cx_connect_ms"),
+    upstream_cx_length_ms: scope.histogram("upstream_cx_length_ms"),
+    upstream_rq_total: scope.counter("upstream_rq_total"),
+    upstream_rq_active: scope.gauge("upstream_rq_active"),
+    upstream_rq_pending_total: scope.counter("upstream_rq_pending_total"),
+    upstream_rq_pending_active: scope.gauge("upstream_rq_pending_active"),
+    upstream_rq_completed: scope.counter("upstream_rq_completed"),
+    upstream_rq_timeout: scope.counter("upstream_rq_timeout"),
+    upstream_rq_rx_reset: scope.counter("upstream_rq_rx_reset"),
+    upstream_rq_tx_reset: scope.counter("upstream_rq_tx_reset"),
+    upstream_rq_retry: scope.counter("upstream_rq_retry"),
+    upstream_rq_time: scope.histogram("upstream_rq_time"),
+    membership_healthy: scope.gauge("membership_healthy", "never_import"),
+    membership_total: scope.gauge("membership_total", "never_import"),
+    lb_healthy_panic: scope.counter("lb_healthy_panic"),
+    recordResponseCode(code: number): void {
+      if (!(code >= 0 && code < 1000)) code = 0;
+      code |= 0;
+      let c = codes[code];
+      if (c === undefined) codes[code] = c = scope.counter(`upstream_rq_${code}`);
+      c.inc();
+      const k = (code / 100) | 0;
+      let x = classes[k];
+      if (x === undefined) classes[k] = x = scope.counter(`upstream_rq_${k}xx`);
+      x.inc();
+    },
+  };
+}

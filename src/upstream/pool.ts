@@ -1,0 +1,306 @@
+/**
+ * Per-cluster connection pools: HTTP/1.1 keep-alive connections per host (LIFO reuse, peer-close
+ * detection while idle, idle expiry with one coarse timer) and unpooled TCP connections for tcp_proxy.
+ */
+import type { Clock, TimerHandle } from "../common/clock.ts";
+import type { Logger } from "../common/log.ts";
+import type { AcquireResult, ClusterStats, Host, UpstreamConnection } from "./types.ts";
+
+/** Opens a TCP connection (Deno.connect by default; tests inject fakes). */
+export type ConnectFn = (opts: { hostname: string; port: number; signal?: AbortSignal }) => Promise<Deno.Conn>;
+
+/** Settings of one cluster's pool. */
+export interface PoolOptions {
+  /** The cluster's stats. */
+  stats: ClusterStats;
+  /** Time source for connect timeouts, idle expiry and connection length. */
+  clock: Clock;
+  /** connect_timeout in ms. */
+  connectTimeoutMs: number;
+  /** common_http_protocol_options.idle_timeout in ms; 0 disables. */
+  idleTimeoutMs: number;
+  /** max_requests_per_connection; 0 means unlimited. */
+  maxRequestsPerConnection: number;
+  /** Socket opener (default Deno.connect). */
+  connect?: ConnectFn;
+  /** Debug logger. */
+  log?: Logger;
+}
+
+/** Size of each connection's read buffer. */
+export const READ_BUF_SIZE = 16 * 1024;
+
+const BUSY = 0;
+const IDLE = 1;
+const CLOSED = 2;
+
+/** A pooled (or unpooled, for tcp_proxy) upstream connection. */
+export class PooledConnection implements UpstreamConnection {
+  readonly conn: Deno.Conn;
+  readonly host: Host;
+  reused = false;
+  pendingRead: Promise<number | null> | null = null;
+  readonly readBuf: Uint8Array = new Uint8Array(READ_BUF_SIZE);
+  readStart = 0;
+  readEnd = 0;
+  /** BUSY, IDLE or CLOSED. */
+  state = BUSY;
+  /** Requests served (acquires). */
+  requests = 0;
+  /** Monotonic ms when it went idle. */
+  idleSince = 0;
+  /** Monotonic ms when it connected. */
+  readonly createdAt: number;
+  /** Reusable acquire result (avoids one allocation per reuse). */
+  readonly acquired: AcquireResult;
+  readonly #pool: ConnPool;
+  readonly #tcp: boolean;
+  #readInFlight = false;
+  readonly #onRead = (n: number | null) => this.#idleReadDone(n);
+  readonly #onReadError = () => this.#idleReadDone(null);
+
+  constructor(pool: ConnPool, conn: Deno.Conn, host: Host, createdAt: number, tcp: boolean) {
+    this.#pool = pool;
+    this.conn = conn;
+    this.host = host;
+    this.createdAt = createdAt;
+    this.#tcp = tcp;
+    this.acquired = { ok: true, connection: this };
+  }
+
+  /** Returns the connection to the pool (`reusable`) or closes it. */
+  release(reusable: boolean): void {
+    if (this.state !== BUSY) return;
+    if (this.#tcp || !reusable) this.#pool.destroy(this, true);
+    else this.#pool.putIdle(this);
+  }
+
+  /** Starts the idle read that notices a peer close (keeps one already in flight). */
+  armIdleRead(): void {
+    if (this.#readInFlight) return;
+    this.#readInFlight = true;
+    this.readStart = this.readEnd = 0;
+    const p = this.conn.read(this.readBuf);
+    this.pendingRead = p;
+    p.then(this.#onRead, this.#onReadError);
+  }
+
+  #idleReadDone(n: number | null): void {
+    this.#readInFlight = false;
+    if (this.state !== IDLE) return; // a user owns it and awaits pendingRead itself
+    // EOF or error: the peer closed; data while idle is a protocol violation: close.
+    this.#pool.destroy(this, n !== null);
+  }
+}
+
+/** One host's idle connections and whether the host is still a member. */
+interface HostPool {
+  idle: PooledConnection[];
+  removed: boolean;
+}
+
+/** The connection pools of one cluster (one HostPool per host, one idle-expiry timer overall). */
+export class ConnPool {
+  readonly #o: PoolOptions;
+  readonly #connect: ConnectFn;
+  readonly #hosts = new Map<Host, HostPool>();
+  readonly #removed = new WeakSet<Host>();
+  #idleCount = 0;
+  #idleTimer: TimerHandle | null = null;
+  #closed = false;
+
+  constructor(opts: PoolOptions) {
+    this.#o = opts;
+    this.#connect = opts.connect ?? ((o) => Deno.connect(o));
+  }
+
+  /** Number of idle connections across hosts (tests, /clusters). */
+  get idleCount(): number {
+    return this.#idleCount;
+  }
+
+  /** An idle connection to `host` (most recently used first) or a new one; runs per request. */
+  acquireHttp1(host: Host): Promise<AcquireResult> {
+    const hp = this.#hosts.get(host);
+    if (hp !== undefined) {
+      const c = hp.idle.pop();
+      if (c !== undefined) {
+        this.#idleCount--;
+        c.state = BUSY;
+        c.reused = true;
+        c.requests++;
+        return Promise.resolve(c.acquired);
+      }
+    }
+    return this.#open(host, false);
+  }
+
+  /** A new unpooled connection to `host` (tcp_proxy); close it with release() or tcpClosed(). */
+  connectTcp(host: Host): Promise<AcquireResult> {
+    return this.#open(host, true);
+  }
+
+  /** Records that an unpooled connection closed; `closedLocally` picks destroy_local vs destroy_remote. */
+  tcpClosed(c: UpstreamConnection, closedLocally: boolean): void {
+    if (c instanceof PooledConnection && c.state !== CLOSED) this.destroy(c, closedLocally);
+  }
+
+  /** Forgets `host` (membership change): closes its idle connections, busy ones close on release. */
+  removeHost(host: Host): void {
+    const hp = this.#hosts.get(host);
+    this.#removed.add(host);
+    if (hp === undefined) return;
+    hp.removed = true;
+    this.#hosts.delete(host);
+    for (const c of hp.idle.splice(0)) {
+      this.#idleCount--;
+      this.destroy(c, true);
+    }
+  }
+
+  /** Closes every idle connection and stops the idle timer; later releases close their connection. */
+  close(): void {
+    this.#closed = true;
+    for (const host of [...this.#hosts.keys()]) this.removeHost(host);
+    if (this.#idleTimer !== null) {
+      this.#o.clock.clearTimer(this.#idleTimer);
+      this.#idleTimer = null;
+    }
+  }
+
+  /** Called by release(true): parks the connection or closes it when it may not be reused. */
+  putIdle(c: PooledConnection): void {
+    const max = this.#o.maxRequestsPerConnection;
+    const hp = this.#hosts.get(c.host);
+    if (
+      this.#closed || hp === undefined || hp.removed || (max > 0 && c.requests >= max) ||
+      c.readStart !== c.readEnd
+    ) {
+      this.destroy(c, true);
+      return;
+    }
+    c.state = IDLE;
+    c.idleSince = this.#o.clock.monotonic();
+    hp.idle.push(c);
+    this.#idleCount++;
+    c.armIdleRead();
+    if (this.#idleTimer === null && this.#o.idleTimeoutMs > 0) {
+      this.#idleTimer = this.#o.clock.setTimer(this.#sweep, this.#o.idleTimeoutMs);
+    }
+  }
+
+  /** Closes `c` and updates stats; `local` picks upstream_cx_destroy_local vs _remote. Idempotent. */
+  destroy(c: PooledConnection, local: boolean): void {
+    if (c.state === CLOSED) return;
+    if (c.state === IDLE) {
+      const hp = this.#hosts.get(c.host);
+      const i = hp ? hp.idle.indexOf(c) : -1;
+      if (i >= 0) {
+        hp!.idle.splice(i, 1);
+        this.#idleCount--;
+      }
+    }
+    c.state = CLOSED;
+    const s = this.#o.stats;
+    s.upstream_cx_destroy.inc();
+    (local ? s.upstream_cx_destroy_local : s.upstream_cx_destroy_remote).inc();
+    s.upstream_cx_active.dec();
+    s.upstream_cx_length_ms.record(this.#o.clock.monotonic() - c.createdAt);
+    c.host.activeConnections--;
+    try {
+      c.conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Closes idle connections past idle_timeout, then re-arms for the next expiry (coarse: >= 1 s apart). */
+  #sweep = (): void => {
+    this.#idleTimer = null;
+    const timeout = this.#o.idleTimeoutMs;
+    const now = this.#o.clock.monotonic();
+    let next = Infinity;
+    for (const hp of this.#hosts.values()) {
+      for (let i = hp.idle.length - 1; i >= 0; i--) {
+        const c = hp.idle[i];
+        const expiry = c.idleSince + timeout;
+        if (expiry <= now) this.destroy(c, true);
+        else if (expiry < next) next = expiry;
+      }
+    }
+    if (next !== Infinity && !this.#closed) {
+      const delay = Math.max(next - now, Math.min(1000, timeout));
+      this.#idleTimer = this.#o.clock.setTimer(this.#sweep, delay);
+    }
+  };
+
+  #open(host: Host, tcp: boolean): Promise<AcquireResult> {
+    if (this.#closed) {
+      return Promise.resolve({ ok: false, reason: "connect_failure", detail: "Cluster manager closed" });
+    }
+    if (!tcp && !this.#hosts.has(host) && !this.#removed.has(host)) this.#hosts.set(host, { idle: [], removed: false });
+    const o = this.#o;
+    const s = o.stats;
+    s.upstream_cx_total.inc();
+    s.upstream_cx_active.inc();
+    host.stats.cx_total++;
+    host.activeConnections++;
+    const start = o.clock.monotonic();
+    const abort = new AbortController();
+    return new Promise<AcquireResult>((resolve) => {
+      let done = false;
+      const fail = (reason: "connect_failure" | "connect_timeout", detail: string) => {
+        done = true;
+        s.upstream_cx_connect_fail.inc();
+        if (reason === "connect_timeout") s.upstream_cx_connect_timeout.inc();
+        s.upstream_cx_active.dec();
+        host.stats.cx_connect_fail++;
+        host.activeConnections--;
+        o.log?.debug(`Upstream connect to ${host.addressString} failed: ${detail}`);
+        resolve({ ok: false, reason, detail });
+      };
+      const timer = o.clock.setTimer(() => {
+        if (done) return;
+        abort.abort();
+        fail("connect_timeout", `Connect timeout after ${o.connectTimeoutMs}ms`);
+      }, o.connectTimeoutMs);
+      let p: Promise<Deno.Conn>;
+      try {
+        p = this.#connect({ hostname: host.address, port: host.port, signal: abort.signal });
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then((conn) => {
+        if (done || this.#closed) {
+          // Timed out (or shut down) meanwhile: do not leak the socket.
+          try {
+            conn.close();
+          } catch {
+            // ignore
+          }
+          if (!done) {
+            o.clock.clearTimer(timer);
+            fail("connect_failure", "Cluster manager closed");
+          }
+          return;
+        }
+        done = true;
+        o.clock.clearTimer(timer);
+        try {
+          (conn as Deno.TcpConn).setNoDelay?.(true);
+        } catch {
+          // not a TCP socket (tests) or already closed
+        }
+        const now = o.clock.monotonic();
+        s.upstream_cx_connect_ms.record(now - start);
+        const c = new PooledConnection(this, conn, host, now, tcp);
+        c.requests = 1;
+        resolve(c.acquired);
+      }, (e: unknown) => {
+        if (done) return;
+        o.clock.clearTimer(timer);
+        fail("connect_failure", e instanceof Error ? e.message : String(e));
+      });
+    });
+  }
+}

@@ -145,3 +145,50 @@ Deno.test("Supervisor kills the whole process group and RSS is readable", async 
     Deno.removeSync(log);
   }
 });
+
+Deno.test("parseOptions", async (t) => {
+  const { parseOptions } = await import("./options.ts");
+  await t.step("defaults are the full run", () => {
+    const o = parseOptions([]);
+    assert.equal(o.durationS, 8);
+    assert.equal(o.rounds, 3);
+    assert.equal(o.connections, 64);
+    assert.equal(o.idleConns, 10_000);
+  });
+  await t.step("--quick then explicit flags", () => {
+    const o = parseOptions(["--quick", "--duration", "3", "--only", "nginx,direct", "--json", "x.json"]);
+    assert.equal(o.durationS, 3);
+    assert.equal(o.rounds, 1);
+    assert.equal(o.compareMemory, false);
+    assert.deepEqual(o.only, ["nginx", "direct"]);
+    assert.equal(o.json, "x.json");
+  });
+  await t.step("rejects unknown flags and bad numbers", () => {
+    assert.throws(() => parseOptions(["--bogus"]), /Unknown option --bogus/);
+    assert.throws(() => parseOptions(["--duration", "x"]), /Bad value for --duration/);
+  });
+});
+
+Deno.test("measureIdleConnections holds N keep-alive connections", async () => {
+  const { measureIdleConnections } = await import("./lib.ts");
+  const port = findFreePort();
+  const ac = new AbortController();
+  let requests = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port, signal: ac.signal, onListen: () => {} }, () => {
+    requests++;
+    return new Response("ok");
+  });
+  const sup = new Supervisor();
+  try {
+    const r = await measureIdleConnections(sup, { pid: Deno.pid, port, count: 50, mode: "request" });
+    assert.equal(r.opened, 50);
+    assert.equal(r.failed, 0);
+    assert.equal(requests, 50);
+    assert.ok(r.beforeKiB > 0 && r.heldKiB > 0);
+    assert.equal(sup.live().length, 0);
+  } finally {
+    await sup.dispose();
+    ac.abort();
+    await server.finished;
+  }
+});

@@ -19,87 +19,7 @@ import {
 } from "./report.ts";
 import { measureMemory } from "./memory_bench.ts";
 import { type NuncioLaunch, startNuncio } from "./targets.ts";
-
-/** Command-line options. */
-interface Options {
-  durationS: number;
-  warmupS: number;
-  connections: number;
-  threads: number;
-  rounds: number;
-  c1S: number;
-  idleConns: number;
-  memory: boolean;
-  compareMemory: boolean;
-  nuncio: boolean;
-  nuncioBin?: string;
-  json?: string;
-  strict: boolean;
-  only?: string[];
-}
-
-const USAGE = `usage: deno task bench [options]
-  --quick              smoke run: 2 s per measurement, 1 round, no memory comparison
-  --duration S         seconds per measurement (default 8)
-  --warmup S           warm-up seconds per target before the rounds (default 3)
-  --connections N      wrk connections (default 64)
-  --threads N          wrk threads (default 1)
-  --rounds N           interleaved rounds, median reported (default 3)
-  --c1 S               seconds of the single-connection latency run, 0 to skip (default 3)
-  --idle-conns N       idle connections for the memory test (default 10000)
-  --no-memory          skip the memory test
-  --no-compare-memory  skip nginx/HAProxy per-connection memory (--compare-memory turns it on)
-  --no-nuncio          measure nginx and HAProxy only
-  --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
-  --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp)
-  --json FILE          also write the results as JSON
-  --strict             exit 1 if a ratio or memory target fails`;
-
-function parseOptions(argv: string[]): Options {
-  const o: Options = {
-    durationS: 8,
-    warmupS: 3,
-    connections: 64,
-    threads: 1,
-    rounds: 3,
-    c1S: 3,
-    idleConns: 10_000,
-    memory: true,
-    compareMemory: true,
-    nuncio: true,
-    strict: false,
-  };
-  const num = (i: number) => {
-    const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v < 0) throw new Error(`Bad value for ${argv[i]}: ${argv[i + 1]}`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--quick") {
-      Object.assign(o, { durationS: 2, warmupS: 1, rounds: 1, c1S: 1, compareMemory: false });
-    } else if (a === "--duration") o.durationS = num(i++);
-    else if (a === "--warmup") o.warmupS = num(i++);
-    else if (a === "--connections") o.connections = num(i++);
-    else if (a === "--threads") o.threads = num(i++);
-    else if (a === "--rounds") o.rounds = Math.max(1, num(i++));
-    else if (a === "--c1") o.c1S = num(i++);
-    else if (a === "--idle-conns") o.idleConns = num(i++);
-    else if (a === "--no-memory") o.memory = false;
-    else if (a === "--no-compare-memory") o.compareMemory = false;
-    else if (a === "--compare-memory") o.compareMemory = true;
-    else if (a === "--no-nuncio") o.nuncio = false;
-    else if (a === "--nuncio-bin") o.nuncioBin = argv[++i];
-    else if (a === "--only") o.only = (argv[++i] ?? "").split(",");
-    else if (a === "--json") o.json = argv[++i];
-    else if (a === "--strict") o.strict = true;
-    else if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      Deno.exit(0);
-    } else throw new Error(`Unknown option ${a}\n${USAGE}`);
-  }
-  return o;
-}
+import { type Options, parseOptions } from "./options.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -185,6 +105,7 @@ async function main(): Promise<number> {
   ]);
   const dir = Deno.makeTempDirSync({ prefix: "nuncio-bench-" });
   const sup = new Supervisor();
+  sup.onInterrupt(() => Deno.removeSync(dir, { recursive: true }));
   const env: Env = {
     dir,
     sup,

@@ -64,9 +64,13 @@ function sleep(ms: number): Promise<void> {
 /** Starts child processes and guarantees they are all killed when the benchmark ends. */
 export class Supervisor {
   #live = new Set<Managed>();
+  #exitHooks: (() => void)[] = [];
   #onSignal = () => {
     console.error("\ninterrupted: stopping child processes");
-    this.stopAll().finally(() => Deno.exit(130));
+    this.stopAll().finally(() => {
+      for (const hook of this.#exitHooks) hook();
+      Deno.exit(130);
+    });
   };
   #onUnload = () => {
     for (const m of this.#live) killGroup(m.pid, "SIGKILL");
@@ -88,7 +92,7 @@ export class Supervisor {
     const child = new Deno.Command("bash", {
       args: ["-c", script, "bash", cmd, ...args],
       cwd: opts.cwd,
-      env: { ...opts.env, ...(opts.logPath ? { BENCH_LOG: opts.logPath } : {}) },
+      env: { NO_COLOR: "1", ...opts.env, ...(opts.logPath ? { BENCH_LOG: opts.logPath } : {}) },
       stdin: opts.pipe ? "piped" : "null",
       stdout: opts.pipe ? "piped" : "null",
       stderr: opts.logPath ? "null" : "inherit",
@@ -127,6 +131,11 @@ export class Supervisor {
     };
     this.#live.add(managed);
     return managed;
+  }
+
+  /** Registers a synchronous clean-up (e.g. removing a temp dir) to run when interrupted. */
+  onInterrupt(hook: () => void): void {
+    this.#exitHooks.push(hook);
   }
 
   /** Returns the children that have not exited yet. */

@@ -6,7 +6,12 @@ import { z } from "zod";
 import type { StreamInfo } from "../common/stream_info.ts";
 import { type ExtensionRef, typedExtension } from "../config/extension_ref.ts";
 import type { FactoryContext } from "../network/filter.ts";
-import { type AccessLogFilter, type AccessLogFilterConfig, accessLogFilterSchema, compileFilter } from "./filter.ts";
+import {
+  type AccessLogFilter,
+  type AccessLogFilterConfig,
+  accessLogFilterSchema,
+  compileFilter,
+} from "./filter.ts";
 import type { AccessLogger, AccessLoggerCreate } from "./types.ts";
 
 /** One parsed `access_log` entry. */
@@ -33,7 +38,9 @@ export const accessLogEntrySchema: z.ZodType<AccessLogEntry> = z.unknown().trans
     if (r.success) parsedFilter = r.data;
     else {
       ok = false;
-      for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: ["filter", ...i.path], message: i.message });
+      for (const i of r.error.issues) {
+        ctx.addIssue({ code: "custom", path: ["filter", ...i.path], message: i.message });
+      }
     }
   }
   refSchema ??= typedExtension("access_logger");

@@ -6,7 +6,7 @@ import { fileAccessLog } from "../extensions/access_loggers/file/mod.ts";
 import { stderrAccessLog, stdoutAccessLog } from "../extensions/access_loggers/stdout/mod.ts";
 import { registry } from "../registry/registry.ts";
 import { accessLogEntrySchema, createAccessLogs, logAll } from "./config.ts";
-import { compileFilter, accessLogFilterSchema } from "./filter.ts";
+import { accessLogFilterSchema, compileFilter } from "./filter.ts";
 import { testContext } from "./test_util.ts";
 
 for (const ext of [fileAccessLog, stdoutAccessLog, stderrAccessLog]) {
@@ -27,12 +27,16 @@ function filterOf(cfg: unknown) {
 }
 
 Deno.test("access log filters", async (t) => {
-  const cmp = (op: string, v: number) => ({ comparison: { op, value: { default_value: v, runtime_key: "k" } } });
+  const cmp = (op: string, v: number) => ({
+    comparison: { op, value: { default_value: v, runtime_key: "k" } },
+  });
   await t.step("status_code_filter", () => {
     const ge = filterOf({ status_code_filter: cmp("GE", 500) });
     assert.equal(ge.evaluate(info(503, 1)), true);
     assert.equal(ge.evaluate(info(404, 1)), false);
-    const eq = filterOf({ status_code_filter: { comparison: { value: { default_value: 200, runtime_key: "k" } } } });
+    const eq = filterOf({
+      status_code_filter: { comparison: { value: { default_value: 200, runtime_key: "k" } } },
+    });
     assert.equal(eq.evaluate(info(200, 1)), true);
     assert.equal(eq.evaluate(info(201, 1)), false);
     assert.equal(filterOf({ status_code_filter: cmp("LE", 299) }).evaluate(info(300, 1)), false);
@@ -83,7 +87,9 @@ Deno.test("accessLogEntrySchema and createAccessLogs", async (t) => {
       const path = `${dir}/access.log`;
       const entry = accessLogEntrySchema.parse({
         name: "envoy.access_loggers.file",
-        filter: { status_code_filter: { comparison: { op: "GE", value: { default_value: 500, runtime_key: "x" } } } },
+        filter: {
+          status_code_filter: { comparison: { op: "GE", value: { default_value: 500, runtime_key: "x" } } },
+        },
         typed_config: {
           "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
           path,
@@ -148,7 +154,10 @@ Deno.test("accessLogEntrySchema and createAccessLogs", async (t) => {
       const [b] = createAccessLogs([dflt], testContext());
       b.log(i);
       await b.close();
-      assert.match(await Deno.readTextFile(`${dir}/default.log`), /^\[1970-01-01T00:00:00\.000Z\] "- - HTTP\/2" 200 - 0 0 1 -/);
+      assert.match(
+        await Deno.readTextFile(`${dir}/default.log`),
+        /^\[1970-01-01T00:00:00\.000Z\] "- - HTTP\/2" 200 - 0 0 1 -/,
+      );
     });
     await t.step("config errors keep their paths", () => {
       const bad = accessLogEntrySchema.safeParse({

@@ -55,7 +55,11 @@ export const substitutionFormatString: z.ZodType<LogFormatSpec> = z.strictObject
   };
   const err = checkFormat(spec);
   if (err) {
-    const key = v.json_format ? "json_format" : v.text_format !== undefined ? "text_format" : "text_format_source";
+    const key = v.json_format
+      ? "json_format"
+      : v.text_format !== undefined
+      ? "text_format"
+      : "text_format_source";
     ctx.addIssue({ code: "custom", path: [key], message: err });
     return z.NEVER;
   }

@@ -43,7 +43,13 @@ export interface FormatterOptions {
 export function compileFormatter(spec: LogFormatSpec | undefined, opts: FormatterOptions = {}): Formatter {
   const clock = opts.clock ?? systemClock;
   if (spec?.json) {
-    return new JsonFormatter(spec.json, !!spec.omitEmptyValues, !!spec.sortProperties, clock, spec.contentType);
+    return new JsonFormatter(
+      spec.json,
+      !!spec.omitEmptyValues,
+      !!spec.sortProperties,
+      clock,
+      spec.contentType,
+    );
   }
   return new TextFormatter(spec?.text ?? DEFAULT_FORMAT, !!spec?.omitEmptyValues, clock, spec?.contentType);
 }
@@ -176,7 +182,9 @@ function compileObject(struct: Record<string, unknown>, sort: boolean, path: str
         throw new Error(`${(e as Error).message} (json_format key "${path}${k}")`);
       }
       if (parts.length === 1 && typeof parts[0] !== "string") return { ...base, kind: J_TYPED, parts };
-      if (parts.every((p) => typeof p === "string")) return { ...base, kind: J_CONST, encoded: JSON.stringify(parts.join("")) };
+      if (parts.every((p) => typeof p === "string")) {
+        return { ...base, kind: J_CONST, encoded: JSON.stringify(parts.join("")) };
+      }
       return { ...base, kind: J_TEXT, parts };
     }
     if (typeof v === "number" || typeof v === "boolean" || v === null) {
@@ -184,7 +192,11 @@ function compileObject(struct: Record<string, unknown>, sort: boolean, path: str
     }
     if (Array.isArray(v)) throw new Error(`List values are not supported in json_format (key "${path}${k}")`);
     if (typeof v === "object") {
-      return { ...base, kind: J_OBJECT, children: compileObject(v as Record<string, unknown>, sort, `${path}${k}.`) };
+      return {
+        ...base,
+        kind: J_OBJECT,
+        children: compileObject(v as Record<string, unknown>, sort, `${path}${k}.`),
+      };
     }
     throw new Error(`Unsupported value in json_format (key "${path}${k}")`);
   });

@@ -43,7 +43,10 @@ function fullInfo(clock: ManualClock): StreamInfo {
     ["x-request-id", "abc-123"],
     ["x-long", "0123456789"],
   ]);
-  i.responseHeaders = HeaderMap.from([["x-envoy-upstream-service-time", "11"], ["content-type", "text/plain"]]);
+  i.responseHeaders = HeaderMap.from([["x-envoy-upstream-service-time", "11"], [
+    "content-type",
+    "text/plain",
+  ]]);
   i.responseTrailers = HeaderMap.from([["grpc-status", "0"]]);
   return i;
 }
@@ -170,7 +173,11 @@ Deno.test("json formatter", async (t) => {
     assert.ok(line.startsWith('{"start":'), "keys keep config order");
   });
   await t.step("omit_empty_values and sort_properties", () => {
-    const f = compileFormatter({ json: { b: "%UPSTREAM_HOST%", a: "%PROTOCOL%", c: "x" }, omitEmptyValues: true, sortProperties: true });
+    const f = compileFormatter({
+      json: { b: "%UPSTREAM_HOST%", a: "%PROTOCOL%", c: "x" },
+      omitEmptyValues: true,
+      sortProperties: true,
+    });
     const i = new StreamInfo();
     i.protocol = "HTTP/2";
     assert.equal(f.format(i), '{"a":"HTTP/2","c":"x"}\n');

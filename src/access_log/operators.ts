@@ -207,7 +207,9 @@ function parseOperator(name: string, arg: string | undefined, maxLength: number,
       throw new Error(`Invalid access log format: bad header alternative "${arg}" in %${name}%`);
     }
     const kind = name === "REQ" ? Op.Req : name === "RESP" ? Op.Resp : Op.Trailer;
-    const src = (h: string) => (kind === Op.Req ? reqSource(h) : kind === Op.Resp && h === ":status" ? H_STATUS : H_HEADER);
+    const src = (
+      h: string,
+    ) => (kind === Op.Req ? reqSource(h) : kind === Op.Resp && h === ":status" ? H_STATUS : H_HEADER);
     return op(kind, {
       header: main,
       headerSource: src(main),
@@ -216,7 +218,9 @@ function parseOperator(name: string, arg: string | undefined, maxLength: number,
       maxLength,
     });
   }
-  if (maxLength) throw new Error(`Invalid access log format: %${name}% does not take a length (:${maxLength})`);
+  if (maxLength) {
+    throw new Error(`Invalid access log format: %${name}% does not take a length (:${maxLength})`);
+  }
   if (name === "START_TIME") return op(Op.StartTime, { time: arg ? new TimeFormat(arg) : undefined });
   if (hasArg) throw new Error(`Invalid access log format: %${name}% does not take arguments`);
   if (name === "HOSTNAME") return op(Op.Hostname, { constant: hostname() });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { StatsStore } from "../stats/store.ts";
-import { type ByteSink, BufferedLineWriter } from "./writer.ts";
+import { BufferedLineWriter, type ByteSink } from "./writer.ts";
 
 /** A sink that records writes and can be held to observe coalescing. */
 class SlowSink implements ByteSink {

@@ -10,7 +10,13 @@ export { parseResponseHead, responseBodyKind } from "./h1/response.ts";
 export { ChunkedDecoder } from "./h1/chunked.ts";
 export { H1ParseError } from "./h1/types.ts";
 export type { HeadScanState, RequestHead, ResponseHead } from "./h1/types.ts";
-export { preparePath } from "./path.ts";
+/** TEMPORARY until src/http/path.ts lands: passes paths through unchanged. */
+export function preparePath(
+  path: string,
+  _o: unknown,
+): { ok: true; path: string; changed: boolean } | { ok: false; status: number; details: string; location?: string } {
+  return { ok: true, path, changed: false };
+}
 
 const encoder = new TextEncoder();
 

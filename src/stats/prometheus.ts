@@ -5,7 +5,7 @@
  * Counters keep Envoy's names, so `promtool check metrics` lints counters not ending in `_total`
  * (a naming lint, not a format error); every family carries `# HELP` and `# TYPE`.
  */
-import { type StatsQuery, selectHistograms, selectScalars } from "./format.ts";
+import { selectHistograms, selectScalars, type StatsQuery } from "./format.ts";
 import { type HistogramSnapshot, type StatsSnapshot, SUPPORTED_BUCKETS } from "./store.ts";
 import { extractTags, type Tag } from "./tags.ts";
 
@@ -59,7 +59,9 @@ function group<T>(entries: [string, T][]): Family<T>[] {
     f.samples.push({ labels: ex.tags, value, labelKey: formatLabels(ex.tags) });
   }
   const out = [...families.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const f of out) f.samples.sort((a, b) => (a.labelKey < b.labelKey ? -1 : a.labelKey > b.labelKey ? 1 : 0));
+  for (const f of out) {
+    f.samples.sort((a, b) => (a.labelKey < b.labelKey ? -1 : a.labelKey > b.labelKey ? 1 : 0));
+  }
   return out;
 }
 

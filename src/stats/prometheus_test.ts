@@ -32,19 +32,25 @@ Deno.test("prometheus conversion", async (t) => {
       text.includes('envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="backend"} 10\n'),
     );
     assert.ok(
-      text.includes('envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="backend"} 10\n'),
+      text.includes(
+        'envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="backend"} 10\n',
+      ),
     );
     assert.ok(text.includes('envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="ingress"} 14\n'));
     assert.ok(text.includes('envoy_listener_downstream_cx_total{envoy_listener_address="0.0.0.0_8080"} 8\n'));
     assert.ok(text.includes("envoy_weird_name_with_chars 2\n"));
-    assert.ok(text.includes("# TYPE envoy_server_memory_allocated gauge\nenvoy_server_memory_allocated -2\n"));
+    assert.ok(
+      text.includes("# TYPE envoy_server_memory_allocated gauge\nenvoy_server_memory_allocated -2\n"),
+    );
     assert.equal(text.match(/# TYPE envoy_cluster_upstream_rq_total /g)?.length, 1);
   });
   await t.step("histograms are cumulative with +Inf, sum and count", () => {
     assert.ok(text.includes("# TYPE envoy_cluster_upstream_rq_time histogram\n"));
     const b = (le: string) => {
       const m = new RegExp(
-        `envoy_cluster_upstream_rq_time_bucket\\{envoy_cluster_name="backend",le="${le.replace("+", "\\+")}"\\} (\\S+)`,
+        `envoy_cluster_upstream_rq_time_bucket\\{envoy_cluster_name="backend",le="${
+          le.replace("+", "\\+")
+        }"\\} (\\S+)`,
       ).exec(text);
       return m ? Number(m[1]) : NaN;
     };

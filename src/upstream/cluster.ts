@@ -6,7 +6,7 @@ import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
 import type { Counter, Scope } from "../stats/store.ts";
 import type { ClusterConfig } from "./config.ts";
-import { createClusterStats, HostImpl } from "./host.ts";
+import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
 import { type ConnectFn, ConnPool } from "./pool.ts";

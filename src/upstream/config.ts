@@ -21,7 +21,11 @@ function unsupportedFields<const K extends string>(...names: K[]): Record<K, typ
 }
 
 /** An enum whose `unsupported` members are valid Envoy values that nuncio rejects with NOT_SUPPORTED. */
-function partialEnum<const S extends string>(what: string, supported: readonly S[], notYet: readonly string[]) {
+function partialEnum<const S extends string>(
+  what: string,
+  supported: readonly S[],
+  notYet: readonly string[],
+) {
   return z.string().transform((v, ctx): S => {
     if ((supported as readonly string[]).includes(v)) return v as S;
     ctx.addIssue({
@@ -89,7 +93,10 @@ const loadAssignment = z.strictObject({
   ...unsupportedFields("named_endpoints", "policy"),
 });
 
-const runtimeDouble = z.strictObject({ default_value: z.number().min(1), runtime_key: z.string().optional() });
+const runtimeDouble = z.strictObject({
+  default_value: z.number().min(1),
+  runtime_key: z.string().optional(),
+});
 
 const ringHashLbConfig = z.strictObject({
   minimum_ring_size: uint64.pipe(z.number().min(1).max(MAX_RING_SIZE)).default(1024),
@@ -226,7 +233,17 @@ export const clusterSchema = z.strictObject({
       if (isIP(a) === 0) {
         ctx.addIssue({
           code: "custom",
-          path: ["load_assignment", "endpoints", i, "lb_endpoints", j, "endpoint", "address", "socket_address", "address"],
+          path: [
+            "load_assignment",
+            "endpoints",
+            i,
+            "lb_endpoints",
+            j,
+            "endpoint",
+            "address",
+            "socket_address",
+            "address",
+          ],
           message: `STATIC cluster endpoint address "${a}" is not an IP address (use STRICT_DNS for names)`,
         });
       }

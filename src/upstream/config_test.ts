@@ -70,11 +70,19 @@ Deno.test("clusterSchema", async (t) => {
 
   await t.step("unsupported Envoy fields name the field", () => {
     for (
-      const f of ["circuit_breakers", "health_checks", "outlier_detection", "typed_extension_protocol_options"]
+      const f of [
+        "circuit_breakers",
+        "health_checks",
+        "outlier_detection",
+        "typed_extension_protocol_options",
+      ]
     ) {
       assert.match(errors({ ...base, [f]: {} }), new RegExp(`^${f}: Field not supported by nuncio$`));
     }
-    assert.match(errors({ ...base, transport_socket: { name: "tls" } }), /transport_socket: Field not supported/);
+    assert.match(
+      errors({ ...base, transport_socket: { name: "tls" } }),
+      /transport_socket: Field not supported/,
+    );
     assert.match(
       errors({ ...base, common_http_protocol_options: { max_stream_duration: "1s" } }),
       /common_http_protocol_options\.max_stream_duration: Field not supported by nuncio/,
@@ -103,7 +111,10 @@ Deno.test("clusterSchema", async (t) => {
       errors({ ...base, ring_hash_lb_config: { minimum_ring_size: 10, maximum_ring_size: 5 } }),
       /minimum_ring_size must not exceed/,
     );
-    assert.match(errors({ ...base, ring_hash_lb_config: { maximum_ring_size: 8388609 } }), /maximum_ring_size/);
+    assert.match(
+      errors({ ...base, ring_hash_lb_config: { maximum_ring_size: 8388609 } }),
+      /maximum_ring_size/,
+    );
     assert.match(errors({ ...base, connect_timeout: "0s" }), /connect_timeout must be positive/);
     assert.match(errors({ ...base, connect_timeout: "5" }), /Invalid duration/);
     assert.match(
@@ -116,17 +127,34 @@ Deno.test("clusterSchema", async (t) => {
     );
     assert.equal(errors({ ...base, load_assignment: { endpoints: [{ lb_endpoints: [ep("::1")] }] } }), "");
     assert.match(
-      errors({ ...base, type: "LOGICAL_DNS", load_assignment: { endpoints: [{ lb_endpoints: [ep("a"), ep("b")] }] } }),
+      errors({
+        ...base,
+        type: "LOGICAL_DNS",
+        load_assignment: { endpoints: [{ lb_endpoints: [ep("a"), ep("b")] }] },
+      }),
       /LOGICAL_DNS clusters must have exactly one/,
     );
     assert.match(
-      errors({ ...base, max_requests_per_connection: 1, common_http_protocol_options: { max_requests_per_connection: 2 } }),
+      errors({
+        ...base,
+        max_requests_per_connection: 1,
+        common_http_protocol_options: { max_requests_per_connection: 2 },
+      }),
       /Only one of max_requests_per_connection/,
     );
     assert.match(errors({ name: "" }), /^name:/);
   });
 
   await t.step("isPrime", () => {
-    assert.deepEqual([1, 2, 3, 4, 5, 9, 65537, 5000011].map(isPrime), [false, true, true, false, true, false, true, true]);
+    assert.deepEqual([1, 2, 3, 4, 5, 9, 65537, 5000011].map(isPrime), [
+      false,
+      true,
+      true,
+      false,
+      true,
+      false,
+      true,
+      true,
+    ]);
   });
 });

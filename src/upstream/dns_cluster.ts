@@ -77,7 +77,7 @@ export class DnsDiscovery implements Discovery {
   }
 
   initialize(): Promise<void> {
-    return this.#first ??= this.#round();
+    return this.#first ??= this.#safeRound();
   }
 
   close(): void {
@@ -95,8 +95,17 @@ export class DnsDiscovery implements Discovery {
     }
     this.#timer = this.#clock.setTimer(() => {
       this.#timer = null;
-      this.#round();
+      this.#safeRound();
     }, this.#cluster.config.dns_refresh_rate);
+  }
+
+  /** A round that never rejects (it runs from a timer). */
+  #safeRound(): Promise<void> {
+    return this.#round().catch((e) => {
+      this.#log?.error(
+        `Cluster ${this.#cluster.name}: DNS refresh failed: ${e instanceof Error ? e.stack : e}`,
+      );
+    });
   }
 
   /** Resolves one target; returns true when its host list changed. Never rejects. */
@@ -110,7 +119,9 @@ export class DnsDiscovery implements Discovery {
       if (this.#closed) return false;
       u.failure.inc();
       this.#log?.warn(
-        `Cluster ${this.#cluster.name}: DNS resolution of ${t.name} failed: ${e instanceof Error ? e.message : e}`,
+        `Cluster ${this.#cluster.name}: DNS resolution of ${t.name} failed: ${
+          e instanceof Error ? e.message : e
+        }`,
       );
       return false;
     }

@@ -21,7 +21,11 @@ export class HostImpl implements Host {
     rq_timeout: 0,
   };
 
-  constructor(address: string, port: number, opts: { hostname?: string; weight?: number; healthy?: boolean } = {}) {
+  constructor(
+    address: string,
+    port: number,
+    opts: { hostname?: string; weight?: number; healthy?: boolean } = {},
+  ) {
     this.address = address;
     this.port = port;
     this.addressString = formatAddress(address, port);

@@ -4,10 +4,13 @@
  */
 import type { Clock, TimerHandle } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
+import { BUSY, CLOSED, type ConnectionOwner, IDLE, PooledConnection } from "./pooled_connection.ts";
 import type { AcquireResult, ClusterStats, Host, UpstreamConnection } from "./types.ts";
 
 /** Opens a TCP connection (Deno.connect by default; tests inject fakes). */
-export type ConnectFn = (opts: { hostname: string; port: number; signal?: AbortSignal }) => Promise<Deno.Conn>;
+export type ConnectFn = (
+  opts: { hostname: string; port: number; signal?: AbortSignal },
+) => Promise<Deno.Conn>;
 
 /** Settings of one cluster's pool. */
 export interface PoolOptions {
@@ -27,72 +30,6 @@ export interface PoolOptions {
   log?: Logger;
 }
 
-/** Size of each connection's read buffer. */
-export const READ_BUF_SIZE = 16 * 1024;
-
-const BUSY = 0;
-const IDLE = 1;
-const CLOSED = 2;
-
-/** A pooled (or unpooled, for tcp_proxy) upstream connection. */
-export class PooledConnection implements UpstreamConnection {
-  readonly conn: Deno.Conn;
-  readonly host: Host;
-  reused = false;
-  pendingRead: Promise<number | null> | null = null;
-  readonly readBuf: Uint8Array = new Uint8Array(READ_BUF_SIZE);
-  readStart = 0;
-  readEnd = 0;
-  /** BUSY, IDLE or CLOSED. */
-  state = BUSY;
-  /** Requests served (acquires). */
-  requests = 0;
-  /** Monotonic ms when it went idle. */
-  idleSince = 0;
-  /** Monotonic ms when it connected. */
-  readonly createdAt: number;
-  /** Reusable acquire result (avoids one allocation per reuse). */
-  readonly acquired: AcquireResult;
-  readonly #pool: ConnPool;
-  readonly #tcp: boolean;
-  #readInFlight = false;
-  readonly #onRead = (n: number | null) => this.#idleReadDone(n);
-  readonly #onReadError = () => this.#idleReadDone(null);
-
-  constructor(pool: ConnPool, conn: Deno.Conn, host: Host, createdAt: number, tcp: boolean) {
-    this.#pool = pool;
-    this.conn = conn;
-    this.host = host;
-    this.createdAt = createdAt;
-    this.#tcp = tcp;
-    this.acquired = { ok: true, connection: this };
-  }
-
-  /** Returns the connection to the pool (`reusable`) or closes it. */
-  release(reusable: boolean): void {
-    if (this.state !== BUSY) return;
-    if (this.#tcp || !reusable) this.#pool.destroy(this, true);
-    else this.#pool.putIdle(this);
-  }
-
-  /** Starts the idle read that notices a peer close (keeps one already in flight). */
-  armIdleRead(): void {
-    if (this.#readInFlight) return;
-    this.#readInFlight = true;
-    this.readStart = this.readEnd = 0;
-    const p = this.conn.read(this.readBuf);
-    this.pendingRead = p;
-    p.then(this.#onRead, this.#onReadError);
-  }
-
-  #idleReadDone(n: number | null): void {
-    this.#readInFlight = false;
-    if (this.state !== IDLE) return; // a user owns it and awaits pendingRead itself
-    // EOF or error: the peer closed; data while idle is a protocol violation: close.
-    this.#pool.destroy(this, n !== null);
-  }
-}
-
 /** One host's idle connections and whether the host is still a member. */
 interface HostPool {
   idle: PooledConnection[];
@@ -100,7 +37,7 @@ interface HostPool {
 }
 
 /** The connection pools of one cluster (one HostPool per host, one idle-expiry timer overall). */
-export class ConnPool {
+export class ConnPool implements ConnectionOwner {
   readonly #o: PoolOptions;
   readonly #connect: ConnectFn;
   readonly #hosts = new Map<Host, HostPool>();
@@ -238,7 +175,9 @@ export class ConnPool {
     if (this.#closed) {
       return Promise.resolve({ ok: false, reason: "connect_failure", detail: "Cluster manager closed" });
     }
-    if (!tcp && !this.#hosts.has(host) && !this.#removed.has(host)) this.#hosts.set(host, { idle: [], removed: false });
+    if (!tcp && !this.#hosts.has(host) && !this.#removed.has(host)) {
+      this.#hosts.set(host, { idle: [], removed: false });
+    }
     const o = this.#o;
     const s = o.stats;
     s.upstream_cx_total.inc();

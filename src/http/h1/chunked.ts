@@ -3,8 +3,8 @@
  * `next` call reports one data slice of the caller's buffer, a need for more bytes, or the end with trailers.
  */
 import type { HeaderMap } from "../headers.ts";
-import { CR, HT, LF, SP } from "./chars.ts";
-import { buildHeaders, decodeHead, findHeadEnd, scan, scanFields } from "./fields.ts";
+import { CR, decodeBytes, HT, LF, SP } from "./chars.ts";
+import { buildHeaders, findHeadEnd, scan, scanFields } from "./fields.ts";
 import { type H1Limits, H1ParseError } from "./types.ts";
 
 /** Kind of a ChunkResult. */
@@ -197,11 +197,19 @@ export class ChunkedDecoder {
       return r;
     }
     if (sectionEnd - p > limits.maxHeadersBytes) this.#tooLarge();
-    scanFields(buf, p, limits.maxHeadersCount, true, this.#errorStatus || 400, this.#errorStatus || 431);
+    scanFields(
+      buf,
+      p,
+      sectionEnd,
+      limits.maxHeadersCount,
+      true,
+      this.#errorStatus || 400,
+      this.#errorStatus || 431,
+    );
     this.#state = S_DONE;
     r.kind = "done";
     r.consumed = sectionEnd;
-    r.trailers = buildHeaders(decodeHead(buf, p, sectionEnd, 0), p, -1);
+    r.trailers = buildHeaders(decodeBytes(buf, p, sectionEnd), p, -1);
     return r;
   }
 

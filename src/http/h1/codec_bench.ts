@@ -35,9 +35,13 @@ const HEADERS = HeaderMap.from([
 
 let sink: unknown;
 
-Deno.bench(`parseRequestHead, ${REQUEST.length}-byte browser request`, { group: "parse", baseline: true }, () => {
-  sink = parseRequestHead(REQUEST, 0, REQUEST.length, LIMITS);
-});
+Deno.bench(
+  `parseRequestHead, ${REQUEST.length}-byte browser request`,
+  { group: "parse", baseline: true },
+  () => {
+    sink = parseRequestHead(REQUEST, 0, REQUEST.length, LIMITS);
+  },
+);
 Deno.bench(`parseResponseHead, ${RESPONSE.length}-byte response`, { group: "parse" }, () => {
   sink = parseResponseHead(RESPONSE, 0, RESPONSE.length, LIMITS);
 });

@@ -47,7 +47,13 @@ export const scan = {
  * is not in [from, end) yet (then `scan.lastLineStart` says where to resume). `strict` rejects bare LF.
  * Used to resume a head that arrives in pieces; a head that arrives whole is parsed in one pass.
  */
-export function findHeadEnd(buf: Uint8Array, from: number, end: number, strict: boolean, errStatus: number): number {
+export function findHeadEnd(
+  buf: Uint8Array,
+  from: number,
+  end: number,
+  strict: boolean,
+  errStatus: number,
+): number {
   let ls = from;
   for (let i = from; i < end; i++) {
     if (buf[i] !== LF) continue;
@@ -114,7 +120,9 @@ export function scanFields(
       if (b === SP || b === HT) {
         throw new H1ParseError(errStatus, "http1.invalid_characters", "Whitespace before colon");
       }
-      if (b === CR || b === LF) throw new H1ParseError(errStatus, "http1.codec_error", "Header line without colon");
+      if (b === CR || b === LF) {
+        throw new H1ParseError(errStatus, "http1.codec_error", "Header line without colon");
+      }
       throw new H1ParseError(errStatus, "http1.invalid_characters", "Invalid header name character");
     }
     if (pos === ls) throw new H1ParseError(errStatus, "http1.invalid_characters", "Empty header name");
@@ -136,7 +144,9 @@ export function scanFields(
     let ve = pos;
     while (ve > vs && ((b = buf[ve - 1]) === SP || b === HT)) ve--;
     pos += buf[pos] === CR ? 2 : 1;
-    if (count >= maxCount) throw new H1ParseError(tooManyStatus, "http1.too_many_headers", "Too many headers");
+    if (count >= maxCount) {
+      throw new H1ParseError(tooManyStatus, "http1.too_many_headers", "Too many headers");
+    }
     let o = count * FIELD_STRIDE;
     if (o + FIELD_STRIDE > fields.length) {
       const grown = new Int32Array(fields.length * 2);

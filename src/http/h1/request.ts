@@ -5,6 +5,7 @@
 import {
   bytesEqualLower,
   CR,
+  decodeBytes,
   K_CONNECTION,
   K_CONTENT_LENGTH,
   K_EXPECT,
@@ -23,7 +24,6 @@ import {
   CONN_KEEP_ALIVE,
   CONN_UPGRADE,
   connectionTokens,
-  decodeHead,
   FIELD_STRIDE,
   findHeadEnd,
   KIND_CL_NORMALIZED,
@@ -145,10 +145,58 @@ function classifyTarget(
 const B_HTTP = lowerBytes("http");
 const B_HTTPS = lowerBytes("https");
 
+/** Offsets of the last parsed request line (module scratch). */
+const line = { methodEnd: 0, targetStart: 0, targetEnd: 0, minor: 0 };
+
+/** Parses the request line at `s` within [s, end); returns the offset after its CRLF or -1 if incomplete. */
+function parseRequestLine(buf: Uint8Array, s: number, end: number): number {
+  let p = s;
+  while (p < end && TOKEN[buf[p]] !== 0) p++;
+  if (p >= end) return -1;
+  if (p === s || buf[p] !== SP) throw bad("http1.codec_error", "Invalid method");
+  line.methodEnd = p;
+  const ts = ++p;
+  for (;;) {
+    if (p >= end) return -1;
+    const b = buf[p];
+    if (b === SP) break;
+    if (b < 0x21 || b === 0x7f) {
+      throw bad(b === CR || b === LF ? "http1.codec_error" : "http1.invalid_url", "Invalid request target");
+    }
+    p++;
+  }
+  if (p === ts) throw bad("http1.invalid_url", "Empty request target");
+  line.targetStart = ts;
+  line.targetEnd = p;
+  p++;
+  const avail = end - p;
+  // "HTTP/1.x\r\n", checked byte by byte so a bad prefix fails before the line is complete
+  for (let i = 0; i < 10 && i < avail; i++) {
+    const b = buf[p + i];
+    const want = VERSION_TEMPLATE[i];
+    if (b === want || (want === 0 && b >= 48 && b <= 57)) continue;
+    throw bad("http1.codec_error", "Invalid HTTP version");
+  }
+  if (avail < 10) return -1;
+  const major = buf[p + 5];
+  const minor = buf[p + 7];
+  if (major !== 49 || (minor !== 48 && minor !== 49)) {
+    if (major === 50 && minor === 48 && h2PrefaceState(buf, s, end) !== 0) {
+      throw bad("http1.h2_preface", "HTTP/2 connection preface on an HTTP/1 connection");
+    }
+    throw bad("http1.codec_error", "Unsupported HTTP version");
+  }
+  line.minor = minor - 48;
+  return p + 10;
+}
+/** "HTTP/d.d\r\n" with 0 standing for any digit. */
+const VERSION_TEMPLATE = new Uint8Array([72, 84, 84, 80, 47, 0, 46, 0, CR, LF]);
+
 /**
  * Parses a request head in buf[start, end). Returns null while the head is incomplete (and within
  * `limits.maxHeadersBytes`), the parsed head otherwise; throws H1ParseError (400/431/501) on bad input.
- * `state` (optional, per connection) avoids rescanning a head that arrives in pieces.
+ * A head that arrives whole is parsed in one pass. Pass the same per-connection `state` on every call
+ * for a head that trickles in, so its bytes are scanned once instead of re-parsed on each call.
  */
 export function parseRequestHead(
   buf: Uint8Array,
@@ -159,60 +207,40 @@ export function parseRequestHead(
 ): RequestHead | null {
   let s = start;
   while (s + 1 < end && buf[s] === CR && buf[s + 1] === LF) s += 2; // RFC 9112 2.2: ignore leading CRLF
-  const from = state !== undefined && state.scanned > s - start ? start + state.scanned : s;
-  const headEnd = findHeadEnd(buf, from, end, true, 400);
+  const max = limits.maxHeadersBytes;
+  let stop = end;
+  if (state !== undefined && state.scanned > s - start) {
+    const found = findHeadEnd(buf, start + state.scanned, end, true, 400);
+    if (found < 0) {
+      if (end - start > max) throw new H1ParseError(431, "http1.headers_too_large", "Request head too large");
+      state.scanned = scan.lastLineStart - start;
+      return null;
+    }
+    stop = found;
+  }
+  const capped = s + max < stop ? s + max : stop;
+  const fieldsStart = parseRequestLine(buf, s, capped);
+  const headEnd = fieldsStart < 0
+    ? -1
+    : scanFields(buf, fieldsStart, capped, limits.maxHeadersCount, true, 400, 431);
   if (headEnd < 0) {
-    if (end - start > limits.maxHeadersBytes) {
+    if (capped < stop || end - start > max) {
       throw new H1ParseError(431, "http1.headers_too_large", "Request head too large");
     }
-    if (state !== undefined) state.scanned = scan.lastLineStart - start;
+    if (state !== undefined) state.scanned = fieldsStart < 0 ? 0 : scan.lastLineStart - start;
     return null;
   }
   if (state !== undefined) state.scanned = 0;
-  if (headEnd - s > limits.maxHeadersBytes) {
-    throw new H1ParseError(431, "http1.headers_too_large", "Request head too large");
-  }
+  return buildRequest(buf, s, headEnd);
+}
 
-  // request-line: method SP request-target SP HTTP-version CRLF
-  let p = s;
-  while (TOKEN[buf[p]] === 1) p++;
-  if (p === s || buf[p] !== SP) throw bad("http1.codec_error", "Invalid method");
-  const ms = s;
-  const me = p;
-  const ts = ++p;
-  let lineHigh = 0;
-  for (;;) {
-    const b = buf[p];
-    if (b === SP) break;
-    if (b < 0x21 || b === 0x7f) {
-      throw bad(b === CR ? "http1.codec_error" : "http1.invalid_url", "Invalid request target");
-    }
-    lineHigh |= b;
-    p++;
-  }
-  const te = p;
-  if (te === ts) throw bad("http1.invalid_url", "Empty request target");
-  p++;
-  if (
-    buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 || buf[p + 4] !== 47 ||
-    buf[p + 6] !== 46 || buf[p + 8] !== CR || buf[p + 9] !== LF
-  ) {
-    throw bad("http1.codec_error", "Invalid HTTP version");
-  }
-  const major = buf[p + 5];
-  const minor = buf[p + 7];
-  if (major !== 49 || (minor !== 48 && minor !== 49)) {
-    if (major === 50 && minor === 48 && h2PrefaceState(buf, s, end) !== 0) {
-      throw bad("http1.h2_preface", "HTTP/2 connection preface on an HTTP/1 connection");
-    }
-    throw bad("http1.codec_error", "Unsupported HTTP version");
-  }
-  const versionMinor: 0 | 1 = minor === 49 ? 1 : 0;
-  const internedMethod = internMethod(buf, ms, me);
-  const isConnect = internedMethod === "CONNECT";
-  classifyTarget(buf, ts, te, isConnect, internedMethod === "OPTIONS");
-
-  scanFields(buf, p + 10, limits.maxHeadersCount, true, 400, 431);
+function buildRequest(buf: Uint8Array, s: number, headEnd: number): RequestHead {
+  const me = line.methodEnd;
+  const ts = line.targetStart;
+  const te = line.targetEnd;
+  const versionMinor: 0 | 1 = line.minor === 1 ? 1 : 0;
+  const internedMethod = internMethod(buf, s, me);
+  classifyTarget(buf, ts, te, internedMethod === "CONNECT", internedMethod === "OPTIONS");
 
   // framing and connection semantics from the scanned fields
   const fields = scan.fields;
@@ -270,7 +298,7 @@ export function parseRequestHead(
   }
 
   // one decode for the whole head, then slices
-  const head = decodeHead(buf, s, headEnd, lineHigh);
+  const head = decodeBytes(buf, s, headEnd);
   const headers = buildHeaders(head, s, contentLength);
   const rawTarget = head.slice(ts - s, te - s);
   let path = "";

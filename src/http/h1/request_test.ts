@@ -43,7 +43,14 @@ Deno.test("parseRequestHead: valid requests", async (t) => {
     assert.equal(h.keepAlive, true);
     assert.equal(h.upgrade, "");
     assert.equal(h.expectContinue, false);
-    assert.deepEqual(h.headers.names, ["host", "user-agent", "accept", "accept-encoding", "x-custom-thing", "cookie"]);
+    assert.deepEqual(h.headers.names, [
+      "host",
+      "user-agent",
+      "accept",
+      "accept-encoding",
+      "x-custom-thing",
+      "cookie",
+    ]);
     assert.equal(h.headers.get("x-custom-thing"), "padded value");
     assert.equal(h.headers.get("accept-encoding"), "gzip, deflate, br");
   });
@@ -71,7 +78,11 @@ Deno.test("parseRequestHead: valid requests", async (t) => {
     assert.equal(parseOk("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n").upgrade, "");
   });
   await t.step("expect 100-continue", () => {
-    assert.equal(parseOk("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n").expectContinue, true);
+    assert.equal(
+      parseOk("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n")
+        .expectContinue,
+      true,
+    );
     assert.equal(parseOk("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expectContinue, false);
   });
   await t.step("content-length and chunked", () => {
@@ -112,7 +123,11 @@ Deno.test("parseRequestHead: valid requests", async (t) => {
     assert.equal(h.headEnd, 4 + 27);
   });
   await t.step("obs-text bytes in values are kept as byte strings", () => {
-    const b = new Uint8Array([...enc.encode("GET / HTTP/1.1\r\nHost: a\r\nX-L: caf"), 0xe9, ...enc.encode("\r\n\r\n")]);
+    const b = new Uint8Array([
+      ...enc.encode("GET / HTTP/1.1\r\nHost: a\r\nX-L: caf"),
+      0xe9,
+      ...enc.encode("\r\n\r\n"),
+    ]);
     const h = parseRequestHead(b, 0, b.length, LIMITS)!;
     assert.equal(h.headers.get("x-l"), "caf\u00e9");
   });
@@ -174,9 +189,16 @@ Deno.test("parseRequestHead: rejections", async (t) => {
       400,
       "http1.content_length_and_chunked_not_allowed",
     );
-    rejects("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "http1.invalid_transfer_encoding");
+    rejects(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      501,
+      "http1.invalid_transfer_encoding",
+    );
     rejects("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501);
-    rejects("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 501);
+    rejects(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+      501,
+    );
     rejects("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "http1.invalid_transfer_encoding");
     rejects("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400);
     rejects("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n", 400);

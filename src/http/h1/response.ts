@@ -5,6 +5,7 @@
 import {
   bytesEqualLower,
   CR,
+  decodeBytes,
   K_CONNECTION,
   K_CONTENT_LENGTH,
   K_TRANSFER_ENCODING,
@@ -19,7 +20,6 @@ import {
   CONN_CLOSE,
   CONN_KEEP_ALIVE,
   connectionTokens,
-  decodeHead,
   FIELD_STRIDE,
   findHeadEnd,
   KIND_CL_NORMALIZED,
@@ -48,58 +48,82 @@ export function parseResponseHead(
   limits: H1Limits,
   state?: HeadScanState,
 ): ResponseHead | null {
-  const from = state !== undefined && state.scanned > 0 ? start + state.scanned : start;
-  const headEnd = findHeadEnd(buf, from, end, false, 502);
+  const max = limits.maxHeadersBytes;
+  let stop = end;
+  if (state !== undefined && state.scanned > 0) {
+    const found = findHeadEnd(buf, start + state.scanned, end, false, 502);
+    if (found < 0) {
+      if (end - start > max) throw upe("http1.headers_too_large", "Response head too large");
+      state.scanned = scan.lastLineStart - start;
+      return null;
+    }
+    stop = found;
+  }
+  const capped = start + max < stop ? start + max : stop;
+  const fieldsStart = parseStatusLine(buf, start, capped);
+  const headEnd = fieldsStart < 0
+    ? -1
+    : scanFields(buf, fieldsStart, capped, limits.maxHeadersCount, false, 502, 502);
   if (headEnd < 0) {
-    if (end - start > limits.maxHeadersBytes) throw upe("http1.headers_too_large", "Response head too large");
-    if (state !== undefined) state.scanned = scan.lastLineStart - start;
+    if (capped < stop) throw upe("http1.headers_too_large", "Response head too large");
+    if (state !== undefined) state.scanned = fieldsStart < 0 ? 0 : scan.lastLineStart - start;
     return null;
   }
   if (state !== undefined) state.scanned = 0;
-  if (headEnd - start > limits.maxHeadersBytes) {
-    throw upe("http1.headers_too_large", "Response head too large");
-  }
+  return buildResponse(buf, start, headEnd);
+}
 
-  // status-line: HTTP-version SP 3DIGIT [SP reason-phrase] CRLF
-  const p = start;
-  if (
-    buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 || buf[p + 4] !== 47 ||
-    buf[p + 5] !== 49 || buf[p + 6] !== 46 || (buf[p + 7] !== 48 && buf[p + 7] !== 49) || buf[p + 8] !== SP
-  ) {
+/** Offsets of the last parsed status line (module scratch). */
+const statusLine = { status: 0, minor: 0, reasonStart: 0, reasonEnd: 0 };
+const STATUS_PREFIX = new Uint8Array([72, 84, 84, 80, 47, 49, 46]); // "HTTP/1."
+
+/** Parses the status line within [p, end); returns the offset after it or -1 if incomplete. */
+function parseStatusLine(buf: Uint8Array, p: number, end: number): number {
+  const avail = end - p;
+  for (let i = 0; i < 7 && i < avail; i++) {
+    if (buf[p + i] !== STATUS_PREFIX[i]) throw upe("http1.codec_error", "Invalid status line");
+  }
+  if (avail < 13) return -1;
+  const minor = buf[p + 7];
+  if ((minor !== 48 && minor !== 49) || buf[p + 8] !== SP) {
     throw upe("http1.codec_error", "Invalid status line");
   }
-  const versionMinor: 0 | 1 = buf[p + 7] === 49 ? 1 : 0;
   const d0 = buf[p + 9] - 48;
   const d1 = buf[p + 10] - 48;
   const d2 = buf[p + 11] - 48;
   if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
     throw upe("http1.codec_error", "Invalid status code");
   }
-  const status = d0 * 100 + d1 * 10 + d2;
+  statusLine.status = d0 * 100 + d1 * 10 + d2;
+  statusLine.minor = minor - 48;
   let q = p + 12;
   let rs = q;
-  let lineHigh = 0;
   if (buf[q] === SP) {
     rs = ++q;
     for (;;) {
+      if (q >= end) return -1;
       const b = buf[q];
       if (b === CR || b === LF) break;
       if (b === 0) throw upe("http1.invalid_characters", "NUL in reason phrase");
-      lineHigh |= b;
       q++;
     }
   }
-  const re = q;
+  statusLine.reasonStart = rs;
+  statusLine.reasonEnd = q;
   if (buf[q] === CR) {
+    if (q + 1 >= end) return -1;
     if (buf[q + 1] !== LF) throw upe("http1.codec_error", "Bare CR in status line");
-    q += 2;
-  } else if (buf[q] === LF) {
-    q += 1;
-  } else {
-    throw upe("http1.codec_error", "Invalid status line");
+    return q + 2;
   }
+  if (buf[q] === LF) return q + 1;
+  throw upe("http1.codec_error", "Invalid status line");
+}
 
-  scanFields(buf, q, limits.maxHeadersCount, false, 502, 502);
+function buildResponse(buf: Uint8Array, start: number, headEnd: number): ResponseHead {
+  const status = statusLine.status;
+  const versionMinor: 0 | 1 = statusLine.minor === 1 ? 1 : 0;
+  const rs = statusLine.reasonStart;
+  const re = statusLine.reasonEnd;
 
   const fields = scan.fields;
   const n = scan.count * FIELD_STRIDE;
@@ -148,7 +172,7 @@ export function parseResponseHead(
     throw upe("http1.content_length_not_allowed", "Content-Length in a 1xx or 204 response");
   }
 
-  const head = decodeHead(buf, start, headEnd, lineHigh);
+  const head = decodeBytes(buf, start, headEnd);
   return {
     status,
     reason: re > rs ? head.slice(rs - start, re - start) : "",

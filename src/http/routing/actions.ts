@@ -57,7 +57,9 @@ function rewrite(
 ): string {
   const end = pathEnd(path);
   const rest = keepQuery ? path.slice(end) : "";
-  if (prefix !== undefined) return prefix + path.slice(matched < 0 ? end : Math.min(matched, end), end) + rest;
+  if (prefix !== undefined) {
+    return prefix + path.slice(matched < 0 ? end : Math.min(matched, end), end) + rest;
+  }
   if (regex) return path.slice(0, end).replace(regex.re, regex.sub) + rest;
   return path.slice(0, end) + rest;
 }

@@ -76,7 +76,11 @@ export const virtualHostSchema = z.strictObject({
     if (d !== "*" && d.indexOf("*") !== d.lastIndexOf("*")) {
       ctx.addIssue({ code: "custom", path: ["domains", i], message: "Only one wildcard is allowed" });
     } else if (d.length > 1 && d.includes("*") && !d.startsWith("*") && !d.endsWith("*")) {
-      ctx.addIssue({ code: "custom", path: ["domains", i], message: "A wildcard must be the first or last character" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["domains", i],
+        message: "A wildcard must be the first or last character",
+      });
     }
   });
 });
@@ -129,7 +133,8 @@ export const routeConfigurationSchema = z.strictObject({
         ctx.addIssue({
           code: "custom",
           path: ["virtual_hosts", i, "routes", k, "direct_response", "body"],
-          message: `Body is ${len} bytes, over max_direct_response_body_size_bytes (${v.max_direct_response_body_size_bytes})`,
+          message:
+            `Body is ${len} bytes, over max_direct_response_body_size_bytes (${v.max_direct_response_body_size_bytes})`,
         });
       }
     });

@@ -12,7 +12,12 @@ export const clusterWeightSchema = z.strictObject({
   request_headers_to_remove: headersToRemove.default([]),
   response_headers_to_add: headersToAdd.default([]),
   response_headers_to_remove: headersToRemove.default([]),
-  ...notSupportedFields(["cluster_header", "metadata_match", "typed_per_filter_config", "host_rewrite_literal"]),
+  ...notSupportedFields([
+    "cluster_header",
+    "metadata_match",
+    "typed_per_filter_config",
+    "host_rewrite_literal",
+  ]),
 });
 
 /** envoy.config.route.v3.WeightedCluster. */
@@ -23,8 +28,9 @@ export const weightedClusterSchema = z.strictObject({
   ...notSupportedFields(["runtime_key_prefix", "header_name", "random_value_specifier"]),
 }).superRefine((v, ctx) => {
   const sum = v.clusters.reduce((s, c) => s + c.weight, 0);
-  if (sum === 0) ctx.addIssue({ code: "custom", path: ["clusters"], message: "Sum of weights must be greater than 0" });
-  else if (v.total_weight !== undefined && sum !== v.total_weight) {
+  if (sum === 0) {
+    ctx.addIssue({ code: "custom", path: ["clusters"], message: "Sum of weights must be greater than 0" });
+  } else if (v.total_weight !== undefined && sum !== v.total_weight) {
     ctx.addIssue({
       code: "custom",
       path: ["total_weight"],
@@ -49,7 +55,9 @@ export const hashPolicySchema = z.strictObject({
   query_parameter: z.strictObject({ name: z.string().min(1) }).optional(),
   terminal: z.boolean().default(false),
   ...notSupportedFields(["filter_state"]),
-}).superRefine((v, ctx) => exactlyOne(v, ["header", "cookie", "connection_properties", "query_parameter"], ctx));
+}).superRefine((v, ctx) =>
+  exactlyOne(v, ["header", "cookie", "connection_properties", "query_parameter"], ctx)
+);
 
 /** The parsed form of a HashPolicy. */
 export type HashPolicyConfig = z.infer<typeof hashPolicySchema>;

@@ -84,7 +84,9 @@ export function parseFormat(value: string): FormatParts {
       continue;
     }
     const m = COMMAND.exec(value.slice(i + 1));
-    if (!m) throw new Error(`Invalid header value format at offset ${i}: unterminated or malformed %COMMAND%`);
+    if (!m) {
+      throw new Error(`Invalid header value format at offset ${i}: unterminated or malformed %COMMAND%`);
+    }
     const [all, name, args, max] = m;
     let op: Operator;
     if (name in SIMPLE && args === undefined) {
@@ -243,7 +245,13 @@ function requestValue(
   return isRequest ? headers.get(name) : ctx.request?.headers.get(name);
 }
 
-function evalOp(o: Operator, headers: HeaderMap, isRequest: boolean, ctx: FormatterContext, now: () => number) {
+function evalOp(
+  o: Operator,
+  headers: HeaderMap,
+  isRequest: boolean,
+  ctx: FormatterContext,
+  now: () => number,
+) {
   let v: string;
   switch (o.op) {
     case Op.RemoteAddress:

@@ -64,7 +64,9 @@ function hashHeader(p: Policy, req: RouteRequest): bigint | undefined {
     values = req.headers.getAll(p.name);
     if (values.length === 0) return undefined;
   }
-  if (p.rewrite) for (let i = 0; i < values.length; i++) values[i] = values[i].replace(p.rewrite, p.substitution);
+  if (p.rewrite) {
+    for (let i = 0; i < values.length; i++) values[i] = values[i].replace(p.rewrite, p.substitution);
+  }
   if (values.length === 1) return xxhash64(values[0]);
   // Several lines: hash them in sorted order, each seeded with the previous hash (order-independent).
   values.sort();
@@ -108,7 +110,9 @@ export class HashPolicies {
         const sub = rr && re ? translateSubstitution(rr.substitution, groupCount(re)) : "";
         return [new Policy(K.Header, c.header.header_name.toLowerCase(), c.terminal, re, sub)];
       }
-      if (c.cookie) return [new Policy(K.Cookie, c.cookie.name, c.terminal, undefined, "", c.cookie.ttl !== undefined)];
+      if (c.cookie) {
+        return [new Policy(K.Cookie, c.cookie.name, c.terminal, undefined, "", c.cookie.ttl !== undefined)];
+      }
       if (c.connection_properties) {
         // source_ip: false produces no hash, as in Envoy.
         return c.connection_properties.source_ip ? [new Policy(K.SourceIp, "", c.terminal)] : [];

@@ -87,7 +87,9 @@ export function headerValue(req: RouteRequest, name: string): string | undefined
   const names = req.headers.names;
   let out: string | undefined;
   for (let i = 0; i < names.length; i++) {
-    if (names[i] === name) out = out === undefined ? req.headers.values[i] : out + "," + req.headers.values[i];
+    if (names[i] === name) {
+      out = out === undefined ? req.headers.values[i] : out + "," + req.headers.values[i];
+    }
   }
   return out;
 }

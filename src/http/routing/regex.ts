@@ -68,7 +68,9 @@ export function translateSubstitution(substitution: string, groupCount: number):
         i++;
       } else if (n !== undefined && n >= "0" && n <= "9") {
         const g = n.charCodeAt(0) - 48;
-        if (g > groupCount) throw new SyntaxError(`Substitution refers to group \\${g} the pattern does not have`);
+        if (g > groupCount) {
+          throw new SyntaxError(`Substitution refers to group \\${g} the pattern does not have`);
+        }
         // Two-digit form so a following literal digit is not read as part of the group number.
         out += g === 0 ? "$&" : `$0${g}`;
         i++;
@@ -85,4 +87,19 @@ export function translateSubstitution(substitution: string, groupCount: number):
 /** Number of capture groups of a compiled RegExp. */
 export function groupCount(re: RegExp): number {
   return new RegExp(`(?:${re.source})|`, re.flags.replace("g", "")).exec("")!.length - 1;
+}
+
+const META = new Set("\\^$.|?*+()[]{}");
+
+/**
+ * The literal text every full match of `pattern` must start with ("" when unknown). Conservative:
+ * patterns with inline flags or an alternation anywhere have none; a quantified last literal is dropped.
+ */
+export function literalPrefix(pattern: string): string {
+  if (pattern.includes("|") || pattern.startsWith("(?")) return "";
+  let i = 0;
+  while (i < pattern.length && !META.has(pattern[i])) i++;
+  const next = pattern[i];
+  if (next === "?" || next === "*" || next === "{") i--;
+  return i > 0 ? pattern.slice(0, i) : "";
 }

@@ -20,6 +20,8 @@ export interface CompiledMatch {
   /** prefix / path / path_separated_prefix (lowercase when not case-sensitive); "" for regex. */
   readonly value: string;
   readonly regex: RegExp | undefined;
+  /** For regex routes: the literal text every match starts with ("" when unknown), used for indexing. */
+  readonly regexPrefix: string;
   readonly caseSensitive: boolean;
   readonly headers: readonly HeaderMatch[];
   readonly query: readonly QueryMatch[];
@@ -109,12 +111,14 @@ export class RouteIndex<T> {
   #trieCi = new PrefixTrie();
   #others: number[] = [];
   #hasCi = false;
+  #hasRegex = false;
 
   constructor(matches: readonly CompiledMatch[], entries: readonly T[]) {
     this.#matches = matches;
     this.#entries = entries;
     matches.forEach((m, i) => {
       if (!m.caseSensitive && m.kind !== PathKind.Regex) this.#hasCi = true;
+      if (m.kind === PathKind.Regex) this.#hasRegex = true;
       switch (m.kind) {
         case PathKind.Path: {
           const map = m.caseSensitive ? this.#exact : this.#exactCi;
@@ -128,7 +132,10 @@ export class RouteIndex<T> {
           (m.caseSensitive ? this.#trie : this.#trieCi).insert(m.value, i);
           break;
         default:
-          this.#others.push(i);
+          // A regex with a literal prefix is a trie candidate (the regex is still verified); else it
+          // must be tried for every request.
+          if (m.regexPrefix) this.#trie.insert(m.regexPrefix, i);
+          else this.#others.push(i);
       }
     });
   }
@@ -143,7 +150,7 @@ export class RouteIndex<T> {
     const path = req.path;
     const end = pathEnd(path);
     // The path without query is only materialized when an exact path or a regex needs it.
-    const bare = end === path.length || (this.#exact.size === 0 && this.#others.length === 0)
+    const bare = end === path.length || (this.#exact.size === 0 && !this.#hasRegex)
       ? path
       : path.slice(0, end);
     lists.length = 0;

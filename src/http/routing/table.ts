@@ -3,11 +3,17 @@
  * reads per request. Everything (matchers, regexes, header formatters, indexes) is built here, once.
  */
 import { type Clock, systemClock } from "../../common/clock.ts";
-import { type ClusterMutations, DirectEntry, type EntryCommon, ForwardEntry, RedirectEntryImpl } from "./actions.ts";
+import {
+  type ClusterMutations,
+  DirectEntry,
+  type EntryCommon,
+  ForwardEntry,
+  RedirectEntryImpl,
+} from "./actions.ts";
 import type { RouteConfig, RouteConfiguration, VirtualHostConfig } from "./config.ts";
 import { compileMutation, type MutationLevel } from "./header_mutation.ts";
 import { HeaderMatch, QueryMatch } from "./matchers.ts";
-import { compileFullMatch } from "./regex.ts";
+import { compileFullMatch, literalPrefix } from "./regex.ts";
 import { type CompiledMatch, PathKind, RouteIndex } from "./route_index.ts";
 import type { RouteEntry, RouteRequest, RouteTable } from "./types.ts";
 import { DomainMatcher } from "./vhost_select.ts";
@@ -48,6 +54,7 @@ function compileMatch(r: RouteConfig): CompiledMatch {
   let kind: PathKind;
   let value = "";
   let regex: RegExp | undefined;
+  let regexPrefix = "";
   if (m.prefix !== undefined) {
     kind = PathKind.Prefix;
     value = norm(m.prefix);
@@ -61,11 +68,13 @@ function compileMatch(r: RouteConfig): CompiledMatch {
     // case_sensitive does not apply to safe_regex (as in Envoy).
     kind = PathKind.Regex;
     regex = compileFullMatch(m.safe_regex!.regex);
+    regexPrefix = literalPrefix(m.safe_regex!.regex);
   }
   return {
     kind,
     value,
     regex,
+    regexPrefix,
     caseSensitive: cs,
     headers: m.headers.length ? m.headers.map((h) => new HeaderMatch(h)) : EMPTY,
     query: m.query_parameters.length ? m.query_parameters.map((q) => new QueryMatch(q)) : EMPTY,
@@ -141,7 +150,10 @@ export function compileRouteTable(
         const perCluster = new Map<string, ClusterMutations>();
         for (const c of r.route.weighted_clusters?.clusters ?? []) {
           const cl = levels(c);
-          if (cl.request.add!.length + cl.request.remove!.length + cl.response.add!.length + cl.response.remove!.length) {
+          if (
+            cl.request.add!.length + cl.request.remove!.length + cl.response.add!.length +
+            cl.response.remove!.length
+          ) {
             perCluster.set(c.name, mutation([cl, routeLevels, vhLevels, global]));
           }
         }

@@ -1,18 +1,18 @@
 /** Helpers for the routing tests: parse + compile a config, build requests and contexts. */
 import { HeaderMap } from "../headers.ts";
-import { type RouteConfigurationInput, routeConfigurationSchema } from "./config.ts";
+import { routeConfigurationSchema } from "./config.ts";
 import type { FormatterContext } from "./formatter.ts";
-import { type CompileRouteTableOptions, compileRouteTable, type CompiledRouteTable } from "./table.ts";
+import { type CompiledRouteTable, compileRouteTable, type CompileRouteTableOptions } from "./table.ts";
 import type { RouteRequest } from "./types.ts";
 
 /** Parses (throwing on errors) and compiles a route configuration. */
-export function table(input: RouteConfigurationInput, opts?: CompileRouteTableOptions): CompiledRouteTable {
+export function table(input: unknown, opts?: CompileRouteTableOptions): CompiledRouteTable {
   return compileRouteTable(routeConfigurationSchema.parse(input), opts);
 }
 
 /** A one-vhost config matching every domain with the given routes. */
-export function oneHost(routes: unknown[], extra: Record<string, unknown> = {}): RouteConfigurationInput {
-  return { name: "rc", virtual_hosts: [{ name: "vh", domains: ["*"], routes, ...extra }] } as RouteConfigurationInput;
+export function oneHost(routes: unknown[], extra: Record<string, unknown> = {}): unknown {
+  return { name: "rc", virtual_hosts: [{ name: "vh", domains: ["*"], routes, ...extra }] };
 }
 
 /** A request; headers as [name, value] pairs. */

@@ -29,7 +29,15 @@ Deno.test("round robin", async (t) => {
     const hosts = mk(3);
     const lb = createRoundRobinLb(hosts);
     const seq = Array.from({ length: 7 }, () => lb.choose({}, 0)!.address);
-    assert.deepEqual(seq, ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1"]);
+    assert.deepEqual(seq, [
+      "10.0.0.1",
+      "10.0.0.2",
+      "10.0.0.3",
+      "10.0.0.1",
+      "10.0.0.2",
+      "10.0.0.3",
+      "10.0.0.1",
+    ]);
   });
 
   await t.step("weights honoured exactly in every cycle and interleaved", () => {
@@ -96,7 +104,10 @@ Deno.test("ring hash", async (t) => {
     assert.deepEqual(ring.entriesPerHost(), [256, 256, 256, 256]);
     const weighted = new RingHashLb(mk(3, [1, 2, 3]), seededRandom(1), { minimumRingSize: 60 });
     assert.deepEqual(weighted.entriesPerHost(), [10, 20, 30]);
-    const capped = new RingHashLb(mk(3, [1, 2, 3]), seededRandom(1), { minimumRingSize: 1024, maximumRingSize: 600 });
+    const capped = new RingHashLb(mk(3, [1, 2, 3]), seededRandom(1), {
+      minimumRingSize: 1024,
+      maximumRingSize: 600,
+    });
     assert.deepEqual(capped.entriesPerHost(), [100, 200, 300]);
   });
 
@@ -105,7 +116,9 @@ Deno.test("ring hash", async (t) => {
     const ring = new RingHashLb(hosts, seededRandom(1), { minimumRingSize: 50 });
     // Rebuild the sorted point list independently.
     const points: [bigint, string][] = [];
-    for (const h of hosts) for (let i = 0; i < 10; i++) points.push([xxhash64String(`${h.addressString}_${i}`), h.address]);
+    for (const h of hosts) {
+      for (let i = 0; i < 10; i++) points.push([xxhash64String(`${h.addressString}_${i}`), h.address]);
+    }
     points.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     for (const k of keys.slice(0, 2000)) {
       const want = (points.find((p) => p[0] >= k) ?? points[0])[1];

@@ -17,7 +17,8 @@ function reference(b: Uint8Array, seed: bigint): bigint {
     for (let k = 7; k >= 0; k--) v = (v << 8n) | BigInt(b[i + k]);
     return v;
   };
-  const u32 = (i: number) => BigInt(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24) >>> 0) & 0xffffffffn;
+  const u32 = (i: number) =>
+    BigInt(b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24) >>> 0) & 0xffffffffn;
   let i = 0;
   let h: bigint;
   if (b.length >= 32) {

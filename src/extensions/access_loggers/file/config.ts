@@ -21,7 +21,9 @@ export const fileAccessLogSchema: z.ZodType<FileAccessLogConfig> = z.strictObjec
   json_format: z.record(z.string(), z.unknown()).optional(),
   typed_json_format: z.record(z.string(), z.unknown()).optional(),
 }).transform((v, ctx): FileAccessLogConfig => {
-  const given = (["log_format", "format", "json_format", "typed_json_format"] as const).filter((k) => v[k] !== undefined);
+  const given = (["log_format", "format", "json_format", "typed_json_format"] as const).filter((k) =>
+    v[k] !== undefined
+  );
   if (given.length > 1) {
     ctx.addIssue({ code: "custom", path: [given[1]], message: `Only one of ${given.join(", ")} may be set` });
     return z.NEVER;

@@ -2,7 +2,7 @@
 import { compileFormatter } from "../../../access_log/formatter.ts";
 import { StreamAccessLogger } from "../../../access_log/stream_logger.ts";
 import type { AccessLoggerCreate } from "../../../access_log/types.ts";
-import { type ByteSink, BufferedLineWriter } from "../../../access_log/writer.ts";
+import { BufferedLineWriter, type ByteSink } from "../../../access_log/writer.ts";
 import type { Extension } from "../../../registry/registry.ts";
 import { type FileAccessLogConfig, fileAccessLogSchema } from "./config.ts";
 

@@ -1,0 +1,243 @@
+/**
+ * The admin API as a Hono app: Envoy's built-in endpoints plus the routes other subsystems
+ * contribute (AdminDeps.endpoints). State-changing endpoints are POST-only (GET answers 405).
+ */
+import { type Context, Hono } from "hono";
+import { formatStatsJson, formatStatsText, parseStatsQuery, type StatsQuery } from "../stats/format.ts";
+import { formatPrometheus } from "../stats/prometheus.ts";
+import { clustersJson, formatClustersText } from "./clusters.ts";
+import { buildConfigDump } from "./config_dump.ts";
+import type { AdminDeps, AdminEndpoint, ListenerInfo, ServerInfo } from "./types.ts";
+
+const TEXT = "text/plain; charset=UTF-8";
+const JSON_TYPE = "application/json";
+const PROMETHEUS = "text/plain; version=0.0.4; charset=UTF-8";
+
+function text(body: string, status = 200, type = TEXT): Response {
+  return new Response(body, { status, headers: { "content-type": type } });
+}
+
+function json(value: unknown, status = 200): Response {
+  return text(JSON.stringify(value, null, 2) + "\n", status, JSON_TYPE);
+}
+
+/** The query of a stats request, or a 400 response. */
+function statsQuery(c: Context): StatsQuery | Response {
+  const q = parseStatsQuery(new URL(c.req.url).searchParams);
+  return typeof q === "string" ? text(q + "\n", 400) : q;
+}
+
+async function handleStats(c: Context, deps: AdminDeps): Promise<Response> {
+  const q = statsQuery(c);
+  if (q instanceof Response) return q;
+  const format = c.req.query("format") ?? "text";
+  if (format !== "text" && format !== "json" && format !== "prometheus") {
+    return text(`Unsupported format "${format}" (text, json or prometheus)\n`, 400);
+  }
+  const snap = await deps.stats();
+  if (format === "json") return text(formatStatsJson(snap, q), 200, JSON_TYPE);
+  if (format === "prometheus") return text(formatPrometheus(snap, q), 200, PROMETHEUS);
+  return text(formatStatsText(snap, q));
+}
+
+async function handlePrometheus(c: Context, deps: AdminDeps): Promise<Response> {
+  const q = statsQuery(c);
+  if (q instanceof Response) return q;
+  return text(formatPrometheus(await deps.stats(), q), 200, PROMETHEUS);
+}
+
+function splitAddress(addr: string): { address: string; port_value: number } {
+  const m = /^\[(.*)\]:(\d+)$/.exec(addr) ?? /^(.*):(\d+)$/.exec(addr);
+  return m ? { address: m[1], port_value: Number(m[2]) } : { address: addr, port_value: 0 };
+}
+
+function listenersResponse(c: Context, listeners: ListenerInfo[]): Response {
+  if (c.req.query("format") === "json") {
+    return json({
+      listener_statuses: listeners.map((l) => ({
+        name: l.name,
+        local_address: { socket_address: splitAddress(l.address) },
+      })),
+    });
+  }
+  return text(listeners.map((l) => `${l.name}::${l.address}\n`).join(""));
+}
+
+function serverInfoJson(i: ServerInfo): Record<string, unknown> {
+  return {
+    version: i.version,
+    state: i.state,
+    hot_restart_version: i.hot_restart_version,
+    command_line_options: i.command_line_options,
+    node: i.node,
+    uptime_current_epoch: `${Math.floor(i.uptime_current_epoch)}s`,
+    uptime_all_epochs: `${Math.floor(i.uptime_all_epochs)}s`,
+  };
+}
+
+function loggingList(level: string): string {
+  return `active loggers:\n  default: ${level}\n`;
+}
+
+async function handleLogging(c: Context, deps: AdminDeps): Promise<Response> {
+  const params = new URL(c.req.url).searchParams;
+  if (c.req.method === "POST") {
+    for (const k of params.keys()) {
+      if (k !== "level") {
+        return text(`Per-logger levels ("${k}") are not supported: use /logging?level=<level>\n`, 400);
+      }
+    }
+    const level = params.get("level");
+    if (level !== null) {
+      try {
+        await deps.setLogLevel(level);
+      } catch (e) {
+        return text(`${(e as Error).message}\n`, 400);
+      }
+    }
+  } else if (params.size > 0) {
+    return text("Changing the log level requires POST\n", 405, TEXT);
+  }
+  return text(loggingList(deps.getLogLevel()));
+}
+
+function handleConfigDump(c: Context, deps: AdminDeps): Promise<Response> | Response {
+  for (const k of ["resource", "mask", "name_regex", "include_eds"]) {
+    if (c.req.query(k) !== undefined) return text(`/config_dump?${k} is not supported\n`, 400);
+  }
+  return Promise.resolve(deps.configDump()).then((src) => json(buildConfigDump(src)));
+}
+
+/** Envoy's built-in endpoints, wired to `deps`. */
+function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] {
+  const eps: AdminEndpoint[] = [
+    { path: "/", method: "GET", help: "Admin home page", handler: () => text(help()) },
+    { path: "/help", method: "GET", help: "print out list of admin commands", handler: () => text(help()) },
+    {
+      path: "/stats",
+      method: "GET",
+      help: "print server stats (?format=json|prometheus, ?filter=REGEX, ?usedonly)",
+      handler: (c) => handleStats(c, deps),
+    },
+    {
+      path: "/stats/prometheus",
+      method: "GET",
+      help: "print server stats in prometheus format (?filter=REGEX, ?usedonly)",
+      handler: (c) => handlePrometheus(c, deps),
+    },
+    {
+      path: "/clusters",
+      method: "GET",
+      help: "upstream cluster status (?format=json)",
+      handler: async (c) => {
+        const cl = await deps.clusters();
+        return c.req.query("format") === "json" ? json(clustersJson(cl)) : text(formatClustersText(cl));
+      },
+    },
+    {
+      path: "/config_dump",
+      method: "GET",
+      help: "dump current Envoy configs",
+      handler: (c) => handleConfigDump(c, deps),
+    },
+    {
+      path: "/listeners",
+      method: "GET",
+      help: "print listener info (?format=json)",
+      handler: (c) => listenersResponse(c, deps.listeners()),
+    },
+    {
+      path: "/server_info",
+      method: "GET",
+      help: "print server version/status information",
+      handler: () => json(serverInfoJson(deps.serverInfo())),
+    },
+    {
+      path: "/ready",
+      method: "GET",
+      help: "print server state, return 200 if LIVE, otherwise return 503",
+      handler: () => (deps.ready() ? text("LIVE\n") : text(`${deps.serverInfo().state}\n`, 503)),
+    },
+    {
+      path: "/runtime",
+      method: "GET",
+      help: "print runtime values",
+      handler: () => json({ entries: {}, layers: [] }),
+    },
+    {
+      path: "/logging",
+      method: "POST",
+      help: "query/change logging levels (?level=trace|debug|info|warn|error|critical|off)",
+      handler: (c) => handleLogging(c, deps),
+    },
+    {
+      path: "/reset_counters",
+      method: "POST",
+      help: "reset all counters to zero",
+      handler: async () => {
+        await deps.resetCounters();
+        return text("OK\n");
+      },
+    },
+    {
+      path: "/quitquitquit",
+      method: "POST",
+      help: "exit the server",
+      handler: () => {
+        queueMicrotask(() => deps.quit());
+        return text("OK\n");
+      },
+    },
+  ];
+  if (deps.reopenLogs) {
+    const reopen = deps.reopenLogs.bind(deps);
+    eps.push({
+      path: "/reopen_logs",
+      method: "POST",
+      help: "reopen access logs",
+      handler: async () => {
+        await reopen();
+        return text("OK\n");
+      },
+    });
+  }
+  return eps;
+}
+
+/** Builds the admin Hono app (once per server); throws when two endpoints claim the same path. */
+export function createAdminApp(deps: AdminDeps): Hono {
+  const all: AdminEndpoint[] = [];
+  const help = () =>
+    "admin commands are:\n" +
+    [...all].sort((a, b) => (a.path < b.path ? -1 : 1))
+      .map((e) => `  ${e.path}${e.method === "POST" ? " (POST)" : ""}: ${e.help}\n`).join("");
+  const seen = new Set<string>();
+  for (const e of [...builtinEndpoints(deps, help), ...(deps.endpoints ?? [])]) {
+    if (seen.has(e.path)) throw new Error(`Admin endpoint ${e.path} registered twice`);
+    seen.add(e.path);
+    all.push(e);
+  }
+
+  const app = new Hono();
+  for (const e of all) {
+    if (e.method === "POST") {
+      app.post(e.path, e.handler);
+      // /logging lists levels on GET without parameters, like Envoy's POST without parameters.
+      if (e.path === "/logging") app.get(e.path, e.handler);
+    } else {
+      app.on(["GET", "POST"], e.path, e.handler);
+    }
+    app.all(e.path, (c) => methodNotAllowed(c, e));
+  }
+  app.notFound(() => text(`invalid path. ${help()}`, 404));
+  app.onError((err) => text(`Admin handler failed: ${err.message}\n`, 500));
+  return app;
+}
+
+function methodNotAllowed(c: Context, e: AdminEndpoint): Response {
+  const allow = e.method === "POST" ? "POST" : "GET, HEAD, POST";
+  const body = e.method === "POST"
+    ? `Method ${c.req.method} not allowed: ${e.path} changes server state and requires POST\n`
+    : `Method ${c.req.method} not allowed on ${e.path} (use GET)\n`;
+  return new Response(body, { status: 405, headers: { "content-type": TEXT, allow } });
+}

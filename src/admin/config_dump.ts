@@ -1,0 +1,123 @@
+/**
+ * /config_dump in Envoy's shape (admin.v3.ConfigDump): Bootstrap, Clusters, Listeners and Routes
+ * dumps, each with "@type". Secrets (TLS private keys and passwords) are redacted like Envoy does.
+ */
+import type { ConfigDumpSource, DynamicResource } from "./types.ts";
+
+const T = "type.googleapis.com/";
+const BOOTSTRAP_DUMP = T + "envoy.admin.v3.BootstrapConfigDump";
+const CLUSTERS_DUMP = T + "envoy.admin.v3.ClustersConfigDump";
+const LISTENERS_DUMP = T + "envoy.admin.v3.ListenersConfigDump";
+const ROUTES_DUMP = T + "envoy.admin.v3.RoutesConfigDump";
+const CLUSTER = T + "envoy.config.cluster.v3.Cluster";
+const LISTENER = T + "envoy.config.listener.v3.Listener";
+const ROUTE_CONFIG = T + "envoy.config.route.v3.RouteConfiguration";
+const HCM_NAME = "envoy.filters.network.http_connection_manager";
+
+const SENSITIVE = new Set(["private_key", "password"]);
+
+/** A deep copy with every leaf under `private_key` / `password` replaced by "[redacted]". */
+export function redact(v: unknown, inSecret = false): unknown {
+  if (Array.isArray(v)) return v.map((x) => redact(x, inSecret));
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = redact(x, inSecret || SENSITIVE.has(k));
+    return out;
+  }
+  return inSecret && (typeof v === "string" || typeof v === "number") ? "[redacted]" : v;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function asArray(v: unknown): Record<string, unknown>[] {
+  return Array.isArray(v) ? v.filter((x) => x !== null && typeof x === "object") : [];
+}
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : undefined;
+}
+
+/** Inline route configs of every HTTP connection manager in `listeners` (Envoy's static_route_configs). */
+function inlineRouteConfigs(listeners: Record<string, unknown>[]): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const l of listeners) {
+    const chains = [
+      ...asArray(l.filter_chains),
+      ...(obj(l.default_filter_chain) ? [obj(l.default_filter_chain)!] : []),
+    ];
+    for (const chain of chains) {
+      for (const f of asArray(chain.filters)) {
+        const tc = obj(f.typed_config);
+        const isHcm = f.name === HCM_NAME || String(tc?.["@type"] ?? "").endsWith(".HttpConnectionManager");
+        const rc = obj(tc?.route_config);
+        if (isHcm && rc) out.push(rc);
+      }
+    }
+  }
+  return out;
+}
+
+function typed(type: string, resource: Record<string, unknown>): Record<string, unknown> {
+  return { "@type": type, ...resource };
+}
+
+function dynamic(d: DynamicResource, key: string, type: string): Record<string, unknown> {
+  return { version_info: d.versionInfo, [key]: typed(type, d.resource), last_updated: iso(d.lastUpdatedMs) };
+}
+
+/** Builds the /config_dump document (runs per admin request). */
+export function buildConfigDump(src: ConfigDumpSource): { configs: Record<string, unknown>[] } {
+  const bootstrap = redact(src.bootstrap) as Record<string, unknown>;
+  const loaded = iso(src.bootstrapLoadedMs);
+  const statics = obj(bootstrap.static_resources) ?? {};
+  const staticListeners = asArray(statics.listeners);
+
+  const clusters: Record<string, unknown> = { "@type": CLUSTERS_DUMP };
+  if (src.clustersVersion) clusters.version_info = src.clustersVersion;
+  const sc = asArray(statics.clusters);
+  if (sc.length) {
+    clusters.static_clusters = sc.map((c) => ({ cluster: typed(CLUSTER, c), last_updated: loaded }));
+  }
+  if (src.dynamicClusters?.length) {
+    clusters.dynamic_active_clusters = src.dynamicClusters.map((d) =>
+      dynamic({ ...d, resource: redact(d.resource) as Record<string, unknown> }, "cluster", CLUSTER)
+    );
+  }
+
+  const listeners: Record<string, unknown> = { "@type": LISTENERS_DUMP };
+  if (src.listenersVersion) listeners.version_info = src.listenersVersion;
+  if (staticListeners.length) {
+    listeners.static_listeners = staticListeners.map((l) => ({
+      listener: typed(LISTENER, l),
+      last_updated: loaded,
+    }));
+  }
+  if (src.dynamicListeners?.length) {
+    listeners.dynamic_listeners = src.dynamicListeners.map((d) => ({
+      name: String(d.resource.name ?? ""),
+      active_state: dynamic(
+        { ...d, resource: redact(d.resource) as Record<string, unknown> },
+        "listener",
+        LISTENER,
+      ),
+    }));
+  }
+
+  const routes: Record<string, unknown> = { "@type": ROUTES_DUMP };
+  const inline = inlineRouteConfigs(staticListeners);
+  if (inline.length) {
+    routes.static_route_configs = inline.map((r) => ({
+      route_config: typed(ROUTE_CONFIG, r),
+      last_updated: loaded,
+    }));
+  }
+  if (src.dynamicRouteConfigs?.length) {
+    routes.dynamic_route_configs = src.dynamicRouteConfigs.map((d) =>
+      dynamic(d, "route_config", ROUTE_CONFIG)
+    );
+  }
+
+  return {
+    configs: [{ "@type": BOOTSTRAP_DUMP, bootstrap, last_updated: loaded }, clusters, listeners, routes],
+  };
+}

@@ -1,0 +1,84 @@
+/** A pooled (or unpooled, for tcp_proxy) upstream connection and its idle-read bookkeeping. */
+import type { AcquireResult, Host, UpstreamConnection } from "./types.ts";
+
+/** Size of each connection's read buffer. */
+export const READ_BUF_SIZE = 16 * 1024;
+
+/** Connection state: owned by a user. */
+export const BUSY = 0;
+/** Connection state: parked in the pool with a read pending. */
+export const IDLE = 1;
+/** Connection state: closed. */
+export const CLOSED = 2;
+
+/** What a connection needs from the pool that owns it. */
+export interface ConnectionOwner {
+  /** Parks a released connection (or closes it when it may not be reused). */
+  putIdle(c: PooledConnection): void;
+  /** Closes a connection and updates stats; `local` selects destroy_local vs destroy_remote. */
+  destroy(c: PooledConnection, local: boolean): void;
+}
+
+/** A pooled (or unpooled, for tcp_proxy) upstream connection. */
+export class PooledConnection implements UpstreamConnection {
+  readonly conn: Deno.Conn;
+  readonly host: Host;
+  reused = false;
+  pendingRead: Promise<number | null> | null = null;
+  readonly readBuf: Uint8Array = new Uint8Array(READ_BUF_SIZE);
+  readStart = 0;
+  readEnd = 0;
+  /** BUSY, IDLE or CLOSED. */
+  state = BUSY;
+  /** Requests served (acquires). */
+  requests = 0;
+  /** Monotonic ms when it went idle. */
+  idleSince = 0;
+  /** Monotonic ms when it connected. */
+  readonly createdAt: number;
+  /** Reusable acquire result (avoids one allocation per reuse). */
+  readonly acquired: AcquireResult;
+  readonly #pool: ConnectionOwner;
+  readonly #tcp: boolean;
+  #readInFlight = false;
+  readonly #onRead = (n: number | null) => this.#idleReadDone(n);
+  readonly #onReadError = () => this.#idleReadDone(null);
+
+  constructor(pool: ConnectionOwner, conn: Deno.Conn, host: Host, createdAt: number, tcp: boolean) {
+    this.#pool = pool;
+    this.conn = conn;
+    this.host = host;
+    this.createdAt = createdAt;
+    this.#tcp = tcp;
+    this.acquired = { ok: true, connection: this };
+  }
+
+  /** Returns the connection to the pool (`reusable`) or closes it. */
+  release(reusable: boolean): void {
+    if (this.state !== BUSY) return;
+    if (this.#tcp || !reusable) this.#pool.destroy(this, true);
+    else this.#pool.putIdle(this);
+  }
+
+  /** Starts the idle read that notices a peer close (keeps one already in flight). */
+  armIdleRead(): void {
+    if (this.#readInFlight) return;
+    this.#readInFlight = true;
+    this.readStart = this.readEnd = 0;
+    let p: Promise<number | null>;
+    try {
+      p = this.conn.read(this.readBuf);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    this.pendingRead = p;
+    p.then(this.#onRead, this.#onReadError);
+  }
+
+  #idleReadDone(n: number | null): void {
+    this.#readInFlight = false;
+    if (this.state !== IDLE) return; // a user owns it and awaits pendingRead itself
+    // EOF or error: the peer closed; data while idle is a protocol violation: close.
+    this.#pool.destroy(this, n !== null);
+  }
+}

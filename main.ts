@@ -31,7 +31,12 @@ interface Flags {
 }
 
 function parseFlags(args: string[]): Flags | number {
-  const f: Flags = { concurrency: navigator.hardwareConcurrency || 1, mode: "serve", logLevel: "info", drainTimeS: 5 };
+  const f: Flags = {
+    concurrency: navigator.hardwareConcurrency || 1,
+    mode: "serve",
+    logLevel: "info",
+    drainTimeS: 5,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const eq = a.indexOf("=");
@@ -51,7 +56,9 @@ function parseFlags(args: string[]): Flags | number {
         break;
       case "--concurrency": {
         const n = Number(value());
-        if (!Number.isInteger(n) || n < 1 || n > 256) return usage(`--concurrency must be an integer from 1 to 256`);
+        if (!Number.isInteger(n) || n < 1 || n > 256) {
+          return usage(`--concurrency must be an integer from 1 to 256`);
+        }
         f.concurrency = n;
         break;
       }

@@ -5,7 +5,8 @@
  */
 import { type Clock, systemClock } from "../common/clock.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
-import { evaluate, type FormatPart, parseFormat } from "./operators.ts";
+import { parseFormat } from "./format_parser.ts";
+import { evaluate, type FormatPart } from "./operators.ts";
 
 /** Envoy's default access log format (note the trailing newline). */
 export const DEFAULT_FORMAT =

@@ -4,7 +4,8 @@ import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { HeaderMap } from "../http/headers.ts";
 import { compileFormatter, DEFAULT_FORMAT } from "./formatter.ts";
-import { parseFormat, stripPort } from "./operators.ts";
+import { parseFormat } from "./format_parser.ts";
+import { stripPort } from "./operators.ts";
 import { TimeFormat } from "./strftime.ts";
 
 const START = Date.UTC(2024, 0, 2, 3, 4, 5, 678);

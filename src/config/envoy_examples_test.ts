@@ -59,27 +59,29 @@ Deno.test("an error deep inside the HCM typed_config is positioned", async () =>
 });
 
 Deno.test("Envoy fields nuncio lacks are named, not ignored", async () => {
-  const text = await Deno.readTextFile(fixture("envoy_front_proxy.yaml")) + [
-    "layered_runtime:",
-    "  layers:",
-    "  - name: static_layer_0",
-    "    static_layer: {}",
-  ].join("\n");
+  const base = await Deno.readTextFile(fixture("envoy_front_proxy.yaml"));
+  const line = base.split("\n").length; // the first appended line (the file ends with a newline)
+  const text = base +
+    ["layered_runtime:", "  layers:", "  - name: static_layer_0", "    static_layer: {}"].join("\n");
   const errors = errorsOf(loadConfigText(text, "front.yaml"));
   assert.deepEqual(errors.map(formatConfigError), [
-    "front.yaml:69:3: layered_runtime: Field not supported by nuncio",
+    `front.yaml:${line + 1}:3: layered_runtime: Field not supported by nuncio`,
   ]);
 });
 
 Deno.test("Envoy getting-started access log (stdout logger on the HCM) loads", async () => {
-  const text = (await Deno.readTextFile(fixture("envoy_front_proxy.yaml"))).replace(
-    "          stat_prefix: ingress_http\n",
+  const base = await Deno.readTextFile(fixture("envoy_front_proxy.yaml"));
+  const at = /^( *)stat_prefix: ingress_http\n/m.exec(base);
+  assert.ok(at);
+  const pad = at[1];
+  const text = base.replace(
+    at[0],
     [
-      "          stat_prefix: ingress_http",
-      "          access_log:",
-      "          - name: envoy.access_loggers.stdout",
-      "            typed_config:",
-      '              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+      `${pad}stat_prefix: ingress_http`,
+      `${pad}access_log:`,
+      `${pad}  - name: envoy.access_loggers.stdout`,
+      `${pad}    typed_config:`,
+      `${pad}      "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
       "",
     ].join("\n"),
   );

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any -- extensions of every config type live in one registry; typed at their use sites
 /**
  * `{name, typed_config}` references to registered extensions, validated in the same pass as the
  * surrounding config: the extension's own schema parses typed_config and its issues keep their path.

@@ -5,7 +5,7 @@
  */
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
-import { TimerEntry, type TimeoutTarget } from "../common/timer_wheel.ts";
+import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection } from "../network/filter.ts";
 import {
   type HttpFilter,
@@ -123,8 +123,11 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     const o = this.cfg.opts;
     let fired = 0;
     if (this.#deadlineDuration && now >= this.#deadlineDuration) fired = MAX_DURATION;
-    else if (this.#deadlineRequest && !this.requestDone && now >= this.#deadlineRequest) fired = REQUEST_TIMEOUT;
-    else if (o.streamIdleTimeoutMs > 0 && now >= this.#lastActivity + o.streamIdleTimeoutMs) fired = STREAM_IDLE;
+    else if (this.#deadlineRequest && !this.requestDone && now >= this.#deadlineRequest) {
+      fired = REQUEST_TIMEOUT;
+    } else if (o.streamIdleTimeoutMs > 0 && now >= this.#lastActivity + o.streamIdleTimeoutMs) {
+      fired = STREAM_IDLE;
+    }
     if (!fired) {
       this.#armTimer();
       return;
@@ -146,9 +149,13 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     this.#abortFilters();
     if (!this.responseStarted) {
       this.closeConnection = true;
-      this.sendLocalReply(fired === MAX_DURATION ? 504 : 408, fired === MAX_DURATION ? "downstream duration timeout" : "stream timeout", {
-        details,
-      }).catch(() => this.resetStream());
+      this.sendLocalReply(
+        fired === MAX_DURATION ? 504 : 408,
+        fired === MAX_DURATION ? "downstream duration timeout" : "stream timeout",
+        {
+          details,
+        },
+      ).catch(() => this.resetStream());
     } else {
       this.streamInfo.responseCodeDetails = details;
       this.resetStream();
@@ -218,7 +225,9 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     if (this.responseDone) return;
     this.cfg.stats.downstream_rq_rx_reset.inc();
     this.streamInfo.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
-    if (!this.streamInfo.responseCodeDetails) this.streamInfo.responseCodeDetails = "downstream_remote_disconnect";
+    if (!this.streamInfo.responseCodeDetails) {
+      this.streamInfo.responseCodeDetails = "downstream_remote_disconnect";
+    }
     this.#abortFilters();
     this.closeConnection = true;
     this.reset = true;
@@ -270,7 +279,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     const headers = new HeaderMap();
     const bytes = body ? new TextEncoder().encode(body) : EMPTY;
     if (bytes.length > 0) headers.addLower("content-type", "text/plain");
-    if (opts?.headers) for (const [k, v] of opts.headers) headers.add(k, v);
+    if (opts?.headers) { for (const [k, v] of opts.headers) headers.add(k, v); }
     // The route's response header mutations apply to local replies too (Envoy does this for
     // direct responses and redirects; the router passes them in opts.headers otherwise).
     await this.encodeHeaders({ status, headers }, bytes.length === 0, bytes.length);
@@ -303,7 +312,9 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     for (const name of HOP_BY_HOP) if (h.has(name)) h.remove(name);
     const o = this.cfg.opts;
     if (o.serverHeaderTransformation === "OVERWRITE") h.set("server", o.serverName);
-    else if (o.serverHeaderTransformation === "APPEND_IF_ABSENT" && !h.has("server")) h.addLower("server", o.serverName);
+    else if (o.serverHeaderTransformation === "APPEND_IF_ABSENT" && !h.has("server")) {
+      h.addLower("server", o.serverName);
+    }
     if (o.alwaysSetRequestIdInResponse) {
       const id = req.headers.get("x-request-id");
       if (id) h.set("x-request-id", id);

@@ -6,7 +6,7 @@
  */
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
-import { TimerEntry, type TimeoutTarget } from "../common/timer_wheel.ts";
+import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection, TerminalFilter } from "../network/filter.ts";
 import { ActiveStream } from "./active_stream.ts";
 import { isInternalAddress, splitXff } from "./address.ts";
@@ -171,7 +171,10 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       this.#start = 0;
     }
     if (this.#end === this.#buf.length) return;
-    this.#readAhead = this.#down.conn.read(this.#buf.subarray(this.#end)).then(this.#onReadAhead, this.#onReadAheadError);
+    this.#readAhead = this.#down.conn.read(this.#buf.subarray(this.#end)).then(
+      this.#onReadAhead,
+      this.#onReadAheadError,
+    );
   }
 
   #readAheadDone(n: number | null): number | null {
@@ -266,8 +269,9 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     else if (head.versionMinor === 0 && !authority) {
       if (o.defaultHostForHttp10) authority = request.authority = o.defaultHostForHttp10;
       else reject = [400, "missing_host_header", "Bad Request"];
-    } else if (head.absoluteHost && !o.allowAbsoluteUrl) reject = [400, "absolute_path_rejected", "Bad Request"];
-    else if (head.method === "CONNECT") reject = [403, "connect_not_enabled", "Forbidden"];
+    } else if (head.absoluteHost && !o.allowAbsoluteUrl) {
+      reject = [400, "absolute_path_rejected", "Bad Request"];
+    } else if (head.method === "CONNECT") reject = [403, "connect_not_enabled", "Forbidden"];
     if (!reject && head.absoluteHost) {
       headers.set("host", head.absoluteHost);
     }
@@ -380,7 +384,9 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     stream.remoteIp = remoteIp;
     stream.internal = internal;
     if (remoteIp !== down.remoteIp) {
-      stream.streamInfo.downstreamRemoteAddress = remoteIp.includes(":") ? `[${remoteIp}]:0` : `${remoteIp}:0`;
+      stream.streamInfo.downstreamRemoteAddress = remoteIp.includes(":")
+        ? `[${remoteIp}]:0`
+        : `${remoteIp}:0`;
     }
     if (!internal) {
       // External requests may not steer the proxy: drop every x-envoy-* header they sent.
@@ -398,7 +404,9 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     }
     if (o.generateRequestId) {
       const id = headers.get("x-request-id");
-      if (!id || (!internal && !o.preserveExternalRequestId)) headers.set("x-request-id", crypto.randomUUID());
+      if (!id || (!internal && !o.preserveExternalRequestId)) {
+        headers.set("x-request-id", crypto.randomUUID());
+      }
     }
     if (o.via) headers.addLower("via", o.via);
     if (o.stripPort !== "none") {
@@ -440,7 +448,10 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       if (remaining > 0) stream.closeConnection = true;
       return;
     }
-    const dec = new ChunkedDecoder({ maxHeadersBytes: this.cfg.opts.maxHeadersBytes, maxHeadersCount: this.cfg.opts.maxHeadersCount });
+    const dec = new ChunkedDecoder({
+      maxHeadersBytes: this.cfg.opts.maxHeadersBytes,
+      maxHeadersCount: this.cfg.opts.maxHeadersCount,
+    });
     for (;;) {
       if (stream.responseDone) {
         stream.closeConnection = true;

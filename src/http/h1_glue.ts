@@ -10,13 +10,7 @@ export { parseResponseHead, responseBodyKind } from "./h1/response.ts";
 export { ChunkedDecoder } from "./h1/chunked.ts";
 export { H1ParseError } from "./h1/types.ts";
 export type { HeadScanState, RequestHead, ResponseHead } from "./h1/types.ts";
-/** TEMPORARY until src/http/path.ts lands: passes paths through unchanged. */
-export function preparePath(
-  path: string,
-  _o: unknown,
-): { ok: true; path: string; changed: boolean } | { ok: false; status: number; details: string; location?: string } {
-  return { ok: true, path, changed: false };
-}
+export { preparePath } from "./path.ts";
 
 const encoder = new TextEncoder();
 
@@ -143,6 +137,8 @@ export function localReplyHead(status: number, body: string, serverName: string)
   return encoder.encode(
     statusLine(status, 1) +
       (b ? "content-type: text/plain\r\n" : "") +
-      `content-length: ${encoder.encode(b).length}\r\ndate: ${httpDate()}\r\nserver: ${serverName}\r\nconnection: close\r\n\r\n${b}`,
+      `content-length: ${
+        encoder.encode(b).length
+      }\r\ndate: ${httpDate()}\r\nserver: ${serverName}\r\nconnection: close\r\n\r\n${b}`,
   );
 }

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any -- extensions of every config type live in one registry; typed at their use sites
 /**
  * The extension registry (Caddy style): extensions register a factory under their Envoy name and
  * @type URLs; config loading finds the factory and lets it validate its own typed_config.

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any -- extensions of every config type live in one registry; typed at their use sites
 /** Config checks that need more than one part of the bootstrap: every referenced cluster must exist. */
 import type { Bootstrap } from "../config/bootstrap.ts";
 import type { ConfigIssue } from "../config/errors.ts";
@@ -15,7 +16,16 @@ export function checkClusterReferences(b: Bootstrap): ConfigIssue[] {
   b.static_resources.listeners.forEach((l, li) => {
     l.filter_chains.forEach((fc, ci) => {
       fc.filters.forEach((f, fi) => {
-        const base: Path = ["static_resources", "listeners", li, "filter_chains", ci, "filters", fi, "typed_config"];
+        const base: Path = [
+          "static_resources",
+          "listeners",
+          li,
+          "filter_chains",
+          ci,
+          "filters",
+          fi,
+          "typed_config",
+        ];
         const cfg = f.config as Record<string, any>;
         if (f.ext.name === "envoy.filters.network.tcp_proxy") {
           need(cfg.cluster, [...base, "cluster"]);

@@ -70,14 +70,18 @@ export class DataPlane {
         (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
       );
       this.listeners.push(
-        new Listener({
-          name: l.name,
-          hostname: sa.address,
-          port: sa.port_value,
-          filters: factories,
-          bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
-          scope,
-        }, this.clock, workerIndex * 1_000_000_000),
+        new Listener(
+          {
+            name: l.name,
+            hostname: sa.address,
+            port: sa.port_value,
+            filters: factories,
+            bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
+            scope,
+          },
+          this.clock,
+          workerIndex * 1_000_000_000,
+        ),
       );
     }
   }
@@ -123,8 +127,10 @@ export class DataPlane {
 
   /** Stops accepting, waits up to `graceMs` for connections to end, then closes everything. */
   async stop(graceMs = 0): Promise<void> {
-    await Promise.all(this.listeners.map((l) => l.drainAndClose(graceMs)));
+    for (const l of this.listeners) l.stopAccepting();
+    // idle pooled upstream connections would keep peers' (and our own demo origin's) connections open
     this.clusters.close();
+    await Promise.all(this.listeners.map((l) => l.drainAndClose(graceMs)));
     this.timers.close();
     log.debug("data plane stopped");
   }

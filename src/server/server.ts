@@ -121,7 +121,9 @@ export class Server {
     s.gauge("server.live", "never_import").set(this.state === "LIVE" ? 1 : 0);
     s.gauge("server.memory_allocated", "never_import").set(Deno.memoryUsage().heapUsed);
     s.gauge("server.memory_physical_size", "never_import").set(Deno.memoryUsage().rss);
-    s.gauge("server.state", "never_import").set(this.state === "LIVE" ? 0 : this.state === "DRAINING" ? 1 : 2);
+    s.gauge("server.state", "never_import").set(
+      this.state === "LIVE" ? 0 : this.state === "DRAINING" ? 1 : 2,
+    );
   }
 
   /** Zeroes counters everywhere. */

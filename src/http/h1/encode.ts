@@ -5,6 +5,7 @@
  * Names must be tokens and values free of NUL/CR/LF, otherwise H1EncodeError is thrown (no injection).
  */
 import type { HeaderMap } from "../headers.ts";
+import { TOKEN } from "./chars.ts";
 import { statusLine } from "./status_text.ts";
 import { H1EncodeError } from "./types.ts";
 
@@ -19,6 +20,26 @@ export interface RequestHeadOptions {
   authority?: string;
   /** 1 (default) for HTTP/1.1, 0 for HTTP/1.0. */
   versionMinor?: 0 | 1;
+}
+
+/** True when `s` is a non-empty token (checked per char: faster than a regex for short strings). */
+function isToken(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f || TOKEN[c] === 0) return false;
+  }
+  return true;
+}
+
+/** True when `s` holds no NUL, CR or LF. */
+function isValidValue(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 13 && (c === 13 || c === 10 || c === 0)) return false;
+  }
+  return true;
 }
 
 function appendHeaders(s: string, headers: HeaderMap): string {

@@ -4,7 +4,7 @@
  * turns failures into Envoy's local replies (NR 404, NC/UH/UF/UO/UC 503, UPE 502, UT 504).
  */
 import { ResponseFlag } from "../../../../common/response_flags.ts";
-import { TimerEntry, type TimeoutTarget } from "../../../../common/timer_wheel.ts";
+import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import {
   type HttpFilter,
   type HttpFilterCallbacks,
@@ -29,7 +29,14 @@ import type { RouterConfig } from "./config.ts";
 
 const EMPTY = new Uint8Array(0);
 const RESPONSE_LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
-const REQUEST_HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
+const REQUEST_HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+];
 
 /** The long-lived router state of one HCM. */
 export class RouterFactory implements HttpFilterFactory {
@@ -83,7 +90,12 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     return this.#start(endStream);
   }
 
-  async #direct(route: RouteEntry, status: number, body: Uint8Array, location: string | null): Promise<HttpFilterStatus> {
+  async #direct(
+    route: RouteEntry,
+    status: number,
+    body: Uint8Array,
+    location: string | null,
+  ): Promise<HttpFilterStatus> {
     const cb = this.cb;
     const h = new HeaderMap();
     if (location) h.addLower("location", location);
@@ -96,7 +108,13 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     return HttpFilterStatus.StopIteration;
   }
 
-  async #localReply(status: number, body: string, flags: number, details: string, extra?: [string, string][]): Promise<HttpFilterStatus> {
+  async #localReply(
+    status: number,
+    body: string,
+    flags: number,
+    details: string,
+    extra?: [string, string][],
+  ): Promise<HttpFilterStatus> {
     const headers: [string, string][] = extra ?? [];
     const route = this.#route;
     if (route && !route.responseHeaders.empty) {
@@ -118,7 +136,12 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     const host = cluster.chooseHost(route.hasHashPolicy ? { hash: route.hash(req, cb.routeContext()) } : {});
     if (!host) {
       cluster.stats.upstream_cx_none_healthy.inc();
-      return this.#localReply(503, "no healthy upstream", ResponseFlag.NoHealthyUpstream, "no_healthy_upstream");
+      return this.#localReply(
+        503,
+        "no healthy upstream",
+        ResponseFlag.NoHealthyUpstream,
+        "no_healthy_upstream",
+      );
     }
     this.#host = host;
     info.upstreamHost = host.addressString;
@@ -167,7 +190,13 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
       if (!acq.ok) {
         this.#finishUpstream(false);
         if (acq.reason === "overflow") {
-          return this.#localReply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow", ResponseFlag.UpstreamOverflow, "upstream_reset_before_response_started{overflow}", [["x-envoy-overloaded", "true"]]);
+          return this.#localReply(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            ResponseFlag.UpstreamOverflow,
+            "upstream_reset_before_response_started{overflow}",
+            [["x-envoy-overloaded", "true"]],
+          );
         }
         info.upstreamTransportFailureReason = acq.detail;
         host.stats.cx_connect_fail++;
@@ -192,7 +221,12 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
         this.#up = null;
         up.release(false);
         this.#finishUpstream(false);
-        return this.#localReply(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination", ResponseFlag.UpstreamConnectionTermination, "upstream_reset_before_response_started{connection_termination}");
+        return this.#localReply(
+          503,
+          "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+          ResponseFlag.UpstreamConnectionTermination,
+          "upstream_reset_before_response_started{connection_termination}",
+        );
       }
       this.#up = null;
       up.release(false);
@@ -401,7 +435,12 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
       if (err instanceof H1ParseError && !headersSent) {
         this.#closeUpstream();
         this.#finishUpstream(false);
-        await this.#localReply(502, "upstream protocol error", ResponseFlag.UpstreamProtocolError, "upstream_protocol_error");
+        await this.#localReply(
+          502,
+          "upstream protocol error",
+          ResponseFlag.UpstreamProtocolError,
+          "upstream_protocol_error",
+        );
         return;
       }
       this.#upstreamReset("connection_termination");
@@ -468,10 +507,16 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     this.#closeUpstream();
     this.#finishUpstream(false);
     if (!cb.responseStarted) {
-      cb.sendLocalReply(503, `upstream connect error or disconnect/reset before headers. reset reason: ${reason.replace("_", " ")}`, {
-        flags: ResponseFlag.UpstreamConnectionTermination,
-        details: `upstream_reset_before_response_started{${reason}}`,
-      }).catch(() => cb.resetStream());
+      cb.sendLocalReply(
+        503,
+        `upstream connect error or disconnect/reset before headers. reset reason: ${
+          reason.replace("_", " ")
+        }`,
+        {
+          flags: ResponseFlag.UpstreamConnectionTermination,
+          details: `upstream_reset_before_response_started{${reason}}`,
+        },
+      ).catch(() => cb.resetStream());
     } else {
       cb.streamInfo.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
       cb.streamInfo.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
@@ -513,4 +558,3 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     }
   }
 }
-

@@ -57,7 +57,9 @@ export const httpConnectionManagerSchema = z.strictObject({
     cidr_ranges: z.array(z.strictObject({ address_prefix: z.string(), prefix_len: uint32 })).optional(),
   }).optional(),
   server_name: z.string().optional(),
-  server_header_transformation: z.enum(["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]).default("OVERWRITE"),
+  server_header_transformation: z.enum(["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]).default(
+    "OVERWRITE",
+  ),
   max_request_headers_kb: uint32.min(1).max(8192).default(60),
   request_headers_timeout: duration.optional(),
   request_timeout: duration.optional(),

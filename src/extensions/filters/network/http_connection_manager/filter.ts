@@ -46,7 +46,9 @@ export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
     escapedSlashes: escaped,
     stripPort: c.strip_any_host_port ? "any" : c.strip_matching_host_port ? "matching" : "none",
     pathOptions: { normalize: c.normalize_path, mergeSlashes: c.merge_slashes, escapedSlashes: escaped },
-    upgrades: new Set(c.upgrade_configs.filter((u) => u.enabled !== false).map((u) => u.upgrade_type.toLowerCase())),
+    upgrades: new Set(
+      c.upgrade_configs.filter((u) => u.enabled !== false).map((u) => u.upgrade_type.toLowerCase()),
+    ),
     acceptHttp10: h1.accept_http_10 ?? false,
     proxy100Continue: c.proxy_100_continue,
     defaultHostForHttp10: h1.default_host_for_http_10 ?? "",
@@ -75,7 +77,9 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
       throw new Error("The last HTTP filter must be a terminal filter such as envoy.filters.http.router");
     }
     for (let i = 0; i < filters.length - 1; i++) {
-      if (filters[i].terminal) throw new Error(`Terminal HTTP filter ${config.http_filters[i].name} must be last`);
+      if (filters[i].terminal) {
+        throw new Error(`Terminal HTTP filter ${config.http_filters[i].name} must be last`);
+      }
     }
     this.hcm = {
       opts,

@@ -4,7 +4,7 @@
  */
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { StreamInfo } from "../../../../common/stream_info.ts";
-import { TimerEntry, type TimeoutTarget } from "../../../../common/timer_wheel.ts";
+import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import type { AccessLogger } from "../../../../access_log/types.ts";
 import { createAccessLogs } from "../../../../access_log/config.ts";
 import type {
@@ -230,7 +230,9 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
       }
     } catch {
       // reset or closed by a timer: end both directions
-      if (!fromDownstream && !this.#closedLocally) this.info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+      if (!fromDownstream && !this.#closedLocally) {
+        this.info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+      }
       this.#closeBoth();
     }
   }

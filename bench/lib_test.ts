@@ -80,6 +80,16 @@ Deno.test("ratio lines", () => {
   });
   const r = ratio("http1 nuncio/nginx", mk(40), mk(50), 0.6);
   assert.equal(formatRatio(r), "ratio http1 nuncio/nginx = 0.80 (target >= 0.60) PASS");
+  const run = (rps: number) => ({ rps, p50Us: 1, p99Us: 1, requests: 1, socketErrors: 0, non2xx: 0 });
+  const a = { ...mk(30), runs: [run(10), run(30), run(60)] };
+  const b = { ...mk(50), runs: [run(20), run(40), run(50)] };
+  const paired = ratio("http1 nuncio/nginx", a, b, 0.6);
+  assert.deepEqual(paired.perRound, [0.5, 0.75, 1.2]);
+  assert.equal(paired.value, 0.75);
+  assert.equal(
+    formatRatio(paired),
+    "ratio http1 nuncio/nginx = 0.75 (target >= 0.60) PASS  [rounds: 0.50 0.75 1.20]",
+  );
   const missing = ratio("tcp nuncio/haproxy-tcp", undefined, mk(50), 0.8);
   assert.equal(formatRatio(missing), "ratio tcp nuncio/haproxy-tcp = n/a (target >= 0.80) FAIL");
 });

@@ -16,6 +16,7 @@ export interface Options {
   json?: string;
   strict: boolean;
   only?: string[];
+  keep: boolean;
 }
 
 /** Help text. */
@@ -34,7 +35,8 @@ export const USAGE = `usage: deno task bench [options]
   --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
   --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp)
   --json FILE          also write the results as JSON
-  --strict             exit 1 if a ratio or memory target fails`;
+  --strict             exit 1 if a ratio or memory target fails
+  --keep               keep the temp dir with configs and logs`;
 
 /** Parses the command line; prints help and exits on --help; throws on unknown flags. */
 export function parseOptions(argv: string[]): Options {
@@ -50,6 +52,7 @@ export function parseOptions(argv: string[]): Options {
     compareMemory: true,
     nuncio: true,
     strict: false,
+    keep: false,
   };
   const num = (i: number) => {
     const v = Number(argv[i + 1]);
@@ -75,6 +78,7 @@ export function parseOptions(argv: string[]): Options {
     else if (a === "--only") o.only = (argv[++i] ?? "").split(",");
     else if (a === "--json") o.json = argv[++i];
     else if (a === "--strict") o.strict = true;
+    else if (a === "--keep") o.keep = true;
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       Deno.exit(0);

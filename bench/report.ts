@@ -1,6 +1,6 @@
 /** Text report for bench/run.ts: the throughput table, ratio lines and memory lines. */
 
-import { formatUs, type WrkResult } from "./lib/wrk.ts";
+import { formatUs, median, type WrkResult } from "./lib/wrk.ts";
 import type { IdleResult } from "./lib/memory.ts";
 
 /** Aggregated measurements for one target. */
@@ -33,6 +33,8 @@ export interface Ratio {
   target: number;
   /** value >= target. */
   pass: boolean;
+  /** The ratio in each round. */
+  perRound: number[];
 }
 
 /** Memory results. */
@@ -88,21 +90,32 @@ export function formatTable(targets: TargetResult[], direct: TargetResult | unde
   return lines.join("\n");
 }
 
-/** Builds a ratio of two targets' median req/s. */
+/**
+ * Builds a ratio of two targets' req/s: the median of the per-round ratios (each pair measured
+ * close together in time, which cancels slow drift of a shared machine), or the ratio of the
+ * medians when the rounds do not pair up.
+ */
 export function ratio(
   name: string,
   num: TargetResult | undefined,
   den: TargetResult | undefined,
   target: number,
 ): Ratio {
-  const value = num?.median && den?.median ? num.median.rps / den.median.rps : NaN;
-  return { name, value, target, pass: Number.isFinite(value) && value >= target };
+  let value = NaN;
+  let perRound: number[] = [];
+  if (num?.median && den?.median) {
+    const n = Math.min(num.runs.length, den.runs.length);
+    perRound = num.runs.slice(0, n).map((r, i) => r.rps / den.runs[i].rps);
+    value = n > 0 && num.runs.length === den.runs.length ? median(perRound) : num.median.rps / den.median.rps;
+  }
+  return { name, value, target, pass: Number.isFinite(value) && value >= target, perRound };
 }
 
 /** Formats `ratio NAME = 0.xx (target >= 0.60) PASS`. */
 export function formatRatio(r: Ratio): string {
   const v = Number.isFinite(r.value) ? r.value.toFixed(2) : "n/a";
-  return `ratio ${r.name} = ${v} (target >= ${r.target.toFixed(2)}) ${r.pass ? "PASS" : "FAIL"}`;
+  const rounds = r.perRound.length > 1 ? `  [rounds: ${r.perRound.map((x) => x.toFixed(2)).join(" ")}]` : "";
+  return `ratio ${r.name} = ${v} (target >= ${r.target.toFixed(2)}) ${r.pass ? "PASS" : "FAIL"}${rounds}`;
 }
 
 function verdict(ok: boolean): string {

@@ -44,6 +44,9 @@ async function checkTarget(t: TargetResult): Promise<void> {
   }
 }
 
+/** Measurement order: each nuncio target right next to the one it is compared with. */
+const MEASURE_ORDER = ["direct", "haproxy-http", "nginx", "nuncio-http", "nuncio-tcp", "haproxy-tcp"];
+
 async function measure(targets: TargetResult[], o: Options): Promise<void> {
   const live = targets.filter((t) => !t.error);
   const wrk = (t: TargetResult, durationS: number, connections: number) =>
@@ -53,8 +56,10 @@ async function measure(targets: TargetResult[], o: Options): Promise<void> {
     console.error(`warm-up ${t.label} (${o.warmupS}s)`);
     await wrk(t, o.warmupS, o.connections).catch((e) => (t.error = (e as Error).message));
   }
+  // Paired targets run back to back; every other round runs in reverse (A B C, C B A, ...).
+  const order = [...live].sort((a, b) => MEASURE_ORDER.indexOf(a.key) - MEASURE_ORDER.indexOf(b.key));
   for (let round = 1; round <= o.rounds; round++) {
-    for (const t of live) {
+    for (const t of round % 2 === 1 ? order : [...order].reverse()) {
       if (t.error) continue;
       try {
         const r = await wrk(t, o.durationS, o.connections);
@@ -105,7 +110,7 @@ async function main(): Promise<number> {
   ]);
   const dir = Deno.makeTempDirSync({ prefix: "nuncio-bench-" });
   const sup = new Supervisor();
-  sup.onInterrupt(() => Deno.removeSync(dir, { recursive: true }));
+  if (!o.keep) sup.onInterrupt(() => Deno.removeSync(dir, { recursive: true }));
   const env: Env = {
     dir,
     sup,
@@ -207,11 +212,8 @@ async function main(): Promise<number> {
     console.log(`\nwrote ${o.json}`);
   }
   const memFail = memory?.nuncio.some((r) => r.perConnKiB > 16) || (memory?.idleRssKiB ?? 0) > 80 * 1024;
-  try {
-    Deno.removeSync(dir, { recursive: true });
-  } catch {
-    // Left behind for inspection.
-  }
+  if (o.keep) console.log(`configs and logs kept in ${dir}`);
+  else Deno.removeSync(dir, { recursive: true });
   return o.strict && (ratios.some((r) => !r.pass) || memFail) ? 1 : 0;
 }
 

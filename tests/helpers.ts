@@ -205,7 +205,10 @@ export async function startProxy(yaml: string): Promise<Proxy> {
 export async function closeAccessLogs(plane: DataPlane): Promise<void> {
   for (const l of plane.listeners) {
     for (const f of l.spec.filters) {
-      const any = f as unknown as { hcm?: { accessLogs?: { close(): Promise<void> }[] }; accessLogs?: { close(): Promise<void> }[] };
+      const any = f as unknown as {
+        hcm?: { accessLogs?: { close(): Promise<void> }[] };
+        accessLogs?: { close(): Promise<void> }[];
+      };
       for (const a of any.hcm?.accessLogs ?? any.accessLogs ?? []) await a.close();
     }
   }

@@ -30,16 +30,28 @@ Deno.test("http: bodies", async (t) => {
       return new Response(body);
     }
     return new Response(`got ${seen.bodyBytes}:${seen.body.slice(0, 32)}`, {
-      headers: { "x-te": req.headers.get("transfer-encoding") ?? "", "x-cl": req.headers.get("content-length") ?? "" },
+      headers: {
+        "x-te": req.headers.get("transfer-encoding") ?? "",
+        "x-cl": req.headers.get("content-length") ?? "",
+      },
     });
   });
   await using proxy = await startProxy(bootstrapYaml(
-    [httpListener({ virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "body", timeout: "60s" } }])] })],
+    [httpListener({
+      virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "body", timeout: "60s" } }])],
+    })],
     [staticCluster("body", [origin.port])],
   ));
 
   await t.step("chunked request body reaches the origin chunked", async () => {
-    const r = await curl(["-i", "-H", "Transfer-Encoding: chunked", "--data-binary", "hello chunked world", proxy.url("/up")]);
+    const r = await curl([
+      "-i",
+      "-H",
+      "Transfer-Encoding: chunked",
+      "--data-binary",
+      "hello chunked world",
+      proxy.url("/up"),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const res = parseResponse(r.stdout);
     assert.equal(res.status, 200);
@@ -56,9 +68,13 @@ Deno.test("http: bodies", async (t) => {
   });
 
   await t.step("streamed response without content-length arrives chunked and whole", async () => {
-    const raw = await rawExchange(proxy.port(), "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", {
-      timeoutMs: 3000,
-    });
+    const raw = await rawExchange(
+      proxy.port(),
+      "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      {
+        timeoutMs: 3000,
+      },
+    );
     assert.ok(raw.closed, "server closes after Connection: close");
     const res = parseResponse(raw.text);
     assert.equal(res.status, 200);
@@ -69,7 +85,15 @@ Deno.test("http: bodies", async (t) => {
   });
 
   await t.step("100-continue: curl's Expect gets 100 and the body passes", async () => {
-    const r = await curl(["-v", "-i", "-H", "Expect: 100-continue", "--data-binary", "x".repeat(2000), proxy.url("/expect")]);
+    const r = await curl([
+      "-v",
+      "-i",
+      "-H",
+      "Expect: 100-continue",
+      "--data-binary",
+      "x".repeat(2000),
+      proxy.url("/expect"),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^HTTP\/1\.1 100 Continue\r\n/);
     const res = parseResponse(r.stdout);

@@ -15,6 +15,8 @@ export interface SeenRequest {
   /** Body bytes counted (the stored `body` keeps at most the first MiB). */
   bodyBytes: number;
   body: string;
+  /** True when reading the body failed (the proxy reset the request). */
+  bodyError?: boolean;
 }
 
 /** A running Deno.serve origin. */
@@ -29,21 +31,36 @@ export interface Origin extends AsyncDisposable {
 export type OriginHandler = (req: Request, seen: SeenRequest) => Response | Promise<Response>;
 
 /** Starts an HTTP origin on 127.0.0.1:0 that reads each body to the end, records it, then answers. */
-export function startOrigin(name: string, handler?: OriginHandler, opts: { readBody?: boolean } = {}): Origin {
+export function startOrigin(
+  name: string,
+  handler?: OriginHandler,
+  opts: { readBody?: boolean } = {},
+): Origin {
   const requests: SeenRequest[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const u = new URL(req.url);
-    const seen: SeenRequest = { method: req.method, path: u.pathname + u.search, headers: req.headers, bodyBytes: 0, body: "" };
+    const seen: SeenRequest = {
+      method: req.method,
+      path: u.pathname + u.search,
+      headers: new Headers(req.headers),
+      bodyBytes: 0,
+      body: "",
+    };
     requests.push(seen);
     if (req.body && opts.readBody !== false) {
       const parts: Uint8Array[] = [];
       let kept = 0;
-      for await (const chunk of req.body) {
-        seen.bodyBytes += chunk.length;
-        if (kept < 1 << 20) {
-          parts.push(chunk.slice());
-          kept += chunk.length;
+      try {
+        for await (const chunk of req.body) {
+          seen.bodyBytes += chunk.length;
+          if (kept < 1 << 20) {
+            parts.push(chunk.slice());
+            kept += chunk.length;
+          }
         }
+      } catch {
+        seen.bodyError = true;
+        return new Response(null, { status: 400 });
       }
       seen.body = dec.decode(concat(parts));
     }
@@ -183,7 +200,12 @@ export async function bash(cmd: string): Promise<RunResult> {
 }
 
 /** Runs a program, optionally feeding stdin, and collects its output. */
-export async function run(cmd: string, args: string[], stdin?: string, env?: Record<string, string>): Promise<RunResult> {
+export async function run(
+  cmd: string,
+  args: string[],
+  stdin?: string,
+  env?: Record<string, string>,
+): Promise<RunResult> {
   const p = new Deno.Command(cmd, {
     args,
     stdin: stdin === undefined ? "null" : "piped",

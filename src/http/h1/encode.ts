@@ -1,8 +1,9 @@
 /**
- * HTTP/1.1 head encoders. A head is built as one string and encoded once (measured faster than
- * encodeInto a scratch buffer or byte-wise writes, see codec_bench.ts). Header strings are byte strings:
- * chars up to 0xFF become one byte each; a head holding chars above 0xFF is encoded as UTF-8.
- * Names must be tokens and values free of NUL/CR/LF, otherwise H1EncodeError is thrown (no injection).
+ * HTTP/1.1 head encoders. Heads are validated and written char by char into a reused scratch buffer,
+ * then copied out once (measured faster than building a string and encoding it, see codec_bench.ts).
+ * Header strings are byte strings: chars up to 0xFF become one byte each; a head holding chars above
+ * 0xFF is encoded as UTF-8 instead. Names must be tokens and values free of NUL/CR/LF, otherwise
+ * H1EncodeError is thrown (no header injection).
  */
 import type { HeaderMap } from "../headers.ts";
 import { TOKEN } from "./chars.ts";
@@ -10,9 +11,6 @@ import { statusLine } from "./status_text.ts";
 import { H1EncodeError } from "./types.ts";
 
 const encoder = new TextEncoder();
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE_RE = /[\0\r\n]/;
-const BAD_TARGET_RE = /[\0-\x20\x7f]/;
 
 /** Options of encodeRequestHead. */
 export interface RequestHeadOptions {
@@ -22,7 +20,7 @@ export interface RequestHeadOptions {
   versionMinor?: 0 | 1;
 }
 
-/** True when `s` is a non-empty token (checked per char: faster than a regex for short strings). */
+/** True when `s` is a non-empty token. */
 function isToken(s: string): boolean {
   const n = s.length;
   if (n === 0) return false;
@@ -42,18 +40,120 @@ function isValidValue(s: string): boolean {
   return true;
 }
 
+/** True when `s` is a non-empty request-target without CTLs, SP or DEL. */
+function isValidTarget(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+function badName(name: string): never {
+  throw new H1EncodeError("http1.invalid_header_name", `Invalid header name: ${name}`);
+}
+
+function badValue(name: string): never {
+  throw new H1EncodeError("http1.invalid_header_value", `Invalid value for header: ${name}`);
+}
+
+// ---- byte writer: validates and writes chars straight into a reused scratch buffer (measured ~1.6x
+// faster than building a string and calling TextEncoder.encode, see codec_bench.ts) ----
+
+let scratch = new Uint8Array(16 * 1024);
+/** Set when a written string held a char above 0xFF: the head is redone as a UTF-8 string. */
+let wide = false;
+
+function ensure(n: number): Uint8Array {
+  if (n > scratch.length) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  return scratch;
+}
+
+function writeName(out: Uint8Array, s: string, o: number): number {
+  const n = s.length;
+  if (n === 0) badName(s);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f || TOKEN[c] === 0) badName(s);
+    out[o++] = c;
+  }
+  return o;
+}
+
+function writeValue(out: Uint8Array, s: string, o: number, name: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 13 && (c === 13 || c === 10 || c === 0)) badValue(name);
+    if (c > 0xff) wide = true;
+    out[o++] = c;
+  }
+  return o;
+}
+
+function writeLatin1(out: Uint8Array, s: string, o: number): number {
+  for (let i = 0; i < s.length; i++) out[o++] = s.charCodeAt(i);
+  return o;
+}
+
+function headersSize(headers: HeaderMap): number {
+  const names = headers.names;
+  const values = headers.values;
+  let n = 2;
+  for (let i = 0; i < names.length; i++) n += names[i].length + values[i].length + 4;
+  return n;
+}
+
+function writeHeaders(out: Uint8Array, headers: HeaderMap, o: number): number {
+  const names = headers.names;
+  const values = headers.values;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    o = writeName(out, name, o);
+    out[o++] = 58;
+    out[o++] = 32;
+    o = writeValue(out, values[i], o, name);
+    out[o++] = 13;
+    out[o++] = 10;
+  }
+  out[o++] = 13;
+  out[o++] = 10;
+  return o;
+}
+
+/** Writes a response head at the start of the scratch buffer; returns its end offset. */
+function writeResponseHead(status: number, headers: HeaderMap, versionMinor: 0 | 1): number {
+  const line = statusLineBytes(status, versionMinor);
+  const out = ensure(line.length + headersSize(headers));
+  out.set(line, 0);
+  wide = false;
+  return writeHeaders(out, headers, line.length);
+}
+
+const statusLineCache: (Uint8Array | undefined)[][] = [[], []];
+
+function statusLineBytes(status: number, versionMinor: 0 | 1): Uint8Array {
+  const cache = statusLineCache[versionMinor];
+  let b = cache[status];
+  if (b === undefined) {
+    const line = statusLine(status, versionMinor);
+    if (line === undefined) throw new H1EncodeError("http1.invalid_status", `Invalid status: ${status}`);
+    b = encoder.encode(line);
+    cache[status] = b;
+  }
+  return b;
+}
+
+// ---- string forms (validated), used for heads holding chars above 0xFF and by callers wanting text ----
+
 function appendHeaders(s: string, headers: HeaderMap): string {
   const names = headers.names;
   const values = headers.values;
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const value = values[i];
-    if (!TOKEN_RE.test(name)) {
-      throw new H1EncodeError("http1.invalid_header_name", `Invalid header name: ${name}`);
-    }
-    if (BAD_VALUE_RE.test(value)) {
-      throw new H1EncodeError("http1.invalid_header_value", `Invalid value for header: ${name}`);
-    }
+    if (!isToken(name)) badName(name);
+    if (!isValidValue(value)) badValue(name);
     s += name + ": " + value + "\r\n";
   }
   return s + "\r\n";
@@ -63,14 +163,10 @@ function appendHeaders(s: string, headers: HeaderMap): string {
 export function encodeHeadString(s: string): Uint8Array {
   const out = encoder.encode(s);
   if (out.length === s.length) return out; // pure ASCII
-  return latin1OrUtf8(s, out);
-}
-
-function latin1OrUtf8(s: string, utf8: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c > 0xff) return utf8;
+    if (c > 0xff) return out;
     bytes[i] = c;
   }
   return bytes;
@@ -83,29 +179,15 @@ export function requestHeadString(
   headers: HeaderMap,
   opts?: RequestHeadOptions,
 ): string {
-  if (!TOKEN_RE.test(method)) throw new H1EncodeError("http1.invalid_method", "Invalid method");
-  if (path.length === 0 || BAD_TARGET_RE.test(path)) {
-    throw new H1EncodeError("http1.invalid_url", "Invalid path");
-  }
+  if (!isToken(method)) throw new H1EncodeError("http1.invalid_method", "Invalid method");
+  if (!isValidTarget(path)) throw new H1EncodeError("http1.invalid_url", "Invalid path");
   let s = method + " " + path + (opts?.versionMinor === 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
   const authority = opts?.authority;
   if (authority !== undefined && authority !== "") {
-    if (BAD_VALUE_RE.test(authority)) {
-      throw new H1EncodeError("http1.invalid_header_value", "Invalid authority");
-    }
+    if (!isValidValue(authority)) throw new H1EncodeError("http1.invalid_header_value", "Invalid authority");
     s += "host: " + authority + "\r\n";
   }
   return appendHeaders(s, headers);
-}
-
-/** Encodes "METHOD path HTTP/1.1" plus headers (host first when `opts.authority`); throws H1EncodeError. */
-export function encodeRequestHead(
-  method: string,
-  path: string,
-  headers: HeaderMap,
-  opts?: RequestHeadOptions,
-): Uint8Array {
-  return encodeHeadString(requestHeadString(method, path, headers, opts));
 }
 
 /** Builds the response head string (validated). */
@@ -115,9 +197,38 @@ export function responseHeadString(status: number, headers: HeaderMap, versionMi
   return appendHeaders(line, headers);
 }
 
+/** Encodes "METHOD path HTTP/1.1" plus headers (host first when `opts.authority`); throws H1EncodeError. */
+export function encodeRequestHead(
+  method: string,
+  path: string,
+  headers: HeaderMap,
+  opts?: RequestHeadOptions,
+): Uint8Array {
+  if (!isToken(method)) throw new H1EncodeError("http1.invalid_method", "Invalid method");
+  if (!isValidTarget(path)) throw new H1EncodeError("http1.invalid_url", "Invalid path");
+  const authority = opts?.authority ?? "";
+  const out = ensure(method.length + path.length + 11 + authority.length + 8 + headersSize(headers));
+  wide = false;
+  let o = writeLatin1(out, method, 0);
+  out[o++] = 32;
+  o = writeValue(out, path, o, ":path");
+  o = writeLatin1(out, opts?.versionMinor === 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", o);
+  if (authority !== "") {
+    o = writeLatin1(out, "host: ", o);
+    o = writeValue(out, authority, o, "host");
+    out[o++] = 13;
+    out[o++] = 10;
+  }
+  o = writeHeaders(out, headers, o);
+  if (wide) return encodeHeadString(requestHeadString(method, path, headers, opts));
+  return out.slice(0, o);
+}
+
 /** Encodes "HTTP/1.1 <status> <reason>" plus headers; throws H1EncodeError on invalid input. */
 export function encodeResponseHead(status: number, headers: HeaderMap, versionMinor: 0 | 1 = 1): Uint8Array {
-  return encodeHeadString(responseHeadString(status, headers, versionMinor));
+  const o = writeResponseHead(status, headers, versionMinor);
+  if (wide) return encodeHeadString(responseHeadString(status, headers, versionMinor));
+  return scratch.slice(0, o);
 }
 
 /**
@@ -130,15 +241,16 @@ export function encodeResponse(
   body: Uint8Array | null,
   versionMinor: 0 | 1 = 1,
 ): Uint8Array {
-  const s = responseHeadString(status, headers, versionMinor);
-  if (body === null || body.length === 0) return encodeHeadString(s);
-  const out = new Uint8Array(s.length + body.length);
-  const r = encoder.encodeInto(s, out);
-  if (r.read === s.length && r.written === s.length) {
-    out.set(body, s.length);
-    return out;
+  const o = writeResponseHead(status, headers, versionMinor);
+  if (wide) {
+    const head = encodeHeadString(responseHeadString(status, headers, versionMinor));
+    return body === null ? head : concatBytes(head, body);
   }
-  return concatBytes(encodeHeadString(s), body);
+  if (body === null || body.length === 0) return scratch.slice(0, o);
+  const out = new Uint8Array(o + body.length);
+  out.set(scratch.subarray(0, o), 0);
+  out.set(body, o);
+  return out;
 }
 
 /** Concatenates byte arrays into one new buffer. */

@@ -121,6 +121,24 @@ Deno.test("encodeRequestHead", async (t) => {
   });
 });
 
+Deno.test("encoders: wide chars, latin-1 and large heads", () => {
+  const wideReq = encodeRequestHead("GET", "/", HeaderMap.from([["x", "\u20ac"]]), { authority: "h" });
+  assert.equal(text(wideReq), "GET / HTTP/1.1\r\nhost: h\r\nx: \u20ac\r\n\r\n");
+  const latin = encodeRequestHead("GET", "/caf\u00e9", new HeaderMap());
+  assert.equal(latin[8], 0xe9);
+  const wideResp = encodeResponseHead(200, HeaderMap.from([["x", "\u20ac"]]));
+  assert.equal(text(wideResp), "HTTP/1.1 200 OK\r\nx: \u20ac\r\n\r\n");
+  const big = "v".repeat(40_000);
+  const b = encodeResponseHead(200, HeaderMap.from([["x-big", big], ["x-after", "1"]]));
+  const p = parseResponseHead(b, 0, b.length, LIMITS)!;
+  assert.equal(p.headers.get("x-big"), big);
+  assert.equal(p.headers.get("x-after"), "1");
+  // the scratch buffer is reused: earlier results must not change
+  const first = encodeResponseHead(201, new HeaderMap());
+  encodeResponseHead(500, HeaderMap.from([["a", "b"]]));
+  assert.equal(text(first), "HTTP/1.1 201 Created\r\n\r\n");
+});
+
 Deno.test("encodeResponse and concatBytes", () => {
   const body = new TextEncoder().encode("hi");
   const b = encodeResponse(200, HeaderMap.from([["content-length", "2"]]), body);

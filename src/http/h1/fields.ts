@@ -38,7 +38,7 @@ export const scan = {
   fields: new Int32Array(FIELD_STRIDE * 64),
   /** Number of fields scanned. */
   count: 0,
-  /** Line start where the last incomplete `findHeadEnd` stopped. */
+  /** Line start where the last incomplete `findHeadEnd` or `scanFields` stopped. */
   lastLineStart: 0,
 };
 

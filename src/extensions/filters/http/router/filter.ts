@@ -24,6 +24,7 @@ import {
 } from "../../../../http/h1_glue.ts";
 import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
+import type { Counter } from "../../../../stats/store.ts";
 import type { Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
 import type { RouterConfig } from "./config.ts";
 
@@ -41,7 +42,24 @@ const REQUEST_HOP_BY_HOP = [
 /** The long-lived router state of one HCM. */
 export class RouterFactory implements HttpFilterFactory {
   readonly terminal = true;
-  constructor(readonly config: RouterConfig, readonly ctx: FactoryContext, readonly statPrefix: string) {}
+  /** Envoy's router stats under `http.<stat_prefix>.`. */
+  readonly stats: {
+    no_route: Counter;
+    no_cluster: Counter;
+    rq_redirect: Counter;
+    rq_direct_response: Counter;
+    rq_total: Counter;
+  };
+  constructor(readonly config: RouterConfig, readonly ctx: FactoryContext, readonly statPrefix: string) {
+    const s = ctx.stats.scope(`http.${statPrefix}`);
+    this.stats = {
+      no_route: s.counter("no_route"),
+      no_cluster: s.counter("no_cluster"),
+      rq_redirect: s.counter("rq_redirect"),
+      rq_direct_response: s.counter("rq_direct_response"),
+      rq_total: s.counter("rq_total"),
+    };
+  }
   createFilter(cb: HttpFilterCallbacks): HttpFilter {
     return new RouterFilter(this, cb);
   }
@@ -69,12 +87,19 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
   decodeHeaders(endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const cb = this.cb;
     const route = cb.route();
+    const stats = this.f.stats;
+    stats.rq_total.inc();
     if (!route) {
+      stats.no_route.inc();
       cb.streamInfo.responseFlags |= ResponseFlag.NoRouteFound;
       return this.#localReply(404, "", ResponseFlag.NoRouteFound, "route_not_found");
     }
-    if (route.kind === "direct_response") return this.#direct(route, route.status, route.body, null);
+    if (route.kind === "direct_response") {
+      stats.rq_direct_response.inc();
+      return this.#direct(route, route.status, route.body, null);
+    }
     if (route.kind === "redirect") {
+      stats.rq_redirect.inc();
       const r = route.redirect(cb.request);
       return this.#direct(route, r.status, EMPTY, r.location);
     }
@@ -84,6 +109,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
     const cluster = name ? this.f.ctx.clusterManager.get(name) : undefined;
     cb.streamInfo.upstreamCluster = name;
     if (!cluster) {
+      stats.no_cluster.inc();
       return this.#localReply(503, "", ResponseFlag.NoClusterFound, "cluster_not_found");
     }
     this.#cluster = cluster;
@@ -199,7 +225,6 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
           );
         }
         info.upstreamTransportFailureReason = acq.detail;
-        host.stats.cx_connect_fail++;
         return this.#localReply(
           503,
           `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${acq.detail}`,

@@ -1,7 +1,6 @@
 /** Local replies with response flags: NR, UF, UT, UC, direct_response, redirect. */
 import assert from "node:assert/strict";
 import {
-  anyHost,
   behaviors,
   bootstrapYaml,
   curl,

@@ -88,6 +88,7 @@ export class TimerWheel {
 
   #start(now: number): void {
     this.#lastTick = now;
+    if (this.#timer !== undefined) return; // re-armed from inside a tick: the interval still runs
     this.#timer = setInterval(this.#tick, this.#resolution);
     // Timeouts alone must not keep the process alive.
     try {

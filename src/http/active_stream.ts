@@ -321,7 +321,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     }
     if (o.via) h.addLower("via", o.via);
     // Framing for HTTP/1.1 downstream
-    this.#noBody = status < 200 || status === 204 || status === 304 || req.method === "HEAD";
+    this.#noBody = (status < 200 && status !== 101) || status === 204 || status === 304 || req.method === "HEAD";
     let upgrade = false;
     if (status === 101 && this.conn.upgradeType) {
       upgrade = true;
@@ -450,6 +450,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     const cfg = this.cfg;
     cfg.timers.disarm(this.#timer);
     this.#headResolve?.();
+    // Filters always see onDestroy (the router aborts an unfinished upstream request here)
+    this.#abortFilters();
     const info = this.streamInfo;
     const now = cfg.clock.monotonic();
     info.endMono = now;

@@ -12,87 +12,12 @@ export { H1ParseError } from "./h1/types.ts";
 export type { HeadScanState, RequestHead, ResponseHead } from "./h1/types.ts";
 export { preparePath } from "./path.ts";
 
+export { encodeRequestHead, encodeResponseHead, LAST_CHUNK } from "./h1/encode.ts";
+import { LAST_CHUNK } from "./h1/encode.ts";
+import { reasonPhrase } from "./h1/status_text.ts";
+
 const encoder = new TextEncoder();
 
-/** Reason phrases of RFC 9110. */
-export const REASONS: Record<number, string> = {
-  100: "Continue",
-  101: "Switching Protocols",
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  203: "Non-Authoritative Information",
-  204: "No Content",
-  205: "Reset Content",
-  206: "Partial Content",
-  300: "Multiple Choices",
-  301: "Moved Permanently",
-  302: "Found",
-  303: "See Other",
-  304: "Not Modified",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  408: "Request Timeout",
-  409: "Conflict",
-  410: "Gone",
-  411: "Length Required",
-  412: "Precondition Failed",
-  413: "Payload Too Large",
-  414: "URI Too Long",
-  415: "Unsupported Media Type",
-  416: "Range Not Satisfiable",
-  417: "Expectation Failed",
-  421: "Misdirected Request",
-  422: "Unprocessable Content",
-  426: "Upgrade Required",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  505: "HTTP Version Not Supported",
-};
-
-const STATUS_LINES11 = new Map<number, string>();
-const STATUS_LINES10 = new Map<number, string>();
-
-function statusLine(status: number, minor: 0 | 1): string {
-  const cache = minor ? STATUS_LINES11 : STATUS_LINES10;
-  let l = cache.get(status);
-  if (l === undefined) {
-    l = `HTTP/1.${minor} ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
-    cache.set(status, l);
-  }
-  return l;
-}
-
-/** Serializes a response head (status line, headers, blank line). */
-export function encodeResponseHead(status: number, headers: HeaderMap, versionMinor: 0 | 1 = 1): Uint8Array {
-  let s = statusLine(status, versionMinor);
-  const n = headers.names;
-  const v = headers.values;
-  for (let i = 0; i < n.length; i++) s += n[i] + ": " + v[i] + "\r\n";
-  return encoder.encode(s + "\r\n");
-}
-
-/** Serializes a request head for an HTTP/1.1 upstream. */
-export function encodeRequestHead(method: string, path: string, headers: HeaderMap): Uint8Array {
-  let s = method + " " + path + " HTTP/1.1\r\n";
-  const n = headers.names;
-  const v = headers.values;
-  for (let i = 0; i < n.length; i++) s += n[i] + ": " + v[i] + "\r\n";
-  return encoder.encode(s + "\r\n");
-}
-
-/** The terminating chunk. */
-export const LAST_CHUNK: Uint8Array = encoder.encode("0\r\n\r\n");
 /** The interim 100 Continue response. */
 export const CONTINUE_100: Uint8Array = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -135,7 +60,7 @@ export function httpDate(): string {
 export function localReplyHead(status: number, body: string, serverName: string): Uint8Array {
   const b = body ? body : "";
   return encoder.encode(
-    statusLine(status, 1) +
+    `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n` +
       (b ? "content-type: text/plain\r\n" : "") +
       `content-length: ${
         encoder.encode(b).length

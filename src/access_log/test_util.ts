@@ -1,5 +1,6 @@
 /** Test helpers for access logging: a FactoryContext with a real stats store and a manual clock. */
 import { type Clock, ManualClock } from "../common/clock.ts";
+import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import { TimerWheel } from "../common/timer_wheel.ts";
 import type { FactoryContext } from "../network/filter.ts";
@@ -26,5 +27,6 @@ export function testContext(clock: Clock = new ManualClock()): FactoryContext {
     registry,
     log: new Logger("test"),
     node: { id: "node", cluster: "cluster" },
+    shared: SharedArena.create({ bytes: 1024 * 1024, capacity: 1024 }),
   };
 }

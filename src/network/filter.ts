@@ -2,6 +2,7 @@
  * Network filters (Envoy's L4 filter chain). Non-terminal filters observe and may stop a connection;
  * the terminal filter (tcp_proxy, http_connection_manager) owns the byte loop of the connection.
  */
+import type { SharedArena } from "../common/shared_arena.ts";
 import type { Clock } from "../common/clock.ts";
 import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { Logger } from "../common/log.ts";
@@ -90,6 +91,8 @@ export interface FactoryContext {
   readonly log: Logger;
   /** The bootstrap node (id, cluster) for headers like x-envoy-downstream-service-cluster. */
   readonly node: { id: string; cluster: string };
+  /** Memory shared with the main thread and every worker (cross-worker limits, buckets, health). */
+  readonly shared: SharedArena;
 }
 
 /** The `create` signature of network filter extensions. */

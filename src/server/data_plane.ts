@@ -3,6 +3,7 @@
  * listeners. The main thread runs one when --concurrency is 1; otherwise each worker runs one.
  */
 import { systemClock } from "../common/clock.ts";
+import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import { TimerWheel } from "../common/timer_wheel.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
@@ -45,7 +46,15 @@ export class DataPlane {
   readonly clusters: ClusterManager;
   readonly listeners: Listener[] = [];
 
-  constructor(readonly bootstrap: Bootstrap, readonly workerIndex = 0) {
+  /**
+   * Builds (does not start) the data plane. `shared` is the process-wide arena (the main thread creates it and
+   * hands it to every worker); a fresh one is made when omitted (tests, single-threaded use).
+   */
+  constructor(
+    readonly bootstrap: Bootstrap,
+    readonly workerIndex = 0,
+    readonly shared: SharedArena = SharedArena.create(),
+  ) {
     this.clusters = createClusterManager(bootstrap.static_resources.clusters, {
       stats: this.stats,
       clock: this.clock,
@@ -64,6 +73,7 @@ export class DataPlane {
         registry,
         log: new Logger(l.name),
         node,
+        shared: this.shared,
       };
       const chain = l.filter_chains[0];
       const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>

@@ -2,6 +2,7 @@
  * The main thread of `nuncio -c bootstrap.yaml`: runs the data plane in-process (--concurrency 1) or in N
  * workers that share every port through reusePort, serves admin, and merges worker stats on demand.
  */
+import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
@@ -31,6 +32,8 @@ interface WorkerHandle {
 /** A running data plane (in-process or workers) plus the state admin reads. */
 export class Server {
   readonly mainStats = new StatsStore();
+  /** Memory shared with every worker (created once per process). */
+  readonly shared = SharedArena.create();
   readonly startedAt = Date.now();
   state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
   #plane: DataPlane | undefined;
@@ -49,7 +52,7 @@ export class Server {
   async start(): Promise<void> {
     this.state = "INITIALIZING";
     if (this.opts.concurrency <= 1) {
-      this.#plane = new DataPlane(this.bootstrap, 0);
+      this.#plane = new DataPlane(this.bootstrap, 0, this.shared);
       await this.#plane.start(false);
     } else {
       const starts: Promise<void>[] = [];
@@ -92,6 +95,7 @@ export class Server {
         configPath: this.opts.configPath,
         workerIndex: index,
         logLevel: this.opts.logLevel,
+        shared: this.shared.buffer,
       };
       worker.postMessage(start);
     });

@@ -1,6 +1,7 @@
 /// <reference lib="deno.worker" />
 /** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
 import "../registry/builtin.ts";
+import { SharedArena } from "../common/shared_arena.ts";
 import { setLogLevel, setLogTag } from "../common/log.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { DataPlane } from "./data_plane.ts";
@@ -24,7 +25,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
         send({ type: "error", message: "Config changed or became invalid before the worker loaded it" });
         return;
       }
-      plane = new DataPlane(r.bootstrap, m.workerIndex);
+      plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared));
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
     } else if (m.type === "stats") {

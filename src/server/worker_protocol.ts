@@ -4,7 +4,7 @@ import type { HostStatus, ListenerAddress } from "./data_plane.ts";
 
 /** Main -> worker. */
 export type ToWorker =
-  | { type: "start"; configPath: string; workerIndex: number; logLevel: string }
+  | { type: "start"; configPath: string; workerIndex: number; logLevel: string; shared: SharedArrayBuffer }
   | { type: "stats"; id: number }
   | { type: "reset_counters"; id: number }
   | { type: "stop"; graceMs: number };

@@ -96,6 +96,8 @@ export interface HttpFilterFactory {
   readonly terminal: boolean;
   /** Makes the per-stream filter. */
   createFilter(cb: HttpFilterCallbacks): HttpFilter;
+  /** Releases timers or resources when the snapshot is retired (called by the connection manager's close). */
+  close?(): void | Promise<void>;
 }
 
 /** The `create` signature of HTTP filter extensions; `hcm` carries the connection manager's stat prefix. */

@@ -69,8 +69,8 @@ export interface NetworkFilterFactory {
   readonly terminal: boolean;
   /** Makes the per-connection filter. */
   createFilter(conn: DownstreamConnection): ReadFilter | TerminalFilter;
-  /** Releases timers or resources when the snapshot is retired. */
-  close?(): void;
+  /** Releases timers or resources (access log files) when the snapshot is retired; awaited by stop(). */
+  close?(): void | Promise<void>;
 }
 
 /** Everything an extension factory may use when it is built for a config snapshot. */

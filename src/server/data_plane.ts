@@ -45,6 +45,8 @@ export class DataPlane {
   readonly timers = new TimerWheel(systemClock);
   readonly clusters: ClusterManager;
   readonly listeners: Listener[] = [];
+  /** Every network filter factory built for this snapshot (closed by stop()). */
+  readonly #factories: NetworkFilterFactory[] = [];
 
   /**
    * Builds (does not start) the data plane. `shared` is the process-wide arena (the main thread creates it and
@@ -79,6 +81,7 @@ export class DataPlane {
       const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>
         (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
       );
+      this.#factories.push(...factories);
       this.listeners.push(
         new Listener(
           {
@@ -141,6 +144,7 @@ export class DataPlane {
     // idle pooled upstream connections would keep peers' (and our own demo origin's) connections open
     this.clusters.close();
     await Promise.all(this.listeners.map((l) => l.drainAndClose(graceMs)));
+    await Promise.all(this.#factories.map((f) => f.close?.()));
     this.timers.close();
     log.debug("data plane stopped");
   }

@@ -140,6 +140,10 @@ export class ClusterImpl implements Cluster {
     this.#pool.tcpClosed(conn, closedLocally);
   }
 
+  recordOutcome(_host: Host, _code: number): void {
+    // outlier detection (issue 3) hooks in here
+  }
+
   /** Closes idle connections and stops the pool's timer. */
   close(): void {
     this.#pool.close();

@@ -125,6 +125,12 @@ export interface Cluster {
   connectTcp(host: Host): Promise<AcquireResult>;
   /** Records that a connection from `connectTcp` closed (for cx_active / cx_length). */
   tcpClosed(conn: UpstreamConnection, closedLocally: boolean): void;
+  /**
+   * Reports the result of one request attempt on `host` to outlier detection (called by the router once per
+   * attempt). `code` is the upstream HTTP status, or the status Envoy maps a local-origin failure to when
+   * split_external_local_origin_errors is off: 503 for connect failure and reset, 504 for timeout.
+   */
+  recordOutcome(host: Host, code: number): void;
 }
 
 /** The set of clusters of one config snapshot on one worker. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ForwardEntry } from "./table.ts";
 import { ctx, oneHost, req, table } from "./test_util.ts";
 import type { RedirectEntry, RouteEntry } from "./types.ts";
-import { xxhash64 } from "./xxhash64.ts";
+import { xxhash64String as xxhash64 } from "../../common/xxhash64.ts";
 
 function forward(e: RouteEntry | null): ForwardEntry {
   assert.equal(e?.kind, "route");

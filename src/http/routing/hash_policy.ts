@@ -9,7 +9,7 @@ import { headerValue, queryParamValue } from "./matchers.ts";
 import { pathEnd } from "./route_index.ts";
 import { compileGlobal, groupCount, translateSubstitution } from "./regex.ts";
 import type { RouteContext, RouteRequest } from "./types.ts";
-import { xxhash64 } from "./xxhash64.ts";
+import { xxhash64String as xxhash64 } from "../../common/xxhash64.ts";
 
 const M64 = (1n << 64n) - 1n;
 

@@ -7,7 +7,7 @@ import { MaglevLb } from "./maglev.ts";
 import { createRandomLb } from "./random.ts";
 import { RingHashLb } from "./ring_hash.ts";
 import { createRoundRobinLb } from "./round_robin.ts";
-import { xxhash64String } from "./xxhash64.ts";
+import { xxhash64String } from "../../common/xxhash64.ts";
 
 const mk = (n: number, weights?: number[]) =>
   Array.from({ length: n }, (_, i) => new HostImpl(`10.0.0.${i + 1}`, 80, { weight: weights?.[i] ?? 1 }));

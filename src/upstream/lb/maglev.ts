@@ -5,7 +5,7 @@
  */
 import type { Host, LbContext } from "../types.ts";
 import type { LoadBalancer, Random } from "./lb.ts";
-import { xxhash64String } from "./xxhash64.ts";
+import { xxhash64String } from "../../common/xxhash64.ts";
 
 /** Builds a Maglev LB; `tableSize` must be prime (the config schema checks it). */
 export class MaglevLb implements LoadBalancer {

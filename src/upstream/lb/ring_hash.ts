@@ -5,7 +5,7 @@
  */
 import type { Host, LbContext } from "../types.ts";
 import type { LoadBalancer, Random } from "./lb.ts";
-import { xxhash64Parts, xxhashResult } from "./xxhash64.ts";
+import { xxhash64Parts, xxhashResult } from "../../common/xxhash64.ts";
 
 /** Ring size bounds (ring_hash_lb_config). */
 export interface RingHashOptions {

@@ -4,11 +4,11 @@
  */
 import { z } from "zod";
 import { duration, uint32 } from "../../../../config/common.ts";
+import { notSupported } from "../../../../config/schema_util.ts";
 import { typedExtension } from "../../../../config/extension_ref.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 import { routeConfigurationSchema } from "../../../../http/routing/config.ts";
 
-const notSupported = z.any().refine(() => false, { message: "Field not supported by nuncio" }).optional();
 
 const httpProtocolOptions = z.strictObject({
   accept_http_10: z.boolean().optional(),

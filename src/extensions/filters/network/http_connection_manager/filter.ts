@@ -96,4 +96,12 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
   createFilter(_conn: DownstreamConnection): TerminalFilter {
     return new Http1ServerConnection(this.hcm);
   }
+
+  /** Flushes and closes the access logs and retires the HTTP filter factories. */
+  async close(): Promise<void> {
+    await Promise.all([
+      ...this.hcm.accessLogs.map((l) => l.close()),
+      ...this.hcm.filters.map((f) => f.close?.()),
+    ]);
+  }
 }

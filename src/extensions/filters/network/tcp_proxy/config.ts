@@ -1,9 +1,9 @@
 /** Config of envoy.filters.network.tcp_proxy (envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy). */
 import { z } from "zod";
 import { duration, uint32 } from "../../../../config/common.ts";
+import { notSupported } from "../../../../config/schema_util.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 
-const notSupported = z.any().refine(() => false, { message: "Field not supported by nuncio" }).optional();
 
 /** The TcpProxy message. */
 export const tcpProxySchema = z.strictObject({

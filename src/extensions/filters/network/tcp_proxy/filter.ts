@@ -62,6 +62,11 @@ export class TcpProxyFactory implements NetworkFilterFactory {
     this.#totalWeight = this.#clusters.reduce((a, c) => a + c.weight, 0);
   }
 
+  /** Flushes and closes the access logs. */
+  async close(): Promise<void> {
+    await Promise.all(this.accessLogs.map((l) => l.close()));
+  }
+
   /** Picks the cluster name (weighted at random). */
   pickCluster(): string {
     if (this.#clusters.length === 1) return this.#clusters[0].name;

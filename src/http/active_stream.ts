@@ -19,7 +19,7 @@ import { HeaderMap } from "./headers.ts";
 import type { HcmConfig } from "./hcm_config.ts";
 import type { RouteContext, RouteEntry } from "./routing/types.ts";
 import type { Http1ServerConnection } from "./conn_manager.ts";
-import { chunkFrame, encodeResponseHead, LAST_CHUNK, localReplyHead, trailersBlock } from "./h1_glue.ts";
+import { chunkFrame, encodeResponseHead, joinBytes, LAST_CHUNK, localReplyHead, trailersBlock } from "./h1_glue.ts";
 
 const EMPTY = new Uint8Array(0);
 const STREAM_IDLE = 1;
@@ -47,6 +47,11 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   /** Whether this request is an accepted upgrade (101 seen). */
   upgraded = false;
   #route: RouteEntry | null | undefined;
+  /** Index of the filter holding the request with StopIterationAndBuffer, -1 when none. */
+  #held = -1;
+  #buffered: Uint8Array[] | null = null;
+  #bufferedBytes = 0;
+  #bufferLimit = 0;
   #routeCtx: RouteContext | undefined;
   #chunked = false;
   #closeDelimited = false;
@@ -103,11 +108,11 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   /** Notes activity for the stream idle timeout. */
   touch(): void {
-    this.#lastActivity = this.cfg.clock.monotonic();
+    this.#lastActivity = this.cfg.timers.now();
   }
 
   #armTimer(): void {
-    const now = this.cfg.clock.monotonic();
+    const now = this.cfg.timers.now();
     let next = Infinity;
     const o = this.cfg.opts;
     if (o.streamIdleTimeoutMs > 0) next = this.#lastActivity + o.streamIdleTimeoutMs;
@@ -177,43 +182,124 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   // ---- decode path (driven by the connection) ----
 
   /** Runs decodeHeaders through the chain. */
-  async decodeHeaders(endStream: boolean): Promise<void> {
+  decodeHeaders(endStream: boolean): Promise<void> {
     if (endStream) this.#markRequestDone();
+    return this.#decodeHeadersFrom(0, endStream);
+  }
+
+  async #decodeHeadersFrom(start: number, endStream: boolean): Promise<void> {
     const fs = this.filters;
-    for (let i = 0; i < fs.length && !this.responseDone; i++) {
+    for (let i = start; i < fs.length && !this.responseDone; i++) {
       const f = fs[i];
       if (!f.decodeHeaders) continue;
       let st = f.decodeHeaders(endStream);
       if (st instanceof Promise) st = await st;
       if (st === HttpFilterStatus.StopIteration) return;
+      if (st === HttpFilterStatus.StopIterationAndBuffer) {
+        if (!endStream) this.#held = i;
+        return;
+      }
     }
   }
 
   /** Runs decodeData through the chain (`data` is only valid during the call). */
-  async decodeData(data: Uint8Array, endStream: boolean): Promise<void> {
+  decodeData(data: Uint8Array, endStream: boolean): Promise<void> {
     this.streamInfo.bytesReceived += data.length;
     if (endStream) this.#markRequestDone();
+    return this.#decodeDataFrom(0, data, endStream);
+  }
+
+  async #decodeDataFrom(start: number, data: Uint8Array, endStream: boolean): Promise<void> {
     const fs = this.filters;
-    for (let i = 0; i < fs.length && !this.responseDone; i++) {
+    const held = this.#held;
+    const end = held >= 0 ? held + 1 : fs.length;
+    for (let i = start; i < end && !this.responseDone; i++) {
       const f = fs[i];
       if (!f.decodeData) continue;
       let st = f.decodeData(data, endStream);
       if (st instanceof Promise) st = await st;
       if (st === HttpFilterStatus.StopIteration) return;
+      if (st === HttpFilterStatus.StopIterationAndBuffer) {
+        if (i === held) await this.#bufferData(data);
+        return;
+      }
     }
+    if (held >= 0 && !this.responseDone) await this.#release(data, endStream, null);
   }
 
   /** Runs decodeTrailers through the chain. */
-  async decodeTrailers(trailers: HeaderMap): Promise<void> {
+  decodeTrailers(trailers: HeaderMap): Promise<void> {
     this.#markRequestDone();
+    return this.#decodeTrailersFrom(0, trailers);
+  }
+
+  async #decodeTrailersFrom(start: number, trailers: HeaderMap): Promise<void> {
     const fs = this.filters;
-    for (let i = 0; i < fs.length && !this.responseDone; i++) {
+    const held = this.#held;
+    const end = held >= 0 ? held + 1 : fs.length;
+    for (let i = start; i < end && !this.responseDone; i++) {
       const f = fs[i];
       if (!f.decodeTrailers) continue;
       let st = f.decodeTrailers(trailers);
       if (st instanceof Promise) st = await st;
       if (st === HttpFilterStatus.StopIteration) return;
     }
+    if (held >= 0 && !this.responseDone) await this.#release(EMPTY, false, trailers);
+  }
+
+  setDecoderBufferLimit(bytes: number): void {
+    this.#bufferLimit = bytes;
+  }
+
+  /** Keeps a copy of body bytes for the holding filter; over the limit the request gets 413. */
+  async #bufferData(data: Uint8Array): Promise<void> {
+    if (data.length === 0) return;
+    if (this.#overLimit(data.length)) return await this.#tooLarge();
+    (this.#buffered ??= []).push(data.slice());
+    this.#bufferedBytes += data.length;
+  }
+
+  #overLimit(more: number): boolean {
+    const limit = this.#bufferLimit > 0 ? this.#bufferLimit : this.down.bufferLimitBytes;
+    return this.#bufferedBytes + more > limit;
+  }
+
+  /** The held body outgrew the buffer limit: 413, as Envoy's connection manager answers. */
+  async #tooLarge(): Promise<void> {
+    this.#held = -1;
+    this.#buffered = null;
+    this.cfg.stats.downstream_rq_too_large.inc();
+    this.closeConnection = true;
+    await this.sendLocalReply(413, "Payload Too Large", { details: "request_payload_too_large" });
+  }
+
+  /** The holding filter let go: later filters get the headers, the buffered body (plus `last`), then trailers. */
+  async #release(last: Uint8Array, endStream: boolean, trailers: HeaderMap | null): Promise<void> {
+    if (this.#overLimit(last.length)) return await this.#tooLarge();
+    const from = this.#held + 1;
+    this.#held = -1;
+    const parts = this.#buffered;
+    this.#buffered = null;
+    let body = last;
+    if (parts) {
+      body = new Uint8Array(this.#bufferedBytes + last.length);
+      let off = 0;
+      for (const p of parts) {
+        body.set(p, off);
+        off += p.length;
+      }
+      body.set(last, off);
+    }
+    this.#bufferedBytes = 0;
+    await this.#decodeHeadersFrom(from, false);
+    if (this.responseDone) return;
+    if (this.#held >= 0) {
+      // a later filter holds the request in turn: it sees the body from the start
+      if (body.length > 0 || endStream) await this.#decodeDataFrom(from, body, endStream);
+    } else if (body.length > 0 || (endStream && !trailers)) {
+      await this.#decodeDataFrom(from, body, endStream && !trailers);
+    }
+    if (trailers && !this.responseDone) await this.#decodeTrailersFrom(from, trailers);
   }
 
   #markRequestDone(): void {
@@ -389,10 +475,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
       this.#pendingHead = null;
       if (out.length === 0) out = head;
       else if (out.length <= 16384) {
-        const both = new Uint8Array(head.length + out.length);
-        both.set(head, 0);
-        both.set(out, head.length);
-        out = both;
+        out = joinBytes(head, out);
       } else {
         await this.conn.write(head);
       }

@@ -29,8 +29,13 @@ export interface HttpResponse {
   headers: HeaderMap;
 }
 
-/** What a filter tells the chain after each call. */
-export const HttpFilterStatus = { Continue: 0, StopIteration: 1 } as const;
+/**
+ * What a filter tells the chain after each call. StopIterationAndBuffer (decodeHeaders/decodeData): later filters
+ * see nothing yet and the stream buffers the request body (up to the decoder buffer limit, else 413) until this
+ * filter returns Continue from decodeData or decodeTrailers; then later filters get the headers, the whole
+ * buffered body in one decodeData call, and the trailers.
+ */
+export const HttpFilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
 /** One of HttpFilterStatus. */
 export type HttpFilterStatus = typeof HttpFilterStatus[keyof typeof HttpFilterStatus];
 
@@ -76,6 +81,8 @@ export interface HttpFilterCallbacks {
   readonly responseStarted: boolean;
   /** Aborts the stream (closes the downstream connection for HTTP/1.1). */
   resetStream(): void;
+  /** Sets how many request body bytes StopIterationAndBuffer may hold (default: the connection's buffer limit). */
+  setDecoderBufferLimit?(bytes: number): void;
 }
 
 /** A per-stream HTTP filter. Every method is optional; a missing one means Continue. */
@@ -100,9 +107,12 @@ export interface HttpFilterFactory {
   close?(): void | Promise<void>;
 }
 
-/** The `create` signature of HTTP filter extensions; `hcm` carries the connection manager's stat prefix. */
+/**
+ * The `create` signature of HTTP filter extensions; `hcm` carries the connection manager's stat prefix and the
+ * filter's configured name (the key of its typed_per_filter_config entries; the extension name when absent).
+ */
 export type HttpFilterCreate<C> = (
   config: C,
   ctx: FactoryContext,
-  hcm: { statPrefix: string },
+  hcm: { statPrefix: string; filterName?: string },
 ) => HttpFilterFactory;

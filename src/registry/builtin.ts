@@ -2,8 +2,14 @@
 import { fileAccessLog } from "../extensions/access_loggers/file/mod.ts";
 import { stderrAccessLog, stdoutAccessLog } from "../extensions/access_loggers/stdout/mod.ts";
 import { router } from "../extensions/filters/http/router/mod.ts";
+import { httpHealthCheck } from "../extensions/filters/http/health_check/mod.ts";
+import { httpBuffer } from "../extensions/filters/http/buffer/mod.ts";
+import { httpFault } from "../extensions/filters/http/fault/mod.ts";
+import { httpLocalRateLimit } from "../extensions/filters/http/local_ratelimit/mod.ts";
+import { networkLocalRateLimit } from "../extensions/filters/network/local_ratelimit/mod.ts";
 import { httpConnectionManager } from "../extensions/filters/network/http_connection_manager/mod.ts";
 import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
+import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_config.ts";
 import { registry } from "./registry.ts";
 
 /** Every built-in extension, in registration order. */
@@ -11,9 +17,16 @@ export const BUILTIN_EXTENSIONS = [
   tcpProxy,
   httpConnectionManager,
   router,
+  httpHealthCheck,
+  httpFault,
+  httpBuffer,
+  httpLocalRateLimit,
+  networkLocalRateLimit,
   stdoutAccessLog,
   stderrAccessLog,
   fileAccessLog,
+  tlsTransportSocket,
+  rawBufferTransportSocket,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

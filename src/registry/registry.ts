@@ -27,6 +27,10 @@ export interface Extension<C = unknown, F = unknown> {
   readonly schema: z.ZodType<C>;
   /** Builds the long-lived factory for one config snapshot (the FilterConfig of Envoy). */
   readonly create: F;
+  /** HTTP filters: validates a typed_per_filter_config entry (without "@type"); absent = no per-route config. */
+  readonly perRouteSchema?: z.ZodType;
+  /** "@type" URLs of the per-route message (default: `typeUrls`). */
+  readonly perRouteTypeUrls?: readonly string[];
 }
 
 /** Name -> extension lookup per category. */
@@ -40,6 +44,14 @@ export class Registry {
     if (this.#byName.has(key)) throw new Error(`Extension ${ext.name} registered twice`);
     this.#byName.set(key, ext);
     for (const t of ext.typeUrls) this.#byType.set(`${ext.category}/${t}`, ext);
+    if (ext.perRouteSchema) {
+      for (const t of ext.perRouteTypeUrls ?? ext.typeUrls) this.#byType.set(`per_route/${t}`, ext);
+    }
+  }
+
+  /** Finds the HTTP filter whose per-route schema parses typed_per_filter_config entries of `typeUrl`. */
+  findPerRoute(typeUrl: string): Extension<any, any> | undefined {
+    return this.#byType.get(`per_route/${typeUrl}`);
   }
 
   /** Finds an extension by @type URL first (Envoy's rule), then by name. */

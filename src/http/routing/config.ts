@@ -5,15 +5,79 @@
  * always compiles (compileRouteTable does not throw on parsed input).
  */
 import { z } from "zod";
-import { uint32 } from "../../config/common.ts";
+import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
 import { notSupportedFields } from "../../config/schema_util.ts";
+import { registry } from "../../registry/registry.ts";
 import { directResponseActionSchema, redirectActionSchema, routeActionSchema } from "./config_action.ts";
 import { routeMatchSchema } from "./config_match.ts";
-import { exactlyOne, headersToAdd, headersToRemove, typedPerFilterConfig } from "./config_util.ts";
+import { perRequestBufferLimit, retryPolicySchema } from "./config_retry.ts";
+import { exactlyOne, headersToAdd, headersToRemove } from "./config_util.ts";
+import type { PerFilterConfig } from "./types.ts";
 
 export * from "./config_action.ts";
 export * from "./config_match.ts";
+
+const FILTER_CONFIG_URL = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+/**
+ * typed_per_filter_config: filter name -> Any, each parsed by the per-route schema of the HTTP filter
+ * registered for its "@type" (an envoy.config.route.v3.FilterConfig wrapper may mark it is_optional).
+ * `location` is filled in by the route configuration schema once the whole config is parsed.
+ */
+const typedPerFilterConfig = z.record(z.string().min(1), typedAny).transform((m, ctx) => {
+  const out: Record<string, PerFilterConfig & { location: string }> = {};
+  for (const name of Object.keys(m)) {
+    let { "@type": typeUrl, ...rest } = m[name] as Record<string, unknown> & { "@type": string };
+    let optional = false;
+    let path: string[] = [name];
+    if (typeUrl === FILTER_CONFIG_URL) {
+      const { config, is_optional, disabled, ...extra } = rest;
+      const bad = Object.keys(extra)[0] ?? (disabled !== undefined ? "disabled" : undefined);
+      const inner = typedAny.safeParse(config);
+      if (bad || !inner.success) {
+        ctx.addIssue({
+          code: "custom",
+          path: [name, bad ?? "config"],
+          message: bad === "disabled"
+            ? NOT_SUPPORTED
+            : bad
+            ? "Unknown field"
+            : "Expected a typed config with @type",
+        });
+        continue;
+      }
+      optional = is_optional === true;
+      ({ "@type": typeUrl, ...rest } = inner.data);
+      path = [name, "config"];
+    }
+    const ext = registry.findPerRoute(typeUrl);
+    if (!ext) {
+      if (!optional) {
+        ctx.addIssue({
+          code: "custom",
+          path: [...path, "@type"],
+          message: `Unknown or unsupported per-route HTTP filter config "${typeUrl}"`,
+        });
+      }
+      continue;
+    }
+    const r = ext.perRouteSchema!.safeParse(rest);
+    if (!r.success) {
+      for (const i of r.error.issues) {
+        ctx.addIssue({ code: "custom", path: [...path, ...i.path], message: i.message });
+      }
+      continue;
+    }
+    out[name] = { config: r.data, location: "" };
+  }
+  return out;
+});
+
+/** Stamps each parsed typed_per_filter_config entry with where it was declared. */
+function stampLocations(m: Record<string, { location: string }>, location: string): void {
+  for (const k in m) m[k].location = location;
+}
 
 const headerMutationFields = {
   request_headers_to_add: headersToAdd.default([]),
@@ -31,13 +95,13 @@ export const routeSchema = z.strictObject({
   direct_response: directResponseActionSchema.optional(),
   ...headerMutationFields,
   typed_per_filter_config: typedPerFilterConfig.default({}),
+  per_request_buffer_limit_bytes: perRequestBufferLimit,
   ...notSupportedFields([
     "filter_action",
     "non_forwarding_action",
     "metadata",
     "decorator",
     "tracing",
-    "per_request_buffer_limit_bytes",
     "request_body_buffer_limit",
     "stat_prefix",
   ]),
@@ -56,16 +120,16 @@ export const virtualHostSchema = z.strictObject({
   }),
   ...headerMutationFields,
   typed_per_filter_config: typedPerFilterConfig.default({}),
+  retry_policy: retryPolicySchema.optional(),
+  include_request_attempt_count: z.boolean().default(false),
+  include_attempt_count_in_response: z.boolean().default(false),
+  per_request_buffer_limit_bytes: perRequestBufferLimit,
   ...notSupportedFields([
     "virtual_clusters",
     "rate_limits",
     "cors",
-    "include_request_attempt_count",
-    "include_attempt_count_in_response",
-    "retry_policy",
     "retry_policy_typed_config",
     "hedge_policy",
-    "per_request_buffer_limit_bytes",
     "request_body_buffer_limit",
     "request_mirror_policies",
     "matcher",
@@ -139,6 +203,14 @@ export const routeConfigurationSchema = z.strictObject({
       }
     });
   });
+}).transform((v) => {
+  stampLocations(v.typed_per_filter_config, v.name);
+  for (const vh of v.virtual_hosts) {
+    const at = `${v.name}/${vh.name}`;
+    stampLocations(vh.typed_per_filter_config, at);
+    vh.routes.forEach((r, i) => stampLocations(r.typed_per_filter_config, `${at}/${i}`));
+  }
+  return v;
 });
 
 /** The parsed form of a RouteConfiguration (durations in ms, direct response bodies as bytes). */

@@ -29,7 +29,13 @@ Deno.test("route configuration schema", async (t) => {
       virtual_hosts: [{
         name: "vh",
         domains: ["*"],
-        typed_per_filter_config: { "envoy.filters.http.x": { "@type": "type.googleapis.com/x" } },
+        typed_per_filter_config: {
+          "envoy.filters.http.x": {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+            is_optional: true,
+            config: { "@type": "type.googleapis.com/x" },
+          },
+        },
         routes: [
           { match: { prefix: "/" }, route: { cluster: "c", timeout: "1.5s" } },
           { match: { path: "/r" }, redirect: { https_redirect: true } },
@@ -57,18 +63,23 @@ Deno.test("route configuration schema", async (t) => {
     const ns = /Field not supported by nuncio/;
     hasIssue({ vhds: {} }, "vhds", ns);
     hasIssue(vh([], { rate_limits: [] }), "virtual_hosts.0.rate_limits", ns);
-    hasIssue(vh([], { retry_policy: {} }), "virtual_hosts.0.retry_policy", ns);
+    hasIssue(vh([], { hedge_policy: {} }), "virtual_hosts.0.hedge_policy", ns);
     hasIssue(vh([], { require_tls: "ALL" }), "virtual_hosts.0.require_tls", ns);
     hasIssue(vh([r({ match: { prefix: "/", grpc: {} } })]), "virtual_hosts.0.routes.0.match.grpc", ns);
     hasIssue(
-      vh([r({ route: { cluster: "c", retry_policy: {} } })]),
-      "virtual_hosts.0.routes.0.route.retry_policy",
+      vh([r({ route: { cluster: "c", retry_policy: { retry_priority: {} } } })]),
+      "virtual_hosts.0.routes.0.route.retry_policy.retry_priority",
       ns,
     );
     hasIssue(
-      vh([r({ route: { cluster: "c", request_mirror_policies: [] } })]),
-      "virtual_hosts.0.routes.0.route.request_mirror_policies",
+      vh([r({ route: { cluster: "c", request_mirror_policies: [{ cluster: "m", trace_sampled: true }] } })]),
+      "virtual_hosts.0.routes.0.route.request_mirror_policies.0.trace_sampled",
       ns,
+    );
+    hasIssue(
+      vh([r({ route: { cluster: "c", retry_policy: { retry_on: "5xx,bogus" } } })]),
+      "virtual_hosts.0.routes.0.route.retry_policy.retry_on",
+      /Unknown retry_on condition "bogus"/,
     );
     hasIssue(vh([r({ decorator: {} })]), "virtual_hosts.0.routes.0.decorator", ns);
   });

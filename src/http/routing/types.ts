@@ -3,6 +3,7 @@
  * The implementation lives beside this file (config.ts: zod schema; table.ts: compiler and matcher).
  */
 import type { HeaderMap } from "../headers.ts";
+import type { RetryPolicy } from "./retry_policy.ts";
 
 /** What route matching needs of a request. */
 export interface RouteRequest {
@@ -64,6 +65,26 @@ export interface RouteActionEntry {
   readonly hasHashPolicy: boolean;
   /** The raw parsed route action config (for later features: retries, mirrors). */
   readonly config: unknown;
+  /** The retry policy (route level, else virtual host level), or null when none. */
+  readonly retryPolicy: RetryPolicy | null;
+  /** request_mirror_policies (empty when none). */
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+  /** Routing priority for circuit breakers: 0 DEFAULT, 1 HIGH. */
+  readonly priority: number;
+  /** per_request_buffer_limit_bytes (route, else virtual host), or undefined (the connection's limit). */
+  readonly bufferLimitBytes: number | undefined;
+  /** Virtual host include_request_attempt_count: send x-envoy-attempt-count upstream. */
+  readonly includeRequestAttemptCount: boolean;
+  /** Virtual host include_attempt_count_in_response: send x-envoy-attempt-count downstream. */
+  readonly includeAttemptCountInResponse: boolean;
+}
+
+/** One request_mirror_policies entry. */
+export interface MirrorPolicy {
+  /** Cluster receiving the shadow request. */
+  readonly cluster: string;
+  /** runtime_fraction default_value as a fraction in [0, 1] (1 when unset). */
+  readonly fraction: number;
 }
 
 /** Answer with a redirect. */
@@ -91,9 +112,23 @@ export type RouteEntry = (RouteActionEntry | RedirectEntry | DirectResponseEntry
   readonly requestHeaders: HeaderMutation;
   /** Response header mutation (route + vhost + route config). */
   readonly responseHeaders: HeaderMutation;
-  /** Per-filter config by filter name (typed_per_filter_config, parsed later by each filter). */
+  /**
+   * Per-filter config by filter name (typed_per_filter_config of route, virtual host and route config, most
+   * specific wins); each value is a PerFilterConfig parsed by the filter's per-route schema.
+   */
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
 };
+
+/** One typed_per_filter_config entry, parsed at config time by its HTTP filter's per-route schema. */
+export interface PerFilterConfig {
+  /** The parsed per-route message (the extension's perRouteSchema output). */
+  readonly config: unknown;
+  /**
+   * Where it was declared: "<route config name>", then "/<virtual host name>", then "/<route index>"; the same in
+   * every worker, so filters key shared state (token buckets) by it.
+   */
+  readonly location: string;
+}
 
 /** The compiled table for one RouteConfiguration. */
 export interface RouteTable {

@@ -71,7 +71,7 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
     const filters: HttpFilterFactory[] = [];
     for (const ref of config.http_filters) {
       const create = ref.ext.create as HttpFilterCreate<unknown>;
-      filters.push(create(ref.config, ctx, { statPrefix: config.stat_prefix }));
+      filters.push(create(ref.config, ctx, { statPrefix: config.stat_prefix, filterName: ref.name }));
     }
     if (filters.length === 0 || !filters[filters.length - 1].terminal) {
       throw new Error("The last HTTP filter must be a terminal filter such as envoy.filters.http.router");

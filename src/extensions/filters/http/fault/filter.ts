@@ -1,0 +1,143 @@
+/**
+ * envoy.filters.http.fault: injects delays (on the worker's timer wheel) and aborts (local replies) into
+ * requests that match, from config or from x-envoy-fault-* headers. Flags DI and FI; stats under
+ * `http.<stat_prefix>.fault.`; the active fault count is shared by all workers for max_active_faults.
+ */
+import { ResponseFlag } from "../../../../common/response_flags.ts";
+import { type TimeoutTarget, TimerEntry, type TimerWheel } from "../../../../common/timer_wheel.ts";
+import {
+  type HttpFilter,
+  type HttpFilterCallbacks,
+  type HttpFilterFactory,
+  HttpFilterStatus,
+} from "../../../../http/filter.ts";
+import { HeaderMap } from "../../../../http/headers.ts";
+import type { PerFilterConfig } from "../../../../http/routing/types.ts";
+import type { FactoryContext } from "../../../../network/filter.ts";
+import type { Counter, Gauge } from "../../../../stats/store.ts";
+import { perRouteConfig } from "../../common/config.ts";
+import type { HttpFaultConfig } from "./config.ts";
+import { FaultSettings } from "./settings.ts";
+
+/** The canonical extension name (the default typed_per_filter_config key). */
+export const FAULT_NAME = "envoy.filters.http.fault";
+
+/** Per-HCM fault state: settings, stats, the shared active-fault count and per-route settings. */
+export class FaultFactory implements HttpFilterFactory {
+  readonly terminal = false;
+  readonly settings: FaultSettings;
+  readonly timers: TimerWheel;
+  readonly stats: {
+    delays_injected: Counter;
+    aborts_injected: Counter;
+    faults_overflow: Counter;
+    active_faults: Gauge;
+  };
+  /** Active faults across all workers (Int32 [0]). */
+  readonly active: Int32Array;
+  readonly #perRoute = new WeakMap<PerFilterConfig, FaultSettings>();
+
+  constructor(config: HttpFaultConfig, ctx: FactoryContext, readonly name: string, statPrefix: string) {
+    this.settings = new FaultSettings(config);
+    this.timers = ctx.timers;
+    const s = ctx.stats.scope(`http.${statPrefix}.fault`);
+    this.stats = {
+      delays_injected: s.counter("delays_injected"),
+      aborts_injected: s.counter("aborts_injected"),
+      faults_overflow: s.counter("faults_overflow"),
+      active_faults: s.gauge("active_faults"),
+    };
+    this.active = ctx.shared.slot(`fault/${ctx.listenerScope.prefix}${statPrefix}/${name}`, 2);
+  }
+
+  /** The route's own HTTPFault when it has one, else the filter's. */
+  settingsFor(cb: HttpFilterCallbacks): FaultSettings {
+    const pfc = perRouteConfig(cb, this.name);
+    if (!pfc) return this.settings;
+    let s = this.#perRoute.get(pfc);
+    if (!s) this.#perRoute.set(pfc, s = new FaultSettings(pfc.config as HttpFaultConfig));
+    return s;
+  }
+
+  createFilter(cb: HttpFilterCallbacks): HttpFilter {
+    return new FaultFilter(this, cb);
+  }
+}
+
+class FaultFilter implements HttpFilter, TimeoutTarget {
+  #settings: FaultSettings | undefined;
+  #activeCounted = false;
+  #timer: TimerEntry | undefined;
+  #resume: ((s: HttpFilterStatus | Promise<HttpFilterStatus>) => void) | undefined;
+
+  constructor(readonly f: FaultFactory, readonly cb: HttpFilterCallbacks) {}
+
+  decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
+    const s = this.f.settingsFor(this.cb);
+    if (!s.applies(this.cb)) return HttpFilterStatus.Continue;
+    if (Atomics.load(this.f.active, 0) >= s.maxActive) {
+      this.f.stats.faults_overflow.inc();
+      return HttpFilterStatus.Continue;
+    }
+    this.#settings = s;
+    const ms = s.delayMs(this.cb.request);
+    if (ms > 0) {
+      this.#countActive();
+      this.f.stats.delays_injected.inc();
+      this.cb.streamInfo.responseFlags |= ResponseFlag.DelayInjected;
+      this.#timer = new TimerEntry(this);
+      this.f.timers.arm(this.#timer, ms);
+      return new Promise<HttpFilterStatus>((resolve) => this.#resume = resolve);
+    }
+    return this.#maybeAbort();
+  }
+
+  /** The delay is over: abort if configured, else let the request go on. */
+  onTimeout(_kind: number): void {
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.(this.#maybeAbort());
+  }
+
+  #maybeAbort(): HttpFilterStatus | Promise<HttpFilterStatus> {
+    const a = this.#settings!.abort(this.cb.request);
+    if (a === 0) return HttpFilterStatus.Continue;
+    this.#countActive();
+    this.f.stats.aborts_injected.inc();
+    const cb = this.cb;
+    if (a < 0) {
+      // gRPC abort: a trailers-only reply (HTTP 200 with grpc-status in the headers)
+      const info = cb.streamInfo;
+      info.responseFlags |= ResponseFlag.FaultInjected;
+      info.responseCodeDetails = "fault_filter_abort";
+      const h = new HeaderMap();
+      h.addLower("content-type", "application/grpc");
+      h.addLower("grpc-status", String(-1 - a));
+      h.addLower("grpc-message", "fault filter abort");
+      return cb.encodeHeaders({ status: 200, headers: h }, true).then(() => HttpFilterStatus.StopIteration);
+    }
+    return cb.sendLocalReply(a, "fault filter abort", {
+      flags: ResponseFlag.FaultInjected,
+      details: "fault_filter_abort",
+    }).then(() => HttpFilterStatus.StopIteration);
+  }
+
+  #countActive(): void {
+    if (this.#activeCounted) return;
+    this.#activeCounted = true;
+    Atomics.add(this.f.active, 0, 1);
+    this.f.stats.active_faults.inc();
+  }
+
+  onDestroy(): void {
+    if (this.#timer) this.f.timers.disarm(this.#timer);
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.(HttpFilterStatus.StopIteration);
+    if (this.#activeCounted) {
+      this.#activeCounted = false;
+      Atomics.sub(this.f.active, 0, 1);
+      this.f.stats.active_faults.dec();
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/** Config of envoy.filters.network.local_ratelimit (envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit). */
+import { z } from "zod";
+import { runtimeFeatureFlagSchema, tokenBucketSchema } from "../../common/config.ts";
+
+/** The network LocalRateLimit message. */
+export const networkLocalRateLimitSchema = z.strictObject({
+  stat_prefix: z.string().min(1),
+  token_bucket: tokenBucketSchema,
+  runtime_enabled: runtimeFeatureFlagSchema.optional(),
+  /** Filters with the same share_key (in any listener) share one bucket. */
+  share_key: z.string().optional(),
+});
+
+/** The parsed network LocalRateLimit config. */
+export type NetworkLocalRateLimitConfig = z.infer<typeof networkLocalRateLimitSchema>;

@@ -1,0 +1,43 @@
+/**
+ * envoy.filters.network.local_ratelimit: each new connection takes a token from a bucket shared by all workers
+ * (SharedArena); without one the connection is closed before the next filter sees it.
+ */
+import type { Counter } from "../../../../stats/store.ts";
+import {
+  type DownstreamConnection,
+  type FactoryContext,
+  FilterStatus,
+  type NetworkFilterFactory,
+  type ReadFilter,
+} from "../../../../network/filter.ts";
+import { SharedTokenBucket } from "../../common/token_bucket.ts";
+import type { NetworkLocalRateLimitConfig } from "./config.ts";
+
+/** Per-listener factory; the filter object is stateless, so one instance serves every connection. */
+export class NetworkLocalRateLimitFactory implements NetworkFilterFactory, ReadFilter {
+  readonly terminal = false;
+  readonly bucket: SharedTokenBucket;
+  readonly enabled: boolean;
+  /** `local_rate_limit.<stat_prefix>.rate_limited`. */
+  readonly rateLimited: Counter;
+
+  constructor(config: NetworkLocalRateLimitConfig, ctx: FactoryContext) {
+    const key = config.share_key !== undefined
+      ? `lrl/net/share/${config.share_key}`
+      : `lrl/net/${ctx.listenerScope.prefix}${config.stat_prefix}`;
+    this.bucket = new SharedTokenBucket(ctx.shared, key, config.token_bucket, ctx.clock);
+    this.enabled = config.runtime_enabled?.default_value ?? true;
+    this.rateLimited = ctx.stats.counter(`local_rate_limit.${config.stat_prefix}.rate_limited`);
+  }
+
+  createFilter(_conn: DownstreamConnection): ReadFilter {
+    return this;
+  }
+
+  onNewConnection(conn: DownstreamConnection): FilterStatus {
+    if (!this.enabled || this.bucket.consume()) return FilterStatus.Continue;
+    this.rateLimited.inc();
+    conn.close();
+    return FilterStatus.StopIteration;
+  }
+}

@@ -1,0 +1,147 @@
+/** `nuncio ratelimit`: flags of the standalone rate-limit service; runs until SIGINT/SIGTERM. */
+import { Logger, setLogLevel } from "../common/log.ts";
+import { type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
+
+const HELP = `nuncio ratelimit: a global rate-limit service speaking Envoy's RLS gRPC API
+
+Usage:
+  nuncio ratelimit -c LIMITS [--redis URL] [--port N] [--http-port N] [--redis-failure-mode open|closed]
+
+Options:
+  -c, --config PATH            limits file (envoyproxy/ratelimit YAML) or a directory of them; reloaded on change
+  --redis URL                  redis://[user:pass@]host:port[/db]: counters shared by replicas (default: memory)
+  --redis-failure-mode MODE    open (allow, default) or closed (deny) while Redis is unreachable
+  --redis-timeout-ms N         Redis command timeout (default 1000)
+  --redis-key-prefix P         prefix of every Redis key
+  --port N                     gRPC (h2c) port for ShouldRateLimit (default 8081)
+  --http-port N                /healthcheck, /rlconfig, /stats, POST /json (default 8080)
+  --host ADDR                  address to bind (default 0.0.0.0)
+  --watch-interval-ms N        limits poll interval, 0 disables reload (default 1000)
+  --shadow-mode                answer OK even when over the limit (stats still count)
+  -l, --log-level LEVEL        trace, debug, info, warn, error, critical, off (default info)
+  -h, --help                   this help
+`;
+
+/** Parses the `ratelimit` subcommand's flags; a number is an exit code (help or usage error). */
+export function parseRatelimitFlags(args: string[]): RatelimitServiceOptions | number {
+  const o: Partial<RatelimitServiceOptions> = { grpcPort: 8081, httpPort: 8080, hostname: "0.0.0.0" };
+  let logLevel = "info";
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      const v = a.startsWith("--") && eq > 0 ? a.slice(eq + 1) : args[++i];
+      if (v === undefined) throw new Error(`${name} needs a value`);
+      return v;
+    };
+    const port = (): number => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
+      return n;
+    };
+    try {
+      switch (name) {
+        case "-h":
+        case "--help":
+          console.log(HELP);
+          return 0;
+        case "-c":
+        case "--config":
+        case "--config-path":
+          o.limitsPath = value();
+          break;
+        case "--redis":
+          o.redisUrl = value();
+          break;
+        case "--redis-failure-mode": {
+          const m = value();
+          if (m !== "open" && m !== "closed") {
+            throw new Error(`--redis-failure-mode must be open or closed, not "${m}"`);
+          }
+          o.failureMode = m;
+          break;
+        }
+        case "--redis-timeout-ms":
+          o.redisTimeoutMs = positive(value(), name);
+          break;
+        case "--redis-key-prefix":
+          o.redisKeyPrefix = value();
+          break;
+        case "--port":
+          o.grpcPort = port();
+          break;
+        case "--http-port":
+          o.httpPort = port();
+          break;
+        case "--host":
+          o.hostname = value();
+          break;
+        case "--watch-interval-ms":
+          o.watchIntervalMs = positive(value(), name, true);
+          break;
+        case "--shadow-mode":
+          o.shadowMode = true;
+          break;
+        case "-l":
+        case "--log-level":
+          logLevel = value();
+          break;
+        default:
+          throw new Error(`Unknown argument "${a}"`);
+      }
+    } catch (e) {
+      return usage((e as Error).message);
+    }
+  }
+  if (!o.limitsPath) return usage("A limits file or directory is required (-c PATH)");
+  if (o.redisUrl) {
+    try {
+      new URL(o.redisUrl.includes("://") ? o.redisUrl : `redis://${o.redisUrl}`);
+    } catch {
+      return usage(`Bad Redis URL "${o.redisUrl}"`);
+    }
+  }
+  try {
+    setLogLevel(logLevel);
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  return o as RatelimitServiceOptions;
+}
+
+function positive(v: string, name: string, zeroOk = false): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || (!zeroOk && n === 0)) {
+    throw new Error(`${name} must be a positive integer`);
+  }
+  return n;
+}
+
+function usage(msg: string): number {
+  console.error(`${msg}\n\n${HELP}`);
+  return 1;
+}
+
+/** Runs `nuncio ratelimit ARGS` until SIGINT/SIGTERM; returns the exit code. */
+export async function runRatelimitCommand(args: string[]): Promise<number> {
+  const opts = parseRatelimitFlags(args);
+  if (typeof opts === "number") return opts;
+  let handle;
+  try {
+    handle = await startRatelimitService(opts);
+  } catch (e) {
+    console.error(`Failed to start the rate limit service: ${(e as Error).message}`);
+    return 1;
+  }
+  const { promise: quit, resolve } = Promise.withResolvers<void>();
+  const onSignal = () => resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await quit;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  new Logger("ratelimit").info("shutting down");
+  await handle.close();
+  return 0;
+}

@@ -11,6 +11,8 @@ const HELP = `nuncio ${VERSION}: an Envoy-style service proxy
 
 Usage:
   nuncio -c FILE [--concurrency N] [--mode serve|validate] [--log-level LEVEL]
+  nuncio ratelimit -c LIMITS [--redis redis://host:port] [--port 8081] [--http-port 8080]
+                                  the global rate-limit service (\`nuncio ratelimit --help\`)
 
 Options:
   -c, --config-path FILE   Envoy v3 bootstrap (YAML or JSON)
@@ -97,6 +99,11 @@ function usage(msg: string): number {
 }
 
 async function main(args: string[]): Promise<number> {
+  if (args[0] === "ratelimit") {
+    // loaded only for this role (node:http2 and the service stay out of the proxy's memory)
+    const { runRatelimitCommand } = await import("./src/ratelimit/cli.ts");
+    return await runRatelimitCommand(args.slice(1));
+  }
   const flags = parseFlags(args);
   if (typeof flags === "number") return flags;
   const loaded = await loadConfigFile(flags.config!, { crossCheck: checkClusterReferences });

@@ -9,14 +9,13 @@
  *
  *   deno run -A bench/ratelimit_bench.ts [--duration 2] [--concurrency 64] [--no-redis]
  */
-import { SHOULD_RATE_LIMIT_PATH } from "../src/ratelimit/grpc_frame.ts";
-import { encodeRateLimitRequest } from "../src/ratelimit/rls_proto.ts";
+import { encodeRateLimitRequest, SHOULD_RATE_LIMIT_PATH } from "../src/ratelimit/rls_proto.ts";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
 import { startRedis } from "../src/ratelimit/test_redis.ts";
 import { setLogLevel } from "../src/common/log.ts";
 import { grpcCall } from "../tests/ratelimit_helpers.ts";
 import http2 from "node:http2";
-import { encodeGrpcFrame } from "../src/ratelimit/grpc_frame.ts";
+import { encodeGrpcFrame } from "../src/grpc/frame.ts";
 
 function flag(name: string, def: number): number {
   const i = Deno.args.indexOf(name);

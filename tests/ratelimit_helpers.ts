@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-explicit-any -- parsed JSON bodies are read loosely in tests
 /** Helpers for the rate-limit service e2e tests: a unary gRPC call over node:http2 (an independent h2 client) and /json posts. */
 import http2 from "node:http2";
-import { encodeGrpcFrame, GrpcFrameDecoder } from "../src/ratelimit/grpc_frame.ts";
+import { encodeGrpcFrame, GrpcFrameDecoder } from "../src/grpc/frame.ts";
 
 /** What a unary gRPC call returned. */
 export interface GrpcReply {

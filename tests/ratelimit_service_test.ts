@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ManualClock } from "../src/common/clock.ts";
-import { SHOULD_RATE_LIMIT_PATH } from "../src/ratelimit/grpc_frame.ts";
+import { SHOULD_RATE_LIMIT_PATH } from "../src/ratelimit/rls_proto.ts";
 import { decodeRateLimitResponse, encodeRateLimitRequest } from "../src/ratelimit/rls_proto.ts";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
 import { startRedis } from "../src/ratelimit/test_redis.ts";

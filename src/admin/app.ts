@@ -189,6 +189,29 @@ function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] 
       },
     },
   ];
+  if (deps.setHealthCheckFailed) {
+    const set = deps.setHealthCheckFailed.bind(deps);
+    eps.push(
+      {
+        path: "/healthcheck/fail",
+        method: "POST",
+        help: "cause the server to fail health checks",
+        handler: () => {
+          set(true);
+          return text("OK\n");
+        },
+      },
+      {
+        path: "/healthcheck/ok",
+        method: "POST",
+        help: "cause the server to pass health checks",
+        handler: () => {
+          set(false);
+          return text("OK\n");
+        },
+      },
+    );
+  }
   if (deps.reopenLogs) {
     const reopen = deps.reopenLogs.bind(deps);
     eps.push({

@@ -1,5 +1,6 @@
 /** The /clusters output (Envoy's text lines and ?format=json) and helpers building ClusterStatus. */
-import type { Cluster } from "../upstream/types.ts";
+import { flagNames } from "../upstream/health/state.ts";
+import type { Cluster, Host } from "../upstream/types.ts";
 import type {
   CircuitBreakerThresholds,
   ClusterStatus,
@@ -157,8 +158,16 @@ export function clustersJson(clusters: readonly ClusterStatus[]): Record<string,
 export interface ClusterStatusOptions {
   addedViaApi?: boolean;
   circuitBreakers?: ClusterStatus["circuitBreakers"];
-  /** Health flags of an unhealthy host (default: ["failed_active_hc"]). */
+  /** Health flags of an unhealthy host without `healthFlags()` (default: ["failed_active_hc"]). */
   unhealthyFlags?: readonly HealthFlag[];
+  /** The outlier detector's success rate of a host (percent), undefined or -1 when not computed. */
+  successRate?: (host: Host) => number | undefined;
+}
+
+/** The health flags of a host: its flag bits when it has them, else healthy or `unhealthy`. */
+export function hostHealthFlags(h: Host, unhealthy: readonly HealthFlag[]): readonly HealthFlag[] {
+  if (h.healthFlags) return flagNames(h.healthFlags()) as HealthFlag[];
+  return h.healthy ? [] : unhealthy;
 }
 
 /** Builds a ClusterStatus from a worker's Cluster (runs per admin request). */
@@ -173,7 +182,8 @@ export function clusterStatusOf(cluster: Cluster, opts: ClusterStatusOptions = {
       port: h.port,
       hostname: h.hostname === h.address ? "" : h.hostname,
       weight: h.weight,
-      healthFlags: h.healthy ? [] : unhealthy,
+      healthFlags: hostHealthFlags(h, unhealthy),
+      successRate: opts.successRate?.(h),
       stats: {
         cx_total: h.stats.cx_total,
         cx_active: h.activeConnections,

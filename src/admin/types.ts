@@ -148,6 +148,11 @@ export interface AdminDeps {
   getLogLevel(): string;
   /** Changes the log level everywhere; throws on an unknown level. */
   setLogLevel(level: string): void | Promise<void>;
+  /**
+   * Makes the server fail (true) or pass (false) health checks from other proxies (POST /healthcheck/fail and
+   * /healthcheck/ok, for draining); the endpoints are absent without it.
+   */
+  setHealthCheckFailed?(failed: boolean): void;
   /** Reopens access log files (/reopen_logs); the endpoint is absent without it. */
   reopenLogs?(): void | Promise<void>;
   /** Routes contributed by other subsystems. */

@@ -1,7 +1,8 @@
 /**
  * A coarse timer wheel for per-connection and per-request timeouts. Deno 2.9's setTimeout allocates a
  * Node-style Timeout object per call; the wheel needs one interval timer per worker while anything is armed,
- * and arming/disarming is O(1) with no allocation beyond the caller's own TimerEntry.
+ * and arming/disarming is O(1) with no allocation beyond the caller's own TimerEntry and, while the wheel
+ * runs, no clock call (deadlines count from the last tick).
  */
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 
@@ -48,11 +49,23 @@ export class TimerWheel {
     return this.#count;
   }
 
-  /** Arms (or re-arms) `e` to fire `ms` from now with `kind`. */
+  /**
+   * Monotonic ms for coarse uses (activity stamps, deadlines): while the wheel runs, the time of its last
+   * tick (at most about one resolution old, and no clock call); otherwise the clock's.
+   */
+  now(): number {
+    return this.#timer !== undefined ? this.#lastTick : this.#clock.monotonic();
+  }
+
+  /**
+   * Arms (or re-arms) `e` to fire `ms` from now with `kind`. While the wheel runs the deadline counts from
+   * its last tick plus one resolution, so an entry never fires early and arming costs no clock call.
+   */
   arm(e: TimerEntry, ms: number, kind = 0): void {
     if (e.slot >= 0) this.#unlink(e);
-    const now = this.#clock.monotonic();
-    e.deadline = now + ms;
+    const running = this.#timer !== undefined;
+    const now = running ? this.#lastTick : this.#clock.monotonic();
+    e.deadline = running ? now + ms + this.#resolution : now + ms;
     e.kind = kind;
     const slot = Math.floor(e.deadline / this.#resolution) % SLOTS;
     e.slot = slot;
@@ -63,7 +76,7 @@ export class TimerWheel {
     if (this.#count++ === 0) this.#start(now);
   }
 
-  /** Disarms `e` (no-op when not armed). */
+  /** Disarms `e` (no-op when not armed); the interval stops with the last armed entry. */
   disarm(e: TimerEntry): void {
     if (e.slot < 0) return;
     this.#unlink(e);
@@ -87,8 +100,8 @@ export class TimerWheel {
   }
 
   #start(now: number): void {
-    this.#lastTick = now;
     if (this.#timer !== undefined) return; // re-armed from inside a tick: the interval still runs
+    this.#lastTick = now;
     this.#timer = setInterval(this.#tick, this.#resolution);
     // Timeouts alone must not keep the process alive.
     try {

@@ -24,3 +24,22 @@ Deno.test("timer wheel fires armed entries after their deadline and not disarmed
   wheel.disarm(a);
   wheel.close();
 });
+
+Deno.test("timer wheel armed while running never fires early and now() tracks ticks", async () => {
+  const wheel = new TimerWheel(undefined, 5);
+  const keep = new TimerEntry({ onTimeout: () => {} });
+  wheel.arm(keep, 10_000);
+  await new Promise((r) => setTimeout(r, 30));
+  const t0 = wheel.now();
+  assert.ok(Math.abs(t0 - performance.now()) < 25, "now() is the last tick while running");
+  let firedAt = 0;
+  const armedAt = performance.now();
+  const e = new TimerEntry({ onTimeout: () => firedAt = performance.now() });
+  wheel.arm(e, 20);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.ok(firedAt > 0, "fired");
+  assert.ok(firedAt - armedAt >= 20, `fired after ${firedAt - armedAt} ms`);
+  wheel.disarm(keep);
+  assert.equal(wheel.size, 0);
+  wheel.close();
+});

@@ -53,6 +53,8 @@ export const bootstrapSchema = z.strictObject({
   node: nodeSchema.optional(),
   admin: adminSchema.optional(),
   static_resources: staticResourcesSchema.default(() => ({ listeners: [], clusters: [] })),
+  /** Started on the main thread before the data plane (e.g. nuncio's embedded rate-limit service). */
+  bootstrap_extensions: z.array(typedExtension("bootstrap_extension")).default([]),
   ...notSupportedFields([
     "node_context_params",
     "dynamic_resources",
@@ -76,7 +78,6 @@ export const bootstrapSchema = z.strictObject({
     "use_tcp_for_dns_lookups",
     "dns_resolution_config",
     "typed_dns_resolver_config",
-    "bootstrap_extensions",
     "fatal_actions",
     "config_sources",
     "default_config_source",

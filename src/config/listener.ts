@@ -1,6 +1,9 @@
 /** The envoy.config.listener.v3.Listener subset nuncio implements. */
 import { z } from "zod";
-import { address, uint32 } from "./common.ts";
+import type { ChainMatch } from "../transport/chain_select.ts";
+import { findDuplicateMatch } from "../transport/chain_select.ts";
+import { transportSocketSchema } from "../transport/tls_config.ts";
+import { address, duration, uint32 } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
 import { notSupported, notSupportedFields } from "./schema_util.ts";
 
@@ -18,31 +21,71 @@ export function addTerminalNetworkFilter(name: string): void {
   terminalNetworkFilters.add(name);
 }
 
-/** envoy.config.listener.v3.FilterChainMatch: only an empty match until TLS (SNI, ALPN) is implemented. */
-export const filterChainMatchSchema = z.strictObject(notSupportedFields([
-  "destination_port",
-  "prefix_ranges",
-  "address_suffix",
-  "suffix_len",
-  "direct_source_prefix_ranges",
-  "source_type",
-  "source_prefix_ranges",
-  "source_ports",
-  "server_names",
-  "transport_protocol",
-  "application_protocols",
-]));
+const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+
+/** envoy.config.listener.v3.FilterChainMatch: destination port, SNI, transport and application protocols. */
+export const filterChainMatchSchema = z.strictObject({
+  destination_port: z.number().int().min(1).max(65535).optional(),
+  server_names: z.array(
+    z.string().min(1).transform((n) => n.toLowerCase()).refine(
+      (n) => SERVER_NAME_RE.test(n),
+      { message: 'Invalid server name (expected "host.example.com" or "*.example.com")' },
+    ),
+  ).default([]),
+  transport_protocol: z.enum(["", "tls", "raw_buffer"]).default(""),
+  application_protocols: z.array(z.string().min(1)).default([]),
+  ...notSupportedFields([
+    "prefix_ranges",
+    "address_suffix",
+    "suffix_len",
+    "direct_source_prefix_ranges",
+    "source_type",
+    "source_prefix_ranges",
+    "source_ports",
+  ]),
+}).transform((m): ChainMatch => ({
+  destinationPort: m.destination_port,
+  serverNames: m.server_names,
+  transportProtocol: m.transport_protocol,
+  applicationProtocols: m.application_protocols,
+}));
+
+const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
+
+/** The tls_inspector listener filter (SNI/ALPN inspection also runs implicitly when a chain needs it). */
+const listenerFilterSchema = z.strictObject({
+  name: z.string().min(1),
+  typed_config: z.looseObject({ "@type": z.string().min(1) }).optional(),
+}).superRefine((f, ctx) => {
+  const t = f.typed_config?.["@type"];
+  const ok = t
+    ? t === "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+    : f.name === "envoy.filters.listener.tls_inspector";
+  if (!ok) {
+    ctx.addIssue({
+      code: "custom",
+      path: t ? ["typed_config", "@type"] : ["name"],
+      message: `Unknown or unsupported listener filter "${t ?? f.name}"`,
+    });
+    return;
+  }
+  for (const k of Object.keys(f.typed_config ?? {})) {
+    if (k !== "@type" && k !== "initial_read_buffer_size") {
+      ctx.addIssue({ code: "custom", path: ["typed_config", k], message: "Field not supported by nuncio" });
+    }
+  }
+});
 
 /** envoy.config.listener.v3.FilterChain. */
 export const filterChainSchema = z.strictObject({
   name: z.string().optional(),
-  filter_chain_match: filterChainMatchSchema.optional(),
+  filter_chain_match: filterChainMatchSchema.default(NO_MATCH as never),
   filters: z.array(typedExtension("network_filter")).default([]),
-  transport_socket: notSupported,
+  transport_socket: transportSocketSchema("downstream").optional(),
   ...notSupportedFields([
+    "transport_socket_connect_timeout",
     "use_proxy_proto",
     "metadata",
-    "transport_socket_connect_timeout",
     "on_demand_configuration",
   ]),
 }).superRefine((chain, ctx) => {
@@ -88,8 +131,11 @@ export const listenerSchema = z.strictObject({
     error: "A listener needs at least one filter chain",
   }),
   per_connection_buffer_limit_bytes: uint32.default(ONE_MIB),
-  listener_filters: z.array(z.unknown()).max(0, { error: "Listener filters are not supported by nuncio" })
-    .optional(),
+  listener_filters: z.array(listenerFilterSchema).default([]),
+  listener_filters_timeout: duration.default(15_000),
+  continue_on_listener_filters_timeout: z.literal(false, {
+    error: "Field not supported by nuncio: a connection is closed when inspection times out",
+  }).optional(),
   access_log: z.array(typedExtension("access_logger")).default([]),
   enable_reuse_port: z.boolean().optional(),
   drain_type: z.enum(["DEFAULT", "MODIFY_ONLY"]).default("DEFAULT"),
@@ -103,8 +149,6 @@ export const listenerSchema = z.strictObject({
     "default_filter_chain",
     "metadata",
     "deprecated_v1",
-    "listener_filters_timeout",
-    "continue_on_listener_filters_timeout",
     "transparent",
     "freebind",
     "socket_options",
@@ -121,14 +165,8 @@ export const listenerSchema = z.strictObject({
     "fcds_config",
   ]),
 }).superRefine((l, ctx) => {
-  if (l.filter_chains.length > 1) {
-    // every chain has the same (empty) match until filter_chain_match is implemented
-    ctx.addIssue({
-      code: "custom",
-      path: ["filter_chains", 1],
-      message: "Multiple filter chains with the same matching rules are defined",
-    });
-  }
+  const dup = findDuplicateMatch(l.filter_chains.map((c) => c.filter_chain_match));
+  if (dup) ctx.addIssue({ code: "custom", path: ["filter_chains", dup.index], message: dup.message });
 }).transform((l) => ({
   ...l,
   name: l.name ?? defaultListenerName(l.address.socket_address),

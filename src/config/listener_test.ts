@@ -124,25 +124,101 @@ Deno.test("listener schema", async (t) => {
     );
   });
 
-  await t.step("TLS and matching fields are not supported yet", () => {
+  const tls = (cert: string) =>
+    `{ name: envoy.transport_sockets.tls, typed_config: { "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: { alpn_protocols: [h2, http/1.1], tls_certificates: [{ certificate_chain: { filename: ${cert}.crt }, private_key: { filename: ${cert}.key } }] } } }`;
+
+  await t.step("filter chains matched by SNI with TLS contexts and the tls_inspector", () => {
+    const r = loadConfigText(
+      withListener([
+        "listener_filters:",
+        "- name: envoy.filters.listener.tls_inspector",
+        "  typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector }",
+        "listener_filters_timeout: 2s",
+        "filter_chains:",
+        "- filter_chain_match: { server_names: [A.example.com, '*.b.example.com'] }",
+        `  transport_socket: ${tls("a")}`,
+        "  filters:",
+        `  ${terminal}`,
+        "- filter_chain_match: { transport_protocol: raw_buffer }",
+        "  transport_socket: { name: envoy.transport_sockets.raw_buffer }",
+        "  filters:",
+        `  ${terminal}`,
+      ]),
+      "l.yaml",
+    );
+    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+    const l = r.bootstrap.static_resources.listeners[0];
+    assert.equal(l.listener_filters_timeout, 2000);
+    assert.deepEqual(l.filter_chains[0].filter_chain_match, {
+      destinationPort: undefined,
+      serverNames: ["a.example.com", "*.b.example.com"],
+      transportProtocol: "",
+      applicationProtocols: [],
+    });
+    const ts = l.filter_chains[0].transport_socket;
+    assert.equal(ts?.kind, "tls");
+    if (ts?.kind === "tls") {
+      assert.deepEqual(ts.config.common_tls_context.alpn_protocols, ["h2", "http/1.1"]);
+      assert.equal(ts.config.common_tls_context.tls_certificates[0].certificate_chain.filename, "a.crt");
+    }
+    assert.deepEqual(l.filter_chains[1].transport_socket, { kind: "raw" });
+    assert.equal(l.filter_chains[1].filter_chain_match.transportProtocol, "raw_buffer");
+  });
+
+  await t.step("chains with the same matching rules are rejected", () => {
     const lines = errorLines(withListener([
-      "listener_filters:",
-      "- name: envoy.filters.listener.tls_inspector",
-      "connection_balance_config: { exact_balance: {} }",
-      "socket_options: []",
       "filter_chains:",
-      "- filter_chain_match: { server_names: [a.example] }",
-      "  transport_socket: { name: envoy.transport_sockets.tls }",
+      "- filter_chain_match: { server_names: [a.example.com, b.example.com] }",
+      "  filters:",
+      `  ${terminal}`,
+      "- filter_chain_match: { server_names: [b.example.com] }",
       "  filters:",
       `  ${terminal}`,
     ]));
-    assert.deepEqual(lines, [
-      "l.yaml:5:5: static_resources.listeners[0].listener_filters: Listener filters are not supported by nuncio",
-      "l.yaml:6:32: static_resources.listeners[0].connection_balance_config: Field not supported by nuncio",
-      "l.yaml:7:21: static_resources.listeners[0].socket_options: Field not supported by nuncio",
-      "l.yaml:9:43: static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names: Field not supported by nuncio",
-      "l.yaml:10:25: static_resources.listeners[0].filter_chains[0].transport_socket: Field not supported by nuncio",
-    ]);
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0],
+      /filter_chains\[1\]: Multiple filter chains with the same matching rules are defined$/,
+    );
+  });
+
+  await t.step("unsupported listener filters, match fields and TLS options are named", () => {
+    const lines = errorLines(withListener([
+      "listener_filters:",
+      "- name: envoy.filters.listener.proxy_protocol",
+      "connection_balance_config: { exact_balance: {} }",
+      "socket_options: []",
+      "filter_chains:",
+      "- filter_chain_match: { prefix_ranges: [], server_names: ['a.*.com'] }",
+      "  transport_socket: { name: envoy.transport_sockets.tls, typed_config: { '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, require_client_certificate: true, common_tls_context: { tls_params: { tls_maximum_protocol_version: TLSv1_2 } } } }",
+      "  filters:",
+      `  ${terminal}`,
+    ]));
+    const text = lines.join("\n");
+    assert.match(
+      text,
+      /listener_filters\[0\]\.name: Unknown or unsupported listener filter "envoy\.filters\.listener\.proxy_protocol"/,
+    );
+    assert.match(text, /connection_balance_config: Field not supported by nuncio/);
+    assert.match(text, /socket_options: Field not supported by nuncio/);
+    assert.match(text, /filter_chain_match\.prefix_ranges: Field not supported by nuncio/);
+    assert.match(text, /filter_chain_match\.server_names\[0\]: Invalid server name/);
+    assert.match(text, /typed_config\.require_client_certificate: Field not supported by nuncio/);
+    assert.match(text, /tls_params\.tls_maximum_protocol_version: Field not supported by nuncio/);
+  });
+
+  await t.step("an UpstreamTlsContext is not a listener transport socket", () => {
+    const lines = errorLines(withListener([
+      "filter_chains:",
+      "- transport_socket: { name: envoy.transport_sockets.tls, typed_config: { '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: x } }",
+      "  filters:",
+      `  ${terminal}`,
+    ]));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0],
+      /transport_socket\.typed_config\.@type: A downstream transport socket needs DownstreamTlsContext$/,
+    );
   });
 
   await t.step("access loggers resolve through the registry", () => {

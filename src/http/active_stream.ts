@@ -19,7 +19,14 @@ import { HeaderMap } from "./headers.ts";
 import type { HcmConfig } from "./hcm_config.ts";
 import type { RouteContext, RouteEntry } from "./routing/types.ts";
 import type { Http1ServerConnection } from "./conn_manager.ts";
-import { chunkFrame, encodeResponseHead, joinBytes, LAST_CHUNK, localReplyHead, trailersBlock } from "./h1_glue.ts";
+import {
+  chunkFrame,
+  encodeResponseHead,
+  joinBytes,
+  LAST_CHUNK,
+  localReplyHead,
+  trailersBlock,
+} from "./h1_glue.ts";
 
 const EMPTY = new Uint8Array(0);
 const STREAM_IDLE = 1;
@@ -407,7 +414,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     }
     if (o.via) h.addLower("via", o.via);
     // Framing for HTTP/1.1 downstream
-    this.#noBody = (status < 200 && status !== 101) || status === 204 || status === 304 || req.method === "HEAD";
+    this.#noBody = (status < 200 && status !== 101) || status === 204 || status === 304 ||
+      req.method === "HEAD";
     let upgrade = false;
     if (status === 101 && this.conn.upgradeType) {
       upgrade = true;

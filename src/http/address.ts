@@ -62,9 +62,11 @@ export function isInternalAddress(ip: string, cidrs?: { address: string; prefixL
   return CLASSIC_INTERNAL.some(([a, l]) => inCidr(ip, a, l));
 }
 
-/** Splits an x-forwarded-for value into trimmed entries. */
-export function splitXff(v: string | undefined): string[] {
-  if (!v) return [];
+const NO_ENTRIES: readonly string[] = Object.freeze([]);
+
+/** Splits an x-forwarded-for value into trimmed entries (a shared empty array when absent). */
+export function splitXff(v: string | undefined): readonly string[] {
+  if (!v) return NO_ENTRIES;
   const out: string[] = [];
   for (const p of v.split(",")) {
     const s = p.trim();

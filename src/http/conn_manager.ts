@@ -25,7 +25,8 @@ import {
   type RequestHead,
 } from "./h1_glue.ts";
 
-const INITIAL_BUF = 4096;
+/** Read buffer of a connection waiting for a head (nginx's client_header_buffer_size); grows on demand. */
+const INITIAL_BUF = 1024;
 const BODY_BUF = 64 * 1024;
 const T_HEADERS = 1;
 const T_IDLE = 2;
@@ -162,9 +163,20 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     if (this.#down.observed) this.#down.observeRead(buf.subarray(at, at + n), false);
   }
 
+  /**
+   * Before a read that may wait long (keep-alive idle): an empty buffer restarts at 0, and one grown for a
+   * body or a big head is given back, so an idle connection holds INITIAL_BUF bytes only.
+   */
+  #prepareIdleRead(): void {
+    if (this.#start !== this.#end) return;
+    this.#start = this.#end = 0;
+    if (this.#buf.length > INITIAL_BUF) this.#buf = new Uint8Array(INITIAL_BUF);
+  }
+
   /** Starts reading ahead (pipelined bytes or EOF) while a response is in flight. */
   #startReadAhead(): void {
     if (this.#readAhead || this.#eof) return;
+    this.#prepareIdleRead();
     if (this.#start > 0) {
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
@@ -197,15 +209,12 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     const timers = cfg.timers;
     for (;;) {
       // ---- wait for and parse a request head ----
+      // The idle timer runs while no byte is buffered; the header timer only once a head is incomplete
+      // (a head that arrives whole, the common case, never arms it).
       let head: RequestHead | null = null;
       if (this.#start === this.#end && o.idleTimeoutMs > 0) timers.arm(this.#timer, o.idleTimeoutMs, T_IDLE);
-      else if (o.requestHeadersTimeoutMs > 0) timers.arm(this.#timer, o.requestHeadersTimeoutMs, T_HEADERS);
       for (;;) {
         if (this.#end > this.#start) {
-          if (this.#timer.kind === T_IDLE && this.#timer.armed) {
-            if (o.requestHeadersTimeoutMs > 0) timers.arm(this.#timer, o.requestHeadersTimeoutMs, T_HEADERS);
-            else timers.disarm(this.#timer);
-          }
           try {
             head = parseRequestHead(this.#buf, this.#start, this.#end, limits, this.#scan);
           } catch (err) {
@@ -223,7 +232,12 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
             throw err;
           }
           if (head) break;
+          if (this.#timer.kind !== T_HEADERS || !this.#timer.armed) {
+            if (o.requestHeadersTimeoutMs > 0) timers.arm(this.#timer, o.requestHeadersTimeoutMs, T_HEADERS);
+            else timers.disarm(this.#timer);
+          }
         }
+        if (!this.#readAhead) this.#prepareIdleRead();
         if (!(await this.#fill(o.maxHeadersBytes + 1024))) {
           timers.disarm(this.#timer);
           return; // EOF before a full head: close quietly
@@ -404,7 +418,8 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     }
     if (o.generateRequestId) {
       const id = headers.get("x-request-id");
-      if (!id || (!internal && !o.preserveExternalRequestId)) {
+      if (id === undefined) headers.addLower("x-request-id", crypto.randomUUID());
+      else if (!id || (!internal && !o.preserveExternalRequestId)) {
         headers.set("x-request-id", crypto.randomUUID());
       }
     }

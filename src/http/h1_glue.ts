@@ -13,6 +13,8 @@ export type { HeadScanState, RequestHead, ResponseHead } from "./h1/types.ts";
 export { preparePath } from "./path.ts";
 
 export { encodeRequestHead, encodeResponseHead, LAST_CHUNK } from "./h1/encode.ts";
+export { allocBytes, joinBytes } from "./h1/byte_arena.ts";
+import { allocBytes } from "./h1/byte_arena.ts";
 import { LAST_CHUNK } from "./h1/encode.ts";
 import { reasonPhrase } from "./h1/status_text.ts";
 
@@ -25,7 +27,7 @@ export const CONTINUE_100: Uint8Array = encoder.encode("HTTP/1.1 100 Continue\r\
 export function chunkFrame(data: Uint8Array, last: boolean): Uint8Array {
   const sizeLine = data.length.toString(16) + "\r\n";
   const tail = last ? 7 : 2;
-  const out = new Uint8Array(sizeLine.length + data.length + tail);
+  const out = allocBytes(sizeLine.length + data.length + tail);
   for (let i = 0; i < sizeLine.length; i++) out[i] = sizeLine.charCodeAt(i);
   out.set(data, sizeLine.length);
   let p = sizeLine.length + data.length;

@@ -60,35 +60,41 @@ export class HeaderMap {
       return;
     }
     this.values[i] = value;
-    for (let j = this.names.length - 1; j > i; j--) {
-      if (this.names[j] === n) {
-        this.names.splice(j, 1);
-        this.values.splice(j, 1);
-      }
-    }
+    if (this.names.indexOf(n, i + 1) >= 0) this.#compact(n, i + 1);
   }
 
   /** Removes every line named `name` (lowercase); returns how many were removed. */
   remove(name: string): number {
-    let removed = 0;
-    for (let j = this.names.length - 1; j >= 0; j--) {
-      if (this.names[j] === name) {
-        this.names.splice(j, 1);
-        this.values.splice(j, 1);
-        removed++;
-      }
-    }
-    return removed;
+    const i = this.names.indexOf(name);
+    return i < 0 ? 0 : this.#compact(name, i);
   }
 
   /** Removes every line whose name starts with `prefix` (lowercase). */
   removePrefix(prefix: string): void {
-    for (let j = this.names.length - 1; j >= 0; j--) {
-      if (this.names[j].startsWith(prefix)) {
-        this.names.splice(j, 1);
-        this.values.splice(j, 1);
-      }
+    const names = this.names;
+    const values = this.values;
+    let w = 0;
+    for (let r = 0; r < names.length; r++) {
+      if (names[r].startsWith(prefix)) continue;
+      names[w] = names[r];
+      values[w++] = values[r];
     }
+    names.length = values.length = w;
+  }
+
+  /** Drops every `name` line from index `from` on, in place (no allocation); returns how many. */
+  #compact(name: string, from: number): number {
+    const names = this.names;
+    const values = this.values;
+    let w = from;
+    for (let r = from; r < names.length; r++) {
+      if (names[r] === name) continue;
+      names[w] = names[r];
+      values[w++] = values[r];
+    }
+    const removed = names.length - w;
+    names.length = values.length = w;
+    return removed;
   }
 
   /** A deep copy. */

@@ -9,6 +9,14 @@ function addrString(a: Deno.Addr): { ip: string; full: string } {
   return { ip: "", full: "" };
 }
 
+/** How a connection arrived (set by the listener after TLS termination). */
+export interface ConnectionOptions {
+  /** SNI and negotiated ALPN when TLS was terminated. */
+  tls?: { readonly sni: string; readonly alpn: string };
+  /** The socket whose addresses are reported (the client's TCP socket when TLS ran over a loopback splice). */
+  addressesOf?: { readonly remoteAddr: Deno.Addr; readonly localAddr: Deno.Addr };
+}
+
 /** A TCP (or TLS) connection accepted by a listener; closes its socket at most once. */
 export class ActiveConnection implements DownstreamConnection {
   readonly remoteIp: string;
@@ -16,6 +24,7 @@ export class ActiveConnection implements DownstreamConnection {
   readonly localAddress: string;
   readonly scheme: "http" | "https";
   readonly serverName: string;
+  readonly tls: { readonly sni: string; readonly alpn: string } | undefined;
   #closed = false;
   /** Non-terminal filters observing bytes. */
   observers: ReadFilter[] = [];
@@ -25,15 +34,17 @@ export class ActiveConnection implements DownstreamConnection {
     readonly id: number,
     readonly conn: Deno.Conn,
     readonly bufferLimitBytes: number,
-    opts: { tls?: boolean; serverName?: string } = {},
+    opts: ConnectionOptions = {},
   ) {
-    const r = addrString(conn.remoteAddr);
-    const l = addrString(conn.localAddr);
+    const a = opts.addressesOf ?? conn;
+    const r = addrString(a.remoteAddr);
+    const l = addrString(a.localAddr);
     this.remoteIp = r.ip;
     this.remoteAddress = r.full;
     this.localAddress = l.full;
     this.scheme = opts.tls ? "https" : "http";
-    this.serverName = opts.serverName ?? "";
+    this.serverName = opts.tls?.sni ?? "";
+    this.tls = opts.tls;
   }
 
   get closed(): boolean {

@@ -7,7 +7,10 @@ import { Logger } from "../common/log.ts";
 import type { NetworkFilterFactory, ReadFilter, TerminalFilter } from "../network/filter.ts";
 import { FilterStatus } from "../network/filter.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
+import { type ChainMatch, ChainSelector, needsInspection } from "../transport/chain_select.ts";
+import type { DownstreamTls } from "../transport/tls_downstream.ts";
 import { ActiveConnection } from "./connection.ts";
+import { TlsAccept } from "../transport/tls_accept.ts";
 
 const log = new Logger("listener");
 
@@ -25,7 +28,25 @@ export interface ListenerSpec {
   bufferLimitBytes: number;
   /** Stats scope `listener.<address>.`. */
   scope: Scope;
+  /** Filter chains with their matches and TLS; absent: one plain-text chain made of `filters`. */
+  chains?: FilterChainSpec[];
+  /** listener_filters_timeout in ms (ClientHello inspection plus TLS handshake); default 15000. */
+  inspectTimeoutMs?: number;
 }
+
+/** One filter chain of a listener: when it applies, its network filters and its TLS context. */
+export interface FilterChainSpec {
+  /** Chain name (may be ""). */
+  name: string;
+  /** filter_chain_match. */
+  match: ChainMatch;
+  /** Network filter factories in chain order; the last is terminal. */
+  filters: NetworkFilterFactory[];
+  /** The chain's DownstreamTlsContext; absent for raw_buffer. */
+  tls?: DownstreamTls;
+}
+
+const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
 
 interface ListenerStats {
   downstream_cx_total: Counter;
@@ -44,8 +65,35 @@ export class Listener {
   #stats: ListenerStats;
   #draining = false;
   #idle: (() => void) | undefined;
+  readonly #chains: FilterChainSpec[];
+  readonly #selector: ChainSelector;
+  /** The TLS context when the socket itself is a TLS listener (one TLS chain, nothing to inspect). */
+  readonly #direct: DownstreamTls | undefined;
+  /** Set when connections are inspected (ClientHello) or handshaken before their chain runs. */
+  readonly #tlsAccept: TlsAccept<FilterChainSpec> | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(readonly spec: ListenerSpec, readonly clock: Clock, readonly idBase = 0) {
+    const chains = spec.chains ?? [{ name: "", match: NO_MATCH, filters: spec.filters }];
+    this.#chains = chains;
+    const matches = chains.map((c) => c.match);
+    this.#selector = new ChainSelector(matches);
+    const only = chains.length === 1 ? chains[0] : undefined;
+    this.#direct = only?.tls && !needsInspection(matches) && only.match.destinationPort === undefined
+      ? only.tls
+      : undefined;
+    const inspect = this.#direct === undefined && (chains.some((c) => c.tls) || needsInspection(matches));
+    if (this.#direct || inspect) {
+      this.#tlsAccept = new TlsAccept({
+        chains,
+        selector: this.#selector,
+        inspect,
+        timeoutMs: spec.inspectTimeoutMs ?? 15_000,
+        scope: spec.scope,
+        onReady: (conn, chain, opts) => this.#start(conn, chain, opts),
+        log,
+      });
+    }
     const s = spec.scope;
     this.#stats = {
       downstream_cx_total: s.counter("downstream_cx_total"),
@@ -68,8 +116,53 @@ export class Listener {
 
   /** Binds the socket and starts accepting; throws when the address cannot be bound. */
   start(reusePort: boolean): void {
-    this.#listener = Deno.listen({ hostname: this.spec.hostname, port: this.spec.port, reusePort });
+    const direct = this.#direct;
+    if (direct === undefined) {
+      this.#listener = Deno.listen({ hostname: this.spec.hostname, port: this.spec.port, reusePort });
+      this.#accepting = this.#acceptLoop(this.#listener);
+      return;
+    }
+    this.#listener = this.#listenTls(direct, this.spec.port, reusePort);
     this.#accepting = this.#acceptLoop(this.#listener);
+    this.#unsubscribe = direct.onRotate(() => {
+      this.#rebind(direct, reusePort).catch((e) =>
+        log.error(`Listener ${this.spec.name} could not rebind after certificate rotation: ${e.message}`)
+      );
+    });
+  }
+
+  #listenTls(tls: DownstreamTls, port: number, reusePort: boolean): Deno.Listener {
+    return Deno.listenTls({ hostname: this.spec.hostname, port, reusePort, ...tls.listenOptions() });
+  }
+
+  /** A TLS listener's certificates changed: bind a new socket serving them, then retire the old one. */
+  async #rebind(tls: DownstreamTls, reusePort: boolean): Promise<void> {
+    const old = this.#listener;
+    if (old === undefined) return;
+    const port = this.port;
+    let next: Deno.Listener | undefined;
+    if (reusePort) {
+      next = this.#listenTls(tls, port, true);
+      old.close();
+    } else {
+      old.close();
+      // the old socket is released once its pending accept has been cancelled
+      for (let i = 0; i < 50 && next === undefined; i++) {
+        await new Promise((r) => setTimeout(r, i === 0 ? 0 : 10));
+        if (this.#listener !== old) return; // stopped meanwhile
+        try {
+          next = this.#listenTls(tls, port, false);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+        }
+      }
+      if (next === undefined) throw new Error(`Port ${port} stayed busy`);
+    }
+    this.#listener = next;
+    const prev = this.#accepting;
+    const loop = this.#acceptLoop(next);
+    this.#accepting = Promise.all([prev, loop]).then(() => {});
+    log.info(`Listener ${this.spec.name} serves the reloaded certificates`);
   }
 
   async #acceptLoop(l: Deno.Listener): Promise<void> {
@@ -94,17 +187,47 @@ export class Listener {
     } catch {
       // the peer may already be gone
     }
-    const c = new ActiveConnection(this.idBase + this.#nextId++, conn, this.spec.bufferLimitBytes);
+    if (this.#tlsAccept !== undefined) {
+      this.#tlsAccept.handle(conn, this.#direct !== undefined);
+      return;
+    }
+    let chain = this.#chains[0];
+    if (this.#chains.length > 1) {
+      const i = this.#selector.select({
+        port: (conn.localAddr as Deno.NetAddr).port,
+        sni: "",
+        transport: "raw_buffer",
+        alpn: [],
+      });
+      if (i < 0) {
+        this.spec.scope.counter("no_filter_chain_match").inc();
+        try {
+          conn.close();
+        } catch {
+          // gone
+        }
+        return;
+      }
+      chain = this.#chains[i];
+    }
+    this.#start(conn, chain, undefined);
+  }
+
+  #start(
+    conn: Deno.Conn,
+    chain: FilterChainSpec,
+    opts: ConstructorParameters<typeof ActiveConnection>[3],
+  ): void {
+    const c = new ActiveConnection(this.idBase + this.#nextId++, conn, this.spec.bufferLimitBytes, opts);
     this.#connections.add(c);
     this.#stats.downstream_cx_total.inc();
     this.#stats.downstream_cx_active.inc();
-    this.#run(c, this.clock.monotonic());
+    this.#run(c, chain.filters, this.clock.monotonic());
   }
 
-  async #run(c: ActiveConnection, start: number): Promise<void> {
+  async #run(c: ActiveConnection, filters: NetworkFilterFactory[], start: number): Promise<void> {
     const observers: ReadFilter[] = [];
     try {
-      const filters = this.spec.filters;
       let terminal: TerminalFilter | undefined;
       let stopped = false;
       for (let i = 0; i < filters.length; i++) {
@@ -149,6 +272,8 @@ export class Listener {
 
   /** Stops accepting new connections (existing ones go on). */
   stopAccepting(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     if (!this.#listener) return;
     try {
       this.#listener.close();
@@ -171,6 +296,7 @@ export class Listener {
       });
       clearTimeout(timer);
     }
+    this.#tlsAccept?.close();
     for (const c of this.#connections) c.close();
     // let the per-connection tasks observe the close
     for (let i = 0; i < 100 && this.#connections.size > 0; i++) await new Promise((r) => setTimeout(r, 5));

@@ -31,6 +31,8 @@ export interface DownstreamConnection {
   readonly scheme: "http" | "https";
   /** SNI of a TLS connection, "" otherwise. */
   readonly serverName: string;
+  /** TLS details (SNI and negotiated ALPN, "" when none); absent for plain-text connections. */
+  readonly tls?: { readonly sni: string; readonly alpn: string };
   /** Per-connection buffer limit from the listener (default 1 MiB). */
   readonly bufferLimitBytes: number;
   /** Calls the onData observers of non-terminal filters (terminal filters call it for bytes read). */

@@ -1,8 +1,8 @@
 /**
- * Embedded mode: the bootstrap section that runs the rate-limit service inside the proxy process (main
- * thread), and its mapping onto `startRatelimitService`. A nuncio extension, not part of Envoy's bootstrap:
+ * Embedded mode: runs the rate-limit service inside the proxy process (main thread), configured as the
+ * `nuncio.bootstrap.ratelimit_service` entry of the bootstrap's `bootstrap_extensions` (bootstrap_extension.ts);
+ * its typed_config:
  *
- *   ratelimit_service:
  *     limits_path: config/ratelimit.yaml      # file or directory
  *     redis_url: redis://127.0.0.1:6379       # optional; memory counters without it
  *     redis_failure_mode: open                # open | closed
@@ -13,26 +13,11 @@
  *
  * Data-plane workers reach it like any RLS: a STATIC cluster pointing at grpc_address.
  */
-import { z } from "zod";
-import { address, duration } from "../config/common.ts";
 import type { StatsStore } from "../stats/store.ts";
 import { type RatelimitHandle, type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
 
-/** Schema of the `ratelimit_service` bootstrap section. */
-export const embeddedRatelimitSchema = z.strictObject({
-  limits_path: z.string().min(1),
-  redis_url: z.string().regex(/^redis:\/\//, "Expected a redis:// URL").optional(),
-  redis_failure_mode: z.enum(["open", "closed"]).optional(),
-  redis_timeout: duration.optional(),
-  redis_key_prefix: z.string().optional(),
-  grpc_address: address,
-  http_address: address.optional(),
-  watch_interval: duration.optional(),
-  shadow_mode: z.boolean().optional(),
-});
-
-/** The parsed section. */
-export type EmbeddedRatelimitConfig = z.output<typeof embeddedRatelimitSchema>;
+export { type EmbeddedRatelimitConfig, embeddedRatelimitSchema } from "./embedded_config.ts";
+import type { EmbeddedRatelimitConfig } from "./embedded_config.ts";
 
 /** Maps the parsed section onto service options (gRPC and HTTP bind addresses must agree when both are set). */
 export function embeddedOptions(c: EmbeddedRatelimitConfig, stats?: StatsStore): RatelimitServiceOptions {

@@ -5,7 +5,7 @@
  * nuncio's own HTTP/2 codec (src/http/h2/) once that has a server API: only this file changes.
  */
 import http2 from "node:http2";
-import { encodeGrpcFrame, encodeGrpcMessage, GrpcFrameDecoder, GrpcStatus } from "./grpc_frame.ts";
+import { encodeGrpcFrame, encodeGrpcMessage, GrpcFrameDecoder, GrpcStatus } from "../grpc/frame.ts";
 import { RateLimitServiceError } from "./types.ts";
 
 /** A unary method: the request message in, the response message out; throws RateLimitServiceError for a status. */

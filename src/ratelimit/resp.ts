@@ -2,7 +2,7 @@
  * RESP2 (the Redis protocol): command encoding as arrays of bulk strings and an incremental reply parser
  * that reports "incomplete" so the caller can wait for more bytes.
  */
-import { utf8Length } from "./protobuf.ts";
+import { utf8Length } from "../grpc/protobuf.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -11,7 +11,7 @@ import {
   varintSize,
   WIRE_LEN,
   WIRE_VARINT,
-} from "./protobuf.ts";
+} from "../grpc/protobuf.ts";
 import type {
   CodeValue,
   CurrentLimit,
@@ -22,6 +22,9 @@ import type {
   RateLimitRequest,
   RateLimitResponse,
 } from "./types.ts";
+
+/** The RPC path of ShouldRateLimit. */
+export const SHOULD_RATE_LIMIT_PATH = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
 
 // ---- decoding -------------------------------------------------------------------------------------------
 

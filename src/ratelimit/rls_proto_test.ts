@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeGrpcFrame, encodeGrpcMessage, GrpcFrameDecoder } from "./grpc_frame.ts";
-import { ProtoReader, ProtoWriter, utf8Length, varintSize } from "./protobuf.ts";
+import { encodeGrpcFrame, encodeGrpcMessage, GrpcFrameDecoder } from "../grpc/frame.ts";
+import { ProtoReader, ProtoWriter, utf8Length, varintSize } from "../grpc/protobuf.ts";
 import {
   decodeRateLimitRequest,
   decodeRateLimitResponse,

@@ -6,7 +6,7 @@ import type { Clock } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
 import { StatsStore } from "../stats/store.ts";
 import { type CounterBackend, MemoryBackend } from "./backend.ts";
-import { SHOULD_RATE_LIMIT_PATH } from "./grpc_frame.ts";
+import { SHOULD_RATE_LIMIT_PATH } from "./rls_proto.ts";
 import { type GrpcServer, startGrpcServer } from "./grpc_server.ts";
 import { ratelimitHttpHandler } from "./http.ts";
 import { LimitsLoader } from "./loader.ts";

@@ -10,6 +10,9 @@ import { networkLocalRateLimit } from "../extensions/filters/network/local_ratel
 import { httpConnectionManager } from "../extensions/filters/network/http_connection_manager/mod.ts";
 import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
 import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_config.ts";
+import { embeddedRatelimitExtension } from "../ratelimit/bootstrap_extension.ts";
+import { httpRateLimit } from "../extensions/filters/http/ratelimit/mod.ts";
+import { networkRateLimit } from "../extensions/filters/network/ratelimit/mod.ts";
 import { registry } from "./registry.ts";
 
 /** Every built-in extension, in registration order. */
@@ -22,11 +25,14 @@ export const BUILTIN_EXTENSIONS = [
   httpBuffer,
   httpLocalRateLimit,
   networkLocalRateLimit,
+  httpRateLimit,
+  networkRateLimit,
   stdoutAccessLog,
   stderrAccessLog,
   fileAccessLog,
   tlsTransportSocket,
   rawBufferTransportSocket,
+  embeddedRatelimitExtension,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

@@ -13,7 +13,8 @@ export type ExtensionCategory =
   | "access_logger"
   | "transport_socket"
   | "cluster"
-  | "upstream_protocol_options";
+  | "upstream_protocol_options"
+  | "bootstrap_extension";
 
 /** One registered extension: its names, its config schema and its factory. */
 export interface Extension<C = unknown, F = unknown> {

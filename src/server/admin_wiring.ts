@@ -19,25 +19,8 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
   return {
     stats: () => server.stats(),
     resetCounters: () => server.resetCounters(),
-    async clusters(): Promise<ClusterStatus[]> {
-      const hosts = await server.hosts();
-      const byCluster = new Map<string, ClusterStatus>();
-      for (const c of bootstrap.static_resources.clusters) {
-        byCluster.set(c.name, { name: c.name, addedViaApi: false, hosts: [] });
-      }
-      for (const h of hosts) {
-        const colon = h.address.lastIndexOf(":");
-        byCluster.get(h.cluster)?.hosts.push({
-          address: h.address.slice(0, colon).replace(/^\[|\]$/g, ""),
-          port: Number(h.address.slice(colon + 1)),
-          hostname: h.hostname,
-          weight: h.weight,
-          healthFlags: [],
-          stats: h.stats as never,
-        });
-      }
-      return [...byCluster.values()];
-    },
+    clusters: (): Promise<ClusterStatus[]> => server.clusters(),
+    setHealthCheckFailed: (failed: boolean) => server.setHealthCheckFailed(failed),
     configDump: () => ({
       bootstrap: server.opts.raw as Record<string, unknown>,
       bootstrapLoadedMs: loadedAt,

@@ -7,11 +7,15 @@ import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import { TimerWheel } from "../common/timer_wheel.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
-import { Listener } from "../listener/listener.ts";
+import { type FilterChainSpec, Listener } from "../listener/listener.ts";
+import { DownstreamTls } from "../transport/tls_downstream.ts";
 import type { FactoryContext, NetworkFilterCreate, NetworkFilterFactory } from "../network/filter.ts";
 import { registry } from "../registry/registry.ts";
 import { StatsStore } from "../stats/store.ts";
 import { createClusterManager } from "../upstream/cluster_manager.ts";
+import { clusterStatusOf } from "../admin/clusters.ts";
+import type { ClusterStatus } from "../admin/types.ts";
+import { hostSuccessRate } from "../upstream/host.ts";
 import type { ClusterManager } from "../upstream/types.ts";
 
 const log = new Logger("main");
@@ -21,16 +25,6 @@ export interface ListenerAddress {
   name: string;
   address: string;
   port: number;
-}
-
-/** Per-host status for /clusters. */
-export interface HostStatus {
-  cluster: string;
-  address: string;
-  hostname: string;
-  weight: number;
-  healthy: boolean;
-  stats: Record<string, number>;
 }
 
 /** Envoy's listener stat prefix for an address ("0.0.0.0_10000"). */
@@ -50,17 +44,21 @@ export class DataPlane {
 
   /**
    * Builds (does not start) the data plane. `shared` is the process-wide arena (the main thread creates it and
-   * hands it to every worker); a fresh one is made when omitted (tests, single-threaded use).
+   * hands it to every worker); a fresh one is made when omitted (tests, single-threaded use). `healthOwner`
+   * is false in workers: the main thread runs health checks and outlier sweeps and owns membership gauges.
    */
   constructor(
     readonly bootstrap: Bootstrap,
     readonly workerIndex = 0,
     readonly shared: SharedArena = SharedArena.create(),
+    healthOwner = true,
   ) {
     this.clusters = createClusterManager(bootstrap.static_resources.clusters, {
       stats: this.stats,
       clock: this.clock,
       log: new Logger("upstream"),
+      shared: this.shared,
+      healthOwner,
     });
     const node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
     for (const l of bootstrap.static_resources.listeners) {
@@ -77,18 +75,29 @@ export class DataPlane {
         node,
         shared: this.shared,
       };
-      const chain = l.filter_chains[0];
-      const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>
-        (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
-      );
-      this.#factories.push(...factories);
+      // one factory list (and TLS context) per filter chain; the listener picks the chain per connection
+      const chains: FilterChainSpec[] = l.filter_chains.map((chain, i) => {
+        const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>
+          (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
+        );
+        this.#factories.push(...factories);
+        const ts = chain.transport_socket;
+        return {
+          name: chain.name ?? `chain_${i}`,
+          match: chain.filter_chain_match,
+          filters: factories,
+          tls: ts?.kind === "tls" ? new DownstreamTls(ts.config) : undefined,
+        };
+      });
       this.listeners.push(
         new Listener(
           {
             name: l.name,
             hostname: sa.address,
             port: sa.port_value,
-            filters: factories,
+            filters: chains[0].filters,
+            chains,
+            inspectTimeoutMs: l.listener_filters_timeout,
             bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
             scope,
           },
@@ -111,39 +120,17 @@ export class DataPlane {
     return this.listeners.map((l) => ({ name: l.spec.name, address: l.spec.hostname, port: l.port }));
   }
 
-  /** Host status of every cluster. */
-  hostStatus(): HostStatus[] {
-    const out: HostStatus[] = [];
-    for (const c of this.clusters.all()) {
-      for (const h of c.hosts()) {
-        out.push({
-          cluster: c.name,
-          address: h.addressString,
-          hostname: h.hostname,
-          weight: h.weight,
-          healthy: h.healthy,
-          stats: {
-            cx_total: h.stats.cx_total,
-            cx_active: h.activeConnections,
-            cx_connect_fail: h.stats.cx_connect_fail,
-            rq_total: h.stats.rq_total,
-            rq_active: h.activeRequests,
-            rq_success: h.stats.rq_success,
-            rq_error: h.stats.rq_error,
-            rq_timeout: h.stats.rq_timeout,
-          },
-        });
-      }
-    }
-    return out;
+  /** /clusters status of every cluster (host counters of this event loop; health is shared). */
+  clusterStatus(): ClusterStatus[] {
+    return this.clusters.all().map((c) => clusterStatusOf(c, { successRate: hostSuccessRate }));
   }
 
   /** Stops accepting, waits up to `graceMs` for connections to end, then closes everything. */
   async stop(graceMs = 0): Promise<void> {
     for (const l of this.listeners) l.stopAccepting();
-    // idle pooled upstream connections would keep peers' (and our own demo origin's) connections open
-    this.clusters.close();
     await Promise.all(this.listeners.map((l) => l.drainAndClose(graceMs)));
+    // after the drain: closes pooled upstream connections, idle and still in use (shadows, stuck requests)
+    this.clusters.close();
     await Promise.all(this.#factories.map((f) => f.close?.()));
     this.timers.close();
     log.debug("data plane stopped");

@@ -2,11 +2,18 @@
  * The main thread of `nuncio -c bootstrap.yaml`: runs the data plane in-process (--concurrency 1) or in N
  * workers that share every port through reusePort, serves admin, and merges worker stats on demand.
  */
+import { mergeClusterStatuses } from "../admin/clusters.ts";
+import type { ClusterStatus } from "../admin/types.ts";
+import { systemClock } from "../common/clock.ts";
 import { SharedArena } from "../common/shared_arena.ts";
+import type { BootstrapExtensionCreate, BootstrapExtensionHandle } from "../registry/bootstrap_extension.ts";
 import { Logger } from "../common/log.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
-import { DataPlane, type HostStatus, type ListenerAddress } from "./data_plane.ts";
+import { createClusterManager, syncClusterHealth } from "../upstream/cluster_manager.ts";
+import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
+import type { ClusterManager } from "../upstream/types.ts";
+import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 
 const log = new Logger("main");
@@ -37,7 +44,14 @@ export class Server {
   readonly startedAt = Date.now();
   state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
   #plane: DataPlane | undefined;
+  /**
+   * With workers: the main thread's own view of cluster membership (no listeners, no traffic). It runs the
+   * active health checks and outlier sweeps whose results every worker reads from the SharedArena.
+   */
+  #membership: ClusterManager | undefined;
   #workers: WorkerHandle[] = [];
+  /** Started bootstrap_extensions (closed after the data plane). */
+  #extensions: BootstrapExtensionHandle[] = [];
   #nextId = 1;
   #pending = new Map<number, { want: number; got: FromWorker[]; resolve: (v: FromWorker[]) => void }>();
   #quit: (() => void) | undefined;
@@ -51,10 +65,22 @@ export class Server {
   /** Starts listeners (in-process or in workers); throws on bind failure. */
   async start(): Promise<void> {
     this.state = "INITIALIZING";
+    for (const ref of this.bootstrap.bootstrap_extensions) {
+      const create = ref.ext.create as BootstrapExtensionCreate<unknown>;
+      this.#extensions.push(await create(ref.config, { stats: this.mainStats, log: new Logger(ref.name) }));
+    }
     if (this.opts.concurrency <= 1) {
       this.#plane = new DataPlane(this.bootstrap, 0, this.shared);
       await this.#plane.start(false);
     } else {
+      this.#membership = createClusterManager(this.bootstrap.static_resources.clusters, {
+        stats: this.mainStats,
+        clock: systemClock,
+        log: new Logger("upstream"),
+        shared: this.shared,
+        healthOwner: true,
+      });
+      await this.#membership.initialize();
       const starts: Promise<void>[] = [];
       for (let i = 0; i < this.opts.concurrency; i++) starts.push(this.#startWorker(i));
       await Promise.all(starts);
@@ -112,6 +138,8 @@ export class Server {
   /** Stats of every worker and the main thread, summed. */
   async stats(): Promise<StatsSnapshot> {
     this.#updateServerStats();
+    const owner = this.#plane?.clusters ?? this.#membership;
+    if (owner) syncClusterHealth(owner);
     if (this.#plane) return mergeSnapshots([this.#plane.stats.snapshot(), this.mainStats.snapshot()]);
     const replies = await this.#ask("stats");
     const parts = replies.map((r) => (r as { snapshot: StatsSnapshot }).snapshot);
@@ -137,23 +165,21 @@ export class Server {
     else await this.#ask("reset_counters");
   }
 
-  /** Host status merged across workers (counters summed). */
-  async hosts(): Promise<HostStatus[]> {
-    if (this.#plane) return this.#plane.hostStatus();
+  /** /clusters status: host counters summed across workers; health flags come from the shared state. */
+  async clusters(): Promise<ClusterStatus[]> {
+    if (this.#plane) return this.#plane.clusterStatus();
     const replies = await this.#ask("stats");
-    const merged = new Map<string, HostStatus>();
-    for (const r of replies) {
-      for (const h of (r as { hosts: HostStatus[] }).hosts) {
-        const key = `${h.cluster}|${h.address}`;
-        const m = merged.get(key);
-        if (!m) merged.set(key, { ...h, stats: { ...h.stats } });
-        else {
-          for (const k in h.stats) m.stats[k] = (m.stats[k] ?? 0) + h.stats[k];
-          m.healthy = m.healthy && h.healthy;
-        }
-      }
-    }
-    return [...merged.values()];
+    return mergeClusterStatuses(replies.map((r) => (r as { clusters: ClusterStatus[] }).clusters));
+  }
+
+  /** True while the server fails health checks (admin /healthcheck/fail). */
+  get healthCheckFailed(): boolean {
+    return healthCheckFailed(healthCheckFailSlot(this.shared));
+  }
+
+  /** Makes the health_check filter of every worker fail (true) or pass (false) health checks. */
+  setHealthCheckFailed(failed: boolean): void {
+    setHealthCheckFailed(this.shared, failed);
   }
 
   /** Listener names and bound addresses. */
@@ -171,6 +197,7 @@ export class Server {
   async stop(graceMs = 0): Promise<void> {
     this.state = "DRAINING";
     if (this.#plane) await this.#plane.stop(graceMs);
+    this.#membership?.close();
     await Promise.all(this.#workers.map((w) =>
       new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -188,5 +215,8 @@ export class Server {
       })
     ));
     this.#workers = [];
+    const exts = this.#extensions;
+    this.#extensions = [];
+    await Promise.all(exts.map((e) => e.close()));
   }
 }

@@ -25,11 +25,12 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
         send({ type: "error", message: "Config changed or became invalid before the worker loaded it" });
         return;
       }
-      plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared));
+      // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
+      plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared), false);
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
     } else if (m.type === "stats") {
-      send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), hosts: plane!.hostStatus() });
+      send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
     } else if (m.type === "reset_counters") {
       plane?.stats.resetCounters();
       send({ type: "reset_counters", id: m.id });

@@ -1,6 +1,7 @@
 /** Messages between the main thread and data-plane workers (structured-clone safe). */
+import type { ClusterStatus } from "../admin/types.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
-import type { HostStatus, ListenerAddress } from "./data_plane.ts";
+import type { ListenerAddress } from "./data_plane.ts";
 
 /** Main -> worker. */
 export type ToWorker =
@@ -13,6 +14,6 @@ export type ToWorker =
 export type FromWorker =
   | { type: "started"; addresses: ListenerAddress[] }
   | { type: "error"; message: string }
-  | { type: "stats"; id: number; snapshot: StatsSnapshot; hosts: HostStatus[] }
+  | { type: "stats"; id: number; snapshot: StatsSnapshot; clusters: ClusterStatus[] }
   | { type: "reset_counters"; id: number }
   | { type: "stopped" };

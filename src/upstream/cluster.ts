@@ -3,14 +3,26 @@
  * in panic mode as Envoy), and its connection pool.
  */
 import type { Clock } from "../common/clock.ts";
+import { SharedArena } from "../common/shared_arena.ts";
+import { CircuitBreakers, thresholdsFromConfig } from "./circuit_breaker.ts";
 import type { Logger } from "../common/log.ts";
 import type { Counter, Scope } from "../stats/store.ts";
 import type { ClusterConfig } from "./config.ts";
+import { ClusterHealth } from "./health/cluster_health.ts";
 import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
 import { type ConnectFn, ConnPool } from "./pool.ts";
-import type { AcquireResult, Cluster, ClusterStats, Host, LbContext, UpstreamConnection } from "./types.ts";
+import { createTlsConnect } from "../transport/tls_upstream.ts";
+import type {
+  AcquireOptions,
+  AcquireResult,
+  Cluster,
+  ClusterStats,
+  Host,
+  LbContext,
+  UpstreamConnection,
+} from "./types.ts";
 
 /** What a cluster needs from its environment. */
 export interface ClusterDeps {
@@ -24,6 +36,13 @@ export interface ClusterDeps {
   connect?: ConnectFn;
   /** Random source for LBs (default Math.random). */
   random?: Random;
+  /** Memory shared by every worker (circuit breaker counts); a private arena when absent. */
+  shared?: SharedArena;
+  /**
+   * True on the thread that decides health (runs active checks and outlier sweeps, owns membership
+   * gauges): the main thread. Default true (single-threaded use and tests).
+   */
+  healthOwner?: boolean;
 }
 
 /** Extra picks tried when the LB returns a host listed in `ctx.avoid`. */
@@ -38,6 +57,9 @@ export class ClusterImpl implements Cluster {
   readonly connectTimeoutMs: number;
   readonly perConnectionBufferLimitBytes: number;
   readonly config: ClusterConfig;
+  readonly circuitBreakers: CircuitBreakers;
+  /** Active health checking and outlier detection state (shared slots, checker, detector). */
+  readonly health: ClusterHealth;
   /** DNS refresh counters (`update_attempt|success|failure|empty`). */
   readonly updateStats: { attempt: Counter; success: Counter; failure: Counter; empty: Counter };
   readonly #build: (hosts: readonly Host[]) => LoadBalancer;
@@ -46,11 +68,12 @@ export class ClusterImpl implements Cluster {
   #hosts: HostImpl[] = [];
   #lb: LoadBalancer = NO_HOSTS;
   #panic = false;
+  #seenGen = -1;
 
   constructor(config: ClusterConfig, deps: ClusterDeps) {
     this.config = config;
     this.name = config.name;
-    this.stats = createClusterStats(deps.scope);
+    this.stats = createClusterStats(deps.scope, deps.healthOwner ?? true);
     this.updateStats = {
       attempt: deps.scope.counter("update_attempt"),
       success: deps.scope.counter("update_success"),
@@ -61,14 +84,31 @@ export class ClusterImpl implements Cluster {
     this.perConnectionBufferLimitBytes = config.per_connection_buffer_limit_bytes;
     this.#panicThreshold = config.common_lb_config?.healthy_panic_threshold?.value ?? 50;
     this.#build = lbBuilder(config, deps.random ?? Math.random);
+    this.circuitBreakers = new CircuitBreakers(
+      config.name,
+      thresholdsFromConfig(config.circuit_breakers?.thresholds),
+      deps.shared ?? SharedArena.create({ bytes: 64 * 1024, capacity: 64 }),
+      deps.scope,
+    );
+    this.health = new ClusterHealth(config, {
+      arena: deps.shared ?? SharedArena.create({ bytes: 256 * 1024, capacity: 256 }),
+      scope: deps.scope,
+      clock: deps.clock,
+      random: deps.random ?? Math.random,
+      owner: deps.healthOwner ?? true,
+      hosts: () => this.#hosts,
+      onChange: () => this.healthChanged(),
+      log: deps.log,
+    });
     const http = config.common_http_protocol_options;
     this.#pool = new ConnPool({
+      breakers: this.circuitBreakers,
       stats: this.stats,
       clock: deps.clock,
       connectTimeoutMs: config.connect_timeout,
       idleTimeoutMs: http?.idle_timeout ?? 3_600_000,
       maxRequestsPerConnection: http?.max_requests_per_connection ?? config.max_requests_per_connection ?? 0,
-      connect: deps.connect,
+      connect: deps.connect ?? upstreamConnect(config),
       log: deps.log,
     });
     this.stats.membership_total.set(0);
@@ -91,6 +131,7 @@ export class ClusterImpl implements Cluster {
 
   /** Replaces the membership (discovery); hosts no longer present lose their pooled connections. */
   setHosts(hosts: HostImpl[]): void {
+    hosts = this.health.membership(this.#hosts, hosts);
     const keep = new Set(hosts);
     for (const h of this.#hosts) if (!keep.has(h)) this.#pool.removeHost(h);
     this.#hosts = hosts;
@@ -99,6 +140,13 @@ export class ClusterImpl implements Cluster {
 
   /** Rebuilds the LB and membership gauges; call after flipping any host's `healthy`. */
   healthChanged(): void {
+    this.#seenGen = this.health.generation();
+    const pruned = this.health.pruneRemoved(this.#hosts);
+    if (pruned !== this.#hosts) {
+      const keep = new Set(pruned);
+      for (const h of this.#hosts) if (!keep.has(h)) this.#pool.removeHost(h);
+      this.#hosts = pruned;
+    }
     const healthy = this.#hosts.filter((h) => h.healthy);
     const total = this.#hosts.length;
     this.stats.membership_total.set(total);
@@ -108,6 +156,7 @@ export class ClusterImpl implements Cluster {
   }
 
   chooseHost(ctx: LbContext): Host | null {
+    if (this.health.generation() !== this.#seenGen) this.healthChanged();
     let h = this.#lb.choose(ctx, 0);
     if (h !== null && !h.healthy && !this.#panic) {
       // Health flipped without healthChanged(): resync once.
@@ -128,11 +177,17 @@ export class ClusterImpl implements Cluster {
     return h;
   }
 
-  acquireHttp1(host: Host): Promise<AcquireResult> {
-    return this.#pool.acquireHttp1(host);
+  acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult> {
+    this.health.trafficSeen();
+    return this.#pool.acquireHttp1(host, opts);
+  }
+
+  cancelAcquire(opts: AcquireOptions): void {
+    this.#pool.cancelAcquire(opts);
   }
 
   connectTcp(host: Host): Promise<AcquireResult> {
+    this.health.trafficSeen();
     return this.#pool.connectTcp(host);
   }
 
@@ -140,12 +195,28 @@ export class ClusterImpl implements Cluster {
     this.#pool.tcpClosed(conn, closedLocally);
   }
 
-  recordOutcome(_host: Host, _code: number): void {
-    // outlier detection (issue 3) hooks in here
+  recordOutcome(host: Host, code: number): void {
+    this.health.record(host as HostImpl, code);
   }
 
-  /** Closes idle connections and stops the pool's timer. */
+  reportImmediateHealthCheckFail(host: Host): void {
+    this.health.immediateFail(host as HostImpl);
+  }
+
+  /** Starts active checks and the outlier sweep (health owner); resolves after every host's first check. */
+  initializeHealth(): Promise<void> {
+    return this.health.initialize();
+  }
+
+  /** Re-reads shared health into this thread's LB and gauges (owner: before /stats). */
+  syncHealth(): void {
+    if (this.health.generation() !== this.#seenGen) this.healthChanged();
+    this.health.syncGauges();
+  }
+
+  /** Closes idle connections and stops the pool's timer, health checks and outlier sweeps. */
   close(): void {
+    this.health.close();
     this.#pool.close();
   }
 }
@@ -153,4 +224,10 @@ export class ClusterImpl implements Cluster {
 /** Health from an lb_endpoint's health_status (UNKNOWN and HEALTHY count as healthy). */
 export function healthyFromStatus(status: string): boolean {
   return status === "UNKNOWN" || status === "HEALTHY";
+}
+
+/** The pool's socket opener for the cluster's transport_socket: TLS when configured, else plain TCP. */
+function upstreamConnect(config: ClusterConfig): ConnectFn | undefined {
+  const ts = config.transport_socket;
+  return ts?.kind === "tls" ? createTlsConnect(ts.config) : undefined;
 }

@@ -1,6 +1,7 @@
 /** The cluster manager: builds every cluster of a config snapshot and owns their discovery and pools. */
 import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
+import type { SharedArena } from "../common/shared_arena.ts";
 import type { StatsStore } from "../stats/store.ts";
 import { ClusterImpl } from "./cluster.ts";
 import type { ClusterConfig } from "./config.ts";
@@ -24,6 +25,10 @@ export interface ClusterManagerDeps {
   connect?: ConnectFn;
   /** Random source for LBs (default Math.random). */
   random?: Random;
+  /** Memory shared by every worker (circuit breakers, health); each cluster gets a private one when absent. */
+  shared?: SharedArena;
+  /** True on the thread that decides host health (main thread); default true. See ClusterDeps.healthOwner. */
+  healthOwner?: boolean;
 }
 
 /** Builds the clusters of one snapshot (config time); call initialize() before serving, close() when retired. */
@@ -46,6 +51,8 @@ class ClusterManagerImpl implements ClusterManager {
         log: deps.log,
         connect: deps.connect,
         random: deps.random,
+        shared: deps.shared,
+        healthOwner: deps.healthOwner,
       });
       this.#clusters.set(config.name, cluster);
       this.#list.push(cluster);
@@ -68,11 +75,24 @@ class ClusterManagerImpl implements ClusterManager {
   }
 
   initialize(): Promise<void> {
-    return this.#init ??= Promise.all(this.#discovery.map((d) => d.initialize())).then(() => {});
+    // Like Envoy, a cluster with active health checks finishes warming after every host's first check.
+    return this.#init ??= Promise.all(this.#discovery.map((d) => d.initialize()))
+      .then(() => Promise.all(this.#list.map((c) => c.initializeHealth())))
+      .then(() => {});
+  }
+
+  /** Re-reads shared health into LBs and owner gauges (before /stats). */
+  syncHealth(): void {
+    for (const c of this.#list) c.syncHealth();
   }
 
   close(): void {
     for (const d of this.#discovery) d.close();
     for (const c of this.#list) c.close();
   }
+}
+
+/** Re-reads shared host health into `cm`'s clusters and owner gauges (main thread, before /stats). */
+export function syncClusterHealth(cm: ClusterManager): void {
+  if (cm instanceof ClusterManagerImpl) cm.syncHealth();
 }

@@ -6,6 +6,9 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
+import { transportSocketSchema } from "../transport/tls_config.ts";
+import { healthChecksSchema } from "./health/config.ts";
+import { outlierDetectionSchema } from "./outlier/config.ts";
 
 /** The message every recognised but unimplemented field fails with. */
 export const NOT_SUPPORTED = "Field not supported by nuncio";
@@ -141,6 +144,26 @@ const commonHttpProtocolOptions = z.strictObject({
   ...unsupportedFields("max_connection_duration", "max_stream_duration", "max_response_headers_kb"),
 });
 
+const cbThresholds = z.strictObject({
+  priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
+  max_connections: uint32.optional(),
+  max_pending_requests: uint32.optional(),
+  max_requests: uint32.optional(),
+  max_retries: uint32.optional(),
+  retry_budget: z.strictObject({
+    budget_percent: percent.optional(),
+    min_retry_concurrency: uint32.optional(),
+  }).optional(),
+  track_remaining: z.boolean().default(false),
+  ...unsupportedFields("max_connection_pools"),
+});
+
+/** envoy.config.cluster.v3.CircuitBreakers. */
+const circuitBreakers = z.strictObject({
+  thresholds: z.array(cbThresholds).default([]),
+  ...unsupportedFields("per_host_thresholds"),
+});
+
 /** envoy.config.cluster.v3.Cluster (static clusters). */
 export const clusterSchema = z.strictObject({
   name: z.string().min(1),
@@ -163,16 +186,17 @@ export const clusterSchema = z.strictObject({
   least_request_lb_config: leastRequestLbConfig.optional(),
   round_robin_lb_config: roundRobinLbConfig.optional(),
   common_lb_config: commonLbConfig.optional(),
+  health_checks: healthChecksSchema.optional(),
+  outlier_detection: outlierDetectionSchema.optional(),
+  ignore_health_on_host_removal: z.boolean().default(false),
   common_http_protocol_options: commonHttpProtocolOptions.optional(),
   /** Deprecated alias of common_http_protocol_options.max_requests_per_connection. */
   max_requests_per_connection: uint32.optional(),
+  transport_socket: transportSocketSchema("upstream").optional(),
+  circuit_breakers: circuitBreakers.optional(),
   // Later issues replace these entries with real schemas.
   ...unsupportedFields(
-    "circuit_breakers",
-    "health_checks",
-    "outlier_detection",
     "typed_extension_protocol_options",
-    "transport_socket",
     "transport_socket_matches",
     "alt_stat_name",
     "eds_cluster_config",
@@ -197,7 +221,6 @@ export const clusterSchema = z.strictObject({
     "wait_for_warm_on_init",
     "metadata",
     "close_connections_on_host_health_failure",
-    "ignore_health_on_host_removal",
     "filters",
     "lrs_server",
     "lrs_report_endpoint_metrics",

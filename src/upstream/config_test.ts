@@ -71,17 +71,19 @@ Deno.test("clusterSchema", async (t) => {
   await t.step("unsupported Envoy fields name the field", () => {
     for (
       const f of [
-        "circuit_breakers",
-        "health_checks",
-        "outlier_detection",
+        "lb_subset_config",
         "typed_extension_protocol_options",
       ]
     ) {
       assert.match(errors({ ...base, [f]: {} }), new RegExp(`^${f}: Field not supported by nuncio$`));
     }
     assert.match(
+      errors({ ...base, circuit_breakers: { thresholds: [{ max_connection_pools: 1 }] } }),
+      /^circuit_breakers\.thresholds\.0\.max_connection_pools: Field not supported by nuncio$/,
+    );
+    assert.match(
       errors({ ...base, transport_socket: { name: "tls" } }),
-      /transport_socket: Field not supported/,
+      /transport_socket\.name: Unknown or unsupported transport socket "tls"/,
     );
     assert.match(
       errors({ ...base, common_http_protocol_options: { max_stream_duration: "1s" } }),

@@ -133,7 +133,8 @@ export class DnsDiscovery implements Discovery {
       if (addrs.length === 0) return false; // keep the current host
       const h = t.hosts[0];
       if (h === undefined) {
-        t.hosts = [new HostImpl(addrs[0], t.port, opts)];
+        // One host whose address follows DNS: its health slot is keyed by name, the same in every thread.
+        t.hosts = [new HostImpl(addrs[0], t.port, { ...opts, healthKey: `${t.name}:${t.port}` })];
         return true;
       }
       if (h.address !== addrs[0]) h.setAddress(addrs[0]); // same Host: connections stay

@@ -1,5 +1,14 @@
 /** The Host implementation and per-cluster stats (`cluster.<name>.`). */
 import type { Counter, Scope } from "../stats/store.ts";
+import { Gauge } from "../stats/store.ts";
+import {
+  HealthFlag,
+  HostF64,
+  type HostHealthSlot,
+  HostSlot,
+  SLOT_INITIALIZED,
+  UNHEALTHY_MASK,
+} from "./health/state.ts";
 import type { ClusterStats, Host, HostStats } from "./types.ts";
 
 /** A concrete upstream host; LOGICAL_DNS updates its address in place (`setAddress`). */
@@ -9,7 +18,12 @@ export class HostImpl implements Host {
   addressString: string;
   readonly hostname: string;
   readonly weight: number;
-  healthy: boolean;
+  /** Key of the host's shared health slot: "address:port", or "hostname:port" for LOGICAL_DNS. */
+  readonly healthKey: string;
+  /** Shared health memory (attached by the cluster); null until then. */
+  health: HostHealthSlot | null = null;
+  /** Per-thread flags (FAILED_EDS_HEALTH, PENDING_DYNAMIC_REMOVAL). */
+  localFlags = 0;
   activeRequests = 0;
   activeConnections = 0;
   readonly stats: HostStats = {
@@ -24,14 +38,34 @@ export class HostImpl implements Host {
   constructor(
     address: string,
     port: number,
-    opts: { hostname?: string; weight?: number; healthy?: boolean } = {},
+    opts: { hostname?: string; weight?: number; healthy?: boolean; healthKey?: string } = {},
   ) {
     this.address = address;
     this.port = port;
     this.addressString = formatAddress(address, port);
     this.hostname = opts.hostname || address;
     this.weight = Math.max(1, opts.weight ?? 1);
-    this.healthy = opts.healthy ?? true;
+    this.healthKey = opts.healthKey ?? this.addressString;
+    if (opts.healthy === false) this.localFlags = HealthFlag.FAILED_EDS_HEALTH;
+  }
+
+  /** True unless a health flag (active check, outlier ejection, EDS status) marks the host down. */
+  get healthy(): boolean {
+    return (this.healthFlags() & UNHEALTHY_MASK) === 0;
+  }
+
+  /** Sets or clears the per-thread FAILED_EDS_HEALTH flag (EDS status, tests). */
+  set healthy(v: boolean) {
+    if (v) this.localFlags &= ~HealthFlag.FAILED_EDS_HEALTH;
+    else this.localFlags |= HealthFlag.FAILED_EDS_HEALTH;
+  }
+
+  /** All health flag bits (see HealthFlag): the shared ones and this thread's own. */
+  healthFlags(): number {
+    const h = this.health;
+    return h === null
+      ? this.localFlags
+      : this.localFlags | (Atomics.load(h.i32, HostSlot.FLAGS) & ~SLOT_INITIALIZED);
   }
 
   /** Points the host at a new address (LOGICAL_DNS re-resolution); existing connections are untouched. */
@@ -46,8 +80,12 @@ export function formatAddress(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** Creates the ClusterStats of one cluster in `scope` (already prefixed `cluster.<name>.`); runs at config time. */
-export function createClusterStats(scope: Scope): ClusterStats {
+/**
+ * Creates the ClusterStats of one cluster in `scope` (already prefixed `cluster.<name>.`); runs at config time.
+ * Membership gauges are registered only when `ownsMembership` (the thread deciding health): other threads get
+ * detached gauges so /stats does not sum them once per worker.
+ */
+export function createClusterStats(scope: Scope, ownsMembership = true): ClusterStats {
   // Packed arrays indexed by status code / class: no string building after the first use of a code.
   const codes: (Counter | undefined)[] = new Array(1000).fill(undefined);
   const classes: (Counter | undefined)[] = new Array(10).fill(undefined);
@@ -74,8 +112,12 @@ export function createClusterStats(scope: Scope): ClusterStats {
     upstream_rq_tx_reset: scope.counter("upstream_rq_tx_reset"),
     upstream_rq_retry: scope.counter("upstream_rq_retry"),
     upstream_rq_time: scope.histogram("upstream_rq_time"),
-    membership_healthy: scope.gauge("membership_healthy", "never_import"),
-    membership_total: scope.gauge("membership_total", "never_import"),
+    membership_healthy: ownsMembership
+      ? scope.gauge("membership_healthy", "never_import")
+      : new Gauge(scope.prefix + "membership_healthy", "never_import"),
+    membership_total: ownsMembership
+      ? scope.gauge("membership_total", "never_import")
+      : new Gauge(scope.prefix + "membership_total", "never_import"),
     lb_healthy_panic: scope.counter("lb_healthy_panic"),
     recordResponseCode(code: number): void {
       if (!(code >= 0 && code < 1000)) code = 0;
@@ -89,4 +131,10 @@ export function createClusterStats(scope: Scope): ClusterStats {
       x.inc();
     },
   };
+}
+
+/** The outlier detector's last success rate of `host` (percent), -1 when not computed (admin). */
+export function hostSuccessRate(host: Host): number {
+  const h = (host as Partial<HostImpl>).health;
+  return h ? h.f64[HostF64.SUCCESS_RATE] : -1;
 }

@@ -4,8 +4,9 @@
  */
 import type { Clock, TimerHandle } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
+import type { CircuitBreakers, PriorityBreakers } from "./circuit_breaker.ts";
 import { BUSY, CLOSED, type ConnectionOwner, IDLE, PooledConnection } from "./pooled_connection.ts";
-import type { AcquireResult, ClusterStats, Host, UpstreamConnection } from "./types.ts";
+import type { AcquireOptions, AcquireResult, ClusterStats, Host, UpstreamConnection } from "./types.ts";
 
 /** Opens a TCP connection (Deno.connect by default; tests inject fakes). */
 export type ConnectFn = (
@@ -28,7 +29,29 @@ export interface PoolOptions {
   connect?: ConnectFn;
   /** Debug logger. */
   log?: Logger;
+  /** Circuit breakers (max_connections, max_pending_requests); none means unlimited. */
+  breakers?: CircuitBreakers;
 }
+
+/** An acquire queued because max_connections was reached. */
+interface Waiter {
+  host: Host;
+  opts: AcquireOptions | undefined;
+  breakers: PriorityBreakers;
+  resolve: (r: AcquireResult) => void;
+}
+
+const CLOSED_RESULT: AcquireResult = {
+  ok: false,
+  reason: "connect_failure",
+  detail: "Cluster manager closed",
+};
+const CANCELLED: AcquireResult = { ok: false, reason: "cancelled", detail: "Acquire cancelled" };
+const PENDING_OVERFLOW: AcquireResult = {
+  ok: false,
+  reason: "overflow",
+  detail: "Pending requests overflow",
+};
 
 /** One host's idle connections and whether the host is still a member. */
 interface HostPool {
@@ -42,6 +65,8 @@ export class ConnPool implements ConnectionOwner {
   readonly #connect: ConnectFn;
   readonly #hosts = new Map<Host, HostPool>();
   readonly #removed = new WeakSet<Host>();
+  readonly #all = new Set<PooledConnection>();
+  readonly #waiters: Waiter[] = [];
   #idleCount = 0;
   #idleTimer: TimerHandle | null = null;
   #closed = false;
@@ -56,8 +81,17 @@ export class ConnPool implements ConnectionOwner {
     return this.#idleCount;
   }
 
-  /** An idle connection to `host` (most recently used first) or a new one; runs per request. */
-  acquireHttp1(host: Host): Promise<AcquireResult> {
+  /** Acquires queued for a connection (tests). */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * An idle connection to `host` (most recently used first) or a new one; runs per request. A request that
+   * must wait for a connection is pending (max_pending_requests); over max_connections it queues until a
+   * connection of the pool is released or closed (a host with no connection at all still gets one).
+   */
+  acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult> {
     const hp = this.#hosts.get(host);
     if (hp !== undefined) {
       const c = hp.idle.pop();
@@ -69,12 +103,66 @@ export class ConnPool implements ConnectionOwner {
         return Promise.resolve(c.acquired);
       }
     }
-    return this.#open(host, false);
+    const b = this.#o.breakers;
+    if (b === undefined || this.#closed) return this.#open(host, false, null);
+    const pb = b.forPriority(opts?.priority ?? 0);
+    if (!pb.tryPending()) {
+      b.stats.upstream_rq_pending_overflow.inc();
+      return Promise.resolve(PENDING_OVERFLOW);
+    }
+    const s = this.#o.stats;
+    s.upstream_rq_pending_total.inc();
+    s.upstream_rq_pending_active.inc();
+    if (!pb.tryConnection()) {
+      b.stats.upstream_cx_overflow.inc();
+      if (host.activeConnections > 0) {
+        return new Promise<AcquireResult>((resolve) => {
+          this.#waiters.push({ host, opts, breakers: pb, resolve });
+        });
+      }
+      pb.forceConnection();
+    }
+    return this.#open(host, false, pb).then((r) => {
+      pb.releasePending();
+      s.upstream_rq_pending_active.dec();
+      return r;
+    });
+  }
+
+  /** Gives up the queued acquire made with `opts` (resolves it with "cancelled"). */
+  cancelAcquire(opts: AcquireOptions): void {
+    const i = this.#waiters.findIndex((w) => w.opts === opts);
+    if (i < 0) return;
+    const w = this.#waiters.splice(i, 1)[0];
+    this.#settle(w, CANCELLED);
   }
 
   /** A new unpooled connection to `host` (tcp_proxy); close it with release() or tcpClosed(). */
   connectTcp(host: Host): Promise<AcquireResult> {
-    return this.#open(host, true);
+    const b = this.#o.breakers;
+    if (b === undefined) return this.#open(host, true, null);
+    const pb = b.forPriority(0);
+    if (!pb.tryConnection()) {
+      b.stats.upstream_cx_overflow.inc();
+      return Promise.resolve({ ok: false, reason: "overflow", detail: "Connections overflow" });
+    }
+    return this.#open(host, true, pb);
+  }
+
+  /** Resolves a waiter and gives back its pending slot. */
+  #settle(w: Waiter, r: AcquireResult): void {
+    w.breakers.releasePending();
+    this.#o.stats.upstream_rq_pending_active.dec();
+    w.resolve(r);
+  }
+
+  /** A connection slot was freed: open a connection for the first queued acquire that may have one. */
+  #wake(): void {
+    if (this.#waiters.length === 0 || this.#closed) return;
+    const w = this.#waiters[0];
+    if (!w.breakers.tryConnection()) return;
+    this.#waiters.shift();
+    this.#open(w.host, false, w.breakers).then((r) => this.#settle(w, r));
   }
 
   /** Records that an unpooled connection closed; `closedLocally` picks destroy_local vs destroy_remote. */
@@ -95,10 +183,12 @@ export class ConnPool implements ConnectionOwner {
     }
   }
 
-  /** Closes every idle connection and stops the idle timer; later releases close their connection. */
+  /** Closes every connection (idle and in use), fails queued acquires and stops the idle timer. */
   close(): void {
     this.#closed = true;
+    for (const w of this.#waiters.splice(0)) this.#settle(w, CLOSED_RESULT);
     for (const host of [...this.#hosts.keys()]) this.removeHost(host);
+    for (const c of [...this.#all]) this.destroy(c, true);
     if (this.#idleTimer !== null) {
       this.#o.clock.clearTimer(this.#idleTimer);
       this.#idleTimer = null;
@@ -115,6 +205,17 @@ export class ConnPool implements ConnectionOwner {
     ) {
       this.destroy(c, true);
       return;
+    }
+    if (this.#waiters.length > 0) {
+      // hand the connection straight to a request queued for this host
+      const i = this.#waiters.findIndex((w) => w.host === c.host);
+      if (i >= 0) {
+        const w = this.#waiters.splice(i, 1)[0];
+        c.reused = true;
+        c.requests++;
+        this.#settle(w, c.acquired);
+        return;
+      }
     }
     c.state = IDLE;
     c.idleSince = this.#o.clock.monotonic();
@@ -138,6 +239,7 @@ export class ConnPool implements ConnectionOwner {
       }
     }
     c.state = CLOSED;
+    this.#all.delete(c);
     const s = this.#o.stats;
     s.upstream_cx_destroy.inc();
     (local ? s.upstream_cx_destroy_local : s.upstream_cx_destroy_remote).inc();
@@ -148,6 +250,10 @@ export class ConnPool implements ConnectionOwner {
       c.conn.close();
     } catch {
       // already closed
+    }
+    if (c.breakers !== null) {
+      c.breakers.releaseConnection();
+      this.#wake();
     }
   }
 
@@ -171,9 +277,10 @@ export class ConnPool implements ConnectionOwner {
     }
   };
 
-  #open(host: Host, tcp: boolean): Promise<AcquireResult> {
+  #open(host: Host, tcp: boolean, breakers: PriorityBreakers | null): Promise<AcquireResult> {
     if (this.#closed) {
-      return Promise.resolve({ ok: false, reason: "connect_failure", detail: "Cluster manager closed" });
+      breakers?.releaseConnection();
+      return Promise.resolve(CLOSED_RESULT);
     }
     if (!tcp && !this.#hosts.has(host) && !this.#removed.has(host)) {
       this.#hosts.set(host, { idle: [], removed: false });
@@ -195,6 +302,10 @@ export class ConnPool implements ConnectionOwner {
         s.upstream_cx_active.dec();
         host.stats.cx_connect_fail++;
         host.activeConnections--;
+        if (breakers !== null) {
+          breakers.releaseConnection();
+          this.#wake();
+        }
         o.log?.debug(`Upstream connect to ${host.addressString} failed: ${detail}`);
         resolve({ ok: false, reason, detail });
       };
@@ -234,6 +345,8 @@ export class ConnPool implements ConnectionOwner {
         s.upstream_cx_connect_ms.record(now - start);
         const c = new PooledConnection(this, conn, host, now, tcp);
         c.requests = 1;
+        c.breakers = breakers;
+        this.#all.add(c);
         resolve(c.acquired);
       }, (e: unknown) => {
         if (done) return;

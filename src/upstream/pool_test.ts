@@ -354,3 +354,57 @@ Deno.test("connect failures", async (t) => {
     l.close();
   });
 });
+
+Deno.test("pool: circuit breakers and close", async (t) => {
+  await t.step("over max_connections an acquire waits for a released connection", async () => {
+    const up = new Upstream();
+    const { cm, cluster, host, v } = setup(up.port, {
+      circuit_breakers: { thresholds: [{ max_connections: 1 }] },
+    });
+    const first = await acquire(cluster, host);
+    const got: { c?: UpstreamConnection } = {};
+    const waiting = cluster.acquireHttp1(host).then((r) => got.c = r.ok ? r.connection : undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(got.c, undefined);
+    assert.equal(v("upstream_cx_overflow"), 1);
+    assert.equal(v("upstream_rq_pending_active"), 1);
+    await roundTrip(first);
+    first.release(true);
+    await waiting;
+    assert.equal(got.c, first, "the released connection is handed over");
+    assert.equal(v("upstream_rq_pending_active"), 0);
+    assert.equal(up.accepted, 1);
+    first.release(false);
+    cm.close();
+    await up.close();
+  });
+
+  await t.step("cancelAcquire gives up a queued acquire", async () => {
+    const up = new Upstream();
+    const { cm, cluster, host, v } = setup(up.port, {
+      circuit_breakers: { thresholds: [{ max_connections: 1 }] },
+    });
+    const first = await acquire(cluster, host);
+    const token = { priority: 0 };
+    const waiting = cluster.acquireHttp1(host, token);
+    cluster.cancelAcquire(token);
+    const r = await waiting;
+    assert.ok(!r.ok && r.reason === "cancelled");
+    assert.equal(v("upstream_rq_pending_active"), 0);
+    first.release(false);
+    cm.close();
+    await up.close();
+  });
+
+  await t.step("close() also closes connections in use", async () => {
+    const up = new Upstream();
+    const { cm, cluster, host, v } = setup(up.port);
+    const c = await acquire(cluster, host);
+    assert.equal(v("upstream_cx_active"), 1);
+    cm.close();
+    assert.equal(v("upstream_cx_active"), 0);
+    assert.equal(await c.conn.read(new Uint8Array(10)).catch(() => null), null);
+    c.release(true); // a late release is harmless
+    await up.close();
+  });
+});

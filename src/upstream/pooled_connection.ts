@@ -1,4 +1,5 @@
 /** A pooled (or unpooled, for tcp_proxy) upstream connection and its idle-read bookkeeping. */
+import type { PriorityBreakers } from "./circuit_breaker.ts";
 import type { AcquireResult, Host, UpstreamConnection } from "./types.ts";
 
 /** Size of each connection's read buffer. */
@@ -32,6 +33,8 @@ export class PooledConnection implements UpstreamConnection {
   state = BUSY;
   /** Requests served (acquires). */
   requests = 0;
+  /** The breakers whose connection slot this connection holds (released when it closes). */
+  breakers: PriorityBreakers | null = null;
   /** Monotonic ms when it went idle. */
   idleSince = 0;
   /** Monotonic ms when it connected. */

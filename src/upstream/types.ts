@@ -3,6 +3,7 @@
  * users (router, tcp_proxy, admin). Implementations live beside this file.
  */
 import type { Counter, Gauge, Histogram } from "../stats/store.ts";
+import type { CircuitBreakers } from "./circuit_breaker.ts";
 
 /** One upstream endpoint. */
 export interface Host {
@@ -24,6 +25,8 @@ export interface Host {
   activeConnections: number;
   /** Per-host counters shown by /clusters. */
   readonly stats: HostStats;
+  /** Envoy's health flag bits (src/upstream/health/state.ts HealthFlag); absent means "healthy ? 0 : failed". */
+  healthFlags?(): number;
 }
 
 /** Per-host counters (/clusters output). */
@@ -98,7 +101,21 @@ export interface UpstreamConnection {
 }
 
 /** Why acquiring an upstream connection failed. */
-export type ConnectFailure = "connect_failure" | "connect_timeout" | "overflow" | "no_healthy_host";
+export type ConnectFailure =
+  | "connect_failure"
+  | "connect_timeout"
+  | "overflow"
+  | "no_healthy_host"
+  | "cancelled";
+
+/**
+ * Options of an HTTP/1.1 acquire: the routing priority whose circuit breakers apply. The object's identity
+ * also names a queued acquire for `cancelAcquire` (the router passes its per-attempt object).
+ */
+export interface AcquireOptions {
+  /** 0 DEFAULT, 1 HIGH. */
+  readonly priority: number;
+}
 
 /** Result of a connection acquire. */
 export type AcquireResult =
@@ -119,8 +136,15 @@ export interface Cluster {
   hosts(): readonly Host[];
   /** Picks a host with the cluster's LB policy; null when none is usable. */
   chooseHost(ctx: LbContext): Host | null;
-  /** A pooled HTTP/1.1 keep-alive connection to `host` (reuses an idle one when possible). */
-  acquireHttp1(host: Host): Promise<AcquireResult>;
+  /**
+   * A pooled HTTP/1.1 keep-alive connection to `host` (reuses an idle one when possible). Waits as a pending
+   * request when max_connections is reached; fails with "overflow" when max_pending_requests is.
+   */
+  acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult>;
+  /** Gives up a queued acquire made with `opts` (it resolves with reason "cancelled"); no-op otherwise. */
+  cancelAcquire(opts: AcquireOptions): void;
+  /** Circuit breakers of this cluster (per priority, shared by every worker). */
+  readonly circuitBreakers: CircuitBreakers;
   /** A fresh TCP connection to `host`, not pooled (tcp_proxy, upgrades). Counts in cx stats until closed. */
   connectTcp(host: Host): Promise<AcquireResult>;
   /** Records that a connection from `connectTcp` closed (for cx_active / cx_length). */
@@ -131,6 +155,11 @@ export interface Cluster {
    * split_external_local_origin_errors is off: 503 for connect failure and reset, 504 for timeout.
    */
   recordOutcome(host: Host, code: number): void;
+  /**
+   * The upstream answered with `x-envoy-immediate-health-check-fail` (router, on response headers): with
+   * active health checks configured the host fails them at once, until checks pass again.
+   */
+  reportImmediateHealthCheckFail?(host: Host): void;
 }
 
 /** The set of clusters of one config snapshot on one worker. */

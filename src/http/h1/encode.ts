@@ -1,11 +1,13 @@
 /**
- * HTTP/1.1 head encoders. Heads are validated and written char by char into a reused scratch buffer,
- * then copied out once (measured faster than building a string and encoding it, see codec_bench.ts).
+ * HTTP/1.1 head encoders. Heads are validated and written char by char straight into their exact-size
+ * output, carved from the byte arena (measured faster than building a string and encoding it, and a new
+ * ArrayBuffer per head costs more than the whole encoding, see codec_bench.ts).
  * Header strings are byte strings: chars up to 0xFF become one byte each; a head holding chars above
  * 0xFF is encoded as UTF-8 instead. Names must be tokens and values free of NUL/CR/LF, otherwise
  * H1EncodeError is thrown (no header injection).
  */
 import type { HeaderMap } from "../headers.ts";
+import { allocBytes } from "./byte_arena.ts";
 import { TOKEN } from "./chars.ts";
 import { statusLine } from "./status_text.ts";
 import { H1EncodeError } from "./types.ts";
@@ -58,17 +60,11 @@ function badValue(name: string): never {
   throw new H1EncodeError("http1.invalid_header_value", `Invalid value for header: ${name}`);
 }
 
-// ---- byte writer: validates and writes chars straight into a reused scratch buffer (measured ~1.6x
-// faster than building a string and calling TextEncoder.encode, see codec_bench.ts) ----
+// ---- byte writer: validates and writes chars straight into the output (sized exactly: one byte per
+// char unless a char is above 0xFF, which sets `wide` and the head is redone as UTF-8) ----
 
-let scratch = new Uint8Array(16 * 1024);
 /** Set when a written string held a char above 0xFF: the head is redone as a UTF-8 string. */
 let wide = false;
-
-function ensure(n: number): Uint8Array {
-  if (n > scratch.length) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
-  return scratch;
-}
 
 function writeName(out: Uint8Array, s: string, o: number): number {
   const n = s.length;
@@ -121,13 +117,19 @@ function writeHeaders(out: Uint8Array, headers: HeaderMap, o: number): number {
   return o;
 }
 
-/** Writes a response head at the start of the scratch buffer; returns its end offset. */
-function writeResponseHead(status: number, headers: HeaderMap, versionMinor: 0 | 1): number {
+/** Writes a response head followed by `extra` spare bytes into a new arena buffer (check `wide` after). */
+function writeResponseHead(
+  status: number,
+  headers: HeaderMap,
+  versionMinor: 0 | 1,
+  extra: number,
+): Uint8Array {
   const line = statusLineBytes(status, versionMinor);
-  const out = ensure(line.length + headersSize(headers));
+  const out = allocBytes(line.length + headersSize(headers) + extra);
   out.set(line, 0);
   wide = false;
-  return writeHeaders(out, headers, line.length);
+  writeHeaders(out, headers, line.length);
+  return out;
 }
 
 const statusLineCache: (Uint8Array | undefined)[][] = [[], []];
@@ -207,7 +209,9 @@ export function encodeRequestHead(
   if (!isToken(method)) throw new H1EncodeError("http1.invalid_method", "Invalid method");
   if (!isValidTarget(path)) throw new H1EncodeError("http1.invalid_url", "Invalid path");
   const authority = opts?.authority ?? "";
-  const out = ensure(method.length + path.length + 11 + authority.length + 8 + headersSize(headers));
+  const size = method.length + path.length + 12 + (authority === "" ? 0 : authority.length + 8) +
+    headersSize(headers);
+  const out = allocBytes(size);
   wide = false;
   let o = writeLatin1(out, method, 0);
   out[o++] = 32;
@@ -221,14 +225,14 @@ export function encodeRequestHead(
   }
   o = writeHeaders(out, headers, o);
   if (wide) return encodeHeadString(requestHeadString(method, path, headers, opts));
-  return out.slice(0, o);
+  return o === size ? out : out.subarray(0, o);
 }
 
 /** Encodes "HTTP/1.1 <status> <reason>" plus headers; throws H1EncodeError on invalid input. */
 export function encodeResponseHead(status: number, headers: HeaderMap, versionMinor: 0 | 1 = 1): Uint8Array {
-  const o = writeResponseHead(status, headers, versionMinor);
+  const out = writeResponseHead(status, headers, versionMinor, 0);
   if (wide) return encodeHeadString(responseHeadString(status, headers, versionMinor));
-  return scratch.slice(0, o);
+  return out;
 }
 
 /**
@@ -241,15 +245,13 @@ export function encodeResponse(
   body: Uint8Array | null,
   versionMinor: 0 | 1 = 1,
 ): Uint8Array {
-  const o = writeResponseHead(status, headers, versionMinor);
+  const n = body === null ? 0 : body.length;
+  const out = writeResponseHead(status, headers, versionMinor, n);
   if (wide) {
     const head = encodeHeadString(responseHeadString(status, headers, versionMinor));
     return body === null ? head : concatBytes(head, body);
   }
-  if (body === null || body.length === 0) return scratch.slice(0, o);
-  const out = new Uint8Array(o + body.length);
-  out.set(scratch.subarray(0, o), 0);
-  out.set(body, o);
+  if (n > 0) out.set(body!, out.length - n);
   return out;
 }
 
@@ -296,7 +298,7 @@ export function encodeChunk(data: Uint8Array): Uint8Array[] {
 export function frameChunk(data: Uint8Array): Uint8Array {
   if (data.length === 0) return new Uint8Array(0);
   const head = chunkHeader(data.length);
-  const out = new Uint8Array(head.length + data.length + 2);
+  const out = allocBytes(head.length + data.length + 2);
   out.set(head, 0);
   out.set(data, head.length);
   out[out.length - 2] = 13;

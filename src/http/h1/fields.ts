@@ -9,7 +9,12 @@ import {
   COLON,
   CR,
   HT,
+  K_CONNECTION,
   K_CONTENT_LENGTH,
+  K_EXPECT,
+  K_HOST,
+  K_TRANSFER_ENCODING,
+  K_UPGRADE,
   KNOWN_NAMES,
   LF,
   lookupKnownName,
@@ -261,4 +266,105 @@ export function connectionTokens(buf: Uint8Array, s: number, e: number): number 
     else if (len === 7 && bytesEqualLower(buf, ts, te, B_UPGRADE)) bits |= CONN_UPGRADE;
   }
   return bits;
+}
+
+const B_CHUNKED = lowerBytes("chunked");
+const B_100_CONTINUE = lowerBytes("100-continue");
+
+/** Framing facts of the last `readFraming` call (module scratch; read right after the call). */
+export const framing = {
+  /** Declared body length, -1 when absent. */
+  contentLength: -1,
+  /** Number of Transfer-Encoding lines. */
+  teCount: 0,
+  /** True when the last Transfer-Encoding value is exactly "chunked". */
+  teChunked: false,
+  /** CONN_* bits of every Connection value. */
+  conn: 0,
+  /** Offset in `scan.fields` of the last Upgrade line, -1 when none. */
+  upgradeIdx: -1,
+  /** Offset in `scan.fields` of the Host line (requests), -1 when none. */
+  hostIdx: -1,
+  /** An "Expect: 100-continue" line was seen (requests). */
+  expect100: false,
+};
+
+/**
+ * Reads the framing headers of the last scan (shared by the request and response parsers): Content-Length
+ * (validated; identical duplicates and lists merged, marking fields KIND_SKIP / KIND_CL_NORMALIZED),
+ * Transfer-Encoding, Connection, Upgrade, and for requests Host (one only) and Expect. Errors are
+ * H1ParseError with `errStatus`; results are in `framing`.
+ */
+export function readFraming(buf: Uint8Array, request: boolean, errStatus: number): void {
+  const fields = scan.fields;
+  const n = scan.count * FIELD_STRIDE;
+  const last = request ? K_EXPECT : K_UPGRADE;
+  const first = request ? K_HOST : K_CONTENT_LENGTH;
+  let contentLength = -1;
+  let teCount = 0;
+  let teChunked = false;
+  let conn = 0;
+  let upgradeIdx = -1;
+  let hostIdx = -1;
+  let expect100 = false;
+  for (let o = 0; o < n; o += FIELD_STRIDE) {
+    const kind = fields[o + 4];
+    if (kind < first || kind > last) continue;
+    const vs = fields[o + 2];
+    const ve = fields[o + 3];
+    if (kind === K_CONTENT_LENGTH) {
+      const cl = parseContentLength(buf, vs, ve);
+      if (cl < 0) throw new H1ParseError(errStatus, "http1.codec_error", "Invalid Content-Length");
+      if (contentLength >= 0) {
+        if (cl !== contentLength) {
+          throw new H1ParseError(errStatus, "http1.codec_error", "Conflicting Content-Length values");
+        }
+        fields[o + 4] = KIND_SKIP;
+      } else {
+        contentLength = cl;
+        if (clInfo.list) fields[o + 4] = KIND_CL_NORMALIZED;
+      }
+    } else if (kind === K_TRANSFER_ENCODING) {
+      teCount++;
+      teChunked = bytesEqualLower(buf, vs, ve, B_CHUNKED);
+    } else if (kind === K_CONNECTION) {
+      conn |= connectionTokens(buf, vs, ve);
+    } else if (kind === K_UPGRADE) {
+      upgradeIdx = o;
+    } else if (kind === K_HOST) {
+      if (hostIdx >= 0) throw new H1ParseError(errStatus, "http1.codec_error", "Multiple Host headers");
+      hostIdx = o;
+    } else {
+      expect100 = bytesEqualLower(buf, vs, ve, B_100_CONTINUE);
+    }
+  }
+  framing.contentLength = contentLength;
+  framing.teCount = teCount;
+  framing.teChunked = teChunked;
+  framing.conn = conn;
+  framing.upgradeIdx = upgradeIdx;
+  framing.hostIdx = hostIdx;
+  framing.expect100 = expect100;
+}
+
+/**
+ * Checks chunked framing after `readFraming` (and after the caller's own Transfer-Encoding rules): one
+ * "chunked" coding only (else `unsupportedStatus`), never together with Content-Length (`errStatus`).
+ */
+export function checkChunkedFraming(errStatus: number, unsupportedStatus: number): void {
+  if (framing.teCount === 0) return;
+  if (framing.teCount > 1 || !framing.teChunked) {
+    throw new H1ParseError(
+      unsupportedStatus,
+      "http1.invalid_transfer_encoding",
+      "Unsupported Transfer-Encoding",
+    );
+  }
+  if (framing.contentLength >= 0) {
+    throw new H1ParseError(
+      errStatus,
+      "http1.content_length_and_chunked_not_allowed",
+      "Both Content-Length and Transfer-Encoding",
+    );
+  }
 }

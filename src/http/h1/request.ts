@@ -2,33 +2,16 @@
  * HTTP/1.x request head parser (RFC 9112, strict like Envoy): works on bytes [start, end) of the
  * connection buffer and returns null until the whole head is there.
  */
-import {
-  bytesEqualLower,
-  CR,
-  decodeBytes,
-  K_CONNECTION,
-  K_CONTENT_LENGTH,
-  K_EXPECT,
-  K_HOST,
-  K_TRANSFER_ENCODING,
-  K_UPGRADE,
-  LF,
-  lowerBytes,
-  SP,
-  TOKEN,
-} from "./chars.ts";
+import { CR, decodeBytes, LF, SP, TOKEN } from "./chars.ts";
 import {
   buildHeaders,
-  clInfo,
+  checkChunkedFraming,
   CONN_CLOSE,
   CONN_KEEP_ALIVE,
   CONN_UPGRADE,
-  connectionTokens,
-  FIELD_STRIDE,
   findHeadEnd,
-  KIND_CL_NORMALIZED,
-  KIND_SKIP,
-  parseContentLength,
+  framing,
+  readFraming,
   scan,
   scanFields,
 } from "./fields.ts";
@@ -37,8 +20,6 @@ import { type H1Limits, H1ParseError, type HeadScanState, type RequestHead } fro
 
 const METHODS = ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 const METHOD_BYTES = METHODS.map((m) => new TextEncoder().encode(m));
-const B_CHUNKED = lowerBytes("chunked");
-const B_100_CONTINUE = lowerBytes("100-continue");
 const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /** Length of the HTTP/2 connection preface. */
@@ -173,61 +154,20 @@ function buildRequest(buf: Uint8Array, s: number, headEnd: number): RequestHead 
   classifyTarget(buf, ts, te, internedMethod === "CONNECT", internedMethod === "OPTIONS");
 
   // framing and connection semantics from the scanned fields
-  const fields = scan.fields;
-  const n = scan.count * FIELD_STRIDE;
-  let hostIdx = -1;
-  let contentLength = -1;
-  let teCount = 0;
-  let teChunked = false;
-  let conn = 0;
-  let upgradeIdx = -1;
-  let expectContinue = false;
-  for (let o = 0; o < n; o += FIELD_STRIDE) {
-    const kind = fields[o + 4];
-    if (kind < 0 || kind > K_EXPECT) continue;
-    const vs = fields[o + 2];
-    const ve = fields[o + 3];
-    if (kind === K_HOST) {
-      if (hostIdx >= 0) throw bad("http1.codec_error", "Multiple Host headers");
-      hostIdx = o;
-    } else if (kind === K_CONTENT_LENGTH) {
-      const cl = parseContentLength(buf, vs, ve);
-      if (cl < 0) throw bad("http1.codec_error", "Invalid Content-Length");
-      if (contentLength >= 0) {
-        if (cl !== contentLength) throw bad("http1.codec_error", "Conflicting Content-Length values");
-        fields[o + 4] = KIND_SKIP;
-      } else {
-        contentLength = cl;
-        if (clInfo.list) fields[o + 4] = KIND_CL_NORMALIZED;
-      }
-    } else if (kind === K_TRANSFER_ENCODING) {
-      teCount++;
-      teChunked = bytesEqualLower(buf, vs, ve, B_CHUNKED);
-    } else if (kind === K_CONNECTION) {
-      conn |= connectionTokens(buf, vs, ve);
-    } else if (kind === K_UPGRADE) {
-      upgradeIdx = o;
-    } else if (kind === K_EXPECT) {
-      expectContinue = versionMinor === 1 && bytesEqualLower(buf, vs, ve, B_100_CONTINUE);
-    }
+  readFraming(buf, true, 400);
+  const { contentLength, teCount, conn, upgradeIdx, hostIdx } = framing;
+  const expectContinue = versionMinor === 1 && framing.expect100;
+  if (teCount > 0 && versionMinor === 0) {
+    throw bad("http1.invalid_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request");
   }
-  if (teCount > 0) {
-    if (versionMinor === 0) {
-      throw bad("http1.invalid_transfer_encoding", "Transfer-Encoding in an HTTP/1.0 request");
-    }
-    if (teCount > 1 || !teChunked) {
-      throw new H1ParseError(501, "http1.invalid_transfer_encoding", "Unsupported Transfer-Encoding");
-    }
-    if (contentLength >= 0) {
-      throw bad("http1.content_length_and_chunked_not_allowed", "Both Content-Length and Transfer-Encoding");
-    }
-  }
+  checkChunkedFraming(400, 501);
   const form = target.form;
   if (versionMinor === 1 && hostIdx < 0 && form !== FORM_ABSOLUTE && form !== FORM_AUTHORITY) {
     throw bad("missing_host_header", "Missing Host header");
   }
 
   // one decode for the whole head, then slices
+  const fields = scan.fields;
   const head = decodeBytes(buf, s, headEnd);
   const headers = buildHeaders(head, s, contentLength);
   const rawTarget = head.slice(ts - s, te - s);

@@ -2,35 +2,19 @@
  * HTTP/1.x response head parser for upstream connections. Tolerant where Envoy is (bare LF line endings,
  * missing reason phrase, CTLs in values), strict on framing; every error is an H1ParseError with status 502.
  */
-import {
-  bytesEqualLower,
-  CR,
-  decodeBytes,
-  K_CONNECTION,
-  K_CONTENT_LENGTH,
-  K_TRANSFER_ENCODING,
-  K_UPGRADE,
-  LF,
-  lowerBytes,
-  SP,
-} from "./chars.ts";
+import { CR, decodeBytes, LF, SP } from "./chars.ts";
 import {
   buildHeaders,
-  clInfo,
+  checkChunkedFraming,
   CONN_CLOSE,
   CONN_KEEP_ALIVE,
-  connectionTokens,
-  FIELD_STRIDE,
   findHeadEnd,
-  KIND_CL_NORMALIZED,
-  KIND_SKIP,
-  parseContentLength,
+  framing,
+  readFraming,
   scan,
   scanFields,
 } from "./fields.ts";
 import { type H1Limits, H1ParseError, type HeadScanState, type ResponseHead } from "./types.ts";
-
-const B_CHUNKED = lowerBytes("chunked");
 
 function upe(details: string, message: string): H1ParseError {
   return new H1ParseError(502, details, message);
@@ -125,53 +109,18 @@ function buildResponse(buf: Uint8Array, start: number, headEnd: number): Respons
   const rs = statusLine.reasonStart;
   const re = statusLine.reasonEnd;
 
-  const fields = scan.fields;
-  const n = scan.count * FIELD_STRIDE;
-  let contentLength = -1;
-  let teCount = 0;
-  let teChunked = false;
-  let conn = 0;
-  let upgradeIdx = -1;
-  for (let o = 0; o < n; o += FIELD_STRIDE) {
-    const kind = fields[o + 4];
-    if (kind < K_CONTENT_LENGTH || kind > K_UPGRADE) continue;
-    const vs = fields[o + 2];
-    const ve = fields[o + 3];
-    if (kind === K_CONTENT_LENGTH) {
-      const cl = parseContentLength(buf, vs, ve);
-      if (cl < 0) throw upe("http1.codec_error", "Invalid Content-Length");
-      if (contentLength >= 0) {
-        if (cl !== contentLength) throw upe("http1.codec_error", "Conflicting Content-Length values");
-        fields[o + 4] = KIND_SKIP;
-      } else {
-        contentLength = cl;
-        if (clInfo.list) fields[o + 4] = KIND_CL_NORMALIZED;
-      }
-    } else if (kind === K_TRANSFER_ENCODING) {
-      teCount++;
-      teChunked = bytesEqualLower(buf, vs, ve, B_CHUNKED);
-    } else if (kind === K_CONNECTION) {
-      conn |= connectionTokens(buf, vs, ve);
-    } else {
-      upgradeIdx = o;
-    }
-  }
+  readFraming(buf, false, 502);
+  const { contentLength, teCount, conn, upgradeIdx } = framing;
   const noBodyStatus = status < 200 || status === 204;
-  if (teCount > 0) {
-    if (noBodyStatus) {
-      throw upe("http1.transfer_encoding_not_allowed", "Transfer-Encoding in a 1xx or 204 response");
-    }
-    if (teCount > 1 || !teChunked) {
-      throw upe("http1.invalid_transfer_encoding", "Unsupported Transfer-Encoding");
-    }
-    if (contentLength >= 0) {
-      throw upe("http1.content_length_and_chunked_not_allowed", "Both Content-Length and Transfer-Encoding");
-    }
+  if (teCount > 0 && noBodyStatus) {
+    throw upe("http1.transfer_encoding_not_allowed", "Transfer-Encoding in a 1xx or 204 response");
   }
+  checkChunkedFraming(502, 502);
   if (noBodyStatus && contentLength > 0) {
     throw upe("http1.content_length_not_allowed", "Content-Length in a 1xx or 204 response");
   }
 
+  const fields = scan.fields;
   const head = decodeBytes(buf, start, headEnd);
   return {
     status,

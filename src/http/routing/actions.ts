@@ -1,13 +1,16 @@
 /** The compiled route entries: forward (RouteAction), redirect and direct response. */
 import type { RedirectActionConfig, RouteActionConfig } from "./config_action.ts";
+import { type CompiledRateLimit, compileRateLimits } from "./rate_limits.ts";
 import type { RegexMatchAndSubstitute } from "./config_util.ts";
 import { HashPolicies } from "./hash_policy.ts";
 import { firstHeaderValue } from "./matchers.ts";
 import { compileGlobal, groupCount, translateSubstitution } from "./regex.ts";
+import { RetryPolicy } from "./retry_policy.ts";
 import { pathEnd } from "./route_index.ts";
 import type {
   DirectResponseEntry,
   HeaderMutation,
+  MirrorPolicy,
   RedirectEntry,
   RouteActionEntry,
   RouteContext,
@@ -25,6 +28,28 @@ export interface EntryCommon {
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
 }
+
+/** Virtual host level settings a forward entry inherits. */
+export interface ForwardDefaults {
+  /** The virtual host's compiled retry_policy (used when the route has none). */
+  readonly retryPolicy: RetryPolicy | null;
+  readonly includeRequestAttemptCount: boolean;
+  readonly includeAttemptCountInResponse: boolean;
+  /** The virtual host's per_request_buffer_limit_bytes. */
+  readonly bufferLimitBytes: number | undefined;
+  /** The virtual host's compiled rate_limits. */
+  readonly rateLimits: readonly CompiledRateLimit[];
+}
+
+const NO_DEFAULTS: ForwardDefaults = {
+  retryPolicy: null,
+  includeRequestAttemptCount: false,
+  includeAttemptCountInResponse: false,
+  bufferLimitBytes: undefined,
+  rateLimits: [],
+};
+
+const DENOMINATORS = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 } as const;
 
 /** Request and response mutations for one weighted cluster (cluster level plus the enclosing levels). */
 export interface ClusterMutations {
@@ -83,6 +108,13 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
   readonly timeoutMs: number;
   readonly idleTimeoutMs: number | undefined;
   readonly hasHashPolicy: boolean;
+  readonly retryPolicy: RetryPolicy | null;
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+  readonly priority: number;
+  readonly bufferLimitBytes: number | undefined;
+  readonly includeRequestAttemptCount: boolean;
+  readonly includeAttemptCountInResponse: boolean;
+  readonly rateLimits: readonly CompiledRateLimit[];
   #cluster: C;
   #name: string;
   #weights: number[] = [];
@@ -99,7 +131,29 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
     common: EntryCommon,
     matched: MatchedLength,
     clusterMutations: ReadonlyMap<string, ClusterMutations> = new Map(),
+    defaults: ForwardDefaults = NO_DEFAULTS,
+    routeBufferLimitBytes?: number,
   ) {
+    this.retryPolicy = config.retry_policy ? new RetryPolicy(config.retry_policy) : defaults.retryPolicy;
+    this.mirrorPolicies = config.request_mirror_policies.map((m) => ({
+      cluster: m.cluster,
+      fraction: m.runtime_fraction
+        ? Math.min(
+          1,
+          m.runtime_fraction.default_value.numerator /
+            DENOMINATORS[m.runtime_fraction.default_value.denominator],
+        )
+        : 1,
+    }));
+    this.priority = config.priority === "HIGH" ? 1 : 0;
+    this.bufferLimitBytes = routeBufferLimitBytes ?? defaults.bufferLimitBytes;
+    this.includeRequestAttemptCount = defaults.includeRequestAttemptCount;
+    this.includeAttemptCountInResponse = defaults.includeAttemptCountInResponse;
+    // Envoy: the virtual host's limits apply when the route has none or sets include_vh_rate_limits
+    const own = compileRateLimits(config.rate_limits);
+    this.rateLimits = own.length === 0 || config.include_vh_rate_limits
+      ? [...own, ...defaults.rateLimits]
+      : own;
     this.name = common.name;
     this.virtualHostName = common.virtualHostName;
     this.requestHeaders = common.requestHeaders;

@@ -5,6 +5,7 @@
  * always compiles (compileRouteTable does not throw on parsed input).
  */
 import { z } from "zod";
+import { rateLimitSchema } from "./rate_limits.ts";
 import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
 import { notSupportedFields } from "../../config/schema_util.ts";
@@ -124,9 +125,9 @@ export const virtualHostSchema = z.strictObject({
   include_request_attempt_count: z.boolean().default(false),
   include_attempt_count_in_response: z.boolean().default(false),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
+  rate_limits: z.array(rateLimitSchema).default([]),
   ...notSupportedFields([
     "virtual_clusters",
-    "rate_limits",
     "cors",
     "retry_policy_typed_config",
     "hedge_policy",

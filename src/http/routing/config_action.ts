@@ -1,8 +1,10 @@
 /** zod schemas for the route actions: RouteAction (forward), RedirectAction and DirectResponseAction. */
 import { z } from "zod";
+import { rateLimitSchema } from "./rate_limits.ts";
 import { duration, uint32 } from "../../config/common.ts";
 import { notSupportedFields } from "../../config/schema_util.ts";
 import { exactlyOne, headersToAdd, headersToRemove, regexMatchAndSubstitute } from "./config_util.ts";
+import { requestMirrorPolicySchema, retryPolicySchema } from "./config_retry.ts";
 
 /** envoy.config.route.v3.WeightedCluster.ClusterWeight. */
 export const clusterWeightSchema = z.strictObject({
@@ -74,6 +76,11 @@ export const routeActionSchema = z.strictObject({
   timeout: duration.optional(),
   idle_timeout: duration.optional(),
   hash_policy: z.array(hashPolicySchema).default([]),
+  retry_policy: retryPolicySchema.optional(),
+  request_mirror_policies: z.array(requestMirrorPolicySchema).default([]),
+  priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
+  rate_limits: z.array(rateLimitSchema).default([]),
+  include_vh_rate_limits: z.boolean().default(false),
   ...notSupportedFields([
     "cluster_specifier_plugin",
     "inline_cluster_specifier_plugin",
@@ -83,12 +90,7 @@ export const routeActionSchema = z.strictObject({
     "host_rewrite_header",
     "host_rewrite_path_regex",
     "append_x_forwarded_host",
-    "retry_policy",
     "retry_policy_typed_config",
-    "request_mirror_policies",
-    "priority",
-    "rate_limits",
-    "include_vh_rate_limits",
     "cors",
     "max_grpc_timeout",
     "grpc_timeout_offset",

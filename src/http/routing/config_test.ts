@@ -62,7 +62,6 @@ Deno.test("route configuration schema", async (t) => {
   await t.step("unsupported Envoy fields say so, at their path", () => {
     const ns = /Field not supported by nuncio/;
     hasIssue({ vhds: {} }, "vhds", ns);
-    hasIssue(vh([], { rate_limits: [] }), "virtual_hosts.0.rate_limits", ns);
     hasIssue(vh([], { hedge_policy: {} }), "virtual_hosts.0.hedge_policy", ns);
     hasIssue(vh([], { require_tls: "ALL" }), "virtual_hosts.0.require_tls", ns);
     hasIssue(vh([r({ match: { prefix: "/", grpc: {} } })]), "virtual_hosts.0.routes.0.match.grpc", ns);

@@ -79,8 +79,11 @@ Deno.test("rate_limits actions build Envoy's descriptors", async (t) => {
   });
 
   await t.step("stage, and config errors", () => {
-    assert.equal(compileRateLimits([rateLimitSchema.parse({ stage: 2, actions: [{ remote_address: {} }] })])[0]
-      .stage, 2);
+    assert.equal(
+      compileRateLimits([rateLimitSchema.parse({ stage: 2, actions: [{ remote_address: {} }] })])[0]
+        .stage,
+      2,
+    );
     assert.throws(() => rateLimitSchema.parse({ actions: [] }));
     assert.throws(() => rateLimitSchema.parse({ actions: [{ remote_address: {}, source_cluster: {} }] }));
     assert.throws(() => rateLimitSchema.parse({ actions: [{ masked_remote_address: {} }] }), /not supported/);

@@ -3,10 +3,12 @@
  * reads per request. Everything (matchers, regexes, header formatters, indexes) is built here, once.
  */
 import { type Clock, systemClock } from "../../common/clock.ts";
+import { compileRateLimits } from "./rate_limits.ts";
 import {
   type ClusterMutations,
   DirectEntry,
   type EntryCommon,
+  type ForwardDefaults,
   ForwardEntry,
   RedirectEntryImpl,
 } from "./actions.ts";
@@ -14,6 +16,7 @@ import type { RouteConfig, RouteConfiguration, VirtualHostConfig } from "./confi
 import { compileMutation, type MutationLevel } from "./header_mutation.ts";
 import { HeaderMatch, QueryMatch } from "./matchers.ts";
 import { compileFullMatch, literalPrefix } from "./regex.ts";
+import { RetryPolicy } from "./retry_policy.ts";
 import { type CompiledMatch, PathKind, RouteIndex } from "./route_index.ts";
 import type { RouteEntry, RouteRequest, RouteTable } from "./types.ts";
 import { DomainMatcher } from "./vhost_select.ts";
@@ -128,6 +131,13 @@ export function compileRouteTable(
 
   const compileVirtualHost = (vh: VirtualHostConfig): VirtualHostTable => {
     const vhLevels = levels(vh);
+    const defaults: ForwardDefaults = {
+      retryPolicy: vh.retry_policy ? new RetryPolicy(vh.retry_policy) : null,
+      includeRequestAttemptCount: vh.include_request_attempt_count,
+      includeAttemptCountInResponse: vh.include_attempt_count_in_response,
+      bufferLimitBytes: vh.per_request_buffer_limit_bytes,
+      rateLimits: compileRateLimits(vh.rate_limits),
+    };
     const vhFilters = Object.keys(vh.typed_per_filter_config).length
       ? new Map([...globalFilters, ...Object.entries(vh.typed_per_filter_config)])
       : globalFilters;
@@ -157,7 +167,14 @@ export function compileRouteTable(
             perCluster.set(c.name, mutation([cl, routeLevels, vhLevels, global]));
           }
         }
-        entry = new ForwardEntry(r.route, common, matched, perCluster);
+        entry = new ForwardEntry(
+          r.route,
+          common,
+          matched,
+          perCluster,
+          defaults,
+          r.per_request_buffer_limit_bytes,
+        );
       } else if (r.redirect) {
         entry = new RedirectEntryImpl(r.redirect, common, matched);
       } else {

@@ -3,6 +3,7 @@
  * The implementation lives beside this file (config.ts: zod schema; table.ts: compiler and matcher).
  */
 import type { HeaderMap } from "../headers.ts";
+import type { CompiledRateLimit } from "./rate_limits.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 
 /** What route matching needs of a request. */
@@ -77,6 +78,8 @@ export interface RouteActionEntry {
   readonly includeRequestAttemptCount: boolean;
   /** Virtual host include_attempt_count_in_response: send x-envoy-attempt-count downstream. */
   readonly includeAttemptCountInResponse: boolean;
+  /** rate_limits for the rate-limit filter: the route's, plus the virtual host's as Envoy combines them. */
+  readonly rateLimits: readonly CompiledRateLimit[];
 }
 
 /** One request_mirror_policies entry. */

@@ -1,7 +1,8 @@
 /**
- * envoy.filters.http.router: the terminal HTTP filter. Picks the cluster and host for the matched route,
- * sends the request over a pooled HTTP/1.1 connection, streams the body both ways with backpressure, and
- * turns failures into Envoy's local replies (NR 404, NC/UH/UF/UO/UC 503, UPE 502, UT 504).
+ * envoy.filters.http.router: the terminal HTTP filter. Picks the cluster and host for the matched route and
+ * runs the request as one or more attempts (UpstreamRequest), with Envoy's retry policy, global, per-try and
+ * idle timeouts, circuit breakers and request mirroring; failures become Envoy's local replies (NR 404,
+ * NC/UH/UF/UO/UC 503, UPE 502, UT 504, URX when retries ran out).
  */
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
@@ -11,33 +12,26 @@ import {
   type HttpFilterFactory,
   HttpFilterStatus,
 } from "../../../../http/filter.ts";
-import { HeaderMap } from "../../../../http/headers.ts";
-import {
-  ChunkedDecoder,
-  chunkFrame,
-  encodeRequestHead,
-  H1ParseError,
-  type HeadScanState,
-  LAST_CHUNK,
-  parseResponseHead,
-  responseBodyKind,
-} from "../../../../http/h1_glue.ts";
+import { encodeRequestHead } from "../../../../http/h1_glue.ts";
+import type { HeaderMap } from "../../../../http/headers.ts";
 import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
-import type { Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
+import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
+import type { Cluster, Host } from "../../../../upstream/types.ts";
 import type { RouterConfig } from "./config.ts";
+import { MirrorSet } from "./mirror.ts";
+import { applyOverrides, type RequestLimits } from "./overrides.ts";
+import { prepareRequestHeaders } from "./request_head.ts";
+import { directReply, failureReply, localReply, retriedFailureKind, stopIteration } from "./replies.ts";
+import { RetryDecision, RetryState, retryStats } from "./retry_state.ts";
+import { AttemptFailure, type AttemptOwner, UpstreamRequest } from "./upstream_request.ts";
 
 const EMPTY = new Uint8Array(0);
-const RESPONSE_LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
-const REQUEST_HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-];
+/** Envoy's default for the buffered request body (the listener's per_connection_buffer_limit_bytes). */
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+const TIMER_GLOBAL = 0;
+const TIMER_IDLE = 1;
 
 /** The long-lived router state of one HCM. */
 export class RouterFactory implements HttpFilterFactory {
@@ -50,6 +44,8 @@ export class RouterFactory implements HttpFilterFactory {
     rq_direct_response: Counter;
     rq_total: Counter;
   };
+  /** Random source for back-off jitter and mirror fractions (tests replace it). */
+  random: () => number = Math.random;
   constructor(readonly config: RouterConfig, readonly ctx: FactoryContext, readonly statPrefix: string) {
     const s = ctx.stats.scope(`http.${statPrefix}`);
     this.stats = {
@@ -66,23 +62,47 @@ export class RouterFactory implements HttpFilterFactory {
 }
 
 /** Per-stream router. */
-class RouterFilter implements HttpFilter, TimeoutTarget {
-  #up: UpstreamConnection | null = null;
-  #cluster: Cluster | null = null;
-  #host: Host | null = null;
+class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLimits {
+  timeoutMs = 0;
+  perTryMs = 0;
+  retryOn = 0;
+  numRetries = 0;
+  extraCodes: number[] | null = null;
+  /** Buffered request body (copies) while retries or shadows may need it; null when not buffering. */
+  body: Uint8Array[] | null = null;
+  /** The whole request body was received. */
+  bodyEnd = false;
+  /** The encoded request trailers block, once received. */
+  trailersBlock: Uint8Array | null = null;
+  #bodyBytes = 0;
+  #bufferLimit = DEFAULT_BUFFER_LIMIT;
   #route: (RouteEntry & RouteActionEntry) | null = null;
+  #cluster: Cluster | null = null;
+  #breakers: PriorityBreakers | null = null;
+  #attempt: UpstreamRequest | null = null;
+  #retry: RetryState | null = null;
+  #shadows: MirrorSet | null = null;
+  #path = "";
   #chunkedUp = false;
-  #requestSent = false;
-  #done = false;
-  /** The whole upstream response is in hand (the last bytes may still be going downstream). */
-  #upstreamComplete = false;
+  #attempts = 0;
+  #flags = 0;
+  #finished = false;
+  #destroyed = false;
   #upstreamStart = 0;
   #timer = new TimerEntry(this);
-  #timeoutMs = 0;
-  #destroyed = false;
-  #reading: Promise<void> | null = null;
+  #deadline = 0;
+  #idleMs = 0;
+  #lastActivity = 0;
 
   constructor(readonly f: RouterFactory, readonly cb: HttpFilterCallbacks) {}
+
+  get ctx(): FactoryContext {
+    return this.f.ctx;
+  }
+
+  get tunnelRequested(): boolean {
+    return this.cb.upgradeType !== "";
+  }
 
   decodeHeaders(endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const cb = this.cb;
@@ -113,55 +133,107 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
       return this.#localReply(503, "", ResponseFlag.NoClusterFound, "cluster_not_found");
     }
     this.#cluster = cluster;
+    this.#breakers = cluster.circuitBreakers.forPriority(route.priority);
     return this.#start(endStream);
   }
 
-  async #direct(
+  #direct(
     route: RouteEntry,
     status: number,
     body: Uint8Array,
     location: string | null,
   ): Promise<HttpFilterStatus> {
-    const cb = this.cb;
-    const h = new HeaderMap();
-    if (location) h.addLower("location", location);
-    if (body.length > 0) h.addLower("content-type", "text/plain");
-    if (!route.responseHeaders.empty) route.responseHeaders.apply(h, cb.routeContext());
-    cb.streamInfo.responseCodeDetails = location ? "direct_response" : "direct_response";
-    if (body.length > 0) h.set("content-length", String(body.length));
-    await cb.encodeHeaders({ status, headers: h }, body.length === 0);
-    if (body.length > 0) await cb.encodeData(body, true);
-    return HttpFilterStatus.StopIteration;
+    return directReply(this.cb, route, status, body, location).then(stopIteration);
   }
 
-  async #localReply(
+  #localReply(
     status: number,
     body: string,
     flags: number,
     details: string,
     extra?: [string, string][],
   ): Promise<HttpFilterStatus> {
-    const headers: [string, string][] = extra ?? [];
     const route = this.#route;
-    if (route && !route.responseHeaders.empty) {
-      const h = new HeaderMap();
-      route.responseHeaders.apply(h, this.cb.routeContext());
-      for (const p of h) headers.push(p);
-    }
-    await this.cb.sendLocalReply(status, body, { flags, details, headers });
-    return HttpFilterStatus.StopIteration;
+    const count = route?.includeAttemptCountInResponse ? this.#attempts : 0;
+    return localReply(this.cb, route, count, { status, body, flags: flags | this.#flags, details, extra })
+      .then(stopIteration);
   }
 
-  /** Acquires a connection and sends the request head; the response is read concurrently. */
-  async #start(endStream: boolean): Promise<HttpFilterStatus> {
+  /** Prepares the upstream request head (once), timeouts, retries and shadows, then runs the first attempt. */
+  #start(endStream: boolean): Promise<HttpFilterStatus> {
     const cb = this.cb;
-    const info = cb.streamInfo;
+    const route = this.#route!;
+    const req = cb.request;
+    const h = req.headers;
+    const upgrade = cb.upgradeType;
+    this.#path = prepareRequestHeaders(cb, route);
+    // ---- timeouts and retries: the route's, then an internal caller's overrides ----
+    const policy = route.retryPolicy;
+    this.timeoutMs = route.timeoutMs;
+    if (policy !== null) {
+      this.perTryMs = policy.perTryTimeoutMs;
+      this.retryOn = policy.retryOn;
+      this.numRetries = policy.numRetries;
+    }
+    if (cb.internal) applyOverrides(h, this, this.f.config.respect_expected_rq_timeout);
+    if (this.perTryMs >= this.timeoutMs && this.timeoutMs > 0) this.perTryMs = 0;
+    const expected = this.perTryMs > 0 ? this.perTryMs : this.timeoutMs;
+    if (expected > 0 && !this.f.config.suppress_envoy_headers) {
+      h.set("x-envoy-expected-rq-timeout-ms", String(expected));
+    }
+    if (this.retryOn !== 0 && !upgrade && (policy === null || policy.requestRetriable(req))) {
+      this.#retry = new RetryState(
+        policy,
+        this.retryOn,
+        this.numRetries,
+        this,
+        this.f.ctx.timers,
+        this.f.random,
+      );
+      this.#retry.extraCodes = this.extraCodes;
+    }
+    if (req.contentLength < 0 && !endStream) {
+      h.addLower("transfer-encoding", "chunked");
+      this.#chunkedUp = true;
+    }
+    if (route.mirrorPolicies.length > 0) {
+      this.#shadows = MirrorSet.create(this.f.ctx, route, h, this.timeoutMs, this.f.random);
+    }
+    if (!endStream && (this.#retry !== null || this.#shadows !== null)) {
+      this.body = [];
+      this.#bufferLimit = route.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+    }
+    if (route.idleTimeoutMs !== undefined && route.idleTimeoutMs > 0) {
+      this.#idleMs = route.idleTimeoutMs;
+      this.#lastActivity = this.f.ctx.clock.monotonic();
+    }
+    this.#upstreamStart = this.f.ctx.clock.monotonic();
+    this.bodyEnd = endStream;
+    if (endStream) this.#requestComplete();
+    else if (this.#idleMs > 0) this.#armTimer();
+    return this.#startAttempt();
+  }
+
+  /** Picks a host and runs one attempt; resolves when it is under way (or failed). */
+  async #startAttempt(): Promise<HttpFilterStatus> {
+    const cb = this.cb;
     const route = this.#route!;
     const cluster = this.#cluster!;
     const req = cb.request;
-    const host = cluster.chooseHost(route.hasHashPolicy ? { hash: route.hash(req, cb.routeContext()) } : {});
+    const retry = this.#retry;
+    const hash = route.hasHashPolicy ? route.hash(req, cb.routeContext()) : undefined;
+    let host: Host | null;
+    if (retry !== null && retry.attempted.length > 0 && retry.policy?.previousHosts) {
+      const avoid = retry.attempted;
+      host = cluster.chooseHost({ hash, avoid });
+      for (let i = 1; i < retry.policy.hostSelectionMaxAttempts && host && avoid.includes(host); i++) {
+        host = cluster.chooseHost({ hash, avoid });
+      }
+    } else {
+      host = cluster.chooseHost(hash !== undefined ? { hash } : {});
+    }
     if (!host) {
-      cluster.stats.upstream_cx_none_healthy.inc();
+      this.#finish();
       return this.#localReply(
         503,
         "no healthy upstream",
@@ -169,417 +241,225 @@ class RouterFilter implements HttpFilter, TimeoutTarget {
         "no_healthy_upstream",
       );
     }
-    this.#host = host;
+    retry?.attempted.push(host);
+    const info = cb.streamInfo;
     info.upstreamHost = host.addressString;
-    // ---- upstream request head ----
+    info.attemptCount = ++this.#attempts;
     const h = req.headers;
-    for (const name of REQUEST_HOP_BY_HOP) if (h.has(name)) h.remove(name);
-    const upgrade = cb.upgradeType;
-    if (upgrade) {
-      h.addLower("connection", "upgrade");
-      h.addLower("upgrade", upgrade);
-    }
-    let path = req.path;
-    const rewritten = route.rewritePath(req);
-    if (rewritten !== undefined) {
-      h.set("x-envoy-original-path", path);
-      info.originalPath = path;
-      path = rewritten;
-    }
-    if (route.hostRewriteLiteral !== undefined) h.set("host", route.hostRewriteLiteral);
-    else if (route.autoHostRewrite) h.set("host", host.hostname);
-    else if (!h.has("host")) h.set("host", req.authority);
-    else if (h.get("host") !== req.authority) h.set("host", req.authority);
-    if (!route.requestHeaders.empty) route.requestHeaders.apply(h, cb.routeContext());
-    this.#timeoutMs = route.timeoutMs;
-    if (this.#timeoutMs > 0 && !this.f.config.suppress_envoy_headers) {
-      h.set("x-envoy-expected-rq-timeout-ms", String(this.#timeoutMs));
-    }
-    if (req.contentLength < 0 && !endStream) {
-      h.addLower("transfer-encoding", "chunked");
-      this.#chunkedUp = true;
-    }
-    const head = encodeRequestHead(req.method, path, h);
-    const stats = cluster.stats;
-    stats.upstream_rq_total.inc();
-    stats.upstream_rq_active.inc();
-    host.activeRequests++;
-    host.stats.rq_total++;
-    this.#upstreamStart = this.f.ctx.clock.monotonic();
-    if (endStream) this.#armTimeout();
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const acq = await cluster.acquireHttp1(host);
-      if (this.#destroyed) {
-        if (acq.ok) acq.connection.release(true);
-        return HttpFilterStatus.StopIteration;
-      }
-      if (!acq.ok) {
-        this.#finishUpstream(false);
-        if (acq.reason === "overflow") {
-          return this.#localReply(
-            503,
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-            ResponseFlag.UpstreamOverflow,
-            "upstream_reset_before_response_started{overflow}",
-            [["x-envoy-overloaded", "true"]],
-          );
-        }
-        info.upstreamTransportFailureReason = acq.detail;
-        return this.#localReply(
-          503,
-          `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${acq.detail}`,
-          ResponseFlag.UpstreamConnectionFailure,
-          "upstream_reset_before_response_started{connection_failure}",
-        );
-      }
-      const up = acq.connection;
-      this.#up = up;
-      try {
-        const la = up.conn.localAddr as Deno.NetAddr;
-        info.upstreamLocalAddress = `${la.hostname}:${la.port}`;
-      } catch {
-        // closed under us: the write below fails and we retry
-      }
-      if (await this.#writeUp(head)) break;
-      // a reused keep-alive connection the upstream closed: retry once on a fresh one
-      if (!up.reused || attempt === 1) {
-        this.#up = null;
-        up.release(false);
-        this.#finishUpstream(false);
-        return this.#localReply(
-          503,
-          "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-          ResponseFlag.UpstreamConnectionTermination,
-          "upstream_reset_before_response_started{connection_termination}",
-        );
-      }
-      this.#up = null;
-      up.release(false);
-    }
-    this.#requestSent = endStream;
-    this.#reading = this.#readResponse();
+    if (route.autoHostRewrite) h.set("host", host.hostname);
+    if (route.includeRequestAttemptCount) h.set("x-envoy-attempt-count", String(this.#attempts));
+    const head = encodeRequestHead(req.method, this.#path, h);
+    const a = new UpstreamRequest(this, cluster, host, this.#breakers!, route.priority);
+    if (this.perTryMs > 0) a.setPerTryTimeout(this.perTryMs);
+    this.#attempt = a;
+    await a.start(head, this.#chunkedUp);
     return HttpFilterStatus.StopIteration;
-  }
-
-  async #writeUp(data: Uint8Array): Promise<boolean> {
-    const up = this.#up;
-    if (!up) return false;
-    try {
-      let off = 0;
-      while (off < data.length) off += await up.conn.write(off === 0 ? data : data.subarray(off));
-      this.#cluster!.stats.upstream_cx_tx_bytes_total.inc(data.length);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   async decodeData(data: Uint8Array, endStream: boolean): Promise<HttpFilterStatus> {
-    if (!this.#up || this.#done) return HttpFilterStatus.StopIteration;
-    let out: Uint8Array = data;
-    if (this.#chunkedUp) out = data.length > 0 ? chunkFrame(data, endStream) : endStream ? LAST_CHUNK : EMPTY;
-    if (out.length > 0 && !(await this.#writeUp(out))) {
-      this.#upstreamReset("connection_termination");
-      return HttpFilterStatus.StopIteration;
+    if (this.#finished) return HttpFilterStatus.StopIteration;
+    if (this.#idleMs > 0) this.#lastActivity = this.f.ctx.clock.monotonic();
+    if (this.body !== null) {
+      this.#bodyBytes += data.length;
+      if (this.#bodyBytes > this.#bufferLimit) this.#abandonBuffer();
+      else if (data.length > 0) this.body.push(data.slice());
     }
-    if (endStream) {
-      this.#requestSent = true;
-      if (!this.cb.upgradeType || !this.#tunnel) this.#armTimeout();
-      if (this.#tunnel && this.#up) (this.#up.conn as Deno.TcpConn).closeWrite().catch(() => {});
-    }
+    if (endStream) this.bodyEnd = true;
+    const a = this.#attempt;
+    if (a !== null && a.ready) await a.sendData(data, endStream);
+    if (endStream) this.#requestComplete();
     return HttpFilterStatus.StopIteration;
   }
 
-  decodeTrailers(trailers: HeaderMap): Promise<HttpFilterStatus> {
+  async decodeTrailers(trailers: HeaderMap): Promise<HttpFilterStatus> {
     // HTTP/1.1 upstream: trailers travel after the last chunk
     let s = "0\r\n";
     for (const [k, v] of trailers) s += k + ": " + v + "\r\n";
-    const bytes = new TextEncoder().encode(s + "\r\n");
-    this.#requestSent = true;
-    this.#armTimeout();
-    if (!this.#chunkedUp) return Promise.resolve(HttpFilterStatus.StopIteration);
-    return this.#writeUp(bytes).then(() => HttpFilterStatus.StopIteration);
+    const block = new TextEncoder().encode(s + "\r\n");
+    this.trailersBlock = block;
+    this.bodyEnd = true;
+    const a = this.#attempt;
+    if (a !== null && a.ready) await a.sendTrailers(block);
+    this.#requestComplete();
+    return HttpFilterStatus.StopIteration;
   }
 
-  #armTimeout(): void {
-    if (this.#timeoutMs > 0 && !this.#done) this.f.ctx.timers.arm(this.#timer, this.#timeoutMs, 0);
-  }
-
-  onTimeout(): void {
-    if (this.#done || this.#destroyed || this.#upstreamComplete) return;
-    const cluster = this.#cluster!;
-    cluster.stats.upstream_rq_timeout.inc();
-    this.#host!.stats.rq_timeout++;
-    const cb = this.cb;
-    this.#closeUpstream();
-    this.#finishUpstream(false);
-    if (!cb.responseStarted) {
-      cb.sendLocalReply(504, "upstream request timeout", {
-        flags: ResponseFlag.UpstreamRequestTimeout,
-        details: "upstream_response_timeout",
-      }).catch(() => cb.resetStream());
-    } else {
-      cb.streamInfo.responseFlags |= ResponseFlag.UpstreamRequestTimeout;
-      cb.resetStream();
-    }
-  }
-
-  #tunnel = false;
-
-  /** Reads and forwards the upstream response; releases the connection when done. */
-  async #readResponse(): Promise<void> {
-    const up = this.#up!;
-    const cb = this.cb;
-    const cluster = this.#cluster!;
-    const clock = this.f.ctx.clock;
-    const buf = up.readBuf;
-    const scan: HeadScanState = { scanned: 0 };
-    let start = up.readStart;
-    let end = up.readEnd;
-    let headersSent = false;
-    let reusable = false;
-    try {
-      // ---- head ----
-      let head = null;
-      for (;;) {
-        if (end > start) {
-          head = parseResponseHead(buf, start, end, RESPONSE_LIMITS, scan);
-          if (head) {
-            start = head.headEnd;
-            if (head.status >= 100 && head.status < 200 && head.status !== 101) {
-              head = null; // 1xx interim responses are absorbed (Envoy answers 100-continue itself)
-              continue;
-            }
-            break;
-          }
-        }
-        const n = await this.#read(up, buf, start, end);
-        if (this.#done) return;
-        if (n === null) {
-          this.#upstreamReset("connection_termination");
-          return;
-        }
-        start = this.#lastStart;
-        end = this.#lastEnd;
-      }
-      const info = cb.streamInfo;
-      const now = clock.monotonic();
-      info.firstUpstreamRxMono = now;
-      const status = head.status;
-      const h = head.headers;
-      const route = this.#route!;
-      if (!this.f.config.suppress_envoy_headers) {
-        h.set("x-envoy-upstream-service-time", String(Math.round(now - this.#upstreamStart)));
-      }
-      if (!route.responseHeaders.empty) route.responseHeaders.apply(h, cb.routeContext());
-      cluster.stats.recordResponseCode(status);
-      info.responseCodeDetails = "via_upstream";
-      const kind = status === 101 ? "close" : responseBodyKind(head, cb.request.method);
-      if (status === 101) this.#tunnel = true;
-      headersSent = true;
-      if (kind === "none") {
-        reusable = head.keepAlive && end === start;
-        this.#upstreamComplete = true;
-      }
-      await cb.encodeHeaders({ status, headers: h }, kind === "none");
-      if (this.#done) return;
-      if (kind === "none") return;
-      if (kind === "length") {
-        let remaining = head.contentLength;
-        while (remaining > 0) {
-          if (end === start) {
-            await cb.encodeData(EMPTY, false); // flush the head before waiting
-            start = end = 0;
-            const n = await this.#read(up, buf, 0, 0);
-            if (this.#done) return;
-            if (n === null) {
-              this.#upstreamReset("connection_termination");
-              return;
-            }
-            end = n;
-          }
-          const take = Math.min(remaining, end - start);
-          remaining -= take;
-          const chunk = buf.subarray(start, start + take);
-          start += take;
-          if (remaining === 0) {
-            reusable = head.keepAlive && end === start;
-            this.#upstreamComplete = true;
-          }
-          await cb.encodeData(chunk, remaining === 0);
-          if (this.#done) return;
-        }
-        return;
-      }
-      if (kind === "chunked") {
-        const dec = new ChunkedDecoder(RESPONSE_LIMITS, 502);
-        for (;;) {
-          const r = dec.next(buf, start, end);
-          start = r.consumed;
-          if (r.kind === "data") {
-            await cb.encodeData(buf.subarray(r.start, r.end), false);
-          } else if (r.kind === "done") {
-            reusable = head.keepAlive && end === start;
-            this.#upstreamComplete = true;
-            if (r.trailers && r.trailers.size > 0) await cb.encodeTrailers(r.trailers);
-            else await cb.encodeData(EMPTY, true);
-            return;
-          } else {
-            await cb.encodeData(EMPTY, false);
-            if (start === end) start = end = 0;
-            else if (end === buf.length) {
-              buf.copyWithin(0, start, end);
-              end -= start;
-              start = 0;
-            }
-            const n = await this.#read(up, buf, start, end);
-            if (this.#done) return;
-            if (n === null) {
-              this.#upstreamReset("connection_termination");
-              return;
-            }
-            start = this.#lastStart;
-            end = this.#lastEnd;
-          }
-          if (this.#done) return;
-        }
-      }
-      // close-delimited (HTTP/1.0 style) or an upgraded tunnel: forward until EOF
-      if (end > start) await cb.encodeData(buf.subarray(start, end), false);
-      else await cb.encodeData(EMPTY, false);
-      for (;;) {
-        const n = await this.#read(up, buf, 0, 0);
-        if (this.#done) return;
-        if (n === null) break;
-        await cb.encodeData(buf.subarray(0, n), false);
-      }
-      this.#upstreamComplete = true;
-      await cb.encodeData(EMPTY, true);
-    } catch (err) {
-      if (this.#done || this.#destroyed || this.#upstreamComplete) return;
-      if (err instanceof H1ParseError && !headersSent) {
-        this.#closeUpstream();
-        this.#finishUpstream(false);
-        await this.#localReply(
-          502,
-          "upstream protocol error",
-          ResponseFlag.UpstreamProtocolError,
-          "upstream_protocol_error",
-        );
-        return;
-      }
-      this.#upstreamReset("connection_termination");
-      return;
-    } finally {
-      if (this.#upstreamComplete) {
-        this.#finishUpstream(true);
-        if (this.#up) {
-          const u = this.#up;
-          this.#up = null;
-          u.readStart = 0;
-          u.readEnd = 0;
-          u.release(reusable && this.#requestSent && !this.#tunnel);
-        }
-      }
-    }
-  }
-
-  #lastStart = 0;
-  #lastEnd = 0;
-
-  /** Reads into buf after `end` (compacting when full); sets #lastStart/#lastEnd; null on EOF/error. */
-  async #read(up: UpstreamConnection, buf: Uint8Array, start: number, end: number): Promise<number | null> {
-    let n: number | null;
-    if (end === buf.length && start > 0) {
-      buf.copyWithin(0, start, end);
-      end -= start;
-      start = 0;
-    }
-    try {
-      if (up.pendingRead) {
-        // the pool's idle read landed at readEnd of the connection's buffer
-        const p = up.pendingRead;
-        up.pendingRead = null;
-        n = await p;
-        if (n !== null) {
-          start = up.readStart;
-          end = up.readEnd + n;
-          up.readEnd = end;
-        }
-      } else {
-        if (end === buf.length) throw new H1ParseError(502, "upstream_headers_too_large");
-        n = await up.conn.read(buf.subarray(end));
-        if (n !== null) end += n;
-      }
-    } catch (err) {
-      if (err instanceof H1ParseError) throw err;
-      n = null;
-    }
-    if (n !== null) {
-      this.#cluster!.stats.upstream_cx_rx_bytes_total.inc(n);
-      this.cb.streamInfo.firstUpstreamRxMono ||= this.f.ctx.clock.monotonic();
-    }
-    this.#lastStart = start;
-    this.#lastEnd = end;
-    return n;
-  }
-
-  /** The upstream connection failed mid-exchange. */
-  #upstreamReset(reason: string): void {
-    if (this.#done || this.#destroyed) return;
-    const cb = this.cb;
-    this.#cluster!.stats.upstream_rq_rx_reset.inc();
-    this.#closeUpstream();
-    this.#finishUpstream(false);
-    if (!cb.responseStarted) {
-      cb.sendLocalReply(
+  /** The body outgrew the buffer: no retries or shadows for this request any more. */
+  #abandonBuffer(): void {
+    this.body = null;
+    const retry = this.#retry;
+    if (retry !== null) retry.replayable = false;
+    this.#shadows = null;
+    retryStats(this.#cluster!, this.f.ctx.stats).retry_or_shadow_abandoned.inc();
+    const a = this.#attempt;
+    if (a === null || !a.ready) {
+      // a retry was waiting to replay the body it can no longer have
+      retry?.destroy(this.#breakers);
+      a?.abort();
+      this.#attempt = null;
+      this.#finish();
+      this.#localReply(
         503,
-        `upstream connect error or disconnect/reset before headers. reset reason: ${
-          reason.replace("_", " ")
-        }`,
-        {
-          flags: ResponseFlag.UpstreamConnectionTermination,
-          details: `upstream_reset_before_response_started{${reason}}`,
-        },
-      ).catch(() => cb.resetStream());
+        "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        ResponseFlag.UpstreamConnectionTermination,
+        "upstream_reset_before_response_started{connection_termination}",
+      ).catch(() => this.cb.resetStream());
+    }
+  }
+
+  /** The downstream request is complete: send shadows, start the global timeout. */
+  #requestComplete(): void {
+    if (this.#shadows !== null) {
+      this.#shadows.send(this.cb.request.method, this.#path, this.body ?? []);
+      this.#shadows = null;
+    }
+    if (this.timeoutMs > 0 && !this.#finished && !this.#attempt?.tunnel) {
+      this.#deadline = this.f.ctx.clock.monotonic() + this.timeoutMs;
+      if (this.#idleMs > 0) this.#armTimer();
+      else this.f.ctx.timers.arm(this.#timer, this.timeoutMs, TIMER_GLOBAL);
+    }
+  }
+
+  #armTimer(): void {
+    let next = this.#deadline > 0 ? this.#deadline : Infinity;
+    let kind = TIMER_GLOBAL;
+    if (this.#idleMs > 0 && this.#lastActivity + this.#idleMs < next) {
+      next = this.#lastActivity + this.#idleMs;
+      kind = TIMER_IDLE;
+    }
+    if (next === Infinity) return;
+    this.f.ctx.timers.arm(this.#timer, Math.max(1, next - this.f.ctx.clock.monotonic()), kind);
+  }
+
+  onTimeout(kind: number): void {
+    if (this.#finished || this.#destroyed) return;
+    const a = this.#attempt;
+    if (a !== null && a.upstreamComplete) return;
+    const cb = this.cb;
+    const now = this.f.ctx.clock.monotonic();
+    const idle = kind === TIMER_IDLE || (this.#deadline === 0 || now < this.#deadline);
+    if (idle && this.#idleMs > 0 && now < this.#lastActivity + this.#idleMs) {
+      this.#armTimer(); // activity since: not idle
+      return;
+    }
+    const cluster = this.#cluster!;
+    if (!idle) cluster.stats.upstream_rq_timeout.inc();
+    if (a !== null) {
+      if (!idle) {
+        a.host.stats.rq_timeout++;
+        cluster.recordOutcome(a.host, 504);
+      }
+      a.abort();
+    }
+    this.#attempt = null;
+    this.#finish();
+    const flag = idle ? ResponseFlag.StreamIdleTimeout : ResponseFlag.UpstreamRequestTimeout;
+    if (!cb.responseStarted) {
+      if (idle) {
+        this.#localReply(408, "stream timeout", flag, "stream_idle_timeout").catch(() => cb.resetStream());
+      } else {
+        this.#localReply(504, "upstream request timeout", flag, "upstream_response_timeout")
+          .catch(() => cb.resetStream());
+      }
     } else {
-      cb.streamInfo.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
-      cb.streamInfo.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
+      cb.streamInfo.responseFlags |= flag;
       cb.resetStream();
     }
   }
 
-  #closeUpstream(): void {
-    const up = this.#up;
-    if (!up) return;
-    this.#up = null;
-    up.release(false);
+  /** Activity from upstream (for the route idle timeout). */
+  onUpstreamActivity(): void {
+    if (this.#idleMs > 0) this.#lastActivity = this.f.ctx.clock.monotonic();
   }
 
-  /** Upstream request bookkeeping, once. */
-  #finishUpstream(success: boolean): void {
-    if (this.#done) return;
-    this.#done = true;
+  // ---- AttemptOwner ----
+
+  onAttemptHeaders(a: UpstreamRequest, status: number, headers: HeaderMap): boolean {
+    if (a !== this.#attempt || this.#finished) return false;
+    const retry = this.#retry;
+    if (retry !== null) {
+      const stats = retry.stats(this.#cluster!, this.f.ctx.stats);
+      const d = retry.onResponse(status, headers, this.#breakers!, stats);
+      if (d === RetryDecision.Yes) {
+        this.#attempt = null;
+        return false;
+      }
+      if (d === RetryDecision.LimitExceeded) this.#flags |= ResponseFlag.UpstreamRetryLimitExceeded;
+      else if (d === RetryDecision.Overflow) this.#flags |= ResponseFlag.UpstreamOverflow;
+    }
+    const cb = this.cb;
+    const info = cb.streamInfo;
+    info.responseFlags |= this.#flags;
+    info.responseCodeDetails = "via_upstream";
+    const route = this.#route!;
+    if (!this.f.config.suppress_envoy_headers) {
+      headers.set(
+        "x-envoy-upstream-service-time",
+        String(Math.round(this.f.ctx.clock.monotonic() - this.#upstreamStart)),
+      );
+    }
+    if (route.includeAttemptCountInResponse) headers.set("x-envoy-attempt-count", String(this.#attempts));
+    if (!route.responseHeaders.empty) route.responseHeaders.apply(headers, cb.routeContext());
+    return true;
+  }
+
+  onAttemptFailed(a: UpstreamRequest, why: AttemptFailure, detail: string): void {
+    if (a !== this.#attempt || this.#finished || this.#destroyed) return;
+    this.#attempt = null;
+    const retry = this.#retry;
+    const kind = retriedFailureKind(why);
+    if (why === AttemptFailure.PerTryTimeout) {
+      retryStats(this.#cluster!, this.f.ctx.stats).upstream_rq_per_try_timeout.inc();
+    }
+    if (retry !== null) {
+      const stats = retry.stats(this.#cluster!, this.f.ctx.stats);
+      if (kind !== null) {
+        const d = retry.onReset(kind, this.#breakers!, stats);
+        if (d === RetryDecision.Yes) return;
+        if (d === RetryDecision.LimitExceeded) this.#flags |= ResponseFlag.UpstreamRetryLimitExceeded;
+        else if (d === RetryDecision.Overflow) this.#flags |= ResponseFlag.UpstreamOverflow;
+      }
+    }
+    this.#finish();
+    const r = failureReply(why, detail, this.f.config.suppress_envoy_headers);
+    if (r.timeout) this.#cluster!.stats.upstream_rq_timeout.inc();
+    if (r.transportFailure) this.cb.streamInfo.upstreamTransportFailureReason = detail;
+    this.#localReply(r.status, r.body, r.flag, r.details, r.headers).catch(() => this.cb.resetStream());
+  }
+
+  onAttemptResetAfterHeaders(a: UpstreamRequest): void {
+    if (a !== this.#attempt || this.#destroyed) return;
+    this.#finish();
+    const info = this.cb.streamInfo;
+    info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+    info.responseCodeDetails = "upstream_reset_after_response_started{connection_termination}";
+    this.cb.resetStream();
+  }
+
+  /** The back-off passed: next attempt. */
+  onRetry(): void {
+    if (this.#finished || this.#destroyed) return;
+    this.#startAttempt().catch(() => this.cb.resetStream());
+  }
+
+  /** The router is done with this request (a final answer is decided). */
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
     this.f.ctx.timers.disarm(this.#timer);
-    const cluster = this.#cluster;
-    const host = this.#host;
-    if (!cluster || !host) return;
-    cluster.stats.upstream_rq_active.dec();
-    cluster.stats.upstream_rq_completed.inc();
-    host.activeRequests--;
-    if (success) {
-      cluster.stats.upstream_rq_time.record(this.f.ctx.clock.monotonic() - this.#upstreamStart);
-      host.stats.rq_success++;
-    } else host.stats.rq_error++;
+    this.#retry?.destroy(this.#breakers);
   }
 
   onDestroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    if (!this.#done && !this.#upstreamComplete) {
-      if (this.#up) this.#cluster?.stats.upstream_rq_tx_reset.inc();
-      this.#closeUpstream();
-      this.#finishUpstream(false);
+    const a = this.#attempt;
+    if (a !== null && !a.upstreamComplete && !a.finished) {
+      if (a.up) this.#cluster?.stats.upstream_rq_tx_reset.inc();
+      a.abort();
     }
+    this.f.ctx.timers.disarm(this.#timer);
+    this.#retry?.destroy(this.#breakers);
+    this.#finished = true;
   }
 }

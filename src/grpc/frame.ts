@@ -1,17 +1,18 @@
 /**
  * gRPC length-prefixed message framing (1 byte compressed flag + 4 bytes big-endian length + message) and
- * the service's gRPC names. Transport-independent: the HTTP/2 adapter and the RLS client both use it.
+ * status codes. Transport-independent: gRPC servers and clients over any HTTP/2 implementation use it.
  */
 
-/** The RPC path of ShouldRateLimit. */
-export const SHOULD_RATE_LIMIT_PATH = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
-
-/** gRPC status codes used by the service. */
+/** gRPC status codes. */
 export const GrpcStatus = {
   OK: 0,
+  CANCELLED: 1,
   UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,

@@ -1,0 +1,183 @@
+/**
+ * envoy.filters.http.ratelimit: asks the global rate-limit service about the descriptors of the matched
+ * route's `rate_limits` (and the virtual host's) before the request goes on. Over limit: 429 with
+ * `x-envoy-ratelimited` and flag RL. Service error or timeout: flag RLSE, then fail open (default) or closed.
+ */
+import { ResponseFlag } from "../../../../common/response_flags.ts";
+import {
+  type HttpFilter,
+  type HttpFilterCallbacks,
+  type HttpFilterFactory,
+  HttpFilterStatus,
+  type HttpResponse,
+} from "../../../../http/filter.ts";
+import type { DescriptorEntry } from "../../../../http/routing/rate_limits.ts";
+import type { FactoryContext } from "../../../../network/filter.ts";
+import type { Counter } from "../../../../stats/store.ts";
+import { type RateLimitClient, RlsCode, type RlsDecision } from "../../common/ratelimit/client.ts";
+import type { HttpRateLimitConfig } from "./config.ts";
+
+/** `cluster.<target>.ratelimit.*` counters. */
+interface RlStats {
+  ok: Counter;
+  over_limit: Counter;
+  error: Counter;
+  failure_mode_allowed: Counter;
+}
+
+const UNIT_SECONDS = [0, 1, 60, 3600, 86400];
+const GRPC_UNAVAILABLE = 14;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+/** Per-snapshot state of one ratelimit filter config. */
+export class HttpRateLimitFactory implements HttpFilterFactory {
+  readonly terminal = false;
+  readonly stage: number;
+  readonly timeoutMs: number;
+  readonly failureModeDeny: boolean;
+  readonly xRateLimitHeaders: boolean;
+  readonly ratelimitedHeader: boolean;
+  readonly limitedStatus: number;
+  readonly errorStatus: number;
+  readonly limitedGrpcStatus: number;
+  readonly requestType: "internal" | "external" | "both";
+  readonly #stats = new Map<string, RlStats>();
+  readonly #prefix: string;
+
+  constructor(
+    readonly config: HttpRateLimitConfig,
+    readonly ctx: FactoryContext,
+    readonly client: RateLimitClient,
+  ) {
+    this.stage = config.stage ?? 0;
+    this.timeoutMs = config.timeout ?? 20;
+    this.failureModeDeny = config.failure_mode_deny ?? false;
+    this.xRateLimitHeaders = config.enable_x_ratelimit_headers === "DRAFT_VERSION_03";
+    this.ratelimitedHeader = !(config.disable_x_envoy_ratelimited_header ?? false);
+    this.limitedStatus = config.rate_limited_status?.code ?? 429;
+    this.errorStatus = config.status_on_error?.code ?? 500;
+    this.limitedGrpcStatus = config.rate_limited_as_resource_exhausted
+      ? GRPC_RESOURCE_EXHAUSTED
+      : GRPC_UNAVAILABLE;
+    this.requestType = config.request_type ?? "both";
+    this.#prefix = config.stat_prefix ? `${config.stat_prefix}.ratelimit` : "ratelimit";
+  }
+
+  /** Counters for a target cluster (created on first use). */
+  statsFor(cluster: string): RlStats {
+    let s = this.#stats.get(cluster);
+    if (!s) {
+      const scope = this.ctx.stats.scope(`cluster.${cluster}.${this.#prefix}`);
+      s = {
+        ok: scope.counter("ok"),
+        over_limit: scope.counter("over_limit"),
+        error: scope.counter("error"),
+        failure_mode_allowed: scope.counter("failure_mode_allowed"),
+      };
+      this.#stats.set(cluster, s);
+    }
+    return s;
+  }
+
+  createFilter(cb: HttpFilterCallbacks): HttpFilter {
+    return new HttpRateLimitFilter(this, cb);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+class HttpRateLimitFilter implements HttpFilter {
+  #responseHeaders: [string, string][] | undefined;
+
+  constructor(readonly f: HttpRateLimitFactory, readonly cb: HttpFilterCallbacks) {}
+
+  decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
+    const f = this.f, cb = this.cb;
+    if (f.requestType !== "both" && (f.requestType === "internal") !== cb.internal) {
+      return HttpFilterStatus.Continue;
+    }
+    const route = cb.route();
+    if (route === null || route.kind !== "route") return HttpFilterStatus.Continue;
+    const limits = route.rateLimits;
+    if (limits.length === 0) return HttpFilterStatus.Continue;
+    const req = cb.request;
+    const cluster = route.selectCluster(req, Math.random());
+    const dctx = {
+      localServiceCluster: f.ctx.node.cluster,
+      destinationCluster: cluster,
+      remoteIp: cb.remoteIp,
+    };
+    const descriptors: DescriptorEntry[][] = [];
+    for (const l of limits) if (l.stage === f.stage) l.populate(req, dctx, descriptors);
+    if (descriptors.length === 0) return HttpFilterStatus.Continue;
+    return this.#ask(descriptors, cluster);
+  }
+
+  async #ask(descriptors: DescriptorEntry[][], cluster: string): Promise<HttpFilterStatus> {
+    const f = this.f, cb = this.cb;
+    const res = await f.client.shouldRateLimit(
+      { domain: f.config.domain, descriptors, hitsAddend: 0 },
+      f.timeoutMs,
+    );
+    const stats = f.statsFor(cluster);
+    if (res instanceof Error) {
+      stats.error.inc();
+      cb.streamInfo.responseFlags |= ResponseFlag.RateLimitServiceError;
+      if (f.failureModeDeny) {
+        await cb.sendLocalReply(f.errorStatus, "", {
+          flags: ResponseFlag.RateLimitServiceError,
+          details: "rate_limiter_error",
+          grpcStatus: GRPC_UNAVAILABLE,
+        });
+        return HttpFilterStatus.StopIteration;
+      }
+      stats.failure_mode_allowed.inc();
+      return HttpFilterStatus.Continue;
+    }
+    const headers = this.#decisionHeaders(res);
+    if (res.overallCode === RlsCode.OverLimit) {
+      stats.over_limit.inc();
+      if (f.ratelimitedHeader) headers.push(["x-envoy-ratelimited", "true"]);
+      await cb.sendLocalReply(f.limitedStatus, "", {
+        flags: ResponseFlag.RateLimited,
+        details: "request_rate_limited",
+        headers,
+        grpcStatus: f.limitedGrpcStatus,
+      });
+      return HttpFilterStatus.StopIteration;
+    }
+    stats.ok.inc();
+    for (const [k, v] of res.requestHeadersToAdd) cb.request.headers.set(k, v);
+    if (headers.length > 0) this.#responseHeaders = headers;
+    return HttpFilterStatus.Continue;
+  }
+
+  /** RLS response_headers_to_add plus the draft-03 X-RateLimit-* headers when enabled. */
+  #decisionHeaders(res: RlsDecision): [string, string][] {
+    const out: [string, string][] = res.responseHeadersToAdd.slice();
+    if (!this.f.xRateLimitHeaders) return out;
+    let min = -1;
+    for (let i = 0; i < res.statuses.length; i++) {
+      const s = res.statuses[i];
+      if (s.requestsPerUnit === 0) continue;
+      if (min < 0 || s.limitRemaining < res.statuses[min].limitRemaining) min = i;
+    }
+    if (min < 0) return out;
+    const m = res.statuses[min];
+    let limit = String(m.requestsPerUnit);
+    for (const s of res.statuses) {
+      if (s.requestsPerUnit > 0) limit += `, ${s.requestsPerUnit};w=${UNIT_SECONDS[s.unit] ?? 0}`;
+    }
+    out.push(["x-ratelimit-limit", limit], ["x-ratelimit-remaining", String(m.limitRemaining)]);
+    if (m.secondsUntilReset >= 0) out.push(["x-ratelimit-reset", String(m.secondsUntilReset)]);
+    return out;
+  }
+
+  encodeHeaders(res: HttpResponse, _endStream: boolean): HttpFilterStatus {
+    const h = this.#responseHeaders;
+    if (h !== undefined) { for (const [k, v] of h) res.headers.set(k, v); }
+    return HttpFilterStatus.Continue;
+  }
+}

@@ -1,0 +1,80 @@
+/** zod schemas for RetryPolicy and RequestMirrorPolicy (route and virtual host level). */
+import { z } from "zod";
+import { duration, fractionalPercent, uint32, uint64 } from "../../config/common.ts";
+import { notSupportedFields } from "../../config/schema_util.ts";
+import { headerMatcherSchema } from "./config_match.ts";
+import { parseRetryOn } from "./retry_policy.ts";
+
+const PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts";
+const PREVIOUS_HOSTS_TYPE =
+  "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+
+/** retry_on as a comma-separated list; parses to condition bits. */
+const retryOn = z.string().default("").transform((v, ctx) => {
+  const r = parseRetryOn(v);
+  for (const u of r.unknown) ctx.addIssue({ code: "custom", message: `Unknown retry_on condition "${u}"` });
+  return r.bits;
+});
+
+/** envoy.config.route.v3.RetryPolicy. */
+export const retryPolicySchema = z.strictObject({
+  retry_on: retryOn,
+  num_retries: uint32.default(1),
+  per_try_timeout: duration.optional(),
+  retry_host_predicate: z.array(
+    z.strictObject({
+      name: z.string().min(1),
+      typed_config: z.looseObject({ "@type": z.string() }).optional(),
+    }).superRefine((p, ctx) => {
+      const t = p.typed_config?.["@type"];
+      if (t !== undefined ? t !== PREVIOUS_HOSTS_TYPE : p.name !== PREVIOUS_HOSTS) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            `Field not supported by nuncio: only ${PREVIOUS_HOSTS} is a supported retry host predicate`,
+        });
+      }
+    }),
+  ).default([]),
+  host_selection_retry_max_attempts: uint64.default(1),
+  retriable_status_codes: z.array(z.number().int().min(100).max(599)).default([]),
+  retry_back_off: z.strictObject({
+    base_interval: duration.refine((ms) => ms > 0, { error: "base_interval must be greater than zero" }),
+    max_interval: duration.optional(),
+  }).superRefine((b, ctx) => {
+    if (b.max_interval !== undefined && b.max_interval < b.base_interval) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["max_interval"],
+        message: "max_interval must be greater than or equal to base_interval",
+      });
+    }
+  }).optional(),
+  retriable_headers: z.array(headerMatcherSchema).default([]),
+  retriable_request_headers: z.array(headerMatcherSchema).default([]),
+  ...notSupportedFields([
+    "per_try_idle_timeout",
+    "retry_priority",
+    "retry_options_predicates",
+    "rate_limited_retry_back_off",
+  ]),
+});
+
+/** The parsed form of a RetryPolicy (durations in ms, retry_on as bits). */
+export type RetryPolicyConfig = z.infer<typeof retryPolicySchema>;
+
+/** envoy.config.route.v3.RouteAction.RequestMirrorPolicy. */
+export const requestMirrorPolicySchema = z.strictObject({
+  cluster: z.string().min(1),
+  runtime_fraction: z.strictObject({
+    default_value: fractionalPercent,
+    runtime_key: z.string().optional(),
+  }).optional(),
+  ...notSupportedFields(["cluster_header", "trace_sampled", "disable_shadow_host_suffix_append"]),
+});
+
+/** The parsed form of a RequestMirrorPolicy. */
+export type RequestMirrorPolicyConfig = z.infer<typeof requestMirrorPolicySchema>;
+
+/** per_request_buffer_limit_bytes (route and virtual host). */
+export const perRequestBufferLimit = uint32.optional();

@@ -1,0 +1,270 @@
+/**
+ * zod schemas for the transport sockets nuncio implements: `envoy.transport_sockets.tls` with
+ * DownstreamTlsContext (listeners) and UpstreamTlsContext (clusters), and `envoy.transport_sockets.raw_buffer`.
+ */
+import { z } from "zod";
+import { stringMatcher } from "../config/common.ts";
+import { notSupportedFields } from "../config/schema_util.ts";
+import type { Extension } from "../registry/registry.ts";
+import { registry } from "../registry/registry.ts";
+
+/** @type URL of DownstreamTlsContext. */
+export const DOWNSTREAM_TLS_TYPE =
+  "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+/** @type URL of UpstreamTlsContext. */
+export const UPSTREAM_TLS_TYPE =
+  "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+/** @type URL of RawBuffer. */
+export const RAW_BUFFER_TYPE =
+  "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+/** Extension name of the TLS transport socket. */
+export const TLS_NAME = "envoy.transport_sockets.tls";
+/** Extension name of the plain-text transport socket. */
+export const RAW_BUFFER_NAME = "envoy.transport_sockets.raw_buffer";
+
+/** envoy.config.core.v3.DataSource: where PEM text comes from. */
+export const dataSource = z.strictObject({
+  filename: z.string().min(1).optional(),
+  inline_string: z.string().optional(),
+  inline_bytes: z.string().optional(),
+  environment_variable: z.string().min(1).optional(),
+  ...notSupportedFields(["watched_directory"]),
+}).refine(
+  (d) =>
+    [d.filename, d.inline_string, d.inline_bytes, d.environment_variable].filter((x) => x !== undefined)
+      .length === 1,
+  { message: "Exactly one of filename, inline_string, inline_bytes, environment_variable must be set" },
+);
+
+/** The parsed form of a DataSource. */
+export type DataSourceConfig = z.output<typeof dataSource>;
+
+/** envoy.extensions.transport_sockets.tls.v3.TlsCertificate. */
+export const tlsCertificate = z.strictObject({
+  certificate_chain: dataSource,
+  private_key: dataSource,
+  ...notSupportedFields([
+    "pkcs12",
+    "watched_directory",
+    "private_key_provider",
+    "password",
+    "ocsp_staple",
+    "signed_certificate_timestamp",
+  ]),
+});
+
+/** The parsed form of a TlsCertificate. */
+export type TlsCertificateConfig = z.output<typeof tlsCertificate>;
+
+const VERSIONS = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"] as const;
+
+/** TlsParameters: the runtime (rustls) always speaks TLS 1.2 and 1.3, so only compatible bounds are accepted. */
+const tlsParams = z.strictObject({
+  tls_minimum_protocol_version: z.enum(VERSIONS).default("TLS_AUTO").refine(
+    (v) => v !== "TLSv1_3",
+    { message: "Field not supported by nuncio: the runtime cannot disable TLS 1.2 (minimum TLSv1_3)" },
+  ),
+  tls_maximum_protocol_version: z.enum(VERSIONS).default("TLS_AUTO").refine(
+    (v) => v === "TLS_AUTO" || v === "TLSv1_3",
+    { message: "Field not supported by nuncio: the runtime cannot disable TLS 1.3 (maximum below TLSv1_3)" },
+  ),
+  ...notSupportedFields(["cipher_suites", "ecdh_curves", "signature_algorithms", "compliance_policies"]),
+});
+
+/** envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher. */
+const sanMatcher = z.strictObject({
+  san_type: z.enum(["DNS", "URI", "EMAIL", "IP_ADDRESS"]),
+  matcher: stringMatcher,
+  ...notSupportedFields(["oid"]),
+});
+
+/** The parsed form of a SubjectAltNameMatcher. */
+export type SanMatcherConfig = z.output<typeof sanMatcher>;
+
+/** envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext (upstream verification). */
+const validationContext = z.strictObject({
+  trusted_ca: dataSource.optional(),
+  match_typed_subject_alt_names: z.array(sanMatcher).default([]),
+  /** Deprecated form: each matcher applies to every SAN type. */
+  match_subject_alt_names: z.array(stringMatcher).default([]),
+  trust_chain_verification: z.enum(["VERIFY_TRUST_CHAIN"]).optional(),
+  ...notSupportedFields([
+    "watched_directory",
+    "verify_certificate_spki",
+    "verify_certificate_hash",
+    "require_signed_certificate_timestamp",
+    "crl",
+    "allow_expired_certificate",
+    "custom_validator_config",
+    "only_verify_leaf_cert_crl",
+    "max_verify_depth",
+    "system_root_certs",
+    "ca_certificate_provider_instance",
+    "custom_signer",
+  ]),
+});
+
+/** The parsed form of a CertificateValidationContext. */
+export type ValidationContextConfig = z.output<typeof validationContext>;
+
+/** envoy.extensions.transport_sockets.tls.v3.CommonTlsContext. */
+const commonTlsContext = z.strictObject({
+  tls_params: tlsParams.optional(),
+  tls_certificates: z.array(tlsCertificate).default([]),
+  validation_context: validationContext.optional(),
+  alpn_protocols: z.array(z.string().min(1)).default([]),
+  ...notSupportedFields([
+    "tls_certificate_sds_secret_configs",
+    "tls_certificate_provider_instance",
+    "tls_certificate_certificate_provider",
+    "tls_certificate_certificate_provider_instance",
+    "validation_context_sds_secret_config",
+    "combined_validation_context",
+    "validation_context_certificate_provider",
+    "validation_context_certificate_provider_instance",
+    "custom_handshaker",
+    "key_log",
+    "custom_tls_certificate_selector",
+  ]),
+});
+
+/** envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext. */
+export const downstreamTlsContext = z.strictObject({
+  common_tls_context: commonTlsContext,
+  require_client_certificate: z.literal(false, {
+    error: "Field not supported by nuncio: client certificates cannot be requested by the runtime",
+  }).optional(),
+  ...notSupportedFields([
+    "disable_stateless_session_resumption",
+    "disable_stateful_session_resumption",
+    "require_sni",
+    "session_ticket_keys",
+    "session_ticket_keys_sds_secret_config",
+    "session_timeout",
+    "ocsp_staple_policy",
+    "full_scan_certs_on_sni_mismatch",
+    "prefer_client_ciphers",
+  ]),
+}).superRefine((c, ctx) => {
+  if (c.common_tls_context.tls_certificates.length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_tls_context", "tls_certificates"],
+      message: "A DownstreamTlsContext needs at least one certificate",
+    });
+  }
+  if (c.common_tls_context.validation_context) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_tls_context", "validation_context"],
+      message: "Field not supported by nuncio: client certificate validation",
+    });
+  }
+});
+
+/** The parsed form of a DownstreamTlsContext. */
+export type DownstreamTlsConfig = z.output<typeof downstreamTlsContext>;
+
+/** envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext. */
+export const upstreamTlsContext = z.strictObject({
+  common_tls_context: commonTlsContext.default({ tls_certificates: [], alpn_protocols: [] } as never),
+  sni: z.string().max(255).optional(),
+  allow_renegotiation: z.literal(false).optional(),
+  ...notSupportedFields([
+    "max_session_keys",
+    "enforce_rsa_key_usage",
+    "auto_host_sni",
+    "auto_sni_san_validation",
+  ]),
+}).superRefine((c, ctx) => {
+  if (c.common_tls_context.tls_certificates.length > 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_tls_context", "tls_certificates"],
+      message: "Field not supported by nuncio: upstream client certificates",
+    });
+  }
+});
+
+/** The parsed form of an UpstreamTlsContext. */
+export type UpstreamTlsConfig = z.output<typeof upstreamTlsContext>;
+
+/** A resolved transport_socket: plain text or TLS with its side's context. */
+export type TransportSocketConfig<T> = { kind: "raw" } | { kind: "tls"; config: T };
+
+const anyTls = z.union([downstreamTlsContext, upstreamTlsContext]);
+
+/** The registry entry of `envoy.transport_sockets.tls` (both contexts; the owning schema picks by @type). */
+export const tlsTransportSocket: Extension<unknown, null> = {
+  name: TLS_NAME,
+  typeUrls: [DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE],
+  category: "transport_socket",
+  schema: anyTls,
+  create: null,
+};
+
+/** The registry entry of `envoy.transport_sockets.raw_buffer`. */
+export const rawBufferTransportSocket: Extension<unknown, null> = {
+  name: RAW_BUFFER_NAME,
+  typeUrls: [RAW_BUFFER_TYPE],
+  category: "transport_socket",
+  schema: z.strictObject({}),
+  create: null,
+};
+
+/** The schema of a listener's (`downstream`) or a cluster's (`upstream`) `transport_socket`. */
+export function transportSocketSchema<S extends "downstream" | "upstream">(
+  side: S,
+): z.ZodType<TransportSocketConfig<S extends "downstream" ? DownstreamTlsConfig : UpstreamTlsConfig>> {
+  const wantType = side === "downstream" ? DOWNSTREAM_TLS_TYPE : UPSTREAM_TLS_TYPE;
+  const schema = side === "downstream" ? downstreamTlsContext : upstreamTlsContext;
+  return z.strictObject({
+    name: z.string().min(1),
+    typed_config: z.looseObject({ "@type": z.string().min(1) }).optional(),
+  }).transform((v, ctx) => {
+    const typeUrl = v.typed_config?.["@type"];
+    const ext = registry.find("transport_socket", v.name, typeUrl) ??
+      [tlsTransportSocket, rawBufferTransportSocket].find((e) =>
+        typeUrl ? e.typeUrls.includes(typeUrl) : e.name === v.name
+      );
+    if (!ext) {
+      ctx.addIssue({
+        code: "custom",
+        path: typeUrl ? ["typed_config", "@type"] : ["name"],
+        message: `Unknown or unsupported transport socket "${typeUrl ?? v.name}"`,
+      });
+      return z.NEVER;
+    }
+    const { "@type": _t, ...rest } = v.typed_config ?? { "@type": "" };
+    if (ext.name === RAW_BUFFER_NAME) {
+      if (Object.keys(rest).length > 0) {
+        ctx.addIssue({ code: "custom", path: ["typed_config"], message: "RawBuffer has no fields" });
+        return z.NEVER;
+      }
+      return { kind: "raw" as const };
+    }
+    if (v.typed_config === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `A TLS transport socket needs typed_config (${wantType.split(".").pop()})`,
+      });
+      return z.NEVER;
+    }
+    if (typeUrl !== wantType) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["typed_config", "@type"],
+        message: `A ${side} transport socket needs ${wantType.split(".").pop()}`,
+      });
+      return z.NEVER;
+    }
+    const r = schema.safeParse(rest);
+    if (!r.success) {
+      for (const issue of r.error.issues) {
+        ctx.addIssue({ code: "custom", path: ["typed_config", ...issue.path], message: issue.message });
+      }
+      return z.NEVER;
+    }
+    return { kind: "tls" as const, config: r.data };
+  }) as never;
+}

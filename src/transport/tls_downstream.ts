@@ -1,0 +1,238 @@
+/**
+ * The accept side of `envoy.transport_sockets.tls`: one DownstreamTls per TLS filter chain. It serves the
+ * chain's certificates (chosen by SNI when there are several), announces its ALPN list, reloads certificates
+ * when their files change, and produces real `Deno.TlsConn`s in one of two ways:
+ * - direct: the listener itself is a `Deno.listenTls` socket built from `listenOptions()` (one TLS chain);
+ * - inspected: the listener read the ClientHello from plain TCP to pick the chain (SNI, ALPN); `terminate()`
+ *   replays those bytes into a loopback TLS acceptor owned by this chain and splices the two sockets.
+ */
+import { Logger } from "../common/log.ts";
+import { type CertifiedKey, CertWatcher, selectCertificate } from "./cert_store.ts";
+import type { DownstreamTlsConfig } from "./tls_config.ts";
+
+const log = new Logger("tls");
+
+// deno-lint-ignore no-explicit-any -- Deno's internal table is untyped
+const internals = (Deno as any)[(Deno as any).internal] as { resolverSymbol: symbol };
+
+/** Options for a DownstreamTls. */
+export interface DownstreamTlsOptions {
+  /** Certificate file polling interval (default 1000 ms). */
+  reloadIntervalMs?: number;
+}
+
+/** `Deno.listenTls` options (without address) serving `certs`; a resolver picks by SNI when there are several. */
+export function tlsListenOptions(
+  certs: readonly CertifiedKey[],
+  alpn: readonly string[],
+): Deno.TlsCertifiedKeyPem & { alpnProtocols?: string[] } {
+  const base = alpn.length > 0 ? { alpnProtocols: [...alpn] } : {};
+  if (certs.length === 1) return { ...base, cert: certs[0].cert, key: certs[0].key };
+  const pick = (sni: string) => {
+    const c = selectCertificate(certs, sni);
+    return { cert: c.cert, key: c.key };
+  };
+  // the unstable SNI resolver of Deno.listenTls (cert and key are then ignored)
+  return { ...base, [internals.resolverSymbol]: pick } as unknown as Deno.TlsCertifiedKeyPem;
+}
+
+/** A loopback TLS acceptor: connections made to it are matched to their caller by local port. */
+class LoopbackAcceptor {
+  readonly listener: Deno.TlsListener;
+  readonly port: number;
+  #waiting = new Map<number, (c: Deno.TlsConn) => void>();
+  #arrived = new Map<number, Deno.TlsConn>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #closed = false;
+
+  constructor(certs: readonly CertifiedKey[], alpn: readonly string[]) {
+    this.listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tlsListenOptions(certs, alpn) });
+    this.port = (this.listener.addr as Deno.NetAddr).port;
+    this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    for (;;) {
+      let c: Deno.TlsConn;
+      try {
+        c = await this.listener.accept();
+      } catch {
+        if (this.#closed) return;
+        continue;
+      }
+      const port = c.remoteAddr.port;
+      const w = this.#waiting.get(port);
+      if (w) {
+        this.#waiting.delete(port);
+        w(c);
+      } else {
+        this.#arrived.set(port, c);
+        // a stranger (not our splice) is closed if nobody claims it soon
+        const t = setTimeout(() => {
+          this.#timers.delete(t);
+          if (this.#arrived.get(port) === c) {
+            this.#arrived.delete(port);
+            safeClose(c);
+          }
+        }, 1000);
+        this.#timers.add(t);
+      }
+    }
+  }
+
+  /** The accepted TLS side of the loopback connection whose client port is `port`. */
+  take(port: number): Promise<Deno.TlsConn> {
+    const c = this.#arrived.get(port);
+    if (c) {
+      this.#arrived.delete(port);
+      return Promise.resolve(c);
+    }
+    return new Promise((resolve) => this.#waiting.set(port, resolve));
+  }
+
+  close(): void {
+    this.#closed = true;
+    safeClose(this.listener);
+    for (const c of this.#arrived.values()) safeClose(c);
+    this.#arrived.clear();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+}
+
+function safeClose(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
+  }
+}
+
+async function writeAll(c: Deno.Conn, b: Uint8Array): Promise<void> {
+  let o = 0;
+  while (o < b.length) o += await c.write(b.subarray(o));
+}
+
+/** Copies src to dst until EOF or error; half-closes dst at EOF. Returns true when it ended with EOF. */
+async function pump(src: Deno.Conn, dst: Deno.Conn, prefix: Uint8Array | null): Promise<boolean> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    if (prefix !== null && prefix.length > 0) await writeAll(dst, prefix);
+    for (;;) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      await writeAll(dst, buf.subarray(0, n));
+    }
+    await dst.closeWrite();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Joins the client socket and the loopback socket both ways; closes both when either side fails or both end. */
+async function splice(outer: Deno.Conn, loop: Deno.Conn, prefix: Uint8Array): Promise<void> {
+  let pending = 2;
+  const done = (ok: boolean) => {
+    if (!ok || --pending === 0) {
+      safeClose(outer);
+      safeClose(loop);
+    }
+  };
+  pump(outer, loop, prefix).then(done);
+  pump(loop, outer, null).then(done);
+  await Promise.resolve();
+}
+
+/** The TLS side of one filter chain: certificates (reloaded on change), ALPN, and the acceptor. */
+export class DownstreamTls {
+  readonly alpn: readonly string[];
+  readonly #watcher: CertWatcher;
+  #acceptor: LoopbackAcceptor | undefined;
+  #rotate = new Set<() => void>();
+  #retiring = new Map<LoopbackAcceptor, ReturnType<typeof setTimeout>>();
+  #closed = false;
+
+  /** Loads the certificates (throws when unusable) and starts watching their files. */
+  constructor(config: DownstreamTlsConfig, opts: DownstreamTlsOptions = {}) {
+    this.alpn = config.common_tls_context.alpn_protocols;
+    this.#watcher = new CertWatcher(config.common_tls_context.tls_certificates, {
+      intervalMs: opts.reloadIntervalMs,
+      onChange: () => this.#rotated(),
+    });
+  }
+
+  /** The certificates currently served. */
+  get certificates(): readonly CertifiedKey[] {
+    return this.#watcher.current;
+  }
+
+  /** Options for `Deno.listenTls` serving the current certificates (direct mode). */
+  listenOptions(): Deno.TlsCertifiedKeyPem & { alpnProtocols?: string[] } {
+    return tlsListenOptions(this.#watcher.current, this.alpn);
+  }
+
+  /** Registers a callback run after a certificate rotation (direct-mode listeners rebind); returns an unsubscribe. */
+  onRotate(cb: () => void): () => void {
+    this.#rotate.add(cb);
+    return () => this.#rotate.delete(cb);
+  }
+
+  /** Checks the certificate files now (tests); true when new certificates were installed. */
+  reloadNow(): boolean {
+    return this.#watcher.reloadIfChanged();
+  }
+
+  /**
+   * Terminates TLS for a plain connection whose first bytes (`prefix`, the ClientHello) were already read:
+   * runs once per connection in inspected mode; resolves to the TLS side, which owns the connection from then.
+   */
+  async terminate(outer: Deno.Conn, prefix: Uint8Array): Promise<Deno.TlsConn> {
+    if (this.#closed) throw new Error("TLS context closed");
+    const acc = this.#acceptor ??= new LoopbackAcceptor(this.#watcher.current, this.alpn);
+    const loop = await Deno.connect({ hostname: "127.0.0.1", port: acc.port });
+    try {
+      loop.setNoDelay(true);
+    } catch {
+      // closed already
+    }
+    const tls = await acc.take((loop.localAddr as Deno.NetAddr).port);
+    await splice(outer, loop, prefix);
+    return tls;
+  }
+
+  #rotated(): void {
+    const old = this.#acceptor;
+    this.#acceptor = undefined;
+    // connects already aimed at the old acceptor get a moment to land
+    if (old) {
+      this.#retiring.set(
+        old,
+        setTimeout(() => {
+          this.#retiring.delete(old);
+          old.close();
+        }, 2000),
+      );
+    }
+    for (const cb of this.#rotate) {
+      try {
+        cb();
+      } catch (e) {
+        log.error(`Rebinding after certificate rotation failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Stops watching and closes the loopback acceptor. */
+  close(): void {
+    this.#closed = true;
+    this.#watcher.close();
+    this.#acceptor?.close();
+    this.#acceptor = undefined;
+    for (const [a, t] of this.#retiring) {
+      clearTimeout(t);
+      a.close();
+    }
+    this.#retiring.clear();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The I/O side of an active health check: a Probe sends one check to one host and reports its outcome to
+ * the session. HTTP and TCP implement it; a gRPC probe is one more implementation of the same interface.
+ */
+import type { HostImpl } from "../host.ts";
+
+/** Outcome of one check. */
+export const ProbeOutcome = {
+  SUCCESS: 0,
+  /** Expected status but `x-envoy-degraded` present. */
+  DEGRADED: 1,
+  /** A definite failure (bad status): the host is marked unhealthy at once. */
+  ACTIVE_FAILURE: 2,
+  /** A retriable status: counts toward unhealthy_threshold. */
+  RETRIABLE_FAILURE: 3,
+  /** Connect failure, reset, protocol error: counts toward unhealthy_threshold. */
+  NETWORK_FAILURE: 4,
+  /** The upstream answered with `x-envoy-immediate-health-check-fail`. */
+  IMMEDIATE_FAILURE: 5,
+} as const;
+/** One of ProbeOutcome. */
+export type ProbeOutcome = typeof ProbeOutcome[keyof typeof ProbeOutcome];
+
+/** Receives probe outcomes (the session). */
+export interface ProbeSink {
+  /** Called once per `start`, unless `cancel` came first. */
+  onProbeResult(outcome: ProbeOutcome): void;
+}
+
+/** One host's checker connection. */
+export interface Probe {
+  /** Sends one check; the outcome arrives through the sink. */
+  start(): void;
+  /** Abandons the check in flight (timeout): its outcome is dropped and its connection closed. */
+  cancel(): void;
+  /** Closes everything (host removed, shutdown). */
+  close(): void;
+}
+
+/** Builds one probe per host for a checker kind. */
+export interface ProbeFactory {
+  /** "HTTP", "TCP" (Envoy's health_checker_type for event logs). */
+  readonly type: string;
+  /** Makes the probe of `host` reporting to `sink`. */
+  create(host: HostImpl, sink: ProbeSink): Probe;
+}
+
+/** Reads into `buf` from `conn`; returns bytes read or null at EOF. */
+export function readSome(conn: Deno.Conn, buf: Uint8Array): Promise<number | null> {
+  return conn.read(buf);
+}
+
+/** Writes all of `data`. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+/** Closes a connection, ignoring "already closed". */
+export function closeQuietly(conn: Deno.Conn | null): void {
+  if (conn === null) return;
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}

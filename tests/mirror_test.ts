@@ -1,0 +1,98 @@
+/** request_mirror_policies end to end: the shadow gets the request with a -shadow host, fire and forget. */
+import assert from "node:assert/strict";
+import { request, scriptedOrigin, type Step } from "./fault_peers.ts";
+import {
+  anyHost,
+  bootstrapYaml,
+  httpListener,
+  refusedPort,
+  sleep,
+  startProxy,
+  staticCluster,
+} from "./helpers.ts";
+
+type Obj = Record<string, unknown>;
+
+function config(primary: number, shadow: number, policy: Obj = {}): string {
+  return bootstrapYaml(
+    [httpListener({
+      virtualHosts: [anyHost([{
+        match: { prefix: "/" },
+        route: { cluster: "web", request_mirror_policies: [{ cluster: "shadow", ...policy }] },
+      }])],
+    })],
+    [staticCluster("web", [primary]), staticCluster("shadow", [shadow])],
+  );
+}
+
+async function waitFor(cond: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 200 && !cond(); i++) await sleep(10);
+  return cond();
+}
+
+const ok: Step[] = [{ status: 200, body: "primary" }];
+
+Deno.test("mirror", async (t) => {
+  await t.step("the shadow gets the same request with -shadow appended to the host", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using shadow = scriptedOrigin([{ status: 500 }]);
+    await using proxy = await startProxy(config(primary.port, shadow.port));
+    const r = await request(proxy.port(), "/m?q=1", { headers: { host: "api.local:8080", "x-a": "1" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, "primary");
+    assert.ok(await waitFor(() => shadow.requests.length === 1));
+    const s = shadow.requests[0];
+    assert.equal(s.path, "/m?q=1");
+    assert.equal(s.headers["host"], "api.local-shadow:8080");
+    assert.equal(s.headers["x-a"], "1");
+    assert.equal(primary.requests[0].headers["host"], "api.local:8080");
+    assert.ok(await waitFor(() => proxy.stat("cluster.shadow.upstream_rq_500") === 1));
+    assert.equal(proxy.stat("cluster.shadow.upstream_rq_total"), 1);
+  });
+
+  await t.step("a request body is mirrored", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using shadow = scriptedOrigin([{ status: 200 }]);
+    await using proxy = await startProxy(config(primary.port, shadow.port));
+    assert.equal((await request(proxy.port(), "/upload", { body: "mirror-me" })).status, 200);
+    assert.ok(await waitFor(() => shadow.requests.length === 1));
+    assert.equal(shadow.requests[0].method, "POST");
+    assert.equal(shadow.requests[0].body, "mirror-me");
+    assert.equal(primary.requests[0].body, "mirror-me");
+  });
+
+  await t.step("a slow mirror does not delay the primary", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using shadow = scriptedOrigin([{ stall: true }]);
+    await using proxy = await startProxy(config(primary.port, shadow.port));
+    const start = performance.now();
+    for (let i = 0; i < 3; i++) assert.equal((await request(proxy.port(), "/")).status, 200);
+    assert.ok(performance.now() - start < 1000, "primaries answered while shadows stalled");
+    assert.ok(await waitFor(() => shadow.inFlight === 3));
+  });
+
+  await t.step("a dead mirror does not fail the primary", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using proxy = await startProxy(config(primary.port, refusedPort()));
+    assert.equal((await request(proxy.port(), "/")).status, 200);
+    assert.ok(await waitFor(() => proxy.stat("cluster.shadow.upstream_cx_connect_fail") === 1));
+    const [log] = await proxy.log(1);
+    assert.equal(log.flags, "-");
+  });
+
+  await t.step("runtime_fraction 0 mirrors nothing; 100 % mirrors everything", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using shadow = scriptedOrigin([{ status: 200 }]);
+    await using none = await startProxy(config(primary.port, shadow.port, {
+      runtime_fraction: { default_value: { numerator: 0 } },
+    }));
+    await using all = await startProxy(config(primary.port, shadow.port, {
+      runtime_fraction: { default_value: { numerator: 100, denominator: "HUNDRED" } },
+    }));
+    for (let i = 0; i < 3; i++) await request(none.port(), "/none");
+    for (let i = 0; i < 3; i++) await request(all.port(), "/all");
+    assert.ok(await waitFor(() => shadow.requests.length === 3));
+    await sleep(50);
+    assert.deepEqual(shadow.requests.map((r) => r.path), ["/all", "/all", "/all"]);
+  });
+});

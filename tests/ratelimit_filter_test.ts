@@ -1,0 +1,217 @@
+/**
+ * The global rate-limit filters end to end: nuncio's HTTP and network ratelimit filters calling the real
+ * `nuncio ratelimit` service over gRPC (HTTP/2) through a cluster, with real origins and sockets.
+ */
+import assert from "node:assert/strict";
+import {
+  anyHost,
+  bootstrapYaml,
+  httpListener,
+  type Proxy,
+  staticCluster,
+  startOrigin,
+  startProxy,
+  startRawOrigin,
+  tcpListener,
+} from "./helpers.ts";
+import { startRatelimitService } from "../src/ratelimit/run.ts";
+
+type Obj = Record<string, unknown>;
+
+const LIMITS = `
+domain: edge
+descriptors:
+  - key: generic_key
+    value: slow
+    rate_limit: { unit: minute, requests_per_unit: 10 }
+  - key: remote_address
+    rate_limit: { unit: minute, requests_per_unit: 1000 }
+  - key: database
+    value: users
+    rate_limit: { unit: minute, requests_per_unit: 3 }
+`;
+
+function rlFilter(extra: Obj = {}): Obj {
+  return {
+    name: "envoy.filters.http.ratelimit",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+      domain: "edge",
+      timeout: "0.5s",
+      rate_limit_service: {
+        grpc_service: { envoy_grpc: { cluster_name: "rls" } },
+        transport_api_version: "V3",
+      },
+      ...extra,
+    },
+  };
+}
+
+const ROUTER = {
+  name: "envoy.filters.http.router",
+  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+};
+
+async function withService(fn: (grpcPort: number, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_rl_" });
+  await Deno.writeTextFile(`${dir}/edge.yaml`, LIMITS);
+  const svc = await startRatelimitService({ limitsPath: dir, grpcPort: 0, watchIntervalMs: 0 });
+  try {
+    await fn(svc.grpcPort!, dir);
+  } finally {
+    await svc.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function proxyYaml(originPort: number, rlsPort: number, filterExtra: Obj = {}): string {
+  return bootstrapYaml(
+    [httpListener({
+      virtualHosts: [anyHost([
+        {
+          match: { prefix: "/limited" },
+          route: {
+            cluster: "origin",
+            rate_limits: [{ actions: [{ generic_key: { descriptor_value: "slow" } }] }],
+          },
+        },
+        { match: { prefix: "/" }, route: { cluster: "origin" } },
+      ], { rate_limits: [{ actions: [{ remote_address: {} }] }] })],
+      hcm: { http_filters: [rlFilter(filterExtra), ROUTER] },
+    })],
+    [staticCluster("origin", [originPort]), staticCluster("rls", [rlsPort])],
+  );
+}
+
+async function statuses(p: Proxy, path: string, n: number): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const r = await fetch(p.url(path));
+    await r.body?.cancel();
+    out.set(r.status, (out.get(r.status) ?? 0) + 1);
+  }
+  return out;
+}
+
+Deno.test("http ratelimit: 10 per minute gives exactly 10 successes and 90 x 429", async () => {
+  await using origin = startOrigin("o");
+  await withService(async (rlsPort) => {
+    await using p = await startProxy(proxyYaml(origin.port, rlsPort));
+    const counts = await statuses(p, "/limited", 100);
+    assert.equal(counts.get(200), 10);
+    assert.equal(counts.get(429), 90);
+    assert.equal(origin.requests.length, 10);
+    const r = await fetch(p.url("/limited"));
+    await r.body?.cancel();
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get("x-envoy-ratelimited"), "true");
+    const log = await p.log(101);
+    assert.equal(log.filter((e) => e.code === "429" && e.flags === "RL").length, 91);
+    assert.equal(p.stat("cluster.origin.ratelimit.ok"), 10);
+    assert.equal(p.stat("cluster.origin.ratelimit.over_limit"), 91);
+    // a route without its own limits uses the virtual host's (remote_address, 1000/min): all pass
+    const other = await statuses(p, "/other", 20);
+    assert.equal(other.get(200), 20);
+  });
+});
+
+Deno.test("http ratelimit: draft-03 headers and the service's decision details", async () => {
+  await using origin = startOrigin("o");
+  await withService(async (rlsPort) => {
+    await using p = await startProxy(proxyYaml(origin.port, rlsPort, { enable_x_ratelimit_headers: "DRAFT_VERSION_03" }));
+    const r = await fetch(p.url("/limited"));
+    await r.body?.cancel();
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-ratelimit-limit"), "10, 10;w=60");
+    assert.equal(r.headers.get("x-ratelimit-remaining"), "9");
+    assert.ok(Number(r.headers.get("x-ratelimit-reset")) <= 60);
+  });
+});
+
+Deno.test("http ratelimit: service down fails open within the timeout, or closed with failure_mode_deny", async () => {
+  await using origin = startOrigin("o");
+  // a port nobody listens on: connect refused
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dead = (l.addr as Deno.NetAddr).port;
+  l.close();
+  {
+    await using p = await startProxy(proxyYaml(origin.port, dead, { timeout: "0.05s" }));
+    const t0 = performance.now();
+    const counts = await statuses(p, "/limited", 5);
+    assert.equal(counts.get(200), 5);
+    assert.ok(performance.now() - t0 < 2000);
+    const log = await p.log(5);
+    assert.ok(log.every((e) => e.code === "200" && e.flags === "RLSE"), JSON.stringify(log));
+    assert.equal(p.stat("cluster.origin.ratelimit.error"), 5);
+    assert.equal(p.stat("cluster.origin.ratelimit.failure_mode_allowed"), 5);
+  }
+  {
+    await using p = await startProxy(proxyYaml(origin.port, dead, { failure_mode_deny: true }));
+    const counts = await statuses(p, "/limited", 3);
+    assert.equal(counts.get(500), 3);
+    const log = await p.log(3);
+    assert.ok(log.every((e) => e.flags === "RLSE"));
+  }
+  // a stalled service (accepts, never answers) times out and fails open
+  const stalled = startRawOrigin(async (conn) => {
+    const buf = new Uint8Array(1024);
+    while ((await conn.read(buf)) !== null) { /* never answer */ }
+  });
+  try {
+    await using p = await startProxy(proxyYaml(origin.port, stalled.port, { timeout: "0.1s" }));
+    const t0 = performance.now();
+    const counts = await statuses(p, "/limited", 3);
+    const ms = performance.now() - t0;
+    assert.equal(counts.get(200), 3);
+    assert.ok(ms >= 300 && ms < 3000, `took ${ms} ms`);
+  } finally {
+    await stalled.close();
+  }
+});
+
+Deno.test("network ratelimit: over the limit closes new connections before they reach the upstream", async () => {
+  await using echo = startRawOrigin(async (conn) => {
+    const buf = new Uint8Array(1024);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      await conn.write(buf.subarray(0, n));
+    }
+  });
+  await withService(async (rlsPort) => {
+    const tcp = tcpListener("db", "echo") as { filter_chains: { filters: Obj[] }[] };
+    tcp.filter_chains[0].filters.unshift({
+      name: "envoy.filters.network.ratelimit",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.ratelimit.v3.RateLimit",
+        stat_prefix: "mongo",
+        domain: "edge",
+        descriptors: [{ entries: [{ key: "database", value: "users" }] }],
+        timeout: "0.5s",
+        rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: "rls" } } },
+      },
+    });
+    await using p = await startProxy(
+      bootstrapYaml([tcp], [staticCluster("echo", [echo.port]), staticCluster("rls", [rlsPort])]),
+    );
+    let echoed = 0, closed = 0;
+    for (let i = 0; i < 5; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: p.port("db") });
+      try {
+        await c.write(new TextEncoder().encode("ping"));
+        const buf = new Uint8Array(16);
+        const n = await c.read(buf).catch(() => null);
+        if (n === 4) echoed++;
+        else closed++;
+      } finally {
+        c.close();
+      }
+    }
+    assert.equal(echoed, 3);
+    assert.equal(closed, 2);
+    assert.equal(echo.accepted, 3);
+    assert.equal(p.stat("ratelimit.mongo.ok"), 3);
+    assert.equal(p.stat("ratelimit.mongo.over_limit"), 2);
+    assert.equal(p.stat("ratelimit.mongo.cx_closed"), 2);
+  });
+});

@@ -149,7 +149,7 @@ Deno.test("loadConfigFile", async (t) => {
     const cases: [string, number, number, RegExp][] = [
       ["static_resources.clusters[0].connect_timeout", 4, 24, /^Invalid duration/],
       ["static_resources.clusters[0].lb_policy", 5, 18, /ROUND_ROBIN_PLEASE/],
-      ["static_resources.clusters[0].health_checks", 6, 22, /^Field not supported by nuncio$/],
+      ["static_resources.clusters[0].lrs_server", 6, 19, /^Field not supported by nuncio$/],
       // the missing name points at the cluster's map
       ["static_resources.clusters[1].name", 7, 7, /^Missing required field$/],
     ];

@@ -90,7 +90,9 @@ export class ClusterImpl implements Cluster {
       deps.shared ?? SharedArena.create({ bytes: 64 * 1024, capacity: 64 }),
       deps.scope,
     );
+    const connect = deps.connect ?? upstreamConnect(config);
     this.health = new ClusterHealth(config, {
+      connect: connect ? (h) => connect({ hostname: h.address, port: h.port }) : undefined,
       arena: deps.shared ?? SharedArena.create({ bytes: 256 * 1024, capacity: 256 }),
       scope: deps.scope,
       clock: deps.clock,
@@ -108,7 +110,7 @@ export class ClusterImpl implements Cluster {
       connectTimeoutMs: config.connect_timeout,
       idleTimeoutMs: http?.idle_timeout ?? 3_600_000,
       maxRequestsPerConnection: http?.max_requests_per_connection ?? config.max_requests_per_connection ?? 0,
-      connect: deps.connect ?? upstreamConnect(config),
+      connect,
       log: deps.log,
     });
     this.stats.membership_total.set(0);

@@ -15,7 +15,7 @@ import { HealthChecker } from "./checker.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import { HealthEventLogger } from "./event_log.ts";
 import { HttpProbeFactory, httpProbeOptions } from "./http_probe.ts";
-import type { ProbeFactory } from "./probe.ts";
+import type { ProbeConnect, ProbeFactory } from "./probe.ts";
 import { ClusterHealthState, ClusterSlot, HealthFlag, HostSlot } from "./state.ts";
 import { TcpProbeFactory } from "./tcp_probe.ts";
 
@@ -35,13 +35,20 @@ export interface ClusterHealthDeps {
   log?: Logger;
   /** Probe factory override (tests). */
   probes?: ProbeFactory;
+  /** How probes connect (the cluster's transport socket); plain TCP when absent. */
+  connect?: ProbeConnect;
 }
 
 /** Builds the probe factory of a health check (HTTP or TCP; gRPC would be a third). */
-export function probeFactoryFor(cfg: HealthCheckConfig, cluster: string): ProbeFactory {
-  if (cfg.http_health_check) return new HttpProbeFactory(httpProbeOptions(cfg, cluster));
+export function probeFactoryFor(cfg: HealthCheckConfig, cluster: string, connect?: ProbeConnect): ProbeFactory {
+  if (cfg.http_health_check) return new HttpProbeFactory({ ...httpProbeOptions(cfg, cluster), connect });
   const tcp = cfg.tcp_health_check!;
-  return new TcpProbeFactory({ send: tcp.send, receive: tcp.receive, reuseConnection: cfg.reuse_connection });
+  return new TcpProbeFactory({
+    send: tcp.send,
+    receive: tcp.receive,
+    reuseConnection: cfg.reuse_connection,
+    connect,
+  });
 }
 
 /** Health state and machinery of one cluster on one thread. */
@@ -84,7 +91,7 @@ export class ClusterHealth {
     this.#passiveFailure = hc ? deps.scope.counter("health_check.passive_failure") : null;
     this.#failure = hc ? deps.scope.counter("health_check.failure") : null;
     if (hc && deps.owner) {
-      const probes = deps.probes ?? probeFactoryFor(hc, config.name);
+      const probes = deps.probes ?? probeFactoryFor(hc, config.name, deps.connect);
       if (hc.event_log_path) {
         this.#eventLog = new HealthEventLogger(hc.event_log_path, {
           type: probes.type,

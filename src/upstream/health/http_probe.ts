@@ -10,8 +10,9 @@ import type { H1Limits } from "../../http/h1/types.ts";
 import type { HostImpl } from "../host.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import {
-  closeQuietly,
+  ConnProbe,
   type Probe,
+  type ProbeConnect,
   type ProbeFactory,
   ProbeOutcome,
   type ProbeSink,
@@ -35,8 +36,8 @@ export interface HttpProbeOptions {
   expected: readonly StatusRange[];
   retriable: readonly StatusRange[];
   reuseConnection: boolean;
-  /** Socket opener (tests). */
-  connect?: (host: HostImpl) => Promise<Deno.Conn>;
+  /** Socket opener (the cluster's transport; plain TCP when absent). */
+  connect?: ProbeConnect;
 }
 
 /** Builds the HTTP probe options of a HealthCheck (config time); `cluster` is the default Host. */
@@ -75,100 +76,66 @@ export class HttpProbeFactory implements ProbeFactory {
   }
 }
 
-class HttpProbe implements Probe {
-  readonly #host: HostImpl;
-  readonly #sink: ProbeSink;
+class HttpProbe extends ConnProbe {
   readonly #opts: HttpProbeOptions;
-  #conn: Deno.Conn | null = null;
-  #gen = 0;
   #buf = new Uint8Array(16 * 1024);
 
   constructor(host: HostImpl, sink: ProbeSink, opts: HttpProbeOptions) {
-    this.#host = host;
-    this.#sink = sink;
+    super(host, sink, opts.connect);
     this.#opts = opts;
   }
 
-  start(): void {
-    const gen = ++this.#gen;
-    this.#run(gen).then((outcome) => {
-      if (gen === this.#gen) this.#sink.onProbeResult(outcome);
-    });
+  protected retryAfterReuse(outcome: ProbeOutcome): boolean {
+    // a kept-alive connection the upstream closed while idle: not a failed check
+    return outcome === ProbeOutcome.NETWORK_FAILURE;
   }
 
-  async #run(gen: number): Promise<ProbeOutcome> {
-    const reused = this.#conn !== null;
-    const outcome = await this.#attempt(gen);
-    // A kept-alive connection the upstream closed while idle: retry once on a new one (not a failed check).
-    if (outcome === ProbeOutcome.NETWORK_FAILURE && reused && gen === this.#gen) return this.#attempt(gen);
-    return outcome;
-  }
-
-  async #attempt(gen: number): Promise<ProbeOutcome> {
+  protected async exchange(conn: Deno.Conn): Promise<ProbeOutcome> {
     const o = this.#opts;
-    try {
-      if (this.#conn === null) {
-        const h = this.#host;
-        const conn = o.connect
-          ? await o.connect(h)
-          : await Deno.connect({ hostname: h.address, port: h.port });
-        if (gen !== this.#gen) {
-          closeQuietly(conn);
-          return ProbeOutcome.NETWORK_FAILURE;
+    await writeAll(conn, o.request);
+    let end = 0;
+    let head = null;
+    for (;;) {
+      if (end === this.#buf.length) this.#grow(end);
+      const n = await conn.read(this.#buf.subarray(end));
+      if (n === null) throw new Error("Closed before the response head");
+      end += n;
+      head = parseResponseHead(this.#buf, 0, end, LIMITS);
+      if (head !== null) {
+        if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+          this.#buf.copyWithin(0, head.headEnd, end);
+          end -= head.headEnd;
+          head = null;
+          continue;
         }
-        this.#conn = conn;
+        break;
       }
-      const conn = this.#conn;
-      await writeAll(conn, o.request);
-      let end = 0;
-      let head = null;
-      for (;;) {
-        if (end === this.#buf.length) this.#grow(end);
-        const n = await conn.read(this.#buf.subarray(end));
-        if (n === null) throw new Error("Closed before the response head");
-        end += n;
-        head = parseResponseHead(this.#buf, 0, end, LIMITS);
-        if (head !== null) {
-          if (head.status >= 100 && head.status < 200 && head.status !== 101) {
-            this.#buf.copyWithin(0, head.headEnd, end);
-            end -= head.headEnd;
-            head = null;
-            continue;
-          }
-          break;
-        }
-      }
-      const kind = responseBodyKind(head, o.method);
-      let pos = head.headEnd;
-      if (kind === "length") {
-        let left = head.contentLength - (end - pos);
-        while (left > 0) {
-          const n = await conn.read(this.#buf);
-          if (n === null) throw new Error("Closed inside the body");
-          left -= n;
-        }
-      } else if (kind === "chunked") {
-        await this.#skipChunked(conn, pos, end);
-      } else if (kind === "close") {
-        let total = 0;
-        while ((pos = (await conn.read(this.#buf)) ?? -1) >= 0) {
-          total += pos;
-          if (total > MAX_BODY) break;
-        }
-      }
-      if (!o.reuseConnection || !head.keepAlive || kind === "close") this.#drop();
-      const h = head.headers;
-      if (h.has("x-envoy-immediate-health-check-fail")) return ProbeOutcome.IMMEDIATE_FAILURE;
-      if (inRanges(head.status, o.expected)) {
-        return h.has("x-envoy-degraded") ? ProbeOutcome.DEGRADED : ProbeOutcome.SUCCESS;
-      }
-      return inRanges(head.status, o.retriable)
-        ? ProbeOutcome.RETRIABLE_FAILURE
-        : ProbeOutcome.ACTIVE_FAILURE;
-    } catch {
-      if (gen === this.#gen) this.#drop();
-      return ProbeOutcome.NETWORK_FAILURE;
     }
+    const kind = responseBodyKind(head, o.method);
+    let pos = head.headEnd;
+    if (kind === "length") {
+      let left = head.contentLength - (end - pos);
+      while (left > 0) {
+        const n = await conn.read(this.#buf);
+        if (n === null) throw new Error("Closed inside the body");
+        left -= n;
+      }
+    } else if (kind === "chunked") {
+      await this.#skipChunked(conn, pos, end);
+    } else if (kind === "close") {
+      let total = 0;
+      while ((pos = (await conn.read(this.#buf)) ?? -1) >= 0) {
+        total += pos;
+        if (total > MAX_BODY) break;
+      }
+    }
+    if (!o.reuseConnection || !head.keepAlive || kind === "close") this.drop();
+    const h = head.headers;
+    if (h.has("x-envoy-immediate-health-check-fail")) return ProbeOutcome.IMMEDIATE_FAILURE;
+    if (inRanges(head.status, o.expected)) {
+      return h.has("x-envoy-degraded") ? ProbeOutcome.DEGRADED : ProbeOutcome.SUCCESS;
+    }
+    return inRanges(head.status, o.retriable) ? ProbeOutcome.RETRIABLE_FAILURE : ProbeOutcome.ACTIVE_FAILURE;
   }
 
   async #skipChunked(conn: Deno.Conn, pos: number, end: number): Promise<void> {
@@ -200,19 +167,5 @@ class HttpProbe implements Probe {
     const bigger = new Uint8Array(len * 2);
     bigger.set(this.#buf);
     this.#buf = bigger;
-  }
-
-  #drop(): void {
-    closeQuietly(this.#conn);
-    this.#conn = null;
-  }
-
-  cancel(): void {
-    this.#gen++;
-    this.#drop();
-  }
-
-  close(): void {
-    this.cancel();
   }
 }

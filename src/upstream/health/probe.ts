@@ -45,6 +45,84 @@ export interface ProbeFactory {
   create(host: HostImpl, sink: ProbeSink): Probe;
 }
 
+/** Opens a probe's connection to a host (the cluster's transport: TLS clusters are checked over TLS). */
+export type ProbeConnect = (host: HostImpl) => Promise<Deno.Conn>;
+
+/** Deno.connect to the host's address (clusters without a transport socket). */
+export const plainConnect: ProbeConnect = (h) => Deno.connect({ hostname: h.address, port: h.port });
+
+/**
+ * A probe that keeps one connection per host: connects when it has none, runs `exchange` on it, and retries
+ * once on a fresh connection when a kept one failed (the upstream closed it while idle). Subclasses say what
+ * one check sends and expects.
+ */
+export abstract class ConnProbe implements Probe {
+  protected readonly host: HostImpl;
+  readonly #sink: ProbeSink;
+  readonly #connect: ProbeConnect;
+  #conn: Deno.Conn | null = null;
+  #gen = 0;
+
+  /** A probe of `host` reporting to `sink`, opening connections with `connect`. */
+  constructor(host: HostImpl, sink: ProbeSink, connect: ProbeConnect = plainConnect) {
+    this.host = host;
+    this.#sink = sink;
+    this.#connect = connect;
+  }
+
+  /** One check on `conn`; throws on network errors; calls `drop()` when the connection must not be kept. */
+  protected abstract exchange(conn: Deno.Conn): Promise<ProbeOutcome>;
+
+  /** Whether `outcome` on a reused connection is worth one retry on a fresh one. */
+  protected abstract retryAfterReuse(outcome: ProbeOutcome): boolean;
+
+  start(): void {
+    const gen = ++this.#gen;
+    this.#run(gen).then((outcome) => {
+      if (gen === this.#gen) this.#sink.onProbeResult(outcome);
+    });
+  }
+
+  async #run(gen: number): Promise<ProbeOutcome> {
+    const reused = this.#conn !== null;
+    const outcome = await this.#attempt(gen);
+    if (reused && gen === this.#gen && this.retryAfterReuse(outcome)) return this.#attempt(gen);
+    return outcome;
+  }
+
+  async #attempt(gen: number): Promise<ProbeOutcome> {
+    try {
+      if (this.#conn === null) {
+        const conn = await this.#connect(this.host);
+        if (gen !== this.#gen) {
+          closeQuietly(conn);
+          return ProbeOutcome.NETWORK_FAILURE;
+        }
+        this.#conn = conn;
+      }
+      return await this.exchange(this.#conn);
+    } catch {
+      if (gen === this.#gen) this.drop();
+      return ProbeOutcome.NETWORK_FAILURE;
+    }
+  }
+
+  /** Closes the kept connection (the next check connects anew). */
+  protected drop(): void {
+    closeQuietly(this.#conn);
+    this.#conn = null;
+  }
+
+  cancel(): void {
+    this.#gen++;
+    this.drop();
+  }
+
+  close(): void {
+    this.cancel();
+  }
+}
+
 /** Reads into `buf` from `conn`; returns bytes read or null at EOF. */
 export function readSome(conn: Deno.Conn, buf: Uint8Array): Promise<number | null> {
   return conn.read(buf);

@@ -1,8 +1,9 @@
 /** TCP health check: connect, optionally send a payload, pass when every `receive` block arrived in order. */
 import type { HostImpl } from "../host.ts";
 import {
-  closeQuietly,
+  ConnProbe,
   type Probe,
+  type ProbeConnect,
   type ProbeFactory,
   ProbeOutcome,
   type ProbeSink,
@@ -37,8 +38,8 @@ export interface TcpProbeOptions {
   send?: Uint8Array;
   receive: readonly Uint8Array[];
   reuseConnection: boolean;
-  /** Socket opener (tests). */
-  connect?: (host: HostImpl) => Promise<Deno.Conn>;
+  /** Socket opener (the cluster's transport; plain TCP when absent). */
+  connect?: ProbeConnect;
 }
 
 /** The TCP ProbeFactory. */
@@ -50,85 +51,39 @@ export class TcpProbeFactory implements ProbeFactory {
   }
 }
 
-class TcpProbe implements Probe {
-  readonly #host: HostImpl;
-  readonly #sink: ProbeSink;
+class TcpProbe extends ConnProbe {
   readonly #opts: TcpProbeOptions;
-  #conn: Deno.Conn | null = null;
-  #gen = 0;
   #buf = new Uint8Array(4096);
 
   constructor(host: HostImpl, sink: ProbeSink, opts: TcpProbeOptions) {
-    this.#host = host;
-    this.#sink = sink;
+    super(host, sink, opts.connect);
     this.#opts = opts;
   }
 
-  start(): void {
-    const gen = ++this.#gen;
-    this.#run(gen).then((outcome) => {
-      if (gen === this.#gen) this.#sink.onProbeResult(outcome);
-    });
+  protected retryAfterReuse(outcome: ProbeOutcome): boolean {
+    // a kept connection the upstream closed between checks is not a failed check
+    return outcome !== ProbeOutcome.SUCCESS;
   }
 
-  async #run(gen: number): Promise<ProbeOutcome> {
-    const reused = this.#conn !== null;
-    const outcome = await this.#attempt(gen);
-    // A kept connection the upstream closed between checks is not a failed check: retry once on a new one.
-    if (outcome !== ProbeOutcome.SUCCESS && reused && gen === this.#gen) return this.#attempt(gen);
-    return outcome;
-  }
-
-  async #attempt(gen: number): Promise<ProbeOutcome> {
+  protected async exchange(conn: Deno.Conn): Promise<ProbeOutcome> {
     const o = this.#opts;
-    try {
-      if (this.#conn === null) {
-        const h = this.#host;
-        const conn = o.connect
-          ? await o.connect(h)
-          : await Deno.connect({ hostname: h.address, port: h.port });
-        if (gen !== this.#gen) {
-          closeQuietly(conn);
-          return ProbeOutcome.NETWORK_FAILURE;
+    if (o.send !== undefined && o.send.length > 0) await writeAll(conn, o.send);
+    if (o.receive.length > 0) {
+      let len = 0;
+      for (;;) {
+        if (len === this.#buf.length) {
+          if (len >= MAX_BUFFER) throw new Error("Health check response too large");
+          const bigger = new Uint8Array(len * 2);
+          bigger.set(this.#buf);
+          this.#buf = bigger;
         }
-        this.#conn = conn;
+        const n = await conn.read(this.#buf.subarray(len));
+        if (n === null) throw new Error("Closed by the upstream");
+        len += n;
+        if (payloadMatches(o.receive, this.#buf, len)) break;
       }
-      const conn = this.#conn;
-      if (o.send !== undefined && o.send.length > 0) await writeAll(conn, o.send);
-      if (o.receive.length > 0) {
-        let len = 0;
-        for (;;) {
-          if (len === this.#buf.length) {
-            if (len >= MAX_BUFFER) throw new Error("Health check response too large");
-            const bigger = new Uint8Array(len * 2);
-            bigger.set(this.#buf);
-            this.#buf = bigger;
-          }
-          const n = await conn.read(this.#buf.subarray(len));
-          if (n === null) throw new Error("Closed by the upstream");
-          len += n;
-          if (payloadMatches(o.receive, this.#buf, len)) break;
-        }
-      }
-      if (!o.reuseConnection) this.#drop();
-      return ProbeOutcome.SUCCESS;
-    } catch {
-      if (gen === this.#gen) this.#drop();
-      return ProbeOutcome.NETWORK_FAILURE;
     }
-  }
-
-  #drop(): void {
-    closeQuietly(this.#conn);
-    this.#conn = null;
-  }
-
-  cancel(): void {
-    this.#gen++;
-    this.#drop();
-  }
-
-  close(): void {
-    this.cancel();
+    if (!o.reuseConnection) this.drop();
+    return ProbeOutcome.SUCCESS;
   }
 }

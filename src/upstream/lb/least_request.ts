@@ -5,6 +5,7 @@
  * rescheduled.
  */
 import type { Host, LbContext } from "../types.ts";
+import { IndexHeap } from "./index_heap.ts";
 import type { LoadBalancer, Random } from "./lb.ts";
 
 /** Options of the least-request LB (least_request_lb_config). */
@@ -49,23 +50,19 @@ class P2cLb implements LoadBalancer {
   }
 }
 
-class WeightedLeastRequestLb implements LoadBalancer {
+class WeightedLeastRequestLb extends IndexHeap implements LoadBalancer {
   #hosts: readonly Host[];
   #bias: number;
   #deadline: Float64Array;
-  #heap: Uint32Array;
 
   constructor(hosts: readonly Host[], bias: number) {
+    super(hosts.length);
     this.#hosts = hosts;
     this.#bias = bias;
     const n = hosts.length;
     this.#deadline = new Float64Array(n);
-    this.#heap = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      this.#deadline[i] = 1 / this.#effectiveWeight(hosts[i]);
-      this.#heap[i] = i;
-    }
-    for (let i = (n >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    for (let i = 0; i < n; i++) this.#deadline[i] = 1 / this.#effectiveWeight(hosts[i]);
+    this.heapify();
   }
 
   #effectiveWeight(h: Host): number {
@@ -73,33 +70,18 @@ class WeightedLeastRequestLb implements LoadBalancer {
     return h.weight / (this.#bias === 1 ? a : this.#bias === 0 ? 1 : Math.pow(a, this.#bias));
   }
 
-  #before(a: number, b: number): boolean {
+  protected before(a: number, b: number): boolean {
     const da = this.#deadline[a];
     const db = this.#deadline[b];
     return da < db || (da === db && a < b);
   }
 
-  #siftDown(i: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    const x = heap[i];
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && this.#before(heap[c + 1], heap[c])) c++;
-      if (!this.#before(heap[c], x)) break;
-      heap[i] = heap[c];
-      i = c;
-    }
-    heap[i] = x;
-  }
-
   choose(_ctx: LbContext, _attempt: number): Host {
-    const i = this.#heap[0];
+    const i = this.heap[0];
     const h = this.#hosts[i];
     // The request about to start counts: reschedule with the load it will add.
     this.#deadline[i] += (h.activeRequests + 2) ** this.#bias / h.weight;
-    this.#siftDown(0);
+    this.siftDown(0);
     return h;
   }
 }

@@ -4,6 +4,7 @@
  * exactly `weight` times, smoothly interleaved.
  */
 import type { Host, LbContext } from "../types.ts";
+import { IndexHeap } from "./index_heap.ts";
 import type { LoadBalancer } from "./lb.ts";
 
 const MAX_WEIGHT = 1 << 26; // keeps k * w products exact in doubles
@@ -30,17 +31,16 @@ class RotationLb implements LoadBalancer {
   }
 }
 
-class EdfRoundRobinLb implements LoadBalancer {
+class EdfRoundRobinLb extends IndexHeap implements LoadBalancer {
   #hosts: readonly Host[];
   #w: Float64Array;
   /** Next pick number per host: host i's next deadline is k[i] / w[i]. */
   #k: Float64Array;
-  /** Binary min-heap of host indices ordered by deadline, ties by index. */
-  #heap: Uint32Array;
   #cycle: number;
   #picks = 0;
 
   constructor(hosts: readonly Host[]) {
+    super(hosts.length);
     this.#hosts = hosts;
     const n = hosts.length;
     let max = 0;
@@ -51,44 +51,26 @@ class EdfRoundRobinLb implements LoadBalancer {
     this.#w = new Float64Array(w.map((x) => x / g));
     this.#cycle = this.#w.reduce((a, b) => a + b, 0);
     this.#k = new Float64Array(n);
-    this.#heap = new Uint32Array(n);
     this.#reset();
   }
 
   #reset(): void {
     this.#k.fill(1);
-    const n = this.#heap.length;
-    for (let i = 0; i < n; i++) this.#heap[i] = i;
-    for (let i = (n >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    this.heapify();
     this.#picks = 0;
   }
 
   /** True when host a's deadline comes before host b's. */
-  #before(a: number, b: number): boolean {
+  protected before(a: number, b: number): boolean {
     const l = this.#k[a] * this.#w[b];
     const r = this.#k[b] * this.#w[a];
     return l < r || (l === r && a < b);
   }
 
-  #siftDown(i: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    const x = heap[i];
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && this.#before(heap[c + 1], heap[c])) c++;
-      if (!this.#before(heap[c], x)) break;
-      heap[i] = heap[c];
-      i = c;
-    }
-    heap[i] = x;
-  }
-
   choose(_ctx: LbContext, _attempt: number): Host {
-    const i = this.#heap[0];
+    const i = this.heap[0];
     this.#k[i]++;
-    this.#siftDown(0);
+    this.siftDown(0);
     if (++this.#picks === this.#cycle) this.#reset();
     return this.#hosts[i];
   }

@@ -1,4 +1,5 @@
 /** nuncio CLI entry: parses flags, picks the role, nothing else. */
+import "./src/config/zod_setup.ts";
 import "./src/registry/builtin.ts";
 import { Logger, setLogLevel } from "./src/common/log.ts";
 import { formatConfigError } from "./src/config/errors.ts";

@@ -1,5 +1,6 @@
 /// <reference lib="deno.worker" />
 /** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
+import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { setLogLevel, setLogTag } from "../common/log.ts";

@@ -8,10 +8,10 @@ import {
   bootstrapYaml,
   httpListener,
   type Proxy,
-  staticCluster,
   startOrigin,
   startProxy,
   startRawOrigin,
+  staticCluster,
   tcpListener,
 } from "./helpers.ts";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
@@ -118,7 +118,9 @@ Deno.test("http ratelimit: 10 per minute gives exactly 10 successes and 90 x 429
 Deno.test("http ratelimit: draft-03 headers and the service's decision details", async () => {
   await using origin = startOrigin("o");
   await withService(async (rlsPort) => {
-    await using p = await startProxy(proxyYaml(origin.port, rlsPort, { enable_x_ratelimit_headers: "DRAFT_VERSION_03" }));
+    await using p = await startProxy(
+      proxyYaml(origin.port, rlsPort, { enable_x_ratelimit_headers: "DRAFT_VERSION_03" }),
+    );
     const r = await fetch(p.url("/limited"));
     await r.body?.cancel();
     assert.equal(r.status, 200);

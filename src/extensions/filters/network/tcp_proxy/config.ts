@@ -4,7 +4,6 @@ import { duration, uint32 } from "../../../../config/common.ts";
 import { notSupported } from "../../../../config/schema_util.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 
-
 /** The TcpProxy message. */
 export const tcpProxySchema = z.strictObject({
   stat_prefix: z.string().min(1),

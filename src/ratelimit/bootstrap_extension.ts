@@ -25,7 +25,7 @@ export const embeddedRatelimitExtension: Extension<
   category: "bootstrap_extension",
   schema: embeddedRatelimitSchema as never,
   create: async (config, ctx) => {
-    // the service (and node:http2) load only when configured: workers and plain proxies never pay for them
+    // the service loads only when configured: workers and plain proxies never pay for them
     const { startEmbeddedRatelimit } = await import("./embedded.ts");
     const handle = await startEmbeddedRatelimit(config, ctx.stats);
     ctx.log.info(`embedded rate-limit service: gRPC on port ${handle.grpcPort}`);

@@ -14,6 +14,7 @@ import { OutlierDetector } from "../outlier/detector.ts";
 import { HealthChecker } from "./checker.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import { HealthEventLogger } from "./event_log.ts";
+import { GrpcProbeFactory, grpcProbeOptions } from "./grpc_probe.ts";
 import { HttpProbeFactory, httpProbeOptions } from "./http_probe.ts";
 import type { ProbeConnect, ProbeFactory } from "./probe.ts";
 import { ClusterHealthState, ClusterSlot, HealthFlag, HostSlot } from "./state.ts";
@@ -39,9 +40,14 @@ export interface ClusterHealthDeps {
   connect?: ProbeConnect;
 }
 
-/** Builds the probe factory of a health check (HTTP or TCP; gRPC would be a third). */
-export function probeFactoryFor(cfg: HealthCheckConfig, cluster: string, connect?: ProbeConnect): ProbeFactory {
+/** Builds the probe factory of a health check (HTTP, gRPC or TCP). */
+export function probeFactoryFor(
+  cfg: HealthCheckConfig,
+  cluster: string,
+  connect?: ProbeConnect,
+): ProbeFactory {
   if (cfg.http_health_check) return new HttpProbeFactory({ ...httpProbeOptions(cfg, cluster), connect });
+  if (cfg.grpc_health_check) return new GrpcProbeFactory({ ...grpcProbeOptions(cfg, cluster), connect });
   const tcp = cfg.tcp_health_check!;
   return new TcpProbeFactory({
     send: tcp.send,

@@ -1,4 +1,4 @@
-/** zod schema of envoy.config.core.v3.HealthCheck (HTTP and TCP checkers; durations in ms). */
+/** zod schema of envoy.config.core.v3.HealthCheck (HTTP, TCP and gRPC checkers; durations in ms). */
 import { z } from "zod";
 import { duration, headerValueOption, uint32 } from "../../config/common.ts";
 
@@ -54,6 +54,14 @@ const httpHealthCheck = z.strictObject({
   service_name_matcher: unsupported,
 });
 
+/** GrpcHealthCheck: grpc.health.v1.Health/Check with HealthCheckRequest.service = service_name. */
+const grpcHealthCheck = z.strictObject({
+  service_name: z.string().default(""),
+  /** :authority of the check; the cluster name when empty (as Envoy). */
+  authority: z.string().default(""),
+  initial_metadata: z.array(headerValueOption).max(1000).default([]),
+});
+
 const tcpHealthCheck = z.strictObject({
   send: payload.optional(),
   receive: z.array(payload).default([]),
@@ -80,20 +88,19 @@ export const healthCheckSchema = z.strictObject({
   always_log_health_check_success: z.boolean().default(false),
   http_health_check: httpHealthCheck.optional(),
   tcp_health_check: tcpHealthCheck.optional(),
-  grpc_health_check: z.never({ error: `${NOT_SUPPORTED}: gRPC health checks need upstream HTTP/2` })
-    .optional(),
+  grpc_health_check: grpcHealthCheck.optional(),
   custom_health_check: unsupported,
   alt_port: unsupported,
   event_logger: unsupported,
   tls_options: unsupported,
   transport_socket_match_criteria: unsupported,
 }).superRefine((c, ctx) => {
-  const kinds = [c.http_health_check, c.tcp_health_check].filter((k) => k !== undefined).length;
+  const kinds = [c.http_health_check, c.tcp_health_check, c.grpc_health_check].filter((k) => k !== undefined)
+    .length;
   if (kinds !== 1) {
     ctx.addIssue({
       code: "custom",
-      message:
-        "Exactly one of http_health_check, tcp_health_check (grpc_health_check: not supported) must be set",
+      message: "Exactly one of http_health_check, tcp_health_check, grpc_health_check must be set",
     });
   }
 });

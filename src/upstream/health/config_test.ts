@@ -17,11 +17,23 @@ Deno.test("health check config", async (t) => {
     assert.deepEqual([...c.tcp_health_check!.receive[0]], [111, 107]);
   });
 
+  await t.step("grpc_health_check defaults", () => {
+    const c = healthCheckSchema.parse({ ...base, grpc_health_check: {} });
+    assert.deepEqual(c.grpc_health_check, { service_name: "", authority: "", initial_metadata: [] });
+  });
+
   await t.step("errors name the field", () => {
     const msg = (v: unknown) =>
       healthCheckSchema.safeParse(v).error?.issues.map((i) => i.path.join(".") + ": " + i.message);
-    assert.match(msg({ ...base, grpc_health_check: {} })!.join(), /grpc_health_check: Field not supported/);
-    assert.match(msg({ ...base })!.join(), /Exactly one of http_health_check, tcp_health_check/);
+    assert.match(msg({ ...base, grpc_health_check: { service: "x" } })!.join(), /grpc_health_check/);
+    assert.match(
+      msg({ ...base })!.join(),
+      /Exactly one of http_health_check, tcp_health_check, grpc_health_check/,
+    );
+    assert.match(
+      msg({ ...base, grpc_health_check: {}, tcp_health_check: {} })!.join(),
+      /Exactly one of/,
+    );
     assert.match(msg({ ...base, tcp_health_check: { send: { text: "abc" } } })!.join(), /hex/);
     assert.match(
       msg({ ...base, http_health_check: { path: "/", codec_client_type: "HTTP2" } })!.join(),

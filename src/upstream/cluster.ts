@@ -13,12 +13,16 @@ import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
 import { type ConnectFn, ConnPool } from "./pool.ts";
+import { H2Pool } from "./h2_pool.ts";
+import { protocolSettings, UpstreamHttpProtocol } from "./protocol_options.ts";
+import { h2StatsFrom } from "../http/h2/stats.ts";
 import { createTlsConnect } from "../transport/tls_upstream.ts";
 import type {
   AcquireOptions,
   AcquireResult,
   Cluster,
   ClusterStats,
+  H2StreamRequester,
   Host,
   LbContext,
   UpstreamConnection,
@@ -64,6 +68,9 @@ export class ClusterImpl implements Cluster {
   readonly updateStats: { attempt: Counter; success: Counter; failure: Counter; empty: Counter };
   readonly #build: (hosts: readonly Host[]) => LoadBalancer;
   readonly #pool: ConnPool;
+  readonly #h2: H2Pool | null = null;
+  /** UpstreamHttpProtocol of routed requests (auto without TLS is HTTP/1.1, as Envoy). */
+  readonly httpProtocol: number;
   readonly #panicThreshold: number;
   #hosts: HostImpl[] = [];
   #lb: LoadBalancer = NO_HOSTS;
@@ -102,17 +109,46 @@ export class ClusterImpl implements Cluster {
       onChange: () => this.healthChanged(),
       log: deps.log,
     });
-    const http = config.common_http_protocol_options;
+    const ps = protocolSettings(config);
+    const http = ps.common;
+    let protocol: number = ps.protocol;
+    if (protocol === UpstreamHttpProtocol.Auto && config.transport_socket?.kind !== "tls") {
+      protocol = UpstreamHttpProtocol.Http1;
+    }
+    this.httpProtocol = protocol;
+    const auto = protocol === UpstreamHttpProtocol.Auto;
+    const idleTimeoutMs = http?.idle_timeout ?? 3_600_000;
+    const maxRequestsPerConnection = http?.max_requests_per_connection ??
+      config.max_requests_per_connection ?? 0;
     this.#pool = new ConnPool({
       breakers: this.circuitBreakers,
       stats: this.stats,
       clock: deps.clock,
       connectTimeoutMs: config.connect_timeout,
-      idleTimeoutMs: http?.idle_timeout ?? 3_600_000,
-      maxRequestsPerConnection: http?.max_requests_per_connection ?? config.max_requests_per_connection ?? 0,
-      connect,
+      idleTimeoutMs,
+      maxRequestsPerConnection,
+      connect: auto && !deps.connect ? upstreamConnect(config, ["http/1.1"]) : connect,
       log: deps.log,
     });
+    if (protocol !== UpstreamHttpProtocol.Http1) {
+      const scope = deps.scope;
+      this.#h2 = new H2Pool({
+        breakers: this.circuitBreakers,
+        stats: this.stats,
+        clock: deps.clock,
+        connectTimeoutMs: config.connect_timeout,
+        idleTimeoutMs,
+        maxRequestsPerConnection,
+        h2: {
+          ...ps.h2,
+          initial_stream_window_size: ps.h2.initial_stream_window_size ?? UPSTREAM_STREAM_WINDOW,
+        },
+        h2Stats: h2StatsFrom((n, gauge) => gauge ? scope.gauge(`http2.${n}`) : scope.counter(`http2.${n}`)),
+        connect: deps.connect ?? upstreamConnect(config, auto ? ["h2", "http/1.1"] : ["h2"]),
+        http1: auto ? this.#pool : undefined,
+        log: deps.log,
+      });
+    }
     this.stats.membership_total.set(0);
     this.stats.membership_healthy.set(0);
   }
@@ -135,9 +171,14 @@ export class ClusterImpl implements Cluster {
   setHosts(hosts: HostImpl[]): void {
     hosts = this.health.membership(this.#hosts, hosts);
     const keep = new Set(hosts);
-    for (const h of this.#hosts) if (!keep.has(h)) this.#pool.removeHost(h);
+    for (const h of this.#hosts) if (!keep.has(h)) this.#removeHost(h);
     this.#hosts = hosts;
     this.healthChanged();
+  }
+
+  #removeHost(h: Host): void {
+    this.#pool.removeHost(h);
+    this.#h2?.removeHost(h);
   }
 
   /** Rebuilds the LB and membership gauges; call after flipping any host's `healthy`. */
@@ -146,7 +187,7 @@ export class ClusterImpl implements Cluster {
     const pruned = this.health.pruneRemoved(this.#hosts);
     if (pruned !== this.#hosts) {
       const keep = new Set(pruned);
-      for (const h of this.#hosts) if (!keep.has(h)) this.#pool.removeHost(h);
+      for (const h of this.#hosts) if (!keep.has(h)) this.#removeHost(h);
       this.#hosts = pruned;
     }
     const healthy = this.#hosts.filter((h) => h.healthy);
@@ -182,6 +223,21 @@ export class ClusterImpl implements Cluster {
   acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult> {
     this.health.trafficSeen();
     return this.#pool.acquireHttp1(host, opts);
+  }
+
+  newH2Stream(host: Host, req: H2StreamRequester): void {
+    this.health.trafficSeen();
+    if (this.#h2 !== null) this.#h2.newStream(host, req);
+    else req.onPoolFailure("http1", "");
+  }
+
+  cancelH2Stream(req: H2StreamRequester): void {
+    this.#h2?.cancel(req);
+  }
+
+  /** The HTTP/2 pool (tests), null for HTTP/1.1-only clusters. */
+  get h2Pool(): H2Pool | null {
+    return this.#h2;
   }
 
   cancelAcquire(opts: AcquireOptions): void {
@@ -220,6 +276,7 @@ export class ClusterImpl implements Cluster {
   close(): void {
     this.health.close();
     this.#pool.close();
+    this.#h2?.close();
   }
 }
 
@@ -228,8 +285,20 @@ export function healthyFromStatus(status: string): boolean {
   return status === "UNKNOWN" || status === "HEALTHY";
 }
 
-/** The pool's socket opener for the cluster's transport_socket: TLS when configured, else plain TCP. */
-function upstreamConnect(config: ClusterConfig): ConnectFn | undefined {
+/**
+ * nuncio's default per-stream receive window of upstream HTTP/2 connections (1 MiB, where Envoy's is 256 MiB):
+ * a response body waiting for a slow downstream holds at most this much memory per stream.
+ */
+const UPSTREAM_STREAM_WINDOW = 1024 * 1024;
+
+/**
+ * A pool's socket opener for the cluster's transport_socket: TLS when configured (offering `alpn` unless the
+ * context configures its own alpn_protocols), else plain TCP.
+ */
+function upstreamConnect(config: ClusterConfig, alpn: string[] = []): ConnectFn | undefined {
   const ts = config.transport_socket;
-  return ts?.kind === "tls" ? createTlsConnect(ts.config) : undefined;
+  if (ts?.kind !== "tls") return undefined;
+  const ctx = ts.config.common_tls_context;
+  if (alpn.length === 0 || ctx.alpn_protocols.length > 0) return createTlsConnect(ts.config);
+  return createTlsConnect({ ...ts.config, common_tls_context: { ...ctx, alpn_protocols: alpn } });
 }

@@ -9,6 +9,12 @@ import { address, duration, percent, uint32, uint64 } from "../config/common.ts"
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { healthChecksSchema } from "./health/config.ts";
 import { outlierDetectionSchema } from "./outlier/config.ts";
+import {
+  commonHttpProtocolOptions,
+  http1ProtocolOptions,
+  http2ProtocolOptions,
+  typedExtensionProtocolOptions,
+} from "./protocol_options.ts";
 
 /** The message every recognised but unimplemented field fails with. */
 export const NOT_SUPPORTED = "Field not supported by nuncio";
@@ -136,14 +142,6 @@ const commonLbConfig = z.strictObject({
   ),
 });
 
-const commonHttpProtocolOptions = z.strictObject({
-  idle_timeout: duration.default(3_600_000),
-  max_headers_count: uint32.min(1).optional(),
-  max_requests_per_connection: uint32.optional(),
-  headers_with_underscores_action: z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]).default("ALLOW"),
-  ...unsupportedFields("max_connection_duration", "max_stream_duration", "max_response_headers_kb"),
-});
-
 const cbThresholds = z.strictObject({
   priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
   max_connections: uint32.optional(),
@@ -194,9 +192,14 @@ export const clusterSchema = z.strictObject({
   max_requests_per_connection: uint32.optional(),
   transport_socket: transportSocketSchema("upstream").optional(),
   circuit_breakers: circuitBreakers.optional(),
+  /** HttpProtocolOptions (the only protocol options extension), parsed. */
+  typed_extension_protocol_options: typedExtensionProtocolOptions.optional(),
+  /** Deprecated: same as explicit_http_config.http_protocol_options. */
+  http_protocol_options: http1ProtocolOptions.optional(),
+  /** Deprecated: same as explicit_http_config.http2_protocol_options. */
+  http2_protocol_options: http2ProtocolOptions.optional(),
   // Later issues replace these entries with real schemas.
   ...unsupportedFields(
-    "typed_extension_protocol_options",
     "transport_socket_matches",
     "alt_stat_name",
     "eds_cluster_config",
@@ -207,8 +210,6 @@ export const clusterSchema = z.strictObject({
     "upstream_bind_config",
     "upstream_connection_options",
     "upstream_config",
-    "http_protocol_options",
-    "http2_protocol_options",
     "upstream_http_protocol_options",
     "protocol_selection",
     "cleanup_interval",
@@ -230,6 +231,24 @@ export const clusterSchema = z.strictObject({
     "connection_pool_per_downstream_connection",
   ),
 }).superRefine((c, ctx) => {
+  if (
+    c.typed_extension_protocol_options !== undefined &&
+    (c.http_protocol_options !== undefined || c.http2_protocol_options !== undefined)
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["typed_extension_protocol_options"],
+      message:
+        "HttpProtocolOptions cannot be combined with the deprecated http_protocol_options or http2_protocol_options",
+    });
+  }
+  if (c.http_protocol_options !== undefined && c.http2_protocol_options !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["http2_protocol_options"],
+      message: "Only one of http_protocol_options and http2_protocol_options may be set",
+    });
+  }
   if (
     c.max_requests_per_connection !== undefined &&
     c.common_http_protocol_options?.max_requests_per_connection !== undefined

@@ -72,7 +72,7 @@ Deno.test("clusterSchema", async (t) => {
     for (
       const f of [
         "lb_subset_config",
-        "typed_extension_protocol_options",
+        "upstream_http_protocol_options",
       ]
     ) {
       assert.match(errors({ ...base, [f]: {} }), new RegExp(`^${f}: Field not supported by nuncio$`));

@@ -149,6 +149,20 @@ export class ConnPool implements ConnectionOwner {
     return this.#open(host, true, pb);
   }
 
+  /**
+   * Takes over a connection opened elsewhere (an auto_config HTTP/2 pool whose ALPN chose HTTP/1.1) as an
+   * idle HTTP/1.1 connection; its cx stats and connection slot were counted when it opened.
+   */
+  adopt(host: Host, conn: Deno.Conn, createdAt: number, breakers: PriorityBreakers | null): void {
+    if (!this.#hosts.has(host) && !this.#removed.has(host)) {
+      this.#hosts.set(host, { idle: [], removed: false });
+    }
+    const c = new PooledConnection(this, conn, host, createdAt, false);
+    c.breakers = breakers;
+    this.#all.add(c);
+    this.putIdle(c);
+  }
+
   /** Resolves a waiter and gives back its pending slot. */
   #settle(w: Waiter, r: AcquireResult): void {
     w.breakers.releasePending();

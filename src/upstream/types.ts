@@ -4,6 +4,7 @@
  */
 import type { Counter, Gauge, Histogram } from "../stats/store.ts";
 import type { CircuitBreakers } from "./circuit_breaker.ts";
+import type { H2ClientConnection } from "../http/h2/client.ts";
 
 /** One upstream endpoint. */
 export interface Host {
@@ -122,6 +123,20 @@ export type AcquireResult =
   | { ok: true; connection: UpstreamConnection }
   | { ok: false; reason: ConnectFailure; detail: string };
 
+/**
+ * Asks an HTTP/2 pool for a stream (the router's HTTP/2 attempt implements it). Exactly one callback follows
+ * `newH2Stream` (maybe synchronously) unless the request is cancelled with `cancelH2Stream`.
+ */
+export interface H2StreamRequester extends AcquireOptions {
+  /** A connection with a free stream slot: open the stream now, synchronously, with `h2.request`. */
+  onPoolReady(h2: H2ClientConnection, reused: boolean): void;
+  /**
+   * No stream: `reason` says why; "http1" means ALPN chose HTTP/1.1 for this host (an auto_config cluster):
+   * acquire an HTTP/1.1 connection instead.
+   */
+  onPoolFailure(reason: ConnectFailure | "http1", detail: string): void;
+}
+
 /** A cluster as seen by its users. */
 export interface Cluster {
   /** Cluster name. */
@@ -141,6 +156,15 @@ export interface Cluster {
    * request when max_connections is reached; fails with "overflow" when max_pending_requests is.
    */
   acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult>;
+  /**
+   * The protocol of routed HTTP requests (UpstreamHttpProtocol of src/upstream/protocol_options.ts: 0 HTTP/1.1,
+   * 1 HTTP/2, 2 ALPN auto, 3 the downstream's); absent means HTTP/1.1.
+   */
+  readonly httpProtocol?: number;
+  /** Asks for an HTTP/2 stream to `host` (HTTP/2 capable clusters); the answer goes to `req`. */
+  newH2Stream?(host: Host, req: H2StreamRequester): void;
+  /** Gives up a queued `newH2Stream` (no callback follows); no-op otherwise. */
+  cancelH2Stream?(req: H2StreamRequester): void;
   /** Gives up a queued acquire made with `opts` (it resolves with reason "cancelled"); no-op otherwise. */
   cancelAcquire(opts: AcquireOptions): void;
   /** Circuit breakers of this cluster (per priority, shared by every worker). */

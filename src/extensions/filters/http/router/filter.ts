@@ -14,6 +14,7 @@ import {
 } from "../../../../http/filter.ts";
 import { encodeRequestHead } from "../../../../http/h1_glue.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
+import { encodeTrailersBlock, h2RequestHead, useH2 } from "./request_head.ts";
 import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
@@ -25,7 +26,9 @@ import { applyOverrides, type RequestLimits } from "./overrides.ts";
 import { prepareRequestHeaders } from "./request_head.ts";
 import { directReply, failureReply, localReply, retriedFailureKind, stopIteration } from "./replies.ts";
 import { RetryDecision, RetryState, retryStats } from "./retry_state.ts";
-import { AttemptFailure, type AttemptOwner, UpstreamRequest } from "./upstream_request.ts";
+import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
+import { H2Start, H2UpstreamRequest } from "./h2_upstream_request.ts";
+import { UpstreamRequest } from "./upstream_request.ts";
 
 const EMPTY = new Uint8Array(0);
 /** Envoy's default for the buffered request body (the listener's per_connection_buffer_limit_bytes). */
@@ -72,14 +75,15 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
   body: Uint8Array[] | null = null;
   /** The whole request body was received. */
   bodyEnd = false;
-  /** The encoded request trailers block, once received. */
-  trailersBlock: Uint8Array | null = null;
+  /** The request trailers, once received. */
+  requestTrailers: HeaderMap | null = null;
+  #trailersBlock: Uint8Array | null = null;
   #bodyBytes = 0;
   #bufferLimit = DEFAULT_BUFFER_LIMIT;
   #route: (RouteEntry & RouteActionEntry) | null = null;
   #cluster: Cluster | null = null;
   #breakers: PriorityBreakers | null = null;
-  #attempt: UpstreamRequest | null = null;
+  #attempt: Attempt | null = null;
   #retry: RetryState | null = null;
   #shadows: MirrorSet | null = null;
   #path = "";
@@ -102,6 +106,13 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
 
   get tunnelRequested(): boolean {
     return this.cb.upgradeType !== "";
+  }
+
+  /** The request trailers as an HTTP/1.1 chunked trailer block (encoded on first use). */
+  get trailersBlock(): Uint8Array | null {
+    const t = this.requestTrailers;
+    if (t === null) return null;
+    return this.#trailersBlock ??= encodeTrailersBlock(t);
   }
 
   decodeHeaders(endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
@@ -248,6 +259,17 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     const h = req.headers;
     if (route.autoHostRewrite) h.set("host", host.hostname);
     if (route.includeRequestAttemptCount) h.set("x-envoy-attempt-count", String(this.#attempts));
+    const proto = cluster.httpProtocol;
+    if (proto !== undefined && proto !== 0 && useH2(proto, cb)) {
+      const a2 = new H2UpstreamRequest(this, cluster, host, this.#breakers!, route.priority);
+      if (this.perTryMs > 0) a2.setPerTryTimeout(this.perTryMs);
+      this.#attempt = a2;
+      const r = await a2.start(h2RequestHead(req, this.#path));
+      if (r !== H2Start.Http1 || this.#attempt !== a2 || this.#finished) {
+        return HttpFilterStatus.StopIteration;
+      }
+      // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
+    }
     const head = encodeRequestHead(req.method, this.#path, h);
     const a = new UpstreamRequest(this, cluster, host, this.#breakers!, route.priority);
     if (this.perTryMs > 0) a.setPerTryTimeout(this.perTryMs);
@@ -272,14 +294,10 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
   }
 
   async decodeTrailers(trailers: HeaderMap): Promise<HttpFilterStatus> {
-    // HTTP/1.1 upstream: trailers travel after the last chunk
-    let s = "0\r\n";
-    for (const [k, v] of trailers) s += k + ": " + v + "\r\n";
-    const block = new TextEncoder().encode(s + "\r\n");
-    this.trailersBlock = block;
+    this.requestTrailers = trailers;
     this.bodyEnd = true;
     const a = this.#attempt;
-    if (a !== null && a.ready) await a.sendTrailers(block);
+    if (a !== null && a.ready) await a.sendTrailers();
     this.#requestComplete();
     return HttpFilterStatus.StopIteration;
   }
@@ -374,7 +392,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
 
   // ---- AttemptOwner ----
 
-  onAttemptHeaders(a: UpstreamRequest, status: number, headers: HeaderMap): boolean {
+  onAttemptHeaders(a: Attempt, status: number, headers: HeaderMap): boolean {
     if (a !== this.#attempt || this.#finished) return false;
     const retry = this.#retry;
     if (retry !== null) {
@@ -403,7 +421,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     return true;
   }
 
-  onAttemptFailed(a: UpstreamRequest, why: AttemptFailure, detail: string): void {
+  onAttemptFailed(a: Attempt, why: AttemptFailure, detail: string): void {
     if (a !== this.#attempt || this.#finished || this.#destroyed) return;
     this.#attempt = null;
     const retry = this.#retry;
@@ -414,7 +432,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     if (retry !== null) {
       const stats = retry.stats(this.#cluster!, this.f.ctx.stats);
       if (kind !== null) {
-        const d = retry.onReset(kind, this.#breakers!, stats);
+        const d = retry.onReset(kind, this.#breakers!, stats, why === AttemptFailure.Refused);
         if (d === RetryDecision.Yes) return;
         if (d === RetryDecision.LimitExceeded) this.#flags |= ResponseFlag.UpstreamRetryLimitExceeded;
         else if (d === RetryDecision.Overflow) this.#flags |= ResponseFlag.UpstreamOverflow;
@@ -427,12 +445,16 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     this.#localReply(r.status, r.body, r.flag, r.details, r.headers).catch(() => this.cb.resetStream());
   }
 
-  onAttemptResetAfterHeaders(a: UpstreamRequest): void {
+  onAttemptResetAfterHeaders(
+    a: Attempt,
+    flag: number = ResponseFlag.UpstreamConnectionTermination,
+    reason = "connection_termination",
+  ): void {
     if (a !== this.#attempt || this.#destroyed) return;
     this.#finish();
     const info = this.cb.streamInfo;
-    info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
-    info.responseCodeDetails = "upstream_reset_after_response_started{connection_termination}";
+    info.responseFlags |= flag;
+    info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
     this.cb.resetStream();
   }
 
@@ -455,7 +477,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     this.#destroyed = true;
     const a = this.#attempt;
     if (a !== null && !a.upstreamComplete && !a.finished) {
-      if (a.up) this.#cluster?.stats.upstream_rq_tx_reset.inc();
+      if (a.active) this.#cluster?.stats.upstream_rq_tx_reset.inc();
       a.abort();
     }
     this.f.ctx.timers.disarm(this.#timer);

@@ -4,7 +4,7 @@ import { type HttpFilterCallbacks, HttpFilterStatus } from "../../../../http/fil
 import { HeaderMap } from "../../../../http/headers.ts";
 import type { RouteEntry } from "../../../../http/routing/types.ts";
 import { ResetKind } from "../../../../http/routing/retry_policy.ts";
-import { AttemptFailure } from "./upstream_request.ts";
+import { AttemptFailure } from "./attempt.ts";
 
 /** A local reply for an attempt failure. */
 export interface FailureReply {
@@ -58,6 +58,19 @@ export function failureReply(
         timeout: false,
         transportFailure: false,
       };
+    case AttemptFailure.RemoteReset:
+    case AttemptFailure.Refused: {
+      const reason = why === AttemptFailure.Refused ? "remote_refused_stream_reset" : "remote_reset";
+      return {
+        status: 503,
+        body: `${RESET} ${why === AttemptFailure.Refused ? "remote refused stream reset" : "remote reset"}`,
+        flag: ResponseFlag.UpstreamRemoteReset,
+        details: `upstream_reset_before_response_started{${reason}}`,
+        headers: undefined,
+        timeout: false,
+        transportFailure: false,
+      };
+    }
     case AttemptFailure.PerTryTimeout:
       return {
         status: 504,

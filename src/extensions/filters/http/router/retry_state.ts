@@ -9,6 +9,7 @@ import {
   type ResetKind,
   retriableReset,
   retriableResponse,
+  RetryOn,
   type RetryPolicy,
 } from "../../../../http/routing/retry_policy.ts";
 import type { Counter, Scope } from "../../../../stats/store.ts";
@@ -112,10 +113,15 @@ export class RetryState implements TimeoutTarget {
     return this.#schedule(breakers, stats);
   }
 
-  /** Whether a failed attempt (no response) should be retried. */
-  onReset(kind: ResetKind, breakers: PriorityBreakers, stats: RetryStats): RetryDecision {
+  /**
+   * Whether a failed attempt (no response) should be retried; `refused` marks an HTTP/2 stream the upstream
+   * refused (REFUSED_STREAM or GOAWAY), retried under refused-stream as well.
+   */
+  onReset(kind: ResetKind, breakers: PriorityBreakers, stats: RetryStats, refused = false): RetryDecision {
     this.#releaseSlot(breakers);
-    if (!retriableReset(this.retryOn, kind)) return RetryDecision.No;
+    if (!retriableReset(this.retryOn, kind) && !(refused && (this.retryOn & RetryOn.RefusedStream) !== 0)) {
+      return RetryDecision.No;
+    }
     return this.#schedule(breakers, stats);
   }
 

@@ -4,57 +4,18 @@
  * Failures before the head was accepted go back to the router, which retries or answers locally.
  */
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
-import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
 import { chunkFrame, LAST_CHUNK } from "../../../../http/h1_glue.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
-import type { FactoryContext } from "../../../../network/filter.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
 import type { AcquireOptions, Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
+import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
 import { readResponse } from "./response_reader.ts";
 
 const EMPTY = new Uint8Array(0);
 const ignore = () => {};
 
-/** Why an attempt failed before its response head was accepted. */
-export const AttemptFailure = {
-  /** max_requests or max_pending_requests reached (UO). */
-  Overflow: 0,
-  /** TCP connect failed or timed out (UF). */
-  ConnectFailure: 1,
-  /** The connection closed or failed before a full response (UC). */
-  Termination: 2,
-  /** The response head was malformed (UPE). */
-  ProtocolError: 3,
-  /** per_try_timeout fired (UT). */
-  PerTryTimeout: 4,
-} as const;
-/** One of AttemptFailure. */
-export type AttemptFailure = typeof AttemptFailure[keyof typeof AttemptFailure];
-
-/** What an attempt reports to the router. */
-export interface AttemptOwner {
-  readonly cb: HttpFilterCallbacks;
-  readonly ctx: FactoryContext;
-  /** True when the request is a tunnel (upgrade): the write side half-closes at the end of the body. */
-  readonly tunnelRequested: boolean;
-  /** The buffered request body (replayed by every attempt), or null when not buffering. */
-  readonly body: readonly Uint8Array[] | null;
-  /** True once the whole request body was received. */
-  readonly bodyEnd: boolean;
-  /** The encoded request trailers, once received. */
-  readonly trailersBlock: Uint8Array | null;
-  /** A response head arrived; true lets the attempt forward it, false means the router took over (retry). */
-  onAttemptHeaders(a: UpstreamRequest, status: number, headers: HeaderMap): boolean;
-  /** Upstream bytes arrived (route idle timeout). */
-  onUpstreamActivity(): void;
-  /** The attempt failed before its head was forwarded (the attempt already released everything). */
-  onAttemptFailed(a: UpstreamRequest, why: AttemptFailure, detail: string): void;
-  /** The attempt failed after the response started downstream. */
-  onAttemptResetAfterHeaders(a: UpstreamRequest): void;
-}
-
 /** One attempt; created per try (once per request without retries). */
-export class UpstreamRequest implements TimeoutTarget, AcquireOptions {
+export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
   /** The connection while the attempt owns one. */
   up: UpstreamConnection | null = null;
   /** True once the whole request went upstream. */
@@ -101,6 +62,11 @@ export class UpstreamRequest implements TimeoutTarget, AcquireOptions {
   /** True once the upstream accepted an upgrade (101). */
   get tunnel(): boolean {
     return this.#tunnel;
+  }
+
+  /** True while the attempt holds a connection. */
+  get active(): boolean {
+    return this.up !== null;
   }
 
   /**
@@ -202,10 +168,10 @@ export class UpstreamRequest implements TimeoutTarget, AcquireOptions {
     return true;
   }
 
-  /** Sends request trailers (encoded as the chunked trailer block). */
-  async sendTrailers(block: Uint8Array): Promise<void> {
+  /** Sends the owner's request trailers (encoded as the chunked trailer block). */
+  async sendTrailers(): Promise<void> {
     if (this.up === null || this.#finished) return;
-    if (this.#chunked && !(await this.#write(block))) {
+    if (this.#chunked && !(await this.#write(this.owner.trailersBlock!))) {
       this.upstreamReset();
       return;
     }
@@ -268,8 +234,12 @@ export class UpstreamRequest implements TimeoutTarget, AcquireOptions {
   /** The response head arrived: true when the router lets it through (else the attempt is closed). */
   headArrived(status: number, headers: HeaderMap): boolean {
     if (this.#perTry !== null) this.owner.ctx.timers.disarm(this.#perTry);
-    this.cluster.recordOutcome(this.host, status);
-    this.cluster.stats.recordResponseCode(status);
+    const cluster = this.cluster;
+    cluster.recordOutcome(this.host, status);
+    cluster.stats.recordResponseCode(status);
+    if (headers.has("x-envoy-immediate-health-check-fail")) {
+      cluster.reportImmediateHealthCheckFail?.(this.host);
+    }
     if (!this.owner.onAttemptHeaders(this, status, headers)) {
       this.#closeUp();
       this.#finish(false);

@@ -1,0 +1,73 @@
+/** What the router and its attempts (HTTP/1.1 UpstreamRequest, HTTP/2 H2UpstreamRequest) tell each other. */
+import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
+import type { HeaderMap } from "../../../../http/headers.ts";
+import type { FactoryContext } from "../../../../network/filter.ts";
+import type { Host } from "../../../../upstream/types.ts";
+
+/** Why an attempt failed before its response head was accepted. */
+export const AttemptFailure = {
+  /** max_requests or max_pending_requests reached (UO). */
+  Overflow: 0,
+  /** TCP connect failed or timed out (UF). */
+  ConnectFailure: 1,
+  /** The connection closed or failed before a full response (UC). */
+  Termination: 2,
+  /** The response head was malformed (UPE). */
+  ProtocolError: 3,
+  /** per_try_timeout fired (UT). */
+  PerTryTimeout: 4,
+  /** The upstream reset the HTTP/2 stream (UR). */
+  RemoteReset: 5,
+  /** The upstream refused the HTTP/2 stream (REFUSED_STREAM, or GOAWAY above its id): safe to retry (UR). */
+  Refused: 6,
+} as const;
+/** One of AttemptFailure. */
+export type AttemptFailure = typeof AttemptFailure[keyof typeof AttemptFailure];
+
+/** One attempt of a routed request, as the router drives it. */
+export interface Attempt {
+  /** The upstream host of this attempt. */
+  readonly host: Host;
+  /** True once the head and the buffered body went out: new body bytes may be sent directly. */
+  readonly ready: boolean;
+  /** True once the attempt ended (completed, failed or aborted). */
+  readonly finished: boolean;
+  /** The whole upstream response is in hand. */
+  readonly upstreamComplete: boolean;
+  /** True once the upstream accepted an upgrade (101). */
+  readonly tunnel: boolean;
+  /** True while the attempt holds a connection or stream (a downstream reset then counts as tx_reset). */
+  readonly active: boolean;
+  /** Sets the per-try timeout (armed when the request is complete). */
+  setPerTryTimeout(ms: number): void;
+  /** Sends request body bytes; resolves when they may be reused (false when the attempt failed). */
+  sendData(data: Uint8Array, endStream: boolean): Promise<boolean>;
+  /** Sends the owner's request trailers, ending the request. */
+  sendTrailers(): Promise<void>;
+  /** The router gives up on this attempt: release everything. */
+  abort(): void;
+}
+
+/** What an attempt reports to the router. */
+export interface AttemptOwner {
+  readonly cb: HttpFilterCallbacks;
+  readonly ctx: FactoryContext;
+  /** True when the request is a tunnel (upgrade): the write side half-closes at the end of the body. */
+  readonly tunnelRequested: boolean;
+  /** The buffered request body (replayed by every attempt), or null when not buffering. */
+  readonly body: readonly Uint8Array[] | null;
+  /** True once the whole request body was received. */
+  readonly bodyEnd: boolean;
+  /** The request trailers, once received. */
+  readonly requestTrailers: HeaderMap | null;
+  /** The request trailers encoded as an HTTP/1.1 chunked trailer block (with the last chunk), once received. */
+  readonly trailersBlock: Uint8Array | null;
+  /** A response head arrived; true lets the attempt forward it, false means the router took over (retry). */
+  onAttemptHeaders(a: Attempt, status: number, headers: HeaderMap): boolean;
+  /** Upstream bytes arrived (route idle timeout). */
+  onUpstreamActivity(): void;
+  /** The attempt failed before its head was forwarded (the attempt already released everything). */
+  onAttemptFailed(a: Attempt, why: AttemptFailure, detail: string): void;
+  /** The attempt failed after the response started downstream; `flag` is the ResponseFlag (UC by default). */
+  onAttemptResetAfterHeaders(a: Attempt, flag?: number, reason?: string): void;
+}

@@ -15,6 +15,7 @@ import {
   tcpListener,
 } from "./helpers.ts";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
+import { ADMIN, freePort, startServer } from "./health_helpers.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -216,4 +217,54 @@ Deno.test("network ratelimit: over the limit closes new connections before they 
     assert.equal(p.stat("ratelimit.mongo.over_limit"), 2);
     assert.equal(p.stat("ratelimit.mongo.cx_closed"), 2);
   });
+});
+
+Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's filter, 2 workers share the limit", async () => {
+  await using origin = startOrigin("o");
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_rl_embedded_" });
+  await Deno.writeTextFile(`${dir}/edge.yaml`, LIMITS);
+  const rlsPort = freePort();
+  const listenPort = freePort();
+  const listener = httpListener({
+    virtualHosts: [anyHost([{
+      match: { prefix: "/" },
+      route: {
+        cluster: "origin",
+        rate_limits: [{ actions: [{ generic_key: { descriptor_value: "slow" } }] }],
+      },
+    }])],
+    hcm: { http_filters: [rlFilter(), ROUTER] },
+  }) as { address: { socket_address: { port_value: number } } };
+  listener.address.socket_address.port_value = listenPort;
+  const yaml = bootstrapYaml([listener], [
+    staticCluster("origin", [origin.port]),
+    staticCluster("rls", [rlsPort]),
+  ], {
+    admin: ADMIN,
+    bootstrap_extensions: [{
+      name: "nuncio.bootstrap.ratelimit_service",
+      typed_config: {
+        "@type": "type.googleapis.com/nuncio.ratelimit.v1.EmbeddedRateLimitService",
+        limits_path: dir,
+        grpc_address: { socket_address: { address: "127.0.0.1", port_value: rlsPort } },
+      },
+    }],
+  });
+  try {
+    await using s = await startServer(yaml, 2);
+    const codes = new Map<number, number>();
+    // separate connections so both workers take requests
+    for (let i = 0; i < 30; i++) {
+      const r = await fetch(`http://127.0.0.1:${s.port}/`, { headers: { connection: "close" } });
+      await r.body?.cancel();
+      codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+    }
+    assert.equal(codes.get(200), 10);
+    assert.equal(codes.get(429), 20);
+    // the service's own stats show on the proxy's admin port
+    const stats = await s.admin("/stats?filter=ratelimit.service");
+    assert.match(stats, /ratelimit\.service\.rate_limit\.edge\.generic_key_slow\.over_limit: 20/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,7 +1,7 @@
 /**
- * One HTTP request/response exchange on a downstream connection: runs the HTTP filter chain (decode in
- * order, encode in reverse), implements the callbacks filters use, frames the response for HTTP/1.1 and
- * records stats and the access log when the stream ends.
+ * One HTTP request/response exchange on a downstream connection (HTTP/1.1 or HTTP/2): runs the HTTP filter
+ * chain (decode in order, encode in reverse), implements the callbacks filters use, hands the response to the
+ * codec's ResponseEncoder and records stats and the access log when the stream ends.
  */
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
@@ -18,17 +18,19 @@ import {
 import { HeaderMap } from "./headers.ts";
 import type { HcmConfig } from "./hcm_config.ts";
 import type { RouteContext, RouteEntry } from "./routing/types.ts";
-import type { Http1ServerConnection } from "./conn_manager.ts";
+import type { ResponseEncoder } from "./response_encoder.ts";
+import { localReplyHead } from "./h1_glue.ts";
 import {
-  chunkFrame,
-  encodeResponseHead,
-  joinBytes,
-  LAST_CHUNK,
-  localReplyHead,
-  trailersBlock,
-} from "./h1_glue.ts";
+  encodeGrpcMessage,
+  GrpcStatus,
+  httpToGrpcStatus,
+  isGrpcRequest,
+  type StreamDurationConfig,
+  streamDurationMs,
+} from "./grpc_util.ts";
 
 const EMPTY = new Uint8Array(0);
+const RESOLVED = Promise.resolve();
 const STREAM_IDLE = 1;
 const REQUEST_TIMEOUT = 2;
 const MAX_DURATION = 3;
@@ -36,7 +38,7 @@ const MAX_DURATION = 3;
 /** Hop-by-hop response headers never forwarded downstream. */
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"];
 
-/** A request in flight on an HTTP/1.1 connection. */
+/** A request in flight on an HTTP/1.1 connection or an HTTP/2 stream. */
 export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   readonly streamInfo = new StreamInfo();
   readonly filters: HttpFilter[] = [];
@@ -60,10 +62,15 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   #bufferedBytes = 0;
   #bufferLimit = 0;
   #routeCtx: RouteContext | undefined;
-  #chunked = false;
-  #closeDelimited = false;
-  #noBody = false;
-  #pendingHead: Uint8Array | null = null;
+  /** Index of the encoder filter holding the response (encodeHeaders stopped), -1 when none. */
+  #encHeld = -1;
+  #encHead: HttpResponse | null = null;
+  #encBuffered: Uint8Array[] | null = null;
+  #encBytes = 0;
+  /** encodeHeaders was called (the response may still be held by a filter). */
+  #encStarted = false;
+  /** Some filter has an encode* method (else the response goes straight to the codec). */
+  #encFilters = false;
   #doneResolve: (() => void) | undefined;
   /** Resolves when the response is complete or the stream reset. */
   readonly done: Promise<void>;
@@ -76,7 +83,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   headersSent: Promise<void> | undefined;
 
   constructor(
-    readonly conn: Http1ServerConnection,
+    readonly encoder: ResponseEncoder,
     readonly cfg: HcmConfig,
     readonly down: DownstreamConnection,
     readonly request: HttpRequest,
@@ -110,7 +117,13 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   /** Creates the filter instances of the chain. */
   createFilters(): void {
     const f = this.cfg.filters;
-    for (let i = 0; i < f.length; i++) this.filters.push(f[i].createFilter(this));
+    let enc = false;
+    for (let i = 0; i < f.length; i++) {
+      const x = f[i].createFilter(this);
+      this.filters.push(x);
+      if (x.encodeHeaders || x.encodeData || x.encodeTrailers) enc = true;
+    }
+    this.#encFilters = enc;
   }
 
   /** Notes activity for the stream idle timeout. */
@@ -151,6 +164,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     } else if (fired === REQUEST_TIMEOUT) {
       stats.downstream_rq_timeout.inc();
     } else {
+      stats.downstream_rq_max_duration_reached.inc();
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamMaxStreamDurationReached;
     }
     const details = fired === STREAM_IDLE
@@ -161,12 +175,11 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     this.#abortFilters();
     if (!this.responseStarted) {
       this.closeConnection = true;
+      // Envoy: 408 while the request is still arriving, 504 after; gRPC callers get DEADLINE_EXCEEDED
       this.sendLocalReply(
-        fired === MAX_DURATION ? 504 : 408,
+        fired === MAX_DURATION && this.requestDone ? 504 : 408,
         fired === MAX_DURATION ? "downstream duration timeout" : "stream timeout",
-        {
-          details,
-        },
+        { details, grpcStatus: fired === MAX_DURATION ? GrpcStatus.DeadlineExceeded : undefined },
       ).catch(() => this.resetStream());
     } else {
       this.streamInfo.responseCodeDetails = details;
@@ -324,21 +337,39 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     this.#abortFilters();
     this.closeConnection = true;
     this.reset = true;
-    this.#finish();
+    this.finishResponse();
   }
 
   // ---- HttpFilterCallbacks ----
 
   get upgradeType(): string {
-    return this.conn.upgradeType;
+    return this.encoder.upgradeType;
   }
 
   route(): RouteEntry | null {
     if (this.#route === undefined) {
-      this.#route = this.cfg.routes.match(this.request);
-      if (this.#route) this.streamInfo.routeName = this.#route.name;
+      const r = this.#route = this.cfg.routes.match(this.request);
+      if (r) {
+        this.streamInfo.routeName = r.name;
+        if (r.kind === "route") {
+          const msd = (r.config as { max_stream_duration?: StreamDurationConfig }).max_stream_duration;
+          if (msd !== undefined) this.#applyStreamDuration(msd);
+        }
+      }
     }
     return this.#route;
+  }
+
+  /** The route's max_stream_duration (or the grpc-timeout it allows) replaces the HCM's, as Envoy does. */
+  #applyStreamDuration(c: StreamDurationConfig): void {
+    const ms = streamDurationMs(
+      c,
+      this.request.headers.get("grpc-timeout"),
+      this.cfg.opts.maxStreamDurationMs,
+    );
+    this.#deadlineDuration = ms > 0 ? this.streamInfo.startMono + ms : 0;
+    if (this.#lastActivity === 0) this.#lastActivity = this.streamInfo.startMono;
+    if (!this.responseDone) this.#armTimer();
   }
 
   clearRouteCache(): void {
@@ -366,10 +397,29 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
       this.resetStream();
       return;
     }
+    // a response held by an encoder filter is replaced by the local reply
+    this.#encHeld = -1;
+    this.#encHead = this.#encBuffered = null;
+    this.#encStarted = false;
     const info = this.streamInfo;
     if (opts?.flags) info.responseFlags |= opts.flags;
     if (opts?.details) info.responseCodeDetails = opts.details;
     const headers = new HeaderMap();
+    if (isGrpcRequest(this.request.headers)) {
+      // gRPC callers get HTTP 200 with a trailers-only grpc-status (Envoy's local reply for gRPC)
+      headers.addLower("content-type", "application/grpc");
+      let code = opts?.grpcStatus;
+      if (code === undefined) {
+        const timeout = (opts?.flags ?? 0) &
+          (ResponseFlag.UpstreamRequestTimeout | ResponseFlag.DurationTimeout);
+        code = timeout ? GrpcStatus.DeadlineExceeded : httpToGrpcStatus(status);
+      }
+      headers.addLower("grpc-status", String(code));
+      if (body) headers.addLower("grpc-message", encodeGrpcMessage(body));
+      if (opts?.headers) { for (const [k, v] of opts.headers) headers.add(k, v); }
+      await this.encodeHeaders({ status: 200, headers }, true, 0);
+      return;
+    }
     const bytes = body ? new TextEncoder().encode(body) : EMPTY;
     if (bytes.length > 0) headers.addLower("content-type", "text/plain");
     if (opts?.headers) { for (const [k, v] of opts.headers) headers.add(k, v); }
@@ -381,27 +431,49 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   /**
    * Sends response headers through the encoder filters. `knownLength` lets local replies set
-   * content-length without a header lookup. The head is written with the first body bytes.
+   * content-length without a header lookup. A filter returning StopIteration or StopIterationAndBuffer (with
+   * more to come) holds the response: the stream buffers the body until that filter returns Continue from
+   * encodeData (end of stream) or encodeTrailers, then the remaining filters and the codec get it all.
    */
-  async encodeHeaders(res: HttpResponse, endStream: boolean, knownLength = -1): Promise<void> {
-    if (this.responseStarted || this.reset) return;
+  encodeHeaders(res: HttpResponse, endStream: boolean, knownLength = -1): Promise<void> {
+    if (this.#encStarted || this.reset) return RESOLVED;
+    this.#encStarted = true;
     this.touch();
+    if (!this.#encFilters) return this.#sendHeaders(res, endStream, knownLength);
+    return this.#encodeHeadersSlow(res, endStream, knownLength);
+  }
+
+  async #encodeHeadersSlow(res: HttpResponse, endStream: boolean, knownLength: number): Promise<void> {
+    const held = await this.#encodeHeadersFrom(this.filters.length - 1, res, endStream);
+    if (held || this.responseStarted || this.reset) return;
+    await this.#sendHeaders(res, endStream, knownLength);
+  }
+
+  /** Runs encodeHeaders from filter `from` down to 0; true when a filter now holds the response. */
+  async #encodeHeadersFrom(from: number, res: HttpResponse, endStream: boolean): Promise<boolean> {
     const fs = this.filters;
-    for (let i = fs.length - 1; i >= 0; i--) {
+    for (let i = from; i >= 0; i--) {
       const f = fs[i];
       if (!f.encodeHeaders) continue;
       let st = f.encodeHeaders(res, endStream);
       if (st instanceof Promise) st = await st;
-      if (st === HttpFilterStatus.StopIteration) break;
+      if (st !== HttpFilterStatus.Continue) {
+        if (endStream) break;
+        this.#encHeld = i;
+        this.#encHead = res;
+        return true;
+      }
     }
-    if (this.responseStarted || this.reset) return;
+    return false;
+  }
+
+  /** The common response header handling, then the codec. */
+  #sendHeaders(res: HttpResponse, endStream: boolean, knownLength: number): Promise<void> {
     this.responseStarted = true;
     const info = this.streamInfo;
-    const status = res.status;
-    info.responseCode = status;
+    info.responseCode = res.status;
     info.responseHeaders = res.headers;
     const h = res.headers;
-    const req = this.request;
     for (const name of HOP_BY_HOP) if (h.has(name)) h.remove(name);
     const o = this.cfg.opts;
     if (o.serverHeaderTransformation === "OVERWRITE") h.set("server", o.serverName);
@@ -409,111 +481,122 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
       h.addLower("server", o.serverName);
     }
     if (o.alwaysSetRequestIdInResponse) {
-      const id = req.headers.get("x-request-id");
+      const id = this.request.headers.get("x-request-id");
       if (id) h.set("x-request-id", id);
     }
     if (o.via) h.addLower("via", o.via);
-    // Framing for HTTP/1.1 downstream
-    this.#noBody = (status < 200 && status !== 101) || status === 204 || status === 304 ||
-      req.method === "HEAD";
-    let upgrade = false;
-    if (status === 101 && this.conn.upgradeType) {
-      upgrade = true;
-      this.upgraded = true;
-      h.addLower("connection", "upgrade");
-      h.addLower("upgrade", this.conn.upgradeType);
-      this.cfg.stats.downstream_cx_upgrades_total.inc();
-      this.cfg.stats.downstream_cx_upgrades_active.inc();
-    } else if (this.#noBody) {
-      if (status === 204 || (status < 200)) h.remove("content-length");
-    } else if (endStream) {
-      h.set("content-length", knownLength > 0 ? String(knownLength) : "0");
-    } else if (knownLength >= 0) {
-      h.set("content-length", String(knownLength));
-    } else if (!h.has("content-length")) {
-      if (this.versionMinor === 1) {
-        h.addLower("transfer-encoding", "chunked");
-        this.#chunked = true;
-      } else {
-        this.#closeDelimited = true;
-      }
-    }
-    const close = !upgrade && (this.closeConnection || !this.keepAlive || this.#closeDelimited ||
-      this.conn.draining || this.conn.closeAfterThisStream(this));
-    if (close) {
-      this.closeConnection = true;
-      h.addLower("connection", "close");
-    } else if (this.versionMinor === 0) {
-      h.addLower("connection", "keep-alive");
-    }
-    const head = encodeResponseHead(status, h, this.versionMinor);
     this.#headResolve?.();
-    if (endStream || (this.#noBody && !upgrade)) {
-      await this.conn.write(head);
-      this.#finish();
-      return;
-    }
-    this.#pendingHead = head;
+    return this.encoder.encodeHeaders(this, res.status, h, endStream, knownLength);
   }
 
-  async encodeData(data: Uint8Array, endStream: boolean): Promise<void> {
-    if (this.responseDone) return;
-    if (!this.responseStarted) throw new Error("encodeData before encodeHeaders");
+  encodeData(data: Uint8Array, endStream: boolean): Promise<void> {
+    if (this.responseDone) return RESOLVED;
+    if (!this.responseStarted && this.#encHeld < 0) throw new Error("encodeData before encodeHeaders");
     this.touch();
+    if (!this.#encFilters) {
+      this.streamInfo.bytesSent += data.length;
+      return this.encoder.encodeData(this, data, endStream);
+    }
+    return this.#encodeDataSlow(data, endStream);
+  }
+
+  async #encodeDataSlow(data: Uint8Array, endStream: boolean): Promise<void> {
+    const held = this.#encHeld;
     const fs = this.filters;
-    for (let i = fs.length - 1; i >= 0; i--) {
+    for (let i = fs.length - 1; i >= 0 && i >= held; i--) {
       const f = fs[i];
       if (!f.encodeData) continue;
       let st = f.encodeData(data, endStream);
       if (st instanceof Promise) st = await st;
-      if (st === HttpFilterStatus.StopIteration) return;
-    }
-    const len = data.length;
-    this.streamInfo.bytesSent += len;
-    let out: Uint8Array;
-    if (this.#noBody) {
-      out = EMPTY;
-    } else if (this.#chunked) {
-      out = len > 0 ? chunkFrame(data, endStream) : endStream ? LAST_CHUNK : EMPTY;
-    } else {
-      out = data;
-    }
-    const head = this.#pendingHead;
-    if (head) {
-      this.#pendingHead = null;
-      if (out.length === 0) out = head;
-      else if (out.length <= 16384) {
-        out = joinBytes(head, out);
-      } else {
-        await this.conn.write(head);
+      if (st !== HttpFilterStatus.Continue) {
+        if (i === held) return this.#encBuffer(data);
+        return;
       }
     }
-    if (out.length > 0) await this.conn.write(out);
-    if (endStream) {
-      if (this.upgraded) this.conn.endTunnelWrite();
-      this.#finish();
-    }
+    if (held >= 0) return await this.#encRelease(data, endStream, null);
+    this.streamInfo.bytesSent += data.length;
+    await this.encoder.encodeData(this, data, endStream);
   }
 
   async encodeTrailers(trailers: HeaderMap): Promise<void> {
     if (this.responseDone) return;
     const fs = this.filters;
-    for (let i = fs.length - 1; i >= 0; i--) {
+    const held = this.#encHeld;
+    for (let i = fs.length - 1; i >= 0 && i >= held; i--) {
       const f = fs[i];
       if (!f.encodeTrailers) continue;
       let st = f.encodeTrailers(trailers);
       if (st instanceof Promise) st = await st;
-      if (st === HttpFilterStatus.StopIteration) return;
+      if (st !== HttpFilterStatus.Continue) return;
     }
+    if (held >= 0) return await this.#encRelease(EMPTY, false, trailers);
+    await this.#sendTrailers(trailers);
+  }
+
+  #sendTrailers(trailers: HeaderMap): Promise<void> {
     this.streamInfo.responseTrailers = trailers;
-    if (this.#chunked) {
-      const head = this.#pendingHead;
-      this.#pendingHead = null;
-      if (head) await this.conn.write(head);
-      await this.conn.write(trailersBlock(trailers));
-      this.#finish();
-    } else {
-      await this.encodeData(EMPTY, true);
+    return this.encoder.encodeTrailers(this, trailers);
+  }
+
+  /** Keeps a copy of response bytes for the holding encoder filter (bounded by the buffer limit). */
+  #encBuffer(data: Uint8Array): void {
+    if (data.length === 0) return;
+    const limit = this.#bufferLimit > 0 ? this.#bufferLimit : this.down.bufferLimitBytes;
+    if (this.#encBytes + data.length > limit) {
+      // Envoy answers 500 when a buffered response outgrows the limit before its headers went out
+      this.sendLocalReply(500, "Internal Server Error", { details: "response_payload_too_large" })
+        .catch(() => this.resetStream());
+      return;
+    }
+    (this.#encBuffered ??= []).push(data.slice());
+    this.#encBytes += data.length;
+  }
+
+  /** The holding encoder filter let go: earlier filters and the codec get the head, the body and trailers. */
+  async #encRelease(last: Uint8Array, endStream: boolean, trailers: HeaderMap | null): Promise<void> {
+    const from = this.#encHeld - 1;
+    const res = this.#encHead!;
+    this.#encHeld = -1;
+    this.#encHead = null;
+    const parts = this.#encBuffered;
+    this.#encBuffered = null;
+    let body = last;
+    if (parts) {
+      body = new Uint8Array(this.#encBytes + last.length);
+      let off = 0;
+      for (const p of parts) {
+        body.set(p, off);
+        off += p.length;
+      }
+      body.set(last, off);
+    }
+    this.#encBytes = 0;
+    const onlyHead = body.length === 0 && !trailers;
+    if (await this.#encodeHeadersFrom(from, res, onlyHead && endStream)) {
+      // a filter closer to the codec holds it in turn
+      if (body.length > 0 || endStream) await this.encodeData(body, endStream);
+      if (trailers) await this.encodeTrailers(trailers);
+      return;
+    }
+    if (this.responseDone || this.reset) return;
+    // the whole body is known: it goes out with content-length (HTTP/1.1 then drops trailers, as Envoy does)
+    await this.#sendHeaders(res, onlyHead && endStream, body.length);
+    if (this.responseDone || (onlyHead && endStream)) return;
+    const fs = this.filters;
+    if (body.length > 0 || !trailers) {
+      for (let i = from; i >= 0; i--) {
+        const st = fs[i].encodeData?.(body, endStream && !trailers);
+        if (st instanceof Promise) await st;
+      }
+      this.streamInfo.bytesSent += body.length;
+      await this.encoder.encodeData(this, body, endStream && !trailers);
+    }
+    if (trailers && !this.responseDone) {
+      for (let i = from; i >= 0; i--) {
+        const st = fs[i].encodeTrailers?.(trailers);
+        if (st instanceof Promise) await st;
+      }
+      await this.#sendTrailers(trailers);
     }
   }
 
@@ -523,8 +606,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     this.reset = true;
     this.closeConnection = true;
     this.#abortFilters();
-    this.#finish();
-    this.down.close();
+    this.finishResponse();
+    this.encoder.resetStream(this);
   }
 
   /** A promise resolved when response headers are written (created on demand for upgrades). */
@@ -534,8 +617,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     return this.headersSent;
   }
 
-  /** Ends the stream: stats, access log, wakes the connection loop. Idempotent. */
-  #finish(): void {
+  /** Ends the stream (called by the encoder once the response is out): stats, access log, wakes the connection. */
+  finishResponse(): void {
     if (this.responseDone) return;
     this.responseDone = true;
     const cfg = this.cfg;

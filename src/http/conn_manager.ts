@@ -9,14 +9,13 @@ import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection, TerminalFilter } from "../network/filter.ts";
 import { ActiveStream } from "./active_stream.ts";
-import { isInternalAddress, splitXff } from "./address.ts";
 import type { HttpRequest } from "./filter.ts";
 import type { HcmConfig } from "./hcm_config.ts";
-import type { HeaderMap } from "./headers.ts";
 import {
   ChunkedDecoder,
   CONTINUE_100,
   H1ParseError,
+  h2PrefaceState,
   type HeadScanState,
   isH2Preface,
   localReplyHead,
@@ -24,6 +23,9 @@ import {
   preparePath,
   type RequestHead,
 } from "./h1_glue.ts";
+import { Http2ServerConnection } from "./h2_conn_manager.ts";
+import { mutateRequestHeaders, underscoreHeaders } from "./request_headers.ts";
+import { H1ResponseEncoder, type H1Writer } from "./response_encoder.ts";
 
 /** Read buffer of a connection waiting for a head (nginx's client_header_buffer_size); grows on demand. */
 const INITIAL_BUF = 1024;
@@ -31,8 +33,11 @@ const BODY_BUF = 64 * 1024;
 const T_HEADERS = 1;
 const T_IDLE = 2;
 
-/** Runs HTTP/1.1 on one downstream connection until it closes. */
-export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
+/**
+ * Runs HTTP/1.1 on one downstream connection until it closes; with codec_type AUTO on plain text it first
+ * looks for the HTTP/2 preface and hands the connection to Http2ServerConnection when it finds one.
+ */
+export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1Writer {
   #buf: Uint8Array = new Uint8Array(INITIAL_BUF);
   #start = 0;
   #end = 0;
@@ -50,8 +55,10 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
   draining = false;
   readonly #onReadAhead = (n: number | null) => this.#readAheadDone(n);
   readonly #onReadAheadError = () => this.#readAheadDone(null);
+  readonly #enc: H1ResponseEncoder = new H1ResponseEncoder(this);
 
-  constructor(readonly cfg: HcmConfig) {}
+  /** `sniff`: look for the HTTP/2 preface first (codec_type AUTO without TLS ALPN). */
+  constructor(readonly cfg: HcmConfig, readonly sniff = false) {}
 
   onTimeout(kind: number): void {
     if (this.#closed) return;
@@ -85,6 +92,17 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     if (this.#down.observed) this.#down.observeWrite(data, false);
   }
 
+  /** Closes the downstream now (a stream reset). */
+  closeNow(): void {
+    this.#down.close();
+  }
+
+  /** Counts an accepted upgrade. */
+  countUpgrade(): void {
+    this.cfg.stats.downstream_cx_upgrades_total.inc();
+    this.cfg.stats.downstream_cx_upgrades_active.inc();
+  }
+
   /** Half-closes the downstream after an upgraded stream's upstream side ended. */
   endTunnelWrite(): void {
     (this.#down.conn as Deno.TcpConn).closeWrite().catch(() => {});
@@ -98,6 +116,10 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
 
   async run(down: DownstreamConnection): Promise<void> {
     this.#down = down;
+    if (this.sniff && await this.#sniffH2()) {
+      const initial = this.#buf.slice(this.#start, this.#end);
+      return await new Http2ServerConnection(this.cfg, initial).run(down);
+    }
     const stats = this.cfg.stats;
     const clock = this.cfg.clock;
     const started = clock.monotonic();
@@ -120,6 +142,24 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       stats.downstream_cx_http1_active.dec();
       stats.downstream_cx_destroy.inc();
       stats.downstream_cx_length_ms.record(clock.monotonic() - started);
+    }
+  }
+
+  /**
+   * codec_type AUTO on plain text: reads the first bytes (under the idle timeout) and reports whether they are
+   * the HTTP/2 connection preface. Bytes read stay buffered for the HTTP/1.1 parser otherwise.
+   */
+  async #sniffH2(): Promise<boolean> {
+    const o = this.cfg.opts;
+    if (o.idleTimeoutMs > 0) this.cfg.timers.arm(this.#timer, o.idleTimeoutMs, T_IDLE);
+    try {
+      for (;;) {
+        const state = this.#end > this.#start ? h2PrefaceState(this.#buf, this.#start, this.#end) : -1;
+        if (state !== -1) return state === 1;
+        if (!(await this.#fill(INITIAL_BUF)) || this.#closed) return false;
+      }
+    } finally {
+      this.cfg.timers.disarm(this.#timer);
     }
   }
 
@@ -274,7 +314,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       headers,
       contentLength: head.chunked ? -1 : head.contentLength > 0 ? head.contentLength : 0,
     };
-    const stream = new ActiveStream(this, cfg, down, request, head.versionMinor, head.keepAlive);
+    const stream = new ActiveStream(this.#enc, cfg, down, request, head.versionMinor, head.keepAlive);
     this.#stream = stream;
     stream.remoteIp = down.remoteIp;
     const hasBody = head.chunked || head.contentLength > 0;
@@ -289,18 +329,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
     if (!reject && head.absoluteHost) {
       headers.set("host", head.absoluteHost);
     }
-    if (!reject && o.headersWithUnderscores !== "ALLOW") {
-      for (let i = headers.size - 1; i >= 0; i--) {
-        if (headers.names[i].includes("_")) {
-          if (o.headersWithUnderscores === "REJECT_REQUEST") {
-            reject = [400, "unexpected_underscore", "Bad Request"];
-            break;
-          }
-          headers.names.splice(i, 1);
-          headers.values.splice(i, 1);
-        }
-      }
-    }
+    if (!reject && underscoreHeaders(o, stream)) reject = [400, "unexpected_underscore", "Bad Request"];
     if (!reject && request.path !== "*") {
       if (request.path[0] !== "/") {
         stats.downstream_rq_non_relative_path.inc();
@@ -339,7 +368,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       });
       return false;
     }
-    this.#mutateRequestHeaders(stream, request, headers);
+    mutateRequestHeaders(o, down, stream);
     stream.createFilters();
     // ---- run the stream ----
     await stream.decodeHeaders(!hasBody && !this.upgradeType);
@@ -371,70 +400,6 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget {
       return false;
     }
     return !this.#closed;
-  }
-
-  /** Envoy's request header handling: XFF, remote address, internal, x-envoy-*, x-request-id, XFP. */
-  #mutateRequestHeaders(stream: ActiveStream, request: HttpRequest, headers: HeaderMap): void {
-    const o = this.cfg.opts;
-    const down = this.#down;
-    const xffRaw = headers.get("x-forwarded-for");
-    const xff = splitXff(xffRaw);
-    let remoteIp = down.remoteIp;
-    let internal: boolean;
-    if (o.useRemoteAddress) {
-      if (o.xffNumTrustedHops > 0 && xff.length >= o.xffNumTrustedHops) {
-        remoteIp = xff[xff.length - o.xffNumTrustedHops];
-      }
-      internal = xff.length === 0 && isInternalAddress(down.remoteIp, o.internalCidrs);
-      if (!o.skipXffAppend) {
-        headers.set("x-forwarded-for", xffRaw ? `${xffRaw},${down.remoteIp}` : down.remoteIp);
-      }
-      headers.set("x-forwarded-proto", down.scheme);
-    } else {
-      if (xff.length > o.xffNumTrustedHops) remoteIp = xff[xff.length - 1 - o.xffNumTrustedHops];
-      internal = xff.length === 1 && isInternalAddress(xff[0], o.internalCidrs);
-      if (!headers.has("x-forwarded-proto")) headers.addLower("x-forwarded-proto", down.scheme);
-    }
-    stream.remoteIp = remoteIp;
-    stream.internal = internal;
-    if (remoteIp !== down.remoteIp) {
-      stream.streamInfo.downstreamRemoteAddress = remoteIp.includes(":")
-        ? `[${remoteIp}]:0`
-        : `${remoteIp}:0`;
-    }
-    if (!internal) {
-      // External requests may not steer the proxy: drop every x-envoy-* header they sent.
-      let any = false;
-      const names = headers.names;
-      for (let i = 0; i < names.length; i++) {
-        if (names[i].charCodeAt(0) === 120 && names[i].startsWith("x-envoy-")) {
-          any = true;
-          break;
-        }
-      }
-      if (any) headers.removePrefix("x-envoy-");
-    } else {
-      headers.set("x-envoy-internal", "true");
-    }
-    if (o.generateRequestId) {
-      const id = headers.get("x-request-id");
-      if (id === undefined) headers.addLower("x-request-id", crypto.randomUUID());
-      else if (!id || (!internal && !o.preserveExternalRequestId)) {
-        headers.set("x-request-id", crypto.randomUUID());
-      }
-    }
-    if (o.via) headers.addLower("via", o.via);
-    if (o.stripPort !== "none") {
-      const a = request.authority;
-      const colon = a.lastIndexOf(":");
-      if (colon > 0 && !a.endsWith("]")) {
-        const port = a.slice(colon + 1);
-        const local = down.localAddress.slice(down.localAddress.lastIndexOf(":") + 1);
-        if (o.stripPort === "any" || port === local) request.authority = a.slice(0, colon);
-      }
-    }
-    stream.streamInfo.authority = request.authority;
-    stream.streamInfo.path = request.path;
   }
 
   /** Streams the request body (content-length or chunked) into the stream with backpressure. */

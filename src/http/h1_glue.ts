@@ -5,7 +5,7 @@
 import type { HeaderMap } from "./headers.ts";
 
 export { parseRequestHead } from "./h1/request.ts";
-export { isH2Preface } from "./h1/request.ts";
+export { h2PrefaceState, isH2Preface } from "./h1/request.ts";
 export { parseResponseHead, responseBodyKind } from "./h1/response.ts";
 export { ChunkedDecoder } from "./h1/chunked.ts";
 export { H1ParseError } from "./h1/types.ts";

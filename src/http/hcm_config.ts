@@ -4,6 +4,7 @@ import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { AccessLogger } from "../access_log/types.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
 import type { ClusterManager } from "../upstream/types.ts";
+import type { H2Options, H2Stats } from "./h2/mod.ts";
 import type { HttpFilterFactory } from "./filter.ts";
 import type { RouteTable } from "./routing/types.ts";
 
@@ -13,6 +14,10 @@ export class HcmStats {
   readonly downstream_cx_active: Gauge;
   readonly downstream_cx_http1_total: Counter;
   readonly downstream_cx_http1_active: Gauge;
+  readonly downstream_cx_http2_total: Counter;
+  readonly downstream_cx_http2_active: Gauge;
+  readonly downstream_cx_max_requests_reached: Counter;
+  readonly downstream_cx_drain_close: Counter;
   readonly downstream_cx_destroy: Counter;
   readonly downstream_cx_length_ms: Histogram;
   readonly downstream_cx_rx_bytes_total: Counter;
@@ -23,6 +28,8 @@ export class HcmStats {
   readonly downstream_cx_upgrades_active: Gauge;
   readonly downstream_rq_total: Counter;
   readonly downstream_rq_http1_total: Counter;
+  readonly downstream_rq_http2_total: Counter;
+  readonly downstream_rq_max_duration_reached: Counter;
   readonly downstream_rq_active: Gauge;
   readonly downstream_rq_completed: Counter;
   readonly downstream_rq_xx: Counter[];
@@ -45,6 +52,10 @@ export class HcmStats {
     this.downstream_cx_active = s.gauge("downstream_cx_active");
     this.downstream_cx_http1_total = s.counter("downstream_cx_http1_total");
     this.downstream_cx_http1_active = s.gauge("downstream_cx_http1_active");
+    this.downstream_cx_http2_total = s.counter("downstream_cx_http2_total");
+    this.downstream_cx_http2_active = s.gauge("downstream_cx_http2_active");
+    this.downstream_cx_max_requests_reached = s.counter("downstream_cx_max_requests_reached");
+    this.downstream_cx_drain_close = s.counter("downstream_cx_drain_close");
     this.downstream_cx_destroy = s.counter("downstream_cx_destroy");
     this.downstream_cx_length_ms = s.histogram("downstream_cx_length_ms");
     this.downstream_cx_rx_bytes_total = s.counter("downstream_cx_rx_bytes_total");
@@ -55,6 +66,8 @@ export class HcmStats {
     this.downstream_cx_upgrades_active = s.gauge("downstream_cx_upgrades_active");
     this.downstream_rq_total = s.counter("downstream_rq_total");
     this.downstream_rq_http1_total = s.counter("downstream_rq_http1_total");
+    this.downstream_rq_http2_total = s.counter("downstream_rq_http2_total");
+    this.downstream_rq_max_duration_reached = s.counter("downstream_rq_max_duration_reached");
     this.downstream_rq_active = s.gauge("downstream_rq_active");
     this.downstream_rq_completed = s.counter("downstream_rq_completed");
     this.downstream_rq_xx = [1, 2, 3, 4, 5].map((n) => s.counter(`downstream_rq_${n}xx`));
@@ -77,6 +90,10 @@ export class HcmStats {
 /** Options resolved from the HttpConnectionManager config with Envoy's defaults (and nuncio's, noted). */
 export interface HcmOptions {
   statPrefix: string;
+  /** codec_type: AUTO picks HTTP/2 from ALPN "h2" or the HTTP/2 preface, else HTTP/1.1. */
+  codecType: "AUTO" | "HTTP1" | "HTTP2";
+  /** http2_protocol_options for the downstream HTTP/2 codec (Envoy's defaults applied). */
+  http2: H2Options;
   maxHeadersBytes: number;
   maxHeadersCount: number;
   /** request_headers_timeout; nuncio turns it on by default (10 s) where Envoy leaves it off. */
@@ -132,4 +149,6 @@ export interface HcmConfig {
   readonly clock: Clock;
   readonly timers: TimerWheel;
   readonly clusterManager: ClusterManager;
+  /** The `http2.*` codec stats shared by every HTTP/2 connection of this worker. */
+  readonly h2Stats: H2Stats;
 }

@@ -4,6 +4,7 @@ import { stderrAccessLog, stdoutAccessLog } from "../extensions/access_loggers/s
 import { router } from "../extensions/filters/http/router/mod.ts";
 import { httpHealthCheck } from "../extensions/filters/http/health_check/mod.ts";
 import { httpBuffer } from "../extensions/filters/http/buffer/mod.ts";
+import { grpcHttp1Bridge } from "../extensions/filters/http/grpc_http1_bridge/mod.ts";
 import { httpFault } from "../extensions/filters/http/fault/mod.ts";
 import { httpLocalRateLimit } from "../extensions/filters/http/local_ratelimit/mod.ts";
 import { networkLocalRateLimit } from "../extensions/filters/network/local_ratelimit/mod.ts";
@@ -23,6 +24,7 @@ export const BUILTIN_EXTENSIONS = [
   httpHealthCheck,
   httpFault,
   httpBuffer,
+  grpcHttp1Bridge,
   httpLocalRateLimit,
   networkLocalRateLimit,
   httpRateLimit,

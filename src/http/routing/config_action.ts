@@ -81,6 +81,12 @@ export const routeActionSchema = z.strictObject({
   priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
   rate_limits: z.array(rateLimitSchema).default([]),
   include_vh_rate_limits: z.boolean().default(false),
+  /** Stream duration limits applied by the connection manager (grpc-timeout handling). */
+  max_stream_duration: z.strictObject({
+    max_stream_duration: duration.optional(),
+    grpc_timeout_header_max: duration.optional(),
+    grpc_timeout_header_offset: duration.optional(),
+  }).optional(),
   ...notSupportedFields([
     "cluster_specifier_plugin",
     "inline_cluster_specifier_plugin",
@@ -99,7 +105,6 @@ export const routeActionSchema = z.strictObject({
     "internal_redirect_action",
     "max_internal_redirects",
     "hedge_policy",
-    "max_stream_duration",
     "early_data_policy",
   ]),
 }).superRefine((v, ctx) => {

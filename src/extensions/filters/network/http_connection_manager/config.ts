@@ -9,7 +9,6 @@ import { typedExtension } from "../../../../config/extension_ref.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 import { routeConfigurationSchema } from "../../../../http/routing/config.ts";
 
-
 const httpProtocolOptions = z.strictObject({
   accept_http_10: z.boolean().optional(),
   default_host_for_http_10: z.string().optional(),
@@ -21,6 +20,31 @@ const httpProtocolOptions = z.strictObject({
   send_fully_qualified_url: notSupported,
   allow_custom_methods: z.boolean().optional(),
 });
+
+/** envoy.config.core.v3.Http2ProtocolOptions: the fields the HTTP/2 codec implements. */
+const http2ProtocolOptions = z.strictObject({
+  hpack_table_size: uint32.optional(),
+  max_concurrent_streams: uint32.min(1).max(2147483647).optional(),
+  initial_stream_window_size: uint32.min(65535).max(2147483647).optional(),
+  initial_connection_window_size: uint32.min(65535).max(2147483647).optional(),
+  allow_connect: z.literal(false).optional(),
+  allow_metadata: z.literal(false).optional(),
+  max_outbound_frames: uint32.min(1).optional(),
+  max_outbound_control_frames: uint32.min(1).optional(),
+  max_consecutive_inbound_frames_with_empty_payload: uint32.optional(),
+  max_inbound_priority_frames_per_stream: uint32.optional(),
+  max_inbound_window_update_frames_per_data_frame_sent: uint32.min(1).optional(),
+  stream_error_on_invalid_http_messaging: z.boolean().optional(),
+  override_stream_error_on_invalid_http_message: z.boolean().optional(),
+  custom_settings_parameters: notSupported,
+  connection_keepalive: notSupported,
+  use_oghttp2_codec: z.boolean().optional(),
+  max_metadata_size: notSupported,
+  enable_huffman_encoding_stats: notSupported,
+});
+
+/** The parsed Http2ProtocolOptions. */
+export type Http2ProtocolOptionsConfig = z.infer<typeof http2ProtocolOptions>;
 
 const commonHttpProtocolOptions = z.strictObject({
   idle_timeout: duration.optional(),
@@ -35,8 +59,8 @@ const commonHttpProtocolOptions = z.strictObject({
 /** The HttpConnectionManager message. */
 export const httpConnectionManagerSchema = z.strictObject({
   codec_type: z.enum(["AUTO", "HTTP1", "HTTP2", "HTTP3"]).default("AUTO").refine(
-    (v) => v === "AUTO" || v === "HTTP1",
-    { message: "Only AUTO and HTTP1 are supported until HTTP/2 lands" },
+    (v) => v !== "HTTP3",
+    { message: "HTTP3 is not supported by nuncio" },
   ),
   stat_prefix: z.string().min(1),
   route_config: routeConfigurationSchema.optional(),
@@ -85,7 +109,7 @@ export const httpConnectionManagerSchema = z.strictObject({
     filters: notSupported,
   })).default([]),
   proxy_100_continue: z.boolean().default(false),
-  http2_protocol_options: notSupported,
+  http2_protocol_options: http2ProtocolOptions.optional(),
   tracing: notSupported,
   local_reply_config: notSupported,
   request_id_extension: notSupported,

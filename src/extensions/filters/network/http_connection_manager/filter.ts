@@ -1,6 +1,8 @@
 /** Builds the per-snapshot HcmConfig from the parsed HttpConnectionManager and makes per-connection codecs. */
 import { createAccessLogs } from "../../../../access_log/config.ts";
 import { Http1ServerConnection } from "../../../../http/conn_manager.ts";
+import { Http2ServerConnection } from "../../../../http/h2_conn_manager.ts";
+import { type H2Options, h2StatsFrom } from "../../../../http/h2/mod.ts";
 import type { HttpFilterCreate, HttpFilterFactory } from "../../../../http/filter.ts";
 import { type HcmConfig, type HcmOptions, HcmStats } from "../../../../http/hcm_config.ts";
 import { compileRouteTable } from "../../../../http/routing/table.ts";
@@ -10,10 +12,32 @@ import type {
   NetworkFilterFactory,
   TerminalFilter,
 } from "../../../../network/filter.ts";
-import type { HttpConnectionManagerConfig } from "./config.ts";
+import type { Http2ProtocolOptionsConfig, HttpConnectionManagerConfig } from "./config.ts";
 
 /** Default request_headers_timeout: Envoy leaves it off; nuncio turns it on so slow clients cannot hold connections. */
 export const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * Downstream HTTP/2 options with Envoy's defaults (max_concurrent_streams 2147483647, 256 MiB windows) and the
+ * codec's flood limits (Envoy's values).
+ */
+export function resolveHttp2Options(c: Http2ProtocolOptionsConfig | undefined): H2Options {
+  const o: H2Options = { max_concurrent_streams: 2147483647 };
+  if (!c) return o;
+  const keys = [
+    "hpack_table_size",
+    "max_concurrent_streams",
+    "initial_stream_window_size",
+    "initial_connection_window_size",
+    "max_outbound_frames",
+    "max_outbound_control_frames",
+    "max_consecutive_inbound_frames_with_empty_payload",
+    "max_inbound_priority_frames_per_stream",
+    "max_inbound_window_update_frames_per_data_frame_sent",
+  ] as const;
+  for (const k of keys) if (c[k] !== undefined) o[k] = c[k];
+  return o;
+}
 
 /** Resolves Envoy's defaults for every HCM option. */
 export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
@@ -24,6 +48,8 @@ export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
     : c.path_with_escaped_slashes_action;
   return {
     statPrefix: c.stat_prefix,
+    codecType: c.codec_type as "AUTO" | "HTTP1" | "HTTP2",
+    http2: resolveHttp2Options(c.http2_protocol_options),
     maxHeadersBytes: c.max_request_headers_kb * 1024,
     maxHeadersCount: common.max_headers_count ?? 100,
     requestHeadersTimeoutMs: c.request_headers_timeout ?? DEFAULT_REQUEST_HEADERS_TIMEOUT_MS,
@@ -90,11 +116,22 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
       clock: ctx.clock,
       timers: ctx.timers,
       clusterManager: ctx.clusterManager,
+      h2Stats: h2StatsFrom((n, gauge) =>
+        gauge ? ctx.stats.scope("http2").gauge(n) : ctx.stats.scope("http2").counter(n)
+      ),
     };
   }
 
-  createFilter(_conn: DownstreamConnection): TerminalFilter {
-    return new Http1ServerConnection(this.hcm);
+  /**
+   * Picks the codec per connection: HTTP2 always speaks HTTP/2 (as Envoy does, whatever ALPN said); AUTO
+   * speaks HTTP/2 when ALPN chose "h2", else sniffs the HTTP/2 preface; HTTP1 speaks HTTP/1.1.
+   */
+  createFilter(conn: DownstreamConnection): TerminalFilter {
+    const codec = this.hcm.opts.codecType;
+    if (codec === "HTTP2" || (codec === "AUTO" && conn.tls?.alpn === "h2")) {
+      return new Http2ServerConnection(this.hcm);
+    }
+    return new Http1ServerConnection(this.hcm, codec === "AUTO");
   }
 
   /** Flushes and closes the access logs and retires the HTTP filter factories. */

@@ -1,4 +1,5 @@
 /** Load shapes: a 200-request burst over 20 concurrent keep-alive connections; lifecycle of the plane. */
+import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import assert from "node:assert/strict";
 import { loadConfigText } from "../src/config/load.ts";
 import { checkClusterReferences } from "../src/server/cross_check.ts";
@@ -66,6 +67,7 @@ Deno.test("data plane: stop() closes the access log files it opened", async () =
       { crossCheck: checkClusterReferences },
     );
     assert.ok(loaded.ok);
+    await loadTlsRuntime();
     const plane = new DataPlane(loaded.bootstrap);
     await plane.start(false);
     const r = await curl([

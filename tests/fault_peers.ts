@@ -2,6 +2,7 @@
  * Scripted origins that fail on cue, for retry, timeout, circuit breaker and mirror tests: each accepted
  * connection serves one request with the next step of a script (the last step repeats) and then closes.
  */
+import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import "../src/registry/builtin.ts";
 import { SharedArena } from "../src/common/shared_arena.ts";
 import { formatConfigError } from "../src/config/errors.ts";
@@ -211,6 +212,7 @@ export async function startSharedPlanes(yaml: string, n: number): Promise<Shared
   const arena = SharedArena.create({ bytes: 1 << 20, capacity: 1024 });
   const planes: DataPlane[] = [];
   for (let i = 0; i < n; i++) {
+    await loadTlsRuntime();
     const p = new DataPlane(loaded.bootstrap, i, SharedArena.attach(arena.buffer));
     await p.start(false);
     planes.push(p);

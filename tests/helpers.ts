@@ -3,6 +3,7 @@
  * Envoy v3 config builders, an access log reader and stats lookups. Peers (origins, curl, raw sockets)
  * live in peers.ts and are re-exported here.
  */
+import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import "../src/registry/builtin.ts";
 import { stringify } from "yaml";
 import { formatConfigError } from "../src/config/errors.ts";
@@ -159,6 +160,7 @@ export async function startProxy(yaml: string): Promise<Proxy> {
     await Deno.remove(logPath);
     throw new Error(`Bad test config:\n${loaded.errors.map(formatConfigError).join("\n")}`);
   }
+  await loadTlsRuntime();
   const plane = new DataPlane(loaded.bootstrap);
   try {
     await plane.start(false);

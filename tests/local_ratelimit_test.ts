@@ -2,6 +2,7 @@
  * Local rate limiting end to end: exact counts over HTTP (filter level, per route, x-ratelimit headers),
  * over TCP (network filter in front of tcp_proxy), and one bucket shared by two data planes on one arena.
  */
+import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
 import { SharedArena } from "../src/common/shared_arena.ts";
@@ -228,6 +229,7 @@ Deno.test("network local_ratelimit: max_tokens 3 admits 3 connections to tcp_pro
 async function startPlane(yaml: string, index: number, arena: SharedArena): Promise<DataPlane> {
   const loaded = loadConfigText(yaml, "test.yaml");
   if (!loaded.ok) throw new Error(loaded.errors.map(formatConfigError).join("\n"));
+  await loadTlsRuntime();
   const plane = new DataPlane(loaded.bootstrap, index, arena);
   await plane.start(false);
   return plane;

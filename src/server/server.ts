@@ -7,6 +7,7 @@ import type { ClusterStatus } from "../admin/types.ts";
 import { systemClock } from "../common/clock.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import type { BootstrapExtensionCreate, BootstrapExtensionHandle } from "../registry/bootstrap_extension.ts";
+import { prepareTls } from "../transport/cert_store.ts";
 import { Logger } from "../common/log.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
@@ -70,6 +71,7 @@ export class Server {
       this.#extensions.push(await create(ref.config, { stats: this.mainStats, log: new Logger(ref.name) }));
     }
     if (this.opts.concurrency <= 1) {
+      await prepareTls(this.bootstrap);
       this.#plane = new DataPlane(this.bootstrap, 0, this.shared);
       await this.#plane.start(false);
     } else {

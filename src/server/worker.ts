@@ -5,6 +5,7 @@ import "../registry/builtin.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { setLogLevel, setLogTag } from "../common/log.ts";
 import { loadConfigFile } from "../config/load.ts";
+import { prepareTls } from "../transport/cert_store.ts";
 import { DataPlane } from "./data_plane.ts";
 import { checkClusterReferences } from "./cross_check.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
@@ -27,6 +28,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
         return;
       }
       // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
+      await prepareTls(r.bootstrap);
       plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared), false);
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });

@@ -3,12 +3,26 @@
  * certificate/key pair, and polls the files so a rotated certificate is picked up without a restart. A bad
  * new file is logged and the last good pair keeps serving.
  */
-import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import type { X509Certificate } from "node:crypto";
 import { Logger } from "../common/log.ts";
 import type { DataSourceConfig, TlsCertificateConfig } from "./tls_config.ts";
 
 const log = new Logger("tls");
+
+let nodeCrypto: typeof import("node:crypto") | undefined;
+
+/**
+ * Loads node:crypto (certificate parsing and key checks); awaited before a config with TLS is built. Proxies
+ * without TLS never load it, nor Node's compatibility layer (~7 MB of resident memory).
+ */
+export async function loadTlsRuntime(): Promise<void> {
+  nodeCrypto ??= await import("node:crypto");
+}
+
+function crypto(): typeof import("node:crypto") {
+  if (nodeCrypto === undefined) throw new Error("TLS runtime not loaded (await loadTlsRuntime() first)");
+  return nodeCrypto;
+}
 
 /** A validated certificate chain and private key (PEM) with the DNS names the leaf is valid for. */
 export interface CertifiedKey {
@@ -24,7 +38,9 @@ export interface CertifiedKey {
 export function readDataSource(ds: DataSourceConfig): string {
   if (ds.filename !== undefined) return Deno.readTextFileSync(ds.filename);
   if (ds.inline_string !== undefined) return ds.inline_string;
-  if (ds.inline_bytes !== undefined) return Buffer.from(ds.inline_bytes, "base64").toString("utf8");
+  if (ds.inline_bytes !== undefined) {
+    return new TextDecoder().decode(Uint8Array.from(atob(ds.inline_bytes), (c) => c.charCodeAt(0)));
+  }
   const v = Deno.env.get(ds.environment_variable!);
   if (v === undefined) throw new Error(`Environment variable ${ds.environment_variable} is not set`);
   return v;
@@ -32,9 +48,10 @@ export function readDataSource(ds: DataSourceConfig): string {
 
 /** Parses and checks one certificate/key pair; throws a readable error when they are unusable. */
 export function validateCertifiedKey(cert: string, key: string): CertifiedKey {
+  const { X509Certificate: X509, createPrivateKey, createPublicKey } = crypto();
   let x509: X509Certificate;
   try {
-    x509 = new X509Certificate(cert);
+    x509 = new X509(cert);
   } catch (e) {
     throw new Error(`Invalid certificate chain: ${(e as Error).message}`);
   }
@@ -174,4 +191,20 @@ export class CertWatcher {
       this.#busy = false;
     }
   }
+}
+
+/** What `prepareTls` looks at: the transport sockets of listeners' filter chains and of clusters. */
+interface TlsUsers {
+  static_resources: {
+    listeners: readonly { filter_chains: readonly { transport_socket?: { kind: string } }[] }[];
+    clusters: readonly { transport_socket?: { kind: string } }[];
+  };
+}
+
+/** Loads the TLS runtime when the bootstrap has any TLS transport socket (before building the data plane). */
+export async function prepareTls(b: TlsUsers): Promise<void> {
+  const r = b.static_resources;
+  const uses = r.clusters.some((c) => c.transport_socket?.kind === "tls") ||
+    r.listeners.some((l) => l.filter_chains.some((fc) => fc.transport_socket?.kind === "tls"));
+  if (uses) await loadTlsRuntime();
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { type CertifiedKey, CertWatcher, selectCertificate, validateCertifiedKey } from "./cert_store.ts";
+import {
+  type CertifiedKey,
+  CertWatcher,
+  loadTlsRuntime,
+  selectCertificate,
+  validateCertifiedKey,
+} from "./cert_store.ts";
 
 async function selfSigned(dir: string, name: string, san: string): Promise<{ cert: string; key: string }> {
   const out = await new Deno.Command("openssl", {
@@ -30,6 +36,7 @@ async function selfSigned(dir: string, name: string, san: string): Promise<{ cer
 }
 
 Deno.test("cert store", async (t) => {
+  await loadTlsRuntime();
   const dir = await Deno.makeTempDir();
   const a = await selfSigned(dir, "a", "DNS:a.example.com,DNS:*.w.example.com");
   const b = await selfSigned(dir, "b", "DNS:b.example.com");

@@ -3,7 +3,7 @@
  * Fields Envoy has but nuncio does not implement yet are listed explicitly and rejected with
  * "Field not supported by nuncio"; unknown fields are rejected by the strict objects.
  */
-import { isIP } from "node:net";
+import { ipFamily } from "../common/ip.ts";
 import { z } from "zod";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
@@ -272,7 +272,7 @@ export const clusterSchema = z.strictObject({
   localities.forEach((l, i) =>
     l.lb_endpoints.forEach((e, j) => {
       const a = e.endpoint.address.socket_address.address;
-      if (isIP(a) === 0) {
+      if (ipFamily(a) === 0) {
         ctx.addIssue({
           code: "custom",
           path: [

@@ -1,9 +1,9 @@
 /**
  * Name resolution for STRICT_DNS / LOGICAL_DNS clusters. Uses getaddrinfo through `node:dns` lookup
- * (Deno.resolveDns ignores /etc/hosts), behind the injectable `Resolver` interface.
+ * (Deno.resolveDns ignores /etc/hosts), behind the injectable `Resolver` interface. node:dns is imported on the
+ * first hostname lookup, so proxies without DNS clusters never load Node's compatibility layer.
  */
-import { lookup } from "node:dns";
-import { isIP } from "node:net";
+import { ipFamily } from "../common/ip.ts";
 import type { DnsLookupFamily } from "./config.ts";
 
 /** One resolved address. */
@@ -22,10 +22,11 @@ export interface Resolver {
 
 /** The system resolver (getaddrinfo: honours /etc/hosts and nsswitch); IP literals skip the lookup. */
 export const systemResolver: Resolver = {
-  lookup(hostname: string): Promise<ResolvedAddress[]> {
-    const fam = isIP(hostname);
-    if (fam !== 0) return Promise.resolve([{ address: hostname, family: fam as 4 | 6 }]);
-    return new Promise((resolve, reject) => {
+  async lookup(hostname: string): Promise<ResolvedAddress[]> {
+    const fam = ipFamily(hostname);
+    if (fam !== 0) return [{ address: hostname, family: fam }];
+    const { lookup } = await import("node:dns");
+    return await new Promise((resolve, reject) => {
       lookup(hostname, { all: true }, (err, addrs) => {
         if (err) reject(err);
         else resolve(addrs.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 })));

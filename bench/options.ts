@@ -6,6 +6,10 @@ export interface Options {
   warmupS: number;
   connections: number;
   threads: number;
+  /** h2load clients (-c) of the HTTP/2 and gRPC lines. */
+  h2Clients: number;
+  /** h2load concurrent streams per client (-m). */
+  h2Streams: number;
   rounds: number;
   c1S: number;
   idleConns: number;
@@ -26,6 +30,8 @@ export const USAGE = `usage: deno task bench [options]
   --warmup S           warm-up seconds per target before the rounds (default 3)
   --connections N      wrk connections (default 64)
   --threads N          wrk threads (default 1)
+  --h2-clients N       h2load clients for the HTTP/2 and gRPC lines (default 32)
+  --h2-streams N       h2load concurrent streams per client (default 10)
   --rounds N           interleaved rounds, median reported (default 3)
   --c1 S               seconds of the single-connection latency run, 0 to skip (default 3)
   --idle-conns N       idle connections for the memory test (default 10000)
@@ -33,7 +39,8 @@ export const USAGE = `usage: deno task bench [options]
   --no-compare-memory  skip nginx/HAProxy per-connection memory (--compare-memory turns it on)
   --no-nuncio          measure nginx and HAProxy only
   --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
-  --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp)
+  --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp,
+                       nuncio-resilient,nuncio-ratelimit,haproxy-h2,nuncio-h2,grpc-direct,nuncio-grpc)
   --json FILE          also write the results as JSON
   --strict             exit 1 if a ratio or memory target fails
   --keep               keep the temp dir with configs and logs`;
@@ -45,6 +52,8 @@ export function parseOptions(argv: string[]): Options {
     warmupS: 3,
     connections: 64,
     threads: 1,
+    h2Clients: 32,
+    h2Streams: 10,
     rounds: 3,
     c1S: 3,
     idleConns: 10_000,
@@ -67,6 +76,8 @@ export function parseOptions(argv: string[]): Options {
     else if (a === "--warmup") o.warmupS = num(i++);
     else if (a === "--connections") o.connections = num(i++);
     else if (a === "--threads") o.threads = num(i++);
+    else if (a === "--h2-clients") o.h2Clients = Math.max(1, num(i++));
+    else if (a === "--h2-streams") o.h2Streams = Math.max(1, num(i++));
     else if (a === "--rounds") o.rounds = Math.max(1, num(i++));
     else if (a === "--c1") o.c1S = num(i++);
     else if (a === "--idle-conns") o.idleConns = num(i++);

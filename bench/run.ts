@@ -19,7 +19,11 @@ import {
 } from "./report.ts";
 import { measureMemory } from "./memory_bench.ts";
 import { type NuncioLaunch, startNuncio } from "./targets.ts";
+import { startNuncioResilient } from "./resilient.ts";
+import { formatRatelimitCost, ratelimitOkCount, startNuncioRatelimit } from "./ratelimit_target.ts";
+import { formatDecisions, runDecisionsBench } from "./ratelimit_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
+import { formatH2Report, H2_KEYS, h2Ratios, type H2Setup, measureH2, setupH2Targets } from "./h2_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -45,7 +49,16 @@ async function checkTarget(t: TargetResult): Promise<void> {
 }
 
 /** Measurement order: each nuncio target right next to the one it is compared with. */
-const MEASURE_ORDER = ["direct", "haproxy-http", "nginx", "nuncio-http", "nuncio-tcp", "haproxy-tcp"];
+const MEASURE_ORDER = [
+  "direct",
+  "haproxy-http",
+  "nginx",
+  "nuncio-ratelimit",
+  "nuncio-http",
+  "nuncio-resilient",
+  "nuncio-tcp",
+  "haproxy-tcp",
+];
 
 async function measure(targets: TargetResult[], o: Options): Promise<void> {
   const live = targets.filter((t) => !t.error);
@@ -91,7 +104,10 @@ async function measure(targets: TargetResult[], o: Options): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const o = parseOptions(Deno.args);
+  // --ratelimit: only the issue 5 lines (plain vs rate-limited nuncio route, then decisions/s of the service)
+  const rlOnly = Deno.args.includes("--ratelimit");
+  const o = parseOptions(Deno.args.filter((a) => a !== "--ratelimit"));
+  if (rlOnly) Object.assign(o, { only: o.only ?? ["nuncio-http", "nuncio-ratelimit"], memory: false });
   const want = (key: string) => !o.only || o.only.includes(key);
   const launch: NuncioLaunch = { root: ROOT, bin: o.nuncioBin };
   let nuncioNote = "";
@@ -107,6 +123,9 @@ async function main(): Promise<number> {
     { bin: "nginx", packages: ["nginx-light", "nginx"] },
     { bin: "haproxy", packages: ["haproxy"] },
     { bin: "wrk", packages: ["wrk"] },
+    ...(H2_KEYS.some(want)
+      ? [{ bin: "h2load", packages: ["nghttp2-client"] }, { bin: "curl", packages: ["curl"] }]
+      : []),
   ]);
   const dir = Deno.makeTempDirSync({ prefix: "nuncio-bench-" });
   const sup = new Supervisor();
@@ -119,8 +138,11 @@ async function main(): Promise<number> {
   };
   const targets: TargetResult[] = [];
   let memory: MemoryResult | undefined;
+  let rlCalls = 0;
+  let h2: H2Setup | undefined;
   try {
-    const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp] = findFreePorts(7);
+    const ports = findFreePorts(12);
+    const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp, rAdmin, rHttp, lAdmin, lHttp, lRls] = ports;
     await startOrigin(env, origin);
     const add = async (key: string, label: string, port: number, start: () => Promise<unknown>) => {
       if (!want(key)) return;
@@ -163,12 +185,33 @@ async function main(): Promise<number> {
         else await checkTarget(t);
       }
     }
-    for (const t of targets) if (t.error) console.error(`${t.label}: ${t.error}`);
+    if (o.nuncio) {
+      await add(
+        "nuncio-resilient",
+        "nuncio resilient",
+        rHttp,
+        () => startNuncioResilient(env, launch, { admin: rAdmin, http: rHttp, origin }),
+      );
+    }
+    if (o.nuncio) {
+      await add(
+        "nuncio-ratelimit",
+        "nuncio ratelimit",
+        lHttp,
+        () => startNuncioRatelimit(env, launch, { admin: lAdmin, http: lHttp, origin, rls: lRls }),
+      );
+    }
+    if (H2_KEYS.some(want)) h2 = await setupH2Targets(env, { launch, origin, nuncio: o.nuncio, want });
+    for (const t of [...targets, ...h2?.targets ?? []]) if (t.error) console.error(`${t.label}: ${t.error}`);
     console.error(
       `measuring ${targets.filter((t) => !t.error).length} targets: wrk -t${o.threads} -c${o.connections} ` +
         `-d${o.durationS}s, ${o.rounds} interleaved round(s), config in ${dir}`,
     );
     await measure(targets, o);
+    if (h2) await measureH2(h2, { ...o, clients: o.h2Clients, streams: o.h2Streams });
+    if (targets.some((t) => t.key === "nuncio-ratelimit" && !t.error)) {
+      rlCalls = await ratelimitOkCount(lAdmin).catch(() => 0);
+    }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -187,17 +230,32 @@ async function main(): Promise<number> {
   const ratios = [
     ratio("http1 nuncio/nginx", byKey("nuncio-http"), byKey("nginx"), 0.6),
     ratio("tcp nuncio/haproxy-tcp", byKey("nuncio-tcp"), byKey("haproxy-tcp"), 0.8),
+    ratio("resilience nuncio-resilient/nuncio", byKey("nuncio-resilient"), byKey("nuncio-http"), 0.9),
   ];
-  console.log(
-    `\nwrk -t${o.threads} -c${o.connections} -d${o.durationS}s, median of ${o.rounds} round(s); ` +
-      `+p50/+p99 = added vs direct origin; c=1 = one connection for ${o.c1S}s`,
-  );
-  console.log(formatTable(targets, byKey("direct")));
+  if (targets.length > 0) {
+    console.log(
+      `\nwrk -t${o.threads} -c${o.connections} -d${o.durationS}s, median of ${o.rounds} round(s); ` +
+        `+p50/+p99 = added vs direct origin; c=1 = one connection for ${o.c1S}s`,
+    );
+    console.log(formatTable(targets, byKey("direct")));
+  }
   for (const t of targets) if (t.error && t.median) console.log(`note: ${t.label}: ${t.error}`);
   if (nuncioNote) console.log(nuncioNote);
   console.log("");
-  for (const r of ratios) console.log(formatRatio(r));
+  const allRatios = !rlOnly && targets.length > 0;
+  for (const r of ratios) if (allRatios || !Number.isNaN(r.value)) console.log(formatRatio(r));
+  if (byKey("nuncio-ratelimit")) {
+    console.log(formatRatelimitCost(byKey("nuncio-ratelimit"), byKey("nuncio-http"), rlCalls));
+  }
+  if (h2?.targets.length) {
+    console.log(`\n${formatH2Report(h2.targets, { ...o, clients: o.h2Clients, streams: o.h2Streams })}`);
+    ratios.push(h2Ratios(h2.targets).h2);
+  }
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
+  if (rlOnly) {
+    const d = { durationMs: Math.max(1, o.durationS / 4) * 1000, concurrency: 64, redis: true };
+    console.log(`\n${formatDecisions(await runDecisionsBench(d), d)}`);
+  }
 
   if (o.json) {
     const out = {
@@ -206,6 +264,7 @@ async function main(): Promise<number> {
       cpus: navigator.hardwareConcurrency,
       targets,
       ratios,
+      h2: h2?.targets,
       memory,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");

@@ -1,0 +1,89 @@
+/**
+ * The "nuncio resilient" bench target: the same HTTP path as the plain nuncio target (HCM -> router ->
+ * STATIC cluster `origin`) with every resilience feature of issue 3 switched on at once: active HTTP
+ * health checks, outlier detection, explicit circuit-breaker thresholds and a route retry policy. The
+ * origin is healthy, so no retry, ejection or overflow actually happens: the ratio against the plain
+ * target is the bookkeeping cost of having them configured.
+ */
+
+import type { Managed } from "./lib/proc.ts";
+import { waitForPort } from "./lib/net.ts";
+import type { Env, NuncioLaunch } from "./targets.ts";
+
+/** nuncio bootstrap: one HTTP listener whose route and cluster carry health checks, outlier detection, breakers and retries. */
+export function nuncioResilientConfig(ports: { admin: number; http: number; origin: number }): string {
+  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: ${ports.http}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route:
+                  cluster: origin
+                  timeout: 15s
+                  retry_policy:
+                    retry_on: connect-failure,reset,5xx
+                    num_retries: 2
+                    retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]
+                    host_selection_retry_max_attempts: 3
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: origin
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: origin
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.origin}}}}}]}]
+    health_checks:
+    - timeout: 1s
+      interval: 1s
+      unhealthy_threshold: 3
+      healthy_threshold: 2
+      http_health_check: {path: /}
+    outlier_detection:
+      consecutive_5xx: 5
+      consecutive_gateway_failure: 5
+      enforcing_consecutive_gateway_failure: 100
+      interval: 1s
+      base_ejection_time: 5s
+      max_ejection_percent: 50
+    circuit_breakers:
+      thresholds:
+      - {max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 10}
+`;
+}
+
+/** Starts the resilient nuncio with --concurrency 1; resolves once its HTTP listener accepts. */
+export async function startNuncioResilient(
+  env: Env,
+  launch: NuncioLaunch,
+  ports: { admin: number; http: number; origin: number },
+  name = "nuncio-resilient",
+): Promise<{ proc: Managed; http: number }> {
+  const conf = `${env.dir}/${name}.yaml`;
+  Deno.writeTextFileSync(conf, nuncioResilientConfig(ports));
+  const flags = ["-c", conf, "--concurrency", "1"];
+  const [cmd, args] = launch.bin
+    ? [launch.bin, flags]
+    : [Deno.execPath(), ["run", "--allow-all", `${launch.root}/main.ts`, ...flags]];
+  const proc = env.sup.spawn(name, cmd, args, {
+    nofile: env.nofile,
+    cwd: launch.root,
+    logPath: `${env.dir}/${name}.log`,
+  });
+  await waitForPort(ports.http, { proc, timeoutMs: 30_000 });
+  return { proc, http: ports.http };
+}

@@ -32,4 +32,5 @@ export {
   type WrkResult,
 } from "./lib/wrk.ts";
 export { ensureTools, findExecutable, type ToolSpec } from "./lib/tools.ts";
+export { type H2loadOptions, type H2loadResult, parseH2load, runH2load } from "./lib/h2load.ts";
 export { type IdleOptions, type IdleResult, measureIdleConnections } from "./lib/memory.ts";

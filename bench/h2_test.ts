@@ -152,7 +152,9 @@ Deno.test("nuncio h2c listeners and HAProxy h2 in front of real origins", async 
       });
       for (const r of [a, b]) {
         assert.ok(r.requests > 50, `${r.requests} requests`);
-        assert.equal(r.ok2xx, r.requests);
+        // with -D, h2load also counts the status of streams still open when the time is up
+        assert.ok(r.ok2xx >= r.requests, JSON.stringify(r));
+        assert.equal(r.non2xx + r.failed, 0, JSON.stringify(r));
       }
       const stats = await (await fetch(`http://127.0.0.1:${admin}/stats`)).text();
       const calls = Number(/cluster\.grpc\.upstream_rq_total: (\d+)/.exec(stats)?.[1] ?? "0");

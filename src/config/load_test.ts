@@ -104,7 +104,12 @@ Deno.test("loadConfigFile", async (t) => {
       // unknown field: at the key
       ["static_resources.listeners[0].per_connection_buffer_limit_byte", 9, 7, /^Unknown field$/],
       // a transport socket without its typed_config
-      [`${fc}.transport_socket`, 12, 13, /^A TLS transport socket needs typed_config \(DownstreamTlsContext\)$/],
+      [
+        `${fc}.transport_socket`,
+        12,
+        13,
+        /^A TLS transport socket needs typed_config \(DownstreamTlsContext\)$/,
+      ],
       // errors inside a typed_config keep the path through typed_config
       [`${fc}.filters[0].typed_config.idle_timeout`, 19, 31, /^Invalid duration/],
       [`${fc}.filters[0].typed_config.bogus`, 20, 17, /^Unknown field$/],

@@ -35,8 +35,39 @@ const STREAM_IDLE = 1;
 const REQUEST_TIMEOUT = 2;
 const MAX_DURATION = 3;
 
-/** Hop-by-hop response headers never forwarded downstream. */
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"];
+/** True for the hop-by-hop response headers never forwarded downstream (lowercase names). */
+function isHopByHop(n: string): boolean {
+  switch (n.length) {
+    case 7:
+      return n === "upgrade";
+    case 10:
+      return n === "connection" || n === "keep-alive";
+    case 16:
+      return n === "proxy-connection";
+    case 17:
+      return n === "transfer-encoding";
+    default:
+      return false;
+  }
+}
+
+/** Drops the hop-by-hop lines from `h` in one pass, in place. */
+function stripHopByHop(h: HeaderMap): void {
+  const names = h.names;
+  const values = h.values;
+  const n = names.length;
+  let w = 0;
+  for (let r = 0; r < n; r++) {
+    const name = names[r];
+    if (isHopByHop(name)) continue;
+    if (w !== r) {
+      names[w] = name;
+      values[w] = values[r];
+    }
+    w++;
+  }
+  if (w !== n) names.length = values.length = w;
+}
 
 /** A request in flight on an HTTP/1.1 connection or an HTTP/2 stream. */
 export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
@@ -474,7 +505,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     info.responseCode = res.status;
     info.responseHeaders = res.headers;
     const h = res.headers;
-    for (const name of HOP_BY_HOP) if (h.has(name)) h.remove(name);
+    stripHopByHop(h);
     const o = this.cfg.opts;
     if (o.serverHeaderTransformation === "OVERWRITE") h.set("server", o.serverName);
     else if (o.serverHeaderTransformation === "APPEND_IF_ABSENT" && !h.has("server")) {

@@ -12,6 +12,16 @@ export const IDLE = 1;
 /** Connection state: closed. */
 export const CLOSED = 2;
 
+/** "ip:port" of `conn`'s local end; "" when the socket is closed. */
+export function localAddressOf(conn: Deno.Conn): string {
+  try {
+    const la = conn.localAddr as Deno.NetAddr;
+    return `${la.hostname}:${la.port}`;
+  } catch {
+    return "";
+  }
+}
+
 /** What a connection needs from the pool that owns it. */
 export interface ConnectionOwner {
   /** Parks a released connection (or closes it when it may not be reused). */
@@ -44,6 +54,7 @@ export class PooledConnection implements UpstreamConnection {
   readonly #pool: ConnectionOwner;
   readonly #tcp: boolean;
   #readInFlight = false;
+  #localAddress = "";
   readonly #onRead = (n: number | null) => this.#idleReadDone(n);
   readonly #onReadError = () => this.#idleReadDone(null);
 
@@ -54,6 +65,12 @@ export class PooledConnection implements UpstreamConnection {
     this.createdAt = createdAt;
     this.#tcp = tcp;
     this.acquired = { ok: true, connection: this };
+  }
+
+  /** "ip:port" of the socket's local end, formatted once ("" when the socket is already closed). */
+  get localAddress(): string {
+    if (this.#localAddress === "") this.#localAddress = localAddressOf(this.conn);
+    return this.#localAddress;
   }
 
   /** Returns the connection to the pool (`reusable`) or closes it. */

@@ -61,6 +61,8 @@ export abstract class H2Core implements WireSink {
   protected streamsOpened = 0;
   /** Stream whose header block awaits CONTINUATION frames, or 0. */
   protected continuationFor = 0;
+  /** Monotonic time of the read being parsed, taken on first use (-1: not yet for this read). */
+  #readMono = -1;
   readonly #isClient: boolean;
   #closed = false;
   #connRecvWindow = 65535;
@@ -117,7 +119,15 @@ export abstract class H2Core implements WireSink {
 
   /** WireSink: consumes received bytes. */
   onBytes(b: Uint8Array, s: number, e: number): number {
+    this.#readMono = -1;
     return this.#parse(b, s, e);
+  }
+
+  /** Monotonic ms of the bytes being parsed: one clock call per read, shared by every frame in it. */
+  protected readMono(): number {
+    let t = this.#readMono;
+    if (t < 0) t = this.#readMono = performance.now();
+    return t;
   }
 
   /** WireSink: the output drained; move more stream data. */

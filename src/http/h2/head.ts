@@ -42,6 +42,13 @@ export function responseHead(status: number, headers: HeaderMap = new HeaderMap(
   return { method: "", scheme: "", authority: "", path: "", protocol: "", status, headers };
 }
 
+/** Removes the first `k` entries of `a` in place (splice would allocate the removed ones). */
+function dropFront(a: string[], k: number): void {
+  const n = a.length - k;
+  for (let i = 0; i < n; i++) a[i] = a[i + k];
+  a.length = n;
+}
+
 /** Fields that must not appear in HTTP/2 (RFC 9113 §8.2.2); dropped when encoding, malformed when received. */
 export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   "connection",
@@ -120,8 +127,8 @@ export class HeadValidator {
       if (protocol !== "" && method !== "CONNECT") return this.#fail("http2.invalid_pseudo_header");
     }
     if (k > 0) {
-      names.splice(0, k);
-      values.splice(0, k);
+      dropFront(names, k);
+      dropFront(values, k);
     }
     if (!this.#regular(map, true)) return null;
     return { method, scheme, authority, path, protocol, status: 0, headers: map };
@@ -134,8 +141,8 @@ export class HeadValidator {
     const v = map.values[0];
     const status = v.length === 3 ? Number(v) : NaN;
     if (!(status >= 100 && status <= 999) || status === 101) return this.#fail("http2.invalid_status");
-    names.splice(0, 1);
-    map.values.splice(0, 1);
+    names.shift();
+    map.values.shift();
     if (!this.#regular(map, false)) return null;
     return { method: "", scheme: "", authority: "", path: "", protocol: "", status, headers: map };
   }

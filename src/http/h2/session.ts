@@ -162,7 +162,7 @@ export abstract class H2Session extends H2Streams {
     const code = readU32(b, s);
     this.stats.rx_reset.inc();
     if (
-      this.countPremature && performance.now() - st.openedAt < this.o.premature_reset_min_stream_lifetime_ms
+      this.countPremature && this.readMono() - st.openedAt < this.o.premature_reset_min_stream_lifetime_ms
     ) this.premature++;
     this.closeStream(st);
     // RST NO_ERROR after a complete response only asks us to stop sending the request (RFC 9113 §8.1)

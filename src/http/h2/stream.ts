@@ -98,7 +98,7 @@ export class H2Stream {
     this.handler = handler;
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
-    this.openedAt = performance.now();
+    this.openedAt = 0;
   }
 
   /** Bytes accepted by sendData and not yet queued for the socket (flow control or backpressure). */

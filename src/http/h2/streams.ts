@@ -35,6 +35,7 @@ export abstract class H2Streams extends H2Core implements StreamOwner {
   /** Registers a new stream. */
   protected openStream(id: number, handler: H2StreamHandler): H2Stream {
     const st = new H2Stream(this, id, handler, this.peer.initialWindow, this.o.initial_stream_window_size);
+    if (this.countPremature) st.openedAt = this.readMono();
     this.streams.set(id, st);
     this.streamsOpened++;
     this.stats.streams_active.inc();

@@ -38,6 +38,8 @@ export interface Attempt {
   readonly tunnel: boolean;
   /** True while the attempt holds a connection or stream (a downstream reset then counts as tx_reset). */
   readonly active: boolean;
+  /** Monotonic time of the last upstream receive (0 before any): the response head's and end's time. */
+  readonly rxMono: number;
   /** Sets the per-try timeout (armed when the request is complete). */
   setPerTryTimeout(ms: number): void;
   /** Sends request body bytes; resolves when they may be reused (false when the attempt failed). */
@@ -64,8 +66,8 @@ export interface AttemptOwner {
   readonly trailersBlock: Uint8Array | null;
   /** A response head arrived; true lets the attempt forward it, false means the router took over (retry). */
   onAttemptHeaders(a: Attempt, status: number, headers: HeaderMap): boolean;
-  /** Upstream bytes arrived (route idle timeout). */
-  onUpstreamActivity(): void;
+  /** Upstream bytes arrived at monotonic `now` (0: not taken; route idle timeout). */
+  onUpstreamActivity(now: number): void;
   /** The attempt failed before its head was forwarded (the attempt already released everything). */
   onAttemptFailed(a: Attempt, why: AttemptFailure, detail: string): void;
   /** The attempt failed after the response started downstream; `flag` is the ResponseFlag (UC by default). */

@@ -19,7 +19,7 @@ import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/type
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
-import type { Cluster, Host } from "../../../../upstream/types.ts";
+import type { Cluster, Host, LbContext } from "../../../../upstream/types.ts";
 import type { RouterConfig } from "./config.ts";
 import { MirrorSet } from "./mirror.ts";
 import { applyOverrides, type RequestLimits } from "./overrides.ts";
@@ -35,6 +35,8 @@ const EMPTY = new Uint8Array(0);
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 const TIMER_GLOBAL = 0;
 const TIMER_IDLE = 1;
+/** The load-balancer context of a request without hash policy or hosts to avoid (shared, never mutated). */
+const NO_LB_CONTEXT: LbContext = {};
 
 /** The long-lived router state of one HCM. */
 export class RouterFactory implements HttpFilterFactory {
@@ -225,6 +227,11 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     return this.#startAttempt();
   }
 
+  /** Monotonic start of the current attempt: the first one starts with the upstream request. */
+  #attemptStart(): number {
+    return this.#attempts === 1 ? this.#upstreamStart : this.f.ctx.clock.monotonic();
+  }
+
   /** Picks a host and runs one attempt; resolves when it is under way (or failed). */
   async #startAttempt(): Promise<HttpFilterStatus> {
     const cb = this.cb;
@@ -241,7 +248,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
         host = cluster.chooseHost({ hash, avoid });
       }
     } else {
-      host = cluster.chooseHost(hash !== undefined ? { hash } : {});
+      host = cluster.chooseHost(hash !== undefined ? { hash } : NO_LB_CONTEXT);
     }
     if (!host) {
       this.#finish();
@@ -262,6 +269,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     const proto = cluster.httpProtocol;
     if (proto !== undefined && proto !== 0 && useH2(proto, cb)) {
       const a2 = new H2UpstreamRequest(this, cluster, host, this.#breakers!, route.priority);
+      a2.startMono = this.#attemptStart();
       if (this.perTryMs > 0) a2.setPerTryTimeout(this.perTryMs);
       this.#attempt = a2;
       const r = await a2.start(h2RequestHead(req, this.#path));
@@ -272,6 +280,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     }
     const head = encodeRequestHead(req.method, this.#path, h);
     const a = new UpstreamRequest(this, cluster, host, this.#breakers!, route.priority);
+    a.startMono = this.#attemptStart();
     if (this.perTryMs > 0) a.setPerTryTimeout(this.perTryMs);
     this.#attempt = a;
     await a.start(head, this.#chunkedUp);
@@ -386,8 +395,8 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
   }
 
   /** Activity from upstream (for the route idle timeout). */
-  onUpstreamActivity(): void {
-    if (this.#idleMs > 0) this.#lastActivity = this.f.ctx.clock.monotonic();
+  onUpstreamActivity(now: number): void {
+    if (this.#idleMs > 0) this.#lastActivity = now || this.f.ctx.clock.monotonic();
   }
 
   // ---- AttemptOwner ----
@@ -413,7 +422,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     if (!this.f.config.suppress_envoy_headers) {
       headers.set(
         "x-envoy-upstream-service-time",
-        String(Math.round(this.f.ctx.clock.monotonic() - this.#upstreamStart)),
+        String(Math.round((a.rxMono || this.f.ctx.clock.monotonic()) - this.#upstreamStart)),
       );
     }
     if (route.includeAttemptCountInResponse) headers.set("x-envoy-attempt-count", String(this.#attempts));

@@ -44,8 +44,10 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
   headersForwarded = false;
   /** HTTP/2 upstreams never tunnel here (upgrades use HTTP/1.1). */
   readonly tunnel = false;
-  /** Monotonic start of the attempt. */
-  readonly startMono: number;
+  /** Monotonic start of the attempt (set by the router). */
+  startMono = 0;
+  /** Monotonic time of the response head, then of its end (0 before any). */
+  rxMono = 0;
   #head: H2Head | null = null;
   #ready = false;
   #finished = false;
@@ -66,9 +68,7 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
     readonly host: Host,
     readonly breakers: PriorityBreakers,
     readonly priority: number,
-  ) {
-    this.startMono = owner.ctx.clock.monotonic();
-  }
+  ) {}
 
   get finished(): boolean {
     return this.#finished;
@@ -228,8 +228,11 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
   onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
     if (this.#finished) return;
     const owner = this.owner;
-    owner.cb.streamInfo.firstUpstreamRxMono ||= owner.ctx.clock.monotonic();
-    owner.onUpstreamActivity();
+    const now = owner.ctx.clock.monotonic();
+    this.rxMono = now;
+    const info = owner.cb.streamInfo;
+    if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
+    owner.onUpstreamActivity(now);
     if (this.#perTry !== null) owner.ctx.timers.disarm(this.#perTry);
     const status = head.status;
     const headers = head.headers;
@@ -252,7 +255,8 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   onData(_st: H2Stream, data: Uint8Array, endStream: boolean): void {
     if (this.#finished) return;
-    this.owner.onUpstreamActivity();
+    const now = endStream ? this.rxMono = this.owner.ctx.clock.monotonic() : 0;
+    this.owner.onUpstreamActivity(now);
     const res = this.#res!;
     if (data.length > 0) res.chunks.push(data.slice());
     if (endStream) this.#ended(null);
@@ -261,7 +265,9 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   onTrailers(_st: H2Stream, trailers: HeaderMap): void {
     if (this.#finished) return;
-    this.owner.onUpstreamActivity();
+    const now = this.owner.ctx.clock.monotonic();
+    this.rxMono = now;
+    this.owner.onUpstreamActivity(now);
     const res = this.#res!;
     res.trailers = trailers;
     this.#ended(trailers);
@@ -330,7 +336,8 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
     stats.upstream_rq_completed.inc();
     host.activeRequests--;
     if (success) {
-      stats.upstream_rq_time.record(this.owner.ctx.clock.monotonic() - this.startMono);
+      const end = this.rxMono || this.owner.ctx.clock.monotonic();
+      stats.upstream_rq_time.record(end - this.startMono);
       host.stats.rq_success++;
     } else host.stats.rq_error++;
   }

@@ -174,8 +174,10 @@ async function readMore(
   if (n !== null) {
     a.cluster.stats.upstream_cx_rx_bytes_total.inc(n);
     const info = a.owner.cb.streamInfo;
-    info.firstUpstreamRxMono ||= a.owner.ctx.clock.monotonic();
-    a.owner.onUpstreamActivity();
+    const now = a.owner.ctx.clock.monotonic();
+    a.rxMono = now;
+    if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
+    a.owner.onUpstreamActivity(now);
   }
   a.lastStart = start;
   a.lastEnd = end;

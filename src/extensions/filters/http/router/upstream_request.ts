@@ -8,6 +8,7 @@ import { chunkFrame, LAST_CHUNK } from "../../../../http/h1_glue.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
 import type { AcquireOptions, Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
+import { localAddressOf, PooledConnection } from "../../../../upstream/pooled_connection.ts";
 import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
 import { readResponse } from "./response_reader.ts";
 
@@ -24,8 +25,10 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
   upstreamComplete = false;
   /** The response head went downstream. */
   headersForwarded = false;
-  /** Monotonic start of the attempt. */
-  readonly startMono: number;
+  /** Monotonic start of the attempt (set by the router). */
+  startMono = 0;
+  /** Monotonic time of the last upstream read (0 before any). */
+  rxMono = 0;
   #chunked = false;
   #ready = false;
   #finished = false;
@@ -45,9 +48,7 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
     readonly host: Host,
     readonly breakers: PriorityBreakers,
     readonly priority: number,
-  ) {
-    this.startMono = owner.ctx.clock.monotonic();
-  }
+  ) {}
 
   /** True once the attempt ended (completed, failed or aborted). */
   get finished(): boolean {
@@ -110,13 +111,9 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
       }
       const up = acq.connection;
       this.up = up;
-      const info = this.owner.cb.streamInfo;
-      try {
-        const la = up.conn.localAddr as Deno.NetAddr;
-        info.upstreamLocalAddress = `${la.hostname}:${la.port}`;
-      } catch {
-        // closed under us: the write below fails and we retry
-      }
+      // "" when closed under us: the write below fails and we retry
+      const local = up instanceof PooledConnection ? up.localAddress : localAddressOf(up.conn);
+      if (local !== "") this.owner.cb.streamInfo.upstreamLocalAddress = local;
       if (await this.#write(head)) break;
       // a reused keep-alive connection the upstream closed: retry once on a fresh one
       this.up = null;
@@ -304,7 +301,8 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
     stats.upstream_rq_completed.inc();
     host.activeRequests--;
     if (success) {
-      stats.upstream_rq_time.record(this.owner.ctx.clock.monotonic() - this.startMono);
+      const end = this.rxMono || this.owner.ctx.clock.monotonic();
+      stats.upstream_rq_time.record(end - this.startMono);
       host.stats.rq_success++;
     } else host.stats.rq_error++;
   }

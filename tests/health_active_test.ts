@@ -173,3 +173,39 @@ Deno.test("TCP health checks: send and receive payloads (hex text and base64 bin
   // reuse_connection (default): one connection serves many checks
   assert.ok(raw.accepted <= 3, `${raw.accepted} connections`);
 });
+
+Deno.test("x-envoy-immediate-health-check-fail on a traffic response fails the host at once (passive)", async () => {
+  const state = { draining: true };
+  const a = startOrigin("a", (_req, seen) => {
+    if (seen.path === "/healthz") return new Response("ok");
+    const headers: Record<string, string> = { "x-origin": "a" };
+    if (state.draining) headers["x-envoy-immediate-health-check-fail"] = "true";
+    return new Response("hello from a", { headers });
+  });
+  const b = checkedOrigin("b");
+  await using _a = a;
+  await using _b = b.origin;
+  await using s = await startServer(bootstrapYaml(
+    [httpListener({ virtualHosts: [anyHost(route)] })],
+    [staticCluster("svc", [a.port, b.origin.port], {
+      // the first check runs at start; the next one only after 30 s, so the passive failure is what we see
+      health_checks: [hc({ interval: "30s", no_traffic_interval: "30s", healthy_threshold: 1 })],
+    })],
+    { admin: ADMIN },
+  ));
+  const hostA = `127.0.0.1:${a.port}`;
+  assert.equal(healthFlagsOf(await s.admin("/clusters"), "svc", hostA), "healthy");
+  // round robin reaches a within two requests; its answer carries the header
+  const seen: (string | null)[] = [];
+  for (let i = 0; i < 2; i++) seen.push((await get(`http://127.0.0.1:${s.port}/`)).origin);
+  assert.ok(seen.includes("a"), seen.join(","));
+  await waitFor(
+    "host a flagged by the traffic response",
+    async () =>
+      healthFlagsOf(await s.admin("/clusters"), "svc", hostA) ===
+        "/failed_active_hc/excluded_via_immediate_hc_fail",
+  );
+  for (let i = 0; i < 6; i++) assert.equal((await get(`http://127.0.0.1:${s.port}/`)).origin, "b");
+  const stats = await s.admin("/stats?filter=health_check");
+  assert.match(stats, /cluster\.svc\.health_check\.passive_failure: 1/);
+});

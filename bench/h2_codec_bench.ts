@@ -1,10 +1,10 @@
 /**
  * Benchmark: h2load (-c32 -m10, h2c prior knowledge) against a hello server built on this codec and against
- * a Deno.serve hello server, in the same run. `deno run -A src/http/h2/h2_bench.ts [requests]`.
+ * a Deno.serve hello server, in the same run. `deno run -A bench/h2_codec_bench.ts [requests]`.
  */
-import { HeaderMap } from "../headers.ts";
-import { H2ServerConnection } from "./server.ts";
-import type { H2StreamHandler } from "./stream.ts";
+import { HeaderMap } from "../src/http/headers.ts";
+import { H2ServerConnection } from "../src/http/h2/server.ts";
+import type { H2StreamHandler } from "../src/http/h2/stream.ts";
 
 const N = Number(Deno.args[0] ?? 200000);
 const body = new TextEncoder().encode("hello world");

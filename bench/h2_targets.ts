@@ -7,7 +7,7 @@
 
 import type { Managed } from "./lib/proc.ts";
 import { waitForPort } from "./lib/net.ts";
-import { BODY, type Env, type NuncioLaunch } from "./targets.ts";
+import { BODY, type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
 import { GRPC_METHOD, grpcRequestBody } from "./grpc_origin.ts";
 
 /** Headers h2load and the probe send with every gRPC call. */
@@ -136,26 +136,13 @@ export async function startGrpcOrigin(env: Env, launch: NuncioLaunch, port: numb
 }
 
 /** Starts nuncio with --concurrency 1 and the listeners of `ports`; resolves once they accept. */
-export async function startNuncioH2(
+export function startNuncioH2(
   env: Env,
   launch: NuncioLaunch,
   ports: NuncioH2Ports,
 ): Promise<Managed> {
-  const conf = `${env.dir}/nuncio-h2.yaml`;
-  Deno.writeTextFileSync(conf, nuncioH2Config(ports));
-  const flags = ["-c", conf, "--concurrency", "1"];
-  const [cmd, args] = launch.bin
-    ? [launch.bin, flags]
-    : [Deno.execPath(), ["run", "--allow-all", `${launch.root}/main.ts`, ...flags]];
-  const proc = env.sup.spawn("nuncio-h2", cmd, args, {
-    nofile: env.nofile,
-    cwd: launch.root,
-    logPath: `${env.dir}/nuncio-h2.log`,
-  });
-  for (const port of [ports.h2, ports.grpc]) {
-    if (port) await waitForPort(port, { proc, timeoutMs: 30_000 });
-  }
-  return proc;
+  const wait = [ports.h2, ports.grpc].filter((p): p is number => !!p);
+  return spawnNuncio(env, launch, "nuncio-h2", nuncioH2Config(ports), wait);
 }
 
 /** Writes the framed gRPC request body h2load posts; returns its path. */

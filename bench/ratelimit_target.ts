@@ -8,9 +8,8 @@
  */
 
 import type { Managed } from "./lib/proc.ts";
-import { waitForPort } from "./lib/net.ts";
 import type { TargetResult } from "./report.ts";
-import type { Env, NuncioLaunch } from "./targets.ts";
+import { type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
 
 /** Ports of the ratelimit target. */
 export interface RatelimitPorts {
@@ -93,19 +92,10 @@ export async function startNuncioRatelimit(
 ): Promise<{ proc: Managed; http: number }> {
   const limits = `${env.dir}/${name}-limits.yaml`;
   Deno.writeTextFileSync(limits, BENCH_LIMITS);
-  const conf = `${env.dir}/${name}.yaml`;
-  Deno.writeTextFileSync(conf, nuncioRatelimitConfig(ports, limits));
-  const flags = ["-c", conf, "--concurrency", "1"];
-  const [cmd, args] = launch.bin
-    ? [launch.bin, flags]
-    : [Deno.execPath(), ["run", "--allow-all", `${launch.root}/main.ts`, ...flags]];
-  const proc = env.sup.spawn(name, cmd, args, {
-    nofile: env.nofile,
-    cwd: launch.root,
-    logPath: `${env.dir}/${name}.log`,
-  });
-  await waitForPort(ports.rls, { proc, timeoutMs: 30_000 });
-  await waitForPort(ports.http, { proc, timeoutMs: 30_000 });
+  const proc = await spawnNuncio(env, launch, name, nuncioRatelimitConfig(ports, limits), [
+    ports.rls,
+    ports.http,
+  ]);
   return { proc, http: ports.http };
 }
 

@@ -7,8 +7,7 @@
  */
 
 import type { Managed } from "./lib/proc.ts";
-import { waitForPort } from "./lib/net.ts";
-import type { Env, NuncioLaunch } from "./targets.ts";
+import { type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
 
 /** nuncio bootstrap: one HTTP listener whose route and cluster carry health checks, outlier detection, breakers and retries. */
 export function nuncioResilientConfig(ports: { admin: number; http: number; origin: number }): string {
@@ -73,17 +72,6 @@ export async function startNuncioResilient(
   ports: { admin: number; http: number; origin: number },
   name = "nuncio-resilient",
 ): Promise<{ proc: Managed; http: number }> {
-  const conf = `${env.dir}/${name}.yaml`;
-  Deno.writeTextFileSync(conf, nuncioResilientConfig(ports));
-  const flags = ["-c", conf, "--concurrency", "1"];
-  const [cmd, args] = launch.bin
-    ? [launch.bin, flags]
-    : [Deno.execPath(), ["run", "--allow-all", `${launch.root}/main.ts`, ...flags]];
-  const proc = env.sup.spawn(name, cmd, args, {
-    nofile: env.nofile,
-    cwd: launch.root,
-    logPath: `${env.dir}/${name}.log`,
-  });
-  await waitForPort(ports.http, { proc, timeoutMs: 30_000 });
+  const proc = await spawnNuncio(env, launch, name, nuncioResilientConfig(ports), [ports.http]);
   return { proc, http: ports.http };
 }

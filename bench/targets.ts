@@ -206,15 +206,19 @@ export interface NuncioLaunch {
   root: string;
 }
 
-/** Starts nuncio with --concurrency 1; resolves once both listeners accept. */
-export async function startNuncio(
+/**
+ * Writes `config` to `<dir>/<name>.yaml` and starts nuncio on it with --concurrency 1 (a compiled binary or
+ * `deno run main.ts`, as `launch` says); resolves once every port in `waitPorts` accepts.
+ */
+export async function spawnNuncio(
   env: Env,
   launch: NuncioLaunch,
-  ports: { admin: number; http: number; tcp: number; origin: number },
-  name = "nuncio",
-): Promise<{ proc: Managed; http: number; tcp: number }> {
+  name: string,
+  config: string,
+  waitPorts: number[],
+): Promise<Managed> {
   const conf = `${env.dir}/${name}.yaml`;
-  Deno.writeTextFileSync(conf, nuncioConfig(ports));
+  Deno.writeTextFileSync(conf, config);
   const flags = ["-c", conf, "--concurrency", "1"];
   const [cmd, args] = launch.bin
     ? [launch.bin, flags]
@@ -224,7 +228,17 @@ export async function startNuncio(
     cwd: launch.root,
     logPath: `${env.dir}/${name}.log`,
   });
-  await waitForPort(ports.http, { proc, timeoutMs: 30_000 });
-  await waitForPort(ports.tcp, { proc, timeoutMs: 10_000 });
+  for (const port of waitPorts) await waitForPort(port, { proc, timeoutMs: 30_000 });
+  return proc;
+}
+
+/** Starts nuncio with --concurrency 1; resolves once both listeners accept. */
+export async function startNuncio(
+  env: Env,
+  launch: NuncioLaunch,
+  ports: { admin: number; http: number; tcp: number; origin: number },
+  name = "nuncio",
+): Promise<{ proc: Managed; http: number; tcp: number }> {
+  const proc = await spawnNuncio(env, launch, name, nuncioConfig(ports), [ports.http, ports.tcp]);
   return { proc, http: ports.http, tcp: ports.tcp };
 }

@@ -5,21 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { anyHost, bootstrapYaml, httpListener, run, startProxy, staticCluster } from "./helpers.ts";
+import { compileProto, PY } from "./python_grpc.ts";
 
-const PY = "/usr/bin/python3";
 const FIXTURES = new URL("./fixtures/grpc/", import.meta.url).pathname;
 
 /** Compiles echo.proto into a temp dir and starts server.py; resolves with its port. */
 async function startGrpcServer(dir: string) {
-  const gen = await run(PY, [
-    "-m",
-    "grpc_tools.protoc",
-    `-I${FIXTURES}`,
-    `--python_out=${dir}`,
-    `--grpc_python_out=${dir}`,
-    `${FIXTURES}echo.proto`,
-  ]);
-  if (gen.code !== 0) throw new Error(`protoc failed: ${gen.stderr}`);
+  await compileProto(FIXTURES, dir, `${FIXTURES}echo.proto`);
   const child = new Deno.Command(PY, {
     args: [`${FIXTURES}server.py`, dir],
     stdin: "piped",

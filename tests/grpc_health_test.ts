@@ -6,17 +6,7 @@
 import assert from "node:assert/strict";
 import { anyHost, bootstrapYaml, httpListener, staticCluster } from "./helpers.ts";
 import { ADMIN, healthFlagsOf, startServer, waitFor } from "./health_helpers.ts";
-
-const PY = "/usr/bin/python3";
-
-function hasGrpc(): boolean {
-  try {
-    return new Deno.Command(PY, { args: ["-c", "import grpc, grpc_tools"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import { compileProto, hasPythonGrpc, PY } from "./python_grpc.ts";
 
 // grpc/health/v1/health.proto (Check only)
 const PROTO = `syntax = "proto3";
@@ -61,18 +51,7 @@ server.stop(0)
 async function startPythonHealth(dir: string) {
   await Deno.writeTextFile(`${dir}/health.proto`, PROTO);
   await Deno.writeTextFile(`${dir}/server.py`, SERVER);
-  const protoc = await new Deno.Command(PY, {
-    args: [
-      "-m",
-      "grpc_tools.protoc",
-      `-I${dir}`,
-      `--python_out=${dir}`,
-      `--grpc_python_out=${dir}`,
-      "health.proto",
-    ],
-    cwd: dir,
-  }).output();
-  assert.ok(protoc.success, new TextDecoder().decode(protoc.stderr));
+  await compileProto(dir, dir, `${dir}/health.proto`);
   const child = new Deno.Command(PY, { args: [`${dir}/server.py`, dir], stdin: "piped", stdout: "piped" })
     .spawn();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -106,7 +85,7 @@ async function startPythonHealth(dir: string) {
 
 Deno.test({
   name: "gRPC health checks against python grpcio: SERVING, NOT_SERVING, error status, service name",
-  ignore: !hasGrpc(),
+  ignore: !hasPythonGrpc(),
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "nuncio_grpchc_" });
     try {

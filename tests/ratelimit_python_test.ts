@@ -4,17 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
-
-const PY = "/usr/bin/python3";
-
-function hasGrpc(): boolean {
-  try {
-    return new Deno.Command(PY, { args: ["-c", "import grpc, grpc_tools"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import { compileProto, hasPythonGrpc, PY } from "./python_grpc.ts";
 
 // Field numbers as in envoy/service/ratelimit/v3/rls.proto and envoy/extensions/common/ratelimit/v3/ratelimit.proto.
 const PROTO = `syntax = "proto3";
@@ -70,7 +60,7 @@ print(json.dumps(out))
 
 Deno.test({
   name: "python grpcio client calls ShouldRateLimit",
-  ignore: !hasGrpc(),
+  ignore: !hasPythonGrpc(),
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "nuncio_rlpy_" });
     try {
@@ -87,17 +77,7 @@ descriptors:
     rate_limit: { unit: day, requests_per_unit: 1000, name: vip }
 `,
       );
-      const protoc = await new Deno.Command(PY, {
-        args: [
-          "-m",
-          "grpc_tools.protoc",
-          `-I${dir}`,
-          `--python_out=${dir}`,
-          `--grpc_python_out=${dir}`,
-          `${dir}/rls.proto`,
-        ],
-      }).output();
-      assert.ok(protoc.success, new TextDecoder().decode(protoc.stderr));
+      await compileProto(dir, dir, `${dir}/rls.proto`);
       await using svc = await startRatelimitService({
         limitsPath: `${dir}/limits.yaml`,
         grpcPort: 0,

@@ -7,6 +7,7 @@
  * (auto_config over TLS) a connection that did not negotiate h2 is handed to the HTTP/1.1 pool.
  */
 import type { Clock, TimerHandle } from "../common/clock.ts";
+import { connectWithTimeout } from "./connect.ts";
 import type { Logger } from "../common/log.ts";
 import { H2ClientConnection } from "../http/h2/client.ts";
 import type { H2ConnectionEvents } from "../http/h2/core.ts";
@@ -282,49 +283,11 @@ export class H2Pool {
     s.upstream_cx_active.inc();
     host.stats.cx_total++;
     host.activeConnections++;
-    const start = o.clock.monotonic();
-    c.createdAt = start;
-    const abort = new AbortController();
-    let done = false;
-    const timer = o.clock.setTimer(() => {
-      if (done) return;
-      done = true;
-      abort.abort();
-      this.#connectFailed(c, "connect_timeout", `Connect timeout after ${o.connectTimeoutMs}ms`);
-    }, o.connectTimeoutMs);
-    let p: Promise<Deno.Conn>;
-    try {
-      p = this.#connect({ hostname: host.address, port: host.port, signal: abort.signal });
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    p.then((conn) => {
-      if (done || this.#closed || c.abandoned) {
-        try {
-          conn.close();
-        } catch {
-          // ignore
-        }
-        if (!done) {
-          done = true;
-          o.clock.clearTimer(timer);
-          this.#connectFailed(c, "connect_failure", "Cluster manager closed");
-        }
-        return;
-      }
-      done = true;
-      o.clock.clearTimer(timer);
-      try {
-        (conn as Deno.TcpConn).setNoDelay?.(true);
-      } catch {
-        // not a TCP socket
-      }
-      this.#connected(c, conn, o.clock.monotonic() - start);
-    }, (e: unknown) => {
-      if (done) return;
-      done = true;
-      o.clock.clearTimer(timer);
-      this.#connectFailed(c, "connect_failure", e instanceof Error ? e.message : String(e));
+    c.createdAt = o.clock.monotonic();
+    connectWithTimeout(this.#connect, host, o.clock, o.connectTimeoutMs, {
+      stale: () => this.#closed || c.abandoned,
+      connected: (conn, connectMs) => this.#connected(c, conn, connectMs),
+      failed: (reason, detail) => this.#connectFailed(c, reason, detail),
     });
   }
 

@@ -5,6 +5,7 @@
 import type { Clock, TimerHandle } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
 import type { CircuitBreakers, PriorityBreakers } from "./circuit_breaker.ts";
+import { connectWithTimeout } from "./connect.ts";
 import { BUSY, CLOSED, type ConnectionOwner, IDLE, PooledConnection } from "./pooled_connection.ts";
 import type { AcquireOptions, AcquireResult, ClusterStats, Host, UpstreamConnection } from "./types.ts";
 
@@ -305,67 +306,30 @@ export class ConnPool implements ConnectionOwner {
     s.upstream_cx_active.inc();
     host.stats.cx_total++;
     host.activeConnections++;
-    const start = o.clock.monotonic();
-    const abort = new AbortController();
     return new Promise<AcquireResult>((resolve) => {
-      let done = false;
-      const fail = (reason: "connect_failure" | "connect_timeout", detail: string) => {
-        done = true;
-        s.upstream_cx_connect_fail.inc();
-        if (reason === "connect_timeout") s.upstream_cx_connect_timeout.inc();
-        s.upstream_cx_active.dec();
-        host.stats.cx_connect_fail++;
-        host.activeConnections--;
-        if (breakers !== null) {
-          breakers.releaseConnection();
-          this.#wake();
-        }
-        o.log?.debug(`Upstream connect to ${host.addressString} failed: ${detail}`);
-        resolve({ ok: false, reason, detail });
-      };
-      const timer = o.clock.setTimer(() => {
-        if (done) return;
-        abort.abort();
-        fail("connect_timeout", `Connect timeout after ${o.connectTimeoutMs}ms`);
-      }, o.connectTimeoutMs);
-      let p: Promise<Deno.Conn>;
-      try {
-        p = this.#connect({ hostname: host.address, port: host.port, signal: abort.signal });
-      } catch (e) {
-        p = Promise.reject(e);
-      }
-      p.then((conn) => {
-        if (done || this.#closed) {
-          // Timed out (or shut down) meanwhile: do not leak the socket.
-          try {
-            conn.close();
-          } catch {
-            // ignore
+      connectWithTimeout(this.#connect, host, o.clock, o.connectTimeoutMs, {
+        stale: () => this.#closed,
+        connected: (conn, connectMs) => {
+          s.upstream_cx_connect_ms.record(connectMs);
+          const c = new PooledConnection(this, conn, host, o.clock.monotonic(), tcp);
+          c.requests = 1;
+          c.breakers = breakers;
+          this.#all.add(c);
+          resolve(c.acquired);
+        },
+        failed: (reason, detail) => {
+          s.upstream_cx_connect_fail.inc();
+          if (reason === "connect_timeout") s.upstream_cx_connect_timeout.inc();
+          s.upstream_cx_active.dec();
+          host.stats.cx_connect_fail++;
+          host.activeConnections--;
+          if (breakers !== null) {
+            breakers.releaseConnection();
+            this.#wake();
           }
-          if (!done) {
-            o.clock.clearTimer(timer);
-            fail("connect_failure", "Cluster manager closed");
-          }
-          return;
-        }
-        done = true;
-        o.clock.clearTimer(timer);
-        try {
-          (conn as Deno.TcpConn).setNoDelay?.(true);
-        } catch {
-          // not a TCP socket (tests) or already closed
-        }
-        const now = o.clock.monotonic();
-        s.upstream_cx_connect_ms.record(now - start);
-        const c = new PooledConnection(this, conn, host, now, tcp);
-        c.requests = 1;
-        c.breakers = breakers;
-        this.#all.add(c);
-        resolve(c.acquired);
-      }, (e: unknown) => {
-        if (done) return;
-        o.clock.clearTimer(timer);
-        fail("connect_failure", e instanceof Error ? e.message : String(e));
+          o.log?.debug(`Upstream connect to ${host.addressString} failed: ${detail}`);
+          resolve({ ok: false, reason, detail });
+        },
       });
     });
   }

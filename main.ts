@@ -1,6 +1,7 @@
 /** nuncio CLI entry: parses flags, picks the role, nothing else. */
 import "./src/config/zod_setup.ts";
 import "./src/registry/builtin.ts";
+import { compactHeap } from "./src/common/heap.ts";
 import { Logger, setLogLevel } from "./src/common/log.ts";
 import { formatConfigError } from "./src/config/errors.ts";
 import { loadConfigFile } from "./src/config/load.ts";
@@ -135,6 +136,8 @@ async function main(args: string[]): Promise<number> {
   for (const l of server.listeners()) log.info(`listener ${l.name} on ${l.address}:${l.port}`);
   if (admin) log.info(`admin on ${admin.address}`);
   log.info(`nuncio ${VERSION} started with ${flags.concurrency} worker(s)`);
+  // start-up garbage (YAML document, zod parse, module evaluation) goes back to the OS now, not never
+  compactHeap();
   const onSignal = () => server.quit();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);

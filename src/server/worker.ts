@@ -2,6 +2,7 @@
 /** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
 import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
+import { compactHeap } from "../common/heap.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { setLogLevel, setLogTag } from "../common/log.ts";
 import { loadConfigFile } from "../config/load.ts";
@@ -32,6 +33,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared), false);
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
+      compactHeap();
     } else if (m.type === "stats") {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
     } else if (m.type === "reset_counters") {

@@ -2,7 +2,8 @@
  * The AccessLog wrapper of Envoy configs (`{name, filter?, typed_config}`), used by the HTTP
  * connection manager and tcp_proxy `access_log` lists, and the helper building filtered loggers.
  */
-import { z } from "zod";
+import { z } from "zod/mini";
+import { transformWithIssues } from "../config/schema_util.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
 import { type ExtensionRef, typedExtension } from "../config/extension_ref.ts";
 import type { FactoryContext } from "../network/filter.ts";
@@ -22,36 +23,39 @@ export interface AccessLogEntry {
   readonly filter?: AccessLogFilterConfig;
 }
 
-let refSchema: z.ZodType<ExtensionRef> | undefined;
+let refSchema: z.ZodMiniType<ExtensionRef> | undefined;
 
 /** envoy.config.accesslog.v3.AccessLog: typed_config resolved through the registry, plus `filter`. */
-export const accessLogEntrySchema: z.ZodType<AccessLogEntry> = z.unknown().transform((v, ctx) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    ctx.addIssue({ code: "custom", message: "Expected an object" });
-    return z.NEVER;
-  }
-  const { filter, ...rest } = v as Record<string, unknown>;
-  let ok = true;
-  let parsedFilter: AccessLogFilterConfig | undefined;
-  if (filter !== undefined) {
-    const r = accessLogFilterSchema.safeParse(filter);
-    if (r.success) parsedFilter = r.data;
-    else {
-      ok = false;
-      for (const i of r.error.issues) {
-        ctx.addIssue({ code: "custom", path: ["filter", ...i.path], message: i.message });
+export const accessLogEntrySchema: z.ZodMiniType<AccessLogEntry> = z.pipe(
+  z.unknown(),
+  transformWithIssues((v, ctx) => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      ctx.addIssue({ code: "custom", message: "Expected an object" });
+      return z.NEVER;
+    }
+    const { filter, ...rest } = v as Record<string, unknown>;
+    let ok = true;
+    let parsedFilter: AccessLogFilterConfig | undefined;
+    if (filter !== undefined) {
+      const r = accessLogFilterSchema.safeParse(filter);
+      if (r.success) parsedFilter = r.data;
+      else {
+        ok = false;
+        for (const i of r.error.issues) {
+          ctx.addIssue({ code: "custom", path: ["filter", ...i.path], message: i.message });
+        }
       }
     }
-  }
-  refSchema ??= typedExtension("access_logger");
-  const r = refSchema.safeParse(rest);
-  if (!r.success) {
-    for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path, message: i.message });
-    return z.NEVER;
-  }
-  if (!ok) return z.NEVER;
-  return parsedFilter ? { ref: r.data, filter: parsedFilter } : { ref: r.data };
-}) as unknown as z.ZodType<AccessLogEntry>;
+    refSchema ??= typedExtension("access_logger");
+    const r = refSchema.safeParse(rest);
+    if (!r.success) {
+      for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path, message: i.message });
+      return z.NEVER;
+    }
+    if (!ok) return z.NEVER;
+    return parsedFilter ? { ref: r.data, filter: parsedFilter } : { ref: r.data };
+  }),
+) as unknown as z.ZodMiniType<AccessLogEntry>;
 
 /** Logs only what the filter lets through. */
 class FilteredAccessLogger implements AccessLogger {

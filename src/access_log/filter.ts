@@ -3,7 +3,8 @@
  * response_flag_filter, and_filter, or_filter. Runtime keys have no runtime to read here, so their
  * default_value applies (what Envoy does when the key is unset). Other filter kinds are config errors.
  */
-import { z } from "zod";
+import { z } from "zod/mini";
+import { transformWithIssues } from "../config/schema_util.ts";
 import type { Clock } from "../common/clock.ts";
 import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
@@ -15,8 +16,11 @@ const FLAG_BITS: ReadonlyMap<string, number> = new Map(
 );
 
 const comparison = z.strictObject({
-  op: z.enum(["EQ", "GE", "LE", "NE"]).default("EQ"),
-  value: z.strictObject({ default_value: uint32.default(0), runtime_key: z.string().min(1) }),
+  op: z._default(z.enum(["EQ", "GE", "LE", "NE"]), "EQ"),
+  value: z.strictObject({
+    default_value: z._default(uint32, 0),
+    runtime_key: z.string().check(z.minLength(1)),
+  }),
 });
 
 /** The parsed form of an access log filter. */
@@ -37,54 +41,61 @@ const UNSUPPORTED_FILTERS = [
 ];
 
 /** Schema of one AccessLogFilter (exactly one filter field). */
-export const accessLogFilterSchema: z.ZodType<AccessLogFilterConfig> = z.lazy(() =>
-  z.strictObject({
-    status_code_filter: z.strictObject({ comparison }).optional(),
-    duration_filter: z.strictObject({ comparison }).optional(),
-    response_flag_filter: z.strictObject({ flags: z.array(z.string()).default([]) }).optional(),
-    and_filter: z.strictObject({ filters: z.array(accessLogFilterSchema).min(2) }).optional(),
-    or_filter: z.strictObject({ filters: z.array(accessLogFilterSchema).min(2) }).optional(),
-    ...Object.fromEntries(UNSUPPORTED_FILTERS.map((k) => [k, z.unknown().optional()])),
-  }).transform((v, ctx): AccessLogFilterConfig => {
-    const set = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
-    if (set.length !== 1) {
-      ctx.addIssue({ code: "custom", message: "Exactly one filter type must be set" });
-      return z.NEVER;
-    }
-    const key = set[0];
-    if (UNSUPPORTED_FILTERS.includes(key)) {
-      ctx.addIssue({ code: "custom", path: [key], message: "Filter not supported by nuncio" });
-      return z.NEVER;
-    }
-    if (v.status_code_filter) {
-      const c = v.status_code_filter.comparison;
-      return { kind: "status_code", op: c.op, value: c.value.default_value };
-    }
-    if (v.duration_filter) {
-      const c = v.duration_filter.comparison;
-      return { kind: "duration", op: c.op, value: c.value.default_value };
-    }
-    if (v.response_flag_filter) {
-      let mask = 0;
-      const flags = v.response_flag_filter.flags;
-      for (let i = 0; i < flags.length; i++) {
-        const bit = FLAG_BITS.get(flags[i]);
-        if (bit === undefined) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["response_flag_filter", "flags", i],
-            message: `Unknown or unsupported response flag "${flags[i]}"`,
-          });
-          return z.NEVER;
-        }
-        mask |= bit;
+export const accessLogFilterSchema: z.ZodMiniType<AccessLogFilterConfig> = z.lazy(() =>
+  z.pipe(
+    z.strictObject({
+      status_code_filter: z.optional(z.strictObject({ comparison })),
+      duration_filter: z.optional(z.strictObject({ comparison })),
+      response_flag_filter: z.optional(z.strictObject({ flags: z._default(z.array(z.string()), []) })),
+      and_filter: z.optional(
+        z.strictObject({ filters: z.array(accessLogFilterSchema).check(z.minLength(2)) }),
+      ),
+      or_filter: z.optional(
+        z.strictObject({ filters: z.array(accessLogFilterSchema).check(z.minLength(2)) }),
+      ),
+      ...Object.fromEntries(UNSUPPORTED_FILTERS.map((k) => [k, z.optional(z.unknown())])),
+    }),
+    transformWithIssues((v, ctx): AccessLogFilterConfig => {
+      const set = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+      if (set.length !== 1) {
+        ctx.addIssue({ code: "custom", message: "Exactly one filter type must be set" });
+        return z.NEVER;
       }
-      return { kind: "response_flag", mask };
-    }
-    if (v.and_filter) return { kind: "and", filters: v.and_filter.filters };
-    return { kind: "or", filters: v.or_filter!.filters };
-  })
-) as unknown as z.ZodType<AccessLogFilterConfig>;
+      const key = set[0];
+      if (UNSUPPORTED_FILTERS.includes(key)) {
+        ctx.addIssue({ code: "custom", path: [key], message: "Filter not supported by nuncio" });
+        return z.NEVER;
+      }
+      if (v.status_code_filter) {
+        const c = v.status_code_filter.comparison;
+        return { kind: "status_code", op: c.op, value: c.value.default_value };
+      }
+      if (v.duration_filter) {
+        const c = v.duration_filter.comparison;
+        return { kind: "duration", op: c.op, value: c.value.default_value };
+      }
+      if (v.response_flag_filter) {
+        let mask = 0;
+        const flags = v.response_flag_filter.flags;
+        for (let i = 0; i < flags.length; i++) {
+          const bit = FLAG_BITS.get(flags[i]);
+          if (bit === undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["response_flag_filter", "flags", i],
+              message: `Unknown or unsupported response flag "${flags[i]}"`,
+            });
+            return z.NEVER;
+          }
+          mask |= bit;
+        }
+        return { kind: "response_flag", mask };
+      }
+      if (v.and_filter) return { kind: "and", filters: v.and_filter.filters };
+      return { kind: "or", filters: v.or_filter!.filters };
+    }),
+  )
+) as unknown as z.ZodMiniType<AccessLogFilterConfig>;
 
 /** A compiled filter: true means "log this entry". */
 export interface AccessLogFilter {

@@ -1,5 +1,5 @@
 /** The envoy.config.bootstrap.v3.Bootstrap subset nuncio implements, and its cross-reference checks. */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { address } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
 import { configError, type ConfigIssue } from "./errors.ts";
@@ -9,19 +9,19 @@ import { clusterSchema } from "../upstream/config.ts";
 
 /** envoy.config.core.v3.Locality. */
 export const localitySchema = z.strictObject({
-  region: z.string().optional(),
-  zone: z.string().optional(),
-  sub_zone: z.string().optional(),
+  region: z.optional(z.string()),
+  zone: z.optional(z.string()),
+  sub_zone: z.optional(z.string()),
 });
 
 /** envoy.config.core.v3.Node (identity reported to xDS servers and shown by /server_info). */
 export const nodeSchema = z.strictObject({
-  id: z.string().optional(),
-  cluster: z.string().optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
-  locality: localitySchema.optional(),
-  user_agent_name: z.string().optional(),
-  user_agent_version: z.string().optional(),
+  id: z.optional(z.string()),
+  cluster: z.optional(z.string()),
+  metadata: z.optional(z.record(z.string(), z.unknown())),
+  locality: z.optional(localitySchema),
+  user_agent_name: z.optional(z.string()),
+  user_agent_version: z.optional(z.string()),
   ...notSupportedFields([
     "user_agent_build_version",
     "extensions",
@@ -33,28 +33,28 @@ export const nodeSchema = z.strictObject({
 
 /** envoy.config.bootstrap.v3.Admin. */
 export const adminSchema = z.strictObject({
-  address: address.optional(),
-  access_log: z.array(typedExtension("access_logger")).default([]),
+  address: z.optional(address),
+  access_log: z._default(z.array(typedExtension("access_logger")), []),
   /** Deprecated in Envoy: a file path for the admin access log. */
-  access_log_path: z.string().optional(),
-  profile_path: z.string().optional(),
+  access_log_path: z.optional(z.string()),
+  profile_path: z.optional(z.string()),
   ...notSupportedFields(["socket_options", "ignore_global_conn_limit"]),
 });
 
 /** envoy.config.bootstrap.v3.Bootstrap.StaticResources. */
 export const staticResourcesSchema = z.strictObject({
-  listeners: z.array(listenerSchema).default([]),
-  clusters: z.array(clusterSchema).default([]),
+  listeners: z._default(z.array(listenerSchema), []),
+  clusters: z._default(z.array(clusterSchema), []),
   secrets: notSupported,
 });
 
 /** envoy.config.bootstrap.v3.Bootstrap. */
 export const bootstrapSchema = z.strictObject({
-  node: nodeSchema.optional(),
-  admin: adminSchema.optional(),
-  static_resources: staticResourcesSchema.default(() => ({ listeners: [], clusters: [] })),
+  node: z.optional(nodeSchema),
+  admin: z.optional(adminSchema),
+  static_resources: z._default(staticResourcesSchema, () => ({ listeners: [], clusters: [] })),
   /** Started on the main thread before the data plane (e.g. nuncio's embedded rate-limit service). */
-  bootstrap_extensions: z.array(typedExtension("bootstrap_extension")).default([]),
+  bootstrap_extensions: z._default(z.array(typedExtension("bootstrap_extension")), []),
   ...notSupportedFields([
     "node_context_params",
     "dynamic_resources",

@@ -1,5 +1,6 @@
 /** Shared zod schemas for Envoy v3 value types (durations, addresses, percents, typed_config). */
-import { z } from "zod";
+import { z } from "zod/mini";
+import { transformWithIssues } from "./schema_util.ts";
 
 const DURATION_RE = /^(-?\d+(?:\.\d{1,9})?)s$/;
 
@@ -27,31 +28,37 @@ export function parseDurationMs(v: unknown): number | undefined {
 }
 
 /** A google.protobuf.Duration in JSON/YAML form; parses to milliseconds. */
-export const duration = z.unknown().transform((v, ctx) => {
-  const ms = parseDurationMs(v);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: "custom",
-      message: 'Invalid duration: expected a string like "1s" or "0.25s", or {seconds, nanos}',
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+export const duration = z.pipe(
+  z.unknown(),
+  transformWithIssues((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'Invalid duration: expected a string like "1s" or "0.25s", or {seconds, nanos}',
+      });
+      return z.NEVER;
+    }
+    return ms;
+  }),
+);
 
 /** A uint32 (also google.protobuf.UInt32Value, which is a bare number in JSON). */
-export const uint32 = z.number().int().min(0).max(4294967295);
+export const uint32 = z.int().check(z.minimum(0), z.maximum(4294967295));
 
 /** A uint64 given as number or decimal string. */
-export const uint64 = z.union([z.number().int().min(0), z.string().regex(/^\d+$/).transform(Number)]);
+export const uint64 = z.union([
+  z.int().check(z.minimum(0)),
+  z.pipe(z.string().check(z.regex(/^\d+$/)), z.transform(Number)),
+]);
 
 /** envoy.config.core.v3.SocketAddress. */
 export const socketAddress = z.strictObject({
-  protocol: z.enum(["TCP", "UDP"]).optional(),
-  address: z.string().min(1),
-  port_value: z.number().int().min(0).max(65535),
-  resolver_name: z.string().optional(),
-  ipv4_compat: z.boolean().optional(),
+  protocol: z.optional(z.enum(["TCP", "UDP"])),
+  address: z.string().check(z.minLength(1)),
+  port_value: z.int().check(z.minimum(0), z.maximum(65535)),
+  resolver_name: z.optional(z.string()),
+  ipv4_compat: z.optional(z.boolean()),
 });
 
 /** envoy.config.core.v3.Address (only socket_address is supported). */
@@ -61,28 +68,28 @@ export const address = z.strictObject({ socket_address: socketAddress });
 export type SocketAddress = z.infer<typeof socketAddress>;
 
 /** envoy.type.v3.Percent. */
-export const percent = z.strictObject({ value: z.number().min(0).max(100) });
+export const percent = z.strictObject({ value: z.number().check(z.minimum(0), z.maximum(100)) });
 
 /** envoy.type.v3.FractionalPercent. */
 export const fractionalPercent = z.strictObject({
   numerator: uint32,
-  denominator: z.enum(["HUNDRED", "TEN_THOUSAND", "MILLION"]).default("HUNDRED"),
+  denominator: z._default(z.enum(["HUNDRED", "TEN_THOUSAND", "MILLION"]), "HUNDRED"),
 });
 
 /** A typed_config Any: "@type" plus the message fields, validated later by the owning extension. */
-export const typedAny = z.looseObject({ "@type": z.string().min(1) });
+export const typedAny = z.looseObject({ "@type": z.string().check(z.minLength(1)) });
 
 /** envoy.config.core.v3.HeaderValueOption (request/response_headers_to_add). */
 export const headerValueOption = z.strictObject({
-  header: z.strictObject({ key: z.string().min(1), value: z.string().default("") }),
-  append: z.boolean().optional(),
-  append_action: z.enum([
+  header: z.strictObject({ key: z.string().check(z.minLength(1)), value: z._default(z.string(), "") }),
+  append: z.optional(z.boolean()),
+  append_action: z.optional(z.enum([
     "APPEND_IF_EXISTS_OR_ADD",
     "ADD_IF_ABSENT",
     "OVERWRITE_IF_EXISTS_OR_ADD",
     "OVERWRITE_IF_EXISTS",
-  ]).optional(),
-  keep_empty_value: z.boolean().optional(),
+  ])),
+  keep_empty_value: z.optional(z.boolean()),
 });
 
 /** The parsed form of a HeaderValueOption. */
@@ -90,21 +97,26 @@ export type HeaderValueOption = z.infer<typeof headerValueOption>;
 
 /** envoy.type.matcher.v3.RegexMatcher (google_re2 engine; JavaScript RegExp semantics). */
 export const regexMatcher = z.strictObject({
-  google_re2: z.strictObject({ max_program_size: uint32.optional() }).optional(),
+  google_re2: z.optional(z.strictObject({ max_program_size: z.optional(uint32) })),
   regex: z.string(),
 });
 
 /** envoy.type.matcher.v3.StringMatcher. */
 export const stringMatcher = z.strictObject({
-  exact: z.string().optional(),
-  prefix: z.string().optional(),
-  suffix: z.string().optional(),
-  contains: z.string().optional(),
-  safe_regex: regexMatcher.optional(),
-  ignore_case: z.boolean().optional(),
-}).refine(
-  (m) => [m.exact, m.prefix, m.suffix, m.contains, m.safe_regex].filter((x) => x !== undefined).length === 1,
-  { message: "Exactly one of exact, prefix, suffix, contains, safe_regex must be set" },
+  exact: z.optional(z.string()),
+  prefix: z.optional(z.string()),
+  suffix: z.optional(z.string()),
+  contains: z.optional(z.string()),
+  safe_regex: z.optional(regexMatcher),
+  ignore_case: z.optional(z.boolean()),
+}).check(
+  z.refine(
+    (m) =>
+      [m.exact, m.prefix, m.suffix, m.contains, m.safe_regex].filter((x) => x !== undefined).length === 1,
+    {
+      message: "Exactly one of exact, prefix, suffix, contains, safe_regex must be set",
+    },
+  ),
 );
 
 /** The parsed form of a StringMatcher. */

@@ -1,5 +1,5 @@
 /** The envoy.config.listener.v3.Listener subset nuncio implements. */
-import { z } from "zod";
+import { z } from "zod/mini";
 import type { ChainMatch } from "../transport/chain_select.ts";
 import { findDuplicateMatch } from "../transport/chain_select.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
@@ -24,39 +24,46 @@ export function addTerminalNetworkFilter(name: string): void {
 const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
 /** envoy.config.listener.v3.FilterChainMatch: destination port, SNI, transport and application protocols. */
-export const filterChainMatchSchema = z.strictObject({
-  destination_port: z.number().int().min(1).max(65535).optional(),
-  server_names: z.array(
-    z.string().min(1).transform((n) => n.toLowerCase()).refine(
-      (n) => SERVER_NAME_RE.test(n),
-      { message: 'Invalid server name (expected "host.example.com" or "*.example.com")' },
+export const filterChainMatchSchema = z.pipe(
+  z.strictObject({
+    destination_port: z.optional(z.int().check(z.minimum(1), z.maximum(65535))),
+    server_names: z._default(
+      z.array(
+        z.pipe(z.string().check(z.minLength(1)), z.transform((n) => n.toLowerCase())).check(
+          z.refine((n) => SERVER_NAME_RE.test(n), {
+            message: 'Invalid server name (expected "host.example.com" or "*.example.com")',
+          }),
+        ),
+      ),
+      [],
     ),
-  ).default([]),
-  transport_protocol: z.enum(["", "tls", "raw_buffer"]).default(""),
-  application_protocols: z.array(z.string().min(1)).default([]),
-  ...notSupportedFields([
-    "prefix_ranges",
-    "address_suffix",
-    "suffix_len",
-    "direct_source_prefix_ranges",
-    "source_type",
-    "source_prefix_ranges",
-    "source_ports",
-  ]),
-}).transform((m): ChainMatch => ({
-  destinationPort: m.destination_port,
-  serverNames: m.server_names,
-  transportProtocol: m.transport_protocol,
-  applicationProtocols: m.application_protocols,
-}));
+    transport_protocol: z._default(z.enum(["", "tls", "raw_buffer"]), ""),
+    application_protocols: z._default(z.array(z.string().check(z.minLength(1))), []),
+    ...notSupportedFields([
+      "prefix_ranges",
+      "address_suffix",
+      "suffix_len",
+      "direct_source_prefix_ranges",
+      "source_type",
+      "source_prefix_ranges",
+      "source_ports",
+    ]),
+  }),
+  z.transform((m): ChainMatch => ({
+    destinationPort: m.destination_port,
+    serverNames: m.server_names,
+    transportProtocol: m.transport_protocol,
+    applicationProtocols: m.application_protocols,
+  })),
+);
 
 const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
 
 /** The tls_inspector listener filter (SNI/ALPN inspection also runs implicitly when a chain needs it). */
 const listenerFilterSchema = z.strictObject({
-  name: z.string().min(1),
-  typed_config: z.looseObject({ "@type": z.string().min(1) }).optional(),
-}).superRefine((f, ctx) => {
+  name: z.string().check(z.minLength(1)),
+  typed_config: z.optional(z.looseObject({ "@type": z.string().check(z.minLength(1)) })),
+}).check(z.superRefine((f, ctx) => {
   const t = f.typed_config?.["@type"];
   const ok = t
     ? t === "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
@@ -74,21 +81,21 @@ const listenerFilterSchema = z.strictObject({
       ctx.addIssue({ code: "custom", path: ["typed_config", k], message: "Field not supported by nuncio" });
     }
   }
-});
+}));
 
 /** envoy.config.listener.v3.FilterChain. */
 export const filterChainSchema = z.strictObject({
-  name: z.string().optional(),
-  filter_chain_match: filterChainMatchSchema.default(NO_MATCH as never),
-  filters: z.array(typedExtension("network_filter")).default([]),
-  transport_socket: transportSocketSchema("downstream").optional(),
+  name: z.optional(z.string()),
+  filter_chain_match: z._default(filterChainMatchSchema, NO_MATCH as never),
+  filters: z._default(z.array(typedExtension("network_filter")), []),
+  transport_socket: z.optional(transportSocketSchema("downstream")),
   ...notSupportedFields([
     "transport_socket_connect_timeout",
     "use_proxy_proto",
     "metadata",
     "on_demand_configuration",
   ]),
-}).superRefine((chain, ctx) => {
+}).check(z.superRefine((chain, ctx) => {
   const filters = chain.filters;
   if (filters.length === 0) {
     ctx.addIssue({
@@ -99,6 +106,8 @@ export const filterChainSchema = z.strictObject({
     return;
   }
   filters.forEach((f, i) => {
+    // an entry that failed its own schema was reported already (zod still runs this check)
+    if (f?.ext?.name === undefined) return;
     const terminal = terminalNetworkFilters.has(f.ext.name);
     const last = i === filters.length - 1;
     if (terminal && !last) {
@@ -115,7 +124,7 @@ export const filterChainSchema = z.strictObject({
       });
     }
   });
-});
+}));
 
 /** The parsed form of a FilterChain. */
 export type FilterChainConfig = z.output<typeof filterChainSchema>;
@@ -123,54 +132,57 @@ export type FilterChainConfig = z.output<typeof filterChainSchema>;
 const ONE_MIB = 1024 * 1024;
 
 /** envoy.config.listener.v3.Listener; `name` defaults to "<address>_<port>" as in Envoy's stat names. */
-export const listenerSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  address,
-  stat_prefix: z.string().optional(),
-  filter_chains: z.array(filterChainSchema).min(1, {
-    error: "A listener needs at least one filter chain",
-  }),
-  per_connection_buffer_limit_bytes: uint32.default(ONE_MIB),
-  listener_filters: z.array(listenerFilterSchema).default([]),
-  listener_filters_timeout: duration.default(15_000),
-  continue_on_listener_filters_timeout: z.literal(false, {
-    error: "Field not supported by nuncio: a connection is closed when inspection times out",
-  }).optional(),
-  access_log: z.array(typedExtension("access_logger")).default([]),
-  enable_reuse_port: z.boolean().optional(),
-  drain_type: z.enum(["DEFAULT", "MODIFY_ONLY"]).default("DEFAULT"),
-  traffic_direction: z.enum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]).default("UNSPECIFIED"),
-  tcp_backlog_size: uint32.optional(),
-  connection_balance_config: notSupported,
-  ...notSupportedFields([
-    "additional_addresses",
-    "filter_chain_matcher",
-    "use_original_dst",
-    "default_filter_chain",
-    "metadata",
-    "deprecated_v1",
-    "transparent",
-    "freebind",
-    "socket_options",
-    "tcp_fast_open_queue_length",
-    "udp_listener_config",
-    "api_listener",
-    "reuse_port",
-    "max_connections_to_accept_per_socket_event",
-    "bind_to_port",
-    "internal_listener",
-    "enable_mptcp",
-    "ignore_global_conn_limit",
-    "bypass_overload_manager",
-    "fcds_config",
-  ]),
-}).superRefine((l, ctx) => {
-  const dup = findDuplicateMatch(l.filter_chains.map((c) => c.filter_chain_match));
-  if (dup) ctx.addIssue({ code: "custom", path: ["filter_chains", dup.index], message: dup.message });
-}).transform((l) => ({
-  ...l,
-  name: l.name ?? defaultListenerName(l.address.socket_address),
-}));
+export const listenerSchema = z.pipe(
+  z.strictObject({
+    name: z.optional(z.string().check(z.minLength(1))),
+    address,
+    stat_prefix: z.optional(z.string()),
+    filter_chains: z.array(filterChainSchema).check(z.minLength(1, {
+      error: "A listener needs at least one filter chain",
+    })),
+    per_connection_buffer_limit_bytes: z._default(uint32, ONE_MIB),
+    listener_filters: z._default(z.array(listenerFilterSchema), []),
+    listener_filters_timeout: z._default(duration, 15_000),
+    continue_on_listener_filters_timeout: z.optional(z.literal(false, {
+      error: "Field not supported by nuncio: a connection is closed when inspection times out",
+    })),
+    access_log: z._default(z.array(typedExtension("access_logger")), []),
+    enable_reuse_port: z.optional(z.boolean()),
+    drain_type: z._default(z.enum(["DEFAULT", "MODIFY_ONLY"]), "DEFAULT"),
+    traffic_direction: z._default(z.enum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]), "UNSPECIFIED"),
+    tcp_backlog_size: z.optional(uint32),
+    connection_balance_config: notSupported,
+    ...notSupportedFields([
+      "additional_addresses",
+      "filter_chain_matcher",
+      "use_original_dst",
+      "default_filter_chain",
+      "metadata",
+      "deprecated_v1",
+      "transparent",
+      "freebind",
+      "socket_options",
+      "tcp_fast_open_queue_length",
+      "udp_listener_config",
+      "api_listener",
+      "reuse_port",
+      "max_connections_to_accept_per_socket_event",
+      "bind_to_port",
+      "internal_listener",
+      "enable_mptcp",
+      "ignore_global_conn_limit",
+      "bypass_overload_manager",
+      "fcds_config",
+    ]),
+  }).check(z.superRefine((l, ctx) => {
+    const dup = findDuplicateMatch(l.filter_chains.map((c) => c.filter_chain_match));
+    if (dup) ctx.addIssue({ code: "custom", path: ["filter_chains", dup.index], message: dup.message });
+  })),
+  z.transform((l) => ({
+    ...l,
+    name: l.name ?? defaultListenerName(l.address.socket_address),
+  })),
+);
 
 /** The parsed form of a Listener (name always set). */
 export type ListenerConfig = z.output<typeof listenerSchema>;

@@ -29,6 +29,20 @@ Deno.test("listener schema", async (t) => {
     assert.ok(terminalNetworkFilters.has("envoy.filters.network.http_connection_manager"));
   });
 
+  await t.step("an empty filter name is a config error at the field, not a crash", () => {
+    const lines = errorLines(withListener([
+      "filter_chains:",
+      "- filters:",
+      '  - name: ""',
+      '    typed_config: { "@type": type.googleapis.com/test.TerminalFake, stat_prefix: s, cluster: c }',
+    ]));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0],
+      /^l\.yaml:6:15: static_resources\.listeners\[0\]\.filter_chains\[0\]\.filters\[0\]\.name: /,
+    );
+  });
+
   await t.step("defaults: name from the address, 1 MiB buffer, DEFAULT drain", () => {
     const l = listenerSchema.parse({
       address: { socket_address: { address: "127.0.0.1", port_value: 8080 } },

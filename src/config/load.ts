@@ -3,7 +3,7 @@
  * problem as `file:line:col: field.path: message`. Opens no sockets and creates no extension factory.
  */
 import { type Document, LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
+import type { z } from "zod/mini";
 import { type Bootstrap, bootstrapSchema, crossValidate } from "./bootstrap.ts";
 import {
   type ConfigError,

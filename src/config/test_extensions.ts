@@ -1,5 +1,5 @@
 /** Test-only fake extensions registered under names that cannot collide with real ones (tests import this). */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { registry } from "../registry/registry.ts";
 import { duration } from "./common.ts";
 import { addTerminalNetworkFilter } from "./listener.ts";
@@ -17,10 +17,10 @@ if (!registry.find("network_filter", FAKE_TERMINAL, undefined)) {
     typeUrls: ["type.googleapis.com/test.TerminalFake"],
     category: "network_filter",
     schema: z.strictObject({
-      stat_prefix: z.string().min(1),
-      cluster: z.string().min(1),
-      idle_timeout: duration.optional(),
-      mode: z.enum(["FAST", "SLOW"]).default("FAST"),
+      stat_prefix: z.string().check(z.minLength(1)),
+      cluster: z.string().check(z.minLength(1)),
+      idle_timeout: z.optional(duration),
+      mode: z._default(z.enum(["FAST", "SLOW"]), "FAST"),
     }),
     create: () => {
       throw new Error("Fake extension must not be created");
@@ -30,7 +30,7 @@ if (!registry.find("network_filter", FAKE_TERMINAL, undefined)) {
     name: FAKE_OBSERVER,
     typeUrls: ["type.googleapis.com/test.ObserverFake"],
     category: "network_filter",
-    schema: z.strictObject({ label: z.string().optional() }),
+    schema: z.strictObject({ label: z.optional(z.string()) }),
     create: () => {
       throw new Error("Fake extension must not be created");
     },

@@ -3,7 +3,7 @@
  * `descriptors`. Parsed with zod, semantic checks after, every error with file:line:col and field path.
  * A path may be one file or a directory of `*.yaml|*.yml|*.json` files (one domain each).
  */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import {
   type ConfigError,
@@ -42,28 +42,34 @@ export interface YamlLimitsFile {
 }
 
 const rateLimitSchema = z.strictObject({
-  unit: z.string().optional(),
-  requests_per_unit: z.number().int().min(0).max(4294967295).optional(),
-  unlimited: z.boolean().optional(),
-  name: z.string().optional(),
-  replaces: z.array(z.strictObject({ name: z.string() })).optional(),
+  unit: z.optional(z.string()),
+  requests_per_unit: z.optional(z.int().check(z.minimum(0), z.maximum(4294967295))),
+  unlimited: z.optional(z.boolean()),
+  name: z.optional(z.string()),
+  replaces: z.optional(z.array(z.strictObject({ name: z.string() }))),
 });
 
-const descriptorSchema: z.ZodType<YamlDescriptor> = z.lazy(() =>
+const descriptorSchema: z.ZodMiniType<YamlDescriptor> = z.lazy(() =>
   z.strictObject({
     key: z.string(),
-    value: z.union([z.string(), z.number().transform(String), z.boolean().transform(String)]).optional(),
-    rate_limit: rateLimitSchema.optional(),
-    shadow_mode: z.boolean().optional(),
-    detailed_metric: z.boolean().optional(),
-    descriptors: z.array(descriptorSchema).nullish().transform((v) => v ?? undefined),
+    value: z.optional(
+      z.union([
+        z.string(),
+        z.pipe(z.number(), z.transform(String)),
+        z.pipe(z.boolean(), z.transform(String)),
+      ]),
+    ),
+    rate_limit: z.optional(rateLimitSchema),
+    shadow_mode: z.optional(z.boolean()),
+    detailed_metric: z.optional(z.boolean()),
+    descriptors: z.pipe(z.nullish(z.array(descriptorSchema)), z.transform((v) => v ?? undefined)),
     ...notSupportedFields(["quota_mode", "value_to_metric", "share_threshold", "metadata"]),
   })
 );
 
 const fileSchema = z.strictObject({
   domain: z.string(),
-  descriptors: z.array(descriptorSchema).nullish().transform((v) => v ?? undefined),
+  descriptors: z.pipe(z.nullish(z.array(descriptorSchema)), z.transform((v) => v ?? undefined)),
 });
 
 /** A parsed file, or its errors. */

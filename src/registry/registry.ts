@@ -4,7 +4,7 @@
  * @type URLs; config loading finds the factory and lets it validate its own typed_config.
  * Core code only ever talks to this registry; `builtin.ts` is the one file importing every extension.
  */
-import type { z } from "zod";
+import type { z } from "zod/mini";
 
 /** The kinds of extension points. */
 export type ExtensionCategory =
@@ -25,11 +25,11 @@ export interface Extension<C = unknown, F = unknown> {
   /** The category it plugs into. */
   readonly category: ExtensionCategory;
   /** Validates typed_config (without "@type"); its error paths are relative to typed_config. */
-  readonly schema: z.ZodType<C>;
+  readonly schema: z.ZodMiniType<C>;
   /** Builds the long-lived factory for one config snapshot (the FilterConfig of Envoy). */
   readonly create: F;
   /** HTTP filters: validates a typed_per_filter_config entry (without "@type"); absent = no per-route config. */
-  readonly perRouteSchema?: z.ZodType;
+  readonly perRouteSchema?: z.ZodMiniType;
   /** "@type" URLs of the per-route message (default: `typeUrls`). */
   readonly perRouteTypeUrls?: readonly string[];
 }

@@ -2,9 +2,9 @@
  * zod schemas for the transport sockets nuncio implements: `envoy.transport_sockets.tls` with
  * DownstreamTlsContext (listeners) and UpstreamTlsContext (clusters), and `envoy.transport_sockets.raw_buffer`.
  */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { stringMatcher } from "../config/common.ts";
-import { notSupportedFields } from "../config/schema_util.ts";
+import { notSupportedFields, transformWithIssues } from "../config/schema_util.ts";
 import type { Extension } from "../registry/registry.ts";
 import { registry } from "../registry/registry.ts";
 
@@ -24,16 +24,20 @@ export const RAW_BUFFER_NAME = "envoy.transport_sockets.raw_buffer";
 
 /** envoy.config.core.v3.DataSource: where PEM text comes from. */
 export const dataSource = z.strictObject({
-  filename: z.string().min(1).optional(),
-  inline_string: z.string().optional(),
-  inline_bytes: z.string().optional(),
-  environment_variable: z.string().min(1).optional(),
+  filename: z.optional(z.string().check(z.minLength(1))),
+  inline_string: z.optional(z.string()),
+  inline_bytes: z.optional(z.string()),
+  environment_variable: z.optional(z.string().check(z.minLength(1))),
   ...notSupportedFields(["watched_directory"]),
-}).refine(
-  (d) =>
-    [d.filename, d.inline_string, d.inline_bytes, d.environment_variable].filter((x) => x !== undefined)
-      .length === 1,
-  { message: "Exactly one of filename, inline_string, inline_bytes, environment_variable must be set" },
+}).check(
+  z.refine(
+    (d) =>
+      [d.filename, d.inline_string, d.inline_bytes, d.environment_variable].filter((x) => x !== undefined)
+        .length === 1,
+    {
+      message: "Exactly one of filename, inline_string, inline_bytes, environment_variable must be set",
+    },
+  ),
 );
 
 /** The parsed form of a DataSource. */
@@ -60,13 +64,15 @@ const VERSIONS = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"] as con
 
 /** TlsParameters: the runtime (rustls) always speaks TLS 1.2 and 1.3, so only compatible bounds are accepted. */
 const tlsParams = z.strictObject({
-  tls_minimum_protocol_version: z.enum(VERSIONS).default("TLS_AUTO").refine(
-    (v) => v !== "TLSv1_3",
-    { message: "Field not supported by nuncio: the runtime cannot disable TLS 1.2 (minimum TLSv1_3)" },
+  tls_minimum_protocol_version: z._default(z.enum(VERSIONS), "TLS_AUTO").check(
+    z.refine((v) => v !== "TLSv1_3", {
+      message: "Field not supported by nuncio: the runtime cannot disable TLS 1.2 (minimum TLSv1_3)",
+    }),
   ),
-  tls_maximum_protocol_version: z.enum(VERSIONS).default("TLS_AUTO").refine(
-    (v) => v === "TLS_AUTO" || v === "TLSv1_3",
-    { message: "Field not supported by nuncio: the runtime cannot disable TLS 1.3 (maximum below TLSv1_3)" },
+  tls_maximum_protocol_version: z._default(z.enum(VERSIONS), "TLS_AUTO").check(
+    z.refine((v) => v === "TLS_AUTO" || v === "TLSv1_3", {
+      message: "Field not supported by nuncio: the runtime cannot disable TLS 1.3 (maximum below TLSv1_3)",
+    }),
   ),
   ...notSupportedFields(["cipher_suites", "ecdh_curves", "signature_algorithms", "compliance_policies"]),
 });
@@ -83,11 +89,11 @@ export type SanMatcherConfig = z.output<typeof sanMatcher>;
 
 /** envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext (upstream verification). */
 const validationContext = z.strictObject({
-  trusted_ca: dataSource.optional(),
-  match_typed_subject_alt_names: z.array(sanMatcher).default([]),
+  trusted_ca: z.optional(dataSource),
+  match_typed_subject_alt_names: z._default(z.array(sanMatcher), []),
   /** Deprecated form: each matcher applies to every SAN type. */
-  match_subject_alt_names: z.array(stringMatcher).default([]),
-  trust_chain_verification: z.enum(["VERIFY_TRUST_CHAIN"]).optional(),
+  match_subject_alt_names: z._default(z.array(stringMatcher), []),
+  trust_chain_verification: z.optional(z.enum(["VERIFY_TRUST_CHAIN"])),
   ...notSupportedFields([
     "watched_directory",
     "verify_certificate_spki",
@@ -109,10 +115,10 @@ export type ValidationContextConfig = z.output<typeof validationContext>;
 
 /** envoy.extensions.transport_sockets.tls.v3.CommonTlsContext. */
 const commonTlsContext = z.strictObject({
-  tls_params: tlsParams.optional(),
-  tls_certificates: z.array(tlsCertificate).default([]),
-  validation_context: validationContext.optional(),
-  alpn_protocols: z.array(z.string().min(1)).default([]),
+  tls_params: z.optional(tlsParams),
+  tls_certificates: z._default(z.array(tlsCertificate), []),
+  validation_context: z.optional(validationContext),
+  alpn_protocols: z._default(z.array(z.string().check(z.minLength(1))), []),
   ...notSupportedFields([
     "tls_certificate_sds_secret_configs",
     "tls_certificate_provider_instance",
@@ -131,9 +137,9 @@ const commonTlsContext = z.strictObject({
 /** envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext. */
 export const downstreamTlsContext = z.strictObject({
   common_tls_context: commonTlsContext,
-  require_client_certificate: z.literal(false, {
+  require_client_certificate: z.optional(z.literal(false, {
     error: "Field not supported by nuncio: client certificates cannot be requested by the runtime",
-  }).optional(),
+  })),
   ...notSupportedFields([
     "disable_stateless_session_resumption",
     "disable_stateful_session_resumption",
@@ -145,7 +151,7 @@ export const downstreamTlsContext = z.strictObject({
     "full_scan_certs_on_sni_mismatch",
     "prefer_client_ciphers",
   ]),
-}).superRefine((c, ctx) => {
+}).check(z.superRefine((c, ctx) => {
   if (c.common_tls_context.tls_certificates.length === 0) {
     ctx.addIssue({
       code: "custom",
@@ -160,23 +166,23 @@ export const downstreamTlsContext = z.strictObject({
       message: "Field not supported by nuncio: client certificate validation",
     });
   }
-});
+}));
 
 /** The parsed form of a DownstreamTlsContext. */
 export type DownstreamTlsConfig = z.output<typeof downstreamTlsContext>;
 
 /** envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext. */
 export const upstreamTlsContext = z.strictObject({
-  common_tls_context: commonTlsContext.default({ tls_certificates: [], alpn_protocols: [] } as never),
-  sni: z.string().max(255).optional(),
-  allow_renegotiation: z.literal(false).optional(),
+  common_tls_context: z._default(commonTlsContext, { tls_certificates: [], alpn_protocols: [] } as never),
+  sni: z.optional(z.string().check(z.maxLength(255))),
+  allow_renegotiation: z.optional(z.literal(false)),
   ...notSupportedFields([
     "max_session_keys",
     "enforce_rsa_key_usage",
     "auto_host_sni",
     "auto_sni_san_validation",
   ]),
-}).superRefine((c, ctx) => {
+}).check(z.superRefine((c, ctx) => {
   if (c.common_tls_context.tls_certificates.length > 0) {
     ctx.addIssue({
       code: "custom",
@@ -184,7 +190,7 @@ export const upstreamTlsContext = z.strictObject({
       message: "Field not supported by nuncio: upstream client certificates",
     });
   }
-});
+}));
 
 /** The parsed form of an UpstreamTlsContext. */
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsContext>;
@@ -215,56 +221,59 @@ export const rawBufferTransportSocket: Extension<unknown, null> = {
 /** The schema of a listener's (`downstream`) or a cluster's (`upstream`) `transport_socket`. */
 export function transportSocketSchema<S extends "downstream" | "upstream">(
   side: S,
-): z.ZodType<TransportSocketConfig<S extends "downstream" ? DownstreamTlsConfig : UpstreamTlsConfig>> {
+): z.ZodMiniType<TransportSocketConfig<S extends "downstream" ? DownstreamTlsConfig : UpstreamTlsConfig>> {
   const wantType = side === "downstream" ? DOWNSTREAM_TLS_TYPE : UPSTREAM_TLS_TYPE;
   const schema = side === "downstream" ? downstreamTlsContext : upstreamTlsContext;
-  return z.strictObject({
-    name: z.string().min(1),
-    typed_config: z.looseObject({ "@type": z.string().min(1) }).optional(),
-  }).transform((v, ctx) => {
-    const typeUrl = v.typed_config?.["@type"];
-    const ext = registry.find("transport_socket", v.name, typeUrl) ??
-      [tlsTransportSocket, rawBufferTransportSocket].find((e) =>
-        typeUrl ? e.typeUrls.includes(typeUrl) : e.name === v.name
-      );
-    if (!ext) {
-      ctx.addIssue({
-        code: "custom",
-        path: typeUrl ? ["typed_config", "@type"] : ["name"],
-        message: `Unknown or unsupported transport socket "${typeUrl ?? v.name}"`,
-      });
-      return z.NEVER;
-    }
-    const { "@type": _t, ...rest } = v.typed_config ?? { "@type": "" };
-    if (ext.name === RAW_BUFFER_NAME) {
-      if (Object.keys(rest).length > 0) {
-        ctx.addIssue({ code: "custom", path: ["typed_config"], message: "RawBuffer has no fields" });
+  return z.pipe(
+    z.strictObject({
+      name: z.string().check(z.minLength(1)),
+      typed_config: z.optional(z.looseObject({ "@type": z.string().check(z.minLength(1)) })),
+    }),
+    transformWithIssues((v, ctx) => {
+      const typeUrl = v.typed_config?.["@type"];
+      const ext = registry.find("transport_socket", v.name, typeUrl) ??
+        [tlsTransportSocket, rawBufferTransportSocket].find((e) =>
+          typeUrl ? e.typeUrls.includes(typeUrl) : e.name === v.name
+        );
+      if (!ext) {
+        ctx.addIssue({
+          code: "custom",
+          path: typeUrl ? ["typed_config", "@type"] : ["name"],
+          message: `Unknown or unsupported transport socket "${typeUrl ?? v.name}"`,
+        });
         return z.NEVER;
       }
-      return { kind: "raw" as const };
-    }
-    if (v.typed_config === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: `A TLS transport socket needs typed_config (${wantType.split(".").pop()})`,
-      });
-      return z.NEVER;
-    }
-    if (typeUrl !== wantType) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["typed_config", "@type"],
-        message: `A ${side} transport socket needs ${wantType.split(".").pop()}`,
-      });
-      return z.NEVER;
-    }
-    const r = schema.safeParse(rest);
-    if (!r.success) {
-      for (const issue of r.error.issues) {
-        ctx.addIssue({ code: "custom", path: ["typed_config", ...issue.path], message: issue.message });
+      const { "@type": _t, ...rest } = v.typed_config ?? { "@type": "" };
+      if (ext.name === RAW_BUFFER_NAME) {
+        if (Object.keys(rest).length > 0) {
+          ctx.addIssue({ code: "custom", path: ["typed_config"], message: "RawBuffer has no fields" });
+          return z.NEVER;
+        }
+        return { kind: "raw" as const };
       }
-      return z.NEVER;
-    }
-    return { kind: "tls" as const, config: r.data };
-  }) as never;
+      if (v.typed_config === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `A TLS transport socket needs typed_config (${wantType.split(".").pop()})`,
+        });
+        return z.NEVER;
+      }
+      if (typeUrl !== wantType) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["typed_config", "@type"],
+          message: `A ${side} transport socket needs ${wantType.split(".").pop()}`,
+        });
+        return z.NEVER;
+      }
+      const r = schema.safeParse(rest);
+      if (!r.success) {
+        for (const issue of r.error.issues) {
+          ctx.addIssue({ code: "custom", path: ["typed_config", ...issue.path], message: issue.message });
+        }
+        return z.NEVER;
+      }
+      return { kind: "tls" as const, config: r.data };
+    }),
+  ) as never;
 }

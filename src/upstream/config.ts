@@ -4,7 +4,8 @@
  * "Field not supported by nuncio"; unknown fields are rejected by the strict objects.
  */
 import { ipFamily } from "../common/ip.ts";
-import { z } from "zod";
+import { z } from "zod/mini";
+import { transformWithIssues } from "../config/schema_util.ts";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { healthChecksSchema } from "./health/config.ts";
@@ -20,7 +21,7 @@ import {
 export const NOT_SUPPORTED = "Field not supported by nuncio";
 
 /** A field that exists in Envoy but not in nuncio: absent is fine, any value is an error. */
-const unsupported = z.never({ error: NOT_SUPPORTED }).optional();
+const unsupported = z.optional(z.never({ error: NOT_SUPPORTED }));
 
 /** Shape entries rejecting each of `names` (spread into a strictObject shape). */
 function unsupportedFields<const K extends string>(...names: K[]): Record<K, typeof unsupported> {
@@ -35,16 +36,19 @@ function partialEnum<const S extends string>(
   supported: readonly S[],
   notYet: readonly string[],
 ) {
-  return z.string().transform((v, ctx): S => {
-    if ((supported as readonly string[]).includes(v)) return v as S;
-    ctx.addIssue({
-      code: "custom",
-      message: notYet.includes(v)
-        ? `${NOT_SUPPORTED}: ${what} ${v} is not supported`
-        : `Invalid ${what} "${v}" (expected one of ${supported.join(", ")})`,
-    });
-    return z.NEVER;
-  });
+  return z.pipe(
+    z.string(),
+    transformWithIssues((v, ctx): S => {
+      if ((supported as readonly string[]).includes(v)) return v as S;
+      ctx.addIssue({
+        code: "custom",
+        message: notYet.includes(v)
+          ? `${NOT_SUPPORTED}: ${what} ${v} is not supported`
+          : `Invalid ${what} "${v}" (expected one of ${supported.join(", ")})`,
+      });
+      return z.NEVER;
+    }),
+  );
 }
 
 /** True when `n` is prime (config time only). */
@@ -69,68 +73,80 @@ const MAX_RING_SIZE = 8_388_608;
 const healthStatus = z.enum(["UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"]);
 
 const locality = z.strictObject({
-  region: z.string().optional(),
-  zone: z.string().optional(),
-  sub_zone: z.string().optional(),
+  region: z.optional(z.string()),
+  zone: z.optional(z.string()),
+  sub_zone: z.optional(z.string()),
 });
 
 const endpoint = z.strictObject({
   address,
-  hostname: z.string().optional(),
+  hostname: z.optional(z.string()),
   ...unsupportedFields("health_check_config", "additional_addresses"),
 });
 
 const lbEndpoint = z.strictObject({
   endpoint,
-  health_status: healthStatus.default("UNKNOWN"),
-  load_balancing_weight: uint32.min(1).optional(),
+  health_status: z._default(healthStatus, "UNKNOWN"),
+  load_balancing_weight: z.optional(uint32.check(z.minimum(1))),
   ...unsupportedFields("endpoint_name", "metadata"),
 });
 
 const localityLbEndpoints = z.strictObject({
-  locality: locality.optional(),
-  lb_endpoints: z.array(lbEndpoint).default([]),
-  load_balancing_weight: uint32.min(1).optional(),
-  priority: uint32.refine((p) => p === 0, { error: `${NOT_SUPPORTED}: only priority 0 is supported` })
-    .default(0),
+  locality: z.optional(locality),
+  lb_endpoints: z._default(z.array(lbEndpoint), []),
+  load_balancing_weight: z.optional(uint32.check(z.minimum(1))),
+  priority: z._default(
+    uint32.check(z.refine((p) => p === 0, { error: `${NOT_SUPPORTED}: only priority 0 is supported` })),
+    0,
+  ),
   ...unsupportedFields("proximity", "leds_cluster_locality_config", "metadata"),
 });
 
 const loadAssignment = z.strictObject({
-  cluster_name: z.string().optional(),
-  endpoints: z.array(localityLbEndpoints).default([]),
+  cluster_name: z.optional(z.string()),
+  endpoints: z._default(z.array(localityLbEndpoints), []),
   ...unsupportedFields("named_endpoints", "policy"),
 });
 
 const runtimeDouble = z.strictObject({
-  default_value: z.number().min(1),
-  runtime_key: z.string().optional(),
+  default_value: z.number().check(z.minimum(1)),
+  runtime_key: z.optional(z.string()),
 });
 
 const ringHashLbConfig = z.strictObject({
-  minimum_ring_size: uint64.pipe(z.number().min(1).max(MAX_RING_SIZE)).default(1024),
-  maximum_ring_size: uint64.pipe(z.number().min(1).max(MAX_RING_SIZE)).default(MAX_RING_SIZE),
-  hash_function: partialEnum("hash_function", ["XX_HASH"] as const, ["MURMUR_HASH_2"]).default("XX_HASH"),
-}).refine((c) => c.minimum_ring_size <= c.maximum_ring_size, {
+  minimum_ring_size: z._default(
+    z.pipe(uint64, z.number().check(z.minimum(1), z.maximum(MAX_RING_SIZE))),
+    1024,
+  ),
+  maximum_ring_size: z._default(
+    z.pipe(uint64, z.number().check(z.minimum(1), z.maximum(MAX_RING_SIZE))),
+    MAX_RING_SIZE,
+  ),
+  hash_function: z._default(partialEnum("hash_function", ["XX_HASH"] as const, ["MURMUR_HASH_2"]), "XX_HASH"),
+}).check(z.refine((c) => c.minimum_ring_size <= c.maximum_ring_size, {
   error: "minimum_ring_size must not exceed maximum_ring_size",
   path: ["minimum_ring_size"],
-});
+}));
 
 const maglevLbConfig = z.strictObject({
-  table_size: uint64.pipe(z.number().max(5_000_011)).refine(isPrime, { error: "table_size must be prime" })
-    .default(65537),
+  table_size: z._default(
+    z.pipe(uint64, z.number().check(z.maximum(5_000_011))).check(
+      z.refine(isPrime, { error: "table_size must be prime" }),
+    ),
+    65537,
+  ),
 });
 
 const leastRequestLbConfig = z.strictObject({
-  choice_count: uint32.min(2).default(2),
-  active_request_bias: runtimeDouble.optional(),
+  choice_count: z._default(uint32.check(z.minimum(2)), 2),
+  active_request_bias: z.optional(runtimeDouble),
   ...unsupportedFields("slow_start_config"),
 });
 
 const roundRobinLbConfig = z.strictObject({ ...unsupportedFields("slow_start_config") });
 
 const commonLbConfig = z.strictObject({
-  healthy_panic_threshold: percent.optional(),
+  healthy_panic_threshold: z.optional(percent),
   ...unsupportedFields(
     "zone_aware_lb_config",
     "locality_weighted_lb_config",
@@ -143,61 +159,68 @@ const commonLbConfig = z.strictObject({
 });
 
 const cbThresholds = z.strictObject({
-  priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
-  max_connections: uint32.optional(),
-  max_pending_requests: uint32.optional(),
-  max_requests: uint32.optional(),
-  max_retries: uint32.optional(),
-  retry_budget: z.strictObject({
-    budget_percent: percent.optional(),
-    min_retry_concurrency: uint32.optional(),
-  }).optional(),
-  track_remaining: z.boolean().default(false),
+  priority: z._default(z.enum(["DEFAULT", "HIGH"]), "DEFAULT"),
+  max_connections: z.optional(uint32),
+  max_pending_requests: z.optional(uint32),
+  max_requests: z.optional(uint32),
+  max_retries: z.optional(uint32),
+  retry_budget: z.optional(z.strictObject({
+    budget_percent: z.optional(percent),
+    min_retry_concurrency: z.optional(uint32),
+  })),
+  track_remaining: z._default(z.boolean(), false),
   ...unsupportedFields("max_connection_pools"),
 });
 
 /** envoy.config.cluster.v3.CircuitBreakers. */
 const circuitBreakers = z.strictObject({
-  thresholds: z.array(cbThresholds).default([]),
+  thresholds: z._default(z.array(cbThresholds), []),
   ...unsupportedFields("per_host_thresholds"),
 });
 
 /** envoy.config.cluster.v3.Cluster (static clusters). */
 export const clusterSchema = z.strictObject({
-  name: z.string().min(1),
-  type: partialEnum("cluster type", CLUSTER_TYPES, ["EDS", "ORIGINAL_DST"]).default("STATIC"),
-  connect_timeout: duration.refine((ms) => ms > 0, { error: "connect_timeout must be positive" })
-    .default(5000),
-  lb_policy: partialEnum("lb_policy", LB_POLICIES, [
-    "CLUSTER_PROVIDED",
-    "LOAD_BALANCING_POLICY_CONFIG",
-    "ORIGINAL_DST_LB",
-  ]).default("ROUND_ROBIN"),
-  load_assignment: loadAssignment.optional(),
-  dns_refresh_rate: duration.refine((ms) => ms >= 1, { error: "dns_refresh_rate must be at least 1ms" })
-    .default(5000),
-  dns_lookup_family: z.enum(DNS_LOOKUP_FAMILIES).default("AUTO"),
-  respect_dns_ttl: z.boolean().default(false),
-  per_connection_buffer_limit_bytes: uint32.default(1_048_576),
-  ring_hash_lb_config: ringHashLbConfig.optional(),
-  maglev_lb_config: maglevLbConfig.optional(),
-  least_request_lb_config: leastRequestLbConfig.optional(),
-  round_robin_lb_config: roundRobinLbConfig.optional(),
-  common_lb_config: commonLbConfig.optional(),
-  health_checks: healthChecksSchema.optional(),
-  outlier_detection: outlierDetectionSchema.optional(),
-  ignore_health_on_host_removal: z.boolean().default(false),
-  common_http_protocol_options: commonHttpProtocolOptions.optional(),
+  name: z.string().check(z.minLength(1)),
+  type: z._default(partialEnum("cluster type", CLUSTER_TYPES, ["EDS", "ORIGINAL_DST"]), "STATIC"),
+  connect_timeout: z._default(
+    duration.check(z.refine((ms) => ms > 0, { error: "connect_timeout must be positive" })),
+    5000,
+  ),
+  lb_policy: z._default(
+    partialEnum("lb_policy", LB_POLICIES, [
+      "CLUSTER_PROVIDED",
+      "LOAD_BALANCING_POLICY_CONFIG",
+      "ORIGINAL_DST_LB",
+    ]),
+    "ROUND_ROBIN",
+  ),
+  load_assignment: z.optional(loadAssignment),
+  dns_refresh_rate: z._default(
+    duration.check(z.refine((ms) => ms >= 1, { error: "dns_refresh_rate must be at least 1ms" })),
+    5000,
+  ),
+  dns_lookup_family: z._default(z.enum(DNS_LOOKUP_FAMILIES), "AUTO"),
+  respect_dns_ttl: z._default(z.boolean(), false),
+  per_connection_buffer_limit_bytes: z._default(uint32, 1_048_576),
+  ring_hash_lb_config: z.optional(ringHashLbConfig),
+  maglev_lb_config: z.optional(maglevLbConfig),
+  least_request_lb_config: z.optional(leastRequestLbConfig),
+  round_robin_lb_config: z.optional(roundRobinLbConfig),
+  common_lb_config: z.optional(commonLbConfig),
+  health_checks: z.optional(healthChecksSchema),
+  outlier_detection: z.optional(outlierDetectionSchema),
+  ignore_health_on_host_removal: z._default(z.boolean(), false),
+  common_http_protocol_options: z.optional(commonHttpProtocolOptions),
   /** Deprecated alias of common_http_protocol_options.max_requests_per_connection. */
-  max_requests_per_connection: uint32.optional(),
-  transport_socket: transportSocketSchema("upstream").optional(),
-  circuit_breakers: circuitBreakers.optional(),
+  max_requests_per_connection: z.optional(uint32),
+  transport_socket: z.optional(transportSocketSchema("upstream")),
+  circuit_breakers: z.optional(circuitBreakers),
   /** HttpProtocolOptions (the only protocol options extension), parsed. */
-  typed_extension_protocol_options: typedExtensionProtocolOptions.optional(),
+  typed_extension_protocol_options: z.optional(typedExtensionProtocolOptions),
   /** Deprecated: same as explicit_http_config.http_protocol_options. */
-  http_protocol_options: http1ProtocolOptions.optional(),
+  http_protocol_options: z.optional(http1ProtocolOptions),
   /** Deprecated: same as explicit_http_config.http2_protocol_options. */
-  http2_protocol_options: http2ProtocolOptions.optional(),
+  http2_protocol_options: z.optional(http2ProtocolOptions),
   // Later issues replace these entries with real schemas.
   ...unsupportedFields(
     "transport_socket_matches",
@@ -230,7 +253,7 @@ export const clusterSchema = z.strictObject({
     "preconnect_policy",
     "connection_pool_per_downstream_connection",
   ),
-}).superRefine((c, ctx) => {
+}).check(z.superRefine((c, ctx) => {
   if (
     c.typed_extension_protocol_options !== undefined &&
     (c.http_protocol_options !== undefined || c.http2_protocol_options !== undefined)
@@ -291,7 +314,7 @@ export const clusterSchema = z.strictObject({
       }
     })
   );
-});
+}));
 
 /** A parsed, defaulted cluster. */
 export type ClusterConfig = z.output<typeof clusterSchema>;

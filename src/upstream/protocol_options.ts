@@ -4,11 +4,12 @@
  * auto_config), the deprecated cluster fields `http_protocol_options` / `http2_protocol_options`, and
  * `common_http_protocol_options`. `protocolSettings` resolves them once per cluster.
  */
-import { z } from "zod";
+import { z } from "zod/mini";
+import { transformWithIssues } from "../config/schema_util.ts";
 import { duration, uint32 } from "../config/common.ts";
 
 const NOT_SUPPORTED = "Field not supported by nuncio";
-const unsupported = z.never({ error: NOT_SUPPORTED }).optional();
+const unsupported = z.optional(z.never({ error: NOT_SUPPORTED }));
 
 function unsupportedFields<const K extends string>(...names: K[]): Record<K, typeof unsupported> {
   const out = {} as Record<K, typeof unsupported>;
@@ -18,10 +19,10 @@ function unsupportedFields<const K extends string>(...names: K[]): Record<K, typ
 
 /** envoy.config.core.v3.HttpProtocolOptions (cluster and HttpProtocolOptions.common_http_protocol_options). */
 export const commonHttpProtocolOptions = z.strictObject({
-  idle_timeout: duration.default(3_600_000),
-  max_headers_count: uint32.min(1).optional(),
-  max_requests_per_connection: uint32.optional(),
-  headers_with_underscores_action: z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]).default("ALLOW"),
+  idle_timeout: z._default(duration, 3_600_000),
+  max_headers_count: z.optional(uint32.check(z.minimum(1))),
+  max_requests_per_connection: z.optional(uint32),
+  headers_with_underscores_action: z._default(z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]), "ALLOW"),
   ...unsupportedFields("max_connection_duration", "max_stream_duration", "max_response_headers_kb"),
 });
 
@@ -44,15 +45,15 @@ export const http1ProtocolOptions = z.strictObject({
 
 /** envoy.config.core.v3.Http2ProtocolOptions as an upstream option. */
 export const http2ProtocolOptions = z.strictObject({
-  hpack_table_size: uint32.optional(),
-  max_concurrent_streams: uint32.min(1).max(2147483647).optional(),
-  initial_stream_window_size: uint32.min(65535).max(2147483647).optional(),
-  initial_connection_window_size: uint32.min(65535).max(2147483647).optional(),
-  max_outbound_frames: uint32.min(1).optional(),
-  max_outbound_control_frames: uint32.min(1).optional(),
-  max_consecutive_inbound_frames_with_empty_payload: uint32.optional(),
-  max_inbound_priority_frames_per_stream: uint32.optional(),
-  max_inbound_window_update_frames_per_data_frame_sent: uint32.min(1).optional(),
+  hpack_table_size: z.optional(uint32),
+  max_concurrent_streams: z.optional(uint32.check(z.minimum(1), z.maximum(2147483647))),
+  initial_stream_window_size: z.optional(uint32.check(z.minimum(65535), z.maximum(2147483647))),
+  initial_connection_window_size: z.optional(uint32.check(z.minimum(65535), z.maximum(2147483647))),
+  max_outbound_frames: z.optional(uint32.check(z.minimum(1))),
+  max_outbound_control_frames: z.optional(uint32.check(z.minimum(1))),
+  max_consecutive_inbound_frames_with_empty_payload: z.optional(uint32),
+  max_inbound_priority_frames_per_stream: z.optional(uint32),
+  max_inbound_window_update_frames_per_data_frame_sent: z.optional(uint32.check(z.minimum(1))),
   ...unsupportedFields(
     "allow_connect",
     "allow_metadata",
@@ -70,22 +71,24 @@ export const http2ProtocolOptions = z.strictObject({
 export type Http2ProtocolOptionsConfig = z.output<typeof http2ProtocolOptions>;
 
 const explicitHttpConfig = z.strictObject({
-  http_protocol_options: http1ProtocolOptions.optional(),
-  http2_protocol_options: http2ProtocolOptions.optional(),
+  http_protocol_options: z.optional(http1ProtocolOptions),
+  http2_protocol_options: z.optional(http2ProtocolOptions),
   ...unsupportedFields("http3_protocol_options"),
-}).refine((c) => (c.http_protocol_options !== undefined) !== (c.http2_protocol_options !== undefined), {
-  error: "explicit_http_config needs exactly one of http_protocol_options and http2_protocol_options",
-});
+}).check(
+  z.refine((c) => (c.http_protocol_options !== undefined) !== (c.http2_protocol_options !== undefined), {
+    error: "explicit_http_config needs exactly one of http_protocol_options and http2_protocol_options",
+  }),
+);
 
 const useDownstreamConfig = z.strictObject({
-  http_protocol_options: http1ProtocolOptions.optional(),
-  http2_protocol_options: http2ProtocolOptions.optional(),
+  http_protocol_options: z.optional(http1ProtocolOptions),
+  http2_protocol_options: z.optional(http2ProtocolOptions),
   ...unsupportedFields("http3_protocol_options"),
 });
 
 const autoConfig = z.strictObject({
-  http_protocol_options: http1ProtocolOptions.optional(),
-  http2_protocol_options: http2ProtocolOptions.optional(),
+  http_protocol_options: z.optional(http1ProtocolOptions),
+  http2_protocol_options: z.optional(http2ProtocolOptions),
   ...unsupportedFields("http3_protocol_options", "alternate_protocols_cache_options"),
 });
 
@@ -97,17 +100,17 @@ export const HTTP_PROTOCOL_OPTIONS_NAME = "envoy.extensions.upstreams.http.v3.Ht
 
 /** envoy.extensions.upstreams.http.v3.HttpProtocolOptions (without "@type"). */
 export const httpProtocolOptions = z.strictObject({
-  common_http_protocol_options: commonHttpProtocolOptions.optional(),
-  explicit_http_config: explicitHttpConfig.optional(),
-  use_downstream_protocol_config: useDownstreamConfig.optional(),
-  auto_config: autoConfig.optional(),
+  common_http_protocol_options: z.optional(commonHttpProtocolOptions),
+  explicit_http_config: z.optional(explicitHttpConfig),
+  use_downstream_protocol_config: z.optional(useDownstreamConfig),
+  auto_config: z.optional(autoConfig),
   ...unsupportedFields(
     "upstream_http_protocol_options",
     "http_filters",
     "header_validation_config",
     "outlier_detection",
   ),
-}).superRefine((c, ctx) => {
+}).check(z.superRefine((c, ctx) => {
   const n = Number(c.explicit_http_config !== undefined) +
     Number(c.use_downstream_protocol_config !== undefined) +
     Number(c.auto_config !== undefined);
@@ -118,7 +121,7 @@ export const httpProtocolOptions = z.strictObject({
         "Exactly one of explicit_http_config, use_downstream_protocol_config and auto_config must be set",
     });
   }
-});
+}));
 
 /** The parsed HttpProtocolOptions. */
 export type HttpProtocolOptionsConfig = z.output<typeof httpProtocolOptions>;
@@ -127,8 +130,9 @@ export type HttpProtocolOptionsConfig = z.output<typeof httpProtocolOptions>;
  * Cluster.typed_extension_protocol_options: a map from extension name to a typed config; only
  * HttpProtocolOptions is known. Resolves to the parsed HttpProtocolOptions (undefined when the map is empty).
  */
-export const typedExtensionProtocolOptions = z.record(z.string(), z.looseObject({ "@type": z.string() }))
-  .transform((map, ctx): HttpProtocolOptionsConfig | undefined => {
+export const typedExtensionProtocolOptions = z.pipe(
+  z.record(z.string(), z.looseObject({ "@type": z.string() })),
+  transformWithIssues((map, ctx): HttpProtocolOptionsConfig | undefined => {
     let out: HttpProtocolOptionsConfig | undefined;
     for (const [key, value] of Object.entries(map)) {
       const { "@type": type, ...rest } = value;
@@ -150,7 +154,8 @@ export const typedExtensionProtocolOptions = z.record(z.string(), z.looseObject(
       out = r.data;
     }
     return out;
-  });
+  }),
+);
 
 /** Which protocol requests to a cluster use. */
 export const UpstreamHttpProtocol = {

@@ -4,11 +4,11 @@
  * Regexes, header formatters and direct response bodies are checked here, so a config that parses
  * always compiles (compileRouteTable does not throw on parsed input).
  */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { rateLimitSchema } from "./rate_limits.ts";
 import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
-import { notSupportedFields } from "../../config/schema_util.ts";
+import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { registry } from "../../registry/registry.ts";
 import { directResponseActionSchema, redirectActionSchema, routeActionSchema } from "./config_action.ts";
 import { routeMatchSchema } from "./config_match.ts";
@@ -26,54 +26,57 @@ const FILTER_CONFIG_URL = "type.googleapis.com/envoy.config.route.v3.FilterConfi
  * registered for its "@type" (an envoy.config.route.v3.FilterConfig wrapper may mark it is_optional).
  * `location` is filled in by the route configuration schema once the whole config is parsed.
  */
-const typedPerFilterConfig = z.record(z.string().min(1), typedAny).transform((m, ctx) => {
-  const out: Record<string, PerFilterConfig & { location: string }> = {};
-  for (const name of Object.keys(m)) {
-    let { "@type": typeUrl, ...rest } = m[name] as Record<string, unknown> & { "@type": string };
-    let optional = false;
-    let path: string[] = [name];
-    if (typeUrl === FILTER_CONFIG_URL) {
-      const { config, is_optional, disabled, ...extra } = rest;
-      const bad = Object.keys(extra)[0] ?? (disabled !== undefined ? "disabled" : undefined);
-      const inner = typedAny.safeParse(config);
-      if (bad || !inner.success) {
-        ctx.addIssue({
-          code: "custom",
-          path: [name, bad ?? "config"],
-          message: bad === "disabled"
-            ? NOT_SUPPORTED
-            : bad
-            ? "Unknown field"
-            : "Expected a typed config with @type",
-        });
+const typedPerFilterConfig = z.pipe(
+  z.record(z.string().check(z.minLength(1)), typedAny),
+  transformWithIssues((m, ctx) => {
+    const out: Record<string, PerFilterConfig & { location: string }> = {};
+    for (const name of Object.keys(m)) {
+      let { "@type": typeUrl, ...rest } = m[name] as Record<string, unknown> & { "@type": string };
+      let optional = false;
+      let path: string[] = [name];
+      if (typeUrl === FILTER_CONFIG_URL) {
+        const { config, is_optional, disabled, ...extra } = rest;
+        const bad = Object.keys(extra)[0] ?? (disabled !== undefined ? "disabled" : undefined);
+        const inner = typedAny.safeParse(config);
+        if (bad || !inner.success) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name, bad ?? "config"],
+            message: bad === "disabled"
+              ? NOT_SUPPORTED
+              : bad
+              ? "Unknown field"
+              : "Expected a typed config with @type",
+          });
+          continue;
+        }
+        optional = is_optional === true;
+        ({ "@type": typeUrl, ...rest } = inner.data);
+        path = [name, "config"];
+      }
+      const ext = registry.findPerRoute(typeUrl);
+      if (!ext) {
+        if (!optional) {
+          ctx.addIssue({
+            code: "custom",
+            path: [...path, "@type"],
+            message: `Unknown or unsupported per-route HTTP filter config "${typeUrl}"`,
+          });
+        }
         continue;
       }
-      optional = is_optional === true;
-      ({ "@type": typeUrl, ...rest } = inner.data);
-      path = [name, "config"];
-    }
-    const ext = registry.findPerRoute(typeUrl);
-    if (!ext) {
-      if (!optional) {
-        ctx.addIssue({
-          code: "custom",
-          path: [...path, "@type"],
-          message: `Unknown or unsupported per-route HTTP filter config "${typeUrl}"`,
-        });
+      const r = ext.perRouteSchema!.safeParse(rest);
+      if (!r.success) {
+        for (const i of r.error.issues) {
+          ctx.addIssue({ code: "custom", path: [...path, ...i.path], message: i.message });
+        }
+        continue;
       }
-      continue;
+      out[name] = { config: r.data, location: "" };
     }
-    const r = ext.perRouteSchema!.safeParse(rest);
-    if (!r.success) {
-      for (const i of r.error.issues) {
-        ctx.addIssue({ code: "custom", path: [...path, ...i.path], message: i.message });
-      }
-      continue;
-    }
-    out[name] = { config: r.data, location: "" };
-  }
-  return out;
-});
+    return out;
+  }),
+);
 
 /** Stamps each parsed typed_per_filter_config entry with where it was declared. */
 function stampLocations(m: Record<string, { location: string }>, location: string): void {
@@ -81,21 +84,21 @@ function stampLocations(m: Record<string, { location: string }>, location: strin
 }
 
 const headerMutationFields = {
-  request_headers_to_add: headersToAdd.default([]),
-  request_headers_to_remove: headersToRemove.default([]),
-  response_headers_to_add: headersToAdd.default([]),
-  response_headers_to_remove: headersToRemove.default([]),
+  request_headers_to_add: z._default(headersToAdd, []),
+  request_headers_to_remove: z._default(headersToRemove, []),
+  response_headers_to_add: z._default(headersToAdd, []),
+  response_headers_to_remove: z._default(headersToRemove, []),
 };
 
 /** envoy.config.route.v3.Route. */
 export const routeSchema = z.strictObject({
-  name: z.string().default(""),
+  name: z._default(z.string(), ""),
   match: routeMatchSchema,
-  route: routeActionSchema.optional(),
-  redirect: redirectActionSchema.optional(),
-  direct_response: directResponseActionSchema.optional(),
+  route: z.optional(routeActionSchema),
+  redirect: z.optional(redirectActionSchema),
+  direct_response: z.optional(directResponseActionSchema),
   ...headerMutationFields,
-  typed_per_filter_config: typedPerFilterConfig.default({}),
+  typed_per_filter_config: z._default(typedPerFilterConfig, {}),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
   ...notSupportedFields([
     "filter_action",
@@ -106,26 +109,26 @@ export const routeSchema = z.strictObject({
     "request_body_buffer_limit",
     "stat_prefix",
   ]),
-}).superRefine((v, ctx) => exactlyOne(v, ["route", "redirect", "direct_response"], ctx));
+}).check(z.superRefine((v, ctx) => exactlyOne(v, ["route", "redirect", "direct_response"], ctx)));
 
 /** The parsed form of a Route. */
 export type RouteConfig = z.infer<typeof routeSchema>;
 
 /** envoy.config.route.v3.VirtualHost. */
 export const virtualHostSchema = z.strictObject({
-  name: z.string().min(1),
-  domains: z.array(z.string().min(1)).min(1),
-  routes: z.array(routeSchema).default([]),
-  require_tls: z.enum(["NONE", "EXTERNAL_ONLY", "ALL"]).default("NONE").superRefine((v, ctx) => {
+  name: z.string().check(z.minLength(1)),
+  domains: z.array(z.string().check(z.minLength(1))).check(z.minLength(1)),
+  routes: z._default(z.array(routeSchema), []),
+  require_tls: z._default(z.enum(["NONE", "EXTERNAL_ONLY", "ALL"]), "NONE").check(z.superRefine((v, ctx) => {
     if (v !== "NONE") ctx.addIssue({ code: "custom", message: `${NOT_SUPPORTED}: only NONE is supported` });
-  }),
+  })),
   ...headerMutationFields,
-  typed_per_filter_config: typedPerFilterConfig.default({}),
-  retry_policy: retryPolicySchema.optional(),
-  include_request_attempt_count: z.boolean().default(false),
-  include_attempt_count_in_response: z.boolean().default(false),
+  typed_per_filter_config: z._default(typedPerFilterConfig, {}),
+  retry_policy: z.optional(retryPolicySchema),
+  include_request_attempt_count: z._default(z.boolean(), false),
+  include_attempt_count_in_response: z._default(z.boolean(), false),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
-  rate_limits: z.array(rateLimitSchema).default([]),
+  rate_limits: z._default(z.array(rateLimitSchema), []),
   ...notSupportedFields([
     "virtual_clusters",
     "cors",
@@ -136,7 +139,7 @@ export const virtualHostSchema = z.strictObject({
     "matcher",
     "metadata",
   ]),
-}).superRefine((v, ctx) => {
+}).check(z.superRefine((v, ctx) => {
   v.domains.forEach((d, i) => {
     if (d !== "*" && d.indexOf("*") !== d.lastIndexOf("*")) {
       ctx.addIssue({ code: "custom", path: ["domains", i], message: "Only one wildcard is allowed" });
@@ -148,7 +151,7 @@ export const virtualHostSchema = z.strictObject({
       });
     }
   });
-});
+}));
 
 /** The parsed form of a VirtualHost. */
 export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
@@ -157,62 +160,65 @@ export type VirtualHostConfig = z.infer<typeof virtualHostSchema>;
 export const DEFAULT_MAX_DIRECT_RESPONSE_BODY = 4096;
 
 /** envoy.config.route.v3.RouteConfiguration. */
-export const routeConfigurationSchema = z.strictObject({
-  name: z.string().default(""),
-  virtual_hosts: z.array(virtualHostSchema).default([]),
-  ...headerMutationFields,
-  most_specific_header_mutations_wins: z.boolean().default(false),
-  /** Accepted; cluster existence is checked by whoever owns the cluster manager. */
-  validate_clusters: z.boolean().optional(),
-  ignore_port_in_host_matching: z.boolean().default(false),
-  max_direct_response_body_size_bytes: uint32.default(DEFAULT_MAX_DIRECT_RESPONSE_BODY),
-  typed_per_filter_config: typedPerFilterConfig.default({}),
-  ...notSupportedFields([
-    "vhds",
-    "internal_only_headers",
-    "cluster_specifier_plugins",
-    "request_mirror_policies",
-    "vhost_header",
-    "alternate_header_for_host_matching",
-    "ignore_path_parameters_in_path_matching",
-    "metadata",
-  ]),
-}).superRefine((v, ctx) => {
-  // A domain must be unique across all virtual hosts (case-insensitive).
-  const seen = new Map<string, number>();
-  v.virtual_hosts.forEach((vh, i) => {
-    vh.domains.forEach((d, j) => {
-      const key = d.toLowerCase();
-      const prev = seen.get(key);
-      if (prev !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["virtual_hosts", i, "domains", j],
-          message: `Domain "${d}" is also in virtual host "${v.virtual_hosts[prev].name}"`,
-        });
-      } else seen.set(key, i);
+export const routeConfigurationSchema = z.pipe(
+  z.strictObject({
+    name: z._default(z.string(), ""),
+    virtual_hosts: z._default(z.array(virtualHostSchema), []),
+    ...headerMutationFields,
+    most_specific_header_mutations_wins: z._default(z.boolean(), false),
+    /** Accepted; cluster existence is checked by whoever owns the cluster manager. */
+    validate_clusters: z.optional(z.boolean()),
+    ignore_port_in_host_matching: z._default(z.boolean(), false),
+    max_direct_response_body_size_bytes: z._default(uint32, DEFAULT_MAX_DIRECT_RESPONSE_BODY),
+    typed_per_filter_config: z._default(typedPerFilterConfig, {}),
+    ...notSupportedFields([
+      "vhds",
+      "internal_only_headers",
+      "cluster_specifier_plugins",
+      "request_mirror_policies",
+      "vhost_header",
+      "alternate_header_for_host_matching",
+      "ignore_path_parameters_in_path_matching",
+      "metadata",
+    ]),
+  }).check(z.superRefine((v, ctx) => {
+    // A domain must be unique across all virtual hosts (case-insensitive).
+    const seen = new Map<string, number>();
+    v.virtual_hosts.forEach((vh, i) => {
+      vh.domains.forEach((d, j) => {
+        const key = d.toLowerCase();
+        const prev = seen.get(key);
+        if (prev !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["virtual_hosts", i, "domains", j],
+            message: `Domain "${d}" is also in virtual host "${v.virtual_hosts[prev].name}"`,
+          });
+        } else seen.set(key, i);
+      });
+      vh.routes.forEach((r, k) => {
+        const len = r.direct_response?.body.length ?? 0;
+        if (len > v.max_direct_response_body_size_bytes) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["virtual_hosts", i, "routes", k, "direct_response", "body"],
+            message:
+              `Body is ${len} bytes, over max_direct_response_body_size_bytes (${v.max_direct_response_body_size_bytes})`,
+          });
+        }
+      });
     });
-    vh.routes.forEach((r, k) => {
-      const len = r.direct_response?.body.length ?? 0;
-      if (len > v.max_direct_response_body_size_bytes) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["virtual_hosts", i, "routes", k, "direct_response", "body"],
-          message:
-            `Body is ${len} bytes, over max_direct_response_body_size_bytes (${v.max_direct_response_body_size_bytes})`,
-        });
-      }
-    });
-  });
-}).transform((v) => {
-  stampLocations(v.typed_per_filter_config, v.name);
-  for (const vh of v.virtual_hosts) {
-    const at = `${v.name}/${vh.name}`;
-    stampLocations(vh.typed_per_filter_config, at);
-    vh.routes.forEach((r, i) => stampLocations(r.typed_per_filter_config, `${at}/${i}`));
-  }
-  return v;
-});
+  })),
+  z.transform((v) => {
+    stampLocations(v.typed_per_filter_config, v.name);
+    for (const vh of v.virtual_hosts) {
+      const at = `${v.name}/${vh.name}`;
+      stampLocations(vh.typed_per_filter_config, at);
+      vh.routes.forEach((r, i) => stampLocations(r.typed_per_filter_config, `${at}/${i}`));
+    }
+    return v;
+  }),
+);
 
 /** The parsed form of a RouteConfiguration (durations in ms, direct response bodies as bytes). */
 export type RouteConfiguration = z.infer<typeof routeConfigurationSchema>;

@@ -1,19 +1,19 @@
 /** zod schemas for the route actions: RouteAction (forward), RedirectAction and DirectResponseAction. */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { rateLimitSchema } from "./rate_limits.ts";
 import { duration, uint32 } from "../../config/common.ts";
-import { notSupportedFields } from "../../config/schema_util.ts";
+import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { exactlyOne, headersToAdd, headersToRemove, regexMatchAndSubstitute } from "./config_util.ts";
 import { requestMirrorPolicySchema, retryPolicySchema } from "./config_retry.ts";
 
 /** envoy.config.route.v3.WeightedCluster.ClusterWeight. */
 export const clusterWeightSchema = z.strictObject({
-  name: z.string().min(1),
-  weight: uint32.default(0),
-  request_headers_to_add: headersToAdd.default([]),
-  request_headers_to_remove: headersToRemove.default([]),
-  response_headers_to_add: headersToAdd.default([]),
-  response_headers_to_remove: headersToRemove.default([]),
+  name: z.string().check(z.minLength(1)),
+  weight: z._default(uint32, 0),
+  request_headers_to_add: z._default(headersToAdd, []),
+  request_headers_to_remove: z._default(headersToRemove, []),
+  response_headers_to_add: z._default(headersToAdd, []),
+  response_headers_to_remove: z._default(headersToRemove, []),
   ...notSupportedFields([
     "cluster_header",
     "metadata_match",
@@ -24,11 +24,11 @@ export const clusterWeightSchema = z.strictObject({
 
 /** envoy.config.route.v3.WeightedCluster. */
 export const weightedClusterSchema = z.strictObject({
-  clusters: z.array(clusterWeightSchema).min(1),
+  clusters: z.array(clusterWeightSchema).check(z.minLength(1)),
   /** Deprecated in Envoy but accepted; when set, the weights must add up to it. */
-  total_weight: uint32.min(1).optional(),
+  total_weight: z.optional(uint32.check(z.minimum(1))),
   ...notSupportedFields(["runtime_key_prefix", "header_name", "random_value_specifier"]),
-}).superRefine((v, ctx) => {
+}).check(z.superRefine((v, ctx) => {
   const sum = v.clusters.reduce((s, c) => s + c.weight, 0);
   if (sum === 0) {
     ctx.addIssue({ code: "custom", path: ["clusters"], message: "Sum of weights must be greater than 0" });
@@ -39,26 +39,28 @@ export const weightedClusterSchema = z.strictObject({
       message: `Sum of weights (${sum}) must equal total_weight (${v.total_weight})`,
     });
   }
-});
+}));
 
 /** envoy.config.route.v3.RouteAction.HashPolicy. */
 export const hashPolicySchema = z.strictObject({
-  header: z.strictObject({
-    header_name: z.string().min(1),
-    regex_rewrite: regexMatchAndSubstitute.optional(),
-  }).optional(),
-  cookie: z.strictObject({
-    name: z.string().min(1),
-    ttl: duration.optional(),
-    path: z.string().optional(),
+  header: z.optional(z.strictObject({
+    header_name: z.string().check(z.minLength(1)),
+    regex_rewrite: z.optional(regexMatchAndSubstitute),
+  })),
+  cookie: z.optional(z.strictObject({
+    name: z.string().check(z.minLength(1)),
+    ttl: z.optional(duration),
+    path: z.optional(z.string()),
     ...notSupportedFields(["attributes"]),
-  }).optional(),
-  connection_properties: z.strictObject({ source_ip: z.boolean().default(false) }).optional(),
-  query_parameter: z.strictObject({ name: z.string().min(1) }).optional(),
-  terminal: z.boolean().default(false),
+  })),
+  connection_properties: z.optional(z.strictObject({ source_ip: z._default(z.boolean(), false) })),
+  query_parameter: z.optional(z.strictObject({ name: z.string().check(z.minLength(1)) })),
+  terminal: z._default(z.boolean(), false),
   ...notSupportedFields(["filter_state"]),
-}).superRefine((v, ctx) =>
-  exactlyOne(v, ["header", "cookie", "connection_properties", "query_parameter"], ctx)
+}).check(
+  z.superRefine((v, ctx) =>
+    exactlyOne(v, ["header", "cookie", "connection_properties", "query_parameter"], ctx)
+  ),
 );
 
 /** The parsed form of a HashPolicy. */
@@ -66,27 +68,27 @@ export type HashPolicyConfig = z.infer<typeof hashPolicySchema>;
 
 /** envoy.config.route.v3.RouteAction. */
 export const routeActionSchema = z.strictObject({
-  cluster: z.string().min(1).optional(),
-  cluster_header: z.string().min(1).optional(),
-  weighted_clusters: weightedClusterSchema.optional(),
-  prefix_rewrite: z.string().optional(),
-  regex_rewrite: regexMatchAndSubstitute.optional(),
-  host_rewrite_literal: z.string().optional(),
-  auto_host_rewrite: z.boolean().optional(),
-  timeout: duration.optional(),
-  idle_timeout: duration.optional(),
-  hash_policy: z.array(hashPolicySchema).default([]),
-  retry_policy: retryPolicySchema.optional(),
-  request_mirror_policies: z.array(requestMirrorPolicySchema).default([]),
-  priority: z.enum(["DEFAULT", "HIGH"]).default("DEFAULT"),
-  rate_limits: z.array(rateLimitSchema).default([]),
-  include_vh_rate_limits: z.boolean().default(false),
+  cluster: z.optional(z.string().check(z.minLength(1))),
+  cluster_header: z.optional(z.string().check(z.minLength(1))),
+  weighted_clusters: z.optional(weightedClusterSchema),
+  prefix_rewrite: z.optional(z.string()),
+  regex_rewrite: z.optional(regexMatchAndSubstitute),
+  host_rewrite_literal: z.optional(z.string()),
+  auto_host_rewrite: z.optional(z.boolean()),
+  timeout: z.optional(duration),
+  idle_timeout: z.optional(duration),
+  hash_policy: z._default(z.array(hashPolicySchema), []),
+  retry_policy: z.optional(retryPolicySchema),
+  request_mirror_policies: z._default(z.array(requestMirrorPolicySchema), []),
+  priority: z._default(z.enum(["DEFAULT", "HIGH"]), "DEFAULT"),
+  rate_limits: z._default(z.array(rateLimitSchema), []),
+  include_vh_rate_limits: z._default(z.boolean(), false),
   /** Stream duration limits applied by the connection manager (grpc-timeout handling). */
-  max_stream_duration: z.strictObject({
-    max_stream_duration: duration.optional(),
-    grpc_timeout_header_max: duration.optional(),
-    grpc_timeout_header_offset: duration.optional(),
-  }).optional(),
+  max_stream_duration: z.optional(z.strictObject({
+    max_stream_duration: z.optional(duration),
+    grpc_timeout_header_max: z.optional(duration),
+    grpc_timeout_header_offset: z.optional(duration),
+  })),
   ...notSupportedFields([
     "cluster_specifier_plugin",
     "inline_cluster_specifier_plugin",
@@ -107,11 +109,11 @@ export const routeActionSchema = z.strictObject({
     "hedge_policy",
     "early_data_policy",
   ]),
-}).superRefine((v, ctx) => {
+}).check(z.superRefine((v, ctx) => {
   exactlyOne(v, ["cluster", "cluster_header", "weighted_clusters"], ctx);
   exactlyOne(v, ["prefix_rewrite", "regex_rewrite"], ctx, false);
   exactlyOne(v, ["host_rewrite_literal", "auto_host_rewrite"], ctx, false);
-});
+}));
 
 /** The parsed form of a RouteAction (durations in ms). */
 export type RouteActionConfig = z.infer<typeof routeActionSchema>;
@@ -126,33 +128,35 @@ const REDIRECT_CODES = {
 
 /** envoy.config.route.v3.RedirectAction; response_code parses to the status number. */
 export const redirectActionSchema = z.strictObject({
-  https_redirect: z.boolean().optional(),
-  scheme_redirect: z.string().min(1).optional(),
-  host_redirect: z.string().optional(),
-  port_redirect: uint32.max(65535).optional(),
-  path_redirect: z.string().optional(),
-  prefix_rewrite: z.string().optional(),
-  regex_rewrite: regexMatchAndSubstitute.optional(),
-  response_code: z.enum(Object.keys(REDIRECT_CODES) as [keyof typeof REDIRECT_CODES])
-    .default("MOVED_PERMANENTLY")
-    .transform((c) => REDIRECT_CODES[c]),
-  strip_query: z.boolean().default(false),
-}).superRefine((v, ctx) => {
+  https_redirect: z.optional(z.boolean()),
+  scheme_redirect: z.optional(z.string().check(z.minLength(1))),
+  host_redirect: z.optional(z.string()),
+  port_redirect: z.optional(uint32.check(z.maximum(65535))),
+  path_redirect: z.optional(z.string()),
+  prefix_rewrite: z.optional(z.string()),
+  regex_rewrite: z.optional(regexMatchAndSubstitute),
+  response_code: z.pipe(
+    z._default(z.enum(Object.keys(REDIRECT_CODES) as [keyof typeof REDIRECT_CODES]), "MOVED_PERMANENTLY"),
+    z.transform((c) => REDIRECT_CODES[c]),
+  ),
+  strip_query: z._default(z.boolean(), false),
+}).check(z.superRefine((v, ctx) => {
   exactlyOne(v, ["https_redirect", "scheme_redirect"], ctx, false);
   exactlyOne(v, ["path_redirect", "prefix_rewrite", "regex_rewrite"], ctx, false);
-});
+}));
 
 /** The parsed form of a RedirectAction (response_code as a number). */
 export type RedirectActionConfig = z.infer<typeof redirectActionSchema>;
 
 /** envoy.config.core.v3.DataSource for a direct response body, resolved to bytes at config load. */
-export const bodyDataSource = z.strictObject({
-  filename: z.string().min(1).optional(),
-  inline_bytes: z.string().optional(),
-  inline_string: z.string().optional(),
-  ...notSupportedFields(["environment_variable", "watched_directory"]),
-}).superRefine((v, ctx) => exactlyOne(v, ["filename", "inline_bytes", "inline_string"], ctx))
-  .transform((v, ctx): Uint8Array => {
+export const bodyDataSource = z.pipe(
+  z.strictObject({
+    filename: z.optional(z.string().check(z.minLength(1))),
+    inline_bytes: z.optional(z.string()),
+    inline_string: z.optional(z.string()),
+    ...notSupportedFields(["environment_variable", "watched_directory"]),
+  }).check(z.superRefine((v, ctx) => exactlyOne(v, ["filename", "inline_bytes", "inline_string"], ctx))),
+  transformWithIssues((v, ctx): Uint8Array => {
     if (v.inline_string !== undefined) return new TextEncoder().encode(v.inline_string);
     if (v.inline_bytes !== undefined) {
       try {
@@ -172,12 +176,13 @@ export const bodyDataSource = z.strictObject({
       });
       return z.NEVER;
     }
-  });
+  }),
+);
 
 /** envoy.config.route.v3.DirectResponseAction; body parses to bytes (empty when absent). */
 export const directResponseActionSchema = z.strictObject({
-  status: z.number().int().min(100).max(599),
-  body: bodyDataSource.optional().transform((b) => b ?? new Uint8Array(0)),
+  status: z.int().check(z.minimum(100), z.maximum(599)),
+  body: z.pipe(z.optional(bodyDataSource), z.transform((b) => b ?? new Uint8Array(0))),
 });
 
 /** The parsed form of a DirectResponseAction. */

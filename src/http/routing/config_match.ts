@@ -1,24 +1,24 @@
 /** zod schemas for envoy.config.route.v3.RouteMatch, HeaderMatcher and QueryParameterMatcher. */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { notSupportedFields } from "../../config/schema_util.ts";
 import { checkedRegex, checkedStringMatcher, exactlyOne } from "./config_util.ts";
 
-const int64 = z.union([z.number().int(), z.string().regex(/^-?\d+$/).transform(Number)]);
+const int64 = z.union([z.int(), z.pipe(z.string().check(z.regex(/^-?\d+$/)), z.transform(Number))]);
 
 /** envoy.config.route.v3.HeaderMatcher. */
 export const headerMatcherSchema = z.strictObject({
-  name: z.string().min(1),
-  exact_match: z.string().optional(),
-  safe_regex_match: checkedRegex.optional(),
-  range_match: z.strictObject({ start: int64.default(0), end: int64.default(0) }).optional(),
-  present_match: z.boolean().optional(),
-  prefix_match: z.string().min(1).optional(),
-  suffix_match: z.string().min(1).optional(),
-  contains_match: z.string().min(1).optional(),
-  string_match: checkedStringMatcher.optional(),
-  invert_match: z.boolean().optional(),
-  treat_missing_header_as_empty: z.boolean().optional(),
-}).superRefine((v, ctx) =>
+  name: z.string().check(z.minLength(1)),
+  exact_match: z.optional(z.string()),
+  safe_regex_match: z.optional(checkedRegex),
+  range_match: z.optional(z.strictObject({ start: z._default(int64, 0), end: z._default(int64, 0) })),
+  present_match: z.optional(z.boolean()),
+  prefix_match: z.optional(z.string().check(z.minLength(1))),
+  suffix_match: z.optional(z.string().check(z.minLength(1))),
+  contains_match: z.optional(z.string().check(z.minLength(1))),
+  string_match: z.optional(checkedStringMatcher),
+  invert_match: z.optional(z.boolean()),
+  treat_missing_header_as_empty: z.optional(z.boolean()),
+}).check(z.superRefine((v, ctx) =>
   exactlyOne(
     v,
     [
@@ -34,17 +34,17 @@ export const headerMatcherSchema = z.strictObject({
     ctx,
     false,
   )
-);
+));
 
 /** The parsed form of a HeaderMatcher. */
 export type HeaderMatcherConfig = z.infer<typeof headerMatcherSchema>;
 
 /** envoy.config.route.v3.QueryParameterMatcher. */
 export const queryParameterMatcherSchema = z.strictObject({
-  name: z.string().min(1).max(1024),
-  string_match: checkedStringMatcher.optional(),
-  present_match: z.boolean().optional(),
-}).superRefine((v, ctx) => exactlyOne(v, ["string_match", "present_match"], ctx, false));
+  name: z.string().check(z.minLength(1), z.maxLength(1024)),
+  string_match: z.optional(checkedStringMatcher),
+  present_match: z.optional(z.boolean()),
+}).check(z.superRefine((v, ctx) => exactlyOne(v, ["string_match", "present_match"], ctx, false)));
 
 /** The parsed form of a QueryParameterMatcher. */
 export type QueryParameterMatcherConfig = z.infer<typeof queryParameterMatcherSchema>;
@@ -53,13 +53,13 @@ const PATH_SPECIFIERS = ["prefix", "path", "safe_regex", "path_separated_prefix"
 
 /** envoy.config.route.v3.RouteMatch. */
 export const routeMatchSchema = z.strictObject({
-  prefix: z.string().optional(),
-  path: z.string().optional(),
-  safe_regex: checkedRegex.optional(),
-  path_separated_prefix: z.string().optional(),
-  case_sensitive: z.boolean().default(true),
-  headers: z.array(headerMatcherSchema).default([]),
-  query_parameters: z.array(queryParameterMatcherSchema).default([]),
+  prefix: z.optional(z.string()),
+  path: z.optional(z.string()),
+  safe_regex: z.optional(checkedRegex),
+  path_separated_prefix: z.optional(z.string()),
+  case_sensitive: z._default(z.boolean(), true),
+  headers: z._default(z.array(headerMatcherSchema), []),
+  query_parameters: z._default(z.array(queryParameterMatcherSchema), []),
   ...notSupportedFields([
     "connect_matcher",
     "path_match_policy",
@@ -70,7 +70,7 @@ export const routeMatchSchema = z.strictObject({
     "filter_state",
     "cel_expression",
   ]),
-}).superRefine((v, ctx) => {
+}).check(z.superRefine((v, ctx) => {
   exactlyOne(v, PATH_SPECIFIERS, ctx);
   const p = v.path_separated_prefix;
   if (p !== undefined && !/^[^?#]+[^?#/]$/.test(p)) {
@@ -80,7 +80,7 @@ export const routeMatchSchema = z.strictObject({
       message: "Must not end with / and must not contain ? or #",
     });
   }
-});
+}));
 
 /** The parsed form of a RouteMatch. */
 export type RouteMatchConfig = z.infer<typeof routeMatchSchema>;

@@ -1,7 +1,7 @@
 /** zod schemas for RetryPolicy and RequestMirrorPolicy (route and virtual host level). */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { duration, fractionalPercent, uint32, uint64 } from "../../config/common.ts";
-import { notSupportedFields } from "../../config/schema_util.ts";
+import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { headerMatcherSchema } from "./config_match.ts";
 import { parseRetryOn } from "./retry_policy.ts";
 
@@ -10,48 +10,58 @@ const PREVIOUS_HOSTS_TYPE =
   "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 
 /** retry_on as a comma-separated list; parses to condition bits. */
-const retryOn = z.string().default("").transform((v, ctx) => {
-  const r = parseRetryOn(v);
-  for (const u of r.unknown) ctx.addIssue({ code: "custom", message: `Unknown retry_on condition "${u}"` });
-  return r.bits;
-});
+const retryOn = z.pipe(
+  z._default(z.string(), ""),
+  transformWithIssues((v, ctx) => {
+    const r = parseRetryOn(v);
+    for (const u of r.unknown) ctx.addIssue({ code: "custom", message: `Unknown retry_on condition "${u}"` });
+    return r.bits;
+  }),
+);
 
 /** envoy.config.route.v3.RetryPolicy. */
 export const retryPolicySchema = z.strictObject({
   retry_on: retryOn,
-  num_retries: uint32.default(1),
-  per_try_timeout: duration.optional(),
-  retry_host_predicate: z.array(
+  num_retries: z._default(uint32, 1),
+  per_try_timeout: z.optional(duration),
+  retry_host_predicate: z._default(
+    z.array(
+      z.strictObject({
+        name: z.string().check(z.minLength(1)),
+        typed_config: z.optional(z.looseObject({ "@type": z.string() })),
+      }).check(z.superRefine((p, ctx) => {
+        const t = p.typed_config?.["@type"];
+        if (t !== undefined ? t !== PREVIOUS_HOSTS_TYPE : p.name !== PREVIOUS_HOSTS) {
+          ctx.addIssue({
+            code: "custom",
+            message:
+              `Field not supported by nuncio: only ${PREVIOUS_HOSTS} is a supported retry host predicate`,
+          });
+        }
+      })),
+    ),
+    [],
+  ),
+  host_selection_retry_max_attempts: z._default(uint64, 1),
+  retriable_status_codes: z._default(z.array(z.int().check(z.minimum(100), z.maximum(599))), []),
+  retry_back_off: z.optional(
     z.strictObject({
-      name: z.string().min(1),
-      typed_config: z.looseObject({ "@type": z.string() }).optional(),
-    }).superRefine((p, ctx) => {
-      const t = p.typed_config?.["@type"];
-      if (t !== undefined ? t !== PREVIOUS_HOSTS_TYPE : p.name !== PREVIOUS_HOSTS) {
+      base_interval: duration.check(
+        z.refine((ms) => ms > 0, { error: "base_interval must be greater than zero" }),
+      ),
+      max_interval: z.optional(duration),
+    }).check(z.superRefine((b, ctx) => {
+      if (b.max_interval !== undefined && b.max_interval < b.base_interval) {
         ctx.addIssue({
           code: "custom",
-          message:
-            `Field not supported by nuncio: only ${PREVIOUS_HOSTS} is a supported retry host predicate`,
+          path: ["max_interval"],
+          message: "max_interval must be greater than or equal to base_interval",
         });
       }
-    }),
-  ).default([]),
-  host_selection_retry_max_attempts: uint64.default(1),
-  retriable_status_codes: z.array(z.number().int().min(100).max(599)).default([]),
-  retry_back_off: z.strictObject({
-    base_interval: duration.refine((ms) => ms > 0, { error: "base_interval must be greater than zero" }),
-    max_interval: duration.optional(),
-  }).superRefine((b, ctx) => {
-    if (b.max_interval !== undefined && b.max_interval < b.base_interval) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["max_interval"],
-        message: "max_interval must be greater than or equal to base_interval",
-      });
-    }
-  }).optional(),
-  retriable_headers: z.array(headerMatcherSchema).default([]),
-  retriable_request_headers: z.array(headerMatcherSchema).default([]),
+    })),
+  ),
+  retriable_headers: z._default(z.array(headerMatcherSchema), []),
+  retriable_request_headers: z._default(z.array(headerMatcherSchema), []),
   ...notSupportedFields([
     "per_try_idle_timeout",
     "retry_priority",
@@ -65,11 +75,11 @@ export type RetryPolicyConfig = z.infer<typeof retryPolicySchema>;
 
 /** envoy.config.route.v3.RouteAction.RequestMirrorPolicy. */
 export const requestMirrorPolicySchema = z.strictObject({
-  cluster: z.string().min(1),
-  runtime_fraction: z.strictObject({
+  cluster: z.string().check(z.minLength(1)),
+  runtime_fraction: z.optional(z.strictObject({
     default_value: fractionalPercent,
-    runtime_key: z.string().optional(),
-  }).optional(),
+    runtime_key: z.optional(z.string()),
+  })),
   ...notSupportedFields(["cluster_header", "trace_sampled", "disable_shadow_host_suffix_append"]),
 });
 
@@ -77,4 +87,4 @@ export const requestMirrorPolicySchema = z.strictObject({
 export type RequestMirrorPolicyConfig = z.infer<typeof requestMirrorPolicySchema>;
 
 /** per_request_buffer_limit_bytes (route and virtual host). */
-export const perRequestBufferLimit = uint32.optional();
+export const perRequestBufferLimit = z.optional(uint32);

@@ -3,7 +3,7 @@
  * that turns one request into the descriptors sent to the rate-limit service. Compiled once per route config;
  * per request it only reads headers.
  */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { uint32 } from "../../config/common.ts";
 import { notSupported, notSupportedFields } from "../../config/schema_util.ts";
 import { headerMatcherSchema } from "./config_match.ts";
@@ -13,24 +13,24 @@ import type { RouteRequest } from "./types.ts";
 const emptyObject = z.strictObject({});
 
 const actionSchema = z.strictObject({
-  source_cluster: emptyObject.optional(),
-  destination_cluster: emptyObject.optional(),
-  request_headers: z.strictObject({
-    header_name: z.string().min(1),
-    descriptor_key: z.string().min(1),
-    skip_if_absent: z.boolean().optional(),
-  }).optional(),
-  remote_address: emptyObject.optional(),
-  generic_key: z.strictObject({
-    descriptor_value: z.string().min(1),
-    descriptor_key: z.string().optional(),
-  }).optional(),
-  header_value_match: z.strictObject({
-    descriptor_key: z.string().optional(),
-    descriptor_value: z.string().min(1),
-    expect_match: z.boolean().optional(),
-    headers: z.array(headerMatcherSchema).min(1),
-  }).optional(),
+  source_cluster: z.optional(emptyObject),
+  destination_cluster: z.optional(emptyObject),
+  request_headers: z.optional(z.strictObject({
+    header_name: z.string().check(z.minLength(1)),
+    descriptor_key: z.string().check(z.minLength(1)),
+    skip_if_absent: z.optional(z.boolean()),
+  })),
+  remote_address: z.optional(emptyObject),
+  generic_key: z.optional(z.strictObject({
+    descriptor_value: z.string().check(z.minLength(1)),
+    descriptor_key: z.optional(z.string()),
+  })),
+  header_value_match: z.optional(z.strictObject({
+    descriptor_key: z.optional(z.string()),
+    descriptor_value: z.string().check(z.minLength(1)),
+    expect_match: z.optional(z.boolean()),
+    headers: z.array(headerMatcherSchema).check(z.minLength(1)),
+  })),
   ...notSupportedFields([
     "dynamic_metadata",
     "metadata",
@@ -39,16 +39,16 @@ const actionSchema = z.strictObject({
     "query_parameter_value_match",
     "query_parameters",
   ]),
-}).superRefine((a, ctx) => {
+}).check(z.superRefine((a, ctx) => {
   const set = Object.entries(a).filter(([, v]) => v !== undefined).length;
   if (set !== 1) ctx.addIssue({ code: "custom", message: "Exactly one rate limit action must be set" });
-});
+}));
 
 /** envoy.config.route.v3.RateLimit. */
 export const rateLimitSchema = z.strictObject({
-  stage: uint32.max(10).optional(),
-  disable_key: z.string().optional(),
-  actions: z.array(actionSchema).min(1),
+  stage: z.optional(uint32.check(z.maximum(10))),
+  disable_key: z.optional(z.string()),
+  actions: z.array(actionSchema).check(z.minLength(1)),
   limit: notSupported,
   apply_on_stream_done: notSupported,
   hits_addend: notSupported,

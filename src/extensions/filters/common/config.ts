@@ -1,35 +1,42 @@
 /** Config pieces shared by the HTTP and network filters: token buckets, runtime percents, per-route lookup. */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { duration, fractionalPercent, uint32 } from "../../../config/common.ts";
 import type { HttpFilterCallbacks } from "../../../http/filter.ts";
 import type { PerFilterConfig } from "../../../http/routing/types.ts";
 import type { TokenBucketSpec } from "./token_bucket.ts";
 
 /** envoy.type.v3.TokenBucket; parses to a TokenBucketSpec (fill_interval at least 50 ms, as Envoy requires). */
-export const tokenBucketSchema = z.strictObject({
-  max_tokens: uint32.min(1),
-  tokens_per_fill: uint32.min(1).default(1),
-  fill_interval: duration,
-}).superRefine((v, ctx) => {
-  if (v.fill_interval < 50) {
-    ctx.addIssue({ code: "custom", path: ["fill_interval"], message: "fill_interval must be at least 50ms" });
-  }
-}).transform((v): TokenBucketSpec => ({
-  maxTokens: v.max_tokens,
-  tokensPerFill: v.tokens_per_fill,
-  fillIntervalMs: v.fill_interval,
-}));
+export const tokenBucketSchema = z.pipe(
+  z.strictObject({
+    max_tokens: uint32.check(z.minimum(1)),
+    tokens_per_fill: z._default(uint32.check(z.minimum(1)), 1),
+    fill_interval: duration,
+  }).check(z.superRefine((v, ctx) => {
+    if (v.fill_interval < 50) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fill_interval"],
+        message: "fill_interval must be at least 50ms",
+      });
+    }
+  })),
+  z.transform((v): TokenBucketSpec => ({
+    maxTokens: v.max_tokens,
+    tokensPerFill: v.tokens_per_fill,
+    fillIntervalMs: v.fill_interval,
+  })),
+);
 
 /** envoy.config.core.v3.RuntimeFractionalPercent; runtime overrides are not implemented, default_value applies. */
 export const runtimeFractionalPercentSchema = z.strictObject({
   default_value: fractionalPercent,
-  runtime_key: z.string().optional(),
+  runtime_key: z.optional(z.string()),
 });
 
 /** envoy.config.core.v3.RuntimeFeatureFlag; runtime overrides are not implemented, default_value applies. */
 export const runtimeFeatureFlagSchema = z.strictObject({
   default_value: z.boolean(),
-  runtime_key: z.string().min(1),
+  runtime_key: z.string().check(z.minLength(1)),
 });
 
 const DENOMINATORS = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 } as const;

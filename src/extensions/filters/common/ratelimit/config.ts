@@ -1,5 +1,5 @@
 /** The `rate_limit_service` block both rate-limit filters share (envoy.config.ratelimit.v3.RateLimitServiceConfig). */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { duration } from "../../../../config/common.ts";
 import { notSupported } from "../../../../config/schema_util.ts";
 
@@ -7,16 +7,16 @@ import { notSupported } from "../../../../config/schema_util.ts";
 export const rateLimitServiceSchema = z.strictObject({
   grpc_service: z.strictObject({
     envoy_grpc: z.strictObject({
-      cluster_name: z.string().min(1),
-      authority: z.string().optional(),
+      cluster_name: z.string().check(z.minLength(1)),
+      authority: z.optional(z.string()),
       retry_policy: notSupported,
     }),
-    timeout: duration.optional(),
+    timeout: z.optional(duration),
     initial_metadata: notSupported,
     google_grpc: notSupported,
     retry_policy: notSupported,
   }),
-  transport_api_version: z.enum(["V3", "AUTO"]).optional(),
+  transport_api_version: z.optional(z.enum(["V3", "AUTO"])),
 });
 
 /** Parsed rate_limit_service. */

@@ -1,5 +1,5 @@
 /** Config of envoy.filters.http.local_ratelimit (envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit). */
-import { z } from "zod";
+import { z } from "zod/mini";
 import { headerValueOption, uint32 } from "../../../../config/common.ts";
 import { NOT_SUPPORTED } from "../../../../config/errors.ts";
 import { notSupportedFields } from "../../../../config/schema_util.ts";
@@ -7,21 +7,23 @@ import { runtimeFractionalPercentSchema, tokenBucketSchema } from "../../common/
 
 /** The LocalRateLimit message (also its per-route form). */
 export const localRateLimitSchema = z.strictObject({
-  stat_prefix: z.string().min(1),
-  status: z.strictObject({ code: uint32 }).optional(),
-  token_bucket: tokenBucketSchema.optional(),
-  filter_enabled: runtimeFractionalPercentSchema.optional(),
-  filter_enforced: runtimeFractionalPercentSchema.optional(),
-  request_headers_to_add_when_not_enforced: z.array(headerValueOption).max(10).default([]),
-  response_headers_to_add: z.array(headerValueOption).max(10).default([]),
-  descriptors: z.array(z.unknown()).max(0, { message: `${NOT_SUPPORTED}: descriptors` }).optional(),
-  stage: uint32.max(0, { message: `${NOT_SUPPORTED}: only stage 0` }).optional(),
-  local_rate_limit_per_downstream_connection: z.literal(false, {
+  stat_prefix: z.string().check(z.minLength(1)),
+  status: z.optional(z.strictObject({ code: uint32 })),
+  token_bucket: z.optional(tokenBucketSchema),
+  filter_enabled: z.optional(runtimeFractionalPercentSchema),
+  filter_enforced: z.optional(runtimeFractionalPercentSchema),
+  request_headers_to_add_when_not_enforced: z._default(z.array(headerValueOption).check(z.maxLength(10)), []),
+  response_headers_to_add: z._default(z.array(headerValueOption).check(z.maxLength(10)), []),
+  descriptors: z.optional(
+    z.array(z.unknown()).check(z.maxLength(0, { message: `${NOT_SUPPORTED}: descriptors` })),
+  ),
+  stage: z.optional(uint32.check(z.maximum(0, { message: `${NOT_SUPPORTED}: only stage 0` }))),
+  local_rate_limit_per_downstream_connection: z.optional(z.literal(false, {
     message: `${NOT_SUPPORTED}: buckets are shared by all workers`,
-  }).optional(),
-  enable_x_ratelimit_headers: z.enum(["OFF", "DRAFT_VERSION_03"]).default("OFF"),
-  always_consume_default_token_bucket: z.boolean().optional(),
-  rate_limited_as_resource_exhausted: z.boolean().optional(),
+  })),
+  enable_x_ratelimit_headers: z._default(z.enum(["OFF", "DRAFT_VERSION_03"]), "OFF"),
+  always_consume_default_token_bucket: z.optional(z.boolean()),
+  rate_limited_as_resource_exhausted: z.optional(z.boolean()),
   ...notSupportedFields([
     "vh_rate_limits",
     "local_cluster_rate_limit",

@@ -4,6 +4,7 @@
  * (x-forwarded-for, x-request-id, x-envoy-* sanitizing, path normalization), runs each request as an
  * ActiveStream and streams request bodies into it with backpressure.
  */
+import { connRead, connWrite } from "../network/raw_io.ts";
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
@@ -82,7 +83,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
     const n = data.length;
     let off = 0;
     try {
-      while (off < n) off += await conn.write(off === 0 ? data : data.subarray(off));
+      while (off < n) off += await connWrite(conn, off === 0 ? data : data.subarray(off));
     } catch {
       this.#stream?.downstreamReset();
       this.#close();
@@ -185,7 +186,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
     }
     let n: number | null;
     try {
-      n = await this.#down.conn.read(buf.subarray(this.#end));
+      n = (await connRead(this.#down.conn, buf.subarray(this.#end))) || null;
     } catch {
       n = null;
     }
@@ -223,7 +224,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
       this.#start = 0;
     }
     if (this.#end === this.#buf.length) return;
-    this.#readAhead = this.#down.conn.read(this.#buf.subarray(this.#end)).then(
+    this.#readAhead = connRead(this.#down.conn, this.#buf.subarray(this.#end)).then(
       this.#onReadAhead,
       this.#onReadAheadError,
     );
@@ -231,7 +232,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
 
   #readAheadDone(n: number | null): number | null {
     this.#readAhead = null;
-    if (n === null) {
+    if (!n) {
       this.#eof = true;
       // The client went away while its response was in flight: reset the stream (Envoy: DC)
       if (this.#stream && !this.#stream.responseDone) this.#stream.downstreamReset();

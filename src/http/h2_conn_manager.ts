@@ -4,6 +4,7 @@
  * returned once the filter chain took the bytes) and responses paced by the codec's onWritable. Connection
  * idle timeout and max_requests_per_connection end the connection with GOAWAY.
  */
+import { connRead, connWrite } from "../network/raw_io.ts";
 import { ResponseFlag } from "../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection, TerminalFilter } from "../network/filter.ts";
@@ -28,7 +29,7 @@ class DownstreamTransport implements H2Transport {
   constructor(readonly down: DownstreamConnection, readonly stats: HcmStats) {}
 
   async read(p: Uint8Array): Promise<number | null> {
-    const n = await this.down.conn.read(p);
+    const n = (await connRead(this.down.conn, p)) || null;
     if (n !== null) {
       this.stats.downstream_cx_rx_bytes_total.inc(n);
       if (this.down.observed) this.down.observeRead(p.subarray(0, n), false);
@@ -37,7 +38,7 @@ class DownstreamTransport implements H2Transport {
   }
 
   async write(p: Uint8Array): Promise<number> {
-    const n = await this.down.conn.write(p);
+    const n = await connWrite(this.down.conn, p);
     this.stats.downstream_cx_tx_bytes_total.inc(n);
     if (this.down.observed) this.down.observeWrite(p.subarray(0, n), false);
     return n;

@@ -233,7 +233,9 @@ export class ConnPool implements ConnectionOwner {
       }
     }
     c.state = IDLE;
-    c.idleSince = this.#o.clock.monotonic();
+    const rx = c.lastRxMono;
+    c.idleSince = rx > 0 ? rx : this.#o.clock.monotonic();
+    c.lastRxMono = 0;
     hp.idle.push(c);
     this.#idleCount++;
     c.armIdleRead();

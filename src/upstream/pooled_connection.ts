@@ -1,4 +1,5 @@
 /** A pooled (or unpooled, for tcp_proxy) upstream connection and its idle-read bookkeeping. */
+import { connRead } from "../network/raw_io.ts";
 import type { PriorityBreakers } from "./circuit_breaker.ts";
 import type { AcquireResult, Host, UpstreamConnection } from "./types.ts";
 
@@ -39,6 +40,7 @@ export class PooledConnection implements UpstreamConnection {
   readonly readBuf: Uint8Array = new Uint8Array(READ_BUF_SIZE);
   readStart = 0;
   readEnd = 0;
+  lastRxMono = 0;
   /** BUSY, IDLE or CLOSED. */
   state = BUSY;
   /** Requests served (acquires). */
@@ -87,7 +89,7 @@ export class PooledConnection implements UpstreamConnection {
     this.readStart = this.readEnd = 0;
     let p: Promise<number | null>;
     try {
-      p = this.conn.read(this.readBuf);
+      p = connRead(this.conn, this.readBuf);
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -99,6 +101,6 @@ export class PooledConnection implements UpstreamConnection {
     this.#readInFlight = false;
     if (this.state !== IDLE) return; // a user owns it and awaits pendingRead itself
     // EOF or error: the peer closed; data while idle is a protocol violation: close.
-    this.#pool.destroy(this, n !== null);
+    this.#pool.destroy(this, !!n);
   }
 }

@@ -97,6 +97,11 @@ export interface UpstreamConnection {
   /** Bytes [readStart, readEnd) of readBuf are unconsumed data left over from the last read. */
   readStart: number;
   readEnd: number;
+  /**
+   * Monotonic ms of the last byte its user read, set before `release` (0: unknown); the pool takes it as
+   * the start of the idle period instead of reading the clock again.
+   */
+  lastRxMono: number;
   /** Returns the connection to its pool (`reusable`) or closes it. Call exactly once per acquire. */
   release(reusable: boolean): void;
 }

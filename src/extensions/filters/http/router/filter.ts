@@ -222,7 +222,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     }
     this.#upstreamStart = this.f.ctx.clock.monotonic();
     this.bodyEnd = endStream;
-    if (endStream) this.#requestComplete();
+    if (endStream) this.#requestComplete(this.#upstreamStart);
     else if (this.#idleMs > 0) this.#armTimer();
     return this.#startAttempt();
   }
@@ -298,7 +298,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     if (endStream) this.bodyEnd = true;
     const a = this.#attempt;
     if (a !== null && a.ready) await a.sendData(data, endStream);
-    if (endStream) this.#requestComplete();
+    if (endStream) this.#requestComplete(this.f.ctx.clock.monotonic());
     return HttpFilterStatus.StopIteration;
   }
 
@@ -307,7 +307,7 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     this.bodyEnd = true;
     const a = this.#attempt;
     if (a !== null && a.ready) await a.sendTrailers();
-    this.#requestComplete();
+    this.#requestComplete(this.f.ctx.clock.monotonic());
     return HttpFilterStatus.StopIteration;
   }
 
@@ -334,14 +334,14 @@ class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, RequestLi
     }
   }
 
-  /** The downstream request is complete: send shadows, start the global timeout. */
-  #requestComplete(): void {
+  /** The downstream request is complete (at monotonic `now`): send shadows, start the global timeout. */
+  #requestComplete(now: number): void {
     if (this.#shadows !== null) {
       this.#shadows.send(this.cb.request.method, this.#path, this.body ?? []);
       this.#shadows = null;
     }
     if (this.timeoutMs > 0 && !this.#finished && !this.#attempt?.tunnel) {
-      this.#deadline = this.f.ctx.clock.monotonic() + this.timeoutMs;
+      this.#deadline = now + this.timeoutMs;
       if (this.#idleMs > 0) this.#armTimer();
       else this.f.ctx.timers.arm(this.#timer, this.timeoutMs, TIMER_GLOBAL);
     }

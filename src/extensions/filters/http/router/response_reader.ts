@@ -1,4 +1,5 @@
 /** Reads an attempt's response: the head (handed to the router), then the body forwarded downstream. */
+import { connRead } from "../../../../network/raw_io.ts";
 import {
   ChunkedDecoder,
   H1ParseError,
@@ -156,7 +157,7 @@ async function readMore(
       // the pool's idle read landed at readEnd of the connection's buffer
       const p = up.pendingRead;
       up.pendingRead = null;
-      n = await p;
+      n = (await p) || null;
       if (n !== null) {
         start = up.readStart;
         end = up.readEnd + n;
@@ -164,7 +165,7 @@ async function readMore(
       }
     } else {
       if (end === buf.length) throw new H1ParseError(502, "upstream_headers_too_large");
-      n = await up.conn.read(buf.subarray(end));
+      n = (await connRead(up.conn, buf.subarray(end))) || null;
       if (n !== null) end += n;
     }
   } catch (err) {

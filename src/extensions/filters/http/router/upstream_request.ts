@@ -3,6 +3,7 @@
  * writes the request, reads the response and streams it downstream once the router accepts its head.
  * Failures before the head was accepted go back to the router, which retries or answers locally.
  */
+import { connWrite } from "../../../../network/raw_io.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import { chunkFrame, LAST_CHUNK } from "../../../../http/h1_glue.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
@@ -215,7 +216,7 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
     if (up === null) return false;
     try {
       let off = 0;
-      while (off < data.length) off += await up.conn.write(off === 0 ? data : data.subarray(off));
+      while (off < data.length) off += await connWrite(up.conn, off === 0 ? data : data.subarray(off));
       this.cluster.stats.upstream_cx_tx_bytes_total.inc(data.length);
       return true;
     } catch {
@@ -262,6 +263,7 @@ export class UpstreamRequest implements Attempt, TimeoutTarget, AcquireOptions {
       this.up = null;
       u.readStart = 0;
       u.readEnd = 0;
+      u.lastRxMono = this.rxMono;
       u.release(reusable && this.requestSent && !this.#tunnel);
     }
   }

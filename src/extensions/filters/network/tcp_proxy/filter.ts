@@ -2,6 +2,7 @@
  * envoy.filters.network.tcp_proxy: connects each downstream connection to a host of a cluster and copies
  * bytes both ways with plain read()/write() loops (the fast path measured in facts.md), keeping half-close.
  */
+import { connRead, connWrite } from "../../../../network/raw_io.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
@@ -205,12 +206,13 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
     const buf = new Uint8Array(BUF_SIZE);
     const f = this.f;
     const down = this.#down!;
-    const clock = f.ctx.clock;
+    // the wheel's coarse time (no clock call per chunk): the idle timer is armed, so the wheel runs
+    const timers = f.idleMs > 0 ? f.ctx.timers : null;
     try {
       for (;;) {
-        const n = await src.read(buf);
-        if (n === null) break;
-        this.#lastActivity = clock.monotonic();
+        const n = await connRead(src, buf);
+        if (!n) break;
+        if (timers !== null) this.#lastActivity = timers.now();
         const chunk = buf.subarray(0, n);
         if (fromDownstream) {
           this.info.bytesReceived += n;
@@ -222,7 +224,7 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
           if (down.observed) down.observeWrite(chunk, false);
         }
         let off = 0;
-        while (off < n) off += await dst.write(chunk.subarray(off));
+        while (off < n) off += await connWrite(dst, chunk.subarray(off));
       }
       if (down.observed) {
         if (fromDownstream) down.observeRead(new Uint8Array(0), true);

@@ -32,6 +32,9 @@ const core: CoreIo | undefined = (() => {
 })();
 const RID: symbol | undefined = core?.internalRidSymbol;
 
+/** True when this runtime exposes the ops (else every call takes the public, slower methods). */
+export const RAW_IO_AVAILABLE: boolean = core !== undefined;
+
 /** The runtime resource id of `conn`, or -1 when it has none we can use. */
 function ridOf(conn: Deno.Conn): number {
   if (RID === undefined) return -1;

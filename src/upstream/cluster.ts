@@ -274,6 +274,7 @@ export class ClusterImpl implements Cluster {
 
   /** Closes idle connections and stops the pool's timer, health checks and outlier sweeps. */
   close(): void {
+    for (const h of this.#hosts) this.health.releaseHost(h);
     this.health.close();
     this.#pool.close();
     this.#h2?.close();

@@ -22,6 +22,8 @@ export class HostImpl implements Host {
   readonly healthKey: string;
   /** Shared health memory (attached by the cluster); null until then. */
   health: HostHealthSlot | null = null;
+  /** Set once the host left its cluster and gave its shared slot back (`health` is a private copy then). */
+  healthReleased = false;
   /** Per-thread flags (FAILED_EDS_HEALTH, PENDING_DYNAMIC_REMOVAL). */
   localFlags = 0;
   activeRequests = 0;

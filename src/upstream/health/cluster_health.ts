@@ -135,15 +135,21 @@ export class ClusterHealth {
       h.localFlags &= ~HealthFlag.PENDING_DYNAMIC_REMOVAL;
     }
     const keys = new Set(next.map((h) => h.healthKey));
+    const same = new Set(next);
     let out = next;
     for (const old of prev) {
-      if (keys.has(old.healthKey)) continue;
+      if (same.has(old)) continue;
+      if (keys.has(old.healthKey)) {
+        this.releaseHost(old); // replaced by a new object for the same key, which holds its own use
+        continue;
+      }
       if (this.#keepRemoved && (old.healthFlags() & HealthFlag.FAILED_ACTIVE_HC) === 0) {
         old.localFlags |= HealthFlag.PENDING_DYNAMIC_REMOVAL;
         if (out === next) out = next.slice();
         out.push(old);
-      } else if (this.#deps.owner) {
-        this.outlier?.hostRemoved(old);
+      } else {
+        if (this.#deps.owner) this.outlier?.hostRemoved(old);
+        this.releaseHost(old);
       }
     }
     this.checker?.setHosts(out);
@@ -157,12 +163,24 @@ export class ClusterHealth {
       const f = hosts[i].healthFlags();
       if ((f & HealthFlag.PENDING_DYNAMIC_REMOVAL) && (f & HealthFlag.FAILED_ACTIVE_HC)) {
         if (out === hosts) out = hosts.slice(0, i);
+        if (this.#deps.owner) this.outlier?.hostRemoved(hosts[i]);
+        this.releaseHost(hosts[i]);
       } else if (out !== hosts) {
         out.push(hosts[i]);
       }
     }
     if (out !== hosts) this.checker?.setHosts(out);
     return out;
+  }
+
+  /**
+   * A host left this thread's cluster: its shared slot is given back (freed once no thread uses it) and the
+   * host object keeps a private copy of its state. Idempotent.
+   */
+  releaseHost(host: HostImpl): void {
+    if (host.health === null || host.healthReleased) return;
+    host.health = this.state.releaseHost(host.healthKey, host.health);
+    host.healthReleased = true;
   }
 
   /** Records one request attempt's outcome (router, per attempt). */

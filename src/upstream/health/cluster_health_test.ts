@@ -43,6 +43,36 @@ Deno.test("cluster health across threads", async (t) => {
     worker.close();
   });
 
+  await t.step("hosts that leave give their shared slots back once every thread dropped them", () => {
+    const arena = SharedArena.create({ bytes: 1 << 16, capacity: 16 });
+    const main = cluster(arena, true, new StatsStore());
+    const worker = cluster(arena, false, new StatsStore());
+    // a DNS-driven host set churning through far more addresses than the table holds
+    let base = arena.liveKeys();
+    for (let round = 0; round < 200; round++) {
+      const ports = [round + 1, round + 2, round + 3].map((p) => 1000 + p);
+      const a = hosts(...ports);
+      main.setHosts(a);
+      worker.setHosts(hosts(...ports));
+      if (round === 0) base = arena.liveKeys() - 3;
+      assert.equal(arena.liveKeys(), base + 3, `round ${round}`);
+    }
+    // a host that left keeps a private copy of its state; writes to it never reach a reused slot
+    const gone = main.hosts()[0] as HostImpl;
+    Atomics.or(gone.health!.i32, HostSlot.FLAGS, HealthFlag.FAILED_OUTLIER_CHECK);
+    main.setHosts(hosts(5000));
+    worker.setHosts(hosts(5000));
+    assert.ok(gone.healthReleased);
+    assert.ok(gone.healthFlags() & HealthFlag.FAILED_OUTLIER_CHECK, "the copy keeps the state");
+    Atomics.or(gone.health!.i32, HostSlot.FLAGS, HealthFlag.DEGRADED_ACTIVE_HC);
+    const fresh = main.hosts()[0] as HostImpl;
+    assert.equal(fresh.healthFlags(), 0, "the new host's slot is zeroed and untouched");
+    assert.equal(arena.liveKeys(), base + 1);
+    main.close();
+    worker.close();
+    assert.equal(arena.liveKeys(), base, "closing the clusters gives the hosts back");
+  });
+
   await t.step("with active checks, new hosts start failed and pending; removed healthy hosts stay", () => {
     const arena = SharedArena.create({ bytes: 1 << 16, capacity: 64 });
     const c = cluster(arena, false, new StatsStore(), {

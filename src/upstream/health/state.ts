@@ -95,6 +95,17 @@ export class ClusterHealthState {
     return { i32, f64: new Float64Array(i32.buffer, i32.byteOffset, HostSlot.INT32S / 2) };
   }
 
+  /**
+   * Gives back a host's slot (it left the cluster): returns a private copy of its current state for the
+   * host object, so late writes by requests still in flight land there, not in memory the arena reuses.
+   */
+  releaseHost(key: string, slot: HostHealthSlot): HostHealthSlot {
+    const i32 = new Int32Array(HostSlot.INT32S);
+    i32.set(slot.i32);
+    this.#arena.release(this.#prefix + key);
+    return { i32, f64: new Float64Array(i32.buffer, 0, HostSlot.INT32S / 2) };
+  }
+
   /** Current generation (one Atomics.load; workers compare it on every pick). */
   generation(): number {
     return Atomics.load(this.slot, ClusterSlot.GENERATION);

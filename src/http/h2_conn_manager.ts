@@ -85,7 +85,9 @@ export class Http2ServerConnection implements TerminalFilter, H2StreamHandler, T
     });
     this.#armIdle();
     try {
-      await this.#codec.start();
+      const running = this.#codec.start(); // writes SETTINGS first
+      if (this.#shuttingDown) void this.#codec.shutdown(); // drained before it started
+      await running;
     } catch (err) {
       console.error("http2 connection failed", err);
     } finally {
@@ -102,6 +104,14 @@ export class Http2ServerConnection implements TerminalFilter, H2StreamHandler, T
   #armIdle(): void {
     const ms = this.cfg.opts.idleTimeoutMs;
     if (ms > 0 && this.#active === 0) this.cfg.timers.arm(this.#timer, ms, 0);
+  }
+
+  /** The listener drains: graceful GOAWAY (in-flight streams finish, new ones are refused), as Envoy does. */
+  drain(): void {
+    if (this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    this.cfg.stats.downstream_cx_drain_close.inc();
+    if (this.#codec) void this.#codec.shutdown();
   }
 
   /** Connection idle timeout: GOAWAY, then close once written. */

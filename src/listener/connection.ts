@@ -1,5 +1,5 @@
 /** The downstream connection object handed to network filters. */
-import type { DownstreamConnection, ReadFilter } from "../network/filter.ts";
+import type { DownstreamConnection, ReadFilter, TerminalFilter } from "../network/filter.ts";
 
 function addrString(a: Deno.Addr): { ip: string; full: string } {
   if (a.transport === "tcp" || a.transport === "udp") {
@@ -28,6 +28,8 @@ export class ActiveConnection implements DownstreamConnection {
   #closed = false;
   /** Non-terminal filters observing bytes. */
   observers: ReadFilter[] = [];
+  /** The connection's terminal filter once created (told when the listener drains). */
+  terminal: TerminalFilter | null = null;
   observed = false;
 
   constructor(
@@ -57,6 +59,16 @@ export class ActiveConnection implements DownstreamConnection {
 
   observeWrite(data: Uint8Array, endStream: boolean): void {
     for (const f of this.observers) f.onWrite?.(data, endStream);
+  }
+
+  /** The listener drains: the terminal filter winds the connection down gracefully. */
+  drain(): void {
+    if (this.#closed) return;
+    try {
+      this.terminal?.drain?.();
+    } catch {
+      // a filter failing to drain is closed with the rest when the grace period ends
+    }
   }
 
   close(): void {

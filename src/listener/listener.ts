@@ -234,6 +234,8 @@ export class Listener {
         const f = filters[i].createFilter(c);
         if (filters[i].terminal) {
           terminal = f as TerminalFilter;
+          c.terminal = terminal;
+          if (this.#draining) c.drain();
           break;
         }
         const rf = f as ReadFilter;
@@ -289,6 +291,7 @@ export class Listener {
     await this.#accepting;
     if (this.#connections.size > 0 && graceMs > 0) {
       this.#draining = true;
+      for (const c of this.#connections) c.drain();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#idle = resolve;

@@ -63,6 +63,12 @@ export interface ReadFilter {
 export interface TerminalFilter {
   /** Owns the connection's reads and writes; resolves when the connection is done. Never rejects. */
   run(conn: DownstreamConnection): Promise<void>;
+  /**
+   * The listener is draining (shutdown, hot restart, a listener update): let in-flight work finish and tell
+   * the peer to go away (HTTP/1.1 `Connection: close` on the next response and idle connections closed;
+   * HTTP/2 GOAWAY). May be called before `run` starts; absent means "nothing to tell" (tcp_proxy).
+   */
+  drain?(): void;
 }
 
 /** The long-lived factory built once per config snapshot (Envoy's FilterConfig). */

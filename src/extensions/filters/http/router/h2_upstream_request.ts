@@ -4,19 +4,19 @@
  * chunk delays the downstream read) and the trailers, and forwards the response head, body and trailers
  * downstream in order; received bytes are acknowledged (WINDOW_UPDATE) only once written downstream, so a
  * slow client bounds what the upstream may send. Resets before the head go back to the router (retries).
+ * Bookkeeping, the per-try timeout and failure reporting are UpstreamAttempt's.
  */
 import { ResponseFlag } from "../../../../common/response_flags.ts";
-import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import type { H2ClientConnection } from "../../../../http/h2/client.ts";
 import { ErrorCode } from "../../../../http/h2/constants.ts";
 import type { H2Head } from "../../../../http/h2/head.ts";
 import { type H2Stream, type H2StreamHandler, ResetReason } from "../../../../http/h2/stream.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
-import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
-import type { Cluster, ConnectFailure, H2StreamRequester, Host } from "../../../../upstream/types.ts";
-import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
+import type { ConnectFailure, H2StreamRequester } from "../../../../upstream/types.ts";
+import { AttemptFailure } from "./attempt.ts";
 import { type GrpcMethodStats, grpcMethodStats, grpcStatusOf, isGrpcRequest } from "./grpc_stats.ts";
 import { H2ResponseQueue } from "./h2_response.ts";
+import { UpstreamAttempt } from "./upstream_attempt.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -33,64 +33,24 @@ export const H2Start = {
 export type H2Start = typeof H2Start[keyof typeof H2Start];
 
 /** One HTTP/2 attempt. */
-export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHandler, TimeoutTarget {
+export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamRequester, H2StreamHandler {
   /** The stream while open. */
   stream: H2Stream | null = null;
-  /** True once the whole request went upstream. */
-  requestSent = false;
-  /** The whole upstream response is in hand. */
-  upstreamComplete = false;
-  /** The response head was accepted by the router. */
-  headersForwarded = false;
-  /** HTTP/2 upstreams never tunnel here (upgrades use HTTP/1.1). */
-  readonly tunnel = false;
-  /** Monotonic start of the attempt (set by the router). */
-  startMono = 0;
-  /** Monotonic time of the response head, then of its end (0 before any). */
-  rxMono = 0;
   #head: H2Head | null = null;
-  #ready = false;
-  #finished = false;
-  #aborted = false;
   #inPool = false;
-  #holdsRequest = false;
-  #counted = false;
-  #perTry: TimerEntry | null = null;
-  #perTryMs = 0;
   #resolveStart: ((r: H2Start) => void) | null = null;
   #resolveWritable: (() => void) | null = null;
   #res: H2ResponseQueue | null = null;
   #grpc: GrpcMethodStats | null = null;
 
-  constructor(
-    readonly owner: AttemptOwner,
-    readonly cluster: Cluster,
-    readonly host: Host,
-    readonly breakers: PriorityBreakers,
-    readonly priority: number,
-  ) {}
-
-  get finished(): boolean {
-    return this.#finished;
-  }
-
-  get ready(): boolean {
-    return this.#ready && !this.#finished;
-  }
-
+  /** True while the attempt holds a stream or waits for one. */
   get active(): boolean {
     return this.stream !== null || this.#inPool;
   }
 
   /** Takes a request slot and asks the pool for a stream; resolves once the request flows (or failed). */
   start(head: H2Head): Promise<H2Start> {
-    if (!this.breakers.tryRequest()) {
-      this.cluster.circuitBreakers.stats.upstream_rq_pending_overflow.inc();
-      this.#finish(false);
-      this.owner.onAttemptFailed(this, AttemptFailure.Overflow, "overflow");
-      return Promise.resolve(H2Start.Failed);
-    }
-    this.#holdsRequest = true;
+    if (!this.takeRequest()) return Promise.resolve(H2Start.Failed);
     this.#head = head;
     const p = new Promise<H2Start>((r) => this.#resolveStart = r);
     this.#inPool = true;
@@ -106,19 +66,13 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   onPoolReady(h2: H2ClientConnection, _reused: boolean): void {
     this.#inPool = false;
-    if (this.#aborted) return;
+    if (this.aborted) return;
     const owner = this.owner;
-    const cluster = this.cluster;
-    const stats = cluster.stats;
-    this.#counted = true;
-    stats.upstream_rq_total.inc();
-    stats.upstream_rq_active.inc();
-    this.host.activeRequests++;
-    this.host.stats.rq_total++;
+    this.countRequest();
     const head = this.#head!;
     this.#head = null;
     if (isGrpcRequest(head.headers)) {
-      this.#grpc = grpcMethodStats(cluster, owner.ctx.stats, head.path);
+      this.#grpc = grpcMethodStats(this.cluster, owner.ctx.stats, head.path);
     }
     const body = owner.body;
     const trailers = owner.requestTrailers;
@@ -126,7 +80,7 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
     const st = h2.request(head, endNow, this);
     if (st === null) {
       // the connection lost its room meanwhile (GOAWAY): as a refused stream, safe to retry
-      this.#fail(AttemptFailure.Refused, "remote_refused_stream_reset");
+      this.fail(AttemptFailure.Refused, "remote_refused_stream_reset", 0);
       this.#settle(H2Start.Failed);
       return;
     }
@@ -139,44 +93,37 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
         else st.sendData(EMPTY, true);
       }
     }
-    this.#ready = true;
+    this.markReady();
     if (owner.bodyEnd) this.#endRequest();
     this.#settle(H2Start.Started);
   }
 
   onPoolFailure(reason: ConnectFailure | "http1", detail: string): void {
     this.#inPool = false;
-    if (this.#aborted) return;
+    if (this.aborted) return;
     if (reason === "http1") {
-      this.#holdsRequest = false;
-      this.#finished = true;
-      this.breakers.releaseRequest();
+      this.handOver();
       this.#settle(H2Start.Http1);
       return;
     }
-    this.#finish(false);
-    if (reason === "overflow") this.owner.onAttemptFailed(this, AttemptFailure.Overflow, detail);
-    else {
-      this.cluster.recordOutcome(this.host, 503);
-      this.owner.onAttemptFailed(this, AttemptFailure.ConnectFailure, detail);
-    }
+    this.poolFailed(reason, detail);
     this.#settle(H2Start.Failed);
   }
 
   async sendData(data: Uint8Array, endStream: boolean): Promise<boolean> {
     const st = this.stream;
-    if (st === null || this.#finished) return false;
+    if (st === null || this.finished) return false;
     if (!st.sendData(data, endStream)) {
       // part of `data` is held by the codec until there is window: wait before it may be reused
       await new Promise<void>((r) => this.#resolveWritable = r);
     }
     if (endStream) this.#endRequest();
-    return !this.#finished;
+    return !this.finished;
   }
 
   sendTrailers(): Promise<void> {
     const st = this.stream;
-    if (st !== null && !this.#finished) {
+    if (st !== null && !this.finished) {
       st.sendTrailers(this.owner.requestTrailers!);
       this.#endRequest();
     }
@@ -185,38 +132,23 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   #endRequest(): void {
     this.requestSent = true;
-    if (this.#perTryMs > 0 && !this.#finished && !this.headersForwarded) {
-      this.#perTry ??= new TimerEntry(this);
-      this.owner.ctx.timers.arm(this.#perTry, this.#perTryMs, 0);
-    }
+    this.armPerTry();
   }
 
-  setPerTryTimeout(ms: number): void {
-    this.#perTryMs = ms;
+  override abort(): void {
+    super.abort();
+    this.#settle(H2Start.Failed);
   }
 
-  onTimeout(): void {
-    if (this.#finished || this.headersForwarded) return;
-    this.host.stats.rq_timeout++;
-    this.cluster.recordOutcome(this.host, 504);
-    this.#resetStream();
-    this.#finish(false);
-    this.owner.onAttemptFailed(this, AttemptFailure.PerTryTimeout, "per_try_timeout");
-  }
-
-  abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
+  protected cancelPending(): void {
     if (this.#inPool) {
       this.#inPool = false;
       this.cluster.cancelH2Stream?.(this);
     }
-    this.#resetStream();
-    this.#finish(false);
-    this.#settle(H2Start.Failed);
   }
 
-  #resetStream(): void {
+  /** Resets the stream (CANCEL) unless closed. */
+  protected release(): void {
     const st = this.stream;
     if (st === null) return;
     this.stream = null;
@@ -226,35 +158,23 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
   // ---- H2StreamHandler ----
 
   onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     const owner = this.owner;
     const now = owner.ctx.clock.monotonic();
     this.rxMono = now;
     const info = owner.cb.streamInfo;
     if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
     owner.onUpstreamActivity(now);
-    if (this.#perTry !== null) owner.ctx.timers.disarm(this.#perTry);
     const status = head.status;
     const headers = head.headers;
-    const cluster = this.cluster;
-    cluster.recordOutcome(this.host, status);
-    cluster.stats.recordResponseCode(status);
-    if (headers.has("x-envoy-immediate-health-check-fail")) {
-      cluster.reportImmediateHealthCheckFail?.(this.host);
-    }
-    if (!owner.onAttemptHeaders(this, status, headers)) {
-      this.#resetStream();
-      this.#finish(false);
-      return;
-    }
-    this.headersForwarded = true;
+    if (!this.acceptHead(status, headers)) return;
     const res = this.#res = new H2ResponseQueue(this, status, headers, endStream);
     if (endStream) this.#ended(headers);
     res.kick();
   }
 
   onData(_st: H2Stream, data: Uint8Array, endStream: boolean): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     const now = endStream ? this.rxMono = this.owner.ctx.clock.monotonic() : 0;
     this.owner.onUpstreamActivity(now);
     const res = this.#res!;
@@ -264,7 +184,7 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
   }
 
   onTrailers(_st: H2Stream, trailers: HeaderMap): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     const now = this.owner.ctx.clock.monotonic();
     this.rxMono = now;
     this.owner.onUpstreamActivity(now);
@@ -276,33 +196,24 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   onReset(_st: H2Stream, _code: number, reason: ResetReason): void {
     this.stream = null;
-    if (this.#finished || this.upstreamComplete) return;
+    if (this.finished || this.upstreamComplete) return;
     this.cluster.stats.upstream_rq_rx_reset.inc();
     if (this.headersForwarded) {
-      this.#finish(false);
-      if (reason === ResetReason.CONNECTION) this.owner.onAttemptResetAfterHeaders(this);
-      else {
-        this.owner.onAttemptResetAfterHeaders(this, ResponseFlag.UpstreamRemoteReset, "remote_reset");
-      }
+      if (reason === ResetReason.CONNECTION) {
+        this.resetAfterHeaders(ResponseFlag.UpstreamConnectionTermination, "connection_termination");
+      } else this.resetAfterHeaders(ResponseFlag.UpstreamRemoteReset, "remote_reset");
       return;
     }
-    if (reason === ResetReason.REFUSED) this.#fail(AttemptFailure.Refused, "remote_refused_stream_reset");
-    else if (reason === ResetReason.REMOTE) this.#fail(AttemptFailure.RemoteReset, "remote_reset");
-    else if (reason === ResetReason.LOCAL) this.#fail(AttemptFailure.ProtocolError, "protocol_error");
-    else this.#fail(AttemptFailure.Termination, "connection_termination");
+    if (reason === ResetReason.REFUSED) this.fail(AttemptFailure.Refused, "remote_refused_stream_reset", 0);
+    else if (reason === ResetReason.REMOTE) this.fail(AttemptFailure.RemoteReset, "remote_reset", 503);
+    else if (reason === ResetReason.LOCAL) this.fail(AttemptFailure.ProtocolError, "protocol_error", 503);
+    else this.fail(AttemptFailure.Termination, "connection_termination", 503);
   }
 
   onWritable(): void {
     const f = this.#resolveWritable;
     this.#resolveWritable = null;
     f?.();
-  }
-
-  #fail(why: AttemptFailure, detail: string): void {
-    this.#resetStream();
-    this.#finish(false);
-    if (why !== AttemptFailure.Refused) this.cluster.recordOutcome(this.host, 503);
-    this.owner.onAttemptFailed(this, why, detail);
   }
 
   /** The response is complete upstream: gRPC stats. */
@@ -315,30 +226,15 @@ export class H2UpstreamRequest implements Attempt, H2StreamRequester, H2StreamHa
 
   /** The whole response went downstream (H2ResponseQueue). */
   complete(): void {
-    if (this.#finished) return;
-    this.#finish(true);
-    this.#resetStream(); // still sending the request after a complete response: stop (RFC 9113 §8.1)
+    if (this.finished) return;
+    this.finish(true);
+    this.release(); // still sending the request after a complete response: stop (RFC 9113 §8.1)
   }
 
-  /** Upstream request bookkeeping, once. */
-  #finish(success: boolean): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    if (this.#perTry !== null) this.owner.ctx.timers.disarm(this.#perTry);
+  /** Bookkeeping (UpstreamAttempt), and a body write waiting for window gives up. */
+  protected override finish(success: boolean): void {
+    if (this.finished) return;
+    super.finish(success);
     this.onWritable();
-    if (!this.#holdsRequest) return;
-    this.#holdsRequest = false;
-    this.breakers.releaseRequest();
-    if (!this.#counted) return;
-    const stats = this.cluster.stats;
-    const host = this.host;
-    stats.upstream_rq_active.dec();
-    stats.upstream_rq_completed.inc();
-    host.activeRequests--;
-    if (success) {
-      const end = this.rxMono || this.owner.ctx.clock.monotonic();
-      stats.upstream_rq_time.record(end - this.startMono);
-      host.stats.rq_success++;
-    } else host.stats.rq_error++;
   }
 }

@@ -1,0 +1,83 @@
+/**
+ * Starting one attempt of a routed request: the host (load balancer, with the hash policy and, on retries,
+ * the previous_hosts predicate), the per-attempt headers and stream info, and the attempt itself over
+ * HTTP/2 or HTTP/1.1 (an HTTP/2 attempt whose host ALPN-negotiates HTTP/1.1 goes again over HTTP/1.1).
+ */
+import { ResponseFlag } from "../../../../common/response_flags.ts";
+import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
+import { HttpFilterStatus } from "../../../../http/filter.ts";
+import { encodeRequestHead } from "../../../../http/h1_glue.ts";
+import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/types.ts";
+import type { Cluster, Host, LbContext } from "../../../../upstream/types.ts";
+import type { RouterFilter } from "./filter.ts";
+import { H2Start, H2UpstreamRequest } from "./h2_upstream_request.ts";
+import { h2RequestHead, useH2 } from "./request_head.ts";
+import type { RetryState } from "./retry_state.ts";
+import { UpstreamRequest } from "./upstream_request.ts";
+
+/** The load-balancer context of a request without hash policy or hosts to avoid (shared, never mutated). */
+const NO_LB_CONTEXT: LbContext = {};
+
+/** Picks the host of the next attempt (null: none healthy). */
+function chooseHost(
+  cb: HttpFilterCallbacks,
+  route: RouteEntry & RouteActionEntry,
+  cluster: Cluster,
+  retry: RetryState | null,
+): Host | null {
+  const hash = route.hasHashPolicy ? route.hash(cb.request, cb.routeContext()) : undefined;
+  if (retry !== null && retry.attempted.length > 0 && retry.policy?.previousHosts) {
+    const avoid = retry.attempted;
+    let host = cluster.chooseHost({ hash, avoid });
+    for (let i = 1; i < retry.policy.hostSelectionMaxAttempts && host && avoid.includes(host); i++) {
+      host = cluster.chooseHost({ hash, avoid });
+    }
+    return host;
+  }
+  return cluster.chooseHost(hash !== undefined ? { hash } : NO_LB_CONTEXT);
+}
+
+/** Monotonic start of the current attempt: the first one starts with the upstream request. */
+function attemptStart(f: RouterFilter): number {
+  return f.attempts === 1 ? f.upstreamStart : f.f.ctx.clock.monotonic();
+}
+
+/** Picks a host and runs one attempt of `f`; resolves when it is under way (or failed). */
+export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
+  const cb = f.cb;
+  const route = f.route!;
+  const cluster = f.cluster!;
+  const req = cb.request;
+  const retry = f.retry;
+  const host = chooseHost(cb, route, cluster, retry);
+  if (!host) {
+    f.finish();
+    return f.localReply(503, "no healthy upstream", ResponseFlag.NoHealthyUpstream, "no_healthy_upstream");
+  }
+  retry?.attempted.push(host);
+  const info = cb.streamInfo;
+  info.upstreamHost = host.addressString;
+  info.attemptCount = ++f.attempts;
+  const h = req.headers;
+  if (route.autoHostRewrite) h.set("host", host.hostname);
+  if (route.includeRequestAttemptCount) h.set("x-envoy-attempt-count", String(f.attempts));
+  const proto = cluster.httpProtocol;
+  if (proto !== undefined && proto !== 0 && useH2(proto, cb)) {
+    const a2 = new H2UpstreamRequest(f, cluster, host, f.breakers!, route.priority);
+    a2.startMono = attemptStart(f);
+    if (f.perTryMs > 0) a2.setPerTryTimeout(f.perTryMs);
+    f.attempt = a2;
+    const r = await a2.start(h2RequestHead(req, f.path));
+    if (r !== H2Start.Http1 || f.attempt !== a2 || f.finished) {
+      return HttpFilterStatus.StopIteration;
+    }
+    // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
+  }
+  const head = encodeRequestHead(req.method, f.path, h);
+  const a = new UpstreamRequest(f, cluster, host, f.breakers!, route.priority);
+  a.startMono = attemptStart(f);
+  if (f.perTryMs > 0) a.setPerTryTimeout(f.perTryMs);
+  f.attempt = a;
+  await a.start(head, f.chunkedUp);
+  return HttpFilterStatus.StopIteration;
+}

@@ -1,0 +1,98 @@
+/**
+ * Listener drain (shutdown with a grace period, and later hot restart and listener updates): in-flight
+ * requests finish, clients are told to go away. HTTP/1.1: idle keep-alive connections close at once and the
+ * response in flight carries `Connection: close`; HTTP/2: GOAWAY (NO_ERROR), the open stream completes.
+ */
+import assert from "node:assert/strict";
+import {
+  anyHost,
+  bootstrapYaml,
+  httpListener,
+  readHead,
+  sleep,
+  startOrigin,
+  startProxy,
+  staticCluster,
+  writeAll,
+} from "./helpers.ts";
+import { h2Session } from "./h2_peers.ts";
+
+function proxyYaml(port: number, hcm: Record<string, unknown> = {}): string {
+  return bootstrapYaml(
+    [httpListener({ virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "c" } }])], hcm })],
+    [staticCluster("c", [port])],
+  );
+}
+
+/** Resolves true when the peer closes `conn` within `ms`. */
+async function closesWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
+  const buf = new Uint8Array(1024);
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const timer = new Promise<"timeout">((r) => id = setTimeout(() => r("timeout"), ms));
+  try {
+    for (;;) {
+      const r = await Promise.race([conn.read(buf).catch(() => null), timer]);
+      if (r === "timeout") return false;
+      if (r === null) return true;
+    }
+  } finally {
+    clearTimeout(id);
+  }
+}
+
+Deno.test("listener drain", async (t) => {
+  await using origin = startOrigin("a", async (req) => {
+    if (new URL(req.url).pathname === "/slow") await sleep(400);
+    return new Response("done");
+  });
+
+  await t.step(
+    "HTTP/1.1: idle connections close now, the response in flight says Connection: close",
+    async () => {
+      await using proxy = await startProxy(proxyYaml(origin.port));
+      const port = proxy.port();
+      const idle = await Deno.connect({ port });
+      const busy = await Deno.connect({ port });
+      try {
+        await writeAll(idle, "GET /fast HTTP/1.1\r\nhost: x\r\n\r\n");
+        assert.match(await readHead(idle), /^HTTP\/1\.1 200/);
+        await writeAll(busy, "GET /slow HTTP/1.1\r\nhost: x\r\n\r\n");
+        await sleep(100);
+        const stopping = proxy.plane.stop(3000);
+        const t0 = performance.now();
+        assert.ok(await closesWithin(idle, 1000), "the idle keep-alive connection was closed");
+        assert.ok(performance.now() - t0 < 300, "closed at once, not after the grace period");
+        const head = await readHead(busy);
+        assert.match(head, /^HTTP\/1\.1 200/);
+        assert.match(head, /\r\nconnection: close\r\n/i);
+        assert.ok(await closesWithin(busy, 1000), "closed after the response");
+        await stopping;
+        assert.equal(proxy.stat("http.ingress.downstream_cx_drain_close"), 2);
+      } finally {
+        idle.close();
+        busy.close();
+      }
+    },
+  );
+
+  for (const codec of ["HTTP2", "AUTO"]) {
+    await t.step(`HTTP/2 (codec_type ${codec}): GOAWAY, and the open stream still completes`, async () => {
+      await using proxy = await startProxy(proxyYaml(origin.port, { codec_type: codec }));
+      const s = h2Session(proxy.port());
+      try {
+        assert.equal(await s.get("/fast"), 200);
+        const slow = s.get("/slow");
+        await sleep(100);
+        const stopping = proxy.plane.stop(3000);
+        assert.equal(await slow, 200);
+        await s.closed;
+        // graceful two-phase shutdown (RFC 9113 §6.8): GOAWAY(2^31-1), a PING round trip, GOAWAY(last id)
+        assert.ok(s.goaways.length >= 1 && s.goaways.every((c) => c === 0), `GOAWAYs ${s.goaways}`);
+        await stopping;
+        assert.equal(proxy.stat("http.ingress.downstream_cx_drain_close"), 1);
+      } finally {
+        s.session.destroy();
+      }
+    });
+  }
+});

@@ -265,6 +265,48 @@ Deno.test("downstream HTTP/2", async (t) => {
     },
   );
 
+  await t.step(
+    "grpc_http1_bridge: a held response over the buffer limit ends as a local 503 (UNKNOWN)",
+    async () => {
+      const big = "x".repeat(8192);
+      await using raw = startRawOrigin(async (conn) => {
+        await readHead(conn);
+        await writeAll(
+          conn,
+          "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n" +
+            `2000\r\n${big}\r\n0\r\ngrpc-status: 0\r\n\r\n`,
+        );
+      });
+      const l = httpListener({ virtualHosts: [anyHost([route("c")])] }) as {
+        per_connection_buffer_limit_bytes?: number;
+        filter_chains: { filters: { typed_config: { http_filters: unknown[] } }[] }[];
+      };
+      l.per_connection_buffer_limit_bytes = 4096;
+      l.filter_chains[0].filters[0].typed_config.http_filters.unshift({
+        name: "envoy.filters.http.grpc_http1_bridge",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
+        },
+      });
+      await using proxy = await startProxy(bootstrapYaml([l], [staticCluster("c", [raw.port])]));
+      const r = await curl([
+        "-i",
+        "--http1.1",
+        "-H",
+        "content-type: application/grpc",
+        "--data-binary",
+        "x",
+        proxy.url("/svc/M"),
+      ]);
+      assert.match(r.stdout, /^HTTP\/1.1 503/);
+      assert.match(r.stdout, /grpc-status: 2\r\n/); // HTTP 500 maps to UNKNOWN (gRPC status mapping)
+      assert.ok(!r.stdout.includes(big), "the oversized body never went out");
+      const log = await proxy.log(1);
+      assert.equal(log[0].details, "response_payload_too_large");
+      assert.equal(proxy.stat("http.ingress.downstream_rq_5xx"), 1);
+    },
+  );
+
   await t.step("grpc-timeout bounded by route max_stream_duration: DEADLINE_EXCEEDED", async () => {
     await using raw = startRawOrigin(behaviors.stall());
     await using proxy = await startProxy(

@@ -28,6 +28,7 @@ export async function sendLocalReply(
   if (hold !== null) {
     hold.index = -1;
     hold.head = hold.parts = null;
+    hold.bytes = 0; // a filter holding the local reply counts from zero, not from the replaced response
   }
   s.encStarted = false;
   const info = s.streamInfo;

@@ -96,6 +96,7 @@ function overLimit(s: ActiveStream, hold: HeldRequest, more: number): boolean {
 async function tooLarge(s: ActiveStream, hold: HeldRequest): Promise<void> {
   hold.index = -1;
   hold.parts = null;
+  hold.bytes = 0;
   s.cfg.stats.downstream_rq_too_large.inc();
   s.closeConnection = true;
   await s.sendLocalReply(413, "Payload Too Large", { details: "request_payload_too_large" });

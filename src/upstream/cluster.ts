@@ -220,6 +220,13 @@ export class ClusterImpl implements Cluster {
     return h;
   }
 
+  /** An idle HTTP/1.1 connection to `host` without waiting (the common case); null: use acquireHttp1. */
+  takeIdleHttp1(host: Host): AcquireResult | null {
+    const r = this.#pool.takeIdleHttp1(host);
+    if (r !== null) this.health.trafficSeen();
+    return r;
+  }
+
   acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult> {
     this.health.trafficSeen();
     return this.#pool.acquireHttp1(host, opts);

@@ -87,23 +87,27 @@ export class ConnPool implements ConnectionOwner {
     return this.#waiters.length;
   }
 
+  /** An idle keep-alive connection to `host` (most recently used first), taken at once; null when none. */
+  takeIdleHttp1(host: Host): AcquireResult | null {
+    const hp = this.#hosts.get(host);
+    if (hp === undefined) return null;
+    const c = hp.idle.pop();
+    if (c === undefined) return null;
+    this.#idleCount--;
+    c.state = BUSY;
+    c.reused = true;
+    c.requests++;
+    return c.acquired;
+  }
+
   /**
    * An idle connection to `host` (most recently used first) or a new one; runs per request. A request that
    * must wait for a connection is pending (max_pending_requests); over max_connections it queues until a
    * connection of the pool is released or closed (a host with no connection at all still gets one).
    */
   acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult> {
-    const hp = this.#hosts.get(host);
-    if (hp !== undefined) {
-      const c = hp.idle.pop();
-      if (c !== undefined) {
-        this.#idleCount--;
-        c.state = BUSY;
-        c.reused = true;
-        c.requests++;
-        return Promise.resolve(c.acquired);
-      }
-    }
+    const idle = this.takeIdleHttp1(host);
+    if (idle !== null) return Promise.resolve(idle);
     const b = this.#o.breakers;
     if (b === undefined || this.#closed) return this.#open(host, false, null);
     const pb = b.forPriority(opts?.priority ?? 0);

@@ -161,6 +161,8 @@ export interface Cluster {
    * request when max_connections is reached; fails with "overflow" when max_pending_requests is.
    */
   acquireHttp1(host: Host, opts?: AcquireOptions): Promise<AcquireResult>;
+  /** An idle HTTP/1.1 connection to `host` taken without waiting (the common case); null: call acquireHttp1. */
+  takeIdleHttp1(host: Host): AcquireResult | null;
   /**
    * The protocol of routed HTTP requests (UpstreamHttpProtocol of src/upstream/protocol_options.ts: 0 HTTP/1.1,
    * 1 HTTP/2, 2 ALPN auto, 3 the downstream's); absent means HTTP/1.1.

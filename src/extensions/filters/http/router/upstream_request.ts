@@ -42,9 +42,12 @@ export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
     this.countRequest();
     const cluster = this.cluster;
     for (let attempt = 0; attempt < 2; attempt++) {
-      this.#acquiring = true;
-      const acq = await cluster.acquireHttp1(this.host, this);
-      this.#acquiring = false;
+      let acq = cluster.takeIdleHttp1(this.host);
+      if (acq === null) {
+        this.#acquiring = true;
+        acq = await cluster.acquireHttp1(this.host, this);
+        this.#acquiring = false;
+      }
       if (this.aborted) {
         if (acq.ok) acq.connection.release(true);
         return false;

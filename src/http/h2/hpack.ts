@@ -149,11 +149,13 @@ export class HpackDecoder {
   }
 }
 
-/** Names never put in the dynamic table: they change on nearly every message. */
+/**
+ * Names never put in the dynamic table: they change on nearly every message (nghttp2's list plus
+ * x-request-id). `date` is indexed, as nghttp2 does: it repeats for every response within a second.
+ */
 const NO_INDEX = new Set([
   ":path",
   "content-length",
-  "date",
   "etag",
   "last-modified",
   "if-modified-since",

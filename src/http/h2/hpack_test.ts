@@ -223,6 +223,21 @@ Deno.test("hpack encoder round trips through the decoder", async (t) => {
     assert.equal(sizes[1], 2);
     assert.ok(sizes[0] > 10);
   });
+  await t.step("date is indexed (repeats within a second); x-request-id and content-length are not", () => {
+    const enc = new HpackEncoder();
+    const block = (fields: [string, string][]) => {
+      const o = new OutBuf();
+      enc.begin(o);
+      for (const [n, v] of fields) enc.field(o, n, v);
+      return o.len;
+    };
+    const date = "Mon, 23 Nov 2026 01:44:51 GMT";
+    assert.ok(block([["date", date]]) > 15);
+    assert.equal(block([["date", date]]), 1);
+    const id = "5f0c7e6e-4b9a-4c8e-9d57-0e8b8f3d2a11";
+    assert.equal(block([["x-request-id", id]]), block([["x-request-id", id]]), "sent literally each time");
+    assert.ok(block([["content-length", "22"]]) > 1 && block([["content-length", "22"]]) > 1);
+  });
   await t.step("peer table size changes are signalled and honoured", () => {
     const enc = new HpackEncoder();
     const dec = new HpackDecoder(4096);

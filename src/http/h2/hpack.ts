@@ -170,6 +170,37 @@ const NO_INDEX = new Set([
 /** Names sent as never-indexed literals (RFC 7541 §7.1.3). */
 const SENSITIVE = new Set(["authorization", "proxy-authorization"]);
 
+const INDEXED = 0;
+const NOT_INDEXED = 1;
+const NEVER_INDEXED = 2;
+
+/** What the encoder needs to know about a name, found with one lookup per field. */
+interface NameInfo {
+  /** Static-table entries of this name, by value. */
+  readonly pairs: ReadonlyMap<string, number> | undefined;
+  /** Static-table index of the name, 0 when absent. */
+  readonly index: number;
+  /** INDEXED, NOT_INDEXED or NEVER_INDEXED. */
+  readonly mode: number;
+}
+
+/** Per-name facts; bounded, since request header names come from clients. */
+const NAME_INFO = new Map<string, NameInfo>();
+const NAME_INFO_MAX = 1024;
+
+function nameInfo(name: string): NameInfo {
+  let info = NAME_INFO.get(name);
+  if (info === undefined) {
+    info = {
+      pairs: STATIC_PAIR_INDEX.get(name),
+      index: STATIC_NAME_INDEX.get(name) ?? 0,
+      mode: SENSITIVE.has(name) ? NEVER_INDEXED : NO_INDEX.has(name) ? NOT_INDEXED : INDEXED,
+    };
+    if (NAME_INFO.size < NAME_INFO_MAX) NAME_INFO.set(name, info);
+  }
+  return info;
+}
+
 class EncoderTable extends DynamicTable {
   /** name -> value -> insertion sequence number. */
   readonly index = new Map<string, Map<string, number>>();
@@ -229,20 +260,24 @@ export class HpackEncoder {
   /** Appends one field (`name` lowercase) to the block being written in `out`. */
   field(out: OutBuf, name: string, value: string): void {
     out.ensure(name.length + value.length + 16);
-    const pairs = STATIC_PAIR_INDEX.get(name);
+    const info = nameInfo(name);
+    const pairs = info.pairs;
     if (pairs !== undefined) {
       const si = pairs.get(value);
       if (si !== undefined) return writeInt(out, 0x80, 7, si);
     }
     const t = this.#table;
-    const dyn = t.index.get(name);
-    if (dyn !== undefined) {
-      const seq = dyn.get(value);
-      if (seq !== undefined) return writeInt(out, 0x80, 7, STATIC_COUNT + t.inserted - seq);
+    const mode = info.mode;
+    if (mode === INDEXED) {
+      const dyn = t.index.get(name);
+      if (dyn !== undefined) {
+        const seq = dyn.get(value);
+        if (seq !== undefined) return writeInt(out, 0x80, 7, STATIC_COUNT + t.inserted - seq);
+      }
     }
-    const nameIdx = STATIC_NAME_INDEX.get(name) ?? 0;
-    if (SENSITIVE.has(name)) writeInt(out, 0x10, 4, nameIdx);
-    else if (NO_INDEX.has(name) || entrySize(name, value) > t.maxSize >> 1) writeInt(out, 0x00, 4, nameIdx);
+    const nameIdx = info.index;
+    if (mode === NEVER_INDEXED) writeInt(out, 0x10, 4, nameIdx);
+    else if (mode === NOT_INDEXED || entrySize(name, value) > t.maxSize >> 1) writeInt(out, 0x00, 4, nameIdx);
     else {
       writeInt(out, 0x40, 6, nameIdx);
       t.add(name, value);

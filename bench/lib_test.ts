@@ -160,8 +160,8 @@ Deno.test("parseOptions", async (t) => {
   const { parseOptions } = await import("./options.ts");
   await t.step("defaults are the full run", () => {
     const o = parseOptions([]);
-    assert.equal(o.durationS, 8);
-    assert.equal(o.rounds, 3);
+    assert.equal(o.durationS, 6);
+    assert.equal(o.rounds, 5);
     assert.equal(o.connections, 64);
     assert.equal(o.idleConns, 10_000);
   });

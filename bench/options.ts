@@ -26,13 +26,13 @@ export interface Options {
 /** Help text. */
 export const USAGE = `usage: deno task bench [options]
   --quick              smoke run: 2 s per measurement, 1 round, no memory comparison
-  --duration S         seconds per measurement (default 8)
+  --duration S         seconds per measurement (default 6)
   --warmup S           warm-up seconds per target before the rounds (default 3)
   --connections N      wrk connections (default 64)
   --threads N          wrk threads (default 1)
   --h2-clients N       h2load clients for the HTTP/2 and gRPC lines (default 32)
   --h2-streams N       h2load concurrent streams per client (default 10)
-  --rounds N           interleaved rounds, median reported (default 3)
+  --rounds N           interleaved rounds, median reported (default 5)
   --c1 S               seconds of the single-connection latency run, 0 to skip (default 3)
   --idle-conns N       idle connections for the memory test (default 10000)
   --no-memory          skip the memory test
@@ -48,13 +48,13 @@ export const USAGE = `usage: deno task bench [options]
 /** Parses the command line; prints help and exits on --help; throws on unknown flags. */
 export function parseOptions(argv: string[]): Options {
   const o: Options = {
-    durationS: 8,
+    durationS: 6,
     warmupS: 3,
     connections: 64,
     threads: 1,
     h2Clients: 32,
     h2Streams: 10,
-    rounds: 3,
+    rounds: 5,
     c1S: 3,
     idleConns: 10_000,
     memory: true,

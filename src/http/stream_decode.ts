@@ -38,6 +38,19 @@ export async function decodeHeadersFrom(s: ActiveStream, start: number, endStrea
   }
 }
 
+/** @internal The held copies (`bytes` in all) followed by `last`, as one buffer (`last` itself when none). */
+export function joinHeldBody(parts: Uint8Array[] | null, bytes: number, last: Uint8Array): Uint8Array {
+  if (parts === null) return last;
+  const body = new Uint8Array(bytes + last.length);
+  let off = 0;
+  for (const p of parts) {
+    body.set(p, off);
+    off += p.length;
+  }
+  body.set(last, off);
+  return body;
+}
+
 /** @internal Runs decodeData from filter `start` on, up to the holding filter if any. */
 export async function decodeDataFrom(
   s: ActiveStream,
@@ -113,18 +126,8 @@ async function releaseRequest(
   if (overLimit(s, hold, last.length)) return await tooLarge(s, hold);
   const from = hold.index + 1;
   hold.index = -1;
-  const parts = hold.parts;
+  const body = joinHeldBody(hold.parts, hold.bytes, last);
   hold.parts = null;
-  let body = last;
-  if (parts) {
-    body = new Uint8Array(hold.bytes + last.length);
-    let off = 0;
-    for (const p of parts) {
-      body.set(p, off);
-      off += p.length;
-    }
-    body.set(last, off);
-  }
   hold.bytes = 0;
   await decodeHeadersFrom(s, from, false);
   if (s.responseDone) return;

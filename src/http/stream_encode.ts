@@ -8,6 +8,7 @@
 import { HttpFilterStatus, type HttpResponse } from "./filter.ts";
 import type { HeaderMap } from "./headers.ts";
 import type { ActiveStream } from "./active_stream.ts";
+import { joinHeldBody } from "./stream_decode.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -191,18 +192,8 @@ async function releaseResponse(
   const res = hold.head!;
   hold.index = -1;
   hold.head = null;
-  const parts = hold.parts;
+  const body = joinHeldBody(hold.parts, hold.bytes, last);
   hold.parts = null;
-  let body = last;
-  if (parts) {
-    body = new Uint8Array(hold.bytes + last.length);
-    let off = 0;
-    for (const p of parts) {
-      body.set(p, off);
-      off += p.length;
-    }
-    body.set(last, off);
-  }
   hold.bytes = 0;
   const onlyHead = body.length === 0 && !trailers;
   if (await encodeHeadersFrom(s, from, res, onlyHead && endStream)) {

@@ -42,7 +42,25 @@ async function closesWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
 
 Deno.test("listener drain", async (t) => {
   await using origin = startOrigin("a", async (req) => {
-    if (new URL(req.url).pathname === "/slow") await sleep(400);
+    const path = new URL(req.url).pathname;
+    if (path === "/slow") await sleep(400);
+    if (path === "/stream") {
+      // head now, body 300 ms later (chunked): the proxy forwards the head before the body exists
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode("part1 "));
+          timer = setTimeout(() => {
+            c.enqueue(new TextEncoder().encode("part2"));
+            c.close();
+          }, 300);
+        },
+        cancel() {
+          clearTimeout(timer);
+        },
+      });
+      return new Response(body);
+    }
     return new Response("done");
   });
 
@@ -71,6 +89,35 @@ Deno.test("listener drain", async (t) => {
       } finally {
         idle.close();
         busy.close();
+      }
+    },
+  );
+
+  await t.step(
+    "HTTP/1.1: a half-read head is still served; a response already streaming ends the connection",
+    async () => {
+      await using proxy = await startProxy(proxyYaml(origin.port));
+      const port = proxy.port();
+      const half = await Deno.connect({ port });
+      const streaming = await Deno.connect({ port });
+      try {
+        await writeAll(streaming, "GET /stream HTTP/1.1\r\nhost: x\r\n\r\n");
+        const head = await readHead(streaming); // the head went out before the drain: no Connection: close
+        assert.match(head, /^HTTP\/1\.1 200/);
+        assert.doesNotMatch(head, /connection: close/i);
+        await writeAll(half, "GET /fast HTTP/1.1\r\nhost:");
+        await sleep(50);
+        const stopping = proxy.plane.stop(3000);
+        await sleep(50);
+        await writeAll(half, " x\r\n\r\n");
+        const h = await readHead(half);
+        assert.match(h, /^HTTP\/1\.1 200/);
+        assert.match(h, /\r\nconnection: close\r\n/i);
+        assert.ok(await closesWithin(streaming, 2000), "closed once the streamed response ended");
+        await stopping;
+      } finally {
+        half.close();
+        streaming.close();
       }
     },
   );

@@ -17,7 +17,8 @@
  * then `capacity` entries of 5 Int32s (ctl, hash hi, hash lo, offset, length); then the heap. `ctl` is 0
  * (empty), WRITING, TOMB (released; probing continues past it) or the number of threads holding the slot.
  * Lookups of live keys take no lock (a compare-and-swap on ctl); inserting and freeing take the lock, which
- * only config changes do. Keys are compared by a 53-bit hash (a collision between two live keys is
+ * only config changes do. A thread terminated while holding the lock would leave it held: workers are only
+ * terminated at shutdown, after their last arena call. Keys are compared by a 53-bit hash (a collision between two live keys is
  * astronomically unlikely and is reported as an error when the lengths differ).
  */
 
@@ -94,6 +95,7 @@ export class SharedArena {
    * length.
    */
   slot(key: string, int32Count: number): Int32Array {
+    if (!(int32Count >= 1)) throw new RangeError(`Shared slot "${key}" needs at least one Int32`);
     const cached = this.#cache.get(key);
     if (cached) {
       if (cached.length !== int32Count) throw new Error(`Shared slot "${key}" has another length`);

@@ -30,6 +30,7 @@ Deno.test("SharedArena", async (t) => {
     arena.slot("k", 2);
     assert.throws(() => SharedArena.attach(arena.buffer).slot("k", 3), /another length/);
     assert.throws(() => arena.slot("huge", 4096), /full/);
+    assert.throws(() => arena.slot("empty", 0), /at least one/);
     for (let i = 0; i < 7; i++) arena.slot(`k${i}`, 1);
     assert.throws(() => arena.slot("one-too-many", 1), /table full/);
   });

@@ -47,6 +47,8 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   #closed = false;
   /** The HTTP/2 connection this one turned into (codec_type AUTO saw the preface). */
   #h2: Http2ServerConnection | null = null;
+  /** True while codec_type AUTO looks for the HTTP/2 preface. */
+  #sniffing = false;
   /** Upgrade type of the current request when it is an accepted upgrade, else "". */
   upgradeType = "";
   /** Set when the listener drains: responses carry Connection: close. */
@@ -90,14 +92,23 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
 
   /**
    * The listener drains: the response in flight goes out with `Connection: close` and the connection ends
-   * after it; a connection waiting for its next request closes now (Envoy's drain for HTTP/1.1).
+   * after it (also when its head had already gone out); a request whose head is partly read is still
+   * served; a connection waiting for its next request, with nothing buffered, closes now (Envoy's drain for
+   * HTTP/1.1). Before `run` it only notes the drain: `run` acts on it.
    */
   drain(): void {
     if (this.draining) return;
     this.draining = true;
     if (this.#h2 !== null) return this.#h2.drain();
-    this.cfg.stats.downstream_cx_drain_close.inc();
-    if (this.#down !== undefined && this.#stream === null && !this.#closed) this.#close();
+    if (this.#down === undefined) return;
+    // while the preface sniff runs the protocol is unknown: run() counts it once the sniff decided
+    if (!this.#sniffing) this.cfg.stats.downstream_cx_drain_close.inc();
+    this.#closeIfIdle();
+  }
+
+  #closeIfIdle(): void {
+    const rb = this.#rb;
+    if (this.#stream === null && !this.#closed && rb.start === rb.end) this.#close();
   }
 
   /** Closes the downstream now (a stream reset). */
@@ -125,11 +136,19 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   async run(down: DownstreamConnection): Promise<void> {
     this.#down = down;
     const rb = this.#rb = new H1ReadBuffer(down, this.cfg.stats, () => this.#clientGone());
-    if (this.sniff && await this.#sniffH2()) {
+    this.#sniffing = this.sniff;
+    const h2 = this.sniff && await this.#sniffH2();
+    this.#sniffing = false;
+    if (h2) {
       const initial = rb.buf.slice(rb.start, rb.end);
-      const h2 = this.#h2 = new Http2ServerConnection(this.cfg, initial);
-      if (this.draining) h2.drain();
-      return await h2.run(down);
+      const conn = this.#h2 = new Http2ServerConnection(this.cfg, initial);
+      if (this.draining) conn.drain();
+      return await conn.run(down);
+    }
+    if (this.draining) {
+      // drained before it started or while the preface sniff waited: counted once, as HTTP/1.1
+      this.cfg.stats.downstream_cx_drain_close.inc();
+      this.#closeIfIdle();
     }
     const stats = this.cfg.stats;
     const clock = this.cfg.clock;
@@ -309,6 +328,11 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
       if (this.#rb.readAhead) {
         this.#close();
       }
+      return false;
+    }
+    if (this.draining) {
+      // the drain came after this response's head went out (no Connection: close on it): end here
+      this.#close();
       return false;
     }
     return !this.#closed;

@@ -29,6 +29,9 @@ export class H1ReadBuffer {
   eof = false;
   /** The pending read-ahead, if any (see startReadAhead). */
   readAhead: Promise<number | null> | null = null;
+  /** Where the pending read-ahead writes: the buffer and offset it was started with. */
+  #aheadBuf: Uint8Array | null = null;
+  #aheadAt = 0;
   readonly #onReadAhead = (n: number | null) => this.#readAheadDone(n);
   readonly #onReadAheadError = () => this.#readAheadDone(null);
 
@@ -99,6 +102,8 @@ export class H1ReadBuffer {
       this.start = 0;
     }
     if (this.end === this.buf.length) return;
+    this.#aheadBuf = this.buf;
+    this.#aheadAt = this.end;
     this.readAhead = connRead(this.down.conn, this.buf.subarray(this.end)).then(
       this.#onReadAhead,
       this.#onReadAheadError,
@@ -107,13 +112,37 @@ export class H1ReadBuffer {
 
   #readAheadDone(n: number | null): number | null {
     this.readAhead = null;
+    const src = this.#aheadBuf!;
+    const at = this.#aheadAt;
+    this.#aheadBuf = null;
     if (!n) {
       this.eof = true;
       this.onClientGone();
       return null;
     }
+    // A body pump may have reset [start, end) or swapped the buffer while the read was pending: the bytes
+    // landed where the read started, so move them to the end of what is buffered now.
+    if (src !== this.buf || at !== this.end) this.#place(src, at, n);
     this.#gotBytes(this.buf, this.end, n);
     this.end += n;
     return n;
+  }
+
+  /** Copies `n` bytes read into `src` at `at` to [end, end + n) of the current buffer (compacting or growing). */
+  #place(src: Uint8Array, at: number, n: number): void {
+    if (this.end + n > this.buf.length) {
+      if (this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      }
+      if (this.end + n > this.buf.length) {
+        const bigger = new Uint8Array(this.end + n);
+        bigger.set(this.buf.subarray(0, this.end));
+        this.buf = bigger;
+      }
+    }
+    if (src === this.buf) this.buf.copyWithin(this.end, at, at + n);
+    else this.buf.set(src.subarray(at, at + n), this.end);
   }
 }

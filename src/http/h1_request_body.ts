@@ -48,6 +48,7 @@ export async function pumpRequestBody(
     maxHeadersBytes: o.maxHeadersBytes,
     maxHeadersCount: o.maxHeadersCount,
   });
+  const maxGrow = Math.max(BODY_BUF, o.maxHeadersBytes + 1024);
   for (;;) {
     if (stream.responseDone) {
       stream.closeConnection = true;
@@ -83,8 +84,22 @@ export async function pumpRequestBody(
         if (rb.buf.length < BODY_BUF) rb.buf = new Uint8Array(BODY_BUF);
         rb.start = rb.end = 0;
       }
-      if (!(await rb.fill(BODY_BUF))) {
+      // the trailer section may be as large as the header limit: let the buffer grow that far
+      const buffered = rb.end - rb.start;
+      if (!(await rb.fill(maxGrow))) {
         stream.downstreamReset();
+        return;
+      }
+      if (rb.end - rb.start === buffered) {
+        // the buffer is full and may not grow: the decoder never gets its line or trailer block
+        stats.downstream_cx_protocol_error.inc();
+        stream.closeConnection = true;
+        if (!stream.responseStarted) {
+          await stream.sendLocalReply(431, "", {
+            details: "http1.headers_too_large",
+            flags: ResponseFlag.DownstreamProtocolError,
+          });
+        } else stream.resetStream();
         return;
       }
     }

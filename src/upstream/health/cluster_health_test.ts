@@ -5,7 +5,7 @@ import { StatsStore } from "../../stats/store.ts";
 import { ClusterImpl } from "../cluster.ts";
 import { clusterSchema } from "../config.ts";
 import { HostImpl } from "../host.ts";
-import { HealthFlag, HostSlot } from "./state.ts";
+import { ClusterSlot, HealthFlag, HostSlot } from "./state.ts";
 
 function cluster(arena: SharedArena, owner: boolean, stats: StatsStore, extra: Record<string, unknown> = {}) {
   const config = clusterSchema.parse({ name: "c", ...extra });
@@ -71,6 +71,33 @@ Deno.test("cluster health across threads", async (t) => {
     main.close();
     worker.close();
     assert.equal(arena.liveKeys(), base, "closing the clusters gives the hosts back");
+  });
+
+  await t.step("ejections of hosts that left never pin the cluster's ejection count", () => {
+    const arena = SharedArena.create({ bytes: 1 << 16, capacity: 64 });
+    const od = { outlier_detection: { consecutive_5xx: 3, interval: "10s", max_ejection_percent: 100 } };
+    const main = cluster(arena, true, new StatsStore(), od);
+    const worker = cluster(arena, false, new StatsStore(), od);
+    const active = () => Atomics.load(main.health.state.slot, ClusterSlot.EJECTIONS_ACTIVE);
+    main.setHosts(hosts(1, 2));
+    worker.setHosts(hosts(1, 2));
+    // late answers on a host this thread already dropped do not count
+    const gone = worker.hosts()[0] as HostImpl;
+    worker.setHosts(hosts(2));
+    for (let i = 0; i < 5; i++) worker.recordOutcome(gone, 503);
+    assert.equal(active(), 0);
+    // a worker ejects a host the owner's DNS round already dropped; the owner never sees it to un-eject
+    main.setHosts(hosts(2));
+    worker.setHosts(hosts(1, 2));
+    const late = worker.hosts()[0] as HostImpl;
+    for (let i = 0; i < 3; i++) worker.recordOutcome(late, 503);
+    assert.equal(active(), 1);
+    worker.setHosts(hosts(2));
+    assert.equal(active(), 1);
+    main.health.outlier!.sweep(); // the owner's interval recounts from its members
+    assert.equal(active(), 0);
+    main.close();
+    worker.close();
   });
 
   await t.step("with active checks, new hosts start failed and pending; removed healthy hosts stay", () => {

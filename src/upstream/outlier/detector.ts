@@ -85,7 +85,8 @@ export class OutlierDetector {
   /** Records one request outcome on `host` (any thread, per attempt): 5xx counts as failure. */
   record(host: HostImpl, code: number): void {
     const slot = host.health;
-    if (slot === null) return;
+    // a host that left the cluster (late answers of requests in flight) no longer counts
+    if (slot === null || host.healthReleased) return;
     const s = slot.i32;
     Atomics.add(s, HostSlot.RQ_TOTAL, 1);
     if (code >= 500 && code < 600) {
@@ -122,7 +123,7 @@ export class OutlierDetector {
    */
   eject(host: HostImpl, type: EjectionType, hostCount: number): boolean {
     const slot = host.health;
-    if (slot === null) return false;
+    if (slot === null || host.healthReleased) return false;
     const c = this.#cluster;
     for (;;) {
       const active = Atomics.load(c, ClusterSlot.EJECTIONS_ACTIVE);
@@ -173,6 +174,7 @@ export class OutlierDetector {
     const now = this.#deps.clock.now();
     const hosts = this.#deps.hosts();
     let changed = false;
+    let ejected = 0;
     const volumes: HostVolume[] = [];
     for (const h of hosts) {
       const slot = h.health;
@@ -198,7 +200,11 @@ export class OutlierDetector {
       const total = Atomics.exchange(s, HostSlot.RQ_TOTAL, 0);
       const success = Math.min(total, Atomics.exchange(s, HostSlot.RQ_SUCCESS, 0));
       volumes.push({ success, total });
+      if (Atomics.load(s, HostSlot.FLAGS) & FAILED) ejected++;
     }
+    // The running count is recounted from the members each interval: an ejection a worker made on a host the
+    // owner had already dropped (a DNS round seen at different times) cannot hold a slot for ever.
+    Atomics.store(this.#cluster, ClusterSlot.EJECTIONS_ACTIVE, ejected);
     const sr = successRateOutliers(volumes, {
       minimumHosts: cfg.success_rate_minimum_hosts,
       requestVolume: cfg.success_rate_request_volume,

@@ -7,7 +7,15 @@
 
 import type { Managed } from "./lib/proc.ts";
 import { waitForPort } from "./lib/net.ts";
-import { BODY, type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
+import {
+  BODY,
+  type Env,
+  type NuncioLaunch,
+  spawnNuncio,
+  yamlAdmin,
+  yamlHcmListener,
+  yamlStaticCluster,
+} from "./targets.ts";
 import { GRPC_METHOD, grpcRequestBody } from "./grpc_origin.ts";
 
 /** Headers h2load and the probe send with every gRPC call. */
@@ -55,36 +63,6 @@ backend be
 `;
 }
 
-function hcmListener(name: string, port: number, cluster: string): string {
-  return `  - name: ${name}
-    address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ${name}
-          codec_type: AUTO
-          http2_protocol_options: {}
-          route_config:
-            virtual_hosts:
-            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: ${cluster}}}]}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-`;
-}
-
-function staticCluster(name: string, port: number, extra = ""): string {
-  return `  - name: ${name}
-    type: STATIC
-    connect_timeout: 1s
-${extra}    load_assignment:
-      cluster_name: ${name}
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}}}]}]
-`;
-}
-
 const H2_UPSTREAM = `    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
@@ -96,12 +74,12 @@ const H2_UPSTREAM = `    typed_extension_protocol_options:
  * listener -> HTTP/2 STATIC cluster `grpc`; a listener whose port is 0 is left out.
  */
 export function nuncioH2Config(ports: NuncioH2Ports): string {
-  const listeners = (ports.h2 ? hcmListener("h2", ports.h2, "origin") : "") +
-    (ports.grpc ? hcmListener("grpc", ports.grpc, "grpc") : "");
-  const clusters = (ports.h2 ? staticCluster("origin", ports.origin) : "") +
-    (ports.grpc ? staticCluster("grpc", ports.grpcOrigin, H2_UPSTREAM) : "");
-  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
-static_resources:
+  const hcm = "          codec_type: AUTO\n          http2_protocol_options: {}\n";
+  const listeners = (ports.h2 ? yamlHcmListener("h2", ports.h2, { hcm }) : "") +
+    (ports.grpc ? yamlHcmListener("grpc", ports.grpc, { hcm, route: "{cluster: grpc}" }) : "");
+  const clusters = (ports.h2 ? yamlStaticCluster("origin", ports.origin) : "") +
+    (ports.grpc ? yamlStaticCluster("grpc", ports.grpcOrigin, H2_UPSTREAM) : "");
+  return `${yamlAdmin(ports.admin)}static_resources:
   listeners:
 ${listeners}  clusters:
 ${clusters}`;

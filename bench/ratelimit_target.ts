@@ -9,7 +9,14 @@
 
 import type { Managed } from "./lib/proc.ts";
 import type { TargetResult } from "./report.ts";
-import { type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
+import {
+  type Env,
+  type NuncioLaunch,
+  spawnNuncio,
+  yamlAdmin,
+  yamlHcmListener,
+  yamlStaticCluster,
+} from "./targets.ts";
 
 /** Ports of the ratelimit target. */
 export interface RatelimitPorts {
@@ -27,10 +34,20 @@ descriptors:
     rate_limit: { unit: hour, requests_per_unit: 1000000000 }
 `;
 
+/** The global rate-limit filter in front of the router, asking the embedded service over cluster `rls`. */
+const RATELIMIT_FILTER = `          - name: envoy.filters.http.ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
+              domain: bench
+              timeout: 1s
+              rate_limit_service:
+                grpc_service: {envoy_grpc: {cluster_name: rls}}
+                transport_api_version: V3
+`;
+
 /** nuncio bootstrap: an HTTP listener with envoy.filters.http.ratelimit, plus the embedded service. */
 export function nuncioRatelimitConfig(ports: RatelimitPorts, limitsPath: string): string {
-  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
-bootstrap_extensions:
+  return `${yamlAdmin(ports.admin)}bootstrap_extensions:
 - name: nuncio.bootstrap.ratelimit_service
   typed_config:
     "@type": type.googleapis.com/nuncio.ratelimit.v1.EmbeddedRateLimitService
@@ -39,48 +56,14 @@ bootstrap_extensions:
     watch_interval: 0s
 static_resources:
   listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: ${ports.http}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route:
-                  cluster: origin
-                  rate_limits: [{actions: [{remote_address: {}}]}]
-          http_filters:
-          - name: envoy.filters.http.ratelimit
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
-              domain: bench
-              timeout: 1s
-              rate_limit_service:
-                grpc_service: {envoy_grpc: {cluster_name: rls}}
-                transport_api_version: V3
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: origin
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: origin
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.origin}}}}}]}]
-  - name: rls
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: rls
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.rls}}}}}]}]
-`;
+${
+    yamlHcmListener("http", ports.http, {
+      statPrefix: "bench",
+      route: "{cluster: origin, rate_limits: [{actions: [{remote_address: {}}]}]}",
+      filters: RATELIMIT_FILTER,
+    })
+  }  clusters:
+${yamlStaticCluster("origin", ports.origin)}${yamlStaticCluster("rls", ports.rls)}`;
 }
 
 /** Starts the rate-limited nuncio with --concurrency 1; resolves once its HTTP listener and the RLS accept. */

@@ -7,46 +7,23 @@
  */
 
 import type { Managed } from "./lib/proc.ts";
-import { type Env, type NuncioLaunch, spawnNuncio } from "./targets.ts";
+import {
+  type Env,
+  type NuncioLaunch,
+  spawnNuncio,
+  yamlAdmin,
+  yamlHcmListener,
+  yamlStaticCluster,
+} from "./targets.ts";
 
-/** nuncio bootstrap: one HTTP listener whose route and cluster carry health checks, outlier detection, breakers and retries. */
-export function nuncioResilientConfig(ports: { admin: number; http: number; origin: number }): string {
-  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: ${ports.http}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route:
-                  cluster: origin
-                  timeout: 15s
-                  retry_policy:
-                    retry_on: connect-failure,reset,5xx
-                    num_retries: 2
-                    retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]
-                    host_selection_retry_max_attempts: 3
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: origin
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: origin
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.origin}}}}}]}]
-    health_checks:
+/** Route action of the resilient target: a route timeout and a retry policy. */
+const RESILIENT_ROUTE =
+  "{cluster: origin, timeout: 15s, retry_policy: {retry_on: 'connect-failure,reset,5xx', " +
+  "num_retries: 2, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}], " +
+  "host_selection_retry_max_attempts: 3}}";
+
+/** Cluster fields of the resilient target: health checks, outlier detection, breakers. */
+const RESILIENT_CLUSTER = `    health_checks:
     - timeout: 1s
       interval: 1s
       unhealthy_threshold: 3
@@ -63,6 +40,13 @@ static_resources:
       thresholds:
       - {max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 10}
 `;
+
+/** nuncio bootstrap: one HTTP listener whose route and cluster carry health checks, outlier detection, breakers and retries. */
+export function nuncioResilientConfig(ports: { admin: number; http: number; origin: number }): string {
+  return `${yamlAdmin(ports.admin)}static_resources:
+  listeners:
+${yamlHcmListener("http", ports.http, { statPrefix: "bench", route: RESILIENT_ROUTE })}  clusters:
+${yamlStaticCluster("origin", ports.origin, RESILIENT_CLUSTER)}`;
 }
 
 /** Starts the resilient nuncio with --concurrency 1; resolves once its HTTP listener accepts. */

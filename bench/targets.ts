@@ -114,26 +114,60 @@ ${reuse}  server origin 127.0.0.1:${ports.origin} maxconn ${limits.maxconn}
 `;
 }
 
-/** nuncio bootstrap (Envoy v3 YAML): HTTP listener (HCM -> router) and TCP listener, both to origin. */
-export function nuncioConfig(ports: { admin: number; http: number; tcp: number; origin: number }): string {
-  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: ${ports.http}}}
+/** Options of `yamlHcmListener`. */
+export interface HcmListenerYaml {
+  /** stat_prefix (default: the listener name). */
+  statPrefix?: string;
+  /** Extra HCM fields, each line indented 10 spaces (e.g. codec_type). */
+  hcm?: string;
+  /** The route action in YAML flow style (default `{cluster: origin}`). */
+  route?: string;
+  /** HTTP filters before the router, each line indented 10 spaces. */
+  filters?: string;
+}
+
+/** The admin block of a bench bootstrap. */
+export function yamlAdmin(port: number): string {
+  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}}\n`;
+}
+
+/** One `static_resources.listeners` entry: HCM (then the router) routing every path to one route action. */
+export function yamlHcmListener(name: string, port: number, o: HcmListenerYaml = {}): string {
+  return `  - name: ${name}
+    address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
+          stat_prefix: ${o.statPrefix ?? name}
+${o.hcm ?? ""}          route_config:
             virtual_hosts:
-            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: origin}}]}
+            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: ${
+    o.route ?? "{cluster: origin}"
+  }}]}
           http_filters:
-          - name: envoy.filters.http.router
+${o.filters ?? ""}          - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  - name: tcp
+`;
+}
+
+/** One `static_resources.clusters` entry: STATIC, one host on 127.0.0.1; `extra` lines are indented 4 spaces. */
+export function yamlStaticCluster(name: string, port: number, extra = ""): string {
+  return `  - name: ${name}
+    type: STATIC
+    connect_timeout: 1s
+${extra}    load_assignment:
+      cluster_name: ${name}
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}}}]}]
+`;
+}
+
+/** nuncio bootstrap (Envoy v3 YAML): HTTP listener (HCM -> router) and TCP listener, both to origin. */
+export function nuncioConfig(ports: { admin: number; http: number; tcp: number; origin: number }): string {
+  return `${yamlAdmin(ports.admin)}static_resources:
+  listeners:
+${yamlHcmListener("http", ports.http, { statPrefix: "bench" })}  - name: tcp
     address: {socket_address: {address: 127.0.0.1, port_value: ${ports.tcp}}}
     filter_chains:
     - filters:
@@ -143,13 +177,7 @@ static_resources:
           stat_prefix: benchtcp
           cluster: origin
   clusters:
-  - name: origin
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: origin
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.origin}}}}}]}]
-`;
+${yamlStaticCluster("origin", ports.origin)}`;
 }
 
 async function startNginx(env: Env, name: string, config: string, port: number): Promise<Started> {

@@ -7,7 +7,7 @@
 import { findFreePorts } from "./lib/net.ts";
 import { type H2loadResult, runH2load } from "./lib/h2load.ts";
 import { formatUs, median } from "./lib/wrk.ts";
-import { formatRatio, type Ratio } from "./report.ts";
+import { formatRatio, type Ratio, ratio } from "./report.ts";
 import type { Env, NuncioLaunch } from "./targets.ts";
 import {
   GRPC_HEADERS,
@@ -177,29 +177,12 @@ export async function measureH2(setup: H2Setup, o: H2LoadOptions): Promise<void>
   }
 }
 
-/** Ratio of two targets' req/s: median of the per-round ratios (ratio of the medians if rounds differ). */
-export function h2Ratio(
-  name: string,
-  num: H2Target | undefined,
-  den: H2Target | undefined,
-  target: number,
-): Ratio {
-  let value = NaN;
-  let perRound: number[] = [];
-  if (num?.median && den?.median) {
-    const n = Math.min(num.runs.length, den.runs.length);
-    perRound = num.runs.slice(0, n).map((r, i) => r.rps / den.runs[i].rps);
-    value = n > 0 && num.runs.length === den.runs.length ? median(perRound) : num.median.rps / den.median.rps;
-  }
-  return { name, value, target, pass: Number.isFinite(value) && value >= target, perRound };
-}
-
 /** The group's ratios: h2 nuncio/haproxy-h2 (goal H2_RATIO_TARGET) and grpc nuncio/direct (no goal: target 0). */
 export function h2Ratios(targets: H2Target[]): { h2: Ratio; grpc: Ratio } {
   const by = (k: string) => targets.find((t) => t.key === k);
   return {
-    h2: h2Ratio("h2 nuncio/haproxy-h2", by("nuncio-h2"), by("haproxy-h2"), H2_RATIO_TARGET),
-    grpc: h2Ratio("grpc nuncio/direct", by("nuncio-grpc"), by("grpc-direct"), 0),
+    h2: ratio("h2 nuncio/haproxy-h2", by("nuncio-h2"), by("haproxy-h2"), H2_RATIO_TARGET),
+    grpc: ratio("grpc nuncio/direct", by("nuncio-grpc"), by("grpc-direct"), 0),
   };
 }
 

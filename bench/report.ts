@@ -90,6 +90,12 @@ export function formatTable(targets: TargetResult[], direct: TargetResult | unde
   return lines.join("\n");
 }
 
+/** What a ratio needs of a target: req/s per round and their median (wrk and h2load targets alike). */
+export interface RatedRuns {
+  runs: readonly { rps: number }[];
+  median?: { rps: number };
+}
+
 /**
  * Builds a ratio of two targets' req/s: the median of the per-round ratios (each pair measured
  * close together in time, which cancels slow drift of a shared machine), or the ratio of the
@@ -97,8 +103,8 @@ export function formatTable(targets: TargetResult[], direct: TargetResult | unde
  */
 export function ratio(
   name: string,
-  num: TargetResult | undefined,
-  den: TargetResult | undefined,
+  num: RatedRuns | undefined,
+  den: RatedRuns | undefined,
   target: number,
 ): Ratio {
   let value = NaN;

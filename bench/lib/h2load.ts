@@ -1,6 +1,7 @@
 /** Running h2load (nghttp2-client) and parsing its text report. */
 
 import { parseWrkTime } from "./wrk.ts";
+import { runTool } from "./proc.ts";
 
 /** What one h2load run measured. Latencies are in microseconds. */
 export interface H2loadResult {
@@ -79,30 +80,14 @@ export function h2loadArgs(opts: H2loadOptions): string[] {
 /** Runs h2load once (bounded by its duration plus a kill timeout) and parses the report. */
 export async function runH2load(opts: H2loadOptions): Promise<H2loadResult> {
   const durationS = opts.durationS ?? 8;
-  const child = new Deno.Command(opts.bin ?? "h2load", {
-    args: h2loadArgs(opts),
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const killer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-  }, (durationS + 30) * 1000);
+  const out = await runTool(opts.bin ?? "h2load", h2loadArgs(opts), durationS + 30);
   try {
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout);
-    try {
-      const r = parseH2load(text);
-      if (r.requests === 0) throw new Error("No request completed");
-      return r;
-    } catch (e) {
-      const err = new TextDecoder().decode(out.stderr);
-      throw new Error(`h2load failed (code ${out.code}) for ${opts.url}: ${(e as Error).message} ${err}`);
-    }
-  } finally {
-    clearTimeout(killer);
+    const r = parseH2load(out.stdout);
+    if (r.requests === 0) throw new Error("No request completed");
+    return r;
+  } catch (e) {
+    throw new Error(
+      `h2load failed (code ${out.code}) for ${opts.url}: ${(e as Error).message} ${out.stderr}`,
+    );
   }
 }

@@ -254,3 +254,35 @@ export async function settledRssKiB(pid: number, maxMs = 5000, intervalMs = 500)
   }
   return last;
 }
+
+/** What a load generator printed and how it exited. */
+export interface ToolOutput {
+  code: number;
+  success: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a load generator to completion, killing it if it overruns `deadlineS` (a hung peer must not hang the bench). */
+export async function runTool(bin: string, args: string[], deadlineS: number): Promise<ToolOutput> {
+  const child = new Deno.Command(bin, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const killer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+  }, deadlineS * 1000);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      success: out.success,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(killer);
+  }
+}

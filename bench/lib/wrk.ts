@@ -1,4 +1,5 @@
 /** Running wrk and parsing its text report. */
+import { runTool } from "./proc.ts";
 
 /** What one wrk run measured. Latencies are in microseconds. */
 export interface WrkResult {
@@ -62,29 +63,12 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const durationS = opts.durationS ?? 8;
   const connections = opts.connections ?? 64;
   const threads = Math.min(opts.threads ?? 1, connections);
-  const child = new Deno.Command(opts.bin ?? "wrk", {
-    args: [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, "--latency", opts.url],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const killer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-  }, (durationS + 30) * 1000);
-  try {
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout);
-    if (!out.success) {
-      const err = new TextDecoder().decode(out.stderr);
-      throw new Error(`wrk failed (code ${out.code}) for ${opts.url}: ${err}${text}`);
-    }
-    return parseWrk(text);
-  } finally {
-    clearTimeout(killer);
+  const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, "--latency", opts.url];
+  const out = await runTool(opts.bin ?? "wrk", args, durationS + 30);
+  if (!out.success) {
+    throw new Error(`wrk failed (code ${out.code}) for ${opts.url}: ${out.stderr}${out.stdout}`);
   }
+  return parseWrk(out.stdout);
 }
 
 /** Median of a non-empty list (mean of the two middle values for an even count). */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { anyHost, bootstrapYaml, httpListener, staticCluster } from "./helpers.ts";
 import { ADMIN, healthFlagsOf, startServer, waitFor } from "./health_helpers.ts";
-import { compileProto, hasPythonGrpc, PY } from "./python_grpc.ts";
+import { compileProto, PY } from "./python_grpc.ts";
 
 // grpc/health/v1/health.proto (Check only)
 const PROTO = `syntax = "proto3";
@@ -85,7 +85,6 @@ async function startPythonHealth(dir: string) {
 
 Deno.test({
   name: "gRPC health checks against python grpcio: SERVING, NOT_SERVING, error status, service name",
-  ignore: !hasPythonGrpc(),
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "nuncio_grpchc_" });
     try {

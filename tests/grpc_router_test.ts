@@ -1,7 +1,7 @@
 /**
  * gRPC through the router to an HTTP/2 upstream: an HTTP/1.1 client (curl) sends `application/grpc` framed bytes,
  * a python3-grpcio server answers; grpc-status/grpc-message trailers and trailers-only replies pass through and
- * the router charges `cluster.<name>.grpc.<service>.<method>.*`. Skipped when grpcio is missing.
+ * the router charges `cluster.<name>.grpc.<service>.<method>.*`. `deno task test` brings grpcio first (tools/peers.ts).
  */
 import assert from "node:assert/strict";
 import {
@@ -14,8 +14,7 @@ import {
   staticCluster,
 } from "./helpers.ts";
 import { grpcFrame, tempBytes } from "./h2_upstream_peers.ts";
-
-const PY = "/usr/bin/python3";
+import { PY } from "./python_grpc.ts";
 
 const SERVER = `
 import sys, grpc
@@ -40,16 +39,6 @@ print(port, flush=True)
 sys.stdin.read()
 server.stop(0)
 `;
-
-async function hasGrpcio(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command(PY, { args: ["-c", "import grpc"], stdout: "null", stderr: "null" })
-      .output();
-    return r.code === 0;
-  } catch {
-    return false;
-  }
-}
 
 /** Starts the python3-grpcio server; resolves with its port and a stopper. */
 async function startPythonServer(): Promise<{ port: number; close(): Promise<void> }> {
@@ -80,7 +69,6 @@ async function startPythonServer(): Promise<{ port: number; close(): Promise<voi
 
 Deno.test({
   name: "gRPC through the router to a python3-grpcio server",
-  ignore: !(await hasGrpcio()),
   fn: async (t) => {
     const py = await startPythonServer();
     try {

@@ -1,17 +1,9 @@
 /** The python3-grpcio peer used by gRPC tests: Debian's /usr/bin/python3 and grpc_tools.protoc. */
 
-/** Debian's python (python3-grpcio installs for it, not for the python first on PATH). */
-export const PY = "/usr/bin/python3";
+import { SYSTEM_PYTHON } from "../tools/peers.ts";
 
-/** True when grpcio and grpc_tools import (`.ci/run` installs them). */
-export function hasPythonGrpc(): boolean {
-  try {
-    return new Deno.Command(PY, { args: ["-c", "import grpc, grpc_tools"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+/** Debian's python (python3-grpcio installs for it, not for the python first on PATH). */
+export const PY = SYSTEM_PYTHON;
 
 /** Compiles `proto` (a path under `includeDir`) into python message and stub modules in `outDir`; throws on errors. */
 export async function compileProto(includeDir: string, outDir: string, proto: string): Promise<void> {

@@ -4,7 +4,7 @@
  * default_value applies (what Envoy does when the key is unset). Other filter kinds are config errors.
  */
 import { z } from "zod/mini";
-import { transformWithIssues } from "../config/schema_util.ts";
+import { envoyEnum, transformWithIssues } from "../config/schema_util.ts";
 import type { Clock } from "../common/clock.ts";
 import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
@@ -16,7 +16,7 @@ const FLAG_BITS: ReadonlyMap<string, number> = new Map(
 );
 
 const comparison = z.strictObject({
-  op: z._default(z.enum(["EQ", "GE", "LE", "NE"]), "EQ"),
+  op: z._default(envoyEnum(["EQ", "GE", "LE", "NE"]), "EQ"),
   value: z.strictObject({
     default_value: z._default(uint32, 0),
     runtime_key: z.string().check(z.minLength(1)),

@@ -45,3 +45,40 @@ export function transformWithIssues<I, O>(
   });
   return schema;
 }
+
+const INTEGER_RE = /^-?\d+$/;
+const NUMBER_RE = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+
+/**
+ * An integer field (int32/uint32/int64/uint64 and their wrappers): a JSON number or, as the protobuf JSON mapping
+ * allows (and Envoy prints 64-bit integers), a decimal string; parses to a number. Add range checks with
+ * `.check(z.minimum(..))`: they apply to the parsed number.
+ */
+export const integer: z.ZodMiniPipe<z.ZodMiniTransform<unknown, unknown>, z.ZodMiniNumber<number>> = z.pipe(
+  z.transform((v: unknown) => (typeof v === "string" && INTEGER_RE.test(v) ? Number(v) : v)),
+  z.int(),
+);
+
+/** A double/float field: a JSON number or a numeric string, as the protobuf JSON mapping allows. */
+export const double: z.ZodMiniPipe<z.ZodMiniTransform<unknown, unknown>, z.ZodMiniNumber<number>> = z.pipe(
+  z.transform((v: unknown) => (typeof v === "string" && NUMBER_RE.test(v) ? Number(v) : v)),
+  z.number(),
+);
+
+/**
+ * A protobuf enum as Envoy reads it from YAML/JSON (case_insensitive_enum_parsing): the exact name, or the
+ * value upper-cased (`auto` is `AUTO`); parses to the canonical name and lists the names when nothing matches.
+ */
+export function envoyEnum<const T extends readonly [string, ...string[]]>(
+  values: T,
+): z.ZodMiniPipe<z.ZodMiniTransform<unknown, unknown>, z.ZodMiniEnum<{ [K in T[number]]: K }>> {
+  const names = new Set<string>(values);
+  return z.pipe(
+    z.transform((v: unknown) => {
+      if (typeof v !== "string" || names.has(v)) return v;
+      const upper = v.toUpperCase();
+      return names.has(upper) ? upper : v;
+    }),
+    z.enum(values),
+  );
+}

@@ -5,7 +5,7 @@
  */
 import { ipFamily } from "../common/ip.ts";
 import { z } from "zod/mini";
-import { transformWithIssues } from "../config/schema_util.ts";
+import { double, envoyEnum, transformWithIssues } from "../config/schema_util.ts";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { healthChecksSchema } from "./health/config.ts";
@@ -40,6 +40,10 @@ function partialEnum<const S extends string>(
     z.string(),
     transformWithIssues((v, ctx): S => {
       if ((supported as readonly string[]).includes(v)) return v as S;
+      // Envoy reads enums case-insensitively (`round_robin` is ROUND_ROBIN)
+      const upper = v.toUpperCase();
+      if ((supported as readonly string[]).includes(upper)) return upper as S;
+      if (notYet.includes(upper)) v = upper;
       ctx.addIssue({
         code: "custom",
         message: notYet.includes(v)
@@ -70,7 +74,7 @@ export type DnsLookupFamily = typeof DNS_LOOKUP_FAMILIES[number];
 
 const MAX_RING_SIZE = 8_388_608;
 
-const healthStatus = z.enum(["UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"]);
+const healthStatus = envoyEnum(["UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"]);
 
 const locality = z.strictObject({
   region: z.optional(z.string()),
@@ -109,7 +113,7 @@ const loadAssignment = z.strictObject({
 });
 
 const runtimeDouble = z.strictObject({
-  default_value: z.number().check(z.minimum(1)),
+  default_value: double.check(z.minimum(1)),
   runtime_key: z.optional(z.string()),
 });
 
@@ -159,7 +163,7 @@ const commonLbConfig = z.strictObject({
 });
 
 const cbThresholds = z.strictObject({
-  priority: z._default(z.enum(["DEFAULT", "HIGH"]), "DEFAULT"),
+  priority: z._default(envoyEnum(["DEFAULT", "HIGH"]), "DEFAULT"),
   max_connections: z.optional(uint32),
   max_pending_requests: z.optional(uint32),
   max_requests: z.optional(uint32),
@@ -199,7 +203,7 @@ export const clusterSchema = z.strictObject({
     duration.check(z.refine((ms) => ms >= 1, { error: "dns_refresh_rate must be at least 1ms" })),
     5000,
   ),
-  dns_lookup_family: z._default(z.enum(DNS_LOOKUP_FAMILIES), "AUTO"),
+  dns_lookup_family: z._default(envoyEnum(DNS_LOOKUP_FAMILIES), "AUTO"),
   respect_dns_ttl: z._default(z.boolean(), false),
   per_connection_buffer_limit_bytes: z._default(uint32, 1_048_576),
   ring_hash_lb_config: z.optional(ringHashLbConfig),

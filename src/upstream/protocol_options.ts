@@ -5,7 +5,7 @@
  * `common_http_protocol_options`. `protocolSettings` resolves them once per cluster.
  */
 import { z } from "zod/mini";
-import { transformWithIssues } from "../config/schema_util.ts";
+import { envoyEnum, transformWithIssues } from "../config/schema_util.ts";
 import { duration, uint32 } from "../config/common.ts";
 
 const NOT_SUPPORTED = "Field not supported by nuncio";
@@ -22,7 +22,7 @@ export const commonHttpProtocolOptions = z.strictObject({
   idle_timeout: z._default(duration, 3_600_000),
   max_headers_count: z.optional(uint32.check(z.minimum(1))),
   max_requests_per_connection: z.optional(uint32),
-  headers_with_underscores_action: z._default(z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]), "ALLOW"),
+  headers_with_underscores_action: z._default(envoyEnum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"]), "ALLOW"),
   ...unsupportedFields("max_connection_duration", "max_stream_duration", "max_response_headers_kb"),
 });
 

@@ -1,9 +1,9 @@
 /** zod schemas for envoy.config.route.v3.RouteMatch, HeaderMatcher and QueryParameterMatcher. */
 import { z } from "zod/mini";
-import { notSupportedFields } from "../../config/schema_util.ts";
+import { integer, notSupportedFields } from "../../config/schema_util.ts";
 import { checkedRegex, checkedStringMatcher, exactlyOne } from "./config_util.ts";
 
-const int64 = z.union([z.int(), z.pipe(z.string().check(z.regex(/^-?\d+$/)), z.transform(Number))]);
+const int64 = integer;
 
 /** envoy.config.route.v3.HeaderMatcher. */
 export const headerMatcherSchema = z.strictObject({

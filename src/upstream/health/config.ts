@@ -1,6 +1,6 @@
 /** zod schema of envoy.config.core.v3.HealthCheck (HTTP, TCP and gRPC checkers; durations in ms). */
 import { z } from "zod/mini";
-import { transformWithIssues } from "../../config/schema_util.ts";
+import { envoyEnum, integer, transformWithIssues } from "../../config/schema_util.ts";
 import { duration, headerValueOption, uint32 } from "../../config/common.ts";
 
 const NOT_SUPPORTED = "Field not supported by nuncio";
@@ -39,8 +39,8 @@ const payload = z.pipe(
 
 /** envoy.type.v3.Int64Range [start, end). */
 const statusRange = z.strictObject({
-  start: z.int().check(z.minimum(100)),
-  end: z.int().check(z.maximum(600)),
+  start: integer.check(z.minimum(100)),
+  end: integer.check(z.maximum(600)),
 }).check(z.refine((r) => r.start < r.end, { error: "start must be below end" }));
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"] as const;
@@ -52,15 +52,19 @@ const httpHealthCheck = z.strictObject({
   request_headers_to_remove: z._default(z.array(z.string().check(z.minLength(1))), []),
   expected_statuses: z.optional(z.array(statusRange)),
   retriable_statuses: z._default(z.array(statusRange), []),
-  codec_client_type: z._default(z.enum(["HTTP1", "HTTP2", "HTTP3"]), "HTTP1").check(
+  codec_client_type: z._default(envoyEnum(["HTTP1", "HTTP2", "HTTP3"]), "HTTP1").check(
     z.refine((c) => c === "HTTP1", {
       error: `${NOT_SUPPORTED}: only HTTP1 health checks are supported`,
     }),
   ),
   method: z._default(
-    z.string().check(z.refine((m) => (METHODS as readonly string[]).includes(m), {
-      error: `method must be one of ${METHODS.join(", ")}`,
-    })),
+    // a RequestMethod enum: case-insensitive, as Envoy reads enums
+    z.string().check(
+      z.toUpperCase(),
+      z.refine((m) => (METHODS as readonly string[]).includes(m), {
+        error: `method must be one of ${METHODS.join(", ")}`,
+      }),
+    ),
     "GET",
   ),
   response_buffer_size: z.optional(uint32),

@@ -2,7 +2,7 @@
 import { z } from "zod/mini";
 import { headerValueOption, uint32 } from "../../../../config/common.ts";
 import { NOT_SUPPORTED } from "../../../../config/errors.ts";
-import { notSupportedFields } from "../../../../config/schema_util.ts";
+import { envoyEnum, notSupportedFields } from "../../../../config/schema_util.ts";
 import { runtimeFractionalPercentSchema, tokenBucketSchema } from "../../common/config.ts";
 
 /** The LocalRateLimit message (also its per-route form). */
@@ -21,7 +21,7 @@ export const localRateLimitSchema = z.strictObject({
   local_rate_limit_per_downstream_connection: z.optional(z.literal(false, {
     message: `${NOT_SUPPORTED}: buckets are shared by all workers`,
   })),
-  enable_x_ratelimit_headers: z._default(z.enum(["OFF", "DRAFT_VERSION_03"]), "OFF"),
+  enable_x_ratelimit_headers: z._default(envoyEnum(["OFF", "DRAFT_VERSION_03"]), "OFF"),
   always_consume_default_token_bucket: z.optional(z.boolean()),
   rate_limited_as_resource_exhausted: z.optional(z.boolean()),
   ...notSupportedFields([

@@ -1,10 +1,10 @@
 /** Config of envoy.filters.http.ratelimit (envoy.extensions.filters.http.ratelimit.v3.RateLimit). */
 import { z } from "zod/mini";
 import { duration, uint32 } from "../../../../config/common.ts";
-import { notSupportedFields } from "../../../../config/schema_util.ts";
+import { envoyEnum, integer, notSupportedFields } from "../../../../config/schema_util.ts";
 import { rateLimitServiceSchema } from "../../common/ratelimit/config.ts";
 
-const httpStatus = z.strictObject({ code: z.int().check(z.minimum(100), z.maximum(599)) });
+const httpStatus = z.strictObject({ code: integer.check(z.minimum(100), z.maximum(599)) });
 
 /** The RateLimit message of the HTTP filter. */
 export const httpRateLimitSchema = z.strictObject({
@@ -15,7 +15,7 @@ export const httpRateLimitSchema = z.strictObject({
   failure_mode_deny: z.optional(z.boolean()),
   rate_limited_as_resource_exhausted: z.optional(z.boolean()),
   rate_limit_service: rateLimitServiceSchema,
-  enable_x_ratelimit_headers: z.optional(z.enum(["OFF", "DRAFT_VERSION_03"])),
+  enable_x_ratelimit_headers: z.optional(envoyEnum(["OFF", "DRAFT_VERSION_03"])),
   disable_x_envoy_ratelimited_header: z.optional(z.boolean()),
   rate_limited_status: z.optional(httpStatus),
   status_on_error: z.optional(httpStatus),

@@ -4,7 +4,7 @@
  */
 import { z } from "zod/mini";
 import { duration, uint32 } from "../../../../config/common.ts";
-import { notSupported } from "../../../../config/schema_util.ts";
+import { envoyEnum, notSupported } from "../../../../config/schema_util.ts";
 import { typedExtension } from "../../../../config/extension_ref.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 import { routeConfigurationSchema } from "../../../../http/routing/config.ts";
@@ -51,14 +51,14 @@ const commonHttpProtocolOptions = z.strictObject({
   max_connection_duration: z.optional(duration),
   max_headers_count: z.optional(uint32.check(z.minimum(1))),
   max_stream_duration: z.optional(duration),
-  headers_with_underscores_action: z.optional(z.enum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"])),
+  headers_with_underscores_action: z.optional(envoyEnum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"])),
   max_requests_per_connection: z.optional(uint32),
   max_response_headers_kb: notSupported,
 });
 
 /** The HttpConnectionManager message. */
 export const httpConnectionManagerSchema = z.strictObject({
-  codec_type: z._default(z.enum(["AUTO", "HTTP1", "HTTP2", "HTTP3"]), "AUTO").check(
+  codec_type: z._default(envoyEnum(["AUTO", "HTTP1", "HTTP2", "HTTP3"]), "AUTO").check(
     z.refine((v) => v !== "HTTP3", { message: "HTTP3 is not supported by nuncio" }),
   ),
   stat_prefix: z.string().check(z.minLength(1)),
@@ -81,7 +81,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   })),
   server_name: z.optional(z.string()),
   server_header_transformation: z._default(
-    z.enum(["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]),
+    envoyEnum(["OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"]),
     "OVERWRITE",
   ),
   max_request_headers_kb: z._default(uint32.check(z.minimum(1), z.maximum(8192)), 60),
@@ -95,7 +95,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   normalize_path: z._default(z.boolean(), false),
   merge_slashes: z._default(z.boolean(), false),
   path_with_escaped_slashes_action: z._default(
-    z.enum([
+    envoyEnum([
       "IMPLEMENTATION_SPECIFIC_DEFAULT",
       "KEEP_UNCHANGED",
       "REJECT_REQUEST",

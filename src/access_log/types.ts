@@ -12,5 +12,8 @@ export interface AccessLogger {
   reopen?(): void;
 }
 
+/** What an access logger is built with: a listener's FactoryContext, or the admin server's stats and clock. */
+export type AccessLoggerContext = Pick<FactoryContext, "stats" | "clock">;
+
 /** The `create` signature of access logger extensions (category "access_logger"). */
-export type AccessLoggerCreate<C> = (config: C, ctx: FactoryContext) => AccessLogger;
+export type AccessLoggerCreate<C> = (config: C, ctx: AccessLoggerContext) => AccessLogger;

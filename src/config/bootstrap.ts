@@ -35,10 +35,9 @@ export const nodeSchema = z.strictObject({
 export const adminSchema = z.strictObject({
   address: z.optional(address),
   access_log: z._default(z.array(typedExtension("access_logger")), []),
-  /** Deprecated in Envoy: a file path for the admin access log. */
-  access_log_path: z.optional(z.string()),
-  profile_path: z.optional(z.string()),
-  ...notSupportedFields(["socket_options", "ignore_global_conn_limit"]),
+  /** Deprecated in Envoy: a file path for the admin access log (a file logger with the default format). */
+  access_log_path: z.optional(z.string().check(z.minLength(1))),
+  ...notSupportedFields(["profile_path", "socket_options", "ignore_global_conn_limit"]),
 });
 
 /** envoy.config.bootstrap.v3.Bootstrap.StaticResources. */

@@ -1,6 +1,6 @@
 /** Shared zod schemas for Envoy v3 value types (durations, addresses, percents, typed_config). */
 import { z } from "zod/mini";
-import { transformWithIssues } from "./schema_util.ts";
+import { double, envoyEnum, integer, notSupportedFields, transformWithIssues } from "./schema_util.ts";
 
 const DURATION_RE = /^(-?\d+(?:\.\d{1,9})?)s$/;
 
@@ -43,37 +43,37 @@ export const duration = z.pipe(
   }),
 );
 
-/** A uint32 (also google.protobuf.UInt32Value, which is a bare number in JSON). */
-export const uint32 = z.int().check(z.minimum(0), z.maximum(4294967295));
+/** A uint32 (also google.protobuf.UInt32Value, which is a bare number in JSON), number or decimal string. */
+export const uint32: typeof integer = integer.check(z.minimum(0), z.maximum(4294967295));
 
 /** A uint64 given as number or decimal string. */
-export const uint64 = z.union([
-  z.int().check(z.minimum(0)),
-  z.pipe(z.string().check(z.regex(/^\d+$/)), z.transform(Number)),
-]);
+export const uint64: typeof integer = integer.check(z.minimum(0));
 
 /** envoy.config.core.v3.SocketAddress. */
 export const socketAddress = z.strictObject({
-  protocol: z.optional(z.enum(["TCP", "UDP"])),
+  protocol: z.optional(envoyEnum(["TCP", "UDP"])),
   address: z.string().check(z.minLength(1)),
-  port_value: z.int().check(z.minimum(0), z.maximum(65535)),
+  port_value: integer.check(z.minimum(0), z.maximum(65535)),
   resolver_name: z.optional(z.string()),
   ipv4_compat: z.optional(z.boolean()),
 });
 
 /** envoy.config.core.v3.Address (only socket_address is supported). */
-export const address = z.strictObject({ socket_address: socketAddress });
+export const address = z.strictObject({
+  socket_address: socketAddress,
+  ...notSupportedFields(["pipe", "envoy_internal_address"]),
+});
 
 /** The parsed form of an Address. */
 export type SocketAddress = z.infer<typeof socketAddress>;
 
 /** envoy.type.v3.Percent. */
-export const percent = z.strictObject({ value: z.number().check(z.minimum(0), z.maximum(100)) });
+export const percent = z.strictObject({ value: double.check(z.minimum(0), z.maximum(100)) });
 
 /** envoy.type.v3.FractionalPercent. */
 export const fractionalPercent = z.strictObject({
   numerator: uint32,
-  denominator: z._default(z.enum(["HUNDRED", "TEN_THOUSAND", "MILLION"]), "HUNDRED"),
+  denominator: z._default(envoyEnum(["HUNDRED", "TEN_THOUSAND", "MILLION"]), "HUNDRED"),
 });
 
 /** A typed_config Any: "@type" plus the message fields, validated later by the owning extension. */
@@ -83,7 +83,7 @@ export const typedAny = z.looseObject({ "@type": z.string().check(z.minLength(1)
 export const headerValueOption = z.strictObject({
   header: z.strictObject({ key: z.string().check(z.minLength(1)), value: z._default(z.string(), "") }),
   append: z.optional(z.boolean()),
-  append_action: z.optional(z.enum([
+  append_action: z.optional(envoyEnum([
     "APPEND_IF_EXISTS_OR_ADD",
     "ADD_IF_ABSENT",
     "OVERWRITE_IF_EXISTS_OR_ADD",

@@ -65,7 +65,7 @@ Deno.test("Envoy fields nuncio lacks are named, not ignored", async () => {
     ["layered_runtime:", "  layers:", "  - name: static_layer_0", "    static_layer: {}"].join("\n");
   const errors = errorsOf(loadConfigText(text, "front.yaml"));
   assert.deepEqual(errors.map(formatConfigError), [
-    `front.yaml:${line + 1}:3: layered_runtime: Field not supported by nuncio`,
+    `front.yaml:${line}:1: layered_runtime: Field not supported by nuncio`,
   ]);
 });
 
@@ -86,4 +86,74 @@ Deno.test("Envoy getting-started access log (stdout logger on the HCM) loads", a
     ].join("\n"),
   );
   okOf(loadConfigText(text, "front.yaml"));
+});
+
+Deno.test("Envoy YAML idioms: empty message fields, lower-case enums, quoted integers", () => {
+  const text = `
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 0.0.0.0, port_value: "8080", protocol: tcp } }
+    traffic_direction: outbound
+    filter_chains:
+    - filter_chain_match:
+      filters:
+      - name: ${HCM}
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          codec_type: auto
+          stat_prefix: ingress_http
+          common_http_protocol_options:
+          http2_protocol_options:
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              require_tls: none
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: web, priority: high }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+  clusters:
+  - name: web
+    type: logical_dns
+    lb_policy: round_robin
+    dns_lookup_family: v4_only
+    per_connection_buffer_limit_bytes: "32768"
+    http2_protocol_options:
+    load_assignment:
+      cluster_name: web
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: localhost, port_value: "9000" } } }
+    outlier_detection:
+      consecutive_5xx: "7"
+`;
+  const b = okOf(loadConfigText(text, "idioms.yaml"));
+  const l = b.static_resources.listeners[0];
+  assert.equal(l.address.socket_address.port_value, 8080);
+  assert.equal(l.address.socket_address.protocol, "TCP");
+  assert.equal(l.traffic_direction, "OUTBOUND");
+  const hcm = l.filter_chains[0].filters[0].config as { codec_type: string };
+  assert.equal(hcm.codec_type, "AUTO");
+  const c = b.static_resources.clusters[0];
+  assert.deepEqual([c.type, c.lb_policy, c.dns_lookup_family], ["LOGICAL_DNS", "ROUND_ROBIN", "V4_ONLY"]);
+  assert.equal(c.per_connection_buffer_limit_bytes, 32768);
+  assert.equal(c.outlier_detection?.consecutive_5xx, 7);
+});
+
+Deno.test("a not-implemented enum value is named whatever its case", () => {
+  const base = `
+static_resources:
+  clusters:
+  - name: web
+    type: eds
+    connect_timeout: 1s
+`;
+  const errors = errorsOf(loadConfigText(base, "eds.yaml"));
+  assert.deepEqual(errors.map(formatConfigError), [
+    "eds.yaml:5:11: static_resources.clusters[0].type: Field not supported by nuncio: cluster type EDS is not supported",
+  ]);
 });

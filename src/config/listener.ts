@@ -5,7 +5,7 @@ import { findDuplicateMatch } from "../transport/chain_select.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { address, duration, uint32 } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
-import { notSupported, notSupportedFields } from "./schema_util.ts";
+import { envoyEnum, integer, notSupported, notSupportedFields } from "./schema_util.ts";
 
 /**
  * Names of the network filters that must end a filter chain (and may appear only there). The terminal
@@ -26,7 +26,7 @@ const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 /** envoy.config.listener.v3.FilterChainMatch: destination port, SNI, transport and application protocols. */
 export const filterChainMatchSchema = z.pipe(
   z.strictObject({
-    destination_port: z.optional(z.int().check(z.minimum(1), z.maximum(65535))),
+    destination_port: z.optional(integer.check(z.minimum(1), z.maximum(65535))),
     server_names: z._default(
       z.array(
         z.pipe(z.string().check(z.minLength(1)), z.transform((n) => n.toLowerCase())).check(
@@ -146,10 +146,17 @@ export const listenerSchema = z.pipe(
     continue_on_listener_filters_timeout: z.optional(z.literal(false, {
       error: "Field not supported by nuncio: a connection is closed when inspection times out",
     })),
-    access_log: z._default(z.array(typedExtension("access_logger")), []),
+    // listener-level access logs (one entry per connection) are not emitted: a non-empty list is an error
+    access_log: z._default(
+      z.array(typedExtension("access_logger")).check(z.maxLength(0, {
+        error:
+          "Field not supported by nuncio: listener access logs (use the connection manager's or tcp_proxy's)",
+      })),
+      [],
+    ),
     enable_reuse_port: z.optional(z.boolean()),
-    drain_type: z._default(z.enum(["DEFAULT", "MODIFY_ONLY"]), "DEFAULT"),
-    traffic_direction: z._default(z.enum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]), "UNSPECIFIED"),
+    drain_type: z._default(envoyEnum(["DEFAULT", "MODIFY_ONLY"]), "DEFAULT"),
+    traffic_direction: z._default(envoyEnum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]), "UNSPECIFIED"),
     tcp_backlog_size: z.optional(uint32),
     connection_balance_config: notSupported,
     ...notSupportedFields([

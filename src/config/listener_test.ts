@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FAKE_OBSERVER, FAKE_TERMINAL } from "./test_extensions.ts";
-import { formatConfigError } from "./errors.ts";
+import { type ConfigError, formatConfigError } from "./errors.ts";
 import { defaultListenerName, listenerSchema, terminalNetworkFilters } from "./listener.ts";
 import { loadConfigText } from "./load.ts";
 
@@ -235,20 +235,29 @@ Deno.test("listener schema", async (t) => {
     );
   });
 
-  await t.step("access loggers resolve through the registry", () => {
-    const r = loadConfigText(
+  await t.step("listener access logs are rejected, not ignored (nothing emits them)", () => {
+    const text = (entries: string[]) =>
       withListener([
-        "access_log:",
-        "- name: test.access_loggers.fake",
-        "  typed_config: { '@type': type.googleapis.com/test.FakeLog, path: /dev/stdout }",
+        "access_log:" + (entries.length ? "" : " []"),
+        ...entries,
         "filter_chains:",
         "- filters:",
         `  ${terminal}`,
+      ]);
+    const r = loadConfigText(
+      text([
+        "- name: test.access_loggers.fake",
+        "  typed_config: { '@type': type.googleapis.com/test.FakeLog, path: x }",
       ]),
       "l.yaml",
     );
-    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
-    assert.deepEqual(r.bootstrap.static_resources.listeners[0].access_log[0].config, { path: "/dev/stdout" });
+    assert.deepEqual(
+      (r as { errors: ConfigError[] }).errors.map((e) => `${e.path}: ${e.message}`),
+      [
+        "static_resources.listeners[0].access_log: Field not supported by nuncio: listener access logs (use the connection manager's or tcp_proxy's)",
+      ],
+    );
+    assert.ok(loadConfigText(text([]), "l.yaml").ok);
   });
 
   await t.step("two listeners on port 0 do not conflict", () => {

@@ -2,7 +2,7 @@
  * Loads a bootstrap file (YAML or JSON), validates it with the bootstrap schema and reports every
  * problem as `file:line:col: field.path: message`. Opens no sockets and creates no extension factory.
  */
-import { type Document, LineCounter, parseDocument } from "yaml";
+import { type Document, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod/mini";
 import { type Bootstrap, bootstrapSchema, crossValidate } from "./bootstrap.ts";
 import {
@@ -11,10 +11,12 @@ import {
   ConfigIssueError,
   formatConfigError,
   formatPath,
+  NOT_SUPPORTED,
   type PathSegment,
   UNKNOWN_FIELD,
 } from "./errors.ts";
 import { checkJsonSyntax } from "./json_syntax.ts";
+import { dropNullFields } from "./normalize.ts";
 import { locate, offsetToLineCol, toLineCol } from "./positions.ts";
 
 /** The outcome of loading a config: the parsed bootstrap and the plain document, or every error. */
@@ -22,8 +24,11 @@ export type LoadResult =
   | { ok: true; bootstrap: Bootstrap; raw: unknown }
   | { ok: false; errors: ConfigError[] };
 
-/** A pass run on a bootstrap that passed the schema (e.g. cluster references); may also throw ConfigIssueError. */
-export type CrossCheck = (bootstrap: Bootstrap) => ConfigIssue[];
+/**
+ * A pass run on a bootstrap that passed the schema (cluster references, files serving needs); may also throw
+ * ConfigIssueError. An asynchronous one needs `loadConfigFile`.
+ */
+export type CrossCheck = (bootstrap: Bootstrap) => ConfigIssue[] | Promise<ConfigIssue[]>;
 
 /** Options for loading. */
 export interface LoadOptions {
@@ -45,9 +50,31 @@ export function loadConfigText(
   options: LoadOptions | "yaml" | "json" = {},
 ): LoadResult {
   const opts: LoadOptions = typeof options === "string" ? { format: options } : options;
+  const r = parseConfigText(text, fileName, opts);
+  if (!r.ok || !opts.crossCheck) return strip(r);
+  const checked = runCrossCheck(opts.crossCheck, r.bootstrap);
+  if (checked instanceof Promise) {
+    throw new TypeError("An asynchronous crossCheck needs loadConfigTextChecked");
+  }
+  return strip(withIssues(r, checked, fileName));
+}
+
+/** The schema's verdict plus what positions the issues of later passes. */
+type Parsed = LoadResult | {
+  ok: true;
+  bootstrap: Bootstrap;
+  raw: unknown;
+  doc: Document;
+  lines: LineCounter;
+};
+
+function parseConfigText(text: string, fileName: string, opts: LoadOptions): Parsed {
   const format = opts.format ?? formatOf(fileName);
   const lines = new LineCounter();
+  const empty = () =>
+    fail({ file: fileName, line: 1, column: 1, path: "", message: "The config file is empty" });
   if (format === "json") {
+    if (text.trim() === "") return empty();
     const bad = checkJsonSyntax(text);
     if (bad) {
       const pos = offsetToLineCol(text, bad.offset);
@@ -66,27 +93,52 @@ export function loadConfigText(
       })),
     };
   }
+  // nothing but whitespace and comments (or a bare null): not an all-defaults bootstrap
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return empty();
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 1000 });
   } catch (e) {
     return fail({ file: fileName, line: 1, column: 1, path: "", message: (e as Error).message });
   }
+  raw = dropNullFields(raw); // `field:` with no value is not set, as in protobuf JSON
   const parsed = bootstrapSchema.safeParse(raw ?? {});
   if (!parsed.success) return { ok: false, errors: zodErrors(parsed.error.issues, doc, lines, fileName) };
-  const issues = crossValidate(parsed.data);
-  if (issues.length === 0 && opts.crossCheck) {
-    try {
-      issues.push(...opts.crossCheck(parsed.data));
-    } catch (e) {
-      if (!(e instanceof ConfigIssueError)) throw e;
-      issues.push(...e.issues);
-    }
+  const r = { ok: true as const, bootstrap: parsed.data, raw, doc, lines };
+  return withIssues(r, crossValidate(parsed.data), fileName);
+}
+
+/** Runs a cross check, turning a thrown ConfigIssueError into its issues. */
+function runCrossCheck(check: CrossCheck, b: Bootstrap): ConfigIssue[] | Promise<ConfigIssue[]> {
+  const caught = (e: unknown) => {
+    if (!(e instanceof ConfigIssueError)) throw e;
+    return e.issues;
+  };
+  try {
+    const r = check(b);
+    return r instanceof Promise ? r.catch(caught) : r;
+  } catch (e) {
+    return caught(e);
   }
-  if (issues.length > 0) {
-    return { ok: false, errors: issues.map((i) => positioned(doc, lines, fileName, i.path, i.message)) };
-  }
-  return { ok: true, bootstrap: parsed.data, raw };
+}
+
+/** The parse result, or the issues of a later pass positioned in the document (in file order). */
+function withIssues(r: Parsed, issues: ConfigIssue[], file: string): Parsed {
+  if (!r.ok || !("doc" in r)) return r;
+  if (issues.length === 0) return r;
+  const errors = issues.map((i) => positioned(r.doc, r.lines, file, i.path, i.message));
+  return { ok: false, errors: errors.sort((a, b) => a.line - b.line || a.column - b.column) };
+}
+
+/** Parses and validates config text like loadConfigText, then awaits an asynchronous `crossCheck`. */
+export async function loadConfigTextChecked(
+  text: string,
+  fileName: string,
+  options: LoadOptions = {},
+): Promise<LoadResult> {
+  const r = parseConfigText(text, fileName, options);
+  if (!r.ok || !options.crossCheck) return strip(r);
+  return strip(withIssues(r, await runCrossCheck(options.crossCheck, r.bootstrap), fileName));
 }
 
 /** Reads and loads a config file; a read failure is reported as an error without position. */
@@ -98,7 +150,12 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
     const msg = e instanceof Deno.errors.NotFound ? "Config file not found" : `Cannot read config file: ${e}`;
     return fail({ file: path, line: 0, column: 0, path: "", message: msg });
   }
-  return loadConfigText(text, path, options);
+  return await loadConfigTextChecked(text, path, options);
+}
+
+/** Drops the document kept for positioning from a successful result. */
+function strip(r: Parsed): LoadResult {
+  return r.ok ? { ok: true, bootstrap: r.bootstrap, raw: r.raw } : r;
 }
 
 /** `nuncio --mode validate`: prints each error to stderr and returns false, or returns true. */
@@ -109,7 +166,7 @@ export async function validateConfigFile(path: string, options: LoadOptions = {}
   return false;
 }
 
-function fail(e: ConfigError): LoadResult {
+function fail(e: ConfigError): { ok: false; errors: ConfigError[] } {
   return { ok: false, errors: [e] };
 }
 
@@ -124,6 +181,10 @@ function zodErrors(
   file: string,
 ): ConfigError[] {
   const out: ConfigError[] = [];
+  // an object using an alternative nuncio does not support (rds, pipe, eds_cluster_config) reports that field,
+  // not the supported alternative it lacks: errors about absent fields next to a not-supported one are dropped
+  const unsupportedIn = new Set<string>();
+  const absent: { e: ConfigError; parent: string }[] = [];
   for (const issue of issues.flatMap((i) => expandUnion(i, []))) {
     const path = issue.path as PathSegment[];
     let keys: string[] | undefined;
@@ -134,10 +195,16 @@ function zodErrors(
       continue;
     }
     const e = positioned(doc, lines, file, path, issue.message);
-    if (MISSING_RE.test(issue.message) && isMissing(doc, path)) e.message = "Missing required field";
+    const parent = formatPath(path.slice(0, -1));
+    if (issue.message.startsWith(NOT_SUPPORTED) && path.length > 0) unsupportedIn.add(parent);
+    if (isMissing(doc, path)) {
+      if (MISSING_RE.test(issue.message)) e.message = "Missing required field";
+      absent.push({ e, parent });
+    }
     out.push(e);
   }
-  return out.sort((a, b) => a.line - b.line || a.column - b.column);
+  const noise = new Set(absent.filter((a) => unsupportedIn.has(a.parent)).map((a) => a.e));
+  return out.filter((e) => !noise.has(e)).sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 const RECEIVED_RE = /, received \w+$/;
@@ -174,10 +241,13 @@ function parseUnrecognized(message: string): string[] | undefined {
   }
 }
 
-/** True when the leaf of `path` is absent while its parent exists (a missing field, not a missing parent). */
+/**
+ * True when the leaf of `path` is absent or null (`key:` with no value) while its parent exists (a missing
+ * field, not a missing parent).
+ */
 function isMissing(doc: Document, path: PathSegment[]): boolean {
   if (path.length === 0) return false;
-  return !doc.hasIn(path) && (path.length === 1 || doc.hasIn(path.slice(0, -1)));
+  return doc.getIn(path) == null && (path.length === 1 || doc.hasIn(path.slice(0, -1)));
 }
 
 function positioned(

@@ -103,11 +103,11 @@ Deno.test("loadConfigFile", async (t) => {
       ],
       // unknown field: at the key
       ["static_resources.listeners[0].per_connection_buffer_limit_byte", 9, 7, /^Unknown field$/],
-      // a transport socket without its typed_config
+      // a transport socket without its typed_config: a block value is reported at its key
       [
         `${fc}.transport_socket`,
-        12,
-        13,
+        11,
+        11,
         /^A TLS transport socket needs typed_config \(DownstreamTlsContext\)$/,
       ],
       // errors inside a typed_config keep the path through typed_config
@@ -121,7 +121,7 @@ Deno.test("loadConfigFile", async (t) => {
         17,
         /^Missing required field$/,
       ],
-      ["tracing", 31, 3, /^Field not supported by nuncio$/],
+      ["tracing", 30, 1, /^Field not supported by nuncio$/],
     ];
     for (const [path, line, column, message] of cases) {
       const e = find(errors, path);
@@ -142,7 +142,7 @@ Deno.test("loadConfigFile", async (t) => {
     const errors = errorsOf(await loadConfigFile(fixture("duplicates.yaml")));
     assert.equal(errors.length, 2);
     const addr = find(errors, "static_resources.listeners[1].address");
-    assert.deepEqual([addr.line, addr.column], [12, 9]);
+    assert.deepEqual([addr.line, addr.column], [11, 7]); // the key of the block mapping
     assert.match(addr.message, /same address 0\.0\.0\.0:10000 as listeners\[0\]/);
     const name = find(errors, "static_resources.listeners[2].name");
     assert.deepEqual([name.line, name.column], [17, 13]);
@@ -193,30 +193,35 @@ Deno.test("loadConfigText", async (t) => {
     assert.ok(loadConfigText(json, "x.yaml").ok);
     // YAML accepts an empty value in a flow map; JSON does not
     const loose = '{"node": {"id": }}';
-    assert.equal(loadConfigText(loose, "x.yaml").ok, false); // id: null is not a string
+    assert.ok(loadConfigText(loose, "x.yaml").ok); // id: null is not set, as in protobuf JSON
     const errors = errorsOf(loadConfigText(loose, "x.conf", "json"));
     assert.deepEqual([errors[0].line, errors[0].column, errors[0].path], [1, 17, ""]);
     assert.match(errors[0].message, /^JSON syntax error: Expected a JSON value/);
   });
 
-  await t.step("an empty document is an empty bootstrap", () => {
-    const r = loadConfigText("", "empty.yaml");
+  await t.step("an empty or comment-only file is one error at 1:1", () => {
+    for (
+      const [text, name] of [["", "empty.yaml"], ["# nothing yet\n\n# here\n", "c.yaml"], [" \n", "e.json"]]
+    ) {
+      assert.deepEqual(errorsOf(loadConfigText(text, name)).map(formatConfigError), [
+        `${name}:1:1: The config file is empty`,
+      ]);
+    }
+    // an explicit empty mapping is an all-defaults bootstrap
+    const r = loadConfigText("{}\n", "map.yaml");
     assert.ok(r.ok);
     assert.deepEqual(r.bootstrap.static_resources, { listeners: [], clusters: [] });
   });
 
-  await t.step("a non-map document is rejected at 1:1", () => {
-    const errors = errorsOf(loadConfigText("- a\n- b\n", "list.yaml"));
-    assert.deepEqual([errors[0].line, errors[0].column, errors[0].path], [1, 1, ""]);
-  });
-
-  await t.step("unknown top-level fields and not-supported ones differ", () => {
-    const errors = errorsOf(loadConfigText("dynamic_resources: {}\nstatic_resource: {}\n", "a.yaml"));
-    assert.deepEqual(errors.map(formatConfigError), [
-      "a.yaml:1:20: dynamic_resources: Field not supported by nuncio",
-      "a.yaml:2:1: static_resource: Unknown field",
-    ]);
-  });
+  await t.step(
+    "an unsupported alternative of a oneof is the error, at its key; the missing one is not",
+    () => {
+      const text = "admin:\n  address:\n    pipe:\n      path: /tmp/a.sock\n";
+      assert.deepEqual(errorsOf(loadConfigText(text, "a.yaml")).map(formatConfigError), [
+        "a.yaml:3:5: admin.address.pipe: Field not supported by nuncio",
+      ]);
+    },
+  );
 
   await t.step("aliases and merge keys resolve", () => {
     const text = [
@@ -294,10 +299,10 @@ Deno.test("validateConfigFile prints formatted errors to stderr", async () => {
     console.error = orig;
   }
   assert.equal(lines.length, 2);
-  assert.match(lines[0], /duplicates\.yaml:12:9: static_resources\.listeners\[1\]\.address: Listener "two"/);
+  assert.match(lines[0], /duplicates\.yaml:11:7: static_resources\.listeners\[1\]\.address: Listener "two"/);
 });
 
-Deno.test("union errors name the failing branch or the expected types", () => {
+Deno.test("an integer field given something else names the expected type", () => {
   const text = [
     "static_resources:",
     "  clusters:",
@@ -309,7 +314,29 @@ Deno.test("union errors name the failing branch or the expected types", () => {
     "    ring_hash_lb_config: { minimum_ring_size: true }",
   ].join("\n");
   assert.deepEqual(errorsOf(loadConfigText(text, "u.yaml")).map(formatConfigError), [
-    "u.yaml:5:47: static_resources.clusters[0].ring_hash_lb_config.minimum_ring_size: Invalid string: must match pattern /^\\d+$/",
-    "u.yaml:8:47: static_resources.clusters[1].ring_hash_lb_config.minimum_ring_size: Invalid input: expected number or string, received boolean",
+    "u.yaml:5:47: static_resources.clusters[0].ring_hash_lb_config.minimum_ring_size: Invalid input: expected number, received string",
+    "u.yaml:8:47: static_resources.clusters[1].ring_hash_lb_config.minimum_ring_size: Invalid input: expected number, received boolean",
+  ]);
+});
+
+Deno.test("a field written with no value is not set: a required one is reported missing at its key", () => {
+  const text = [
+    "static_resources:",
+    "  listeners:",
+    "    - address:",
+    "        socket_address:",
+    "      filter_chains:",
+    "        - filter_chain_match:",
+    "          filters:",
+    "            - name: test.filters.network.observer_fake",
+    "              typed_config:",
+    "            - name: test.filters.network.terminal_fake",
+    '              typed_config: { "@type": type.googleapis.com/test.TerminalFake, stat_prefix: t, cluster: c, idle_timeout: }',
+    "  clusters:",
+    "",
+  ].join("\n");
+  const errors = errorsOf(loadConfigText(text, "nulls.yaml"));
+  assert.deepEqual(errors.map(formatConfigError), [
+    "nulls.yaml:4:9: static_resources.listeners[0].address.socket_address: Missing required field",
   ]);
 });

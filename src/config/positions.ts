@@ -12,7 +12,10 @@ export interface Located {
   found: boolean;
 }
 
-/** Runs at load time for each error: walks `doc` along `path`; `at: "key"` points at the key of a map entry. */
+/**
+ * Runs at load time for each error: walks `doc` along `path`; `at: "key"` points at the key of a map entry,
+ * as does a field whose value is a block mapping or sequence (its key's line, not the first line below).
+ */
 export function locate(
   doc: Document,
   lines: LineCounter,
@@ -36,7 +39,10 @@ export function locate(
           // `key:` with no value: point at the key
           return { ...toLineCol(lines, keyOffset), found: true };
         }
-        if (at === "key" && i === path.length - 1 && keyOffset !== undefined) {
+        if (
+          i === path.length - 1 && keyOffset !== undefined && (at === "key" || isBlock(resolve(doc, next)))
+        ) {
+          // a block mapping or sequence starts on the lines below its key: the key is where the field is
           return { ...toLineCol(lines, keyOffset), found: true };
         }
       }
@@ -83,6 +89,10 @@ function findPair(doc: Document, items: Pair[], seg: PathSegment): Pair | undefi
     if (isScalar(key) && String(key.value) === want) return items[i];
   }
   return undefined;
+}
+
+function isBlock(node: unknown): boolean {
+  return (isMap(node) || isSeq(node)) && !node.flow;
 }
 
 function isEmptyScalar(node: unknown): boolean {

@@ -11,6 +11,7 @@
  *
  * The rate-limit filters reach it like any RLS, through a cluster pointing at grpc_address.
  */
+import { checkReadablePath } from "../common/file_check.ts";
 import type { Extension } from "../registry/registry.ts";
 import type { BootstrapExtensionCreate } from "../registry/bootstrap_extension.ts";
 import { type EmbeddedRatelimitConfig, embeddedRatelimitSchema } from "./embedded_config.ts";
@@ -24,6 +25,10 @@ export const embeddedRatelimitExtension: Extension<
   typeUrls: ["type.googleapis.com/nuncio.ratelimit.v1.EmbeddedRateLimitService"],
   category: "bootstrap_extension",
   schema: embeddedRatelimitSchema as never,
+  preflight: (config) => {
+    const why = checkReadablePath(config.limits_path);
+    return why ? [{ path: ["limits_path"], message: why }] : [];
+  },
   create: async (config, ctx) => {
     // the service loads only when configured: workers and plain proxies never pay for them
     const { startEmbeddedRatelimit } = await import("./embedded.ts");

@@ -32,6 +32,32 @@ export interface Extension<C = unknown, F = unknown> {
   readonly perRouteSchema?: z.ZodMiniType;
   /** "@type" URLs of the per-route message (default: `typeUrls`). */
   readonly perRouteTypeUrls?: readonly string[];
+  /**
+   * The clusters a parsed config names (paths relative to typed_config); runs once at load, so a missing
+   * cluster fails validation as it fails Envoy's start. Extension refs nested in the config are found by the caller.
+   */
+  clusterRefs?(config: C): ClusterRef[];
+  /**
+   * Checks what serving will need outside the config (files it reads or opens) without changing anything;
+   * runs once at load (validate and serve), never per request. Paths are relative to typed_config.
+   */
+  preflight?(config: C): PreflightIssue[];
+}
+
+/** A cluster named by an extension's config: the field's path relative to typed_config, and the name. */
+export interface ClusterRef {
+  /** Path of the field holding the name, e.g. ["rate_limit_service", "grpc_service", "envoy_grpc", "cluster_name"]. */
+  path: (string | number)[];
+  /** The cluster name. */
+  name: string;
+}
+
+/** A problem found by `preflight`: the field's path relative to typed_config and what is wrong. */
+export interface PreflightIssue {
+  /** Path of the field, e.g. ["path"]. */
+  path: (string | number)[];
+  /** What is wrong, capitalized, without a final period. */
+  message: string;
 }
 
 /** Name -> extension lookup per category. */

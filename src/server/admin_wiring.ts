@@ -1,9 +1,15 @@
 /** Connects the admin API (src/admin) to the running server: AdminDeps backed by the server's state. */
-import { getLogLevel, setLogLevel } from "../common/log.ts";
+import { logAll } from "../access_log/config.ts";
+import type { AccessLogger, AccessLoggerCreate } from "../access_log/types.ts";
+import { systemClock } from "../common/clock.ts";
+import { componentLogLevels, getLogLevel, setComponentLogLevel, setLogLevel } from "../common/log.ts";
 import { createAdminApp } from "../admin/app.ts";
 import { startAdminServer } from "../admin/server.ts";
 import type { AdminDeps, ClusterStatus } from "../admin/types.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
+import { registry } from "../registry/registry.ts";
+import type { StatsStore } from "../stats/store.ts";
+import { bindErrorMessage } from "./data_plane.ts";
 import { type Server, VERSION } from "./server.ts";
 
 /** A running admin listener. */
@@ -21,6 +27,7 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     resetCounters: () => server.resetCounters(),
     clusters: (): Promise<ClusterStatus[]> => server.clusters(),
     setHealthCheckFailed: (failed: boolean) => server.setHealthCheckFailed(failed),
+    reopenLogs: () => server.reopenLogs(),
     configDump: () => ({
       bootstrap: server.opts.raw as Record<string, unknown>,
       bootstrapLoadedMs: loadedAt,
@@ -28,11 +35,11 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     listeners: () => server.listeners().map((l) => ({ name: l.name, address: `${l.address}:${l.port}` })),
     serverInfo: () => ({
       version: VERSION,
-      state: server.state,
+      state: server.reportedState,
       uptime_current_epoch: Math.floor((Date.now() - server.startedAt) / 1000),
       uptime_all_epochs: Math.floor((Date.now() - server.startedAt) / 1000),
       hot_restart_version: "disabled",
-      command_line_options: {
+      command_line_options: server.opts.commandLineOptions ?? {
         config_path: server.opts.configPath,
         concurrency: server.opts.concurrency,
         log_level: server.opts.logLevel,
@@ -40,11 +47,40 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
       },
       node: (bootstrap.node ?? {}) as Record<string, unknown>,
     }),
-    ready: () => server.state === "LIVE",
+    ready: () => server.reportedState === "LIVE",
     quit: () => server.quit(),
     getLogLevel: () => getLogLevel(),
-    setLogLevel: (level: string) => setLogLevel(level),
+    setLogLevel: (level: string) => {
+      setLogLevel(level);
+      server.syncLogSettings();
+    },
+    loggers: () => componentLogLevels(),
+    setLoggerLevels: (levels: Record<string, string>) => {
+      for (const [name, level] of Object.entries(levels)) setComponentLogLevel(name, level);
+      server.syncLogSettings();
+    },
   };
+}
+
+/** @type of the file access logger that the deprecated `admin.access_log_path` stands for. */
+const FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+
+/**
+ * Builds the admin access loggers at start: `admin.access_log` entries, plus a file logger with the default
+ * format for the deprecated `admin.access_log_path`. Throws when a logger cannot be created.
+ */
+export function createAdminAccessLogs(admin: Bootstrap["admin"], stats: StatsStore): AccessLogger[] {
+  const ctx = { stats, clock: systemClock };
+  const loggers = (admin?.access_log ?? []).map((ref) =>
+    (ref.ext.create as AccessLoggerCreate<unknown>)(ref.config, ctx)
+  );
+  if (admin?.access_log_path) {
+    const file = registry.find("access_logger", undefined, FILE_ACCESS_LOG_TYPE);
+    if (!file) throw new Error("admin.access_log_path needs the file access logger");
+    const config = file.schema.parse({ path: admin.access_log_path });
+    loggers.push((file.create as AccessLoggerCreate<unknown>)(config, ctx));
+  }
+  return loggers;
 }
 
 /** Starts the admin listener configured in `bootstrap.admin`, or returns null when there is none. */
@@ -52,6 +88,26 @@ export function startAdmin(server: Server, bootstrap: Bootstrap): Promise<AdminH
   const sa = bootstrap.admin?.address?.socket_address;
   if (!sa) return Promise.resolve(null);
   const app = createAdminApp(adminDeps(server, bootstrap));
-  const s = startAdminServer(app, { hostname: sa.address, port: sa.port_value });
-  return Promise.resolve({ address: `${sa.address}:${s.port}`, port: s.port, close: () => s.close() });
+  const loggers = createAdminAccessLogs(bootstrap.admin, server.mainStats);
+  let s;
+  try {
+    s = startAdminServer(app, {
+      hostname: sa.address,
+      port: sa.port_value,
+      onRequest: loggers.length > 0 ? (info) => logAll(loggers, info) : undefined,
+    });
+  } catch (e) {
+    // one line naming the address (`admin cannot bind 127.0.0.1:9901: address already in use`)
+    return Promise.all(loggers.map((l) => l.close())).then(() => {
+      throw new Error(bindErrorMessage("admin", sa.address, sa.port_value, e));
+    });
+  }
+  return Promise.resolve({
+    address: `${sa.address}:${s.port}`,
+    port: s.port,
+    close: async () => {
+      await s.close();
+      await Promise.all(loggers.map((l) => l.close()));
+    },
+  });
 }

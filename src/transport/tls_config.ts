@@ -4,7 +4,7 @@
  */
 import { z } from "zod/mini";
 import { stringMatcher } from "../config/common.ts";
-import { notSupportedFields, transformWithIssues } from "../config/schema_util.ts";
+import { envoyEnum, notSupportedFields, transformWithIssues } from "../config/schema_util.ts";
 import type { Extension } from "../registry/registry.ts";
 import { registry } from "../registry/registry.ts";
 
@@ -64,12 +64,12 @@ const VERSIONS = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"] as con
 
 /** TlsParameters: the runtime (rustls) always speaks TLS 1.2 and 1.3, so only compatible bounds are accepted. */
 const tlsParams = z.strictObject({
-  tls_minimum_protocol_version: z._default(z.enum(VERSIONS), "TLS_AUTO").check(
+  tls_minimum_protocol_version: z._default(envoyEnum(VERSIONS), "TLS_AUTO").check(
     z.refine((v) => v !== "TLSv1_3", {
       message: "Field not supported by nuncio: the runtime cannot disable TLS 1.2 (minimum TLSv1_3)",
     }),
   ),
-  tls_maximum_protocol_version: z._default(z.enum(VERSIONS), "TLS_AUTO").check(
+  tls_maximum_protocol_version: z._default(envoyEnum(VERSIONS), "TLS_AUTO").check(
     z.refine((v) => v === "TLS_AUTO" || v === "TLSv1_3", {
       message: "Field not supported by nuncio: the runtime cannot disable TLS 1.3 (maximum below TLSv1_3)",
     }),
@@ -79,7 +79,7 @@ const tlsParams = z.strictObject({
 
 /** envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher. */
 const sanMatcher = z.strictObject({
-  san_type: z.enum(["DNS", "URI", "EMAIL", "IP_ADDRESS"]),
+  san_type: envoyEnum(["DNS", "URI", "EMAIL", "IP_ADDRESS"]),
   matcher: stringMatcher,
   ...notSupportedFields(["oid"]),
 });
@@ -93,7 +93,7 @@ const validationContext = z.strictObject({
   match_typed_subject_alt_names: z._default(z.array(sanMatcher), []),
   /** Deprecated form: each matcher applies to every SAN type. */
   match_subject_alt_names: z._default(z.array(stringMatcher), []),
-  trust_chain_verification: z.optional(z.enum(["VERIFY_TRUST_CHAIN"])),
+  trust_chain_verification: z.optional(envoyEnum(["VERIFY_TRUST_CHAIN"])),
   ...notSupportedFields([
     "watched_directory",
     "verify_certificate_spki",
@@ -231,7 +231,8 @@ export function transportSocketSchema<S extends "downstream" | "upstream">(
     }),
     transformWithIssues((v, ctx) => {
       const typeUrl = v.typed_config?.["@type"];
-      const ext = registry.find("transport_socket", v.name, typeUrl) ??
+      // a given @type decides (an unknown one is an error even under a known name), as in Envoy
+      const ext = registry.find("transport_socket", typeUrl ? undefined : v.name, typeUrl) ??
         [tlsTransportSocket, rawBufferTransportSocket].find((e) =>
           typeUrl ? e.typeUrls.includes(typeUrl) : e.name === v.name
         );

@@ -1,4 +1,5 @@
 /** The file access logger (envoy.access_loggers.file): appends lines to `path`, reopened on request. */
+import { checkAppendableFile } from "../../../common/file_check.ts";
 import { compileFormatter } from "../../../access_log/formatter.ts";
 import { StreamAccessLogger } from "../../../access_log/stream_logger.ts";
 import type { AccessLoggerCreate } from "../../../access_log/types.ts";
@@ -44,8 +45,21 @@ export class AppendFileSink implements ByteSink {
   }
 }
 
+/** Envoy's `/dev/stdout` and `/dev/stderr` idiom: the process's own streams, whatever they are (pipe, socket). */
+const stdStreams: Record<string, ByteSink> = {
+  "/dev/stdout": { write: (p) => Deno.stdout.write(p) },
+  "/dev/stderr": { write: (p) => Deno.stderr.write(p) },
+};
+
 const create: AccessLoggerCreate<FileAccessLogConfig> = (config, ctx) => {
   const formatter = compileFormatter(config.format, { clock: ctx.clock });
+  const std = stdStreams[config.path];
+  if (std) {
+    return new StreamAccessLogger(
+      formatter,
+      new BufferedLineWriter(std, { stats: ctx.stats, name: config.path }),
+    );
+  }
   let sink: AppendFileSink;
   try {
     sink = new AppendFileSink(config.path);
@@ -62,5 +76,9 @@ export const fileAccessLog: Extension<FileAccessLogConfig, AccessLoggerCreate<Fi
   typeUrls: ["type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"],
   category: "access_logger",
   schema: fileAccessLogSchema,
+  preflight: (config) => {
+    const why = checkAppendableFile(config.path);
+    return why ? [{ path: ["path"], message: why }] : [];
+  },
   create,
 };

@@ -1,7 +1,8 @@
 /** The `rate_limit_service` block both rate-limit filters share (envoy.config.ratelimit.v3.RateLimitServiceConfig). */
 import { z } from "zod/mini";
 import { duration } from "../../../../config/common.ts";
-import { notSupported } from "../../../../config/schema_util.ts";
+import { envoyEnum, notSupported } from "../../../../config/schema_util.ts";
+import type { ClusterRef } from "../../../../registry/registry.ts";
 
 /** envoy.config.ratelimit.v3.RateLimitServiceConfig (envoy_grpc only). */
 export const rateLimitServiceSchema = z.strictObject({
@@ -16,8 +17,16 @@ export const rateLimitServiceSchema = z.strictObject({
     google_grpc: notSupported,
     retry_policy: notSupported,
   }),
-  transport_api_version: z.optional(z.enum(["V3", "AUTO"])),
+  transport_api_version: z.optional(envoyEnum(["V3", "AUTO"])),
 });
 
 /** Parsed rate_limit_service. */
 export type RateLimitServiceConfig = z.infer<typeof rateLimitServiceSchema>;
+
+/** The cluster a `rate_limit_service` names, for an extension's `clusterRefs` (runs once at load). */
+export function rateLimitServiceClusterRefs(s: RateLimitServiceConfig): ClusterRef[] {
+  return [{
+    path: ["rate_limit_service", "grpc_service", "envoy_grpc", "cluster_name"],
+    name: s.grpc_service.envoy_grpc.cluster_name,
+  }];
+}

@@ -1,6 +1,7 @@
 /** The network rate limit extension object for the registry. */
 import type { Extension } from "../../../../registry/registry.ts";
 import type { NetworkFilterCreate } from "../../../../network/filter.ts";
+import { rateLimitServiceClusterRefs } from "../../common/ratelimit/config.ts";
 import { GrpcRateLimitClient } from "../../common/ratelimit/grpc_client.ts";
 import { type NetworkRateLimitConfig, networkRateLimitSchema } from "./config.ts";
 import { NetworkRateLimitFactory } from "./filter.ts";
@@ -14,6 +15,7 @@ export const networkRateLimit: Extension<
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.network.ratelimit.v3.RateLimit"],
   category: "network_filter",
   schema: networkRateLimitSchema as never,
+  clusterRefs: (config) => rateLimitServiceClusterRefs(config.rate_limit_service),
   create: (config, ctx) =>
     new NetworkRateLimitFactory(config, ctx, new GrpcRateLimitClient(config.rate_limit_service, ctx)),
 };

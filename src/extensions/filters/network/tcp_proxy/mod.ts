@@ -10,5 +10,12 @@ export const tcpProxy: Extension<TcpProxyConfig, NetworkFilterCreate<TcpProxyCon
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"],
   category: "network_filter",
   schema: tcpProxySchema as never,
+  clusterRefs: (config) =>
+    config.cluster !== undefined
+      ? [{ path: ["cluster"], name: config.cluster }]
+      : (config.weighted_clusters?.clusters ?? []).map((c, i) => ({
+        path: ["weighted_clusters", "clusters", i, "name"],
+        name: c.name,
+      })),
   create: (config, ctx) => new TcpProxyFactory(config, ctx),
 };

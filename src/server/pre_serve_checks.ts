@@ -1,0 +1,42 @@
+/**
+ * Everything serving would fail on that the schema cannot see, checked once after it (by `--mode validate`
+ * and before serve alike): cluster references, unreadable certificates and keys, log files that cannot be
+ * opened, and each extension's own `preflight`. Nothing is created, truncated or written.
+ */
+import { checkAppendableFile } from "../common/file_check.ts";
+import type { Bootstrap } from "../config/bootstrap.ts";
+import type { ConfigIssue } from "../config/errors.ts";
+import { configError } from "../config/errors.ts";
+import { prepareTls } from "../transport/cert_store.ts";
+import { checkTransportSocketFiles } from "../transport/tls_preflight.ts";
+import { checkClusterReferences, forEachExtensionRef } from "./cross_check.ts";
+
+/** Runs at load time, before serving (pass it as `crossCheck`): resolves to every positioned problem found. */
+export async function preServeChecks(b: Bootstrap): Promise<ConfigIssue[]> {
+  const issues = checkClusterReferences(b);
+  forEachExtensionRef(b, [], (ref, path) => {
+    for (const p of ref.ext.preflight?.(ref.config) ?? []) {
+      issues.push(configError([...path, "typed_config", ...p.path], p.message));
+    }
+  });
+  await prepareTls(b); // certificate/key pairs are checked with the TLS runtime serve would use
+  const sr = ["static_resources"];
+  b.static_resources.listeners.forEach((l, li) => {
+    l.filter_chains.forEach((fc, ci) => {
+      const at = [...sr, "listeners", li, "filter_chains", ci, "transport_socket"];
+      issues.push(...checkTransportSocketFiles(fc.transport_socket, at, true));
+    });
+  });
+  b.static_resources.clusters.forEach((c, i) => {
+    const at = [...sr, "clusters", i];
+    issues.push(...checkTransportSocketFiles(c.transport_socket, [...at, "transport_socket"], true));
+    c.health_checks?.forEach((hc, j) => {
+      const why = hc.event_log_path ? checkAppendableFile(hc.event_log_path) : undefined;
+      if (why) issues.push(configError([...at, "health_checks", j, "event_log_path"], why));
+    });
+  });
+  const adminLog = b.admin?.access_log_path;
+  const why = adminLog ? checkAppendableFile(adminLog) : undefined;
+  if (why) issues.push(configError(["admin", "access_log_path"], why));
+  return issues;
+}

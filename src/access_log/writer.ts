@@ -16,6 +16,17 @@ export interface ByteSink {
   write(p: Uint8Array): Promise<number>;
   /** Releases the sink (not called for stdout/stderr). */
   close?(): void;
+  /** Makes the next write go to a freshly opened file (files only; see reopenAccessLogs). */
+  reopen?(): void;
+}
+
+/** Sinks of this thread's open writers that can be reopened (files). */
+const reopenable = new Set<ByteSink>();
+
+/** Reopens every access log file of this thread (SIGUSR1, admin /reopen_logs); returns how many. */
+export function reopenAccessLogs(): number {
+  for (const sink of reopenable) sink.reopen!();
+  return reopenable.size;
 }
 
 /** Options of a BufferedLineWriter. */
@@ -29,7 +40,7 @@ export interface LineWriterOptions {
 }
 
 const encoder = new TextEncoder();
-const log = new Logger("access_log");
+const log = new Logger("file");
 
 /** Buffers lines and writes them in the background. */
 export class BufferedLineWriter {
@@ -57,6 +68,7 @@ export class BufferedLineWriter {
     this.#failed = s.counter("write_failed");
     this.#dropped = s.counter("write_dropped");
     this.#total = s.gauge("write_total_buffered");
+    if (sink.reopen) reopenable.add(sink);
   }
 
   /** Queues one line (already terminated); never blocks, never throws. */
@@ -82,6 +94,7 @@ export class BufferedLineWriter {
     await this.flush();
     if (this.#closed) return;
     this.#closed = true;
+    reopenable.delete(this.#sink);
     try {
       this.#sink.close?.();
     } catch (e) {

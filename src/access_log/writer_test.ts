@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { StatsStore } from "../stats/store.ts";
-import { BufferedLineWriter, type ByteSink } from "./writer.ts";
+import { BufferedLineWriter, type ByteSink, reopenAccessLogs } from "./writer.ts";
 
 /** A sink that records writes and can be held to observe coalescing. */
 class SlowSink implements ByteSink {
@@ -61,4 +61,20 @@ Deno.test("BufferedLineWriter", async (t) => {
     await w.flush();
     assert.equal(stats.counter("filesystem.write_failed").value, 1);
   });
+});
+
+Deno.test("reopenAccessLogs reaches every open reopenable writer of the thread, not closed ones", async () => {
+  const reopened: string[] = [];
+  const sink = (name: string) => ({
+    write: (p: Uint8Array) => Promise.resolve(p.length),
+    reopen: () => reopened.push(name),
+  });
+  const stats = new StatsStore();
+  const a = new BufferedLineWriter(sink("a"), { stats, name: "a" });
+  const b = new BufferedLineWriter(sink("b"), { stats, name: "b" });
+  new BufferedLineWriter({ write: (p) => Promise.resolve(p.length) }, { stats, name: "stdout" });
+  await b.close();
+  reopenAccessLogs();
+  assert.deepEqual(reopened, ["a"]);
+  await a.close();
 });

@@ -75,30 +75,50 @@ function serverInfoJson(i: ServerInfo): Record<string, unknown> {
   };
 }
 
-function loggingList(level: string): string {
-  return `active loggers:\n  default: ${level}\n`;
+function loggingList(deps: AdminDeps): string {
+  const loggers = deps.loggers?.() ?? { default: deps.getLogLevel() };
+  return `active loggers:\n${Object.entries(loggers).map(([n, l]) => `  ${n}: ${l}\n`).join("")}`;
+}
+
+/** The loggers a /logging query names: `?level=` (all), `?paths=a:l,b:l`, or one `?<logger>=<level>`. */
+function loggerLevels(params: URLSearchParams): Record<string, string> | string {
+  const keys = [...params.keys()];
+  if (keys.length !== 1) {
+    return "Use one of /logging?level=<level>, ?<logger>=<level>, ?paths=<logger>:<level>,...";
+  }
+  const [k] = keys;
+  const v = params.get(k) ?? "";
+  if (k !== "paths") return { [k]: v };
+  const out: Record<string, string> = {};
+  for (const item of v.split(",")) {
+    const [name, level, extra] = item.split(":");
+    if (!name || level === undefined || extra !== undefined) {
+      return `Bad paths item "${item}" (want logger:level)`;
+    }
+    out[name] = level;
+  }
+  return out;
 }
 
 async function handleLogging(c: Context, deps: AdminDeps): Promise<Response> {
   const params = new URL(c.req.url).searchParams;
-  if (c.req.method === "POST") {
-    for (const k of params.keys()) {
-      if (k !== "level") {
+  if (c.req.method === "POST" && params.size > 0) {
+    const levels = loggerLevels(params);
+    if (typeof levels === "string") return text(`${levels}\n`, 400);
+    try {
+      if ("level" in levels && params.has("level")) await deps.setLogLevel(levels.level);
+      else if (deps.setLoggerLevels) await deps.setLoggerLevels(levels);
+      else {
+        const k = Object.keys(levels)[0];
         return text(`Per-logger levels ("${k}") are not supported: use /logging?level=<level>\n`, 400);
       }
-    }
-    const level = params.get("level");
-    if (level !== null) {
-      try {
-        await deps.setLogLevel(level);
-      } catch (e) {
-        return text(`${(e as Error).message}\n`, 400);
-      }
+    } catch (e) {
+      return text(`${(e as Error).message}\n`, 400);
     }
   } else if (params.size > 0) {
     return text("Changing the log level requires POST\n", 405, TEXT);
   }
-  return text(loggingList(deps.getLogLevel()));
+  return text(loggingList(deps));
 }
 
 function handleConfigDump(c: Context, deps: AdminDeps): Promise<Response> | Response {
@@ -167,7 +187,7 @@ function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] 
     {
       path: "/logging",
       method: "POST",
-      help: "query/change logging levels (?level=trace|debug|info|warn|error|critical|off)",
+      help: "query/change logging levels (?level=LEVEL, ?<logger>=LEVEL, ?paths=<logger>:LEVEL,...)",
       handler: (c) => handleLogging(c, deps),
     },
     {

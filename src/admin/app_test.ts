@@ -210,3 +210,28 @@ Deno.test("admin server on a real socket", async () => {
   }
   await assert.rejects(fetch(`http://127.0.0.1:${server.port}/ready`));
 });
+
+Deno.test("admin: /logging per logger, as Envoy's", async () => {
+  const deps = fakeDeps();
+  const levels: Record<string, string> = { http: "info", router: "info", upstream: "info" };
+  deps.loggers = () => ({ ...levels });
+  deps.setLoggerLevels = (l: Record<string, string>) => {
+    for (const [k, v] of Object.entries(l)) {
+      if (!(k in levels)) throw new Error(`Invalid component specified "${k}"`);
+      levels[k] = v;
+    }
+  };
+  const app = createAdminApp(deps);
+  const post = { method: "POST" };
+  assert.equal(
+    await (await app.request("/logging")).text(),
+    "active loggers:\n  http: info\n  router: info\n  upstream: info\n",
+  );
+  assert.equal((await app.request("/logging?router=debug", post)).status, 200);
+  assert.equal(levels.router, "debug");
+  const r = await app.request("/logging?paths=http:trace,upstream:warn", post);
+  assert.equal(await r.text(), "active loggers:\n  http: trace\n  router: debug\n  upstream: warn\n");
+  assert.equal((await app.request("/logging?bogus=debug", post)).status, 400);
+  assert.equal((await app.request("/logging?paths=http", post)).status, 400);
+  assert.equal((await app.request("/logging?router=debug&http=info", post)).status, 400);
+});

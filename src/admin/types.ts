@@ -148,6 +148,10 @@ export interface AdminDeps {
   getLogLevel(): string;
   /** Changes the log level everywhere; throws on an unknown level. */
   setLogLevel(level: string): void | Promise<void>;
+  /** Every logger (component) and its level for /logging; without it /logging lists only the default. */
+  loggers?(): Record<string, string>;
+  /** Sets some loggers (/logging?router=debug, ?paths=router:debug,http:info); throws on unknown names. */
+  setLoggerLevels?(levels: Record<string, string>): void | Promise<void>;
   /**
    * Makes the server fail (true) or pass (false) health checks from other proxies (POST /healthcheck/fail and
    * /healthcheck/ok, for draining); the endpoints are absent without it.

@@ -8,7 +8,7 @@ Usage:
   nuncio ratelimit -c LIMITS [--redis URL] [--port N] [--http-port N] [--redis-failure-mode open|closed]
 
 Options:
-  -c, --config PATH            limits file (envoyproxy/ratelimit YAML) or a directory of them; reloaded on change
+  -c, --config(-path) PATH     limits file (envoyproxy/ratelimit YAML) or a directory of them; reloaded on change
   --redis URL                  redis://[user:pass@]host:port[/db]: counters shared by replicas (default: memory)
   --redis-failure-mode MODE    open (allow, default) or closed (deny) while Redis is unreachable
   --redis-timeout-ms N         Redis command timeout (default 1000)

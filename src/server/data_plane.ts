@@ -32,6 +32,17 @@ export function listenerStatName(address: string, port: number): string {
   return `${address}_${port}`;
 }
 
+/** `listener "x" cannot bind 127.0.0.1:8080: address already in use`: a bind failure as one line. */
+export function bindErrorMessage(what: string, hostname: string, port: number, err: unknown): string {
+  const addr = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  let why: string;
+  if (err instanceof Deno.errors.AddrInUse) why = "address already in use";
+  else if (err instanceof Deno.errors.AddrNotAvailable) why = "address not available";
+  else if (err instanceof Deno.errors.PermissionDenied) why = "permission denied";
+  else why = (err as Error).message ?? String(err);
+  return `${what} cannot bind ${addr}: ${why}`;
+}
+
 /** Listeners, clusters and stats of one event loop. */
 export class DataPlane {
   readonly stats = new StatsStore();
@@ -71,7 +82,7 @@ export class DataPlane {
         clock: this.clock,
         timers: this.timers,
         registry,
-        log: new Logger(l.name),
+        log: new Logger("filter", `[${l.name}] `),
         node,
         shared: this.shared,
       };
@@ -108,10 +119,20 @@ export class DataPlane {
     }
   }
 
-  /** Resolves DNS clusters, then binds every listener. Throws when a port cannot be bound. */
+  /**
+   * Resolves DNS clusters, then binds every listener. When a port cannot be bound, closes the listeners
+   * already bound and throws one line naming the listener and address (see bindErrorMessage).
+   */
   async start(reusePort: boolean): Promise<void> {
     await this.clusters.initialize();
-    for (const l of this.listeners) l.start(reusePort);
+    for (const l of this.listeners) {
+      try {
+        l.start(reusePort);
+      } catch (e) {
+        for (const other of this.listeners) other.stopAccepting();
+        throw new Error(bindErrorMessage(`listener "${l.spec.name}"`, l.spec.hostname, l.spec.port, e));
+      }
+    }
     this.stats.gauge("server.state", "never_import").set(0);
   }
 

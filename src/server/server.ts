@@ -8,8 +8,10 @@ import { systemClock } from "../common/clock.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import type { BootstrapExtensionCreate, BootstrapExtensionHandle } from "../registry/bootstrap_extension.ts";
 import { prepareTls } from "../transport/cert_store.ts";
-import { Logger } from "../common/log.ts";
+import { Logger, logSettings, reopenLogFile } from "../common/log.ts";
+import { reopenAccessLogs } from "../access_log/writer.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
+import type { ConfigSource } from "../config/overlay.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
 import { createClusterManager, syncClusterHealth } from "../upstream/cluster_manager.ts";
 import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
@@ -25,11 +27,15 @@ export const VERSION = "0.1.0";
 /** Options of a running server. */
 export interface ServerOptions {
   configPath: string;
+  /** What workers load (default: `configPath` alone); carries --config-yaml and --service-* overrides. */
+  source?: ConfigSource;
   concurrency: number;
   logLevel: string;
   /** Raw config as loaded (for /config_dump). */
   raw: unknown;
   commandLine: string[];
+  /** /server_info's command_line_options (Envoy's names); built from the fields above when absent. */
+  commandLineOptions?: Record<string, unknown>;
 }
 
 interface WorkerHandle {
@@ -68,7 +74,9 @@ export class Server {
     this.state = "INITIALIZING";
     for (const ref of this.bootstrap.bootstrap_extensions) {
       const create = ref.ext.create as BootstrapExtensionCreate<unknown>;
-      this.#extensions.push(await create(ref.config, { stats: this.mainStats, log: new Logger(ref.name) }));
+      this.#extensions.push(
+        await create(ref.config, { stats: this.mainStats, log: new Logger("main", `[${ref.name}] `) }),
+      );
     }
     if (this.opts.concurrency <= 1) {
       await prepareTls(this.bootstrap);
@@ -102,7 +110,8 @@ export class Server {
           handle.addresses = m.addresses;
           resolve();
         } else if (m.type === "error") {
-          reject(new Error(`Worker ${index}: ${m.message}`));
+          log.debug(`worker ${index} failed to start: ${m.message}`);
+          reject(new Error(m.message));
         } else if (m.type === "stats" || m.type === "reset_counters") {
           const p = this.#pending.get(m.id);
           if (!p) return;
@@ -120,9 +129,9 @@ export class Server {
       };
       const start: ToWorker = {
         type: "start",
-        configPath: this.opts.configPath,
+        source: this.opts.source ?? { path: this.opts.configPath },
         workerIndex: index,
-        logLevel: this.opts.logLevel,
+        log: logSettings(),
         shared: this.shared.buffer,
       };
       worker.postMessage(start);
@@ -152,12 +161,11 @@ export class Server {
   #updateServerStats(): void {
     const s = this.mainStats;
     s.gauge("server.uptime", "never_import").set(Math.floor((Date.now() - this.startedAt) / 1000));
-    s.gauge("server.live", "never_import").set(this.state === "LIVE" ? 1 : 0);
+    const state = this.reportedState;
+    s.gauge("server.live", "never_import").set(state === "LIVE" ? 1 : 0);
     s.gauge("server.memory_allocated", "never_import").set(Deno.memoryUsage().heapUsed);
     s.gauge("server.memory_physical_size", "never_import").set(Deno.memoryUsage().rss);
-    s.gauge("server.state", "never_import").set(
-      this.state === "LIVE" ? 0 : this.state === "DRAINING" ? 1 : 2,
-    );
+    s.gauge("server.state", "never_import").set(state === "LIVE" ? 0 : state === "DRAINING" ? 1 : 2);
   }
 
   /** Zeroes counters everywhere. */
@@ -172,6 +180,26 @@ export class Server {
     if (this.#plane) return this.#plane.clusterStatus();
     const replies = await this.#ask("stats");
     return mergeClusterStatuses(replies.map((r) => (r as { clusters: ClusterStatus[] }).clusters));
+  }
+
+  /** The state admin reports: DRAINING while failing health checks (as Envoy), else the lifecycle state. */
+  get reportedState(): Server["state"] {
+    return this.state === "LIVE" && this.healthCheckFailed ? "DRAINING" : this.state;
+  }
+
+  /** Reopens access log files and the --log-path file here and in every worker (SIGUSR1, /reopen_logs). */
+  reopenLogs(): void {
+    reopenAccessLogs();
+    reopenLogFile();
+    for (const w of this.#workers) w.worker.postMessage({ type: "reopen_logs" } satisfies ToWorker);
+  }
+
+  /** Hands this thread's log settings (levels, format, path) to every worker (after /logging changes). */
+  syncLogSettings(): void {
+    const settings = logSettings();
+    for (const w of this.#workers) {
+      w.worker.postMessage({ type: "log_settings", settings } satisfies ToWorker);
+    }
   }
 
   /** True while the server fails health checks (admin /healthcheck/fail). */

@@ -4,8 +4,9 @@ import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
 import { compactHeap } from "../common/heap.ts";
 import { SharedArena } from "../common/shared_arena.ts";
-import { setLogLevel, setLogTag } from "../common/log.ts";
-import { loadConfigFile } from "../config/load.ts";
+import { applyLogSettings, reopenLogFile, setLogTag } from "../common/log.ts";
+import { reopenAccessLogs } from "../access_log/writer.ts";
+import { loadConfigSource } from "../config/overlay.ts";
 import { prepareTls } from "../transport/cert_store.ts";
 import { DataPlane } from "./data_plane.ts";
 import { checkClusterReferences } from "./cross_check.ts";
@@ -21,9 +22,9 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   const m = e.data;
   try {
     if (m.type === "start") {
-      setLogLevel(m.logLevel);
-      setLogTag(`worker ${m.workerIndex}`);
-      const r = await loadConfigFile(m.configPath, { crossCheck: checkClusterReferences });
+      applyLogSettings(m.log);
+      setLogTag(`worker_${m.workerIndex}`);
+      const r = await loadConfigSource(m.source, { crossCheck: checkClusterReferences });
       if (!r.ok) {
         send({ type: "error", message: "Config changed or became invalid before the worker loaded it" });
         return;
@@ -36,6 +37,11 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       compactHeap();
     } else if (m.type === "stats") {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
+    } else if (m.type === "log_settings") {
+      applyLogSettings(m.settings);
+    } else if (m.type === "reopen_logs") {
+      reopenAccessLogs();
+      reopenLogFile();
     } else if (m.type === "reset_counters") {
       plane?.stats.resetCounters();
       send({ type: "reset_counters", id: m.id });

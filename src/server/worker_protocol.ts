@@ -1,11 +1,15 @@
 /** Messages between the main thread and data-plane workers (structured-clone safe). */
 import type { ClusterStatus } from "../admin/types.ts";
+import type { LogSettings } from "../common/log.ts";
+import type { ConfigSource } from "../config/overlay.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
 
 /** Main -> worker. */
 export type ToWorker =
-  | { type: "start"; configPath: string; workerIndex: number; logLevel: string; shared: SharedArrayBuffer }
+  | { type: "start"; source: ConfigSource; workerIndex: number; log: LogSettings; shared: SharedArrayBuffer }
+  | { type: "log_settings"; settings: LogSettings }
+  | { type: "reopen_logs" }
   | { type: "stats"; id: number }
   | { type: "reset_counters"; id: number }
   | { type: "stop"; graceMs: number };

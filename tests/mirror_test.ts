@@ -95,4 +95,43 @@ Deno.test("mirror", async (t) => {
     await sleep(50);
     assert.deepEqual(shadow.requests.map((r) => r.path), ["/all", "/all", "/all"]);
   });
+
+  await t.step(
+    "cluster_header: the mirror cluster comes from the request; absent or unknown -> none",
+    async () => {
+      await using primary = scriptedOrigin(ok);
+      await using shadowA = scriptedOrigin([{ status: 200 }]);
+      await using shadowB = scriptedOrigin([{ status: 200 }]);
+      await using proxy = await startProxy(bootstrapYaml(
+        [httpListener({
+          virtualHosts: [anyHost([{
+            match: { prefix: "/" },
+            route: { cluster: "web", request_mirror_policies: [{ cluster_header: "X-Mirror-To" }] },
+          }])],
+        })],
+        [
+          staticCluster("web", [primary.port]),
+          staticCluster("a", [shadowA.port]),
+          staticCluster("b", [shadowB.port]),
+        ],
+      ));
+      const port = proxy.port();
+      assert.equal((await request(port, "/to-a", { headers: { "x-mirror-to": "a" } })).status, 200);
+      assert.equal((await request(port, "/to-b", { headers: { "x-mirror-to": "b" } })).status, 200);
+      assert.equal((await request(port, "/none")).status, 200);
+      assert.equal((await request(port, "/unknown", { headers: { "x-mirror-to": "nope" } })).status, 200);
+      assert.ok(await waitFor(() => shadowA.requests.length === 1 && shadowB.requests.length === 1));
+      await sleep(50);
+      assert.deepEqual(shadowA.requests.map((r) => r.path), ["/to-a"]);
+      assert.deepEqual(shadowB.requests.map((r) => r.path), ["/to-b"]);
+      assert.equal(primary.requests.length, 4);
+    },
+  );
+
+  await t.step("cluster and cluster_header together are a config error", async () => {
+    await assert.rejects(
+      startProxy(config(0, 0, { cluster_header: "x-mirror-to" })),
+      /Only one of cluster, cluster_header may be set/,
+    );
+  });
 });

@@ -2,7 +2,7 @@
  * Parses access log format strings into literal strings and operators (config time). Unknown
  * operators are config errors; operators Envoy has but nuncio does not say "not supported".
  */
-import { type FormatPart, HeaderSource, Op, type Operator } from "./operators.ts";
+import { CertField, type FormatPart, HeaderSource, Op, type Operator } from "./operators.ts";
 import { TimeFormat } from "./strftime.ts";
 
 const SIMPLE: Record<string, number> = {
@@ -32,6 +32,30 @@ const SIMPLE: Record<string, number> = {
   HOSTNAME: Op.Hostname,
   UPSTREAM_REQUEST_ATTEMPT_COUNT: Op.UpstreamRequestAttemptCount,
   CONNECTION_TERMINATION_DETAILS: Op.ConnectionTerminationDetails,
+  DOWNSTREAM_TLS_VERSION: Op.DownstreamTlsVersion,
+  DOWNSTREAM_TLS_CIPHER: Op.DownstreamTlsCipher,
+  DOWNSTREAM_TLS_SESSION_ID: Op.DownstreamTlsSessionId,
+  DOWNSTREAM_LOCAL_PORT: Op.DownstreamLocalPort,
+  DOWNSTREAM_REMOTE_PORT: Op.DownstreamRemotePort,
+};
+
+/** %DOWNSTREAM_LOCAL_*% (the certificate served) and %DOWNSTREAM_PEER_*% (the client's): kind and field. */
+const CERT_OPS: Record<string, [number, number]> = {
+  DOWNSTREAM_LOCAL_URI_SAN: [Op.DownstreamLocalCert, CertField.UriSan],
+  DOWNSTREAM_LOCAL_DNS_SAN: [Op.DownstreamLocalCert, CertField.DnsSan],
+  DOWNSTREAM_LOCAL_IP_SAN: [Op.DownstreamLocalCert, CertField.IpSan],
+  DOWNSTREAM_LOCAL_SUBJECT: [Op.DownstreamLocalCert, CertField.Subject],
+  DOWNSTREAM_PEER_URI_SAN: [Op.DownstreamPeerCert, CertField.UriSan],
+  DOWNSTREAM_PEER_DNS_SAN: [Op.DownstreamPeerCert, CertField.DnsSan],
+  DOWNSTREAM_PEER_IP_SAN: [Op.DownstreamPeerCert, CertField.IpSan],
+  DOWNSTREAM_PEER_SUBJECT: [Op.DownstreamPeerCert, CertField.Subject],
+  DOWNSTREAM_PEER_ISSUER: [Op.DownstreamPeerCert, CertField.Issuer],
+  DOWNSTREAM_PEER_SERIAL: [Op.DownstreamPeerCert, CertField.Serial],
+  DOWNSTREAM_PEER_FINGERPRINT_256: [Op.DownstreamPeerCert, CertField.Fingerprint256],
+  DOWNSTREAM_PEER_FINGERPRINT_1: [Op.DownstreamPeerCert, CertField.Fingerprint1],
+  DOWNSTREAM_PEER_CERT: [Op.DownstreamPeerCert, CertField.Cert],
+  DOWNSTREAM_PEER_CERT_V_START: [Op.DownstreamPeerCert, CertField.ValidFrom],
+  DOWNSTREAM_PEER_CERT_V_END: [Op.DownstreamPeerCert, CertField.ValidTo],
 };
 
 /** Operators Envoy has that nuncio does not (a config error saying so, rather than "unknown"). */
@@ -51,11 +75,65 @@ const NOT_SUPPORTED = new Set([
   "GRPC_STATUS_NUMBER",
   "UPSTREAM_WIRE_BYTES_SENT",
   "UPSTREAM_WIRE_BYTES_RECEIVED",
-  "DOWNSTREAM_PEER_URI_SAN",
-  "DOWNSTREAM_TLS_VERSION",
-  "DOWNSTREAM_PEER_SUBJECT",
-  "DOWNSTREAM_LOCAL_PORT",
-  "DOWNSTREAM_REMOTE_PORT",
+  "DOWNSTREAM_LOCAL_EMAIL_SAN",
+  "DOWNSTREAM_LOCAL_OTHERNAME_SAN",
+  "DOWNSTREAM_PEER_EMAIL_SAN",
+  "DOWNSTREAM_PEER_OTHERNAME_SAN",
+  "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256",
+  "DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1",
+  "DOWNSTREAM_PEER_CHAIN_SERIALS",
+  "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+  "UPSTREAM_TLS_VERSION",
+  "UPSTREAM_TLS_CIPHER",
+  "UPSTREAM_TLS_SESSION_ID",
+  "UPSTREAM_PEER_URI_SAN",
+  "UPSTREAM_PEER_DNS_SAN",
+  "UPSTREAM_PEER_IP_SAN",
+  "UPSTREAM_PEER_SUBJECT",
+  "UPSTREAM_PEER_ISSUER",
+  "UPSTREAM_PEER_CERT",
+  "UPSTREAM_PEER_CERT_V_START",
+  "UPSTREAM_PEER_CERT_V_END",
+  "UPSTREAM_LOCAL_URI_SAN",
+  "UPSTREAM_LOCAL_DNS_SAN",
+  "UPSTREAM_LOCAL_IP_SAN",
+  "UPSTREAM_LOCAL_SUBJECT",
+  "UPSTREAM_LOCAL_PORT",
+  "UPSTREAM_REMOTE_PORT",
+  "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+  "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+  "UPSTREAM_CONNECTION_ID",
+  "UPSTREAM_CLUSTER_RAW",
+  "DOWNSTREAM_DIRECT_LOCAL_ADDRESS",
+  "DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT",
+  "DOWNSTREAM_DIRECT_REMOTE_PORT",
+  "DOWNSTREAM_DIRECT_LOCAL_PORT",
+  "DOWNSTREAM_HANDSHAKE_DURATION",
+  "DOWNSTREAM_WIRE_BYTES_SENT",
+  "DOWNSTREAM_WIRE_BYTES_RECEIVED",
+  "DOWNSTREAM_HEADER_BYTES_SENT",
+  "DOWNSTREAM_HEADER_BYTES_RECEIVED",
+  "UPSTREAM_HEADER_BYTES_SENT",
+  "UPSTREAM_HEADER_BYTES_RECEIVED",
+  "ROUTE_NAME_PREFIX",
+  "RESPONSE_CODE_DETAILS_DETAIL",
+  "UPSTREAM_LOCAL_CLOSE_REASON",
+  "UPSTREAM_DETECTED_CLOSE_TYPE",
+  "DOWNSTREAM_DETECTED_CLOSE_TYPE",
+  "UPSTREAM_HOST_NAME",
+  "UPSTREAM_HOST_NAME_WITHOUT_PORT",
+  "REQUEST_HEADERS_BYTES",
+  "REQ_METADATA",
+  "METADATA",
+  "CEL",
+  "PATH",
+  "ENVIRONMENT",
+  "COMMON_DURATION",
+  "CUSTOM_FLAGS",
+  "UPSTREAM_PEER_FINGERPRINT_256",
+  "UPSTREAM_PEER_FINGERPRINT_1",
+  "UPSTREAM_PEER_SERIAL",
+  "QUERY_PARAM",
   "VIRTUAL_CLUSTER_NAME",
   "ACCESS_LOG_TYPE",
   "UNIQUE_ID",
@@ -107,6 +185,7 @@ function op(kind: number, extra: Partial<Operator> = {}): Operator {
     maxLength: 0,
     time: undefined,
     constant: null,
+    certField: 0,
     ...extra,
   };
 }
@@ -166,6 +245,12 @@ function parseOperator(name: string, arg: string | undefined, maxLength: number,
     throw new Error(`Invalid access log format: %${name}% does not take a length (:${maxLength})`);
   }
   if (name === "START_TIME") return op(Op.StartTime, { time: arg ? new TimeFormat(arg) : undefined });
+  const cert = CERT_OPS[name];
+  if (cert !== undefined) {
+    const timed = cert[1] === CertField.ValidFrom || cert[1] === CertField.ValidTo;
+    if (hasArg && !timed) throw new Error(`Invalid access log format: %${name}% does not take arguments`);
+    return op(cert[0], { certField: cert[1], time: timed && arg ? new TimeFormat(arg) : undefined });
+  }
   if (hasArg) throw new Error(`Invalid access log format: %${name}% does not take arguments`);
   if (name === "HOSTNAME") return op(Op.Hostname, { constant: hostname() });
   const kind = SIMPLE[name];

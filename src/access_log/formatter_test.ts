@@ -212,3 +212,81 @@ Deno.test("strftime and helpers", () => {
   assert.equal(stripPort("::1"), "::1");
   assert.equal(stripPort(""), null);
 });
+
+Deno.test("TLS and port operators", async (t) => {
+  const clock = new ManualClock();
+  const local = {
+    uriSans: "spiffe://acme/web",
+    dnsSans: "a.example.com,b.example.com",
+    ipSans: "",
+    subject: "CN=a.example.com,O=Acme",
+    issuer: "CN=Acme CA",
+    serial: "0a1b",
+    fingerprint256: "ab".repeat(32),
+    fingerprint1: "cd".repeat(20),
+    urlEncodedPem: "-----BEGIN%20CERTIFICATE-----",
+    validFrom: START,
+    validTo: START + 86_400_000,
+  };
+  const tlsOps = "%DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_TLS_CIPHER% %DOWNSTREAM_TLS_SESSION_ID% " +
+    "%DOWNSTREAM_LOCAL_URI_SAN% %DOWNSTREAM_LOCAL_DNS_SAN% %DOWNSTREAM_LOCAL_IP_SAN% %DOWNSTREAM_LOCAL_SUBJECT%";
+  const peerOps = "%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_PEER_DNS_SAN% %DOWNSTREAM_PEER_IP_SAN% " +
+    "%DOWNSTREAM_PEER_SUBJECT% %DOWNSTREAM_PEER_ISSUER% %DOWNSTREAM_PEER_FINGERPRINT_256% " +
+    "%DOWNSTREAM_PEER_FINGERPRINT_1% %DOWNSTREAM_PEER_SERIAL% %DOWNSTREAM_PEER_CERT% " +
+    "%DOWNSTREAM_PEER_CERT_V_START% %DOWNSTREAM_PEER_CERT_V_END(%Y-%m-%d)%";
+
+  await t.step("plain text: every TLS operator prints -", () => {
+    const i = fullInfo(clock);
+    assert.equal(fmt(`${tlsOps} ${peerOps}`, i, clock), Array(18).fill("-").join(" "));
+  });
+
+  await t.step("a TLS session without a client certificate", () => {
+    const i = fullInfo(clock);
+    i.downstreamTls = {
+      sni: "a.example.com",
+      alpn: "h2",
+      version: "TLSv1.3",
+      cipher: "TLS_AES_128_GCM_SHA256",
+      sessionId: "",
+      local,
+      peer: null,
+    };
+    assert.equal(
+      fmt(tlsOps, i, clock),
+      "TLSv1.3 TLS_AES_128_GCM_SHA256 - spiffe://acme/web a.example.com,b.example.com - CN=a.example.com,O=Acme",
+    );
+    assert.equal(fmt(peerOps, i, clock), Array(11).fill("-").join(" "));
+  });
+
+  await t.step("peer certificate operators read the peer facts (filled by downstream mTLS)", () => {
+    const i = fullInfo(clock);
+    i.downstreamTls = {
+      sni: "",
+      alpn: "",
+      version: "TLSv1.2",
+      cipher: "ECDHE-RSA-AES128-GCM-SHA256",
+      sessionId: "beef",
+      local: null,
+      peer: local,
+    };
+    assert.equal(
+      fmt(peerOps, i, clock),
+      `spiffe://acme/web a.example.com,b.example.com - CN=a.example.com,O=Acme CN=Acme CA ${
+        "ab".repeat(32)
+      } ` +
+        `${"cd".repeat(20)} 0a1b -----BEGIN%20CERTIFICATE----- 2024-01-02T03:04:05.678Z 2024-01-03`,
+    );
+    assert.equal(fmt("%DOWNSTREAM_TLS_SESSION_ID% %DOWNSTREAM_LOCAL_SUBJECT%", i, clock), "beef -");
+  });
+
+  await t.step("ports", () => {
+    const i = fullInfo(clock);
+    assert.equal(fmt("%DOWNSTREAM_LOCAL_PORT% %DOWNSTREAM_REMOTE_PORT%", i, clock), "8080 5555");
+  });
+
+  await t.step("operators Envoy has and nuncio does not are named in the error", () => {
+    assert.throws(() => parseFormat("%UPSTREAM_TLS_VERSION%"), /%UPSTREAM_TLS_VERSION% is not supported/);
+    assert.throws(() => parseFormat("%VIRTUAL_CLUSTER_NAME%"), /%VIRTUAL_CLUSTER_NAME% is not supported/);
+    assert.throws(() => parseFormat("%DOWNSTREAM_LOCAL_SUBJECT(x)%"), /does not take arguments/);
+  });
+});

@@ -5,6 +5,7 @@
 import type { Clock } from "../common/clock.ts";
 import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
+import type { CertificateFacts } from "../common/tls_info.ts";
 import type { HeaderMap } from "../http/headers.ts";
 import type { TimeFormat } from "./strftime.ts";
 
@@ -39,6 +40,29 @@ export const Op = {
   Hostname: 27,
   UpstreamRequestAttemptCount: 28,
   ConnectionTerminationDetails: 29,
+  DownstreamTlsVersion: 30,
+  DownstreamTlsCipher: 31,
+  DownstreamTlsSessionId: 32,
+  /** DOWNSTREAM_LOCAL_* and DOWNSTREAM_PEER_* read `certField` of the local or the peer certificate. */
+  DownstreamLocalCert: 33,
+  DownstreamPeerCert: 34,
+  DownstreamLocalPort: 35,
+  DownstreamRemotePort: 36,
+} as const;
+
+/** Which certificate fact a DownstreamLocalCert / DownstreamPeerCert operator prints. */
+export const CertField = {
+  UriSan: 0,
+  DnsSan: 1,
+  IpSan: 2,
+  Subject: 3,
+  Issuer: 4,
+  Serial: 5,
+  Fingerprint256: 6,
+  Fingerprint1: 7,
+  Cert: 8,
+  ValidFrom: 9,
+  ValidTo: 10,
 } as const;
 
 /** Where a %REQ/RESP/TRAILER(...)% value comes from: a header map or a StreamInfo field. */
@@ -68,6 +92,8 @@ export interface Operator {
   readonly time: TimeFormat | undefined;
   /** Constant computed at config time (%HOSTNAME%). */
   readonly constant: string | null;
+  /** CertField of DownstreamLocalCert / DownstreamPeerCert (0 otherwise). */
+  readonly certField: number;
 }
 
 /** A parsed format string: literal strings and operators in order. */
@@ -132,6 +158,42 @@ export function formatResponseFlagsLong(flags: number): string {
   return out;
 }
 
+/** "1.2.3.4:80" -> 80; null without a port. */
+function portOf(addr: string): number | null {
+  const c = addr.lastIndexOf(":");
+  if (c < 0 || addr.indexOf("]", c) >= 0) return null;
+  const p = Number(addr.slice(c + 1));
+  return Number.isInteger(p) ? p : null;
+}
+
+function certValue(o: Operator, c: CertificateFacts | null | undefined): string | null {
+  if (!c) return null;
+  switch (o.certField) {
+    case CertField.UriSan:
+      return c.uriSans || null;
+    case CertField.DnsSan:
+      return c.dnsSans || null;
+    case CertField.IpSan:
+      return c.ipSans || null;
+    case CertField.Subject:
+      return c.subject || null;
+    case CertField.Issuer:
+      return c.issuer || null;
+    case CertField.Serial:
+      return c.serial || null;
+    case CertField.Fingerprint256:
+      return c.fingerprint256 || null;
+    case CertField.Fingerprint1:
+      return c.fingerprint1 || null;
+    case CertField.Cert:
+      return c.urlEncodedPem || null;
+    default: {
+      const t = o.certField === CertField.ValidFrom ? c.validFrom : c.validTo;
+      return o.time ? o.time.format(t) : new Date(t).toISOString();
+    }
+  }
+}
+
 /** Evaluates one operator: a string, a number (codes, bytes, durations, ids) or null (no value). */
 export function evaluate(o: Operator, info: StreamInfo, clock: Clock): string | number | null {
   switch (o.kind) {
@@ -194,6 +256,20 @@ export function evaluate(o: Operator, info: StreamInfo, clock: Clock): string | 
       return info.attemptCount;
     case Op.ConnectionTerminationDetails:
       return info.connectionTerminationDetails || null;
+    case Op.DownstreamTlsVersion:
+      return info.downstreamTls?.version || null;
+    case Op.DownstreamTlsCipher:
+      return info.downstreamTls?.cipher || null;
+    case Op.DownstreamTlsSessionId:
+      return info.downstreamTls?.sessionId || null;
+    case Op.DownstreamLocalCert:
+      return certValue(o, info.downstreamTls?.local);
+    case Op.DownstreamPeerCert:
+      return certValue(o, info.downstreamTls?.peer);
+    case Op.DownstreamLocalPort:
+      return portOf(info.downstreamLocalAddress);
+    case Op.DownstreamRemotePort:
+      return portOf(info.downstreamRemoteAddress);
     default:
       return null;
   }

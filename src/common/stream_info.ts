@@ -1,5 +1,6 @@
 /** Per-request (or per-TCP-session) facts recorded along the pipeline and read by access loggers. */
 import type { HeaderMap } from "../http/headers.ts";
+import type { DownstreamTlsInfo } from "./tls_info.ts";
 
 /** What happened to one HTTP stream or TCP connection; filled in as the request moves through the pipeline. */
 export class StreamInfo {
@@ -43,8 +44,12 @@ export class StreamInfo {
   routeName = "";
   /** Requested server name (SNI) of the downstream TLS connection. */
   requestedServerName = "";
+  /** The downstream TLS session (shared by the connection's streams), null over plain text. */
+  downstreamTls: DownstreamTlsInfo | null = null;
   /** Downstream connection id. */
   connectionId = 0;
+  /** Stream id, unique per worker (0 for TCP sessions). */
+  streamId = 0;
   /** Request headers as received (with :method/:path/:authority available through fields below). */
   requestHeaders: HeaderMap | undefined;
   /** Response headers as sent downstream. */
@@ -63,6 +68,11 @@ export class StreamInfo {
   scheme = "";
   /** Attempt count (1 + retries). */
   attemptCount = 0;
+
+  /** Envoy's debug line prefix "[C<connection>][S<stream>] " (build it only when debug logging is on). */
+  logPrefix(): string {
+    return `[C${this.connectionId}][S${this.streamId}] `;
+  }
 
   /** Total duration in ms (from start to the end of the response), or until now when not finished. */
   durationMs(nowMono: number): number {

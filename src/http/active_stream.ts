@@ -7,6 +7,7 @@
  * requests), stream_encode.ts (response header handling, encoder filters, held responses),
  * stream_timeouts.ts (idle, request and max-duration timeouts) and local_reply.ts.
  */
+import { Logger } from "../common/log.ts";
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
@@ -36,6 +37,8 @@ import { applyStreamDuration, startStreamTimeouts, streamTimedOut } from "./stre
 import { sendLocalReply } from "./local_reply.ts";
 
 const RESOLVED = Promise.resolve();
+const log = new Logger("http");
+let nextStreamId = 0;
 
 /** A request in flight on an HTTP/1.1 connection or an HTTP/2 stream. */
 export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
@@ -97,15 +100,23 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     info.startMono = clock.monotonic();
     info.protocol = request.protocol;
     info.connectionId = down.id;
+    info.streamId = ++nextStreamId;
     info.downstreamLocalAddress = down.localAddress;
     info.downstreamDirectRemoteAddress = down.remoteAddress;
     info.downstreamRemoteAddress = down.remoteAddress;
+    info.requestedServerName = down.serverName;
+    info.downstreamTls = down.tls ?? null;
     info.method = request.method;
     info.path = request.path;
     info.authority = request.authority;
     info.scheme = request.scheme;
     info.requestHeaders = request.headers;
     startStreamTimeouts(this);
+    if (log.enabled("debug")) {
+      log.debug(
+        `${info.logPrefix()}new stream: ${request.method} ${request.path} ${request.protocol} host '${request.authority}'`,
+      );
+    }
   }
 
   /** Creates the filter instances of the chain. */
@@ -193,9 +204,12 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   route(): RouteEntry | null {
     if (this.#route === undefined) {
       const r = this.#route = this.cfg.routes.match(this.request);
+      if (log.enabled("debug")) this.#logRoute(r);
       if (r) {
         this.streamInfo.routeName = r.name;
         if (r.kind === "route") {
+          // Envoy resolves the cluster with the route, so local replies before the router log it too
+          this.streamInfo.upstreamCluster = r.selectCluster(this.request, Math.random());
           const msd = (r.config as { max_stream_duration?: StreamDurationConfig }).max_stream_duration;
           if (msd !== undefined) applyStreamDuration(this, msd);
         }
@@ -204,8 +218,21 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     return this.#route;
   }
 
+  #logRoute(r: RouteEntry | null): void {
+    const p = this.streamInfo.logPrefix();
+    if (r === null) {
+      log.debug(`${p}no route match for URL '${this.request.path}' (host '${this.request.authority}')`);
+      return;
+    }
+    log.debug(
+      `${p}virtual host '${r.virtualHostName}' route '${r.name}' (${r.matchDescription}) ${r.kind} ` +
+        `matched URL '${this.request.path}'`,
+    );
+  }
+
   clearRouteCache(): void {
     this.#route = undefined;
+    this.streamInfo.upstreamCluster = "";
   }
 
   /** The header formatter context for this stream. */

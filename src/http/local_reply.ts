@@ -4,13 +4,15 @@
  * trailers-only grpc-status/grpc-message, as Envoy answers gRPC callers. Both go through the encoder filters.
  * (The HTTP/1.1 connection's own pre-stream error replies are `localReplyHead` in h1_glue.ts.)
  */
-import { ResponseFlag } from "../common/response_flags.ts";
+import { Logger } from "../common/log.ts";
+import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
 import type { LocalReplyOptions } from "./filter.ts";
 import { HeaderMap } from "./headers.ts";
 import { encodeGrpcMessage, GrpcStatus, httpToGrpcStatus, isGrpcRequest } from "./grpc_util.ts";
 import type { ActiveStream } from "./active_stream.ts";
 
 const EMPTY = new Uint8Array(0);
+const log = new Logger("http");
 
 /** @internal ActiveStream.sendLocalReply: replaces a response a filter holds; resets a started one. */
 export async function sendLocalReply(
@@ -34,6 +36,12 @@ export async function sendLocalReply(
   const info = s.streamInfo;
   if (opts?.flags) info.responseFlags |= opts.flags;
   if (opts?.details) info.responseCodeDetails = opts.details;
+  if (log.enabled("debug")) {
+    log.debug(
+      `${info.logPrefix()}Sending local reply ${status} with details '${info.responseCodeDetails}' ` +
+        `flags ${formatResponseFlags(info.responseFlags)}`,
+    );
+  }
   const headers = new HeaderMap();
   if (isGrpcRequest(s.request.headers)) {
     // gRPC callers get HTTP 200 with a trailers-only grpc-status (Envoy's local reply for gRPC)

@@ -1,4 +1,5 @@
 /** The downstream connection object handed to network filters. */
+import type { DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { DownstreamConnection, ReadFilter, TerminalFilter } from "../network/filter.ts";
 
 function addrString(a: Deno.Addr): { ip: string; full: string } {
@@ -11,10 +12,12 @@ function addrString(a: Deno.Addr): { ip: string; full: string } {
 
 /** How a connection arrived (set by the listener after TLS termination). */
 export interface ConnectionOptions {
-  /** SNI and negotiated ALPN when TLS was terminated. */
-  tls?: { readonly sni: string; readonly alpn: string };
+  /** The TLS session when TLS was terminated. */
+  tls?: DownstreamTlsInfo;
   /** The socket whose addresses are reported (the client's TCP socket when TLS ran over a loopback splice). */
   addressesOf?: { readonly remoteAddr: Deno.Addr; readonly localAddr: Deno.Addr };
+  /** Why the filter chain was chosen (debug logs only). */
+  chainReason?: string;
 }
 
 /** A TCP (or TLS) connection accepted by a listener; closes its socket at most once. */
@@ -24,7 +27,7 @@ export class ActiveConnection implements DownstreamConnection {
   readonly localAddress: string;
   readonly scheme: "http" | "https";
   readonly serverName: string;
-  readonly tls: { readonly sni: string; readonly alpn: string } | undefined;
+  readonly tls: DownstreamTlsInfo | undefined;
   #closed = false;
   /** Non-terminal filters observing bytes. */
   observers: ReadFilter[] = [];

@@ -7,12 +7,12 @@ import { Logger } from "../common/log.ts";
 import type { NetworkFilterFactory, ReadFilter, TerminalFilter } from "../network/filter.ts";
 import { FilterStatus } from "../network/filter.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
-import { type ChainMatch, ChainSelector, needsInspection } from "../transport/chain_select.ts";
+import { type ChainMatch, ChainSelector, explainChain, needsInspection } from "../transport/chain_select.ts";
 import type { DownstreamTls } from "../transport/tls_downstream.ts";
 import { ActiveConnection } from "./connection.ts";
 import { TlsAccept } from "../transport/tls_accept.ts";
 
-const log = new Logger("listener");
+const log = new Logger("conn_handler");
 
 /** Everything a listener needs, built by the snapshot builder from the parsed config. */
 export interface ListenerSpec {
@@ -192,13 +192,16 @@ export class Listener {
       return;
     }
     let chain = this.#chains[0];
+    let reason: string | undefined;
     if (this.#chains.length > 1) {
-      const i = this.#selector.select({
+      const facts = {
         port: (conn.localAddr as Deno.NetAddr).port,
         sni: "",
         transport: "raw_buffer",
         alpn: [],
-      });
+      };
+      const i = this.#selector.select(facts);
+      if (i >= 0 && log.enabled("debug")) reason = explainChain(this.#chains[i].match, facts);
       if (i < 0) {
         this.spec.scope.counter("no_filter_chain_match").inc();
         try {
@@ -210,7 +213,7 @@ export class Listener {
       }
       chain = this.#chains[i];
     }
-    this.#start(conn, chain, undefined);
+    this.#start(conn, chain, reason === undefined ? undefined : { chainReason: reason });
   }
 
   #start(
@@ -219,6 +222,13 @@ export class Listener {
     opts: ConstructorParameters<typeof ActiveConnection>[3],
   ): void {
     const c = new ActiveConnection(this.idBase + this.#nextId++, conn, this.spec.bufferLimitBytes, opts);
+    if (log.enabled("debug")) {
+      const tls = c.tls ? `, TLS sni '${c.tls.sni}' alpn '${c.tls.alpn}' ${c.tls.version}` : "";
+      log.debug(
+        `[C${c.id}] new connection from ${c.remoteAddress} on listener '${this.spec.name}'${tls}; ` +
+          `filter chain '${chain.name}' chosen: ${opts?.chainReason ?? "the listener's only chain"}`,
+      );
+    }
     this.#connections.add(c);
     this.#stats.downstream_cx_total.inc();
     this.#stats.downstream_cx_active.inc();

@@ -6,6 +6,7 @@ import type { SharedArena } from "../common/shared_arena.ts";
 import type { Clock } from "../common/clock.ts";
 import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { Logger } from "../common/log.ts";
+import type { DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Scope, StatsStore } from "../stats/store.ts";
 import type { ClusterManager } from "../upstream/types.ts";
@@ -31,8 +32,8 @@ export interface DownstreamConnection {
   readonly scheme: "http" | "https";
   /** SNI of a TLS connection, "" otherwise. */
   readonly serverName: string;
-  /** TLS details (SNI and negotiated ALPN, "" when none); absent for plain-text connections. */
-  readonly tls?: { readonly sni: string; readonly alpn: string };
+  /** The TLS session (SNI, ALPN, version, certificates; "" when not known); absent for plain text. */
+  readonly tls?: DownstreamTlsInfo;
   /** Per-connection buffer limit from the listener (default 1 MiB). */
   readonly bufferLimitBytes: number;
   /** Calls the onData observers of non-terminal filters (terminal filters call it for bytes read). */

@@ -7,7 +7,7 @@ import type { X509Certificate } from "node:crypto";
 import { Logger } from "../common/log.ts";
 import type { DataSourceConfig, TlsCertificateConfig } from "./tls_config.ts";
 
-const log = new Logger("tls");
+const log = new Logger("secret");
 
 let nodeCrypto: typeof import("node:crypto") | undefined;
 
@@ -22,6 +22,11 @@ export async function loadTlsRuntime(): Promise<void> {
 function crypto(): typeof import("node:crypto") {
   if (nodeCrypto === undefined) throw new Error("TLS runtime not loaded (await loadTlsRuntime() first)");
   return nodeCrypto;
+}
+
+/** node:crypto once loadTlsRuntime() ran (throws before): for code that parses certificates. */
+export function tlsCrypto(): typeof import("node:crypto") {
+  return crypto();
 }
 
 /** A validated certificate chain and private key (PEM) with the DNS names the leaf is valid for. */

@@ -110,3 +110,26 @@ export class ChainSelector {
     return c.filter((i) => m[i].serverNames.length === 0);
   }
 }
+
+/**
+ * Why chain `m` fits `f`, for debug logs: "server name 'a.example.com' (*.example.com), transport tls, ALPN
+ * h2"; "no match criteria (default chain)" for a catch-all. Runs only with debug logging on.
+ */
+export function explainChain(m: ChainMatch, f: ConnectionFacts): string {
+  const why: string[] = [];
+  if (m.destinationPort !== undefined) why.push(`destination port ${f.port}`);
+  if (m.serverNames.length > 0) {
+    const hit = m.serverNames.includes(f.sni)
+      ? f.sni
+      : m.serverNames.find((n) => n.startsWith("*") && f.sni.endsWith(n.slice(1))) ?? "?";
+    why.push(`server name '${f.sni}' (${hit})`);
+  }
+  if (m.transportProtocol !== "") why.push(`transport ${f.transport}`);
+  if (m.applicationProtocols.length > 0) {
+    why.push(`ALPN ${m.applicationProtocols.filter((p) => f.alpn.includes(p)).join(",")}`);
+  }
+  const offered = `(client: port ${f.port}, sni '${f.sni}', transport ${f.transport}, alpn [${
+    f.alpn.join(",")
+  }])`;
+  return `${why.length > 0 ? why.join(", ") : "no match criteria (default chain)"} ${offered}`;
+}

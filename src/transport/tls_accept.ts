@@ -4,22 +4,26 @@
  * plain chains), completes the handshake under the listener_filters_timeout, then hands the connection on.
  */
 import type { Logger } from "../common/log.ts";
+import type { DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { Counter, Scope } from "../stats/store.ts";
-import type { ChainSelector } from "./chain_select.ts";
+import { type ChainMatch, type ChainSelector, explainChain } from "./chain_select.ts";
 import { type HelloResult, MAX_HELLO_BYTES, parseClientHello } from "./client_hello.ts";
 import { PrefixedConn } from "./prefixed_conn.ts";
 import type { DownstreamTls } from "./tls_downstream.ts";
+import { certificateFacts, ServerHelloSniffer } from "./tls_facts.ts";
 
 /** How a connection arrived, passed with it to the filter chain. */
 export interface ArrivalInfo {
-  /** SNI and negotiated ALPN ("" when none). */
-  tls?: { readonly sni: string; readonly alpn: string };
+  /** The TLS session: SNI, ALPN, and what else could be observed (see tls_facts.ts). */
+  tls?: DownstreamTlsInfo;
   /** The client's socket when TLS ran over the loopback splice (its addresses are the real ones). */
   addressesOf?: Deno.Conn;
+  /** Why the chain was chosen (set only when debug logging is on). */
+  chainReason?: string;
 }
 
 /** Settings of a TlsAccept. */
-export interface TlsAcceptOptions<C extends { tls?: DownstreamTls }> {
+export interface TlsAcceptOptions<C extends { tls?: DownstreamTls; match: ChainMatch }> {
   /** The listener's filter chains. */
   chains: readonly C[];
   /** Chooses a chain from the connection's facts. */
@@ -46,8 +50,32 @@ function safeClose(c: { close(): void } | undefined): void {
   }
 }
 
+function remoteOf(c: Deno.Conn): string {
+  const a = c.remoteAddr as Deno.NetAddr;
+  return `${a.hostname}:${a.port}`;
+}
+
+function tlsInfo(
+  sni: string,
+  alpn: string,
+  sniff: ServerHelloSniffer | null,
+  local: DownstreamTlsInfo["local"],
+): DownstreamTlsInfo {
+  const f = sniff?.facts;
+  return {
+    sni,
+    alpn,
+    version: f?.version ?? "",
+    cipher: f?.cipher ?? "",
+    sessionId: f?.sessionId ?? "",
+    local,
+    // downstream mTLS (require_client_certificate) will fill this
+    peer: null,
+  };
+}
+
 /** Runs inspection and handshakes for one listener; one instance per listener, one `handle` per connection. */
-export class TlsAccept<C extends { tls?: DownstreamTls }> {
+export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
   readonly #o: TlsAcceptOptions<C>;
   readonly #pending = new Set<Deno.Conn>();
   readonly #handshake: Counter;
@@ -75,25 +103,36 @@ export class TlsAccept<C extends { tls?: DownstreamTls }> {
         tls = conn as Deno.TlsConn;
         const info = await tls.handshake();
         this.#handshake.inc();
-        o.onReady(tls, o.chains[0], { tls: { sni: "", alpn: info.alpnProtocol ?? "" } });
+        // Deno.listenTls shows neither SNI nor version/cipher; the served certificate is known when unique
+        const ctx = o.chains[0].tls!;
+        const local = ctx.certificates.length === 1 ? certificateFacts(ctx.certificates[0]) : null;
+        o.onReady(tls, o.chains[0], {
+          tls: tlsInfo("", info.alpnProtocol ?? "", null, local),
+          chainReason: o.log.enabled("debug") ? "the listener's only chain (TLS listener socket)" : undefined,
+        });
         return;
       }
       const { hello, prefix } = await this.#readHello(conn);
       const isTls = hello.kind === "tls";
-      const i = o.selector.select({
+      const facts = {
         port: (conn.localAddr as Deno.NetAddr).port,
         sni: isTls ? hello.sni : "",
         transport: isTls ? "tls" : "raw_buffer",
         alpn: isTls ? hello.alpn : [],
-      });
+      };
+      const i = o.selector.select(facts);
+      const reason = i >= 0 && o.log.enabled("debug") ? explainChain(o.chains[i].match, facts) : undefined;
       if (i < 0) {
+        if (o.log.enabled("debug")) {
+          o.log.debug(`closing connection from ${remoteOf(conn)}: no matching filter chain found`);
+        }
         this.#noChain.inc();
         safeClose(conn);
         return;
       }
       const chain = o.chains[i];
       if (chain.tls === undefined) {
-        o.onReady(new PrefixedConn(conn, prefix).asConn(), chain, {});
+        o.onReady(new PrefixedConn(conn, prefix).asConn(), chain, { chainReason: reason });
         return;
       }
       if (!isTls) {
@@ -101,10 +140,16 @@ export class TlsAccept<C extends { tls?: DownstreamTls }> {
         safeClose(conn);
         return;
       }
-      tls = await chain.tls.terminate(conn, prefix);
+      const sniff = new ServerHelloSniffer();
+      tls = await chain.tls.terminate(conn, prefix, sniff);
       const info = await tls.handshake();
       this.#handshake.inc();
-      o.onReady(tls, chain, { tls: { sni: hello.sni, alpn: info.alpnProtocol ?? "" }, addressesOf: conn });
+      const local = certificateFacts(chain.tls.servedCertificate(hello.sni));
+      o.onReady(tls, chain, {
+        tls: tlsInfo(hello.sni, info.alpnProtocol ?? "", sniff, local),
+        addressesOf: conn,
+        chainReason: reason,
+      });
     } catch (e) {
       this.#error.inc();
       o.log.debug(`TLS accept failed: ${(e as Error).message}`);

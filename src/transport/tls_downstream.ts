@@ -9,8 +9,9 @@
 import { Logger } from "../common/log.ts";
 import { type CertifiedKey, CertWatcher, selectCertificate } from "./cert_store.ts";
 import type { DownstreamTlsConfig } from "./tls_config.ts";
+import type { ServerHelloSniffer } from "./tls_facts.ts";
 
-const log = new Logger("tls");
+const log = new Logger("connection");
 
 // deno-lint-ignore no-explicit-any -- Deno's internal table is untyped
 const internals = (Deno as any)[(Deno as any).internal] as { resolverSymbol: symbol };
@@ -113,14 +114,23 @@ async function writeAll(c: Deno.Conn, b: Uint8Array): Promise<void> {
   while (o < b.length) o += await c.write(b.subarray(o));
 }
 
-/** Copies src to dst until EOF or error; half-closes dst at EOF. Returns true when it ended with EOF. */
-async function pump(src: Deno.Conn, dst: Deno.Conn, prefix: Uint8Array | null): Promise<boolean> {
+/**
+ * Copies src to dst until EOF or error; half-closes dst at EOF. Returns true when it ended with EOF. `sniff`
+ * sees the first bytes (the server's ServerHello) before they are forwarded.
+ */
+async function pump(
+  src: Deno.Conn,
+  dst: Deno.Conn,
+  prefix: Uint8Array | null,
+  sniff: ServerHelloSniffer | undefined,
+): Promise<boolean> {
   const buf = new Uint8Array(64 * 1024);
   try {
     if (prefix !== null && prefix.length > 0) await writeAll(dst, prefix);
     for (;;) {
       const n = await src.read(buf);
       if (n === null) break;
+      if (sniff !== undefined && sniff.wanting) sniff.feed(buf.subarray(0, n));
       await writeAll(dst, buf.subarray(0, n));
     }
     await dst.closeWrite();
@@ -131,7 +141,12 @@ async function pump(src: Deno.Conn, dst: Deno.Conn, prefix: Uint8Array | null): 
 }
 
 /** Joins the client socket and the loopback socket both ways; closes both when either side fails or both end. */
-async function splice(outer: Deno.Conn, loop: Deno.Conn, prefix: Uint8Array): Promise<void> {
+async function splice(
+  outer: Deno.Conn,
+  loop: Deno.Conn,
+  prefix: Uint8Array,
+  sniff: ServerHelloSniffer | undefined,
+): Promise<void> {
   let pending = 2;
   const done = (ok: boolean) => {
     if (!ok || --pending === 0) {
@@ -139,8 +154,8 @@ async function splice(outer: Deno.Conn, loop: Deno.Conn, prefix: Uint8Array): Pr
       safeClose(loop);
     }
   };
-  pump(outer, loop, prefix).then(done);
-  pump(loop, outer, null).then(done);
+  pump(outer, loop, prefix, undefined).then(done);
+  pump(loop, outer, null, sniff).then(done);
   await Promise.resolve();
 }
 
@@ -167,6 +182,11 @@ export class DownstreamTls {
     return this.#watcher.current;
   }
 
+  /** The certificate served for `sni` (the only one, or Envoy's pick by name). */
+  servedCertificate(sni: string): CertifiedKey {
+    return selectCertificate(this.#watcher.current, sni);
+  }
+
   /** Options for `Deno.listenTls` serving the current certificates (direct mode). */
   listenOptions(): Deno.TlsCertifiedKeyPem & { alpnProtocols?: string[] } {
     return tlsListenOptions(this.#watcher.current, this.alpn);
@@ -186,8 +206,9 @@ export class DownstreamTls {
   /**
    * Terminates TLS for a plain connection whose first bytes (`prefix`, the ClientHello) were already read:
    * runs once per connection in inspected mode; resolves to the TLS side, which owns the connection from then.
+   * `sniff` reads the ServerHello (version, cipher, session id) as it passes.
    */
-  async terminate(outer: Deno.Conn, prefix: Uint8Array): Promise<Deno.TlsConn> {
+  async terminate(outer: Deno.Conn, prefix: Uint8Array, sniff?: ServerHelloSniffer): Promise<Deno.TlsConn> {
     if (this.#closed) throw new Error("TLS context closed");
     const acc = this.#acceptor ??= new LoopbackAcceptor(this.#watcher.current, this.alpn);
     const loop = await Deno.connect({ hostname: "127.0.0.1", port: acc.port });
@@ -197,7 +218,7 @@ export class DownstreamTls {
       // closed already
     }
     const tls = await acc.take((loop.localAddr as Deno.NetAddr).port);
-    await splice(outer, loop, prefix);
+    await splice(outer, loop, prefix, sniff);
     return tls;
   }
 

@@ -24,6 +24,8 @@ export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 export interface EntryCommon {
   readonly name: string;
   readonly virtualHostName: string;
+  /** How the route matches ("#0 prefix '/'"), for debug logs. */
+  readonly matchDescription: string;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
@@ -99,6 +101,7 @@ const enum C {
 export class ForwardEntry implements RouteActionEntry, EntryCommon {
   readonly kind = "route" as const;
   readonly name: string;
+  readonly matchDescription: string;
   readonly virtualHostName: string;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
@@ -136,7 +139,8 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
   ) {
     this.retryPolicy = config.retry_policy ? new RetryPolicy(config.retry_policy) : defaults.retryPolicy;
     this.mirrorPolicies = config.request_mirror_policies.map((m) => ({
-      cluster: m.cluster,
+      cluster: m.cluster ?? "",
+      clusterHeader: m.cluster_header?.toLowerCase() ?? "",
       fraction: m.runtime_fraction
         ? Math.min(
           1,
@@ -155,6 +159,7 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
       ? [...own, ...defaults.rateLimits]
       : own;
     this.name = common.name;
+    this.matchDescription = common.matchDescription;
     this.virtualHostName = common.virtualHostName;
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;
@@ -245,6 +250,7 @@ function redirectHost(host: string, newScheme: string, oldScheme: string, newPor
 export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
   readonly kind = "redirect" as const;
   readonly name: string;
+  readonly matchDescription: string;
   readonly virtualHostName: string;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
@@ -257,6 +263,7 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
 
   constructor(config: RedirectActionConfig, common: EntryCommon, matched: MatchedLength) {
     this.name = common.name;
+    this.matchDescription = common.matchDescription;
     this.virtualHostName = common.virtualHostName;
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;
@@ -293,6 +300,7 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
 export class DirectEntry implements DirectResponseEntry, EntryCommon {
   readonly kind = "direct_response" as const;
   readonly name: string;
+  readonly matchDescription: string;
   readonly virtualHostName: string;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
@@ -300,6 +308,7 @@ export class DirectEntry implements DirectResponseEntry, EntryCommon {
 
   constructor(readonly status: number, readonly body: Uint8Array, common: EntryCommon) {
     this.name = common.name;
+    this.matchDescription = common.matchDescription;
     this.virtualHostName = common.virtualHostName;
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;

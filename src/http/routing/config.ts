@@ -8,7 +8,7 @@ import { z } from "zod/mini";
 import { rateLimitSchema } from "./rate_limits.ts";
 import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
-import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
+import { envoyEnum, notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { registry } from "../../registry/registry.ts";
 import { directResponseActionSchema, redirectActionSchema, routeActionSchema } from "./config_action.ts";
 import { routeMatchSchema } from "./config_match.ts";
@@ -119,9 +119,11 @@ export const virtualHostSchema = z.strictObject({
   name: z.string().check(z.minLength(1)),
   domains: z.array(z.string().check(z.minLength(1))).check(z.minLength(1)),
   routes: z._default(z.array(routeSchema), []),
-  require_tls: z._default(z.enum(["NONE", "EXTERNAL_ONLY", "ALL"]), "NONE").check(z.superRefine((v, ctx) => {
-    if (v !== "NONE") ctx.addIssue({ code: "custom", message: `${NOT_SUPPORTED}: only NONE is supported` });
-  })),
+  require_tls: z._default(envoyEnum(["NONE", "EXTERNAL_ONLY", "ALL"]), "NONE").check(
+    z.superRefine((v, ctx) => {
+      if (v !== "NONE") ctx.addIssue({ code: "custom", message: `${NOT_SUPPORTED}: only NONE is supported` });
+    }),
+  ),
   ...headerMutationFields,
   typed_per_filter_config: z._default(typedPerFilterConfig, {}),
   retry_policy: z.optional(retryPolicySchema),

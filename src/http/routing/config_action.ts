@@ -2,7 +2,7 @@
 import { z } from "zod/mini";
 import { rateLimitSchema } from "./rate_limits.ts";
 import { duration, uint32 } from "../../config/common.ts";
-import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
+import { envoyEnum, integer, notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { exactlyOne, headersToAdd, headersToRemove, regexMatchAndSubstitute } from "./config_util.ts";
 import { requestMirrorPolicySchema, retryPolicySchema } from "./config_retry.ts";
 
@@ -80,7 +80,7 @@ export const routeActionSchema = z.strictObject({
   hash_policy: z._default(z.array(hashPolicySchema), []),
   retry_policy: z.optional(retryPolicySchema),
   request_mirror_policies: z._default(z.array(requestMirrorPolicySchema), []),
-  priority: z._default(z.enum(["DEFAULT", "HIGH"]), "DEFAULT"),
+  priority: z._default(envoyEnum(["DEFAULT", "HIGH"]), "DEFAULT"),
   rate_limits: z._default(z.array(rateLimitSchema), []),
   include_vh_rate_limits: z._default(z.boolean(), false),
   /** Stream duration limits applied by the connection manager (grpc-timeout handling). */
@@ -136,7 +136,7 @@ export const redirectActionSchema = z.strictObject({
   prefix_rewrite: z.optional(z.string()),
   regex_rewrite: z.optional(regexMatchAndSubstitute),
   response_code: z.pipe(
-    z._default(z.enum(Object.keys(REDIRECT_CODES) as [keyof typeof REDIRECT_CODES]), "MOVED_PERMANENTLY"),
+    z._default(envoyEnum(Object.keys(REDIRECT_CODES) as [keyof typeof REDIRECT_CODES]), "MOVED_PERMANENTLY"),
     z.transform((c) => REDIRECT_CODES[c]),
   ),
   strip_query: z._default(z.boolean(), false),
@@ -181,7 +181,7 @@ export const bodyDataSource = z.pipe(
 
 /** envoy.config.route.v3.DirectResponseAction; body parses to bytes (empty when absent). */
 export const directResponseActionSchema = z.strictObject({
-  status: z.int().check(z.minimum(100), z.maximum(599)),
+  status: integer.check(z.minimum(100), z.maximum(599)),
   body: z.pipe(z.optional(bodyDataSource), z.transform((b) => b ?? new Uint8Array(0))),
 });
 

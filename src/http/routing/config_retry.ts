@@ -1,8 +1,9 @@
 /** zod schemas for RetryPolicy and RequestMirrorPolicy (route and virtual host level). */
 import { z } from "zod/mini";
 import { duration, fractionalPercent, uint32, uint64 } from "../../config/common.ts";
-import { notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
+import { integer, notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { headerMatcherSchema } from "./config_match.ts";
+import { exactlyOne } from "./config_util.ts";
 import { parseRetryOn } from "./retry_policy.ts";
 
 const PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts";
@@ -43,7 +44,7 @@ export const retryPolicySchema = z.strictObject({
     [],
   ),
   host_selection_retry_max_attempts: z._default(uint64, 1),
-  retriable_status_codes: z._default(z.array(z.int().check(z.minimum(100), z.maximum(599))), []),
+  retriable_status_codes: z._default(z.array(integer.check(z.minimum(100), z.maximum(599))), []),
   retry_back_off: z.optional(
     z.strictObject({
       base_interval: duration.check(
@@ -75,13 +76,15 @@ export type RetryPolicyConfig = z.infer<typeof retryPolicySchema>;
 
 /** envoy.config.route.v3.RouteAction.RequestMirrorPolicy. */
 export const requestMirrorPolicySchema = z.strictObject({
-  cluster: z.string().check(z.minLength(1)),
+  cluster: z.optional(z.string().check(z.minLength(1))),
+  /** The request header naming the mirror cluster (absent header or unknown cluster: no shadow). */
+  cluster_header: z.optional(z.string().check(z.minLength(1))),
   runtime_fraction: z.optional(z.strictObject({
     default_value: fractionalPercent,
     runtime_key: z.optional(z.string()),
   })),
-  ...notSupportedFields(["cluster_header", "trace_sampled", "disable_shadow_host_suffix_append"]),
-});
+  ...notSupportedFields(["trace_sampled", "disable_shadow_host_suffix_append"]),
+}).check(z.superRefine((v, ctx) => exactlyOne(v, ["cluster", "cluster_header"], ctx)));
 
 /** The parsed form of a RequestMirrorPolicy. */
 export type RequestMirrorPolicyConfig = z.infer<typeof requestMirrorPolicySchema>;

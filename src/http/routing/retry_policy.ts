@@ -58,6 +58,14 @@ const GRPC_STATUS: [number, number][] = [
   [14, RetryOn.GrpcUnavailable],
 ];
 
+/** The retry_on names of `bits`, comma-separated (for debug logs). */
+export function retryOnNames(bits: number): string {
+  const out: string[] = [];
+  for (const [name, b] of Object.entries(HTTP_NAMES)) if (bits & b) out.push(name);
+  for (const [name, b] of Object.entries(GRPC_NAMES)) if (bits & b && !out.includes(name)) out.push(name);
+  return out.join(",");
+}
+
 /**
  * Parses a retry_on list ("5xx,reset"): HTTP and gRPC names both count (as in the route field); unknown
  * names are returned in `unknown` (config errors) and ignored in headers, as Envoy does.

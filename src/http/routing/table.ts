@@ -149,6 +149,7 @@ export function compileRouteTable(
       const common: EntryCommon = {
         name: r.name,
         virtualHostName: vh.name,
+        matchDescription: describeMatch(r.match, entries.length),
         ...mutation([routeLevels, vhLevels, global]),
         perFilterConfig: Object.keys(r.typed_per_filter_config).length
           ? new Map([...vhFilters, ...Object.entries(r.typed_per_filter_config)])
@@ -191,4 +192,26 @@ export function compileRouteTable(
     for (const d of vh.domains) hosts.add(d, t);
   }
   return new CompiledRouteTable(config.name, hosts);
+}
+
+/** "#2 prefix '/api' (+2 header, +1 query matchers)": how a route matches, for debug logs (config time). */
+function describeMatch(
+  m: {
+    prefix?: string;
+    path?: string;
+    path_separated_prefix?: string;
+    safe_regex?: unknown;
+    headers: readonly unknown[];
+    query_parameters: readonly unknown[];
+  },
+  index: number,
+): string {
+  let d = `#${index} `;
+  if (m.prefix !== undefined) d += `prefix '${m.prefix}'`;
+  else if (m.path !== undefined) d += `path '${m.path}'`;
+  else if (m.path_separated_prefix !== undefined) d += `path_separated_prefix '${m.path_separated_prefix}'`;
+  else d += `safe_regex '${(m.safe_regex as { regex?: string }).regex ?? ""}'`;
+  if (m.headers.length > 0) d += ` +${m.headers.length} header matcher(s)`;
+  if (m.query_parameters.length > 0) d += ` +${m.query_parameters.length} query matcher(s)`;
+  return d;
 }

@@ -84,8 +84,10 @@ export interface RouteActionEntry {
 
 /** One request_mirror_policies entry. */
 export interface MirrorPolicy {
-  /** Cluster receiving the shadow request. */
+  /** Cluster receiving the shadow request ("" when `clusterHeader` names it per request). */
   readonly cluster: string;
+  /** Lower-cased request header holding the mirror cluster's name ("" when `cluster` is fixed). */
+  readonly clusterHeader: string;
   /** runtime_fraction default_value as a fraction in [0, 1] (1 when unset). */
   readonly fraction: number;
 }
@@ -111,6 +113,8 @@ export type RouteEntry = (RouteActionEntry | RedirectEntry | DirectResponseEntry
   readonly name: string;
   /** Virtual host name. */
   readonly virtualHostName: string;
+  /** How the route matches ("#0 prefix '/'"), for debug logs. */
+  readonly matchDescription: string;
   /** Request header mutation (route + vhost + route config). */
   readonly requestHeaders: HeaderMutation;
   /** Response header mutation (route + vhost + route config). */

@@ -3,6 +3,7 @@
  * requests that match, from config or from x-envoy-fault-* headers. Flags DI and FI; stats under
  * `http.<stat_prefix>.fault.`; the active fault count is shared by all workers for max_active_faults.
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry, type TimerWheel } from "../../../../common/timer_wheel.ts";
 import {
@@ -64,6 +65,8 @@ export class FaultFactory implements HttpFilterFactory {
   }
 }
 
+const log = new Logger("filter");
+
 class FaultFilter implements HttpFilter, TimeoutTarget {
   #settings: FaultSettings | undefined;
   #activeCounted = false;
@@ -74,13 +77,27 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
 
   decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const s = this.f.settingsFor(this.cb);
-    if (!s.applies(this.cb)) return HttpFilterStatus.Continue;
+    if (!s.applies(this.cb)) {
+      if (log.enabled("debug")) {
+        log.debug(
+          `${this.cb.streamInfo.logPrefix()}fault filter not applied: upstream_cluster, downstream_nodes or ` +
+            "headers do not match",
+        );
+      }
+      return HttpFilterStatus.Continue;
+    }
     if (Atomics.load(this.f.active, 0) >= s.maxActive) {
       this.f.stats.faults_overflow.inc();
+      if (log.enabled("debug")) {
+        log.debug(`${this.cb.streamInfo.logPrefix()}fault filter not applied: max_active_faults reached`);
+      }
       return HttpFilterStatus.Continue;
     }
     this.#settings = s;
     const ms = s.delayMs(this.cb.request);
+    if (log.enabled("debug") && ms > 0) {
+      log.debug(`${this.cb.streamInfo.logPrefix()}fault filter delays ${ms} ms`);
+    }
     if (ms > 0) {
       this.#countActive();
       this.f.stats.delays_injected.inc();
@@ -101,6 +118,15 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
 
   #maybeAbort(): HttpFilterStatus | Promise<HttpFilterStatus> {
     const a = this.#settings!.abort(this.cb.request);
+    if (log.enabled("debug")) {
+      log.debug(
+        `${this.cb.streamInfo.logPrefix()}fault filter ${
+          a === 0
+            ? "does not abort (percentage not hit or no abort)"
+            : `aborts with ${a < 0 ? "gRPC " + (-1 - a) : a}`
+        }`,
+      );
+    }
     if (a === 0) return HttpFilterStatus.Continue;
     this.#countActive();
     this.f.stats.aborts_injected.inc();

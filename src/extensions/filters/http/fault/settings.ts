@@ -57,7 +57,8 @@ export class FaultSettings {
     const req = cb.request;
     if (this.#cluster !== undefined) {
       const r = cb.route();
-      if (r === null || r.kind !== "route" || r.selectCluster(req, 0) !== this.#cluster) return false;
+      // the cluster chosen with the route (weighted and cluster_header picks included)
+      if (r === null || r.kind !== "route" || cb.streamInfo.upstreamCluster !== this.#cluster) return false;
     }
     if (this.#nodes) {
       const node = req.headers.get(DOWNSTREAM_NODE);

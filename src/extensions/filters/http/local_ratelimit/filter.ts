@@ -3,6 +3,7 @@
  * has its own typed_per_filter_config), shared by all workers through the SharedArena. Over the limit the
  * request gets a local reply (429 by default, flag RL, `x-envoy-ratelimited: true`).
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import type { HeaderValueOption } from "../../../../config/common.ts";
 import {
@@ -103,6 +104,8 @@ export class LocalRateLimitFactory implements HttpFilterFactory {
   }
 }
 
+const log = new Logger("filter");
+
 class LocalRateLimitFilter implements HttpFilter {
   #checked: RateLimitSettings | undefined;
   #remaining = 0;
@@ -111,7 +114,15 @@ class LocalRateLimitFilter implements HttpFilter {
   decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const s = this.f.settingsFor(this.cb);
     const bucket = s.bucket;
-    if (!bucket || !s.enabled.hit()) return HttpFilterStatus.Continue;
+    if (!bucket || !s.enabled.hit()) {
+      if (log.enabled("debug")) {
+        log.debug(
+          `${this.cb.streamInfo.logPrefix()}local_ratelimit (${this.f.name}) skips the request: ` +
+            (bucket ? "filter_enabled not hit" : "no token bucket for this route"),
+        );
+      }
+      return HttpFilterStatus.Continue;
+    }
     s.stats.enabled.inc();
     const ok = bucket.consume();
     if (s.xHeaders) {
@@ -129,6 +140,11 @@ class LocalRateLimitFilter implements HttpFilter {
       return HttpFilterStatus.Continue;
     }
     s.stats.enforced.inc();
+    if (log.enabled("debug")) {
+      log.debug(
+        `${this.cb.streamInfo.logPrefix()}local_ratelimit (${this.f.name}): token bucket empty, limited`,
+      );
+    }
     return this.cb.sendLocalReply(s.status, "local_rate_limited", {
       flags: ResponseFlag.RateLimited,
       details: "local_rate_limited",

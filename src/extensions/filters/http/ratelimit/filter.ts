@@ -3,6 +3,7 @@
  * route's `rate_limits` (and the virtual host's) before the request goes on. Over limit: 429 with
  * `x-envoy-ratelimited` and flag RL. Service error or timeout: flag RLSE, then fail open (default) or closed.
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import {
   type HttpFilter,
@@ -88,6 +89,13 @@ export class HttpRateLimitFactory implements HttpFilterFactory {
   }
 }
 
+const log = new Logger("filter");
+
+/** Debug line: why the rate-limit filter lets `cb` through without asking the service. */
+function logSkip(cb: HttpFilterCallbacks, why: string): void {
+  log.debug(`${cb.streamInfo.logPrefix()}ratelimit filter skips the request: ${why}`);
+}
+
 class HttpRateLimitFilter implements HttpFilter {
   #responseHeaders: [string, string][] | undefined;
 
@@ -96,14 +104,24 @@ class HttpRateLimitFilter implements HttpFilter {
   decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const f = this.f, cb = this.cb;
     if (f.requestType !== "both" && (f.requestType === "internal") !== cb.internal) {
+      if (log.enabled("debug")) {
+        logSkip(cb, `request_type ${f.requestType}, the request is ${cb.internal ? "internal" : "external"}`);
+      }
       return HttpFilterStatus.Continue;
     }
     const route = cb.route();
-    if (route === null || route.kind !== "route") return HttpFilterStatus.Continue;
+    if (route === null || route.kind !== "route") {
+      if (log.enabled("debug")) logSkip(cb, route === null ? "no route" : `the route is a ${route.kind}`);
+      return HttpFilterStatus.Continue;
+    }
     const limits = route.rateLimits;
-    if (limits.length === 0) return HttpFilterStatus.Continue;
+    if (limits.length === 0) {
+      if (log.enabled("debug")) logSkip(cb, "the route and virtual host have no rate_limits");
+      return HttpFilterStatus.Continue;
+    }
     const req = cb.request;
-    const cluster = route.selectCluster(req, Math.random());
+    // the cluster chosen with the route (the same pick the router makes)
+    const cluster = cb.streamInfo.upstreamCluster;
     const dctx = {
       localServiceCluster: f.ctx.node.cluster,
       destinationCluster: cluster,
@@ -111,7 +129,10 @@ class HttpRateLimitFilter implements HttpFilter {
     };
     const descriptors: DescriptorEntry[][] = [];
     for (const l of limits) if (l.stage === f.stage) l.populate(req, dctx, descriptors);
-    if (descriptors.length === 0) return HttpFilterStatus.Continue;
+    if (descriptors.length === 0) {
+      if (log.enabled("debug")) logSkip(cb, `no descriptor was produced for stage ${f.stage}`);
+      return HttpFilterStatus.Continue;
+    }
     return this.#ask(descriptors, cluster);
   }
 
@@ -137,6 +158,13 @@ class HttpRateLimitFilter implements HttpFilter {
       return HttpFilterStatus.Continue;
     }
     const headers = this.#decisionHeaders(res);
+    if (log.enabled("debug")) {
+      log.debug(
+        `${cb.streamInfo.logPrefix()}ratelimit service says ${
+          res.overallCode === RlsCode.OverLimit ? "OVER_LIMIT" : "OK"
+        } for domain '${f.config.domain}'`,
+      );
+    }
     if (res.overallCode === RlsCode.OverLimit) {
       stats.over_limit.inc();
       if (f.ratelimitedHeader) headers.push(["x-envoy-ratelimited", "true"]);

@@ -3,6 +3,7 @@
  * the previous_hosts predicate), the per-attempt headers and stream info, and the attempt itself over
  * HTTP/2 or HTTP/1.1 (an HTTP/2 attempt whose host ALPN-negotiates HTTP/1.1 goes again over HTTP/1.1).
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
 import { HttpFilterStatus } from "../../../../http/filter.ts";
@@ -17,6 +18,7 @@ import { UpstreamRequest } from "./upstream_request.ts";
 
 /** The load-balancer context of a request without hash policy or hosts to avoid (shared, never mutated). */
 const NO_LB_CONTEXT: LbContext = {};
+const log = new Logger("router");
 
 /** Picks the host of the next attempt (null: none healthy). */
 function chooseHost(
@@ -50,6 +52,14 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
   const req = cb.request;
   const retry = f.retry;
   const host = chooseHost(cb, route, cluster, retry);
+  if (log.enabled("debug")) {
+    log.debug(
+      host
+        ? `${cb.streamInfo.logPrefix()}host ${host.addressString} chosen by the load balancer of cluster ` +
+          `'${cluster.name}' (attempt ${f.attempts + 1}${route.hasHashPolicy ? ", hash policy" : ""})`
+        : `${cb.streamInfo.logPrefix()}no healthy host in cluster '${cluster.name}'`,
+    );
+  }
   if (!host) {
     f.finish();
     return f.localReply(503, "no healthy upstream", ResponseFlag.NoHealthyUpstream, "no_healthy_upstream");

@@ -9,6 +9,7 @@
  * (stream_timeouts.ts) and what becomes of an attempt's response or failure (upstream_response.ts) work on
  * that state in their own modules.
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import {
@@ -34,6 +35,8 @@ import { DEFAULT_BUFFER_LIMIT, prepareRequest } from "./request_setup.ts";
 import { type RetryState, retryStats } from "./retry_state.ts";
 import { startGlobalTimeout, streamTimeout } from "./stream_timeouts.ts";
 import { acceptResponseHead, attemptFailed, attemptResetAfterHeaders } from "./upstream_response.ts";
+
+const routerLog = new Logger("router");
 
 const EMPTY = new Uint8Array(0);
 
@@ -154,11 +157,19 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
       return this.#direct(route, r.status, EMPTY, r.location);
     }
     this.route = route;
-    const req = cb.request;
-    const name = route.selectCluster(req, Math.random());
+    // chosen with the route (ActiveStream.route): weighted and cluster_header picks are made once
+    const name = cb.streamInfo.upstreamCluster;
     const cluster = name ? this.f.ctx.clusterManager.get(name) : undefined;
-    cb.streamInfo.upstreamCluster = name;
+    if (routerLog.enabled("debug")) {
+      routerLog.debug(
+        cluster
+          ? `${cb.streamInfo.logPrefix()}cluster '${name}' match for URL '${cb.request.path}'`
+          : `${cb.streamInfo.logPrefix()}unknown cluster '${name}'`,
+      );
+    }
     if (!cluster) {
+      // as Envoy: %UPSTREAM_CLUSTER% names only a cluster that exists
+      cb.streamInfo.upstreamCluster = "";
       stats.no_cluster.inc();
       return this.localReply(503, "", ResponseFlag.NoClusterFound, "cluster_not_found");
     }

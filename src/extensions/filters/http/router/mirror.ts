@@ -3,6 +3,8 @@
  * primary's upstream headers, `-shadow` appended to the host, and the whole (buffered) request body; its
  * response is read and dropped. Nothing about it reaches the primary request: errors end only the shadow.
  */
+import { Logger } from "../../../../common/log.ts";
+import type { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import {
   ChunkedDecoder,
@@ -17,6 +19,7 @@ import type { FactoryContext } from "../../../../network/filter.ts";
 import type { AcquireOptions, Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
 
 const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
+const log = new Logger("router");
 
 /** `host` with "-shadow" appended to the host name (before any port), as Envoy does. */
 export function shadowHost(host: string): string {
@@ -200,19 +203,32 @@ async function write(up: UpstreamConnection, data: Uint8Array): Promise<void> {
 export class MirrorSet {
   private constructor(readonly shadows: ShadowRequest[], readonly headers: HeaderMap) {}
 
-  /** The shadows `route` asks for (each policy passing its runtime fraction), or null when none. */
+  /**
+   * The shadows `route` asks for (each policy passing its runtime fraction), or null when none. A policy with
+   * cluster_header takes the cluster from that request header; as in Envoy, a missing (or empty) header or a
+   * cluster that does not exist means no shadow for that policy.
+   */
   static create(
     ctx: FactoryContext,
     route: RouteActionEntry,
     headers: HeaderMap,
     timeoutMs: number,
     random: () => number,
+    info: StreamInfo,
   ): MirrorSet | null {
     const shadows: ShadowRequest[] = [];
     for (const m of route.mirrorPolicies) {
       if (m.fraction < 1 && !(random() < m.fraction)) continue;
-      const cluster = ctx.clusterManager.get(m.cluster);
+      const name = m.clusterHeader === "" ? m.cluster : headers.get(m.clusterHeader) ?? "";
+      const cluster = name === "" ? undefined : ctx.clusterManager.get(name);
       if (cluster) shadows.push(new ShadowRequest(ctx, cluster, route.priority, timeoutMs));
+      else if (log.enabled("debug")) {
+        log.debug(
+          name === ""
+            ? `${info.logPrefix()}There is no cluster name in header: ${m.clusterHeader}`
+            : `${info.logPrefix()}Shadow cluster '${name}' does not exist`,
+        );
+      }
     }
     return shadows.length > 0 ? new MirrorSet(shadows, headers.clone()) : null;
   }

@@ -78,6 +78,8 @@ export class RetryState implements TimeoutTarget {
   extraCodes: number[] | null = null;
   /** False once the request body outgrew the buffer: the request can no longer be replayed. */
   replayable = true;
+  /** The back-off of the last scheduled retry, ms (debug logs). */
+  backoffMs = 0;
   readonly #timer = new TimerEntry(this);
   #holdsRetrySlot = false;
   #stats: RetryStats | null = null;
@@ -141,7 +143,8 @@ export class RetryState implements TimeoutTarget {
     stats.upstream_rq_retry.inc();
     const p = this.policy;
     const delay = backOffMs(this.retries, p?.baseIntervalMs ?? 25, p?.maxIntervalMs ?? 250, this.random());
-    this.timers.arm(this.#timer, Math.max(1, delay), 0);
+    this.backoffMs = Math.max(1, delay);
+    this.timers.arm(this.#timer, this.backoffMs, 0);
     return RetryDecision.Yes;
   }
 

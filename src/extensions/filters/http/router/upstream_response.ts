@@ -4,12 +4,32 @@
  * mutations); a failure before the head is retried or becomes Envoy's local reply for it; a failure after
  * it resets the downstream stream.
  */
+import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
+import { retryOnNames } from "../../../../http/routing/retry_policy.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import { type Attempt, AttemptFailure } from "./attempt.ts";
 import type { RouterFilter } from "./filter.ts";
 import { failureReply, retriedFailureKind } from "./replies.ts";
 import { RetryDecision, retryStats } from "./retry_state.ts";
+
+const log = new Logger("router");
+
+const DECISIONS = [
+  "not retriable",
+  "performing retry",
+  "retry limit exceeded",
+  "retry overflow (max_retries)",
+];
+
+/** Debug line for a retry decision on `what` (a status or a failure); called only with debug on. */
+function logRetry(f: RouterFilter, d: RetryDecision, what: string): void {
+  const retry = f.retry!;
+  let line = `${f.cb.streamInfo.logPrefix()}${DECISIONS[d]}: retry_on '${retryOnNames(retry.retryOn)}'`;
+  line += d === RetryDecision.No ? ` does not match ${what}` : ` matched ${what}`;
+  if (d === RetryDecision.Yes) line += `, retry ${retry.retries}, backoff ${retry.backoffMs} ms`;
+  log.debug(line);
+}
 
 /** The response flag a retry decision that ends the retries adds (URX, UO), or 0. */
 function retryFlag(d: RetryDecision): number {
@@ -26,6 +46,7 @@ export function acceptResponseHead(f: RouterFilter, a: Attempt, status: number, 
   if (retry !== null) {
     const stats = retry.stats(f.cluster!, ctx.stats);
     const d = retry.onResponse(status, headers, f.breakers!, stats);
+    if (d !== RetryDecision.No && log.enabled("debug")) logRetry(f, d, `upstream status ${status}`);
     if (d === RetryDecision.Yes) {
       f.attempt = null;
       return false;
@@ -58,10 +79,20 @@ export function attemptFailed(f: RouterFilter, a: Attempt, why: AttemptFailure, 
   if (why === AttemptFailure.PerTryTimeout) {
     retryStats(f.cluster!, ctx.stats).upstream_rq_per_try_timeout.inc();
   }
+  if (log.enabled("debug")) {
+    const p = f.cb.streamInfo.logPrefix();
+    const host = f.cb.streamInfo.upstreamHost;
+    if (why === AttemptFailure.PerTryTimeout) {
+      log.debug(`${p}upstream per try timeout (${f.perTryMs} ms) on ${host}`);
+    } else if (why === AttemptFailure.ConnectFailure) {
+      log.debug(`${p}upstream connect failure to ${host}: ${detail}`);
+    } else log.debug(`${p}upstream attempt to ${host} failed before response headers: ${detail}`);
+  }
   if (retry !== null) {
     const stats = retry.stats(f.cluster!, ctx.stats);
     if (kind !== null) {
       const d = retry.onReset(kind, f.breakers!, stats, why === AttemptFailure.Refused);
+      if (log.enabled("debug")) logRetry(f, d, `failure '${detail}'`);
       if (d === RetryDecision.Yes) return;
       f.flags |= retryFlag(d);
     }

@@ -140,6 +140,8 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
     info.downstreamDirectRemoteAddress = down.remoteAddress;
     info.downstreamLocalAddress = down.localAddress;
     info.connectionId = down.id;
+    info.requestedServerName = down.serverName;
+    info.downstreamTls = down.tls ?? null;
     f.stats.downstream_cx_total.inc();
     try {
       const name = f.pickCluster();

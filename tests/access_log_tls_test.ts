@@ -1,0 +1,157 @@
+/**
+ * Access log operators fed by the downstream connection and the route: SNI, TLS version/cipher/session id,
+ * the served certificate, peer certificate operators without mTLS, and %UPSTREAM_CLUSTER% on local replies.
+ */
+import assert from "node:assert/strict";
+import { accessLog, bootstrapYaml, curl, sleep, startOrigin, startProxy, staticCluster } from "./helpers.ts";
+import { downstreamTls, makePki } from "./tls_certs.ts";
+
+type Obj = Record<string, unknown>;
+
+const FORMAT = "%REQUESTED_SERVER_NAME%|%DOWNSTREAM_TLS_VERSION%|%DOWNSTREAM_TLS_CIPHER%|" +
+  "%DOWNSTREAM_TLS_SESSION_ID%|%DOWNSTREAM_LOCAL_DNS_SAN%|%DOWNSTREAM_LOCAL_URI_SAN%|%DOWNSTREAM_LOCAL_SUBJECT%|" +
+  "%DOWNSTREAM_PEER_SUBJECT%|%DOWNSTREAM_PEER_URI_SAN%|%DOWNSTREAM_PEER_FINGERPRINT_256%|%DOWNSTREAM_PEER_CERT%|" +
+  "%UPSTREAM_CLUSTER%|%RESPONSE_CODE%|%RESPONSE_FLAGS%\n";
+
+const FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
+
+function hcm(statPrefix: string, filters: Obj[] = []): Obj {
+  return {
+    name: "envoy.filters.network.http_connection_manager",
+    typed_config: {
+      "@type":
+        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      stat_prefix: statPrefix,
+      access_log: [accessLog("$LOG", FORMAT)],
+      route_config: {
+        name: "r",
+        virtual_hosts: [{
+          name: "any",
+          domains: ["*"],
+          routes: [{ match: { prefix: "/" }, route: { cluster: "web" } }],
+        }],
+      },
+      http_filters: [...filters, {
+        name: "envoy.filters.http.router",
+        typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+      }],
+    },
+  };
+}
+
+function listener(name: string, chains: Obj[], extra: Obj = {}): Obj {
+  return {
+    name,
+    address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+    filter_chains: chains,
+    ...extra,
+  };
+}
+
+/** The access log's lines once there are `n` (bounded wait). */
+async function lines(path: string, n: number): Promise<string[][]> {
+  for (let i = 0; i < 300; i++) {
+    const l = (await Deno.readTextFile(path)).split("\n").filter((x) => x !== "");
+    if (l.length >= n) return l.map((x) => x.split("|"));
+    await sleep(10);
+  }
+  throw new Error(`Access log has fewer than ${n} lines`);
+}
+
+Deno.test("access log: downstream TLS operators and the route's cluster", async (t) => {
+  await using pki = await makePki();
+  await pki.leaf("a", "a.example.com", ["DNS:a.example.com", "URI:spiffe://nuncio/a"]);
+  await using origin = startOrigin("web");
+  const clusters = [staticCluster("web", [origin.port])];
+  await using proxy = await startProxy(bootstrapYaml([
+    // inspected: the chain is chosen by SNI, TLS runs over the loopback splice
+    listener("inspected", [
+      {
+        filter_chain_match: { server_names: ["a.example.com"] },
+        transport_socket: downstreamTls(pki, ["a"]),
+        filters: [hcm("inspected")],
+      },
+    ], { listener_filters: [{ name: "envoy.filters.listener.tls_inspector" }] }),
+    // direct: one TLS chain, the socket is a Deno TLS listener
+    listener("direct", [{ transport_socket: downstreamTls(pki, ["a"]), filters: [hcm("direct")] }]),
+    // plain text, with a fault filter aborting every request
+    listener("plain", [{
+      filters: [hcm("plain", [{
+        name: "envoy.filters.http.fault",
+        typed_config: {
+          "@type": FAULT_TYPE,
+          abort: { http_status: 429, percentage: { numerator: 100, denominator: "HUNDRED" } },
+        },
+      }])],
+    }]),
+  ], clusters));
+  const tlsCurl = (port: number, extra: string[] = []) =>
+    curl([
+      "-s",
+      ...extra,
+      "--cacert",
+      pki.caPath,
+      "--resolve",
+      `a.example.com:${port}:127.0.0.1`,
+      `https://a.example.com:${port}/x`,
+    ]);
+  let n = 0;
+
+  await t.step(
+    "inspected TLS: SNI, version, cipher and the served certificate; no peer certificate",
+    async () => {
+      const r = await tlsCurl(proxy.port("inspected"), ["--tlsv1.3"]);
+      assert.equal(r.stdout, "hello from web", r.stderr);
+      const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+      assert.equal(l[0], "a.example.com");
+      assert.equal(l[1], "TLSv1.3");
+      assert.match(l[2], /^TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$/);
+      assert.equal(l[3], "-", "TLS 1.3 has no session id to show");
+      assert.equal(l[4], "a.example.com");
+      assert.equal(l[5], "spiffe://nuncio/a");
+      assert.equal(l[6], "CN=a.example.com");
+      assert.deepEqual(l.slice(7, 11), ["-", "-", "-", "-"], "no client certificate: peer operators print -");
+      assert.equal(l[11], "web");
+    },
+  );
+
+  await t.step("inspected TLS 1.2: version, ECDHE cipher and the session id", async () => {
+    const r = await tlsCurl(proxy.port("inspected"), ["--tls-max", "1.2"]);
+    assert.equal(r.stdout, "hello from web", r.stderr);
+    const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+    assert.equal(l[1], "TLSv1.2");
+    assert.match(l[2], /^ECDHE-ECDSA-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)$/);
+    assert.match(l[3], /^[0-9a-f]{64}$/, "rustls gives TLS 1.2 sessions a 32-byte id");
+  });
+
+  await t.step(
+    "direct TLS listener: the certificate is known, SNI and version are not observable",
+    async () => {
+      const r = await tlsCurl(proxy.port("direct"));
+      assert.equal(r.stdout, "hello from web", r.stderr);
+      const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+      assert.deepEqual(l.slice(0, 4), ["-", "-", "-", "-"]);
+      assert.equal(l[4], "a.example.com");
+      assert.equal(l[6], "CN=a.example.com");
+      assert.equal(l[11], "web");
+    },
+  );
+
+  await t.step(
+    "plain text: every TLS operator is -; a fault abort still logs the route's cluster",
+    async () => {
+      const r = await curl([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `http://127.0.0.1:${proxy.port("plain")}/x`,
+      ]);
+      assert.equal(r.stdout, "429");
+      const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+      assert.deepEqual(l.slice(0, 11), Array(11).fill("-"));
+      assert.deepEqual(l.slice(11), ["web", "429", "FI"]);
+    },
+  );
+});

@@ -51,6 +51,12 @@ Deno.test("http fault filter", async (t) => {
         route("/abort100", {
           typed_per_filter_config: perRoute({ abort: { http_status: 503, percentage: PCT100 } }),
         }),
+        route("/abortquiet", {
+          typed_per_filter_config: perRoute({
+            abort: { http_status: 503, percentage: PCT100 },
+            disable_downstream_cluster_stats: true,
+          }),
+        }),
         route("/abort0", {
           typed_per_filter_config: perRoute({ abort: { http_status: 503, percentage: { numerator: 0 } } }),
         }),
@@ -163,6 +169,22 @@ Deno.test("http fault filter", async (t) => {
       assert.equal(proxy.stat("http.ingress.fault.active_faults"), 0);
       // once the fault ended, the next one is delayed again
       assert.ok((await get(proxy.url("/slow"))).secs >= 0.38);
+    },
+  );
+
+  await t.step(
+    "x-envoy-downstream-service-cluster: also counted under fault.<cluster>. unless disabled",
+    async () => {
+      const from = "x-envoy-downstream-service-cluster: frontend";
+      assert.equal((await get(proxy.url("/abort100"), [from])).status, 503);
+      assert.equal((await get(proxy.url("/slow"), [from])).status, 200);
+      assert.equal(proxy.stat("http.ingress.fault.frontend.aborts_injected"), 1);
+      assert.equal(proxy.stat("http.ingress.fault.frontend.delays_injected"), 1);
+      // disable_downstream_cluster_stats: only the filter's own counters move
+      const before = proxy.stat("http.ingress.fault.aborts_injected");
+      assert.equal((await get(proxy.url("/abortquiet"), [from])).status, 503);
+      assert.equal(proxy.stat("http.ingress.fault.aborts_injected"), before + 1);
+      assert.equal(proxy.stat("http.ingress.fault.frontend.aborts_injected"), 1);
     },
   );
 });

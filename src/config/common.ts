@@ -1,6 +1,14 @@
 /** Shared zod schemas for Envoy v3 value types (durations, addresses, percents, typed_config). */
 import { z } from "zod/mini";
-import { double, envoyEnum, integer, notSupportedFields, transformWithIssues } from "./schema_util.ts";
+import { NOT_SUPPORTED } from "./errors.ts";
+import {
+  double,
+  envoyEnum,
+  integer,
+  notSupportedFields,
+  onlyValues,
+  transformWithIssues,
+} from "./schema_util.ts";
 
 const DURATION_RE = /^(-?\d+(?:\.\d{1,9})?)s$/;
 
@@ -51,11 +59,16 @@ export const uint64: typeof integer = integer.check(z.minimum(0));
 
 /** envoy.config.core.v3.SocketAddress. */
 export const socketAddress = z.strictObject({
-  protocol: z.optional(envoyEnum(["TCP", "UDP"])),
+  protocol: z.optional(
+    envoyEnum(["TCP", "UDP"]).check(z.refine((p) => p === "TCP", {
+      error: `${NOT_SUPPORTED}: only TCP (nuncio has no UDP listeners or upstreams)`,
+    })),
+  ),
   address: z.string().check(z.minLength(1)),
   port_value: integer.check(z.minimum(0), z.maximum(65535)),
-  resolver_name: z.optional(z.string()),
-  ipv4_compat: z.optional(z.boolean()),
+  resolver_name: onlyValues([""], "addresses resolve with the system resolver"),
+  // Deno binds "::" dual-stack where the system allows it (net.ipv6.bindv6only=0) and cannot set IPV6_V6ONLY
+  ipv4_compat: onlyValues([true], 'an IPv6 "::" listener also accepts IPv4 where the system allows it'),
 });
 
 /** envoy.config.core.v3.Address (only socket_address is supported). */

@@ -5,21 +5,7 @@ import { findDuplicateMatch } from "../transport/chain_select.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { address, duration, uint32 } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
-import { envoyEnum, integer, notSupported, notSupportedFields } from "./schema_util.ts";
-
-/**
- * Names of the network filters that must end a filter chain (and may appear only there). The terminal
- * property of a filter is only known once its factory is created, so the check goes by name.
- */
-export const terminalNetworkFilters: Set<string> = new Set([
-  "envoy.filters.network.tcp_proxy",
-  "envoy.filters.network.http_connection_manager",
-]);
-
-/** Adds a terminal network filter name (extensions outside the built-in list, and tests). */
-export function addTerminalNetworkFilter(name: string): void {
-  terminalNetworkFilters.add(name);
-}
+import { envoyEnum, integer, notSupported, notSupportedFields, onlyValues } from "./schema_util.ts";
 
 const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
@@ -108,7 +94,7 @@ export const filterChainSchema = z.strictObject({
   filters.forEach((f, i) => {
     // an entry that failed its own schema was reported already (zod still runs this check)
     if (f?.ext?.name === undefined) return;
-    const terminal = terminalNetworkFilters.has(f.ext.name);
+    const terminal = f.ext.terminal === true;
     const last = i === filters.length - 1;
     if (terminal && !last) {
       ctx.addIssue({
@@ -154,10 +140,17 @@ export const listenerSchema = z.pipe(
       })),
       [],
     ),
-    enable_reuse_port: z.optional(z.boolean()),
-    drain_type: z._default(envoyEnum(["DEFAULT", "MODIFY_ONLY"]), "DEFAULT"),
+    enable_reuse_port: onlyValues([true], "nuncio always shares ports with reusePort"),
+    drain_type: z._default(
+      envoyEnum(["DEFAULT", "MODIFY_ONLY"]).check(z.refine((t) => t === "DEFAULT", {
+        error: "Field not supported by nuncio: only DEFAULT (every listener drains on shutdown)",
+      })),
+      "DEFAULT",
+    ),
+    // informational in Envoy (tracing, Windows original_dst, Wasm/CEL attributes), none of which nuncio has
     traffic_direction: z._default(envoyEnum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]), "UNSPECIFIED"),
-    tcp_backlog_size: z.optional(uint32),
+    // Deno.listen takes no backlog
+    tcp_backlog_size: notSupported,
     connection_balance_config: notSupported,
     ...notSupportedFields([
       "additional_addresses",

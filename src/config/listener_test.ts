@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { FAKE_OBSERVER, FAKE_TERMINAL } from "./test_extensions.ts";
 import { type ConfigError, formatConfigError } from "./errors.ts";
-import { defaultListenerName, listenerSchema, terminalNetworkFilters } from "./listener.ts";
+import { defaultListenerName, listenerSchema } from "./listener.ts";
 import { loadConfigText } from "./load.ts";
 
 /** A bootstrap with one listener whose body is `body` (indented 4 spaces). */
@@ -24,11 +24,6 @@ const terminal =
   `- name: ${FAKE_TERMINAL}\n        typed_config: { "@type": type.googleapis.com/test.TerminalFake, stat_prefix: s, cluster: c }`;
 
 Deno.test("listener schema", async (t) => {
-  await t.step("the built-in terminal filters are listed", () => {
-    assert.ok(terminalNetworkFilters.has("envoy.filters.network.tcp_proxy"));
-    assert.ok(terminalNetworkFilters.has("envoy.filters.network.http_connection_manager"));
-  });
-
   await t.step("an empty filter name is a config error at the field, not a crash", () => {
     const lines = errorLines(withListener([
       "filter_chains:",
@@ -66,9 +61,8 @@ Deno.test("listener schema", async (t) => {
         "name: in",
         "stat_prefix: ingress",
         "enable_reuse_port: true",
-        "drain_type: MODIFY_ONLY",
+        "drain_type: DEFAULT",
         "traffic_direction: INBOUND",
-        "tcp_backlog_size: 512",
         "per_connection_buffer_limit_bytes: 32768",
         "listener_filters: []",
         "filter_chains:",
@@ -82,7 +76,7 @@ Deno.test("listener schema", async (t) => {
     assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
     const l = r.bootstrap.static_resources.listeners[0];
     assert.equal(l.name, "in");
-    assert.equal(l.drain_type, "MODIFY_ONLY");
+    assert.equal(l.drain_type, "DEFAULT");
     assert.equal(l.traffic_direction, "INBOUND");
     assert.equal(l.per_connection_buffer_limit_bytes, 32768);
     assert.equal(l.filter_chains[0].name, "main");
@@ -273,5 +267,65 @@ Deno.test("listener schema", async (t) => {
       "p.yaml",
     );
     assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+  });
+});
+
+Deno.test("listener and address fields nuncio takes only at its own behaviour", async (t) => {
+  const listener = (extra: Record<string, unknown>, sa: Record<string, unknown> = {}) => ({
+    address: { socket_address: { address: "::", port_value: 8080, ...sa } },
+    filter_chains: [{
+      filters: [{
+        name: FAKE_TERMINAL,
+        typed_config: { "@type": "type.googleapis.com/test.TerminalFake", stat_prefix: "s", cluster: "c" },
+      }],
+    }],
+    ...extra,
+  });
+  const issues = (input: unknown) => {
+    const r = listenerSchema.safeParse(input);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  };
+
+  await t.step("the values matching nuncio load", () => {
+    assert.deepEqual(
+      issues(listener(
+        { enable_reuse_port: true, drain_type: "DEFAULT", traffic_direction: "OUTBOUND" },
+        { protocol: "TCP", resolver_name: "", ipv4_compat: true },
+      )),
+      [],
+    );
+    assert.deepEqual(issues(listener({ traffic_direction: "INBOUND" })), []);
+  });
+
+  await t.step("other values are errors at the field saying what nuncio does", () => {
+    const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
+      [
+        { enable_reuse_port: false },
+        {},
+        "enable_reuse_port: Field not supported by nuncio: only true (nuncio always shares ports with reusePort)",
+      ],
+      [
+        { drain_type: "MODIFY_ONLY" },
+        {},
+        "drain_type: Field not supported by nuncio: only DEFAULT (every listener drains on shutdown)",
+      ],
+      [{ tcp_backlog_size: 1024 }, {}, "tcp_backlog_size: Field not supported by nuncio"],
+      [
+        {},
+        { protocol: "UDP" },
+        "address.socket_address.protocol: Field not supported by nuncio: only TCP (nuncio has no UDP listeners or upstreams)",
+      ],
+      [
+        {},
+        { resolver_name: "custom" },
+        'address.socket_address.resolver_name: Field not supported by nuncio: only "" (addresses resolve with the system resolver)',
+      ],
+      [
+        {},
+        { ipv4_compat: false },
+        'address.socket_address.ipv4_compat: Field not supported by nuncio: only true (an IPv6 "::" listener also accepts IPv4 where the system allows it)',
+      ],
+    ];
+    for (const [extra, sa, message] of cases) assert.deepEqual(issues(listener(extra, sa)), [message]);
   });
 });

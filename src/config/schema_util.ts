@@ -82,3 +82,15 @@ export function envoyEnum<const T extends readonly [string, ...string[]]>(
     z.enum(values),
   );
 }
+
+/**
+ * A field nuncio takes only at the value(s) matching what it does (Envoy configs often spell defaults out):
+ * any other value fails with "Field not supported by nuncio: only <values> (<what nuncio does>)".
+ */
+export function onlyValues<const T extends readonly [z.core.util.Literal, ...z.core.util.Literal[]]>(
+  values: T,
+  what: string,
+): z.ZodMiniOptional<z.ZodMiniLiteral<T[number]>> {
+  const shown = values.map((v) => (v === "" ? '""' : String(v))).join(" or ");
+  return z.optional(z.literal(values, { error: `${NOT_SUPPORTED}: only ${shown} (${what})` }));
+}

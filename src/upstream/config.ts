@@ -5,7 +5,7 @@
  */
 import { ipFamily } from "../common/ip.ts";
 import { z } from "zod/mini";
-import { double, envoyEnum, transformWithIssues } from "../config/schema_util.ts";
+import { double, envoyEnum, onlyValues, transformWithIssues } from "../config/schema_util.ts";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { healthChecksSchema } from "./health/config.ts";
@@ -114,6 +114,7 @@ const loadAssignment = z.strictObject({
 
 const runtimeDouble = z.strictObject({
   default_value: double.check(z.minimum(1)),
+  // nuncio has no runtime (layered_runtime is not supported): every key is absent, so default_value applies
   runtime_key: z.optional(z.string()),
 });
 
@@ -204,7 +205,7 @@ export const clusterSchema = z.strictObject({
     5000,
   ),
   dns_lookup_family: z._default(envoyEnum(DNS_LOOKUP_FAMILIES), "AUTO"),
-  respect_dns_ttl: z._default(z.boolean(), false),
+  respect_dns_ttl: onlyValues([false], "hosts are re-resolved every dns_refresh_rate"),
   per_connection_buffer_limit_bytes: z._default(uint32, 1_048_576),
   ring_hash_lb_config: z.optional(ringHashLbConfig),
   maglev_lb_config: z.optional(maglevLbConfig),

@@ -39,7 +39,7 @@ Deno.test("clusterSchema", async (t) => {
       lb_policy: "RING_HASH",
       dns_refresh_rate: { seconds: 10 },
       dns_lookup_family: "V4_ONLY",
-      respect_dns_ttl: true,
+      respect_dns_ttl: false,
       per_connection_buffer_limit_bytes: 32768,
       ring_hash_lb_config: { minimum_ring_size: "16", maximum_ring_size: 4096, hash_function: "XX_HASH" },
       maglev_lb_config: { table_size: 5 },
@@ -159,4 +159,47 @@ Deno.test("clusterSchema", async (t) => {
       true,
     ]);
   });
+});
+
+Deno.test("cluster and outlier fields nuncio takes only at its own behaviour", () => {
+  const od = (o: Record<string, unknown>) => ({ ...base, outlier_detection: o });
+  assert.equal(
+    errors(od({
+      split_external_local_origin_errors: false,
+      max_ejection_time_jitter: "0s",
+      successful_active_health_check_uneject_host: false,
+      always_eject_one_host: false,
+    })),
+    "",
+  );
+  assert.equal(errors({ ...base, respect_dns_ttl: false }), "");
+  const NS = "Field not supported by nuncio";
+  const cases: [unknown, string][] = [
+    [
+      { ...base, respect_dns_ttl: true },
+      `respect_dns_ttl: ${NS}: only false (hosts are re-resolved every dns_refresh_rate)`,
+    ],
+    [
+      od({ split_external_local_origin_errors: true }),
+      `outlier_detection.split_external_local_origin_errors: ${NS}: only false (local-origin errors (connect failures, timeouts) count with the upstream's 5xx)`,
+    ],
+    [
+      od({ max_ejection_time_jitter: "1s" }),
+      `outlier_detection.max_ejection_time_jitter: ${NS}: only 0s (ejection times have no jitter)`,
+    ],
+    [
+      od({ successful_active_health_check_uneject_host: true }),
+      `outlier_detection.successful_active_health_check_uneject_host: ${NS}: only false (a passing active health check does not un-eject a host)`,
+    ],
+    [
+      od({ always_eject_one_host: true }),
+      `outlier_detection.always_eject_one_host: ${NS}: only false (max_ejection_percent always holds)`,
+    ],
+    [
+      od({ consecutive_local_origin_failure: 5 }),
+      `outlier_detection.consecutive_local_origin_failure: ${NS}`,
+    ],
+    [od({ monitors: [] }), `outlier_detection.monitors: ${NS}`],
+  ];
+  for (const [input, message] of cases) assert.equal(errors(input), message);
 });

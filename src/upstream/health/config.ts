@@ -67,6 +67,7 @@ const httpHealthCheck = z.strictObject({
     ),
     "GET",
   ),
+  // bounds the bytes kept for `receive` matching, which is not supported: no effect, as in Envoy without it
   response_buffer_size: z.optional(uint32),
   send: unsupported,
   receive: unsupported,

@@ -1,6 +1,7 @@
 /** zod schema of envoy.config.cluster.v3.OutlierDetection with Envoy's defaults applied. */
 import { z } from "zod/mini";
 import { duration, uint32 } from "../../config/common.ts";
+import { onlyValues } from "../../config/schema_util.ts";
 
 const NOT_SUPPORTED = "Field not supported by nuncio";
 const unsupported = z.optional(z.never({ error: NOT_SUPPORTED }));
@@ -25,7 +26,10 @@ export const outlierDetectionSchema = z.strictObject({
   success_rate_stdev_factor: z._default(uint32, 1900),
   consecutive_gateway_failure: z._default(uint32, 5),
   enforcing_consecutive_gateway_failure: z._default(pct, 0),
-  split_external_local_origin_errors: z.optional(z.literal(false, { error: NOT_SUPPORTED })),
+  split_external_local_origin_errors: onlyValues(
+    [false],
+    "local-origin errors (connect failures, timeouts) count with the upstream's 5xx",
+  ),
   failure_percentage_threshold: z._default(pct, 85),
   enforcing_failure_percentage: z._default(pct, 0),
   failure_percentage_minimum_hosts: z._default(uint32, 5),
@@ -35,10 +39,15 @@ export const outlierDetectionSchema = z.strictObject({
   enforcing_consecutive_local_origin_failure: unsupported,
   enforcing_local_origin_success_rate: unsupported,
   enforcing_failure_percentage_local_origin: unsupported,
-  max_ejection_time_jitter: unsupported,
-  successful_active_health_check_uneject_host: unsupported,
+  max_ejection_time_jitter: z.optional(duration.check(z.refine((ms) => ms === 0, {
+    error: `${NOT_SUPPORTED}: only 0s (ejection times have no jitter)`,
+  }))),
+  successful_active_health_check_uneject_host: onlyValues(
+    [false],
+    "a passing active health check does not un-eject a host",
+  ),
   monitors: unsupported,
-  always_eject_one_host: unsupported,
+  always_eject_one_host: onlyValues([false], "max_ejection_percent always holds"),
 });
 
 /** Parsed OutlierDetection. */

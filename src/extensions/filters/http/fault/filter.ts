@@ -15,13 +15,15 @@ import {
 import { HeaderMap } from "../../../../http/headers.ts";
 import type { PerFilterConfig } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
-import type { Counter, Gauge } from "../../../../stats/store.ts";
+import type { Counter, Gauge, Scope } from "../../../../stats/store.ts";
 import { perRouteConfig } from "../../common/config.ts";
 import type { HttpFaultConfig } from "./config.ts";
 import { FaultSettings } from "./settings.ts";
 
 /** The canonical extension name (the default typed_per_filter_config key). */
 export const FAULT_NAME = "envoy.filters.http.fault";
+
+const DOWNSTREAM_CLUSTER = "x-envoy-downstream-service-cluster";
 
 /** Per-HCM fault state: settings, stats, the shared active-fault count and per-route settings. */
 export class FaultFactory implements HttpFilterFactory {
@@ -37,11 +39,12 @@ export class FaultFactory implements HttpFilterFactory {
   /** Active faults across all workers (Int32 [0]). */
   readonly active: Int32Array;
   readonly #perRoute = new WeakMap<PerFilterConfig, FaultSettings>();
+  readonly #scope: Scope;
 
   constructor(config: HttpFaultConfig, ctx: FactoryContext, readonly name: string, statPrefix: string) {
     this.settings = new FaultSettings(config);
     this.timers = ctx.timers;
-    const s = ctx.stats.scope(`http.${statPrefix}.fault`);
+    const s = this.#scope = ctx.stats.scope(`http.${statPrefix}.fault.`);
     this.stats = {
       delays_injected: s.counter("delays_injected"),
       aborts_injected: s.counter("aborts_injected"),
@@ -58,6 +61,13 @@ export class FaultFactory implements HttpFilterFactory {
     let s = this.#perRoute.get(pfc);
     if (!s) this.#perRoute.set(pfc, s = new FaultSettings(pfc.config as HttpFaultConfig));
     return s;
+  }
+
+  /** Counts `name` under `fault.<downstream cluster>.` as well (Envoy's per-downstream-cluster fault stats). */
+  countFor(s: FaultSettings, cb: HttpFilterCallbacks, name: "delays_injected" | "aborts_injected"): void {
+    if (!s.downstreamClusterStats) return;
+    const cluster = cb.request.headers.get(DOWNSTREAM_CLUSTER);
+    if (cluster) this.#scope.counter(`${cluster}.${name}`).inc();
   }
 
   createFilter(cb: HttpFilterCallbacks): HttpFilter {
@@ -101,6 +111,7 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
     if (ms > 0) {
       this.#countActive();
       this.f.stats.delays_injected.inc();
+      this.f.countFor(s, this.cb, "delays_injected");
       this.cb.streamInfo.responseFlags |= ResponseFlag.DelayInjected;
       this.#timer = new TimerEntry(this);
       this.f.timers.arm(this.#timer, ms);
@@ -130,6 +141,7 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
     if (a === 0) return HttpFilterStatus.Continue;
     this.#countActive();
     this.f.stats.aborts_injected.inc();
+    this.f.countFor(this.#settings!, this.cb, "aborts_injected");
     const cb = this.cb;
     if (a < 0) {
       // gRPC abort: a trailers-only reply (HTTP 200 with grpc-status in the headers)

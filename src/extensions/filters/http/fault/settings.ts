@@ -36,6 +36,8 @@ export class FaultSettings {
   readonly #nodes: ReadonlySet<string> | undefined;
   /** max_active_faults, Infinity when unset. */
   readonly maxActive: number;
+  /** Counts faults per x-envoy-downstream-service-cluster too (not disable_downstream_cluster_stats). */
+  readonly downstreamClusterStats: boolean;
 
   constructor(c: HttpFaultConfig) {
     // A percentage left out is protobuf's zero value: 0 % (Envoy's configs always spell it out).
@@ -50,6 +52,7 @@ export class FaultSettings {
     this.#headers = c.headers.map((h) => new HeaderMatch(h));
     this.#nodes = c.downstream_nodes.length ? new Set(c.downstream_nodes) : undefined;
     this.maxActive = c.max_active_faults ?? Infinity;
+    this.downstreamClusterStats = c.disable_downstream_cluster_stats !== true;
   }
 
   /** True when upstream_cluster, downstream_nodes and headers all let this request be faulted. */

@@ -22,6 +22,8 @@ export const localRateLimitSchema = z.strictObject({
     message: `${NOT_SUPPORTED}: buckets are shared by all workers`,
   })),
   enable_x_ratelimit_headers: z._default(envoyEnum(["OFF", "DRAFT_VERSION_03"]), "OFF"),
+  // decides whether a request matching a descriptor also takes from token_bucket: with no descriptors (the
+  // only form nuncio takes) none matches and the default bucket is always consumed, whatever the value
   always_consume_default_token_bucket: z.optional(z.boolean()),
   rate_limited_as_resource_exhausted: z.optional(z.boolean()),
   ...notSupportedFields([

@@ -126,6 +126,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   "examples_tls_sni.yaml": LOADS,
   "examples_udp.yaml": [
     "static_resources.listeners[0].filter_chains: Missing required field",
+    "static_resources.listeners[0].address.socket_address.protocol: Field not supported by nuncio: only TCP (nuncio has no UDP listeners or upstreams)",
     'static_resources.listeners[0].listener_filters[0].typed_config.@type: Unknown or unsupported listener filter "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig"',
   ],
   "examples_websocket_envoy_ws_route.yaml": [

@@ -152,3 +152,53 @@ Deno.test("http: request and response header handling", async (t) => {
     assert.equal(proxy.stat("http.int.downstream_rq_2xx"), 1);
   });
 });
+
+Deno.test("http: add_user_agent names the local service cluster and node to the upstream", async () => {
+  await using origin = startOrigin("web");
+  await using proxy = await startProxy(bootstrapYaml(
+    [
+      httpListener({
+        name: "on",
+        virtualHosts: [{
+          name: "a",
+          domains: ["*"],
+          routes: [{ match: { prefix: "/" }, route: { cluster: "web" } }],
+        }],
+        hcm: { add_user_agent: true },
+      }),
+      httpListener({
+        name: "off",
+        statPrefix: "off",
+        virtualHosts: [{
+          name: "a",
+          domains: ["*"],
+          routes: [{ match: { prefix: "/" }, route: { cluster: "web" } }],
+        }],
+      }),
+    ],
+    [staticCluster("web", [origin.port])],
+    { node: { id: "host-7", cluster: "rides" } },
+  ));
+  // an external caller's claims are dropped; the proxy states its own service cluster and node
+  const r = await curl([
+    "-s",
+    "-A",
+    "",
+    "-H",
+    "x-envoy-downstream-service-cluster: spoofed",
+    `http://127.0.0.1:${proxy.port("on")}/`,
+  ]);
+  assert.equal(r.code, 0);
+  const seen = origin.requests[0].headers;
+  assert.equal(seen.get("x-envoy-downstream-service-cluster"), "rides");
+  assert.equal(seen.get("x-envoy-downstream-service-node"), "host-7");
+  assert.equal(seen.get("user-agent"), "rides");
+  // a user-agent the client sent is kept
+  await curl(["-s", "-A", "curl-test", `http://127.0.0.1:${proxy.port("on")}/`]);
+  assert.equal(origin.requests[1].headers.get("user-agent"), "curl-test");
+  assert.equal(origin.requests[1].headers.get("x-envoy-downstream-service-cluster"), "rides");
+  // off by default
+  await curl(["-s", "-A", "", `http://127.0.0.1:${proxy.port("off")}/`]);
+  assert.equal(origin.requests[2].headers.get("x-envoy-downstream-service-cluster"), null);
+  assert.equal(origin.requests[2].headers.get("x-envoy-downstream-service-node"), null);
+});

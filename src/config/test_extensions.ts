@@ -2,7 +2,6 @@
 import { z } from "zod/mini";
 import { registry } from "../registry/registry.ts";
 import { duration } from "./common.ts";
-import { addTerminalNetworkFilter } from "./listener.ts";
 
 /** Name of the fake terminal network filter. */
 export const FAKE_TERMINAL = "test.filters.network.terminal_fake";
@@ -16,6 +15,7 @@ if (!registry.find("network_filter", FAKE_TERMINAL, undefined)) {
     name: FAKE_TERMINAL,
     typeUrls: ["type.googleapis.com/test.TerminalFake"],
     category: "network_filter",
+    terminal: true,
     schema: z.strictObject({
       stat_prefix: z.string().check(z.minLength(1)),
       cluster: z.string().check(z.minLength(1)),
@@ -44,5 +44,4 @@ if (!registry.find("network_filter", FAKE_TERMINAL, undefined)) {
       throw new Error("Fake extension must not be created");
     },
   });
-  addTerminalNetworkFilter(FAKE_TERMINAL);
 }

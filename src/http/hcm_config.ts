@@ -112,6 +112,11 @@ export interface HcmOptions {
   xffNumTrustedHops: number;
   skipXffAppend: boolean;
   via: string;
+  /** add_user_agent: the local service cluster (--service-cluster) for user-agent and
+   * x-envoy-downstream-service-cluster; undefined when off or when the node has no cluster. */
+  userAgent: string | undefined;
+  /** add_user_agent: the local node id (--service-node) for x-envoy-downstream-service-node ("" = none). */
+  downstreamServiceNode: string;
   generateRequestId: boolean;
   preserveExternalRequestId: boolean;
   alwaysSetRequestIdInResponse: boolean;

@@ -48,6 +48,12 @@ export function mutateRequestHeaders(o: HcmOptions, down: DownstreamConnection, 
   } else {
     headers.set("x-envoy-internal", "true");
   }
+  if (o.userAgent !== undefined) {
+    // add_user_agent: the calling service's cluster (and node) for the upstream; after the sanitizing above
+    headers.set("x-envoy-downstream-service-cluster", o.userAgent);
+    if (!headers.get("user-agent")) headers.set("user-agent", o.userAgent);
+  }
+  if (o.downstreamServiceNode) headers.set("x-envoy-downstream-service-node", o.downstreamServiceNode);
   if (o.generateRequestId) {
     const id = headers.get("x-request-id");
     if (id === undefined) headers.addLower("x-request-id", crypto.randomUUID());

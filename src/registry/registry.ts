@@ -24,6 +24,8 @@ export interface Extension<C = unknown, F = unknown> {
   readonly typeUrls: readonly string[];
   /** The category it plugs into. */
   readonly category: ExtensionCategory;
+  /** Network and HTTP filters: true when the filter ends its chain (tcp_proxy, http_connection_manager, router). */
+  readonly terminal?: boolean;
   /** Validates typed_config (without "@type"); its error paths are relative to typed_config. */
   readonly schema: z.ZodMiniType<C>;
   /** Builds the long-lived factory for one config snapshot (the FilterConfig of Envoy). */

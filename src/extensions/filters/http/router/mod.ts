@@ -7,6 +7,7 @@ import { RouterFactory } from "./filter.ts";
 /** envoy.filters.http.router. */
 export const router: Extension<RouterConfig, HttpFilterCreate<RouterConfig>> = {
   name: "envoy.filters.http.router",
+  terminal: true,
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"],
   category: "http_filter",
   schema: routerSchema as never,

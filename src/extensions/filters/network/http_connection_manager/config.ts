@@ -4,7 +4,8 @@
  */
 import { z } from "zod/mini";
 import { duration, uint32 } from "../../../../config/common.ts";
-import { envoyEnum, notSupported } from "../../../../config/schema_util.ts";
+import { NOT_SUPPORTED } from "../../../../config/errors.ts";
+import { envoyEnum, notSupported, onlyValues } from "../../../../config/schema_util.ts";
 import { typedExtension } from "../../../../config/extension_ref.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 import { routeConfigurationSchema } from "../../../../http/routing/config.ts";
@@ -13,13 +14,21 @@ const httpProtocolOptions = z.strictObject({
   accept_http_10: z.optional(z.boolean()),
   default_host_for_http_10: z.optional(z.string()),
   allow_absolute_url: z.optional(z.boolean()),
-  enable_trailers: z.optional(z.boolean()),
-  allow_chunked_length: z.optional(z.boolean()),
+  enable_trailers: onlyValues([true], "nuncio's HTTP/1.1 codec always proxies trailers"),
+  allow_chunked_length: onlyValues(
+    [false],
+    "a request with both Content-Length and Transfer-Encoding: chunked is rejected",
+  ),
   header_key_format: notSupported,
-  override_stream_error_on_invalid_http_message: z.optional(z.boolean()),
+  override_stream_error_on_invalid_http_message: onlyValues(
+    [false],
+    "an invalid HTTP/1.1 request gets its error reply and the connection is closed",
+  ),
   send_fully_qualified_url: notSupported,
-  allow_custom_methods: z.optional(z.boolean()),
+  allow_custom_methods: onlyValues([true], "nuncio's HTTP/1.1 codec accepts any token as a method"),
 });
+
+const H2_STREAM_ERROR = "an invalid HTTP/2 request resets only its stream";
 
 /** envoy.config.core.v3.Http2ProtocolOptions: the fields the HTTP/2 codec implements. */
 const http2ProtocolOptions = z.strictObject({
@@ -34,10 +43,11 @@ const http2ProtocolOptions = z.strictObject({
   max_consecutive_inbound_frames_with_empty_payload: z.optional(uint32),
   max_inbound_priority_frames_per_stream: z.optional(uint32),
   max_inbound_window_update_frames_per_data_frame_sent: z.optional(uint32.check(z.minimum(1))),
-  stream_error_on_invalid_http_messaging: z.optional(z.boolean()),
-  override_stream_error_on_invalid_http_message: z.optional(z.boolean()),
+  stream_error_on_invalid_http_messaging: onlyValues([true], H2_STREAM_ERROR),
+  override_stream_error_on_invalid_http_message: onlyValues([true], H2_STREAM_ERROR),
   custom_settings_parameters: notSupported,
   connection_keepalive: notSupported,
+  // picks Envoy's HTTP/2 library (nghttp2 or oghttp2), not a behaviour: nuncio has its own codec either way
   use_oghttp2_codec: z.optional(z.boolean()),
   max_metadata_size: notSupported,
   enable_huffman_encoding_stats: notSupported,
@@ -48,7 +58,7 @@ export type Http2ProtocolOptionsConfig = z.infer<typeof http2ProtocolOptions>;
 
 const commonHttpProtocolOptions = z.strictObject({
   idle_timeout: z.optional(duration),
-  max_connection_duration: z.optional(duration),
+  max_connection_duration: notSupported,
   max_headers_count: z.optional(uint32.check(z.minimum(1))),
   max_stream_duration: z.optional(duration),
   headers_with_underscores_action: z.optional(envoyEnum(["ALLOW", "REJECT_REQUEST", "DROP_HEADER"])),
@@ -67,7 +77,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   scoped_routes: notSupported,
   http_filters: z._default(z.array(typedExtension("http_filter")), []),
   access_log: z._default(z.array(accessLogEntrySchema), []),
-  add_user_agent: z.optional(z.boolean()),
+  add_user_agent: z._default(z.boolean(), false),
   use_remote_address: z._default(z.boolean(), false),
   xff_num_trusted_hops: z._default(uint32, 0),
   skip_xff_append: z._default(z.boolean(), false),
@@ -76,6 +86,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   preserve_external_request_id: z._default(z.boolean(), false),
   always_set_request_id_in_response: z._default(z.boolean(), false),
   internal_address_config: z.optional(z.strictObject({
+    // no effect: nuncio has no Unix socket listeners (address.pipe is not supported), so no peer is one
     unix_sockets: z.optional(z.boolean()),
     cidr_ranges: z.optional(z.array(z.strictObject({ address_prefix: z.string(), prefix_len: uint32 }))),
   })),
@@ -88,8 +99,11 @@ export const httpConnectionManagerSchema = z.strictObject({
   request_headers_timeout: z.optional(duration),
   request_timeout: z.optional(duration),
   stream_idle_timeout: z.optional(duration),
-  drain_timeout: z.optional(duration),
-  delayed_close_timeout: z.optional(duration),
+  // HTTP/2 drains with a GOAWAY, then the final GOAWAY once a PING round trip shows the client saw it
+  drain_timeout: notSupported,
+  delayed_close_timeout: z.optional(duration.check(z.refine((ms) => ms === 0, {
+    error: `${NOT_SUPPORTED}: only 0s (nuncio closes a connection as soon as its last bytes are written)`,
+  }))),
   common_http_protocol_options: z.optional(commonHttpProtocolOptions),
   http_protocol_options: z.optional(httpProtocolOptions),
   normalize_path: z._default(z.boolean(), false),
@@ -129,6 +143,57 @@ export const httpConnectionManagerSchema = z.strictObject({
   z.refine((c) => c.route_config !== undefined, {
     message: "route_config is required (rds arrives with dynamic configuration)",
     path: ["route_config"],
+  }),
+  z.superRefine((c, ctx) => {
+    // Envoy's default for both codecs; each codec's override_stream_error_on_invalid_http_message wins
+    const v = c.stream_error_on_invalid_http_message;
+    if (v === undefined) return;
+    const h1 = c.codec_type !== "HTTP2" &&
+      c.http_protocol_options?.override_stream_error_on_invalid_http_message === undefined;
+    const h2 = c.codec_type !== "HTTP1" &&
+      c.http2_protocol_options?.override_stream_error_on_invalid_http_message === undefined &&
+      c.http2_protocol_options?.stream_error_on_invalid_http_messaging === undefined;
+    if ((v && h1) || (!v && h2)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["stream_error_on_invalid_http_message"],
+        message: `${NOT_SUPPORTED}: only ${v ? "false" : "true"} for ${v ? "HTTP/1.1" : "HTTP/2"} (${
+          v
+            ? "an invalid HTTP/1.1 request gets its error reply and the connection is closed"
+            : H2_STREAM_ERROR
+        })`,
+      });
+    }
+  }),
+  z.superRefine((c, ctx) => {
+    // the factory would refuse to build otherwise: validate says so first (serve must never fail on it)
+    const filters = c.http_filters;
+    if (filters.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["http_filters"],
+        message: "The HTTP filter chain needs a terminal filter such as envoy.filters.http.router, last",
+      });
+      return;
+    }
+    filters.forEach((f, i) => {
+      if (f?.ext === undefined) return; // its own schema already reported it
+      const last = i === filters.length - 1;
+      if (f.ext.terminal === true && !last) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["http_filters", i],
+          message: `Terminal HTTP filter ${f.ext.name} must be the last filter`,
+        });
+      } else if (f.ext.terminal !== true && last) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["http_filters", i],
+          message:
+            `The last HTTP filter must be a terminal filter such as envoy.filters.http.router, not ${f.ext.name}`,
+        });
+      }
+    });
   }),
   z.refine((c) => !(c.strip_matching_host_port && c.strip_any_host_port), {
     message: "strip_matching_host_port and strip_any_host_port are mutually exclusive",

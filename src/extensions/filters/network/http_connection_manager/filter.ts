@@ -39,8 +39,11 @@ export function resolveHttp2Options(c: Http2ProtocolOptionsConfig | undefined): 
   return o;
 }
 
-/** Resolves Envoy's defaults for every HCM option. */
-export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
+/** Resolves Envoy's defaults for every HCM option; `node` is the bootstrap node (for add_user_agent). */
+export function resolveHcmOptions(
+  c: HttpConnectionManagerConfig,
+  node: { id: string; cluster: string } = { id: "", cluster: "" },
+): HcmOptions {
   const common = c.common_http_protocol_options ?? {};
   const h1 = c.http_protocol_options ?? {};
   const escaped = c.path_with_escaped_slashes_action === "IMPLEMENTATION_SPECIFIC_DEFAULT"
@@ -62,6 +65,8 @@ export function resolveHcmOptions(c: HttpConnectionManagerConfig): HcmOptions {
     xffNumTrustedHops: c.xff_num_trusted_hops,
     skipXffAppend: c.skip_xff_append,
     via: c.via ?? "",
+    userAgent: c.add_user_agent && node.cluster ? node.cluster : undefined,
+    downstreamServiceNode: c.add_user_agent ? node.id : "",
     generateRequestId: c.generate_request_id,
     preserveExternalRequestId: c.preserve_external_request_id,
     alwaysSetRequestIdInResponse: c.always_set_request_id_in_response,
@@ -93,7 +98,7 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
   readonly hcm: HcmConfig;
 
   constructor(config: HttpConnectionManagerConfig, ctx: FactoryContext) {
-    const opts = resolveHcmOptions(config);
+    const opts = resolveHcmOptions(config, ctx.node);
     const filters: HttpFilterFactory[] = [];
     for (const ref of config.http_filters) {
       const create = ref.ext.create as HttpFilterCreate<unknown>;

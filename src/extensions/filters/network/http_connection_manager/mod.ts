@@ -10,6 +10,7 @@ export const httpConnectionManager: Extension<
   NetworkFilterCreate<HttpConnectionManagerConfig>
 > = {
   name: "envoy.filters.network.http_connection_manager",
+  terminal: true,
   typeUrls: [
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
   ],

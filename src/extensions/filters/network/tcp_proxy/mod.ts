@@ -7,6 +7,7 @@ import { TcpProxyFactory } from "./filter.ts";
 /** envoy.filters.network.tcp_proxy. */
 export const tcpProxy: Extension<TcpProxyConfig, NetworkFilterCreate<TcpProxyConfig>> = {
   name: "envoy.filters.network.tcp_proxy",
+  terminal: true,
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"],
   category: "network_filter",
   schema: tcpProxySchema as never,

@@ -28,7 +28,10 @@ function hcm(statPrefix: string, filters: Obj[] = []): Obj {
         virtual_hosts: [{
           name: "any",
           domains: ["*"],
-          routes: [{ match: { prefix: "/" }, route: { cluster: "web" } }],
+          routes: [
+            { match: { prefix: "/hdr" }, route: { cluster_header: "x-cluster" } },
+            { match: { prefix: "/" }, route: { cluster: "web" } },
+          ],
         }],
       },
       http_filters: [...filters, {
@@ -152,6 +155,28 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
       const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
       assert.deepEqual(l.slice(0, 11), Array(11).fill("-"));
       assert.deepEqual(l.slice(11), ["web", "429", "FI"]);
+    },
+  );
+
+  await t.step(
+    "a cluster_header naming no cluster logs %UPSTREAM_CLUSTER% as -, also on a local reply before the router",
+    async () => {
+      const r = await curl([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "x-cluster: attacker-chosen",
+        `http://127.0.0.1:${proxy.port("plain")}/hdr`,
+      ]);
+      assert.equal(r.stdout, "429");
+      const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+      assert.deepEqual(l.slice(11), ["-", "429", "FI"]);
+      await curl(["-s", "-H", "x-cluster: web", `http://127.0.0.1:${proxy.port("plain")}/hdr`]);
+      const [known] = (await lines(proxy.logPath, ++n)).slice(-1);
+      assert.deepEqual(known.slice(11), ["web", "429", "FI"]);
     },
   );
 });

@@ -4,10 +4,14 @@
  * any other specifier is printed as written.
  */
 
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const DAYS_LONG = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const MONTHS_LONG = [
+/** Abbreviated weekday names (C locale), indexed by `Date#getDay()`. */
+export const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+/** Full weekday names (C locale), indexed by `Date#getDay()`. */
+export const DAYS_LONG = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+/** Abbreviated month names (C locale), indexed by `Date#getMonth()`. */
+export const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+/** Full month names (C locale), indexed by `Date#getMonth()`. */
+export const MONTHS_LONG = [
   "January",
   "February",
   "March",

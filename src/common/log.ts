@@ -109,6 +109,17 @@ export function setComponentLogLevel(name: string, level: string): void {
   c.threshold = i;
 }
 
+/** Sets several components' levels at once: every entry is checked first, so a bad one changes nothing. */
+export function setComponentLogLevels(levels: Record<string, string>): void {
+  const checked = Object.entries(levels).map(([name, level]): [Component, number] => {
+    const i = levelIndex(level);
+    const c = components.get(name);
+    if (!c) throw new Error(`Invalid component specified "${name}"`);
+    return [c, i];
+  });
+  for (const [c, i] of checked) c.threshold = i;
+}
+
 /** Parses and checks `upstream:debug,connection:trace` (`--component-log-level`, `/logging?paths=`). */
 export function parseComponentLogLevels(spec: string): [string, LogLevel][] {
   const out: [string, LogLevel][] = [];

@@ -1,8 +1,11 @@
 /**
  * Envoy's `--log-format` (spdlog pattern flags) compiled once into a line builder: `%v` message, `%l` level,
- * `%n` logger, `%t` thread, date/time flags (`%Y-%m-%d %T.%e`, local time like spdlog), Envoy's own `%_`
- * (newlines escaped) and `%j` (JSON-escaped message). Source-location flags print nothing (no source info).
+ * `%n` logger, `%t` thread, date/time flags (`%Y-%m-%d %T.%e`, local time like spdlog), elapsed time since the
+ * previous line (`%o %i %u %O`), spdlog's `%<align><width>[!]<flag>` padding, and Envoy's own flags `%_`
+ * (newlines escaped), `%j` and `%+` (JSON-escaped message) and `%*` (log tags: nuncio has none).
+ * Source-location flags and the colour range (`%^`, `%$`) print nothing; an unknown flag prints as written.
  */
+import { DAYS, DAYS_LONG, MONTHS, MONTHS_LONG } from "../access_log/strftime.ts";
 
 /** Envoy's default `--log-format` without the source location (`[%g:%#]`), which nuncio does not have. */
 export const DEFAULT_LOG_FORMAT = "[%Y-%m-%d %T.%e][%t][%l][%n] %v";
@@ -27,23 +30,10 @@ export interface LogEvent {
 /** Builds one line (without the trailing newline) for an event. */
 export type LogLineFormatter = (e: LogEvent) => string;
 
-type Part = string | ((e: LogEvent, d: Date) => string);
+/** A compiled piece: literal text, or a function of the event, its local Date and ms since the last line. */
+type Part = string | FlagFn;
+type FlagFn = (e: LogEvent, d: Date, elapsed: number) => string;
 
-const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const MONTHS = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
 const SHORT_LEVEL: Record<string, string> = {
   trace: "T",
   debug: "D",
@@ -89,24 +79,29 @@ export function escapeCStyle(s: string): string {
   });
 }
 
-const FLAGS: Record<string, (e: LogEvent, d: Date) => string> = {
+const jsonEscaped: FlagFn = (e) => JSON.stringify(e.message).slice(1, -1);
+
+/** spdlog's flags plus Envoy's (`_ j * +`, which take precedence in Envoy's formatter). */
+const FLAGS: Record<string, FlagFn> = {
   v: (e) => e.message,
   _: (e) => e.message.replaceAll("\n", "\\n"),
-  j: (e) => JSON.stringify(e.message).slice(1, -1),
+  j: jsonEscaped,
+  // Envoy's ExtractedMessage (the message after any "[Tags: ...]" prefix, JSON-escaped; nuncio has no tags)
+  // overrides spdlog's full format `%+`.
+  "+": jsonEscaped,
+  // Envoy's ExtractedTags: `,"key":"value",...` of the message's tags; nuncio's messages have none.
+  "*": () => "",
   t: (e) => e.thread,
   P: () => String(Deno.pid),
   n: (e) => e.logger,
   l: (e) => e.level,
   L: (e) => SHORT_LEVEL[e.level] ?? e.level,
-  a: (_e, d) => DAYS[d.getDay()].slice(0, 3),
-  A: (_e, d) => DAYS[d.getDay()],
-  b: (_e, d) => MONTHS[d.getMonth()].slice(0, 3),
-  h: (_e, d) => MONTHS[d.getMonth()].slice(0, 3),
-  B: (_e, d) => MONTHS[d.getMonth()],
-  c: (_e, d) =>
-    `${DAYS[d.getDay()].slice(0, 3)} ${MONTHS[d.getMonth()].slice(0, 3)} ${p2(d.getDate())} ${
-      hms(d)
-    } ${d.getFullYear()}`,
+  a: (_e, d) => DAYS[d.getDay()],
+  A: (_e, d) => DAYS_LONG[d.getDay()],
+  b: (_e, d) => MONTHS[d.getMonth()],
+  h: (_e, d) => MONTHS[d.getMonth()],
+  B: (_e, d) => MONTHS_LONG[d.getMonth()],
+  c: (_e, d) => `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${p2(d.getDate())} ${hms(d)} ${d.getFullYear()}`,
   C: (_e, d) => p2(d.getFullYear() % 100),
   Y: (_e, d) => String(d.getFullYear()),
   D: (_e, d) => mdy(d),
@@ -127,6 +122,14 @@ const FLAGS: Record<string, (e: LogEvent, d: Date) => string> = {
   X: (_e, d) => hms(d),
   z: (_e, d) => tzOffset(d),
   E: (_e, d) => String(Math.floor(d.getTime() / 1000)),
+  // elapsed since the previous line: ms, us, ns, s
+  o: (_e, _d, ms) => String(ms),
+  i: (_e, _d, ms) => String(ms * 1000),
+  u: (_e, _d, ms) => String(ms * 1_000_000),
+  O: (_e, _d, ms) => String(Math.floor(ms / 1000)),
+  // colour range start/end: nuncio never colours
+  "^": () => "",
+  $: () => "",
   // source location: nuncio has none
   "@": () => "",
   s: () => "",
@@ -135,37 +138,103 @@ const FLAGS: Record<string, (e: LogEvent, d: Date) => string> = {
   "!": () => "",
 };
 
+/** Flags that read the event time (a Date is built per line only when one of these is used). */
+const DATE_FLAGS = new Set("aAbhBcCYDxmdHIMSefFprRTXzE");
+/** Flags that print the time since the previous line. */
+const ELAPSED_FLAGS = new Set("oiuO");
+/** Flags whose formatter ignores a padding spec (colour range, Envoy's custom flags). */
+const UNPADDED_FLAGS = new Set("^$_j*+");
+/** Flags that always print "" (source location, colour range, tags): compiled to padded literals. */
+const EMPTY_FLAGS = new Set("@sg#!^$*");
+/** spdlog's cap on a padding width. */
+const MAX_WIDTH = 64;
+
+// padding sides: spdlog pads on the left by default, `-` pads on the right, `=` centers
+const LEFT = 0, RIGHT = 1, CENTER = 2;
+
+/** spdlog's scoped_padder: pads `s` to `width` with spaces, or cuts it to `width` when `truncate`. */
+function pad(s: string, width: number, side: number, truncate: boolean): string {
+  const n = width - s.length;
+  if (n <= 0) return n < 0 && truncate ? s.slice(0, width) : s;
+  if (side === LEFT) return " ".repeat(n) + s;
+  if (side === RIGHT) return s + " ".repeat(n);
+  const half = n >> 1;
+  return " ".repeat(half) + s + " ".repeat(n - half);
+}
+
 /**
  * Compiles a `--log-format` pattern (or "json"); `escaped` applies `--log-format-escaped` to the message.
- * Throws on an unknown flag.
+ * Never throws: like spdlog, an unknown flag prints as written (`%Q`) and a trailing `%` prints nothing.
  */
 export function compileLogFormat(pattern: string, escaped = false): LogLineFormatter {
   const src = pattern === "json" ? JSON_LOG_FORMAT : pattern;
   const parts: Part[] = [];
   let lit = "";
-  for (let i = 0; i < src.length; i++) {
+  let needsDate = false;
+  let needsElapsed = false;
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
     const c = src[i];
     if (c !== "%") {
       lit += c;
       continue;
     }
-    const f = src[++i];
+    // spdlog's padding spec: %<align><width>[!]<flag>
+    i++;
+    let side = LEFT;
+    if (src[i] === "-") {
+      side = RIGHT;
+      i++;
+    } else if (src[i] === "=") {
+      side = CENTER;
+      i++;
+    }
+    let width = 0;
+    let truncate = false;
+    if (i < n && src[i] >= "0" && src[i] <= "9") {
+      while (i < n && src[i] >= "0" && src[i] <= "9") width = width * 10 + (src.charCodeAt(i++) - 48);
+      if (src[i] === "!") {
+        truncate = true;
+        i++;
+      }
+      width = Math.min(width, MAX_WIDTH);
+    }
+    if (i >= n) break; // a trailing "%" (or "%-8") prints nothing, as in spdlog
+    const f = src[i];
+    const padded = width > 0 && !UNPADDED_FLAGS.has(f);
     if (f === "%") {
       lit += "%";
       continue;
     }
-    const fn = f === undefined ? undefined : FLAGS[f];
-    if (!fn) throw new Error(`Unknown log format flag "%${f ?? ""}" in "${pattern}"`);
+    const fn = Object.hasOwn(FLAGS, f) ? FLAGS[f] : undefined;
+    if (!fn) {
+      // spdlog: "%<width>!x" with an unknown x is the function-name flag `%!` (padded, empty) followed by x
+      lit += truncate ? pad("", width, side, false) + f : `%${f}`;
+      continue;
+    }
+    if (EMPTY_FLAGS.has(f)) {
+      if (padded) lit += pad("", width, side, truncate);
+      continue;
+    }
     if (lit) parts.push(lit);
     lit = "";
-    parts.push(escaped && f === "v" ? (e) => escapeCStyle(e.message) : fn);
+    if (DATE_FLAGS.has(f)) needsDate = true;
+    if (ELAPSED_FLAGS.has(f)) needsElapsed = true;
+    const base: FlagFn = escaped && f === "v" ? (e) => escapeCStyle(e.message) : fn;
+    parts.push(padded ? (e, d, ms) => pad(base(e, d, ms), width, side, truncate) : base);
   }
   if (lit) parts.push(lit);
-  const needsDate = parts.some((p) => typeof p === "function");
+  // spdlog's elapsed formatters start from the time the pattern was set
+  let last = Date.now();
   return (e) => {
     const d = needsDate ? new Date(e.time) : (undefined as unknown as Date);
+    let elapsed = 0;
+    if (needsElapsed) {
+      elapsed = Math.max(0, e.time - last);
+      last = e.time;
+    }
     let out = "";
-    for (const p of parts) out += typeof p === "string" ? p : p(e, d);
+    for (const p of parts) out += typeof p === "string" ? p : p(e, d, elapsed);
     return out;
   };
 }

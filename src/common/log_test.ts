@@ -8,6 +8,7 @@ import {
   parseComponentLogLevels,
   reopenLogFile,
   setComponentLogLevel,
+  setComponentLogLevels,
   setLogFormat,
   setLogLevel,
   setLogPath,
@@ -35,6 +36,24 @@ Deno.test("log: component levels, enabled() and the boolean getters", () => {
     assert.equal(router.enabled("info"), false);
     assert.throws(() => setComponentLogLevel("nonesuch", "debug"), /Invalid component specified "nonesuch"/);
     assert.throws(() => setComponentLogLevel("router", "loud"), /Unknown log level "loud"/);
+  } finally {
+    applyLogSettings(saved);
+  }
+});
+
+Deno.test("log: setComponentLogLevels is all or nothing (/logging?paths= with one bad entry changes nothing)", () => {
+  const saved = logSettings();
+  try {
+    setLogLevel("info");
+    assert.throws(
+      () => setComponentLogLevels({ router: "debug", upstream: "bogus" }),
+      /Unknown log level "bogus"/,
+    );
+    assert.throws(() => setComponentLogLevels({ router: "debug", nonesuch: "info" }), /Invalid component/);
+    assert.equal(componentLogLevels().router, "info");
+    setComponentLogLevels({ router: "debug", upstream: "warn" });
+    assert.equal(componentLogLevels().router, "debug");
+    assert.equal(componentLogLevels().upstream, "warn");
   } finally {
     applyLogSettings(saved);
   }

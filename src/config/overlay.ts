@@ -4,7 +4,8 @@
  * overridden, then validated as one bootstrap. Errors point into the text each field came from: the file,
  * or `--config-yaml:line:col`.
  */
-import { type Document, LineCounter, parseDocument } from "yaml";
+import { type Document, isScalar, LineCounter, parseDocument } from "yaml";
+import { dropNullFields } from "./normalize.ts";
 import {
   type ConfigError,
   type ConfigIssue,
@@ -108,6 +109,11 @@ function parse(text: string): Parsed | null {
   }
 }
 
+/** True when a YAML document holds nothing (empty or comments only, or a bare null). */
+function emptyDocument(doc: Document): boolean {
+  return doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null);
+}
+
 function hasNode(n: NodeOverrides | undefined): boolean {
   return n !== undefined && (n.id !== undefined || n.cluster !== undefined || n.zone !== undefined);
 }
@@ -138,7 +144,8 @@ export async function loadConfigSource(src: ConfigSource, opts: LoadOptions = {}
   }
   const baseOpts: LoadOptions = src.path === undefined ? { ...opts, format: "yaml" } : opts;
   const base = parse(baseText);
-  if (!base) return await loadConfigTextChecked(baseText, baseName, baseOpts); // reports the syntax errors
+  // syntax errors and an empty file are reported exactly as for the file alone
+  if (!base || emptyDocument(base.doc)) return await loadConfigTextChecked(baseText, baseName, baseOpts);
   const over = overText === undefined ? undefined : parse(overText);
   if (over === null) return loadConfigText(overText!, OVERLAY_NAME, { format: "yaml" });
   if (!isObj(base.value) || (over && !isObj(over.value))) {
@@ -155,7 +162,8 @@ export async function loadConfigSource(src: ConfigSource, opts: LoadOptions = {}
   };
   record(base, baseName)([], [], base.value);
   let merged = base.value as Obj;
-  if (over) merged = mergeTracked(merged, over.value, [], record(over, OVERLAY_NAME)) as Obj;
+  // a key written with no value in --config-yaml is not set (protobuf MergeFrom leaves the base field alone)
+  if (over) merged = mergeTracked(merged, dropNullFields(over.value), [], record(over, OVERLAY_NAME)) as Obj;
   if (src.node && hasNode(src.node)) merged = applyNodeOverrides(merged, src.node);
   const { crossCheck, ...schemaOnly } = opts;
   const r = loadConfigText(JSON.stringify(merged), baseName, { ...schemaOnly, format: "json" });

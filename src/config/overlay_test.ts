@@ -114,3 +114,25 @@ Deno.test("overlay: errors point at the text the field came from", async () => {
     );
   });
 });
+
+Deno.test("overlay: a key with no value in --config-yaml leaves the file's field alone", async () => {
+  await withFile(FILE, async (path) => {
+    const r = await loadConfigSource({ path, overlayYaml: "static_resources:\nadmin:\nnode: {cluster: }" });
+    assert.ok(r.ok, r.ok ? "" : r.errors.map(formatConfigError).join("\n"));
+    assert.deepEqual(r.bootstrap.static_resources.clusters.map((c) => c.name), ["a"]);
+    assert.equal(r.bootstrap.admin?.address?.socket_address.port_value, 9901);
+    assert.equal(r.bootstrap.node?.cluster, "c1");
+  });
+});
+
+Deno.test("overlay: an empty file is reported as such, with or without flags merged over it", async () => {
+  await withFile("# nothing here\n", async (path) => {
+    for (const src of [{ path }, { path, node: { id: "x" } }, { path, overlayYaml: "node: {id: y}" }]) {
+      const r = await loadConfigSource(src);
+      assert.equal(r.ok, false);
+      assert.deepEqual(r.ok ? [] : r.errors.map(formatConfigError), [
+        `${path}:1:1: The config file is empty`,
+      ]);
+    }
+  });
+});

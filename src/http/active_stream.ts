@@ -201,6 +201,9 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     return this.encoder.upgradeType;
   }
 
+  /** See HttpFilterCallbacks.routeClusterName. */
+  routeClusterName = "";
+
   route(): RouteEntry | null {
     if (this.#route === undefined) {
       const r = this.#route = this.cfg.routes.match(this.request);
@@ -208,8 +211,10 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
       if (r) {
         this.streamInfo.routeName = r.name;
         if (r.kind === "route") {
-          // Envoy resolves the cluster with the route, so local replies before the router log it too
-          this.streamInfo.upstreamCluster = r.selectCluster(this.request, Math.random());
+          // Envoy resolves the cluster with the route, so local replies before the router log it too;
+          // %UPSTREAM_CLUSTER% names only a cluster that exists (cluster_header values come from the client)
+          const name = this.routeClusterName = r.selectCluster(this.request, Math.random());
+          if (this.cfg.clusterManager.get(name) !== undefined) this.streamInfo.upstreamCluster = name;
           const msd = (r.config as { max_stream_duration?: StreamDurationConfig }).max_stream_duration;
           if (msd !== undefined) applyStreamDuration(this, msd);
         }
@@ -232,6 +237,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   clearRouteCache(): void {
     this.#route = undefined;
+    this.routeClusterName = "";
     this.streamInfo.upstreamCluster = "";
   }
 

@@ -63,6 +63,11 @@ export interface HttpFilterCallbacks {
   readonly internal: boolean;
   /** The matched route (cached; recomputed after clearRouteCache). */
   route(): RouteEntry | null;
+  /**
+   * The cluster name the route picked (weighted and cluster_header picks are made once, with the route), ""
+   * without a route; it may name no cluster. `streamInfo.upstreamCluster` is set only when it exists.
+   */
+  readonly routeClusterName: string;
   /** Context for route header formatters and hash policies. */
   routeContext(): RouteContext;
   /** The accepted upgrade type of this request (e.g. "websocket"), "" when not an upgrade. */

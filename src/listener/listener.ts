@@ -13,6 +13,8 @@ import { ActiveConnection } from "./connection.ts";
 import { TlsAccept } from "../transport/tls_accept.ts";
 
 const log = new Logger("conn_handler");
+/** Connection ids are unique per event loop across all its listeners (Envoy's `[C<id>]`, %CONNECTION_ID%). */
+let nextConnectionId = 0;
 
 /** Everything a listener needs, built by the snapshot builder from the parsed config. */
 export interface ListenerSpec {
@@ -60,7 +62,6 @@ interface ListenerStats {
 export class Listener {
   #listener: Deno.Listener | undefined;
   #connections = new Set<ActiveConnection>();
-  #nextId = 1;
   #accepting: Promise<void> | undefined;
   #stats: ListenerStats;
   #draining = false;
@@ -221,7 +222,7 @@ export class Listener {
     chain: FilterChainSpec,
     opts: ConstructorParameters<typeof ActiveConnection>[3],
   ): void {
-    const c = new ActiveConnection(this.idBase + this.#nextId++, conn, this.spec.bufferLimitBytes, opts);
+    const c = new ActiveConnection(this.idBase + ++nextConnectionId, conn, this.spec.bufferLimitBytes, opts);
     if (log.enabled("debug")) {
       const tls = c.tls ? `, TLS sni '${c.tls.sni}' alpn '${c.tls.alpn}' ${c.tls.version}` : "";
       log.debug(

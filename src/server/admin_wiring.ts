@@ -2,7 +2,7 @@
 import { logAll } from "../access_log/config.ts";
 import type { AccessLogger, AccessLoggerCreate } from "../access_log/types.ts";
 import { systemClock } from "../common/clock.ts";
-import { componentLogLevels, getLogLevel, setComponentLogLevel, setLogLevel } from "../common/log.ts";
+import { componentLogLevels, getLogLevel, setComponentLogLevels, setLogLevel } from "../common/log.ts";
 import { createAdminApp } from "../admin/app.ts";
 import { startAdminServer } from "../admin/server.ts";
 import type { AdminDeps, ClusterStatus } from "../admin/types.ts";
@@ -56,7 +56,7 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     },
     loggers: () => componentLogLevels(),
     setLoggerLevels: (levels: Record<string, string>) => {
-      for (const [name, level] of Object.entries(levels)) setComponentLogLevel(name, level);
+      setComponentLogLevels(levels); // all or nothing, as Envoy
       server.syncLogSettings();
     },
   };

@@ -1,6 +1,6 @@
 /** The proxy's command line (`nuncio -c FILE ...`), parsed with Envoy's flag names and semantics. */
 import { LOG_LEVELS, parseComponentLogLevels } from "../common/log.ts";
-import { compileLogFormat, DEFAULT_LOG_FORMAT } from "../common/log_format.ts";
+import { DEFAULT_LOG_FORMAT } from "../common/log_format.ts";
 
 /** nuncio's `--help`. */
 export const HELP = `nuncio: an Envoy-style service proxy
@@ -138,7 +138,6 @@ export function parseCliFlags(args: readonly string[], cores = 1): CliParse {
           break;
         case "--log-format":
           f.logFormat = value();
-          compileLogFormat(f.logFormat);
           break;
         case "--log-format-escaped":
           f.logFormatEscaped = true;

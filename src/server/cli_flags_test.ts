@@ -86,7 +86,6 @@ Deno.test("cli flags: bad values are usage errors", () => {
     /Invalid component specified "nope"/,
   );
   assert.match(usage(["-c", "x", "--component-log-level", "upstream"]), /upstream:debug/);
-  assert.match(usage(["-c", "x", "--log-format", "%Q"]), /Unknown log format flag "%Q"/);
   assert.match(usage(["-c", "x", "--drain-time-s", "soon"]), /--drain-time-s must be a number of seconds/);
   assert.match(usage(["-c", "x", "--concurrency", "300"]), /--concurrency must be an integer/);
 });

@@ -158,7 +158,7 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
     }
     this.route = route;
     // chosen with the route (ActiveStream.route): weighted and cluster_header picks are made once
-    const name = cb.streamInfo.upstreamCluster;
+    const name = cb.routeClusterName;
     const cluster = name ? this.f.ctx.clusterManager.get(name) : undefined;
     if (routerLog.enabled("debug")) {
       routerLog.debug(
@@ -168,8 +168,6 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
       );
     }
     if (!cluster) {
-      // as Envoy: %UPSTREAM_CLUSTER% names only a cluster that exists
-      cb.streamInfo.upstreamCluster = "";
       stats.no_cluster.inc();
       return this.localReply(503, "", ResponseFlag.NoClusterFound, "cluster_not_found");
     }

@@ -77,6 +77,14 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
     ], { listener_filters: [{ name: "envoy.filters.listener.tls_inspector" }] }),
     // direct: one TLS chain, the socket is a Deno TLS listener
     listener("direct", [{ transport_socket: downstreamTls(pki, ["a"]), filters: [hcm("direct")] }]),
+    // one TLS chain with tls_inspector: the ClientHello is read, so SNI and version are known
+    listener(
+      "one_chain_inspected",
+      [{ transport_socket: downstreamTls(pki, ["a"]), filters: [hcm("oci")] }],
+      {
+        listener_filters: [{ name: "envoy.filters.listener.tls_inspector" }],
+      },
+    ),
     // plain text, with a fault filter aborting every request
     listener("plain", [{
       filters: [hcm("plain", [{
@@ -139,6 +147,16 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
       assert.equal(l[11], "web");
     },
   );
+
+  await t.step("one TLS chain with tls_inspector: SNI, version and cipher are known", async () => {
+    const r = await tlsCurl(proxy.port("one_chain_inspected"), ["--tlsv1.3"]);
+    assert.equal(r.stdout, "hello from web", r.stderr);
+    const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+    assert.equal(l[0], "a.example.com");
+    assert.equal(l[1], "TLSv1.3");
+    assert.match(l[2], /^TLS_/);
+    assert.equal(l[4], "a.example.com");
+  });
 
   await t.step(
     "plain text: every TLS operator is -; a fault abort still logs the route's cluster",

@@ -34,6 +34,11 @@ export interface ListenerSpec {
   chains?: FilterChainSpec[];
   /** listener_filters_timeout in ms (ClientHello inspection plus TLS handshake); default 15000. */
   inspectTimeoutMs?: number;
+  /**
+   * tls_inspector is configured: every TLS connection's ClientHello is read, so SNI, TLS version and cipher
+   * are known (%REQUESTED_SERVER_NAME%, %DOWNSTREAM_TLS_*%) even on a listener with one TLS chain.
+   */
+  tlsInspector?: boolean;
 }
 
 /** One filter chain of a listener: when it applies, its network filters and its TLS context. */
@@ -80,7 +85,8 @@ export class Listener {
     const matches = chains.map((c) => c.match);
     this.#selector = new ChainSelector(matches);
     const only = chains.length === 1 ? chains[0] : undefined;
-    this.#direct = only?.tls && !needsInspection(matches) && only.match.destinationPort === undefined
+    this.#direct = only?.tls && !spec.tlsInspector && !needsInspection(matches) &&
+        only.match.destinationPort === undefined
       ? only.tls
       : undefined;
     const inspect = this.#direct === undefined && (chains.some((c) => c.tls) || needsInspection(matches));

@@ -109,6 +109,8 @@ export class DataPlane {
             filters: chains[0].filters,
             chains,
             inspectTimeoutMs: l.listener_filters_timeout,
+            // the only listener filter nuncio has: envoy.filters.listener.tls_inspector
+            tlsInspector: l.listener_filters.length > 0,
             bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
             scope,
           },

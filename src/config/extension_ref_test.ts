@@ -32,6 +32,15 @@ Deno.test("typed extension references", async (t) => {
     assert.equal(r.name, FAKE_OBSERVER);
   });
 
+  await t.step("only the message name after the last / of @type counts, as in Envoy", () => {
+    const r = schema.parse({ typed_config: { "@type": "example.com/test.TerminalFake", ...terminal } });
+    assert.equal(r.ext.name, FAKE_TERMINAL);
+    assert.deepEqual(
+      issues({ typed_config: { "@type": "example.com/test.Nope", ...terminal } }),
+      ['typed_config.@type: Unknown or unsupported network filter type "example.com/test.Nope"'],
+    );
+  });
+
   await t.step("@type alone selects the extension and names the reference", () => {
     const r = schema.parse({
       typed_config: { "@type": "type.googleapis.com/test.TerminalFake", ...terminal },

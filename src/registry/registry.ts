@@ -90,7 +90,9 @@ export class Registry {
     typeUrl: string | undefined,
   ): Extension<any, any> | undefined {
     if (typeUrl) {
-      const byType = this.#byType.get(`${category}/${typeUrl}`);
+      const byType = this.#byType.get(`${category}/${typeUrl}`) ??
+        // as Envoy: only the message name after the last "/" counts, whatever the host part says
+        this.#byType.get(`${category}/type.googleapis.com/${typeUrl.slice(typeUrl.lastIndexOf("/") + 1)}`);
       if (byType) return byType;
     }
     return name ? this.#byName.get(`${category}/${name}`) : undefined;

@@ -184,6 +184,20 @@ Deno.test("files serving needs are checked without being created", async (t) => 
       assert.deepEqual(await check(bootstrap({ clusters })), [
         `c.yaml:25:77: static_resources.clusters[1].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.filename: Cannot read file "${dir}/ca.pem": No such file or directory`,
       ]);
+      // readable but not a CA bundle: a key, garbage, /dev/null
+      await Deno.writeTextFile(`${dir}/ca.pem`, "garbage\n");
+      const bad = await check(bootstrap({ clusters }));
+      assert.equal(bad.length, 1);
+      assert.match(
+        bad[0],
+        /^c\.yaml:25:\d+: static_resources\.clusters\[1\]\..*trusted_ca: Invalid trusted CA: no PEM certificate found$/,
+      );
+      await Deno.writeTextFile(
+        `${dir}/ca.pem`,
+        "-----BEGIN CERTIFICATE-----\nMIIBroken\n-----END CERTIFICATE-----\n",
+      );
+      assert.match((await check(bootstrap({ clusters })))[0], /Invalid trusted CA: certificate 1: /);
+      await Deno.remove(`${dir}/ca.pem`);
     });
 
     const withLog = (path: string) => [
@@ -191,6 +205,7 @@ Deno.test("files serving needs are checked without being created", async (t) => 
       "          - name: envoy.access_loggers.file",
       `            typed_config: { "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: "${path}" }`,
       "          route_config: { virtual_hosts: [] }",
+      `          http_filters: [{ name: envoy.filters.http.router, typed_config: { "@type": ${ROUTER} } }]`,
     ];
     const al =
       "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].typed_config.path";

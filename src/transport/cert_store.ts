@@ -51,6 +51,22 @@ export function readDataSource(ds: DataSourceConfig): string {
   return v;
 }
 
+const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** Checks a trusted CA bundle (PEM): at least one certificate, each parseable; throws a readable error. */
+export function validateTrustedCa(pem: string): void {
+  const blocks = pem.match(PEM_CERT_RE);
+  if (!blocks) throw new Error("Invalid trusted CA: no PEM certificate found");
+  const { X509Certificate: X509 } = crypto();
+  blocks.forEach((b, i) => {
+    try {
+      new X509(b);
+    } catch (e) {
+      throw new Error(`Invalid trusted CA: certificate ${i + 1}: ${(e as Error).message}`);
+    }
+  });
+}
+
 /** Parses and checks one certificate/key pair; throws a readable error when they are unusable. */
 export function validateCertifiedKey(cert: string, key: string): CertifiedKey {
   const { X509Certificate: X509, createPrivateKey, createPublicKey } = crypto();

@@ -5,7 +5,7 @@
 import { checkReadableFile } from "../common/file_check.ts";
 import type { ConfigIssue, PathSegment } from "../config/errors.ts";
 import { configError } from "../config/errors.ts";
-import { readDataSource, validateCertifiedKey } from "./cert_store.ts";
+import { readDataSource, validateCertifiedKey, validateTrustedCa } from "./cert_store.ts";
 import type {
   DataSourceConfig,
   DownstreamTlsConfig,
@@ -57,8 +57,17 @@ export function checkTransportSocketFiles(
   });
   const ca = ctx.validation_context?.trusted_ca;
   if (ca) {
-    const bad = checkDataSource(ca, [...base, "validation_context", "trusted_ca"]);
+    const at = [...base, "validation_context", "trusted_ca"];
+    const bad = checkDataSource(ca, at);
     if (bad) issues.push(bad);
+    else if (validatePairs) {
+      // Envoy refuses a bundle it cannot load; Deno would only fail at the first connect
+      try {
+        validateTrustedCa(readDataSource(ca));
+      } catch (e) {
+        issues.push(configError(at, (e as Error).message));
+      }
+    }
   }
   return issues;
 }

@@ -51,12 +51,8 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   "examples_double_proxy_envoy_frontend.yaml": [
     "static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificates: Field not supported by nuncio: upstream client certificates",
   ],
-  "examples_dynamic_config_cp.yaml": [
-    "dynamic_resources: Field not supported by nuncio",
-  ],
-  "examples_dynamic_config_fs.yaml": [
-    "dynamic_resources: Field not supported by nuncio",
-  ],
+  "examples_dynamic_config_cp.yaml": LOADS,
+  "examples_dynamic_config_fs.yaml": LOADS,
   "examples_ext_authz_http_service.yaml": [
     `${FILTER0}.http_filters[0].typed_config.@type: Unknown or unsupported http filter type "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"`,
   ],
@@ -85,13 +81,9 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   ],
   "examples_local_ratelimit.yaml": LOADS,
   "examples_locality_load_balancing.yaml": [
-    "static_resources.clusters[0].common_lb_config.locality_weighted_lb_config: Field not supported by nuncio",
     "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config: Field not supported by nuncio",
-    "static_resources.clusters[0].load_assignment.endpoints[1].priority: Field not supported by nuncio: only priority 0 is supported",
     "static_resources.clusters[0].load_assignment.endpoints[1].lb_endpoints[0].endpoint.health_check_config: Field not supported by nuncio",
-    "static_resources.clusters[0].load_assignment.endpoints[2].priority: Field not supported by nuncio: only priority 0 is supported",
     "static_resources.clusters[0].load_assignment.endpoints[2].lb_endpoints[0].endpoint.health_check_config: Field not supported by nuncio",
-    "static_resources.clusters[0].load_assignment.endpoints[3].priority: Field not supported by nuncio: only priority 0 is supported",
     "static_resources.clusters[0].load_assignment.endpoints[3].lb_endpoints[0].endpoint.health_check_config: Field not supported by nuncio",
   ],
   "examples_lua.yaml": [

@@ -149,11 +149,11 @@ Deno.test("a not-implemented enum value is named whatever its case", () => {
 static_resources:
   clusters:
   - name: web
-    type: eds
+    type: original_dst
     connect_timeout: 1s
 `;
-  const errors = errorsOf(loadConfigText(base, "eds.yaml"));
+  const errors = errorsOf(loadConfigText(base, "odst.yaml"));
   assert.deepEqual(errors.map(formatConfigError), [
-    "eds.yaml:5:11: static_resources.clusters[0].type: Field not supported by nuncio: cluster type EDS is not supported",
+    "odst.yaml:5:11: static_resources.clusters[0].type: Field not supported by nuncio: cluster type ORIGINAL_DST is not supported",
   ]);
 });

@@ -39,17 +39,51 @@ const RETRY = 3;
 const NAMES = ["cx", "rq_pending", "rq", "rq_retry"];
 const REMAINING = ["remaining_cx", "remaining_pending", "remaining_rq", "remaining_retries"];
 
+/**
+ * The shared counts of one cluster's breakers (`cb/<cluster>/default|high`, 6 Int32s each), held once per
+ * cluster name on a thread and shared by every generation of that cluster (cluster updates), so requests
+ * still in flight on a replaced cluster give back their slots to the same counts.
+ */
+export class BreakerSlots {
+  /** [DEFAULT, HIGH] counts; private copies once released. */
+  counts: [Int32Array, Int32Array];
+  readonly #arena: SharedArena;
+  readonly #cluster: string;
+  #released = false;
+
+  /** Takes this thread's use of the cluster's breaker slots (config time). */
+  constructor(arena: SharedArena, cluster: string) {
+    this.#arena = arena;
+    this.#cluster = cluster;
+    this.counts = [arena.slot(`cb/${cluster}/default`, 6), arena.slot(`cb/${cluster}/high`, 6)];
+  }
+
+  /**
+   * Gives the slots back (the cluster was removed): breakers still in use by requests in flight switch to a
+   * private copy of the counts, so they never write into memory the arena hands out again. Idempotent.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.counts = [this.counts[0].slice(), this.counts[1].slice()];
+    this.#arena.release(`cb/${this.#cluster}/default`);
+    this.#arena.release(`cb/${this.#cluster}/high`);
+  }
+}
+
 /** The breakers of one priority of one cluster. */
 export class PriorityBreakers {
-  /** Shared counts: [cx, pending, rq, retries, init flag]. */
-  readonly #counts: Int32Array;
+  readonly #slots: BreakerSlots;
+  readonly #p: number;
   readonly #max: number[];
   readonly #open: Gauge[];
   readonly #remaining: Gauge[] | null;
   readonly #budget: { percent: number; min: number } | undefined;
 
-  constructor(readonly thresholds: ThresholdsConfig, counts: Int32Array, scope: Scope) {
-    this.#counts = counts;
+  constructor(readonly thresholds: ThresholdsConfig, slots: BreakerSlots, priority: number, scope: Scope) {
+    this.#slots = slots;
+    this.#p = priority;
+    const counts = slots.counts[priority];
     const t = thresholds;
     this.#max = [t.maxConnections, t.maxPendingRequests, t.maxRequests, t.maxRetries];
     this.#budget = t.retryBudget
@@ -64,6 +98,11 @@ export class PriorityBreakers {
         for (let i = 0; i < 4; i++) this.#remaining[i].inc(this.#limit(i) - Atomics.load(counts, i));
       }
     } else this.#remaining = null;
+  }
+
+  /** Shared counts: [cx, pending, rq, retries, init flag] (read through the slots: see BreakerSlots.release). */
+  get #counts(): Int32Array {
+    return this.#slots.counts[this.#p];
   }
 
   /** Current shared count of resource `i` (tests, admin). */
@@ -155,13 +194,15 @@ export class CircuitBreakers {
 
   /**
    * Built once per cluster (config time). `thresholds` are per priority (index 0 DEFAULT, 1 HIGH); counts
-   * live in `arena` under `cb/<cluster>/<priority>`.
+   * live in `arena` under `cb/<cluster>/<priority>`, or in `slots` when the cluster manager shares them
+   * between generations of the cluster.
    */
   constructor(
     cluster: string,
     thresholds: readonly [ThresholdsConfig, ThresholdsConfig],
     arena: SharedArena,
     scope: Scope,
+    slots: BreakerSlots = new BreakerSlots(arena, cluster),
   ) {
     this.stats = {
       upstream_cx_overflow: scope.counter("upstream_cx_overflow"),
@@ -169,11 +210,7 @@ export class CircuitBreakers {
       upstream_rq_retry_overflow: scope.counter("upstream_rq_retry_overflow"),
     };
     const make = (p: number, name: string) =>
-      new PriorityBreakers(
-        thresholds[p],
-        arena.slot(`cb/${cluster}/${name}`, 6),
-        scope.scope(`circuit_breakers.${name}`),
-      );
+      new PriorityBreakers(thresholds[p], slots, p, scope.scope(`circuit_breakers.${name}`));
     this.#by = [make(0, "default"), make(1, "high")];
   }
 

@@ -4,14 +4,16 @@
  */
 import type { Clock } from "../common/clock.ts";
 import { SharedArena } from "../common/shared_arena.ts";
-import { CircuitBreakers, thresholdsFromConfig } from "./circuit_breaker.ts";
+import { type BreakerSlots, CircuitBreakers, thresholdsFromConfig } from "./circuit_breaker.ts";
 import type { Logger } from "../common/log.ts";
 import type { Counter, Scope } from "../stats/store.ts";
 import type { ClusterConfig } from "./config.ts";
 import { ClusterHealth } from "./health/cluster_health.ts";
+import type { ClusterHealthState } from "./health/state.ts";
 import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
+import { PriorityLb } from "./lb/priority.ts";
 import { type ConnectFn, ConnPool } from "./pool.ts";
 import { H2Pool } from "./h2_pool.ts";
 import { protocolSettings, UpstreamHttpProtocol } from "./protocol_options.ts";
@@ -47,12 +49,14 @@ export interface ClusterDeps {
    * gauges): the main thread. Default true (single-threaded use and tests).
    */
   healthOwner?: boolean;
+  /** Breaker counts shared with other generations of this cluster (cluster manager); own ones when absent. */
+  breakerSlots?: BreakerSlots;
+  /** Health state shared with other generations of this cluster (cluster manager); own one when absent. */
+  healthState?: ClusterHealthState;
 }
 
 /** Extra picks tried when the LB returns a host listed in `ctx.avoid`. */
 const AVOID_ATTEMPTS = 3;
-
-const NO_HOSTS: LoadBalancer = { choose: () => null };
 
 /** A cluster; membership is set by its discovery (static list or DNS) through `setHosts`. */
 export class ClusterImpl implements Cluster {
@@ -72,10 +76,14 @@ export class ClusterImpl implements Cluster {
   /** UpstreamHttpProtocol of routed requests (auto without TLS is HTTP/1.1, as Envoy). */
   readonly httpProtocol: number;
   readonly #panicThreshold: number;
+  readonly #localityWeighted: boolean;
+  readonly #random: Random;
+  #overprovisioning: number;
   #hosts: HostImpl[] = [];
-  #lb: LoadBalancer = NO_HOSTS;
+  #lb: PriorityLb | null = null;
   #panic = false;
   #seenGen = -1;
+  #retired = false;
 
   constructor(config: ClusterConfig, deps: ClusterDeps) {
     this.config = config;
@@ -90,12 +98,17 @@ export class ClusterImpl implements Cluster {
     this.connectTimeoutMs = config.connect_timeout;
     this.perConnectionBufferLimitBytes = config.per_connection_buffer_limit_bytes;
     this.#panicThreshold = config.common_lb_config?.healthy_panic_threshold?.value ?? 50;
-    this.#build = lbBuilder(config, deps.random ?? Math.random);
+    this.#localityWeighted = config.common_lb_config?.locality_weighted_lb_config !== undefined;
+    this.#overprovisioning = config.load_assignment?.policy?.overprovisioning_factor ?? 140;
+    this.#random = deps.random ?? Math.random;
+    this.#build = lbBuilder(config, this.#random);
+    const arena = deps.shared ?? SharedArena.create({ bytes: 64 * 1024, capacity: 64 });
     this.circuitBreakers = new CircuitBreakers(
       config.name,
       thresholdsFromConfig(config.circuit_breakers?.thresholds),
-      deps.shared ?? SharedArena.create({ bytes: 64 * 1024, capacity: 64 }),
+      arena,
       deps.scope,
+      deps.breakerSlots,
     );
     const connect = deps.connect ?? upstreamConnect(config);
     this.health = new ClusterHealth(config, {
@@ -108,6 +121,7 @@ export class ClusterImpl implements Cluster {
       hosts: () => this.#hosts,
       onChange: () => this.healthChanged(),
       log: deps.log,
+      state: deps.healthState,
     });
     const ps = protocolSettings(config);
     const http = ps.common;
@@ -158,7 +172,10 @@ export class ClusterImpl implements Cluster {
     return this.#pool;
   }
 
-  /** True while fewer than healthy_panic_threshold percent of hosts are healthy (LB uses all hosts). */
+  /**
+   * True while a priority level that receives traffic has fewer than healthy_panic_threshold percent of usable
+   * hosts (its picks use all of its hosts).
+   */
   get panic(): boolean {
     return this.#panic;
   }
@@ -167,8 +184,17 @@ export class ClusterImpl implements Cluster {
     return this.#hosts;
   }
 
-  /** Replaces the membership (discovery); hosts no longer present lose their pooled connections. */
-  setHosts(hosts: HostImpl[]): void {
+  /** The priority loads and LB of the current membership (tests, admin); null before the first setHosts. */
+  get priorityLb(): PriorityLb | null {
+    return this.#lb;
+  }
+
+  /**
+   * Replaces the membership (discovery); hosts no longer present lose their pooled connections.
+   * `overprovisioning` (percent) comes with an EDS assignment's policy; unchanged when absent.
+   */
+  setHosts(hosts: HostImpl[], overprovisioning?: number): void {
+    if (overprovisioning !== undefined) this.#overprovisioning = overprovisioning;
     hosts = this.health.membership(this.#hosts, hosts);
     const keep = new Set(hosts);
     for (const h of this.#hosts) if (!keep.has(h)) this.#removeHost(h);
@@ -190,33 +216,42 @@ export class ClusterImpl implements Cluster {
       for (const h of this.#hosts) if (!keep.has(h)) this.#removeHost(h);
       this.#hosts = pruned;
     }
-    const healthy = this.#hosts.filter((h) => h.healthy);
-    const total = this.#hosts.length;
-    this.stats.membership_total.set(total);
-    this.stats.membership_healthy.set(healthy.length);
-    this.#panic = total > 0 && healthy.length * 100 < this.#panicThreshold * total;
-    this.#lb = total === 0 ? NO_HOSTS : this.#build(this.#panic ? this.#hosts : healthy);
+    let healthy = 0;
+    for (const h of this.#hosts) if (h.healthy && !h.degraded) healthy++;
+    this.stats.membership_total.set(this.#hosts.length);
+    this.stats.membership_healthy.set(healthy);
+    const lb = this.#lb = new PriorityLb(this.#hosts, {
+      build: this.#build,
+      overprovisioning: this.#overprovisioning,
+      panicThreshold: this.#panicThreshold,
+      localityWeighted: this.#localityWeighted,
+      random: this.#random,
+    });
+    this.#panic = lb.panic;
   }
 
   chooseHost(ctx: LbContext): Host | null {
-    if (this.health.generation() !== this.#seenGen) this.healthChanged();
-    let h = this.#lb.choose(ctx, 0);
-    if (h !== null && !h.healthy && !this.#panic) {
+    if (this.health.generation() !== this.#seenGen || this.#lb === null) this.healthChanged();
+    let lb = this.#lb!;
+    let h = lb.choose(ctx, 0);
+    if (h !== null && !h.healthy && !lb.lastPanic) {
       // Health flipped without healthChanged(): resync once.
       this.healthChanged();
-      h = this.#lb.choose(ctx, 0);
+      lb = this.#lb!;
+      h = lb.choose(ctx, 0);
     }
     if (h === null) {
       this.stats.upstream_cx_none_healthy.inc();
       return null;
     }
+    const panic = lb.lastPanic;
     const avoid = ctx.avoid;
     if (avoid !== undefined && avoid.length > 0) {
       for (let attempt = 1; attempt <= AVOID_ATTEMPTS && avoid.includes(h!); attempt++) {
-        h = this.#lb.choose(ctx, attempt) ?? h;
+        h = lb.choose(ctx, attempt) ?? h;
       }
     }
-    if (this.#panic) this.stats.lb_healthy_panic.inc();
+    if (panic) this.stats.lb_healthy_panic.inc();
     return h;
   }
 
@@ -279,8 +314,30 @@ export class ClusterImpl implements Cluster {
     this.health.syncGauges();
   }
 
+  /** True once `retire` or `close` ran. */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
+  /**
+   * Takes the cluster out of service after a replacement or removal (cluster manager): health checks and
+   * outlier sweeps stop, hosts give back their shared slots, idle pooled connections close and busy ones close
+   * when their request finishes (HTTP/2 connections drain). Requests in flight keep working. Idempotent.
+   */
+  retire(): void {
+    if (this.#retired) return;
+    this.#retired = true;
+    for (const h of this.#hosts) {
+      this.health.releaseHost(h);
+      this.#removeHost(h);
+    }
+    this.#pool.retire();
+    this.health.close();
+  }
+
   /** Closes idle connections and stops the pool's timer, health checks and outlier sweeps. */
   close(): void {
+    this.#retired = true;
     for (const h of this.#hosts) this.health.releaseHost(h);
     this.health.close();
     this.#pool.close();

@@ -64,7 +64,7 @@ export function isPrime(n: number): boolean {
 }
 
 /** Cluster.type values nuncio implements. */
-export const CLUSTER_TYPES = ["STATIC", "STRICT_DNS", "LOGICAL_DNS"] as const;
+export const CLUSTER_TYPES = ["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"] as const;
 /** Cluster.lb_policy values nuncio implements. */
 export const LB_POLICIES = ["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"] as const;
 /** Cluster.dns_lookup_family values. */
@@ -73,6 +73,9 @@ export const DNS_LOOKUP_FAMILIES = ["AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED"
 export type DnsLookupFamily = typeof DNS_LOOKUP_FAMILIES[number];
 
 const MAX_RING_SIZE = 8_388_608;
+
+/** Highest priority level accepted (Envoy allows any uint32; nuncio keeps one array slot per level). */
+export const MAX_PRIORITY = 127;
 
 const healthStatus = envoyEnum(["UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"]);
 
@@ -99,18 +102,36 @@ const localityLbEndpoints = z.strictObject({
   locality: z.optional(locality),
   lb_endpoints: z._default(z.array(lbEndpoint), []),
   load_balancing_weight: z.optional(uint32.check(z.minimum(1))),
-  priority: z._default(
-    uint32.check(z.refine((p) => p === 0, { error: `${NOT_SUPPORTED}: only priority 0 is supported` })),
-    0,
-  ),
+  priority: z._default(uint32.check(z.maximum(MAX_PRIORITY)), 0),
   ...unsupportedFields("proximity", "leds_cluster_locality_config", "metadata"),
 });
 
-const loadAssignment = z.strictObject({
-  cluster_name: z.optional(z.string()),
-  endpoints: z._default(z.array(localityLbEndpoints), []),
-  ...unsupportedFields("named_endpoints", "policy"),
+/** ClusterLoadAssignment.Policy: the overprovisioning factor; dropping and staleness are not implemented. */
+const lbPolicy = z.strictObject({
+  overprovisioning_factor: z._default(uint32.check(z.minimum(1)), 140),
+  ...unsupportedFields("drop_overloads", "endpoint_stale_after", "weighted_priority_health"),
 });
+
+const loadAssignmentShape = {
+  endpoints: z._default(z.array(localityLbEndpoints), []),
+  policy: z.optional(lbPolicy),
+  ...unsupportedFields("named_endpoints"),
+};
+
+/** A cluster's inline `load_assignment` (its cluster_name is ignored, as Envoy). */
+const loadAssignment = z.strictObject({ cluster_name: z.optional(z.string()), ...loadAssignmentShape });
+
+/**
+ * envoy.config.endpoint.v3.ClusterLoadAssignment as an EDS resource (the xDS layer validates each one with it
+ * before calling ClusterManager.setEndpoints); same fields as a cluster's load_assignment, cluster_name required.
+ */
+export const clusterLoadAssignmentSchema = z.strictObject({
+  cluster_name: z.string().check(z.minLength(1)),
+  ...loadAssignmentShape,
+});
+
+/** A parsed, defaulted ClusterLoadAssignment (EDS resource or a cluster's load_assignment). */
+export type ClusterLoadAssignment = z.output<typeof loadAssignment>;
 
 const runtimeDouble = z.strictObject({
   default_value: double.check(z.minimum(1)),
@@ -152,9 +173,10 @@ const roundRobinLbConfig = z.strictObject({ ...unsupportedFields("slow_start_con
 
 const commonLbConfig = z.strictObject({
   healthy_panic_threshold: z.optional(percent),
+  /** Present (an empty message): pick a locality by weight x availability, then a host in it. */
+  locality_weighted_lb_config: z.optional(z.strictObject({})),
   ...unsupportedFields(
     "zone_aware_lb_config",
-    "locality_weighted_lb_config",
     "update_merge_window",
     "ignore_new_hosts_until_first_hc",
     "close_connections_on_host_set_change",
@@ -186,7 +208,7 @@ const circuitBreakers = z.strictObject({
 /** envoy.config.cluster.v3.Cluster (static clusters). */
 export const clusterSchema = z.strictObject({
   name: z.string().check(z.minLength(1)),
-  type: z._default(partialEnum("cluster type", CLUSTER_TYPES, ["EDS", "ORIGINAL_DST"]), "STATIC"),
+  type: z._default(partialEnum("cluster type", CLUSTER_TYPES, ["ORIGINAL_DST"]), "STATIC"),
   connect_timeout: z._default(
     duration.check(z.refine((ms) => ms > 0, { error: "connect_timeout must be positive" })),
     5000,
@@ -200,6 +222,11 @@ export const clusterSchema = z.strictObject({
     "ROUND_ROBIN",
   ),
   load_assignment: z.optional(loadAssignment),
+  eds_cluster_config: z.optional(z.strictObject({
+    /** A ConfigSource; kept as written here, the xDS layer parses and validates it. */
+    eds_config: z.looseObject({}),
+    service_name: z.optional(z.string().check(z.minLength(1))),
+  })),
   dns_refresh_rate: z._default(
     duration.check(z.refine((ms) => ms >= 1, { error: "dns_refresh_rate must be at least 1ms" })),
     5000,
@@ -230,7 +257,6 @@ export const clusterSchema = z.strictObject({
   ...unsupportedFields(
     "transport_socket_matches",
     "alt_stat_name",
-    "eds_cluster_config",
     "cluster_type",
     "lb_subset_config",
     "original_dst_lb_config",
@@ -286,6 +312,38 @@ export const clusterSchema = z.strictObject({
       path: ["max_requests_per_connection"],
       message:
         "Only one of max_requests_per_connection and common_http_protocol_options.max_requests_per_connection may be set",
+    });
+  }
+  if (c.type === "EDS") {
+    if (c.eds_cluster_config === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["eds_cluster_config"],
+        message: "EDS clusters need eds_cluster_config",
+      });
+    }
+    if (c.load_assignment !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["load_assignment"],
+        message: "EDS clusters take their endpoints from EDS: load_assignment must not be set",
+      });
+    }
+  } else if (c.eds_cluster_config !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["eds_cluster_config"],
+      message: `eds_cluster_config is only valid for EDS clusters (type is ${c.type})`,
+    });
+  }
+  if (
+    c.common_lb_config?.locality_weighted_lb_config !== undefined &&
+    (c.lb_policy === "RING_HASH" || c.lb_policy === "MAGLEV")
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_lb_config", "locality_weighted_lb_config"],
+      message: `${NOT_SUPPORTED}: locality_weighted_lb_config with lb_policy ${c.lb_policy}`,
     });
   }
   const localities = c.load_assignment?.endpoints ?? [];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clusterSchema, isPrime } from "./config.ts";
+import { clusterLoadAssignmentSchema, clusterSchema, isPrime } from "./config.ts";
 
 const ep = (address: string, port = 80, extra: Record<string, unknown> = {}) => ({
   endpoint: { address: { socket_address: { address, port_value: port } } },
@@ -97,7 +97,6 @@ Deno.test("clusterSchema", async (t) => {
   });
 
   await t.step("unsupported types and policies", () => {
-    assert.match(errors({ ...base, type: "EDS" }), /^type: Field not supported by nuncio: cluster type EDS/);
     assert.match(errors({ ...base, type: "ORIGINAL_DST" }), /not supported/);
     assert.match(errors({ ...base, type: "NOPE" }), /Invalid cluster type "NOPE"/);
     assert.match(errors({ ...base, lb_policy: "CLUSTER_PROVIDED" }), /lb_policy: Field not supported/);
@@ -119,9 +118,13 @@ Deno.test("clusterSchema", async (t) => {
     );
     assert.match(errors({ ...base, connect_timeout: "0s" }), /connect_timeout must be positive/);
     assert.match(errors({ ...base, connect_timeout: "5" }), /Invalid duration/);
-    assert.match(
+    assert.equal(
       errors({ ...base, load_assignment: { endpoints: [{ priority: 1, lb_endpoints: [] }] } }),
-      /endpoints\.0\.priority: Field not supported by nuncio: only priority 0/,
+      "",
+    );
+    assert.match(
+      errors({ ...base, load_assignment: { endpoints: [{ priority: 128, lb_endpoints: [] }] } }),
+      /endpoints\.0\.priority: /,
     );
     assert.match(
       errors({ ...base, load_assignment: { endpoints: [{ lb_endpoints: [ep("a.example")] }] } }),
@@ -202,4 +205,72 @@ Deno.test("cluster and outlier fields nuncio takes only at its own behaviour", (
     [od({ monitors: [] }), `outlier_detection.monitors: ${NS}`],
   ];
   for (const [input, message] of cases) assert.equal(errors(input), message);
+});
+
+Deno.test("EDS, priorities and ClusterLoadAssignment", async (t) => {
+  await t.step("EDS clusters: eds_cluster_config required, load_assignment rejected", () => {
+    const eds = {
+      name: "svc",
+      type: "EDS",
+      eds_cluster_config: { eds_config: { ads: {} }, service_name: "s1" },
+    };
+    const c = clusterSchema.parse(eds);
+    assert.equal(c.type, "EDS");
+    assert.deepEqual(c.eds_cluster_config?.eds_config, { ads: {} });
+    assert.equal(c.eds_cluster_config?.service_name, "s1");
+    assert.match(
+      errors({ name: "svc", type: "EDS" }),
+      /^eds_cluster_config: EDS clusters need eds_cluster_config/,
+    );
+    assert.match(
+      errors({ ...eds, load_assignment: base.load_assignment }),
+      /^load_assignment: EDS clusters take their endpoints from EDS/,
+    );
+    assert.match(
+      errors({ ...base, eds_cluster_config: { eds_config: {} } }),
+      /^eds_cluster_config: eds_cluster_config is only valid for EDS clusters/,
+    );
+    assert.match(errors({ ...eds, eds_cluster_config: {} }), /eds_cluster_config\.eds_config/);
+  });
+
+  await t.step("load assignment policy, priorities, locality weighting", () => {
+    const c = clusterSchema.parse({
+      ...base,
+      load_assignment: {
+        endpoints: [{ priority: 2, lb_endpoints: [] }],
+        policy: { overprovisioning_factor: 200 },
+      },
+      common_lb_config: { locality_weighted_lb_config: {} },
+    });
+    assert.equal(c.load_assignment?.policy?.overprovisioning_factor, 200);
+    assert.equal(c.load_assignment?.endpoints[0].priority, 2);
+    assert.match(
+      errors({ ...base, load_assignment: { endpoints: [], policy: { drop_overloads: [] } } }),
+      /policy\.drop_overloads: Field not supported by nuncio/,
+    );
+    assert.match(
+      errors({ ...base, lb_policy: "MAGLEV", common_lb_config: { locality_weighted_lb_config: {} } }),
+      /common_lb_config\.locality_weighted_lb_config: Field not supported by nuncio/,
+    );
+    assert.match(
+      errors({ ...base, common_lb_config: { zone_aware_lb_config: {} } }),
+      /zone_aware_lb_config: Field not supported by nuncio/,
+    );
+  });
+
+  await t.step("clusterLoadAssignmentSchema (EDS resources)", () => {
+    const cla = clusterLoadAssignmentSchema.parse({
+      cluster_name: "svc",
+      endpoints: [{
+        locality: { zone: "a" },
+        load_balancing_weight: 3,
+        priority: 1,
+        lb_endpoints: [ep("10.0.0.1", 80, { health_status: "DEGRADED", load_balancing_weight: 2 })],
+      }],
+    });
+    assert.equal(cla.policy, undefined);
+    assert.equal(cla.endpoints[0].lb_endpoints[0].health_status, "DEGRADED");
+    assert.equal(clusterLoadAssignmentSchema.safeParse({ endpoints: [] }).success, false);
+    assert.equal(clusterLoadAssignmentSchema.safeParse({ cluster_name: "x", bogus: 1 }).success, false);
+  });
 });

@@ -4,10 +4,10 @@
  */
 import type { Clock, TimerHandle } from "../common/clock.ts";
 import type { Logger } from "../common/log.ts";
-import { type ClusterImpl, healthyFromStatus } from "./cluster.ts";
+import type { ClusterImpl } from "./cluster.ts";
 import type { ClusterConfig } from "./config.ts";
 import { type Resolver, selectFamily } from "./dns.ts";
-import { HostImpl } from "./host.ts";
+import { HostImpl, type HostOptions } from "./host.ts";
 
 /** Keeps a cluster's membership up to date. */
 export interface Discovery {
@@ -21,24 +21,36 @@ export interface Discovery {
 interface Target {
   name: string;
   port: number;
-  hostname?: string;
-  weight?: number;
-  healthy: boolean;
+  /** Host options from the lb_endpoint and its locality (hostname as configured). */
+  opts: HostOptions;
+  /** The lb_endpoint's health_status. */
+  status: string;
   hosts: HostImpl[];
+}
+
+/** "region/zone/sub_zone" of a locality ("" when absent); hosts of one locality share it. */
+export function localityKey(l: { region?: string; zone?: string; sub_zone?: string } | undefined): string {
+  return l === undefined ? "" : `${l.region ?? ""}/${l.zone ?? ""}/${l.sub_zone ?? ""}`;
 }
 
 /** Every lb_endpoint of `config` as a Target. */
 function targets(config: ClusterConfig): Target[] {
   const out: Target[] = [];
   for (const l of config.load_assignment?.endpoints ?? []) {
+    const locality = localityKey(l.locality);
     for (const e of l.lb_endpoints) {
       const sa = e.endpoint.address.socket_address;
       out.push({
         name: sa.address,
         port: sa.port_value,
-        hostname: e.endpoint.hostname,
-        weight: e.load_balancing_weight,
-        healthy: healthyFromStatus(e.health_status),
+        opts: {
+          hostname: e.endpoint.hostname,
+          weight: e.load_balancing_weight,
+          priority: l.priority,
+          locality,
+          localityWeight: l.load_balancing_weight ?? 0,
+        },
+        status: e.health_status,
         hosts: [],
       });
     }
@@ -46,11 +58,16 @@ function targets(config: ClusterConfig): Target[] {
   return out;
 }
 
+/** A host of target `t` at `address` with its EDS health status applied. */
+function hostOf(t: Target, address: string, opts: HostOptions): HostImpl {
+  const h = new HostImpl(address, t.port, opts);
+  h.setEdsHealth(t.status);
+  return h;
+}
+
 /** Sets the hosts of a STATIC cluster (addresses are IPs) at once. */
 export function staticDiscovery(cluster: ClusterImpl): Discovery {
-  const hosts = targets(cluster.config).map((t) =>
-    new HostImpl(t.name, t.port, { hostname: t.hostname, weight: t.weight, healthy: t.healthy })
-  );
+  const hosts = targets(cluster.config).map((t) => hostOf(t, t.name, t.opts));
   cluster.setHosts(hosts);
   return { initialize: () => Promise.resolve(), close: () => {} };
 }
@@ -128,19 +145,19 @@ export class DnsDiscovery implements Discovery {
     if (this.#closed) return false;
     u.success.inc();
     if (addrs.length === 0) u.empty.inc();
-    const opts = { hostname: t.hostname || t.name, weight: t.weight, healthy: t.healthy };
+    const opts = { ...t.opts, hostname: t.opts.hostname || t.name };
     if (this.#logical) {
       if (addrs.length === 0) return false; // keep the current host
       const h = t.hosts[0];
       if (h === undefined) {
         // One host whose address follows DNS: its health slot is keyed by name, the same in every thread.
-        t.hosts = [new HostImpl(addrs[0], t.port, { ...opts, healthKey: `${t.name}:${t.port}` })];
+        t.hosts = [hostOf(t, addrs[0], { ...opts, healthKey: `${t.name}:${t.port}` })];
         return true;
       }
       if (h.address !== addrs[0]) h.setAddress(addrs[0]); // same Host: connections stay
       return false;
     }
-    const next = addrs.map((a) => t.hosts.find((h) => h.address === a) ?? new HostImpl(a, t.port, opts));
+    const next = addrs.map((a) => t.hosts.find((h) => h.address === a) ?? hostOf(t, a, opts));
     const same = next.length === t.hosts.length && next.every((h, i) => h === t.hosts[i]);
     t.hosts = next;
     return !same;

@@ -2,6 +2,7 @@
 import type { Counter, Scope } from "../stats/store.ts";
 import { Gauge } from "../stats/store.ts";
 import {
+  DEGRADED_MASK,
   HealthFlag,
   HostF64,
   type HostHealthSlot,
@@ -18,6 +19,12 @@ export class HostImpl implements Host {
   addressString: string;
   readonly hostname: string;
   readonly weight: number;
+  /** Priority level of its LocalityLbEndpoints (0 is the highest). */
+  readonly priority: number;
+  /** Locality key "region/zone/sub_zone" ("" when none). */
+  readonly locality: string;
+  /** Its locality's load_balancing_weight (0 when unset: no traffic under locality-weighted LB, as Envoy). */
+  readonly localityWeight: number;
   /** Key of the host's shared health slot: "address:port", or "hostname:port" for LOGICAL_DNS. */
   readonly healthKey: string;
   /** Shared health memory (attached by the cluster); null until then. */
@@ -40,7 +47,7 @@ export class HostImpl implements Host {
   constructor(
     address: string,
     port: number,
-    opts: { hostname?: string; weight?: number; healthy?: boolean; healthKey?: string } = {},
+    opts: HostOptions = {},
   ) {
     this.address = address;
     this.port = port;
@@ -48,7 +55,23 @@ export class HostImpl implements Host {
     this.hostname = opts.hostname || address;
     this.weight = Math.max(1, opts.weight ?? 1);
     this.healthKey = opts.healthKey ?? this.addressString;
-    if (opts.healthy === false) this.localFlags = HealthFlag.FAILED_EDS_HEALTH;
+    this.priority = opts.priority ?? 0;
+    this.locality = opts.locality ?? "";
+    this.localityWeight = opts.localityWeight ?? 0;
+    this.setEdsHealth(opts.healthy === false ? "UNHEALTHY" : opts.degraded ? "DEGRADED" : "HEALTHY");
+  }
+
+  /** Sets the per-thread EDS health flags from an lb_endpoint's health_status (config or EDS update). */
+  setEdsHealth(status: string): void {
+    this.localFlags &= ~(HealthFlag.FAILED_EDS_HEALTH | HealthFlag.DEGRADED_EDS_HEALTH);
+    if (status === "DEGRADED") this.localFlags |= HealthFlag.DEGRADED_EDS_HEALTH;
+    else if (status !== "UNKNOWN" && status !== "HEALTHY") this.localFlags |= HealthFlag.FAILED_EDS_HEALTH;
+  }
+
+  /** True when usable only as a fallback: degraded (EDS or active check) and not unhealthy. */
+  get degraded(): boolean {
+    const f = this.healthFlags();
+    return (f & UNHEALTHY_MASK) === 0 && (f & DEGRADED_MASK) !== 0;
   }
 
   /** True unless a health flag (active check, outlier ejection, EDS status) marks the host down. */
@@ -75,6 +98,20 @@ export class HostImpl implements Host {
     this.address = address;
     this.addressString = formatAddress(address, this.port);
   }
+}
+
+/** Options of a HostImpl (discovery fills them from an lb_endpoint and its locality). */
+export interface HostOptions {
+  hostname?: string;
+  weight?: number;
+  /** False: EDS/config health_status made it unhealthy. */
+  healthy?: boolean;
+  /** True: health_status DEGRADED. */
+  degraded?: boolean;
+  healthKey?: string;
+  priority?: number;
+  locality?: string;
+  localityWeight?: number;
 }
 
 /** "ip:port", with brackets for IPv6. */

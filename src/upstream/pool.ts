@@ -214,6 +214,17 @@ export class ConnPool implements ConnectionOwner {
     }
   }
 
+  /**
+   * The cluster was retired (replaced or removed) and its hosts removed: no connection is parked any more, so
+   * the idle sweep stops (busy connections still close when they are released).
+   */
+  retire(): void {
+    if (this.#idleTimer !== null) {
+      this.#o.clock.clearTimer(this.#idleTimer);
+      this.#idleTimer = null;
+    }
+  }
+
   /** Called by release(true): parks the connection or closes it when it may not be reused. */
   putIdle(c: PooledConnection): void {
     const max = this.#o.maxRequestsPerConnection;

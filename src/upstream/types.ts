@@ -5,6 +5,7 @@
 import type { Counter, Gauge, Histogram } from "../stats/store.ts";
 import type { CircuitBreakers } from "./circuit_breaker.ts";
 import type { H2ClientConnection } from "../http/h2/client.ts";
+import type { ClusterConfig, ClusterLoadAssignment } from "./config.ts";
 
 /** One upstream endpoint. */
 export interface Host {
@@ -203,4 +204,44 @@ export interface ClusterManager {
   initialize(): Promise<void>;
   /** Stops timers and closes idle pooled connections. */
   close(): void;
+}
+
+/** What `addOrUpdate` did. */
+export type ClusterUpdateResult = "added" | "updated" | "unchanged";
+
+/**
+ * A cluster manager whose clusters change at run time (CDS and EDS through the xDS layer). A new or changed
+ * cluster warms before it serves: until then `get` returns the previous version (or nothing for a new name).
+ */
+export interface DynamicClusterManager extends ClusterManager {
+  /**
+   * Adds a cluster or replaces the one of the same name whole (new pools, hosts and LB; health state is kept
+   * for hosts that stay while the health config is unchanged). "unchanged" when `config` deep-equals the newest
+   * version. The new version warms (first resolution and health checks; an EDS cluster: its first endpoints),
+   * then replaces the old one, which retires: requests in flight on it finish, idle connections close.
+   */
+  addOrUpdate(config: ClusterConfig): ClusterUpdateResult;
+  /** Removes a cluster (active and warming versions retire as in addOrUpdate); false when unknown. */
+  remove(name: string): boolean;
+  /**
+   * Applies an EDS ClusterLoadAssignment to the EDS cluster `name` (every version of it) and counts
+   * `update_attempt`/`update_success`; its first endpoints warm it. False when unknown or not EDS.
+   */
+  setEndpoints(name: string, cla: ClusterLoadAssignment): boolean;
+  /**
+   * Counts an EDS update of `name` that did not apply: "rejected" (invalid: `update_rejected`) or "empty" (no
+   * assignment in the response: `update_empty`, membership unchanged, warms the cluster as Envoy). Both count
+   * `update_attempt`. False when unknown or not EDS.
+   */
+  noteEndpointUpdate(name: string, outcome: "rejected" | "empty"): boolean;
+  /** Ends warming of `name` now (the xDS layer's initial_fetch_timeout); false when unknown or already warm. */
+  markWarm(name: string): boolean;
+  /** Resolves true once the newest version of `name` is warm (at once if it is), false when it is unknown or removed. */
+  whenWarm(name: string): Promise<boolean>;
+  /** True while `name` has a version that is not warm yet. */
+  isWarming(name: string): boolean;
+  /** The newest config of `name` (warming or active), for config_dump. */
+  configOf(name: string): ClusterConfig | undefined;
+  /** The last EDS assignment applied to `name` (config_dump ?include_eds). */
+  endpointsOf(name: string): ClusterLoadAssignment | undefined;
 }

@@ -38,6 +38,8 @@ export interface ClusterHealthDeps {
   probes?: ProbeFactory;
   /** How probes connect (the cluster's transport socket); plain TCP when absent. */
   connect?: ProbeConnect;
+  /** The shared health state, when the cluster manager keeps it across cluster updates; else one is made. */
+  state?: ClusterHealthState;
 }
 
 /** Builds the probe factory of a health check (HTTP, gRPC or TCP). */
@@ -55,6 +57,11 @@ export function probeFactoryFor(
     reuseConnection: cfg.reuse_connection,
     connect,
   });
+}
+
+/** The flags a new host of `config` starts with (pending its first active check when checks are configured). */
+export function initialHostFlags(config: ClusterConfig): number {
+  return config.health_checks?.[0] ? HealthFlag.FAILED_ACTIVE_HC | HealthFlag.PENDING_ACTIVE_HC : 0;
 }
 
 /** Health state and machinery of one cluster on one thread. */
@@ -77,11 +84,7 @@ export class ClusterHealth {
     const hc = config.health_checks?.[0];
     this.activeChecks = hc !== undefined;
     this.#keepRemoved = hc !== undefined && !config.ignore_health_on_host_removal;
-    this.state = new ClusterHealthState(
-      deps.arena,
-      config.name,
-      hc ? HealthFlag.FAILED_ACTIVE_HC | HealthFlag.PENDING_ACTIVE_HC : 0,
-    );
+    this.state = deps.state ?? new ClusterHealthState(deps.arena, config.name, initialHostFlags(config));
     const od = config.outlier_detection;
     this.outlier = od
       ? new OutlierDetector(od, {

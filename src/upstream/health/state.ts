@@ -16,11 +16,16 @@ export const HealthFlag = {
   PENDING_ACTIVE_HC: 32,
   EXCLUDED_VIA_IMMEDIATE_HC_FAIL: 64,
   ACTIVE_HC_TIMEOUT: 128,
+  /** EDS health_status DEGRADED (per thread): used only when a priority lacks healthy hosts. */
+  DEGRADED_EDS_HEALTH: 256,
 } as const;
 
 /** Flags that take a host out of the healthy set. */
 export const UNHEALTHY_MASK = HealthFlag.FAILED_ACTIVE_HC | HealthFlag.FAILED_OUTLIER_CHECK |
   HealthFlag.FAILED_EDS_HEALTH;
+
+/** Flags that make a (not unhealthy) host degraded. */
+export const DEGRADED_MASK = HealthFlag.DEGRADED_ACTIVE_HC | HealthFlag.DEGRADED_EDS_HEALTH;
 
 /** Set once a slot got its initial flags (a zeroed slot is "never initialised"). */
 export const SLOT_INITIALIZED = 1 << 30;
@@ -70,18 +75,38 @@ export interface HostHealthSlot {
 
 /** The shared health memory of one cluster (cheap to build; slots are found by name in the arena). */
 export class ClusterHealthState {
-  /** GENERATION, EJECTIONS_ACTIVE, TRAFFIC. */
-  readonly slot: Int32Array;
+  /** GENERATION, EJECTIONS_ACTIVE, TRAFFIC; a private copy once `release`d (read it through the state). */
+  slot: Int32Array;
   readonly #arena: SharedArena;
   readonly #prefix: string;
+  readonly #clusterKey: string;
   readonly #initialFlags: number;
+  #released = false;
 
-  /** Finds (or creates) the cluster slot; new hosts start with `initialFlags` (config time). */
-  constructor(arena: SharedArena, cluster: string, initialFlags: number) {
+  /**
+   * Finds (or creates) the cluster slot; new hosts start with `initialFlags` (config time). `variant` (a
+   * digest of the health config, "" for none) gives a cluster whose health config changed fresh slots.
+   */
+  constructor(arena: SharedArena, cluster: string, initialFlags: number, variant = "") {
     this.#arena = arena;
-    this.#prefix = `host/${cluster}/`;
+    const name = variant === "" ? cluster : `${cluster}#${variant}`;
+    this.#prefix = `host/${name}/`;
+    this.#clusterKey = `health/${name}`;
     this.#initialFlags = initialFlags | SLOT_INITIALIZED;
-    this.slot = arena.slot(`health/${cluster}`, ClusterSlot.INT32S);
+    this.slot = arena.slot(this.#clusterKey, ClusterSlot.INT32S);
+  }
+
+  /**
+   * Gives back this thread's use of the cluster slot (the cluster left, or its health config changed): later
+   * writes by requests still in flight land in a private copy. Idempotent; host slots are released by hosts.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const copy = new Int32Array(ClusterSlot.INT32S);
+    copy.set(this.slot);
+    this.slot = copy;
+    this.#arena.release(this.#clusterKey);
   }
 
   /** The slot of the host keyed `key`; the first thread to see it stores the initial flags. */
@@ -132,6 +157,7 @@ export const FLAG_NAMES: readonly [number, string][] = [
   [HealthFlag.PENDING_ACTIVE_HC, "pending_active_hc"],
   [HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL, "excluded_via_immediate_hc_fail"],
   [HealthFlag.ACTIVE_HC_TIMEOUT, "active_hc_timeout"],
+  [HealthFlag.DEGRADED_EDS_HEALTH, "degraded_eds_health"],
 ];
 
 /** The flag names set in `flags` (empty when healthy). */

@@ -52,7 +52,6 @@ export interface OutlierDeps {
 export class OutlierDetector {
   readonly config: OutlierConfig;
   readonly #deps: OutlierDeps;
-  readonly #cluster: Int32Array;
   readonly #detected: Counter[];
   readonly #enforced: Counter[];
   readonly #enforcing: number[];
@@ -61,11 +60,15 @@ export class OutlierDetector {
   readonly #active: Gauge;
   #timer: TimerHandle | null = null;
 
+  /** The cluster's shared slot, read through the state (it becomes a private copy when the cluster retires). */
+  get #cluster(): Int32Array {
+    return this.#deps.state.slot;
+  }
+
   /** Declares stats (config time); call `start` on the owner to run sweeps. */
   constructor(config: OutlierConfig, deps: OutlierDeps) {
     this.config = config;
     this.#deps = deps;
-    this.#cluster = deps.state.slot;
     const s = deps.scope;
     this.#detected = TYPE_NAMES.map((n) => s.counter(`ejections_detected_${n}`));
     this.#enforced = TYPE_NAMES.map((n) => s.counter(`ejections_enforced_${n}`));

@@ -3,6 +3,7 @@
  * the served certificate, peer certificate operators without mTLS, and %UPSTREAM_CLUSTER% on local replies.
  */
 import assert from "node:assert/strict";
+import { applyLogSettings, logSettings, setComponentLogLevel, setLogPath } from "../src/common/log.ts";
 import { accessLog, bootstrapYaml, curl, sleep, startOrigin, startProxy, staticCluster } from "./helpers.ts";
 import { downstreamTls, makePki } from "./tls_certs.ts";
 
@@ -13,16 +14,20 @@ const FORMAT = "%REQUESTED_SERVER_NAME%|%DOWNSTREAM_TLS_VERSION%|%DOWNSTREAM_TLS
   "%DOWNSTREAM_PEER_SUBJECT%|%DOWNSTREAM_PEER_URI_SAN%|%DOWNSTREAM_PEER_FINGERPRINT_256%|%DOWNSTREAM_PEER_CERT%|" +
   "%UPSTREAM_CLUSTER%|%RESPONSE_CODE%|%RESPONSE_FLAGS%\n";
 
+/** No SNI or TLS version/cipher/session id: a single-chain listener logging only this keeps Deno's TLS listener. */
+const DIRECT_FORMAT =
+  "%DOWNSTREAM_LOCAL_DNS_SAN%|%DOWNSTREAM_LOCAL_SUBJECT%|%UPSTREAM_CLUSTER%|%RESPONSE_CODE%\n";
+
 const FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
 
-function hcm(statPrefix: string, filters: Obj[] = []): Obj {
+function hcm(statPrefix: string, filters: Obj[] = [], format = FORMAT): Obj {
   return {
     name: "envoy.filters.network.http_connection_manager",
     typed_config: {
       "@type":
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
       stat_prefix: statPrefix,
-      access_log: [accessLog("$LOG", FORMAT)],
+      access_log: [accessLog("$LOG", format)],
       route_config: {
         name: "r",
         virtual_hosts: [{
@@ -75,8 +80,26 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
         filters: [hcm("inspected")],
       },
     ], { listener_filters: [{ name: "envoy.filters.listener.tls_inspector" }] }),
-    // direct: one TLS chain, the socket is a Deno TLS listener
-    listener("direct", [{ transport_socket: downstreamTls(pki, ["a"]), filters: [hcm("direct")] }]),
+    // direct: one TLS chain logging no SNI/TLS facts, the socket is a Deno TLS listener
+    listener("direct", [{
+      transport_socket: downstreamTls(pki, ["a"]),
+      filters: [hcm("direct", [], DIRECT_FORMAT)],
+    }]),
+    // one TLS chain, no tls_inspector, but its access log prints SNI: the ClientHello is read all the same
+    listener("one_chain_logged", [{ transport_socket: downstreamTls(pki, ["a"]), filters: [hcm("ocl")] }]),
+    // the same through tcp_proxy (TLS terminated, plain HTTP to the origin)
+    listener("tcp_logged", [{
+      transport_socket: downstreamTls(pki, ["a"]),
+      filters: [{
+        name: "envoy.filters.network.tcp_proxy",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+          stat_prefix: "tcp_logged",
+          cluster: "web",
+          access_log: [accessLog("$LOG", "tcp|%REQUESTED_SERVER_NAME%|%DOWNSTREAM_TLS_VERSION%\n")],
+        },
+      }],
+    }]),
     // one TLS chain with tls_inspector: the ClientHello is read, so SNI and version are known
     listener(
       "one_chain_inspected",
@@ -136,15 +159,52 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
   });
 
   await t.step(
-    "direct TLS listener: the certificate is known, SNI and version are not observable",
+    "one TLS chain logging SNI, no tls_inspector: the ClientHello is read, SNI and version are known",
     async () => {
-      const r = await tlsCurl(proxy.port("direct"));
+      const r = await tlsCurl(proxy.port("one_chain_logged"), ["--tlsv1.3"]);
       assert.equal(r.stdout, "hello from web", r.stderr);
       const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
-      assert.deepEqual(l.slice(0, 4), ["-", "-", "-", "-"]);
+      assert.equal(l[0], "a.example.com");
+      assert.equal(l[1], "TLSv1.3");
+      assert.match(l[2], /^TLS_/);
       assert.equal(l[4], "a.example.com");
-      assert.equal(l[6], "CN=a.example.com");
       assert.equal(l[11], "web");
+    },
+  );
+
+  await t.step("tcp_proxy on one TLS chain logging SNI: SNI and version are known", async () => {
+    const r = await tlsCurl(proxy.port("tcp_logged"), ["--tlsv1.3"]);
+    assert.equal(r.stdout, "hello from web", r.stderr);
+    const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
+    assert.deepEqual(l, ["tcp", "a.example.com", "TLSv1.3"]);
+  });
+
+  await t.step(
+    "one TLS chain logging no TLS facts keeps Deno's TLS listener; logging SNI switches to inspection",
+    async () => {
+      const debugPath = await Deno.makeTempFile({ prefix: "nuncio_tls_path_", suffix: ".log" });
+      const saved = logSettings();
+      try {
+        setLogPath(debugPath);
+        setComponentLogLevel("conn_handler", "debug");
+        const direct = await tlsCurl(proxy.port("direct"));
+        assert.equal(direct.stdout, "hello from web", direct.stderr);
+        const logged = await tlsCurl(proxy.port("one_chain_logged"));
+        assert.equal(logged.stdout, "hello from web", logged.stderr);
+        n += 2;
+      } finally {
+        applyLogSettings(saved);
+      }
+      const debug = (await Deno.readTextFile(debugPath)).split("\n");
+      await Deno.remove(debugPath);
+      const chosen = (name: string) => debug.find((x) => x.includes(`on listener '${name}'`)) ?? "";
+      assert.match(chosen("direct"), /TLS sni '' .*\(TLS listener socket\)/, "direct: Deno's TLS listener");
+      assert.match(chosen("one_chain_logged"), /TLS sni 'a\.example\.com' alpn '[^']*' TLSv1\.[23];/);
+      assert.doesNotMatch(chosen("one_chain_logged"), /TLS listener socket/);
+      // the direct listener still knows the served certificate
+      const all = await lines(proxy.logPath, n);
+      const direct = all.find((l) => l.length === 4);
+      assert.deepEqual(direct, ["a.example.com", "CN=a.example.com", "web", "200"]);
     },
   );
 

@@ -61,9 +61,11 @@ export const accessLogEntrySchema: z.ZodMiniType<AccessLogEntry> = z.pipe(
 class FilteredAccessLogger implements AccessLogger {
   readonly #inner: AccessLogger;
   readonly #filter: AccessLogFilter;
+  readonly usesTlsFacts: boolean;
   constructor(inner: AccessLogger, filter: AccessLogFilter) {
     this.#inner = inner;
     this.#filter = filter;
+    this.usesTlsFacts = inner.usesTlsFacts === true;
     if (inner.reopen) this.reopen = () => inner.reopen!();
   }
   log(info: StreamInfo): void {
@@ -81,6 +83,11 @@ export function createAccessLogs(entries: readonly AccessLogEntry[], ctx: Factor
     const logger = (e.ref.ext.create as AccessLoggerCreate<unknown>)(e.ref.config, ctx);
     return e.filter ? new FilteredAccessLogger(logger, compileFilter(e.filter, ctx.clock)) : logger;
   });
+}
+
+/** True when some logger prints SNI or TLS version/cipher/session id (a factory's `needsTlsFacts`). */
+export function anyUsesTlsFacts(loggers: readonly AccessLogger[]): boolean {
+  return loggers.some((l) => l.usesTlsFacts === true);
 }
 
 /** Logs one finished stream to every logger (call once per stream). */

@@ -5,7 +5,7 @@ import { StreamInfo } from "../common/stream_info.ts";
 import { fileAccessLog } from "../extensions/access_loggers/file/mod.ts";
 import { stderrAccessLog, stdoutAccessLog } from "../extensions/access_loggers/stdout/mod.ts";
 import { registry } from "../registry/registry.ts";
-import { accessLogEntrySchema, createAccessLogs, logAll } from "./config.ts";
+import { accessLogEntrySchema, anyUsesTlsFacts, createAccessLogs, logAll } from "./config.ts";
 import { accessLogFilterSchema, compileFilter } from "./filter.ts";
 import { testContext } from "./test_util.ts";
 
@@ -127,6 +127,35 @@ Deno.test("accessLogEntrySchema and createAccessLogs", async (t) => {
       await logger.close();
       assert.equal(await Deno.readTextFile(path), '{"code":404,"host":null}\n');
       assert.equal(await Deno.readTextFile(`${path}.1`), 'existing\n{"code":200,"host":null}\n');
+    });
+    await t.step("usesTlsFacts passes through filtered loggers; anyUsesTlsFacts over a list", async () => {
+      const entry = (format: string, filtered: boolean) =>
+        accessLogEntrySchema.parse({
+          name: "envoy.access_loggers.stdout",
+          ...(filtered ? { filter: { response_flag_filter: {} } } : {}),
+          typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            log_format: { text_format: format },
+          },
+        });
+      const logs = createAccessLogs([
+        entry("%RESPONSE_CODE%\n", false),
+        entry("%REQUESTED_SERVER_NAME%\n", true),
+        entry("%DOWNSTREAM_TLS_CIPHER%\n", false),
+      ], testContext());
+      try {
+        assert.deepEqual(logs.map((l) => l.usesTlsFacts), [false, true, true]);
+        assert.equal(anyUsesTlsFacts(logs), true);
+        assert.equal(anyUsesTlsFacts(logs.slice(0, 1)), false);
+        assert.equal(anyUsesTlsFacts([]), false);
+        assert.equal(
+          anyUsesTlsFacts([{ log() {}, close: () => Promise.resolve() }]),
+          false,
+          "absent is false",
+        );
+      } finally {
+        await Promise.all(logs.map((l) => l.close()));
+      }
     });
     await t.step("deprecated format field and the default format", async () => {
       const path = `${dir}/deprecated.log`;

@@ -6,7 +6,7 @@
 import { type Clock, systemClock } from "../common/clock.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
 import { parseFormat } from "./format_parser.ts";
-import { evaluate, type FormatPart } from "./operators.ts";
+import { evaluate, type FormatPart, usesTlsFacts } from "./operators.ts";
 
 /** Envoy's default access log format (note the trailing newline). */
 export const DEFAULT_FORMAT =
@@ -21,6 +21,8 @@ export interface Formatter {
   format(info: StreamInfo): string;
   /** MIME type of the output ("text/plain" or "application/json" unless configured). */
   readonly contentType: string;
+  /** Some operator prints SNI or TLS version/cipher/session id (known at compile time; see `usesTlsFacts`). */
+  readonly usesTlsFacts: boolean;
 }
 
 /** The validated `log_format` (SubstitutionFormatString) as the formatter compiler takes it. */
@@ -73,6 +75,7 @@ function renderText(parts: readonly FormatPart[], info: StreamInfo, clock: Clock
 /** A text format string. */
 export class TextFormatter implements Formatter {
   readonly contentType: string;
+  readonly usesTlsFacts: boolean;
   readonly #parts: FormatPart[];
   readonly #empty: string;
   readonly #clock: Clock;
@@ -80,6 +83,7 @@ export class TextFormatter implements Formatter {
   /** Parses `format` (throws on an unknown operator). */
   constructor(format: string, omitEmpty: boolean, clock: Clock, contentType = "text/plain") {
     this.#parts = parseFormat(format);
+    this.usesTlsFacts = usesTlsFacts(this.#parts);
     this.#empty = omitEmpty ? "" : "-";
     this.#clock = clock;
     this.contentType = contentType;
@@ -109,6 +113,7 @@ interface JsonNode {
 /** A json_format struct; one JSON object per line. */
 export class JsonFormatter implements Formatter {
   readonly contentType: string;
+  readonly usesTlsFacts: boolean;
   readonly #root: readonly JsonNode[];
   readonly #omit: boolean;
   readonly #clock: Clock;
@@ -122,6 +127,7 @@ export class JsonFormatter implements Formatter {
     contentType = "application/json",
   ) {
     this.#root = compileObject(struct, sort, "");
+    this.usesTlsFacts = nodesUseTlsFacts(this.#root);
     this.#omit = omitEmpty;
     this.#clock = clock;
     this.contentType = contentType;
@@ -166,6 +172,10 @@ export class JsonFormatter implements Formatter {
     }
     return out + "}";
   }
+}
+
+function nodesUseTlsFacts(nodes: readonly JsonNode[]): boolean {
+  return nodes.some((n) => usesTlsFacts(n.parts) || nodesUseTlsFacts(n.children));
 }
 
 function compileObject(struct: Record<string, unknown>, sort: boolean, path: string): JsonNode[] {

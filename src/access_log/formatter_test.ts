@@ -290,3 +290,21 @@ Deno.test("TLS and port operators", async (t) => {
     assert.throws(() => parseFormat("%DOWNSTREAM_LOCAL_SUBJECT(x)%"), /does not take arguments/);
   });
 });
+
+Deno.test("usesTlsFacts: known at compile time from the operators, JSON nesting included", () => {
+  const text = (f: string) => compileFormatter({ text: f }).usesTlsFacts;
+  assert.equal(compileFormatter(undefined).usesTlsFacts, false, "Envoy's default format");
+  for (const op of ["REQUESTED_SERVER_NAME", "DOWNSTREAM_TLS_VERSION", "DOWNSTREAM_TLS_CIPHER"]) {
+    assert.equal(text(`a %${op}% b`), true, op);
+  }
+  assert.equal(text("%DOWNSTREAM_TLS_SESSION_ID%"), true);
+  // the served certificate and ALPN-free facts do not need the ClientHello; a literal is not an operator
+  assert.equal(text("%DOWNSTREAM_LOCAL_DNS_SAN% %DOWNSTREAM_PEER_SUBJECT% %PROTOCOL% 100%%"), false);
+  assert.equal(text("REQUESTED_SERVER_NAME"), false);
+  assert.equal(compileFormatter({ json: { a: "%PROTOCOL%", b: { c: 1 } } }).usesTlsFacts, false);
+  assert.equal(
+    compileFormatter({ json: { a: "x", b: { c: "sni=%REQUESTED_SERVER_NAME%" } } }).usesTlsFacts,
+    true,
+  );
+  assert.equal(compileFormatter({ json: { v: "%DOWNSTREAM_TLS_VERSION%" } }).usesTlsFacts, true);
+});

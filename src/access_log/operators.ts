@@ -99,6 +99,19 @@ export interface Operator {
 /** A parsed format string: literal strings and operators in order. */
 export type FormatPart = string | Operator;
 
+/**
+ * True when `parts` print a fact only the ClientHello or the TLS session shows (%REQUESTED_SERVER_NAME%,
+ * %DOWNSTREAM_TLS_VERSION|CIPHER|SESSION_ID%): a listener must then inspect connections rather than use
+ * Deno's TLS listener, which exposes only ALPN.
+ */
+export function usesTlsFacts(parts: readonly FormatPart[]): boolean {
+  return parts.some((p) =>
+    typeof p !== "string" &&
+    (p.kind === Op.RequestedServerName || p.kind === Op.DownstreamTlsVersion ||
+      p.kind === Op.DownstreamTlsCipher || p.kind === Op.DownstreamTlsSessionId)
+  );
+}
+
 function header(map: HeaderMap | undefined, name: string): string | null {
   const v = map?.get(name);
   return v === undefined || v === "" ? null : v;

@@ -8,11 +8,13 @@ import type { BufferedLineWriter } from "./writer.ts";
 export class StreamAccessLogger implements AccessLogger {
   readonly #formatter: Formatter;
   readonly #writer: BufferedLineWriter;
+  readonly usesTlsFacts: boolean;
 
   /** Built once per config snapshot by an access logger extension. */
   constructor(formatter: Formatter, writer: BufferedLineWriter, onReopen?: () => void) {
     this.#formatter = formatter;
     this.#writer = writer;
+    this.usesTlsFacts = formatter.usesTlsFacts;
     if (onReopen) this.reopen = onReopen;
   }
 

@@ -10,6 +10,11 @@ export interface AccessLogger {
   close(): Promise<void>;
   /** Reopens the destination file at the next write (admin `/reopen_logs`); absent for streams. */
   reopen?(): void;
+  /**
+   * True when entries print SNI or TLS version/cipher/session id: the listener then reads the ClientHello
+   * of its TLS connections (absent: false).
+   */
+  readonly usesTlsFacts?: boolean;
 }
 
 /** What an access logger is built with: a listener's FactoryContext, or the admin server's stats and clock. */

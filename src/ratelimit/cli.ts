@@ -1,4 +1,5 @@
 /** `nuncio ratelimit`: flags of the standalone rate-limit service; runs until SIGINT/SIGTERM. */
+import { cliArgs } from "../common/cli_args.ts";
 import { Logger, setLogLevel } from "../common/log.ts";
 import { type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
 
@@ -26,15 +27,7 @@ Options:
 export function parseRatelimitFlags(args: string[]): RatelimitServiceOptions | number {
   const o: Partial<RatelimitServiceOptions> = { grpcPort: 8081, httpPort: 8080, hostname: "0.0.0.0" };
   let logLevel = "info";
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.indexOf("=");
-    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      const v = a.startsWith("--") && eq > 0 ? a.slice(eq + 1) : args[++i];
-      if (v === undefined) throw new Error(`${name} needs a value`);
-      return v;
-    };
+  for (const { arg: a, name, value } of cliArgs(args)) {
     const port = (): number => {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);

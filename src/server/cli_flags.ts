@@ -1,4 +1,5 @@
 /** The proxy's command line (`nuncio -c FILE ...`), parsed with Envoy's flag names and semantics. */
+import { cliArgs } from "../common/cli_args.ts";
 import { LOG_LEVELS, parseComponentLogLevels } from "../common/log.ts";
 import { DEFAULT_LOG_FORMAT } from "../common/log_format.ts";
 
@@ -76,15 +77,7 @@ export function parseCliFlags(args: readonly string[], cores = 1): CliParse {
     parentShutdownTimeS: 900,
   };
   try {
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i];
-      const eq = a.indexOf("=");
-      const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-      const value = (): string => {
-        const v = a.startsWith("--") && eq > 0 ? a.slice(eq + 1) : args[++i];
-        if (v === undefined) throw new Error(`${name} needs a value`);
-        return v;
-      };
+    for (const { arg: a, name, value } of cliArgs(args)) {
       const seconds = (): number => {
         const n = Number(value());
         if (!(n >= 0) || !Number.isFinite(n)) throw new Error(`${name} must be a number of seconds`);

@@ -7,7 +7,7 @@ import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import type { AccessLogger } from "../../../../access_log/types.ts";
-import { createAccessLogs } from "../../../../access_log/config.ts";
+import { anyUsesTlsFacts, createAccessLogs } from "../../../../access_log/config.ts";
 import type {
   DownstreamConnection,
   FactoryContext,
@@ -39,6 +39,7 @@ export class TcpProxyFactory implements NetworkFilterFactory {
   readonly maxDurationMs: number;
   readonly attempts: number;
   readonly accessLogs: AccessLogger[];
+  readonly needsTlsFacts: boolean;
   readonly #clusters: { name: string; weight: number }[];
   readonly #totalWeight: number;
 
@@ -57,6 +58,7 @@ export class TcpProxyFactory implements NetworkFilterFactory {
     this.maxDurationMs = config.max_downstream_connection_duration ?? 0;
     this.attempts = config.max_connect_attempts ?? 1;
     this.accessLogs = createAccessLogs(config.access_log ?? [], ctx);
+    this.needsTlsFacts = anyUsesTlsFacts(this.accessLogs);
     this.#clusters = config.weighted_clusters
       ? config.weighted_clusters.clusters.map((c) => ({ name: c.name, weight: c.weight }))
       : [{ name: config.cluster!, weight: 1 }];

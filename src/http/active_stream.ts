@@ -206,7 +206,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   route(): RouteEntry | null {
     if (this.#route === undefined) {
-      const r = this.#route = this.cfg.routes.match(this.request);
+      const r = this.#route = this.cfg.routeProvider.table.match(this.request);
       if (log.enabled("debug")) this.#logRoute(r);
       if (r) {
         this.streamInfo.routeName = r.name;

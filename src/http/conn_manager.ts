@@ -53,6 +53,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   upgradeType = "";
   /** Set when the listener drains: responses carry Connection: close. */
   draining = false;
+  #keepIdle = false;
   readonly #enc: H1ResponseEncoder = new H1ResponseEncoder(this);
 
   /** `sniff`: look for the HTTP/2 preface first (codec_type AUTO without TLS ALPN). */
@@ -93,12 +94,21 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   /**
    * The listener drains: the response in flight goes out with `Connection: close` and the connection ends
    * after it (also when its head had already gone out); a request whose head is partly read is still
-   * served; a connection waiting for its next request, with nothing buffered, closes now (Envoy's drain for
-   * HTTP/1.1). Before `run` it only notes the drain: `run` acts on it.
+   * served; a connection waiting for its next request, with nothing buffered, closes now unless `keepIdle`
+   * (then its next response carries `Connection: close`, or the listener closes it when the drain time ends).
+   * Before `run` it only notes the drain: `run` acts on it.
    */
-  drain(): void {
-    if (this.draining) return;
+  drain(keepIdle = false): void {
+    if (this.draining) {
+      // a shutdown during an LDS drain: idle connections go now
+      if (this.#keepIdle && !keepIdle) {
+        this.#keepIdle = false;
+        if (this.#h2 === null && this.#down !== undefined && !this.#sniffing) this.#closeIfIdle();
+      }
+      return;
+    }
     this.draining = true;
+    this.#keepIdle = keepIdle;
     if (this.#h2 !== null) return this.#h2.drain();
     if (this.#down === undefined) return;
     // while the preface sniff runs the protocol is unknown: run() counts it once the sniff decided
@@ -107,6 +117,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   }
 
   #closeIfIdle(): void {
+    if (this.#keepIdle) return;
     const rb = this.#rb;
     if (this.#stream === null && !this.#closed && rb.start === rb.end) this.#close();
   }

@@ -6,7 +6,7 @@ import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
 import type { ClusterManager } from "../upstream/types.ts";
 import type { H2Options, H2Stats } from "./h2/mod.ts";
 import type { HttpFilterFactory } from "./filter.ts";
-import type { RouteTable } from "./routing/types.ts";
+import type { RouteConfigProvider } from "./routing/provider.ts";
 
 /** Envoy's `http.<stat_prefix>.` stats. */
 export class HcmStats {
@@ -144,11 +144,12 @@ export interface HcmOptions {
   internalCidrs: { address: string; prefixLen: number }[] | undefined;
 }
 
-/** Everything a connection of this HCM needs; immutable once built. */
+/** Everything a connection of this HCM needs; immutable once built (RDS swaps the provider's table). */
 export interface HcmConfig {
   readonly opts: HcmOptions;
   readonly stats: HcmStats;
-  readonly routes: RouteTable;
+  /** Where each stream reads the route table (`routeProvider.table`, once per stream): inline or RDS. */
+  readonly routeProvider: RouteConfigProvider;
   readonly filters: readonly HttpFilterFactory[];
   readonly accessLogs: readonly AccessLogger[];
   readonly clock: Clock;

@@ -64,11 +64,11 @@ export class ActiveConnection implements DownstreamConnection {
     for (const f of this.observers) f.onWrite?.(data, endStream);
   }
 
-  /** The listener drains: the terminal filter winds the connection down gracefully. */
-  drain(): void {
+  /** The listener drains: the terminal filter winds the connection down gracefully (see TerminalFilter.drain). */
+  drain(keepIdle = false): void {
     if (this.#closed) return;
     try {
-      this.terminal?.drain?.();
+      this.terminal?.drain?.(keepIdle);
     } catch {
       // a filter failing to drain is closed with the rest when the grace period ends
     }

@@ -36,7 +36,8 @@ export interface ListenerSpec {
   inspectTimeoutMs?: number;
   /**
    * tls_inspector is configured: every TLS connection's ClientHello is read, so SNI, TLS version and cipher
-   * are known (%REQUESTED_SERVER_NAME%, %DOWNSTREAM_TLS_*%) even on a listener with one TLS chain.
+   * are known (%REQUESTED_SERVER_NAME%, %DOWNSTREAM_TLS_*%) even on a listener with one TLS chain. A chain
+   * whose filters say `needsTlsFacts` has its ClientHello read without it.
    */
   tlsInspector?: boolean;
 }
@@ -71,9 +72,13 @@ export class Listener {
   #stats: ListenerStats;
   #draining = false;
   #idle: (() => void) | undefined;
+  #keepIdle = false;
   readonly #chains: FilterChainSpec[];
   readonly #selector: ChainSelector;
-  /** The TLS context when the socket itself is a TLS listener (one TLS chain, nothing to inspect). */
+  /**
+   * The TLS context when the socket itself is a TLS listener: one TLS chain, nothing to match on, and no filter
+   * of the chain reads SNI or TLS version/cipher/session id (Deno's TLS listener exposes only ALPN).
+   */
   readonly #direct: DownstreamTls | undefined;
   /** Set when connections are inspected (ClientHello) or handshaken before their chain runs. */
   readonly #tlsAccept: TlsAccept<FilterChainSpec> | undefined;
@@ -86,7 +91,7 @@ export class Listener {
     this.#selector = new ChainSelector(matches);
     const only = chains.length === 1 ? chains[0] : undefined;
     this.#direct = only?.tls && !spec.tlsInspector && !needsInspection(matches) &&
-        only.match.destinationPort === undefined
+        only.match.destinationPort === undefined && !only.filters.some((f) => f.needsTlsFacts)
       ? only.tls
       : undefined;
     const inspect = this.#direct === undefined && (chains.some((c) => c.tls) || needsInspection(matches));
@@ -252,7 +257,7 @@ export class Listener {
         if (filters[i].terminal) {
           terminal = f as TerminalFilter;
           c.terminal = terminal;
-          if (this.#draining) c.drain();
+          if (this.#draining) c.drain(this.#keepIdle);
           break;
         }
         const rf = f as ReadFilter;
@@ -302,16 +307,33 @@ export class Listener {
     this.#listener = undefined;
   }
 
-  /** Stops accepting and waits up to `graceMs` for open connections to finish, then closes the rest. */
-  async drainAndClose(graceMs: number): Promise<void> {
+  /**
+   * Resolves once the sockets this listener bound are released. After `stopAccepting` the port stays bound
+   * until the pending accept has been cancelled (the next turn of the event loop); this waits for that.
+   */
+  released(): Promise<void> {
+    return this.#accepting ?? Promise.resolve();
+  }
+
+  /**
+   * Stops accepting and waits up to `graceMs` for open connections to finish, then closes the rest. `keepIdle`
+   * (LDS updates) leaves idle HTTP/1.1 keep-alive connections open until their next response or the end.
+   */
+  async drainAndClose(graceMs: number, keepIdle = false): Promise<void> {
     this.stopAccepting();
     await this.#accepting;
     if (this.#connections.size > 0 && graceMs > 0) {
       this.#draining = true;
-      for (const c of this.#connections) c.drain();
+      this.#keepIdle = keepIdle;
+      for (const c of this.#connections) c.drain(keepIdle);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
-        this.#idle = resolve;
+        // a second drain (shutdown while a replaced listener drains) ends the first one's wait too
+        const prev = this.#idle;
+        this.#idle = prev === undefined ? resolve : () => {
+          prev();
+          resolve();
+        };
         timer = setTimeout(resolve, graceMs);
       });
       clearTimeout(timer);

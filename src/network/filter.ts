@@ -7,6 +7,7 @@ import type { Clock } from "../common/clock.ts";
 import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { Logger } from "../common/log.ts";
 import type { DownstreamTlsInfo } from "../common/tls_info.ts";
+import type { RouteConfigRegistry } from "../http/routing/provider.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Scope, StatsStore } from "../stats/store.ts";
 import type { ClusterManager } from "../upstream/types.ts";
@@ -66,18 +67,28 @@ export interface TerminalFilter {
   run(conn: DownstreamConnection): Promise<void>;
   /**
    * The listener is draining (shutdown, hot restart, a listener update): let in-flight work finish and tell
-   * the peer to go away (HTTP/1.1 `Connection: close` on the next response and idle connections closed;
-   * HTTP/2 GOAWAY). May be called before `run` starts; absent means "nothing to tell" (tcp_proxy).
+   * the peer to go away (HTTP/1.1 `Connection: close` on the next response, and idle connections closed at
+   * once unless `keepIdle`: an LDS update leaves them to the end of the drain time, as Envoy does, so a client
+   * never races a close with its next request; HTTP/2 GOAWAY). May be called before `run` starts; absent
+   * means "nothing to tell" (tcp_proxy).
    */
-  drain?(): void;
+  drain?(keepIdle?: boolean): void;
 }
 
 /** The long-lived factory built once per config snapshot (Envoy's FilterConfig). */
 export interface NetworkFilterFactory {
   /** True for tcp_proxy / http_connection_manager. */
   readonly terminal: boolean;
+  /**
+   * The filter reads SNI or TLS version/cipher/session id (`DownstreamConnection.tls`), e.g. in an access log:
+   * a listener with one TLS chain then reads each ClientHello instead of using Deno's TLS listener, which
+   * exposes only ALPN. Absent: false.
+   */
+  readonly needsTlsFacts?: boolean;
   /** Makes the per-connection filter. */
   createFilter(conn: DownstreamConnection): ReadFilter | TerminalFilter;
+  /** Listener warming: a promise while the factory cannot serve yet (RDS routes not arrived), else undefined. */
+  whenReady?(): Promise<void> | undefined;
   /** Releases timers or resources (access log files) when the snapshot is retired; awaited by stop(). */
   close?(): void | Promise<void>;
 }
@@ -102,6 +113,8 @@ export interface FactoryContext {
   readonly node: { id: string; cluster: string };
   /** Memory shared with the main thread and every worker (cross-worker limits, buckets, health). */
   readonly shared: SharedArena;
+  /** The data plane's RDS route configs by name (absent outside a DataPlane: `rds` cannot be built). */
+  readonly routes?: RouteConfigRegistry;
 }
 
 /** The `create` signature of network filter extensions. */

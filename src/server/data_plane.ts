@@ -7,7 +7,16 @@ import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import { TimerWheel } from "../common/timer_wheel.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
+import type { ListenerConfig } from "../config/listener.ts";
+import type { RouteConfiguration } from "../http/routing/config.ts";
+import { RouteConfigRegistry } from "../http/routing/provider.ts";
 import { type FilterChainSpec, Listener } from "../listener/listener.ts";
+import {
+  type AddOrUpdateOptions,
+  type BuiltListener,
+  ListenerManager,
+  type ListenerUpdateResult,
+} from "../listener/listener_manager.ts";
 import { DownstreamTls } from "../transport/tls_downstream.ts";
 import type { FactoryContext, NetworkFilterCreate, NetworkFilterFactory } from "../network/filter.ts";
 import { registry } from "../registry/registry.ts";
@@ -43,15 +52,31 @@ export function bindErrorMessage(what: string, hostname: string, port: number, e
   return `${what} cannot bind ${addr}: ${why}`;
 }
 
+/** Options of a DataPlane. */
+export interface DataPlaneOptions {
+  /** The process-wide arena (the main thread creates it and hands it to every worker); fresh when omitted. */
+  shared?: SharedArena;
+  /** False in workers: the main thread runs health checks and outlier sweeps and owns membership gauges. */
+  healthOwner?: boolean;
+  /** How long a listener replaced or removed by LDS drains (Envoy's --drain-time-s: 600 s). */
+  drainTimeMs?: number;
+}
+
+/** Envoy's default drain time for listeners an LDS update replaces or removes. */
+export const DEFAULT_LDS_DRAIN_TIME_MS = 600_000;
+
 /** Listeners, clusters and stats of one event loop. */
 export class DataPlane {
   readonly stats = new StatsStore();
   readonly clock = systemClock;
   readonly timers = new TimerWheel(systemClock);
   readonly clusters: ClusterManager;
-  readonly listeners: Listener[] = [];
-  /** Every network filter factory built for this snapshot (closed by stop()). */
-  readonly #factories: NetworkFilterFactory[] = [];
+  /** RDS route configs by route_config_name, shared by every HCM naming one. */
+  readonly routes = new RouteConfigRegistry({ clock: systemClock });
+  /** Static and dynamic (LDS) listeners. */
+  readonly listenerManager: ListenerManager;
+  readonly shared: SharedArena;
+  readonly #node: { id: string; cluster: string };
 
   /**
    * Builds (does not start) the data plane. `shared` is the process-wide arena (the main thread creates it and
@@ -61,9 +86,11 @@ export class DataPlane {
   constructor(
     readonly bootstrap: Bootstrap,
     readonly workerIndex = 0,
-    readonly shared: SharedArena = SharedArena.create(),
+    shared: SharedArena = SharedArena.create(),
     healthOwner = true,
+    opts: Omit<DataPlaneOptions, "shared" | "healthOwner"> = {},
   ) {
+    this.shared = shared;
     this.clusters = createClusterManager(bootstrap.static_resources.clusters, {
       stats: this.stats,
       clock: this.clock,
@@ -71,27 +98,45 @@ export class DataPlane {
       shared: this.shared,
       healthOwner,
     });
-    const node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
-    for (const l of bootstrap.static_resources.listeners) {
-      const sa = l.address.socket_address;
-      const scope = this.stats.scope(`listener.${listenerStatName(sa.address, sa.port_value)}`);
-      const ctx: FactoryContext = {
-        stats: this.stats,
-        listenerScope: scope,
-        clusterManager: this.clusters,
-        clock: this.clock,
-        timers: this.timers,
-        registry,
-        log: new Logger("filter", `[${l.name}] `),
-        node,
-        shared: this.shared,
-      };
-      // one factory list (and TLS context) per filter chain; the listener picks the chain per connection
+    this.#node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
+    this.listenerManager = new ListenerManager({
+      stats: this.stats,
+      build: (l) => this.#build(l),
+      drainTimeMs: opts.drainTimeMs ?? DEFAULT_LDS_DRAIN_TIME_MS,
+      now: () => this.clock.now(),
+    });
+    for (const l of bootstrap.static_resources.listeners) this.listenerManager.addStatic(l);
+  }
+
+  /** Listeners taking connections (static and dynamic). */
+  get listeners(): Listener[] {
+    return this.listenerManager.activeListeners();
+  }
+
+  /** Builds a listener and its filter factories (one list and TLS context per filter chain). */
+  #build(l: ListenerConfig): BuiltListener {
+    const sa = l.address.socket_address;
+    const scope = this.stats.scope(`listener.${listenerStatName(sa.address, sa.port_value)}`);
+    const ctx: FactoryContext = {
+      stats: this.stats,
+      listenerScope: scope,
+      clusterManager: this.clusters,
+      clock: this.clock,
+      timers: this.timers,
+      registry,
+      log: new Logger("filter", `[${l.name}] `),
+      node: this.#node,
+      shared: this.shared,
+      routes: this.routes,
+    };
+    const all: NetworkFilterFactory[] = [];
+    try {
+      // the listener picks the chain per connection
       const chains: FilterChainSpec[] = l.filter_chains.map((chain, i) => {
         const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>
           (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
         );
-        this.#factories.push(...factories);
+        all.push(...factories);
         const ts = chain.transport_socket;
         return {
           name: chain.name ?? `chain_${i}`,
@@ -100,42 +145,85 @@ export class DataPlane {
           tls: ts?.kind === "tls" ? new DownstreamTls(ts.config) : undefined,
         };
       });
-      this.listeners.push(
-        new Listener(
-          {
-            name: l.name,
-            hostname: sa.address,
-            port: sa.port_value,
-            filters: chains[0].filters,
-            chains,
-            inspectTimeoutMs: l.listener_filters_timeout,
-            // the only listener filter nuncio has: envoy.filters.listener.tls_inspector
-            tlsInspector: l.listener_filters.length > 0,
-            bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
-            scope,
-          },
-          this.clock,
-          workerIndex * 1_000_000_000,
-        ),
+      const listener = new Listener(
+        {
+          name: l.name,
+          hostname: sa.address,
+          port: sa.port_value,
+          filters: chains[0].filters,
+          chains,
+          inspectTimeoutMs: l.listener_filters_timeout,
+          // the only listener filter nuncio has: envoy.filters.listener.tls_inspector
+          tlsInspector: l.listener_filters.length > 0,
+          bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
+          scope,
+        },
+        this.clock,
+        this.workerIndex * 1_000_000_000,
       );
+      return { listener, factories: all };
+    } catch (e) {
+      for (const f of all) void Promise.resolve().then(() => f.close?.()).catch(() => {});
+      throw e;
     }
   }
 
   /**
-   * Resolves DNS clusters, then binds every listener. When a port cannot be bound, closes the listeners
+   * Resolves DNS clusters, then binds every static listener. When a port cannot be bound, closes the listeners
    * already bound and throws one line naming the listener and address (see bindErrorMessage).
    */
   async start(reusePort: boolean): Promise<void> {
     await this.clusters.initialize();
-    for (const l of this.listeners) {
-      try {
-        l.start(reusePort);
-      } catch (e) {
-        for (const other of this.listeners) other.stopAccepting();
-        throw new Error(bindErrorMessage(`listener "${l.spec.name}"`, l.spec.hostname, l.spec.port, e));
-      }
-    }
+    await this.listenerManager.startStatic(
+      reusePort,
+      (l, e) => new Error(bindErrorMessage(`listener "${l.spec.name}"`, l.spec.hostname, l.spec.port, e)),
+    );
     this.stats.gauge("server.state", "never_import").set(0);
+  }
+
+  /**
+   * LDS: adds `config`, or replaces the listener of the same name when the config differs (compared as
+   * `opts.raw` when given, else the parsed config). A listener whose routes (RDS) have not arrived warms first
+   * (`whenListenerWarm`); a warm one binds with reusePort and takes new connections at once while the one it
+   * replaces drains for `drainTimeMs`. Rejects, changing nothing, for a static listener's name, a config that
+   * cannot be built, or an address that cannot be bound.
+   */
+  addOrUpdateListener(
+    config: ListenerConfig,
+    version: string,
+    opts?: AddOrUpdateOptions,
+  ): Promise<ListenerUpdateResult> {
+    try {
+      return Promise.resolve(this.listenerManager.addOrUpdate(config, version, opts));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * LDS: the listener stops accepting at once and drains for `drainTimeMs`, then closes. False when no such
+   * listener; rejects for a static (bootstrap) listener.
+   */
+  removeListener(name: string): Promise<boolean> {
+    try {
+      return Promise.resolve(this.listenerManager.remove(name));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Resolves once no listener named `name` is warming (active, removed, or failed to bind). */
+  whenListenerWarm(name: string): Promise<void> {
+    return this.listenerManager.whenWarm(name);
+  }
+
+  /**
+   * RDS: compiles `config` and swaps it in for every connection manager whose `rds.route_config_name` is
+   * `name`: their next stream (open keep-alive and HTTP/2 connections included) uses it; listeners warming
+   * on it become active. Throws when the table cannot be compiled; the previous one keeps serving.
+   */
+  setRouteConfig(name: string, config: RouteConfiguration, version: string): void {
+    this.routes.update(name, config, version);
   }
 
   /** Bound addresses (ports resolved when the config said 0). */
@@ -150,11 +238,9 @@ export class DataPlane {
 
   /** Stops accepting, waits up to `graceMs` for connections to end, then closes everything. */
   async stop(graceMs = 0): Promise<void> {
-    for (const l of this.listeners) l.stopAccepting();
-    await Promise.all(this.listeners.map((l) => l.drainAndClose(graceMs)));
+    await this.listenerManager.stop(graceMs);
     // after the drain: closes pooled upstream connections, idle and still in use (shadows, stuck requests)
     this.clusters.close();
-    await Promise.all(this.#factories.map((f) => f.close?.()));
     this.timers.close();
     log.debug("data plane stopped");
   }

@@ -66,6 +66,15 @@ const commonHttpProtocolOptions = z.strictObject({
   max_response_headers_kb: notSupported,
 });
 
+/**
+ * HttpConnectionManager.rds: routes from RDS by name. `config_source` is taken as a loose object here; the xDS
+ * layer validates it and owns the subscription.
+ */
+const rdsSchema = z.strictObject({
+  config_source: z.looseObject({}),
+  route_config_name: z.string().check(z.minLength(1)),
+});
+
 /** The HttpConnectionManager message. */
 export const httpConnectionManagerSchema = z.strictObject({
   codec_type: z._default(envoyEnum(["AUTO", "HTTP1", "HTTP2", "HTTP3"]), "AUTO").check(
@@ -73,7 +82,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   ),
   stat_prefix: z.string().check(z.minLength(1)),
   route_config: z.optional(routeConfigurationSchema),
-  rds: notSupported,
+  rds: z.optional(rdsSchema),
   scoped_routes: notSupported,
   http_filters: z._default(z.array(typedExtension("http_filter")), []),
   access_log: z._default(z.array(accessLogEntrySchema), []),
@@ -140,9 +149,17 @@ export const httpConnectionManagerSchema = z.strictObject({
   access_log_options: notSupported,
   stream_error_on_invalid_http_message: z.optional(z.boolean()),
 }).check(
-  z.refine((c) => c.route_config !== undefined, {
-    message: "route_config is required (rds arrives with dynamic configuration)",
-    path: ["route_config"],
+  z.superRefine((c, ctx) => {
+    // Envoy's route_specifier oneof (scoped_routes is not supported)
+    if ((c.route_config === undefined) === (c.rds === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [c.rds === undefined ? "route_config" : "rds"],
+        message: c.rds === undefined
+          ? "One of route_config or rds is required"
+          : "route_config and rds are mutually exclusive",
+      });
+    }
   }),
   z.superRefine((c, ctx) => {
     // Envoy's default for both codecs; each codec's override_stream_error_on_invalid_http_message wins

@@ -144,3 +144,21 @@ Deno.test("the HTTP filter chain ends with exactly one terminal filter (validate
     ].join("\n"),
   );
 });
+
+Deno.test("http_connection_manager: rds is accepted, exactly one of route_config and rds", () => {
+  const { route_config: _rc, ...noRoutes } = base as Record<string, unknown>;
+  const rds = { config_source: { ads: {} }, route_config_name: "r" };
+  assert.equal(errors(httpConnectionManagerSchema, { ...noRoutes, rds }), "");
+  assert.match(
+    errors(httpConnectionManagerSchema, noRoutes),
+    /route_config: One of route_config or rds is required/,
+  );
+  assert.match(
+    errors(httpConnectionManagerSchema, { ...base, rds }),
+    /rds: route_config and rds are mutually exclusive/,
+  );
+  assert.match(
+    errors(httpConnectionManagerSchema, { ...noRoutes, rds: { config_source: {} } }),
+    /rds\.route_config_name/,
+  );
+});

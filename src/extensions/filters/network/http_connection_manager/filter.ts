@@ -1,11 +1,11 @@
 /** Builds the per-snapshot HcmConfig from the parsed HttpConnectionManager and makes per-connection codecs. */
-import { createAccessLogs } from "../../../../access_log/config.ts";
+import { anyUsesTlsFacts, createAccessLogs } from "../../../../access_log/config.ts";
 import { Http1ServerConnection } from "../../../../http/conn_manager.ts";
 import { Http2ServerConnection } from "../../../../http/h2_conn_manager.ts";
 import { type H2Options, h2StatsFrom } from "../../../../http/h2/mod.ts";
 import type { HttpFilterCreate, HttpFilterFactory } from "../../../../http/filter.ts";
 import { type HcmConfig, type HcmOptions, HcmStats } from "../../../../http/hcm_config.ts";
-import { compileRouteTable } from "../../../../http/routing/table.ts";
+import { type RouteConfigProvider, StaticRouteConfigProvider } from "../../../../http/routing/provider.ts";
 import type {
   DownstreamConnection,
   FactoryContext,
@@ -92,10 +92,26 @@ export function resolveHcmOptions(
   };
 }
 
+/**
+ * Runs when the factory is built: an inline route_config becomes a static provider; `rds` shares the data
+ * plane's provider for its route_config_name (404 NR until the first RouteConfiguration arrives).
+ */
+export function routeProviderFor(
+  config: HttpConnectionManagerConfig,
+  ctx: FactoryContext,
+): RouteConfigProvider {
+  if (config.rds === undefined) return new StaticRouteConfigProvider(config.route_config!);
+  if (ctx.routes === undefined) {
+    throw new Error(`rds (${config.rds.route_config_name}) needs a data plane with a route config registry`);
+  }
+  return ctx.routes.provider(config.rds.route_config_name);
+}
+
 /** The network filter factory of one http_connection_manager config. */
 export class HttpConnectionManagerFactory implements NetworkFilterFactory {
   readonly terminal = true;
   readonly hcm: HcmConfig;
+  readonly needsTlsFacts: boolean;
 
   constructor(config: HttpConnectionManagerConfig, ctx: FactoryContext) {
     const opts = resolveHcmOptions(config, ctx.node);
@@ -115,7 +131,7 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
     this.hcm = {
       opts,
       stats: new HcmStats(ctx.stats.scope(`http.${config.stat_prefix}`)),
-      routes: compileRouteTable(config.route_config!),
+      routeProvider: routeProviderFor(config, ctx),
       filters,
       accessLogs: createAccessLogs(config.access_log, ctx),
       clock: ctx.clock,
@@ -125,6 +141,13 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
         gauge ? ctx.stats.scope("http2").gauge(n) : ctx.stats.scope("http2").counter(n)
       ),
     };
+    this.needsTlsFacts = anyUsesTlsFacts(this.hcm.accessLogs);
+  }
+
+  /** Listener warming: a promise until the RDS route table is in place; undefined once it is (or inline). */
+  whenReady(): Promise<void> | undefined {
+    const p = this.hcm.routeProvider;
+    return p.ready ? undefined : p.whenReady();
   }
 
   /**

@@ -1,0 +1,155 @@
+/**
+ * Dynamic listeners (LDS) on a running data plane: add, update under keep-alive load with no failed request,
+ * remove with drain, and static listeners that xDS cannot touch.
+ */
+import assert from "node:assert/strict";
+import { curl, run, sleep } from "./helpers.ts";
+import {
+  directRoutes,
+  freePort,
+  httpListenerResource,
+  keepAliveLoop,
+  parseListener,
+  startPlane,
+} from "./lds_helpers.ts";
+
+const stat =
+  (plane: { stats: { snapshot(): { counters: Record<string, number>; gauges: Record<string, number> } } }) =>
+  (name: string) => {
+    const s = plane.stats.snapshot();
+    return s.counters[name] ?? s.gauges[name] ?? 0;
+  };
+
+Deno.test("LDS: a listener added at run time serves, an update takes over under load, a removal drains", async () => {
+  const plane = await startPlane([], 300);
+  const s = stat(plane);
+  try {
+    const port = freePort();
+    const v1 = parseListener(httpListenerResource("dyn", port, { inline: directRoutes("r", "v1") }));
+    assert.equal(await plane.addOrUpdateListener(v1, "1"), "added");
+    assert.equal((await curl([`http://127.0.0.1:${port}/`])).stdout, "v1");
+    assert.equal(s("listener_manager.listener_added"), 1);
+    assert.equal(s("listener_manager.total_listeners_active"), 1);
+    // the same resource again changes nothing
+    assert.equal(await plane.addOrUpdateListener(v1, "2"), "unchanged");
+
+    // update while keep-alive clients loop: every request answered, v2 visible afterwards
+    let stopLoops!: () => void;
+    const stop = new Promise<void>((r) => stopLoops = r);
+    const loops = [0, 1, 2, 3].map(() => keepAliveLoop(port, stop));
+    await sleep(300);
+    const v2 = parseListener(httpListenerResource("dyn", port, { inline: directRoutes("r", "v2") }));
+    assert.equal(await plane.addOrUpdateListener(v2, "2"), "updated");
+    assert.equal(s("listener_manager.listener_modified"), 1);
+    await sleep(300);
+    stopLoops();
+    const results = await Promise.all(loops);
+    for (const r of results) {
+      assert.deepEqual(r.failures, []);
+      assert.ok(r.bodies.includes("v1") && r.bodies.at(-1) === "v2", `saw ${r.bodies.length} responses`);
+      // once a loop saw v2 it never goes back to v1
+      assert.ok(!r.bodies.slice(r.bodies.indexOf("v2")).includes("v1"));
+    }
+    assert.equal((await curl([`http://127.0.0.1:${port}/`])).stdout, "v2");
+    await plane.listenerManager.drained();
+    assert.equal(s("listener_manager.total_listeners_draining"), 0);
+    assert.equal(s("listener_manager.total_listeners_active"), 1);
+
+    // removal: refused at once for new connections; an open connection finishes within the drain
+    const open = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.equal(await plane.removeListener("dyn"), true);
+    assert.equal(await plane.removeListener("dyn"), false);
+    assert.equal(s("listener_manager.listener_removed"), 1);
+    assert.equal(s("listener_manager.total_listeners_draining"), 1);
+    const refused = await curl([`http://127.0.0.1:${port}/`]);
+    assert.equal(refused.code, 7, "curl: connection refused");
+    await open.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+    const buf = new Uint8Array(1024);
+    const n = await open.read(buf);
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.match(head, /connection: close/i);
+    open.close();
+    await plane.listenerManager.drained();
+    assert.equal(s("listener_manager.total_listeners_draining"), 0);
+    assert.equal(s("listener_manager.total_listeners_active"), 0);
+  } finally {
+    await plane.stop();
+  }
+});
+
+Deno.test("LDS: a listener moved to another address serves on the new one while the old drains", async () => {
+  const plane = await startPlane([], 5_000);
+  try {
+    const [a, b] = [freePort(), freePort()];
+    await plane.addOrUpdateListener(
+      parseListener(httpListenerResource("m", a, { inline: directRoutes("r", "A") })),
+      "1",
+    );
+    const open = await Deno.connect({ hostname: "127.0.0.1", port: a });
+    await open.write(new TextEncoder().encode("GET / HTTP/1.1\r\n")); // a request half sent holds the drain
+    await plane.addOrUpdateListener(
+      parseListener(httpListenerResource("m", b, { inline: directRoutes("r", "B") })),
+      "2",
+    );
+    assert.equal((await curl([`http://127.0.0.1:${b}/`])).stdout, "B");
+    assert.equal((await curl([`http://127.0.0.1:${a}/`])).code, 7);
+    assert.deepEqual(plane.addresses().map((x) => x.port), [b]);
+    assert.deepEqual(plane.listenerManager.list().map((l) => l.state), ["active", "draining"]);
+    // stop() cuts the 5 s drain short
+    open.close();
+  } finally {
+    await plane.stop();
+  }
+});
+
+Deno.test("LDS: static listeners cannot be replaced or removed; a bad bind changes nothing", async () => {
+  const port = freePort();
+  const plane = await startPlane(
+    [httpListenerResource("static", port, { inline: directRoutes("r", "S") })],
+    100,
+  );
+  try {
+    const replacement = parseListener(
+      httpListenerResource("static", port, { inline: directRoutes("r", "X") }),
+    );
+    await assert.rejects(() => plane.addOrUpdateListener(replacement, "1"), /Listener "static" is static/);
+    await assert.rejects(() => plane.removeListener("static"), /Listener "static" is static/);
+    // the static one was bound without reusePort: a dynamic listener on its address cannot bind
+    const clash = parseListener(httpListenerResource("other", port, { inline: directRoutes("r", "O") }));
+    await assert.rejects(() => plane.addOrUpdateListener(clash, "1"), /Listener "other" cannot bind/);
+    assert.equal(stat(plane)("listener_manager.listener_create_failure"), 1);
+    assert.equal(stat(plane)("listener_manager.listener_added"), 0);
+    assert.equal((await curl([`http://127.0.0.1:${port}/`])).stdout, "S");
+    assert.deepEqual(plane.addresses().map((x) => x.name), ["static"]);
+  } finally {
+    await plane.stop();
+  }
+});
+
+const hasWrk = new Deno.Command("bash", { args: ["-c", "command -v wrk"] }).outputSync().success;
+
+Deno.test({
+  name: "LDS: six updates under wrk load (32 keep-alive connections) fail no request",
+  ignore: !hasWrk,
+  fn: async () => {
+    const plane = await startPlane([], 300);
+    try {
+      const port = freePort();
+      const at = (v: number) =>
+        parseListener(httpListenerResource("d", port, { inline: directRoutes("r", `v${v}`) }));
+      await plane.addOrUpdateListener(at(1), "1");
+      const load = run("wrk", ["-t", "1", "-c", "32", "-d", "2s", `http://127.0.0.1:${port}/`]);
+      for (let v = 2; v < 8; v++) {
+        await sleep(250);
+        assert.equal(await plane.addOrUpdateListener(at(v), String(v)), "updated");
+      }
+      const out = (await load).stdout;
+      assert.match(out, /requests in/);
+      assert.doesNotMatch(out, /Socket errors|Non-2xx/, out);
+      assert.equal((await curl([`http://127.0.0.1:${port}/`])).stdout, "v7");
+    } finally {
+      await plane.stop();
+    }
+  },
+});

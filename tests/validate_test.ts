@@ -160,9 +160,9 @@ Deno.test("validate: what serve would fail on fails validation, with file:line:c
     await t.step("an unsupported alternative of a oneof is named, at its key", async () => {
       const rds = config({}).replace(
         "          route_config:\n            virtual_hosts: [{ name: a, domains: ['*'], routes: [{ match: { prefix: / }, route: { cluster: web } }] }]",
-        "          rds:\n            route_config_name: r",
+        "          scoped_routes:\n            name: r",
       );
-      await expect(rds, [`${c}:11:11: ${f0}.typed_config.rds: Field not supported by nuncio`]);
+      await expect(rds, [`${c}:11:11: ${f0}.typed_config.scoped_routes: Field not supported by nuncio`]);
       const pipe = config({}).replace(
         "    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }",
         "    address:\n      pipe:\n        path: /tmp/x.sock",

@@ -2,6 +2,7 @@
 import { z } from "zod/mini";
 import { address } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
+import { dynamicResourcesSchema } from "./config_source.ts";
 import { configError, type ConfigIssue } from "./errors.ts";
 import { listenerSchema } from "./listener.ts";
 import { notSupported, notSupportedFields } from "./schema_util.ts";
@@ -54,9 +55,10 @@ export const bootstrapSchema = z.strictObject({
   static_resources: z._default(staticResourcesSchema, () => ({ listeners: [], clusters: [] })),
   /** Started on the main thread before the data plane (e.g. nuncio's embedded rate-limit service). */
   bootstrap_extensions: z._default(z.array(typedExtension("bootstrap_extension")), []),
+  /** xDS sources (LDS, CDS, ADS); the xDS client (src/xds/) subscribes to them. */
+  dynamic_resources: z.optional(dynamicResourcesSchema),
   ...notSupportedFields([
     "node_context_params",
-    "dynamic_resources",
     "cluster_manager",
     "hds_config",
     "flags_path",

@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import { formatStatsJson, formatStatsText, parseStatsQuery, type StatsQuery } from "../stats/format.ts";
 import { formatPrometheus } from "../stats/prometheus.ts";
 import { clustersJson, formatClustersText } from "./clusters.ts";
-import { buildConfigDump } from "./config_dump.ts";
+import { buildConfigDump, selectConfigDump } from "./config_dump.ts";
 import type { AdminDeps, AdminEndpoint, ListenerInfo, ServerInfo } from "./types.ts";
 
 const TEXT = "text/plain; charset=UTF-8";
@@ -122,10 +122,16 @@ async function handleLogging(c: Context, deps: AdminDeps): Promise<Response> {
 }
 
 function handleConfigDump(c: Context, deps: AdminDeps): Promise<Response> | Response {
-  for (const k of ["resource", "mask", "name_regex", "include_eds"]) {
-    if (c.req.query(k) !== undefined) return text(`/config_dump?${k} is not supported\n`, 400);
-  }
-  return Promise.resolve(deps.configDump()).then((src) => json(buildConfigDump(src)));
+  if (c.req.query("name_regex") !== undefined) return text("/config_dump?name_regex is not supported\n", 400);
+  const includeEds = c.req.query("include_eds") !== undefined;
+  return Promise.resolve(deps.configDump()).then((src) => {
+    const picked = selectConfigDump(
+      buildConfigDump(src, { includeEds }),
+      c.req.query("resource"),
+      c.req.query("mask"),
+    );
+    return typeof picked === "string" ? text(`${picked}\n`, 400) : json(picked);
+  });
 }
 
 /** Envoy's built-in endpoints, wired to `deps`. */

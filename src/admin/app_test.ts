@@ -109,7 +109,20 @@ Deno.test("admin endpoints (in-process)", async (t) => {
     const text = JSON.stringify(j);
     assert.ok(!text.includes("SECRET"));
     assert.ok(text.includes('"private_key":{"inline_string":"[redacted]"}'));
-    assert.equal((await app.request("/config_dump?resource=static_clusters")).status, 400);
+    // ?resource= lists that field's elements with their element type; ?mask= keeps the named fields
+    const res = await (await app.request("/config_dump?resource=static_clusters")).json();
+    assert.deepEqual(res.configs.map((c: Record<string, unknown>) => c["@type"]), [
+      "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+    ]);
+    assert.equal(res.configs[0].cluster.name, "backend");
+    const masked = await (await app.request("/config_dump?resource=static_clusters&mask=cluster.name")).json();
+    assert.deepEqual(masked.configs[0], {
+      "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+      cluster: { name: "backend" },
+    });
+    assert.equal((await app.request("/config_dump?resource=bogus")).status, 400);
+    const eds = await (await app.request("/config_dump?include_eds")).json();
+    assert.equal(eds.configs[4]["@type"], "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump");
   });
   await t.step("/listeners text and json", async () => {
     assert.equal(await (await app.request("/listeners")).text(), "l1::0.0.0.0:10000\nl6::[::]:10001\n");

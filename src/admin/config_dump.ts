@@ -12,6 +12,8 @@ const ROUTES_DUMP = T + "envoy.admin.v3.RoutesConfigDump";
 const CLUSTER = T + "envoy.config.cluster.v3.Cluster";
 const LISTENER = T + "envoy.config.listener.v3.Listener";
 const ROUTE_CONFIG = T + "envoy.config.route.v3.RouteConfiguration";
+const ENDPOINTS_DUMP = T + "envoy.admin.v3.EndpointsConfigDump";
+const CLA = T + "envoy.config.endpoint.v3.ClusterLoadAssignment";
 const HCM_NAME = "envoy.filters.network.http_connection_manager";
 
 const SENSITIVE = new Set(["private_key", "password"]);
@@ -66,7 +68,10 @@ function dynamic(d: DynamicResource, key: string, type: string): Record<string, 
 }
 
 /** Builds the /config_dump document (runs per admin request). */
-export function buildConfigDump(src: ConfigDumpSource): { configs: Record<string, unknown>[] } {
+export function buildConfigDump(
+  src: ConfigDumpSource,
+  opts: { includeEds?: boolean } = {},
+): { configs: Record<string, unknown>[] } {
   const bootstrap = redact(src.bootstrap) as Record<string, unknown>;
   const loaded = iso(src.bootstrapLoadedMs);
   const statics = obj(bootstrap.static_resources) ?? {};
@@ -117,7 +122,81 @@ export function buildConfigDump(src: ConfigDumpSource): { configs: Record<string
     );
   }
 
-  return {
-    configs: [{ "@type": BOOTSTRAP_DUMP, bootstrap, last_updated: loaded }, clusters, listeners, routes],
-  };
+  const configs = [{ "@type": BOOTSTRAP_DUMP, bootstrap, last_updated: loaded }, clusters, listeners, routes];
+  if (opts.includeEds) {
+    const endpoints: Record<string, unknown> = { "@type": ENDPOINTS_DUMP };
+    const staticEds = sc.filter((c) => obj(c.load_assignment)).map((c) => ({
+      endpoint_config: typed(CLA, obj(c.load_assignment)!),
+      last_updated: loaded,
+    }));
+    if (staticEds.length) endpoints.static_endpoint_configs = staticEds;
+    if (src.dynamicEndpoints?.length) {
+      endpoints.dynamic_endpoint_configs = src.dynamicEndpoints.map((d) =>
+        dynamic(d, "endpoint_config", CLA)
+      );
+    }
+    configs.push(endpoints);
+  }
+  return { configs };
+}
+
+/** Envoy's element type of each repeated field `?resource=` can name. */
+const RESOURCE_TYPES: Record<string, string> = {
+  static_clusters: `${CLUSTERS_DUMP}.StaticCluster`,
+  dynamic_active_clusters: `${CLUSTERS_DUMP}.DynamicCluster`,
+  dynamic_warming_clusters: `${CLUSTERS_DUMP}.DynamicCluster`,
+  static_listeners: `${LISTENERS_DUMP}.StaticListener`,
+  dynamic_listeners: `${LISTENERS_DUMP}.DynamicListener`,
+  static_route_configs: `${ROUTES_DUMP}.StaticRouteConfig`,
+  dynamic_route_configs: `${ROUTES_DUMP}.DynamicRouteConfig`,
+  static_endpoint_configs: `${ENDPOINTS_DUMP}.StaticEndpointConfig`,
+  dynamic_endpoint_configs: `${ENDPOINTS_DUMP}.DynamicEndpointConfig`,
+};
+
+/**
+ * Envoy's `?resource=` and `?mask=`: with a resource, the configs are that repeated field's elements (each
+ * with its element "@type"); a mask (comma-separated field paths) keeps only those fields of each config.
+ * Returns an error message for a resource name Envoy would not accept.
+ */
+export function selectConfigDump(
+  dump: { configs: Record<string, unknown>[] },
+  resource: string | undefined,
+  mask: string | undefined,
+): { configs: Record<string, unknown>[] } | string {
+  let configs = dump.configs;
+  if (resource !== undefined) {
+    const type = RESOURCE_TYPES[resource];
+    if (!type) return `${resource} is not a repeated field of any config dump`;
+    configs = configs.flatMap((c) => asArray(c[resource]).map((r) => ({ "@type": type, ...r })));
+  }
+  if (mask !== undefined) {
+    const paths = mask.split(",").map((p) => p.trim()).filter((p) => p).map((p) => p.split("."));
+    configs = configs.map((c) => {
+      const out: Record<string, unknown> = { "@type": c["@type"] };
+      for (const p of paths) copyPath(c, out, p);
+      return out;
+    });
+  }
+  return { configs };
+}
+
+function copyPath(from: Record<string, unknown>, to: Record<string, unknown>, path: string[]): void {
+  const [head, ...rest] = path;
+  if (!(head in from)) return;
+  const v = from[head];
+  if (rest.length === 0) {
+    to[head] = v;
+    return;
+  }
+  if (Array.isArray(v)) {
+    const prev = Array.isArray(to[head]) ? to[head] as Record<string, unknown>[] : v.map(() => ({}));
+    v.forEach((x, i) => {
+      if (obj(x)) copyPath(x as Record<string, unknown>, prev[i], rest);
+    });
+    to[head] = prev;
+  } else if (obj(v)) {
+    const sub = obj(to[head]) ?? {};
+    copyPath(v as Record<string, unknown>, sub, rest);
+    to[head] = sub;
+  }
 }

@@ -121,6 +121,8 @@ export interface ConfigDumpSource {
   dynamicListeners?: DynamicResource[];
   dynamicClusters?: DynamicResource[];
   dynamicRouteConfigs?: DynamicResource[];
+  /** EDS assignments (shown with `?include_eds`). */
+  dynamicEndpoints?: DynamicResource[];
   /** Last LDS / CDS version seen. */
   listenersVersion?: string;
   clustersVersion?: string;

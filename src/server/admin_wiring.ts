@@ -28,10 +28,19 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     clusters: (): Promise<ClusterStatus[]> => server.clusters(),
     setHealthCheckFailed: (failed: boolean) => server.setHealthCheckFailed(failed),
     reopenLogs: () => server.reopenLogs(),
-    configDump: () => ({
-      bootstrap: server.opts.raw as Record<string, unknown>,
-      bootstrapLoadedMs: loadedAt,
-    }),
+    configDump: () => {
+      const x = server.xdsDump();
+      return {
+        bootstrap: server.opts.raw as Record<string, unknown>,
+        bootstrapLoadedMs: loadedAt,
+        dynamicListeners: x?.listeners,
+        dynamicClusters: x?.clusters,
+        dynamicRouteConfigs: x?.routes,
+        dynamicEndpoints: x?.endpoints,
+        listenersVersion: x?.listenersVersion,
+        clustersVersion: x?.clustersVersion,
+      };
+    },
     listeners: () => server.listeners().map((l) => ({ name: l.name, address: `${l.address}:${l.port}` })),
     serverInfo: () => ({
       version: VERSION,

@@ -9,11 +9,20 @@ import type { ConfigIssue } from "../config/errors.ts";
 import { configError } from "../config/errors.ts";
 import { prepareTls } from "../transport/cert_store.ts";
 import { checkTransportSocketFiles } from "../transport/tls_preflight.ts";
+import { configSourceClusterIssues } from "../xds/config_check.ts";
 import { checkClusterReferences, forEachExtensionRef } from "./cross_check.ts";
 
+/** Options of preServeChecks. */
+export interface PreServeOptions {
+  /** Check that referenced clusters exist (default true; xDS resources may name clusters still to come). */
+  clusterReferences?: boolean;
+}
+
 /** Runs at load time, before serving (pass it as `crossCheck`): resolves to every positioned problem found. */
-export async function preServeChecks(b: Bootstrap): Promise<ConfigIssue[]> {
-  const issues = checkClusterReferences(b);
+export async function preServeChecks(b: Bootstrap, opts: PreServeOptions = {}): Promise<ConfigIssue[]> {
+  const issues = opts.clusterReferences === false
+    ? []
+    : [...checkClusterReferences(b), ...configSourceClusterIssues(b)];
   forEachExtensionRef(b, [], (ref, path) => {
     for (const p of ref.ext.preflight?.(ref.config) ?? []) {
       issues.push(configError([...path, "typed_config", ...p.path], p.message));

@@ -18,6 +18,10 @@ import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "..
 import type { ClusterManager } from "../upstream/types.ts";
 import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import type { DynamicClusterManager } from "../upstream/types.ts";
+import type { GrpcTransportFactory } from "../xds/client.ts";
+import { applyToPlane, type ParsedUpdate, staticNames } from "./xds_apply.ts";
+import { type RawUpdate, XdsWiring } from "./xds_wiring.ts";
 
 const log = new Logger("main");
 
@@ -36,6 +40,8 @@ export interface ServerOptions {
   commandLine: string[];
   /** /server_info's command_line_options (Envoy's names); built from the fields above when absent. */
   commandLineOptions?: Record<string, unknown>;
+  /** gRPC and ADS transports for xDS (absent: only REST and file config sources work). */
+  grpcTransport?: GrpcTransportFactory;
 }
 
 interface WorkerHandle {
@@ -56,6 +62,8 @@ export class Server {
    * active health checks and outlier sweeps whose results every worker reads from the SharedArena.
    */
   #membership: ClusterManager | undefined;
+  /** The xDS subscriptions and apply layer (main thread), when the bootstrap has dynamic_resources. */
+  #xds: XdsWiring | undefined;
   #workers: WorkerHandle[] = [];
   /** Started bootstrap_extensions (closed after the data plane). */
   #extensions: BootstrapExtensionHandle[] = [];
@@ -93,10 +101,61 @@ export class Server {
       await this.#membership.initialize();
       const starts: Promise<void>[] = [];
       for (let i = 0; i < this.opts.concurrency; i++) starts.push(this.#startWorker(i));
-      await Promise.all(starts);
+      // every worker has bound or failed before start() answers, so a failure leaves nothing half-started
+      const settled = await Promise.allSettled(starts);
+      const failed = settled.find((s) => s.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     }
-    this.state = "LIVE";
     this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
+    if (!this.bootstrap.dynamic_resources) {
+      this.state = "LIVE";
+      return;
+    }
+    // xDS: LIVE (and /ready 200) once CDS and LDS finished their initial fetch, as Envoy
+    this.#xds = new XdsWiring({
+      bootstrap: this.bootstrap,
+      stats: this.mainStats,
+      owner: (this.#plane?.clusters ?? this.#membership) as DynamicClusterManager,
+      applyEverywhere: (u, parsed) => this.#applyEverywhere(u, parsed),
+      markWarm: (cluster) => {
+        for (const w of this.#workers) {
+          w.worker.postMessage({ type: "mark_warm", cluster } satisfies ToWorker);
+        }
+      },
+      grpcTransport: this.opts.grpcTransport,
+    });
+    this.#xds.start();
+    this.#xds.initialFetch.then(() => {
+      if (this.state === "INITIALIZING") this.state = "LIVE";
+    });
+  }
+
+  /** Resolves when the initial xDS fetch is done (at once without dynamic_resources). */
+  get initialized(): Promise<void> {
+    return this.#xds?.initialFetch ?? Promise.resolve();
+  }
+
+  /** Dynamic resources for /config_dump (empty without xDS). */
+  xdsDump(): ReturnType<XdsWiring["dump"]> | undefined {
+    return this.#xds?.dump();
+  }
+
+  /** Applies a validated xDS update to the in-process plane or to every worker (cluster kinds: see XdsWiring). */
+  async #applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined> {
+    if (this.#plane) {
+      // the plane's cluster manager is the health owner, which the wiring updated already
+      if (u.kind === "listener" || u.kind === "route") {
+        await applyToPlane(this.#plane, parsed, staticNames(this.bootstrap));
+      }
+      return undefined;
+    }
+    const id = this.#nextId++;
+    const replies = await new Promise<FromWorker[]>((resolve) => {
+      this.#pending.set(id, { want: this.#workers.length, got: [], resolve });
+      for (const w of this.#workers) w.worker.postMessage({ type: "xds", id, update: u } satisfies ToWorker);
+    });
+    const errors = replies.map((r) => (r as { error?: string }).error).filter((e) => e !== undefined);
+    return errors.length > 0 ? `Worker rejected the update: ${errors[0]}` : undefined;
   }
 
   #startWorker(index: number): Promise<void> {
@@ -112,7 +171,7 @@ export class Server {
         } else if (m.type === "error") {
           log.debug(`worker ${index} failed to start: ${m.message}`);
           reject(new Error(m.message));
-        } else if (m.type === "stats" || m.type === "reset_counters") {
+        } else if (m.type === "stats" || m.type === "reset_counters" || m.type === "xds") {
           const p = this.#pending.get(m.id);
           if (!p) return;
           p.got.push(m);
@@ -226,6 +285,7 @@ export class Server {
   /** Stops every listener and worker; waits up to `graceMs` for connections to finish. */
   async stop(graceMs = 0): Promise<void> {
     this.state = "DRAINING";
+    await this.#xds?.close();
     if (this.#plane) await this.#plane.stop(graceMs);
     this.#membership?.close();
     await Promise.all(this.#workers.map((w) =>

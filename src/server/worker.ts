@@ -11,6 +11,21 @@ import { prepareTls } from "../transport/cert_store.ts";
 import { DataPlane } from "./data_plane.ts";
 import { checkClusterReferences } from "./cross_check.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import type { DynamicClusterManager } from "../upstream/types.ts";
+import { applyToPlane, parseUpdate, staticNames } from "./xds_apply.ts";
+import type { RawUpdate } from "./xds_wiring.ts";
+
+/** Re-parses an update the main thread validated and applies it here; resolves to an error message or undefined. */
+async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<string | undefined> {
+  const parsed = parseUpdate(u.kind, u.version, u.resources, u.removed);
+  if (typeof parsed === "string") return parsed;
+  try {
+    await applyToPlane(p, parsed, staticNames(p.bootstrap));
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
 
 let plane: DataPlane | undefined;
 
@@ -37,6 +52,10 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       compactHeap();
     } else if (m.type === "stats") {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
+    } else if (m.type === "xds") {
+      send({ type: "xds", id: m.id, error: await applyRawUpdate(plane!, m.update) });
+    } else if (m.type === "mark_warm") {
+      (plane?.clusters as DynamicClusterManager | undefined)?.markWarm(m.cluster);
     } else if (m.type === "log_settings") {
       applyLogSettings(m.settings);
     } else if (m.type === "reopen_logs") {

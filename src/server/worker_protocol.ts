@@ -4,6 +4,7 @@ import type { LogSettings } from "../common/log.ts";
 import type { ConfigSource } from "../config/overlay.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
+import type { RawUpdate } from "./xds_wiring.ts";
 
 /** Main -> worker. */
 export type ToWorker =
@@ -12,7 +13,9 @@ export type ToWorker =
   | { type: "reopen_logs" }
   | { type: "stats"; id: number }
   | { type: "reset_counters"; id: number }
-  | { type: "stop"; graceMs: number };
+  | { type: "stop"; graceMs: number }
+  | { type: "xds"; id: number; update: RawUpdate }
+  | { type: "mark_warm"; cluster: string };
 
 /** Worker -> main. */
 export type FromWorker =
@@ -20,4 +23,5 @@ export type FromWorker =
   | { type: "error"; message: string }
   | { type: "stats"; id: number; snapshot: StatsSnapshot; clusters: ClusterStatus[] }
   | { type: "reset_counters"; id: number }
+  | { type: "xds"; id: number; error?: string }
   | { type: "stopped" };

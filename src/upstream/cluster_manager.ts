@@ -227,6 +227,10 @@ class ClusterManagerImpl implements DynamicClusterManager {
     return v !== null && !v.warm;
   }
 
+  names(): string[] {
+    return [...this.#entries.keys()];
+  }
+
   configOf(name: string): ClusterConfig | undefined {
     return this.#newest(name)?.config;
   }

@@ -3,6 +3,7 @@
  * Fields Envoy has but nuncio does not implement yet are listed explicitly and rejected with
  * "Field not supported by nuncio"; unknown fields are rejected by the strict objects.
  */
+import { configSourceSchema } from "../config/config_source.ts";
 import { ipFamily } from "../common/ip.ts";
 import { z } from "zod/mini";
 import { double, envoyEnum, onlyValues, transformWithIssues } from "../config/schema_util.ts";
@@ -133,8 +134,9 @@ export const clusterLoadAssignmentSchema = z.strictObject({
 /** A parsed, defaulted ClusterLoadAssignment (EDS resource or a cluster's load_assignment). */
 export type ClusterLoadAssignment = z.output<typeof loadAssignment>;
 
+/** envoy.config.core.v3.RuntimeDouble (active_request_bias): Envoy takes any bias >= 0; absent (proto3) is 0. */
 const runtimeDouble = z.strictObject({
-  default_value: double.check(z.minimum(1)),
+  default_value: z._default(double.check(z.minimum(0)), 0),
   // nuncio has no runtime (layered_runtime is not supported): every key is absent, so default_value applies
   runtime_key: z.optional(z.string()),
 });
@@ -223,8 +225,8 @@ export const clusterSchema = z.strictObject({
   ),
   load_assignment: z.optional(loadAssignment),
   eds_cluster_config: z.optional(z.strictObject({
-    /** A ConfigSource; kept as written here, the xDS layer parses and validates it. */
-    eds_config: z.looseObject({}),
+    /** Where the endpoints come from (the main thread's xDS layer owns the subscription). */
+    eds_config: configSourceSchema,
     service_name: z.optional(z.string().check(z.minLength(1))),
   })),
   dns_refresh_rate: z._default(

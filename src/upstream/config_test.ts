@@ -216,7 +216,7 @@ Deno.test("EDS, priorities and ClusterLoadAssignment", async (t) => {
     };
     const c = clusterSchema.parse(eds);
     assert.equal(c.type, "EDS");
-    assert.deepEqual(c.eds_cluster_config?.eds_config, { ads: {} });
+    assert.deepEqual(c.eds_cluster_config?.eds_config, { ads: {}, initial_fetch_timeout: 15000 });
     assert.equal(c.eds_cluster_config?.service_name, "s1");
     assert.match(
       errors({ name: "svc", type: "EDS" }),
@@ -227,7 +227,7 @@ Deno.test("EDS, priorities and ClusterLoadAssignment", async (t) => {
       /^load_assignment: EDS clusters take their endpoints from EDS/,
     );
     assert.match(
-      errors({ ...base, eds_cluster_config: { eds_config: {} } }),
+      errors({ ...base, eds_cluster_config: { eds_config: { ads: {} } } }),
       /^eds_cluster_config: eds_cluster_config is only valid for EDS clusters/,
     );
     assert.match(errors({ ...eds, eds_cluster_config: {} }), /eds_cluster_config\.eds_config/);

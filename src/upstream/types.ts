@@ -240,6 +240,8 @@ export interface DynamicClusterManager extends ClusterManager {
   whenWarm(name: string): Promise<boolean>;
   /** True while `name` has a version that is not warm yet. */
   isWarming(name: string): boolean;
+  /** Every cluster name with an active or warming version. */
+  names(): string[];
   /** The newest config of `name` (warming or active), for config_dump. */
   configOf(name: string): ClusterConfig | undefined;
   /** The last EDS assignment applied to `name` (config_dump ?include_eds). */

@@ -2,6 +2,7 @@
  * Config of envoy.filters.network.http_connection_manager (HttpConnectionManager v3), the subset nuncio
  * implements; known Envoy fields that are not implemented are errors naming the field.
  */
+import { configSourceSchema } from "../../../../config/config_source.ts";
 import { z } from "zod/mini";
 import { duration, uint32 } from "../../../../config/common.ts";
 import { NOT_SUPPORTED } from "../../../../config/errors.ts";
@@ -66,12 +67,9 @@ const commonHttpProtocolOptions = z.strictObject({
   max_response_headers_kb: notSupported,
 });
 
-/**
- * HttpConnectionManager.rds: routes from RDS by name. `config_source` is taken as a loose object here; the xDS
- * layer validates it and owns the subscription.
- */
+/** HttpConnectionManager.rds: routes from RDS by name (the main thread's xDS layer owns the subscription). */
 const rdsSchema = z.strictObject({
-  config_source: z.looseObject({}),
+  config_source: configSourceSchema,
   route_config_name: z.string().check(z.minLength(1)),
 });
 

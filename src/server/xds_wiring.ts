@@ -1,0 +1,316 @@
+/**
+ * The main thread's side of xDS: owns the XdsClient and every subscription (CDS and LDS from the bootstrap, EDS
+ * per EDS cluster, RDS per route_config_name), validates each update whole (schemas and pre-serve checks, as
+ * `--mode validate` would), then applies it: cluster changes first on the thread that owns health, then on
+ * every event loop (the in-process data plane or each worker, through one versioned message). A rejection is a
+ * NACK with the reason and changes nothing. It keeps what /config_dump shows of dynamic resources.
+ */
+import { compactHeap } from "../common/heap.ts";
+import { Logger } from "../common/log.ts";
+import type { Bootstrap } from "../config/bootstrap.ts";
+import type { ConfigSource } from "../config/config_source.ts";
+import type { ListenerConfig } from "../config/listener.ts";
+import type { DynamicResource } from "../admin/types.ts";
+import type { Scope } from "../stats/store.ts";
+import type { ClusterConfig } from "../upstream/config.ts";
+import type { DynamicClusterManager } from "../upstream/types.ts";
+import { type GrpcTransportFactory, XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
+import { type ClusterAddress, TYPE_URLS, type XdsUpdate } from "../xds/types.ts";
+import {
+  applyToClusters,
+  checkResources,
+  edsServiceName,
+  kindOf,
+  type ParsedUpdate,
+  parseUpdate,
+  staticNames,
+  type XdsKind,
+} from "./xds_apply.ts";
+
+const log = new Logger("config");
+
+/** A raw update as sent to workers (structured-clone safe). */
+export interface RawUpdate {
+  kind: XdsKind;
+  version: string;
+  resources: [string, unknown][];
+  removed: string[];
+}
+
+/** What the wiring needs from the server. */
+export interface XdsWiringDeps {
+  bootstrap: Bootstrap;
+  /** The root stats scope of the main thread. */
+  stats: Scope;
+  /** The cluster manager that owns health (the in-process plane's, or the main thread's membership view). */
+  owner: DynamicClusterManager;
+  /**
+   * Applies a validated update to every event loop's data plane (in-process: the plane, whose cluster manager is
+   * `owner`, so cluster kinds were applied already; workers: each re-parses and applies); resolves to an error
+   * message when one failed.
+   */
+  applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined>;
+  /** Ends warming of an EDS cluster everywhere (its initial_fetch_timeout passed). */
+  markWarm(cluster: string): void;
+  /** gRPC/ADS transports (absent: such sources are refused by the client). */
+  grpcTransport?: GrpcTransportFactory;
+}
+
+interface Kept {
+  version: string;
+  raw: unknown;
+  at: number;
+}
+
+/** See the file comment. */
+export class XdsWiring {
+  readonly #d: XdsWiringDeps;
+  readonly #client: XdsClient;
+  readonly #statics: ReturnType<typeof staticNames>;
+  /** Dynamic resources as accepted, by kind and name (for /config_dump). */
+  readonly #kept: Record<XdsKind, Map<string, Kept>> = {
+    listener: new Map(),
+    route: new Map(),
+    cluster: new Map(),
+    endpoint: new Map(),
+  };
+  /** Versions of the last accepted LDS and CDS updates. */
+  #versions: Partial<Record<XdsKind, string>> = {};
+  /** RDS watches by route_config_name; EDS watches by service name. */
+  readonly #rds = new Map<string, XdsWatch>();
+  readonly #eds = new Map<string, XdsWatch>();
+  /** Route configs and EDS services used by the current static and dynamic listeners and clusters. */
+  #listenerConfigs = new Map<string, ListenerConfig>();
+  #clusterConfigs = new Map<string, ClusterConfig>();
+  /** Serializes updates: one validate-and-apply at a time, in arrival order. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #initial = { cds: false, lds: false };
+  #initialDone: () => void = () => {};
+  /** Resolves once CDS and LDS finished their initial fetch (applied, rejected or timed out). */
+  readonly initialFetch: Promise<void>;
+  #closed = false;
+
+  constructor(deps: XdsWiringDeps) {
+    this.#d = deps;
+    this.#statics = staticNames(deps.bootstrap);
+    for (const l of deps.bootstrap.static_resources.listeners) this.#listenerConfigs.set(l.name, l);
+    for (const c of deps.bootstrap.static_resources.clusters) this.#clusterConfigs.set(c.name, c);
+    const d = deps.bootstrap.dynamic_resources;
+    this.#initial = { cds: !d?.cds_config, lds: !d?.lds_config };
+    this.initialFetch = new Promise((resolve) => {
+      this.#initialDone = resolve;
+    });
+    this.#client = new XdsClient(d, {
+      node: xdsNode(deps.bootstrap.node),
+      stats: deps.stats,
+      resolveCluster: (name) => this.#resolve(name),
+      grpcTransport: deps.grpcTransport,
+      listeners: {
+        validateAndApply: (u) => this.#serialized(u),
+        onInitialFetchDone: (o) => this.#initialFetchDone("lds", o),
+      },
+      clusters: {
+        validateAndApply: (u) => this.#serialized(u),
+        onInitialFetchDone: (o) => this.#initialFetchDone("cds", o),
+      },
+    });
+  }
+
+  /** Starts CDS and LDS (CDS first, as Envoy), and EDS/RDS for static EDS clusters and RDS listeners. */
+  start(): void {
+    this.#client.start();
+    this.#syncWatches();
+    this.#checkInitial();
+  }
+
+  /** Stops every subscription (no timer, request or watcher left). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#initialDone();
+    await this.#client.close();
+  }
+
+  /** Dynamic resources for /config_dump. */
+  dump(): {
+    listeners: DynamicResource[];
+    clusters: DynamicResource[];
+    routes: DynamicResource[];
+    endpoints: DynamicResource[];
+    listenersVersion?: string;
+    clustersVersion?: string;
+  } {
+    const list = (k: XdsKind) =>
+      [...this.#kept[k].values()].map((v) => ({
+        versionInfo: v.version,
+        resource: v.raw as Record<string, unknown>,
+        lastUpdatedMs: v.at,
+      }));
+    return {
+      listeners: list("listener"),
+      clusters: list("cluster"),
+      routes: list("route"),
+      endpoints: list("endpoint"),
+      listenersVersion: this.#versions.listener,
+      clustersVersion: this.#versions.cluster,
+    };
+  }
+
+  #initialFetchDone(which: "cds" | "lds", outcome: string): void {
+    log.info(`${which.toUpperCase()} initial fetch done (${outcome})`);
+    this.#initial[which] = true;
+    this.#checkInitial();
+  }
+
+  #checkInitial(): void {
+    if (this.#initial.cds && this.#initial.lds) this.#initialDone();
+  }
+
+  /** A management-server cluster's address, from the cluster manager that owns health. */
+  #resolve(name: string): ClusterAddress | undefined {
+    const c = this.#d.owner.get(name);
+    if (!c) return undefined;
+    const hosts = c.hosts();
+    const h = hosts.find((x) => x.healthy) ?? hosts[0];
+    if (!h) return undefined;
+    const tls = (this.#d.owner.configOf(name) as { transport_socket?: { kind?: string } } | undefined)
+      ?.transport_socket?.kind === "tls";
+    return { host: h.address, port: h.port, tls };
+  }
+
+  #serialized(u: XdsUpdate): Promise<string | undefined> {
+    const run = this.#queue.then(() => this.#validateAndApply(u));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #validateAndApply(u: XdsUpdate): Promise<string | undefined> {
+    if (this.#closed) return "Shutting down";
+    const kind = kindOf(u.typeUrl);
+    if (!kind) return `Resource type ${u.typeUrl} is not supported by nuncio`;
+    const parsed = parseUpdate(kind, u.version, u.resources, u.removed);
+    if (typeof parsed === "string") return parsed;
+    // static resources are not xDS's to change
+    const statics = kind === "listener"
+      ? this.#statics.listeners
+      : kind === "cluster"
+      ? this.#statics.clusters
+      : null;
+    for (const name of parsed.resources.keys()) {
+      if (statics?.has(name)) return `${kind === "listener" ? "Listener" : "Cluster"} "${name}" is static`;
+    }
+    if (statics) parsed.removed = parsed.removed.filter((n) => !statics.has(n));
+    const checked = await checkResources(
+      kind === "listener" ? mapValues(parsed as ParsedUpdate<"listener">) : new Map(),
+      kind === "cluster" ? mapValues(parsed as ParsedUpdate<"cluster">) : new Map(),
+    );
+    if (checked) return checked;
+    const raw: RawUpdate = { kind, version: u.version, resources: [...u.resources], removed: parsed.removed };
+    try {
+      // the thread that owns health applies cluster changes first
+      if (kind === "cluster" || kind === "endpoint") {
+        applyToClusters(this.#d.owner, parsed, this.#statics.clusters);
+      }
+      const failed = await this.#d.applyEverywhere(raw, parsed);
+      if (failed) return failed;
+    } catch (e) {
+      return (e as Error).message;
+    }
+    this.#accepted(kind, parsed);
+    compactHeap();
+    return undefined;
+  }
+
+  #accepted(kind: XdsKind, u: ParsedUpdate): void {
+    const kept = this.#kept[kind];
+    const now = Date.now();
+    for (const [name, { raw }] of u.resources) kept.set(name, { version: u.version, raw, at: now });
+    for (const name of u.removed) kept.delete(name);
+    if (kind === "listener" || kind === "cluster") this.#versions[kind] = u.version;
+    if (kind === "listener") {
+      for (const [name, { value }] of (u as ParsedUpdate<"listener">).resources) {
+        this.#listenerConfigs.set(name, value);
+      }
+      for (const name of u.removed) this.#listenerConfigs.delete(name);
+    } else if (kind === "cluster") {
+      for (const [name, { value }] of (u as ParsedUpdate<"cluster">).resources) {
+        this.#clusterConfigs.set(name, value);
+      }
+      for (const name of u.removed) this.#clusterConfigs.delete(name);
+    }
+    if (kind === "listener" || kind === "cluster") this.#syncWatches();
+  }
+
+  /** Subscribes to the route configs and EDS services in use and drops the ones no longer used. */
+  #syncWatches(): void {
+    if (this.#closed) return;
+    const routes = new Map<string, { source: ConfigSource; statPrefix: string }>();
+    for (const l of this.#listenerConfigs.values()) {
+      for (const chain of l.filter_chains) {
+        for (const f of chain.filters) {
+          const rds = (f.config as { rds?: { route_config_name: string; config_source: ConfigSource } }).rds;
+          const prefix = (f.config as { stat_prefix?: string }).stat_prefix ?? "";
+          if (rds && !routes.has(rds.route_config_name)) {
+            routes.set(rds.route_config_name, { source: rds.config_source, statPrefix: prefix });
+          }
+        }
+      }
+    }
+    const services = new Map<string, { source: ConfigSource; cluster: string }>();
+    for (const c of this.#clusterConfigs.values()) {
+      const service = edsServiceName(c);
+      const eds = (c as { eds_cluster_config?: { eds_config: ConfigSource } }).eds_cluster_config;
+      if (service && eds && !services.has(service)) {
+        services.set(service, { source: eds.eds_config, cluster: c.name });
+      }
+    }
+    this.#syncKind(this.#rds, routes, TYPE_URLS.route, (name, v) => `http.${v.statPrefix}.rds.${name}`);
+    this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (_name, v) => `cluster.${v.cluster}`);
+  }
+
+  #syncKind<V extends { source: ConfigSource }>(
+    watches: Map<string, XdsWatch>,
+    wanted: Map<string, V>,
+    typeUrl: string,
+    scope: (name: string, v: V) => string,
+  ): void {
+    for (const [name, w] of watches) {
+      if (!wanted.has(name)) {
+        watches.delete(name);
+        w.close().catch((e) => log.warn(`closing the ${name} subscription: ${(e as Error).message}`));
+      }
+    }
+    for (const [name, v] of wanted) {
+      if (watches.has(name)) continue;
+      try {
+        watches.set(
+          name,
+          this.#client.subscribe(typeUrl, v.source, {
+            names: [name],
+            stats: this.#d.stats.scope(scope(name, v)),
+            validateAndApply: (u) => this.#serialized(u),
+            onInitialFetchDone: (o) => {
+              if (o === "timeout" && typeUrl === TYPE_URLS.endpoint) this.#edsTimedOut(name);
+            },
+          }),
+        );
+      } catch (e) {
+        log.error(`cannot subscribe to ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** initial_fetch_timeout of an EDS service: its clusters stop warming (with no hosts), as Envoy. */
+  #edsTimedOut(service: string): void {
+    for (const c of this.#clusterConfigs.values()) {
+      if (edsServiceName(c) === service) this.#d.markWarm(c.name);
+    }
+  }
+}
+
+function mapValues<K extends XdsKind>(
+  u: ParsedUpdate<K>,
+): Map<string, import("./xds_apply.ts").ParsedResources[K]> {
+  const out = new Map();
+  for (const [name, { value }] of u.resources) out.set(name, value);
+  return out;
+}

@@ -115,7 +115,8 @@ Deno.test("admin endpoints (in-process)", async (t) => {
       "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
     ]);
     assert.equal(res.configs[0].cluster.name, "backend");
-    const masked = await (await app.request("/config_dump?resource=static_clusters&mask=cluster.name")).json();
+    const masked = await (await app.request("/config_dump?resource=static_clusters&mask=cluster.name"))
+      .json();
     assert.deepEqual(masked.configs[0], {
       "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
       cluster: { name: "backend" },

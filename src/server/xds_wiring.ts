@@ -11,7 +11,7 @@ import type { Bootstrap } from "../config/bootstrap.ts";
 import type { ConfigSource } from "../config/config_source.ts";
 import type { ListenerConfig } from "../config/listener.ts";
 import type { DynamicResource } from "../admin/types.ts";
-import type { Scope } from "../stats/store.ts";
+import { type Scope, StatsStore } from "../stats/store.ts";
 import type { ClusterConfig } from "../upstream/config.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { type GrpcTransportFactory, XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
@@ -50,7 +50,7 @@ export interface XdsWiringDeps {
    * message when one failed.
    */
   applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined>;
-  /** Ends warming of an EDS cluster everywhere (its initial_fetch_timeout passed). */
+  /** Ends warming of an EDS cluster in every worker (the owner is told directly). */
   markWarm(cluster: string): void;
   /** gRPC/ADS transports (absent: such sources are refused by the client). */
   grpcTransport?: GrpcTransportFactory;
@@ -89,6 +89,8 @@ export class XdsWiring {
   /** Resolves once CDS and LDS finished their initial fetch (applied, rejected or timed out). */
   readonly initialFetch: Promise<void>;
   #closed = false;
+  /** EDS subscriptions' own counters (the cluster manager keeps the exported cluster.<name>.update_*). */
+  readonly #edsStats = new StatsStore();
 
   constructor(deps: XdsWiringDeps) {
     this.#d = deps;
@@ -263,15 +265,38 @@ export class XdsWiring {
         services.set(service, { source: eds.eds_config, cluster: c.name });
       }
     }
-    this.#syncKind(this.#rds, routes, TYPE_URLS.route, (name, v) => `http.${v.statPrefix}.rds.${name}`);
-    this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (_name, v) => `cluster.${v.cluster}`);
+    this.#syncKind(
+      this.#rds,
+      routes,
+      TYPE_URLS.route,
+      (name, v) => this.#d.stats.scope(`http.${v.statPrefix}.rds.${name}`),
+    );
+    // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
+    this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (name) => this.#edsStats.scope(`eds.${name}`));
+  }
+
+  /** Clusters whose EDS service is `service`. */
+  #clustersOf(service: string): string[] {
+    return [...this.#clusterConfigs.values()].filter((c) => edsServiceName(c) === service).map((c) => c.name);
+  }
+
+  /** EDS updates: rejections and empty responses are counted on the clusters; an empty one warms them. */
+  async #edsUpdate(service: string, u: XdsUpdate): Promise<string | undefined> {
+    const error = await this.#serialized(u);
+    if (error !== undefined || !u.resources.has(service)) {
+      for (const c of this.#clustersOf(service)) {
+        this.#d.owner.noteEndpointUpdate(c, error !== undefined ? "rejected" : "empty");
+        if (error === undefined) this.#d.markWarm(c);
+      }
+    }
+    return error;
   }
 
   #syncKind<V extends { source: ConfigSource }>(
     watches: Map<string, XdsWatch>,
     wanted: Map<string, V>,
     typeUrl: string,
-    scope: (name: string, v: V) => string,
+    scope: (name: string, v: V) => Scope,
   ): void {
     for (const [name, w] of watches) {
       if (!wanted.has(name)) {
@@ -286,8 +311,9 @@ export class XdsWiring {
           name,
           this.#client.subscribe(typeUrl, v.source, {
             names: [name],
-            stats: this.#d.stats.scope(scope(name, v)),
-            validateAndApply: (u) => this.#serialized(u),
+            stats: scope(name, v),
+            validateAndApply: (u) =>
+              typeUrl === TYPE_URLS.endpoint ? this.#edsUpdate(name, u) : this.#serialized(u),
             onInitialFetchDone: (o) => {
               if (o === "timeout" && typeUrl === TYPE_URLS.endpoint) this.#edsTimedOut(name);
             },
@@ -301,8 +327,9 @@ export class XdsWiring {
 
   /** initial_fetch_timeout of an EDS service: its clusters stop warming (with no hosts), as Envoy. */
   #edsTimedOut(service: string): void {
-    for (const c of this.#clusterConfigs.values()) {
-      if (edsServiceName(c) === service) this.#d.markWarm(c.name);
+    for (const c of this.#clustersOf(service)) {
+      this.#d.owner.markWarm(c);
+      this.#d.markWarm(c);
     }
   }
 }

@@ -80,12 +80,12 @@ export const address = z.strictObject({
 /** The parsed form of an Address. */
 export type SocketAddress = z.infer<typeof socketAddress>;
 
-/** envoy.type.v3.Percent. */
-export const percent = z.strictObject({ value: double.check(z.minimum(0), z.maximum(100)) });
+/** envoy.type.v3.Percent (a proto3 double: absent, as the wire leaves a 0, is 0). */
+export const percent = z.strictObject({ value: z._default(double.check(z.minimum(0), z.maximum(100)), 0) });
 
-/** envoy.type.v3.FractionalPercent. */
+/** envoy.type.v3.FractionalPercent (proto3 scalars: an absent numerator is 0, an absent denominator HUNDRED). */
 export const fractionalPercent = z.strictObject({
-  numerator: uint32,
+  numerator: z._default(uint32, 0),
   denominator: z._default(envoyEnum(["HUNDRED", "TEN_THOUSAND", "MILLION"]), "HUNDRED"),
 });
 

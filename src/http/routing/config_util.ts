@@ -20,7 +20,8 @@ export const checkedStringMatcher = stringMatcher.check(z.superRefine((m, ctx) =
 /** envoy.type.matcher.v3.RegexMatchAndSubstitute; the substitution's groups must exist in the pattern. */
 export const regexMatchAndSubstitute = z.strictObject({
   pattern: checkedRegex,
-  substitution: z.string(),
+  // a proto3 string without min_len: absent is "" (the match is removed)
+  substitution: z._default(z.string(), ""),
 }).check(z.superRefine((v, ctx) => {
   if (re2Error(v.pattern.regex)) return;
   try {

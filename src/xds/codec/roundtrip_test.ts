@@ -59,14 +59,7 @@ function withoutProto3Defaults(v: unknown): unknown {
  * Resources whose round trip fails because a nuncio schema requires a proto3 scalar that the wire leaves out
  * when it is 0 (Envoy reads it as 0): `where` -> the issues seen. Remove an entry once its schema defaults it.
  */
-const KNOWN_SCHEMA_GAPS: Record<string, string[]> = {
-  "examples_fault_injection.yaml listeners[0]": [
-    "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.delay.percentage.numerator: " +
-    "Invalid input: expected number, received undefined",
-    "filter_chains.0.filters.0.typed_config.http_filters.0.typed_config.abort.percentage.numerator: " +
-    "Invalid input: expected number, received undefined",
-  ],
-};
+const KNOWN_SCHEMA_GAPS: Record<string, string[]> = {};
 
 interface Case {
   file: string;

@@ -8,7 +8,7 @@
  */
 import type { z } from "zod/mini";
 import type { Bootstrap } from "../config/bootstrap.ts";
-import { formatPath, type PathSegment } from "../config/errors.ts";
+import { formatPath, type PathSegment, UNKNOWN_FIELD } from "../config/errors.ts";
 import { type ListenerConfig, listenerSchema } from "../config/listener.ts";
 import { type RouteConfiguration, routeConfigurationSchema } from "../http/routing/config.ts";
 import {
@@ -73,6 +73,16 @@ const TYPE_NAME: Record<XdsKind, string> = {
 
 const MAX_ISSUES = 5;
 
+/** A zod issue as `--mode validate` words it: unknown keys one by one, absent fields as missing. */
+function issueText(i: z.core.$ZodIssue): string[] {
+  const path = i.path as PathSegment[];
+  if (i.code === "unrecognized_keys") {
+    return i.keys.map((k) => `${formatPath([...path, k])}: ${UNKNOWN_FIELD}`);
+  }
+  const message = i.message.endsWith("received undefined") ? "Missing required field" : i.message;
+  return [`${formatPath(path) || "(resource)"}: ${message}`];
+}
+
 /** Parses one resource; the error names the resource and each field path, as `--mode validate` would. */
 export function parseResource<K extends XdsKind>(
   kind: K,
@@ -82,9 +92,7 @@ export function parseResource<K extends XdsKind>(
   const what = `${TYPE_NAME[kind]} "${name}"`;
   const r = SCHEMAS[kind].safeParse(raw);
   if (!r.success) {
-    const issues = r.error.issues.slice(0, MAX_ISSUES).map((i) =>
-      `${formatPath(i.path as PathSegment[]) || "(resource)"}: ${i.message}`
-    );
+    const issues = r.error.issues.slice(0, MAX_ISSUES).flatMap(issueText);
     const more = r.error.issues.length > MAX_ISSUES
       ? ` (and ${r.error.issues.length - MAX_ISSUES} more)`
       : "";

@@ -58,12 +58,15 @@ const httpHealthCheck = z.strictObject({
     }),
   ),
   method: z._default(
-    // a RequestMethod enum: case-insensitive, as Envoy reads enums
-    z.string().check(
-      z.toUpperCase(),
-      z.refine((m) => (METHODS as readonly string[]).includes(m), {
-        error: `method must be one of ${METHODS.join(", ")}`,
-      }),
+    // a RequestMethod enum: case-insensitive, as Envoy reads enums; METHOD_UNSPECIFIED (0) means GET
+    z.pipe(
+      z.string().check(
+        z.toUpperCase(),
+        z.refine((m) => m === "METHOD_UNSPECIFIED" || (METHODS as readonly string[]).includes(m), {
+          error: `method must be one of ${METHODS.join(", ")}`,
+        }),
+      ),
+      z.transform((m) => m === "METHOD_UNSPECIFIED" ? "GET" : m),
     ),
     "GET",
   ),

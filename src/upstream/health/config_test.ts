@@ -73,3 +73,13 @@ Deno.test("health check config", async (t) => {
     assert.ok(!payloadMatches([e.encode("world")], data, 10));
   });
 });
+
+Deno.test("health check method: case-insensitive, METHOD_UNSPECIFIED is GET (as Envoy)", () => {
+  const method = (m: string) =>
+    (healthCheckSchema.parse({ ...base, http_health_check: { path: "/h", method: m } }) as {
+      http_health_check?: { method: string };
+    }).http_health_check?.method;
+  assert.equal(method("head"), "HEAD");
+  assert.equal(method("METHOD_UNSPECIFIED"), "GET");
+  assert.throws(() => method("FETCH"), /method must be one of/);
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import "../../../../registry/builtin.ts";
 import { httpConnectionManagerSchema } from "./config.ts";
+import { resolveHcmOptions } from "./filter.ts";
 import { routerSchema } from "../../http/router/config.ts";
 import { grpcHttp1BridgeSchema } from "../../http/grpc_http1_bridge/config.ts";
 
@@ -161,4 +162,12 @@ Deno.test("http_connection_manager: rds is accepted, exactly one of route_config
     errors(httpConnectionManagerSchema, { ...noRoutes, rds: { config_source: {} } }),
     /rds\.route_config_name/,
   );
+});
+
+Deno.test("server_name: absent or empty (proto3's default on the wire) is Envoy's \"envoy\"", () => {
+  const name = (extra: Record<string, unknown>) =>
+    resolveHcmOptions(httpConnectionManagerSchema.parse({ ...base, ...extra })).serverName;
+  assert.equal(name({}), "envoy");
+  assert.equal(name({ server_name: "" }), "envoy");
+  assert.equal(name({ server_name: "edge" }), "edge");
 });

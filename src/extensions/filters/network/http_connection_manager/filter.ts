@@ -70,7 +70,7 @@ export function resolveHcmOptions(
     generateRequestId: c.generate_request_id,
     preserveExternalRequestId: c.preserve_external_request_id,
     alwaysSetRequestIdInResponse: c.always_set_request_id_in_response,
-    serverName: c.server_name ?? "envoy",
+    serverName: c.server_name || "envoy", // "" (proto3 default) is unset, as in Envoy
     serverHeaderTransformation: c.server_header_transformation,
     normalizePath: c.normalize_path,
     mergeSlashes: c.merge_slashes,

@@ -83,11 +83,14 @@ export function buildConfigDump(
   if (sc.length) {
     clusters.static_clusters = sc.map((c) => ({ cluster: typed(CLUSTER, c), last_updated: loaded }));
   }
-  if (src.dynamicClusters?.length) {
-    clusters.dynamic_active_clusters = src.dynamicClusters.map((d) =>
+  const dynClusters = (warming: boolean) =>
+    (src.dynamicClusters ?? []).filter((d) => (d.warming === true) === warming).map((d) =>
       dynamic({ ...d, resource: redact(d.resource) as Record<string, unknown> }, "cluster", CLUSTER)
     );
-  }
+  const activeClusters = dynClusters(false);
+  const warmingClusters = dynClusters(true);
+  if (activeClusters.length) clusters.dynamic_active_clusters = activeClusters;
+  if (warmingClusters.length) clusters.dynamic_warming_clusters = warmingClusters;
 
   const listeners: Record<string, unknown> = { "@type": LISTENERS_DUMP };
   if (src.listenersVersion) listeners.version_info = src.listenersVersion;
@@ -100,7 +103,7 @@ export function buildConfigDump(
   if (src.dynamicListeners?.length) {
     listeners.dynamic_listeners = src.dynamicListeners.map((d) => ({
       name: String(d.resource.name ?? ""),
-      active_state: dynamic(
+      [d.warming ? "warming_state" : "active_state"]: dynamic(
         { ...d, resource: redact(d.resource) as Record<string, unknown> },
         "listener",
         LISTENER,

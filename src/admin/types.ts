@@ -110,6 +110,8 @@ export interface DynamicResource {
   resource: Record<string, unknown>;
   /** When it was accepted, ms since epoch. */
   lastUpdatedMs: number;
+  /** Accepted but not serving yet (a listener waiting for its routes, an EDS cluster for its endpoints). */
+  warming?: boolean;
 }
 
 /** Everything /config_dump renders. */

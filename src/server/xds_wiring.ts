@@ -141,15 +141,17 @@ export class XdsWiring {
     listenersVersion?: string;
     clustersVersion?: string;
   } {
-    const list = (k: XdsKind) =>
-      [...this.#kept[k].values()].map((v) => ({
+    const list = (k: XdsKind, warming: (name: string) => boolean = () => false) =>
+      [...this.#kept[k]].map(([name, v]) => ({
         versionInfo: v.version,
         resource: v.raw as Record<string, unknown>,
         lastUpdatedMs: v.at,
+        warming: warming(name),
       }));
     return {
-      listeners: list("listener"),
-      clusters: list("cluster"),
+      // a listener warms until its route configs arrived; a cluster until the owner says it is warm
+      listeners: list("listener", (name) => this.#routeNames(name).some((r) => !this.#kept.route.has(r))),
+      clusters: list("cluster", (name) => this.#d.owner.isWarming(name)),
       routes: list("route"),
       endpoints: list("endpoint"),
       listenersVersion: this.#versions.listener,
@@ -273,6 +275,18 @@ export class XdsWiring {
     );
     // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
     this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (name) => this.#edsStats.scope(`eds.${name}`));
+  }
+
+  /** The route_config_names an listener's connection managers take from RDS. */
+  #routeNames(listener: string): string[] {
+    const l = this.#listenerConfigs.get(listener);
+    if (!l) return [];
+    return l.filter_chains.flatMap((c) =>
+      c.filters.flatMap((f) => {
+        const rds = (f.config as { rds?: { route_config_name: string } }).rds;
+        return rds ? [rds.route_config_name] : [];
+      })
+    );
   }
 
   /** Clusters whose EDS service is `service`. */

@@ -194,6 +194,16 @@ export class Subscription {
     });
   }
 
+  /** A response that could not be decoded (gRPC: malformed protobuf or resource): rejected whole (NACK). */
+  handleDecodeError(message: string, nonce?: string): Promise<void> {
+    return this.#enqueue(() => this.#reject(new Reject(message, nonce)));
+  }
+
+  /** The options it was made with (a delta transport builds its DeltaSubscription from them). */
+  get options(): Readonly<SubscriptionOptions> {
+    return this.#opts;
+  }
+
   /** The server said nothing changed (REST 304): counts an attempt and a success. */
   handleUnchanged(): void {
     this.#stats.attempt.inc();

@@ -26,11 +26,11 @@ const rest = {
   },
 };
 
-function bootstrap(xdsPort: number, adminPort: number): string {
+function bootstrap(xdsPort: number, adminPort: number, source: Record<string, unknown> = rest): string {
   return stringify({
     node: { id: "node-1", cluster: "edge" },
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: adminPort } } },
-    dynamic_resources: { lds_config: rest, cds_config: rest },
+    dynamic_resources: { lds_config: source, cds_config: source },
     static_resources: {
       clusters: [{
         name: "xds",
@@ -251,3 +251,33 @@ for (const concurrency of [1, 2]) {
     }
   });
 }
+
+Deno.test("xDS: /ready answers 503 until the initial fetch is done (here: initial_fetch_timeout passes)", async () => {
+  await using xds = await startRestXdsServer(); // serves nothing: every poll answers 304
+  const adminPort = refusedPort();
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_xds_ready_" });
+  const text = bootstrap(xds.port, adminPort, { ...rest, initial_fetch_timeout: "1s" });
+  await Deno.writeTextFile(`${dir}/bootstrap.yaml`, text);
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "-c", `${dir}/bootstrap.yaml`, "--concurrency", "1", "-l", "warn"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(proc.stderr).text();
+  const ready = () =>
+    fetch(`http://127.0.0.1:${adminPort}/ready`).then(async (r) => `${r.status} ${(await r.text()).trim()}`)
+      .catch(() => "down");
+  try {
+    await waitFor("admin", async () => (await ready()) !== "down", 10_000);
+    assert.equal(await ready(), "503 INITIALIZING");
+    await waitFor("LIVE after initial_fetch_timeout", async () => (await ready()) === "200 LIVE", 10_000);
+  } finally {
+    proc.kill("SIGTERM");
+    const status = await proc.status;
+    const err = await stderr;
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, err);
+  }
+});

@@ -19,7 +19,6 @@ import type { ClusterManager } from "../upstream/types.ts";
 import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import type { GrpcTransportFactory } from "../xds/client.ts";
 import { applyToPlane, type ParsedUpdate, staticNames } from "./xds_apply.ts";
 import { type RawUpdate, XdsWiring } from "./xds_wiring.ts";
 
@@ -40,8 +39,6 @@ export interface ServerOptions {
   commandLine: string[];
   /** /server_info's command_line_options (Envoy's names); built from the fields above when absent. */
   commandLineOptions?: Record<string, unknown>;
-  /** gRPC and ADS transports for xDS (absent: only REST and file config sources work). */
-  grpcTransport?: GrpcTransportFactory;
 }
 
 interface WorkerHandle {
@@ -122,7 +119,8 @@ export class Server {
           w.worker.postMessage({ type: "mark_warm", cluster } satisfies ToWorker);
         }
       },
-      grpcTransport: this.opts.grpcTransport,
+      // protobuf and the gRPC transports load only for a bootstrap that has dynamic_resources
+      grpc: await import("../xds/grpc.ts"),
     });
     this.#xds.start();
     this.#xds.initialFetch.then(() => {

@@ -14,7 +14,7 @@ import type { DynamicResource } from "../admin/types.ts";
 import { type Scope, StatsStore } from "../stats/store.ts";
 import type { ClusterConfig } from "../upstream/config.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import { type GrpcTransportFactory, XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
+import { XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
 import { type ClusterAddress, TYPE_URLS, type XdsUpdate } from "../xds/types.ts";
 import {
   applyToClusters,
@@ -52,8 +52,11 @@ export interface XdsWiringDeps {
   applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined>;
   /** Ends warming of an EDS cluster in every worker (the owner is told directly). */
   markWarm(cluster: string): void;
-  /** gRPC/ADS transports (absent: such sources are refused by the client). */
-  grpcTransport?: GrpcTransportFactory;
+  /**
+   * The gRPC transports module (xds/grpc.ts, loaded on demand so a static proxy never loads protobuf); absent:
+   * gRPC and ADS sources are refused.
+   */
+  grpc?: typeof import("../xds/grpc.ts");
 }
 
 interface Kept {
@@ -106,7 +109,12 @@ export class XdsWiring {
       node: xdsNode(deps.bootstrap.node),
       stats: deps.stats,
       resolveCluster: (name) => this.#resolve(name),
-      grpcTransport: deps.grpcTransport,
+      grpcTransport: deps.grpc?.grpcTransportFactory({
+        node: xdsNode(deps.bootstrap.node),
+        resolveCluster: (name) => this.#resolve(name),
+        stats: deps.stats,
+        adsConfig: d?.ads_config,
+      }),
       listeners: {
         validateAndApply: (u) => this.#serialized(u),
         onInitialFetchDone: (o) => this.#initialFetchDone("lds", o),

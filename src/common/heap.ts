@@ -39,3 +39,32 @@ export function compactHeap(): boolean {
   gcFn({ type: "major", execution: "sync", flavor: "last-resort" });
   return true;
 }
+
+/**
+ * Compacts once config updates have been quiet for `quietMs` (xDS updates: a burst of EDS changes every 100 ms
+ * must not pause the event loop each time), and at most once per `minIntervalMs`. `note()` after each applied
+ * update; `close()` cancels the pending compaction (no timer is left).
+ */
+export class CompactionScheduler {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #last = 0;
+
+  constructor(readonly quietMs = 1000, readonly minIntervalMs = 10_000, readonly compact = compactHeap) {}
+
+  /** An update was applied: (re)arms the quiet-period timer. */
+  note(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const wait = Math.max(this.quietMs, this.#last + this.minIntervalMs - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#last = Date.now();
+      this.compact();
+    }, wait);
+  }
+
+  /** Cancels a pending compaction. */
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

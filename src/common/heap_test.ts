@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { getHeapSpaceStatistics } from "node:v8";
-import { compactHeap } from "./heap.ts";
+import { compactHeap, CompactionScheduler } from "./heap.ts";
 
 function newSpaceBytes(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? -1;
@@ -20,4 +20,23 @@ Deno.test("compactHeap gives the grown young generation back", () => {
   assert.ok(after < grown / 2, `young generation ${grown} -> ${after}`);
   keep.length = 0;
   assert.equal(compactHeap(), true, "the collector stays reachable for later config loads");
+});
+
+Deno.test("CompactionScheduler: one compaction after a burst goes quiet, none while updates keep coming", async () => {
+  let runs = 0;
+  const s = new CompactionScheduler(40, 0, () => {
+    runs++;
+    return true;
+  });
+  for (let i = 0; i < 5; i++) {
+    s.note();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(runs, 0, "still busy: no pause yet");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(runs, 1);
+  s.note();
+  s.close();
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(runs, 1, "closed: nothing left to run");
 });

@@ -2,7 +2,7 @@
 /** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
 import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
-import { compactHeap } from "../common/heap.ts";
+import { compactHeap, CompactionScheduler } from "../common/heap.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { applyLogSettings, reopenLogFile, setLogTag } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
@@ -28,6 +28,8 @@ async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<string | unde
 }
 
 let plane: DataPlane | undefined;
+/** After xDS updates go quiet, this worker's heap is compacted as at start-up. */
+const compaction = new CompactionScheduler();
 
 function send(m: FromWorker): void {
   self.postMessage(m);
@@ -54,6 +56,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
     } else if (m.type === "xds") {
       send({ type: "xds", id: m.id, error: await applyRawUpdate(plane!, m.update) });
+      compaction.note();
     } else if (m.type === "mark_warm") {
       (plane?.clusters as DynamicClusterManager | undefined)?.markWarm(m.cluster);
     } else if (m.type === "log_settings") {
@@ -65,6 +68,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       plane?.stats.resetCounters();
       send({ type: "reset_counters", id: m.id });
     } else if (m.type === "stop") {
+      compaction.close();
       await plane?.stop(m.graceMs);
       send({ type: "stopped" });
       self.close();

@@ -5,7 +5,7 @@
  * every event loop (the in-process data plane or each worker, through one versioned message). A rejection is a
  * NACK with the reason and changes nothing. It keeps what /config_dump shows of dynamic resources.
  */
-import { compactHeap } from "../common/heap.ts";
+import { CompactionScheduler } from "../common/heap.ts";
 import { Logger } from "../common/log.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import type { ConfigSource } from "../config/config_source.ts";
@@ -16,9 +16,13 @@ import type { ClusterConfig } from "../upstream/config.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
 import { type ClusterAddress, TYPE_URLS, type XdsUpdate } from "../xds/types.ts";
+import { secrets } from "../transport/secret.ts";
+import type { SdsSecretConfig } from "../transport/tls_config.ts";
 import {
+  applySecrets,
   applyToClusters,
   checkResources,
+  checkSecrets,
   edsServiceName,
   kindOf,
   type ParsedUpdate,
@@ -35,6 +39,22 @@ export interface RawUpdate {
   version: string;
   resources: [string, unknown][];
   removed: string[];
+}
+
+/** True when a static listener's or cluster's TLS context fetches a secret over SDS (the wiring must run). */
+export function usesSds(b: Bootstrap): boolean {
+  const sds = (ts: unknown) => {
+    const c = ts as { kind?: string; config?: { common_tls_context?: Record<string, unknown> } } | undefined;
+    if (c?.kind !== "tls") return false;
+    const common = c.config?.common_tls_context as {
+      tls_certificate_sds_secret_configs?: { sds_config?: unknown }[];
+      validation_context_sds_secret_config?: { sds_config?: unknown };
+    } | undefined;
+    return (common?.tls_certificate_sds_secret_configs ?? []).some((x) => x.sds_config !== undefined) ||
+      common?.validation_context_sds_secret_config?.sds_config !== undefined;
+  };
+  return b.static_resources.listeners.some((l) => l.filter_chains.some((fc) => sds(fc.transport_socket))) ||
+    b.static_resources.clusters.some((c) => sds((c as { transport_socket?: unknown }).transport_socket));
 }
 
 /** What the wiring needs from the server. */
@@ -76,12 +96,15 @@ export class XdsWiring {
     route: new Map(),
     cluster: new Map(),
     endpoint: new Map(),
+    secret: new Map(),
   };
   /** Versions of the last accepted LDS and CDS updates. */
   #versions: Partial<Record<XdsKind, string>> = {};
   /** RDS watches by route_config_name; EDS watches by service name. */
   readonly #rds = new Map<string, XdsWatch>();
   readonly #eds = new Map<string, XdsWatch>();
+  /** SDS watches by secret name. */
+  readonly #sds = new Map<string, XdsWatch>();
   /** Route configs and EDS services used by the current static and dynamic listeners and clusters. */
   #listenerConfigs = new Map<string, ListenerConfig>();
   #clusterConfigs = new Map<string, ClusterConfig>();
@@ -92,6 +115,8 @@ export class XdsWiring {
   /** Resolves once CDS and LDS finished their initial fetch (applied, rejected or timed out). */
   readonly initialFetch: Promise<void>;
   #closed = false;
+  /** Compacts the heap once updates go quiet (not after each of a burst). */
+  readonly #compaction = new CompactionScheduler();
   /** EDS subscriptions' own counters (the cluster manager keeps the exported cluster.<name>.update_*). */
   readonly #edsStats = new StatsStore();
 
@@ -136,6 +161,7 @@ export class XdsWiring {
   /** Stops every subscription (no timer, request or watcher left). */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#compaction.close();
     this.#initialDone();
     await this.#client.close();
   }
@@ -146,6 +172,8 @@ export class XdsWiring {
     clusters: DynamicResource[];
     routes: DynamicResource[];
     endpoints: DynamicResource[];
+    /** SDS secrets (private keys redacted). */
+    secrets: DynamicResource[];
     listenersVersion?: string;
     clustersVersion?: string;
   } {
@@ -162,6 +190,7 @@ export class XdsWiring {
       clusters: list("cluster", (name) => this.#d.owner.isWarming(name)),
       routes: list("route"),
       endpoints: list("endpoint"),
+      secrets: list("secret"),
       listenersVersion: this.#versions.listener,
       clustersVersion: this.#versions.cluster,
     };
@@ -216,26 +245,34 @@ export class XdsWiring {
       kind === "cluster" ? mapValues(parsed as ParsedUpdate<"cluster">) : new Map(),
     );
     if (checked) return checked;
+    if (kind === "secret") {
+      const bad = await checkSecrets(parsed as ParsedUpdate<"secret">);
+      if (bad) return bad;
+    }
     const raw: RawUpdate = { kind, version: u.version, resources: [...u.resources], removed: parsed.removed };
     try {
       // the thread that owns health applies cluster changes first
       if (kind === "cluster" || kind === "endpoint") {
         applyToClusters(this.#d.owner, parsed, this.#statics.clusters);
       }
+      // the main thread's secrets serve the in-process plane and the health owner's upstream TLS
+      if (kind === "secret") await applySecrets(secrets, parsed);
       const failed = await this.#d.applyEverywhere(raw, parsed);
       if (failed) return failed;
     } catch (e) {
       return (e as Error).message;
     }
     this.#accepted(kind, parsed);
-    compactHeap();
+    this.#compaction.note();
     return undefined;
   }
 
   #accepted(kind: XdsKind, u: ParsedUpdate): void {
     const kept = this.#kept[kind];
     const now = Date.now();
-    for (const [name, { raw }] of u.resources) kept.set(name, { version: u.version, raw, at: now });
+    for (const [name, { raw }] of u.resources) {
+      kept.set(name, { version: u.version, raw: kind === "secret" ? redactSecret(raw) : raw, at: now });
+    }
     for (const name of u.removed) kept.delete(name);
     if (kind === "listener" || kind === "cluster") this.#versions[kind] = u.version;
     if (kind === "listener") {
@@ -283,6 +320,13 @@ export class XdsWiring {
     );
     // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
     this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (name) => this.#edsStats.scope(`eds.${name}`));
+    // SDS: every secret a listener's or cluster's TLS context fetches (`sds.<name>.update_*`, as Envoy)
+    this.#syncKind(
+      this.#sds,
+      this.#secretsInUse(),
+      TYPE_URLS.secret,
+      (name) => this.#d.stats.scope(`sds.${name}`),
+    );
   }
 
   /** The route_config_names an listener's connection managers take from RDS. */
@@ -295,6 +339,36 @@ export class XdsWiring {
         return rds ? [rds.route_config_name] : [];
       })
     );
+  }
+
+  /** Secrets named with an sds_config by the TLS contexts of the current listeners and clusters. */
+  #secretsInUse(): Map<string, { source: ConfigSource }> {
+    const out = new Map<string, { source: ConfigSource }>();
+    const add = (c: SdsSecretConfig | undefined) => {
+      if (c?.sds_config && !out.has(c.name)) out.set(c.name, { source: c.sds_config });
+    };
+    type Tls = {
+      kind?: string;
+      config?: {
+        common_tls_context?: {
+          tls_certificate_sds_secret_configs?: SdsSecretConfig[];
+          validation_context_sds_secret_config?: SdsSecretConfig;
+        };
+      };
+    };
+    const visit = (ts: Tls | undefined) => {
+      if (ts?.kind !== "tls") return;
+      const common = ts.config?.common_tls_context;
+      for (const c of common?.tls_certificate_sds_secret_configs ?? []) add(c);
+      add(common?.validation_context_sds_secret_config);
+    };
+    for (const l of this.#listenerConfigs.values()) {
+      for (const chain of l.filter_chains) visit(chain.transport_socket as Tls | undefined);
+    }
+    for (const c of this.#clusterConfigs.values()) {
+      visit((c as { transport_socket?: Tls }).transport_socket);
+    }
+    return out;
   }
 
   /** Clusters whose EDS service is `service`. */
@@ -362,4 +436,11 @@ function mapValues<K extends XdsKind>(
   const out = new Map();
   for (const [name, { value }] of u.resources) out.set(name, value);
   return out;
+}
+
+/** A Secret as /config_dump shows it: private keys redacted, as Envoy does. */
+function redactSecret(raw: unknown): unknown {
+  const r = raw as { tls_certificate?: { private_key?: unknown } };
+  if (!r?.tls_certificate?.private_key) return raw;
+  return { ...r, tls_certificate: { ...r.tls_certificate, private_key: { inline_string: "[redacted]" } } };
 }

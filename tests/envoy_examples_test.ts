@@ -77,7 +77,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
     `${FILTER0}.route_config.virtual_hosts[0].routes[0].decorator: Field not supported by nuncio`,
   ],
   "examples_load_reporting_service.yaml": [
-    "cluster_manager: Field not supported by nuncio",
+    "cluster_manager.load_stats_config: Field not supported by nuncio",
   ],
   "examples_local_ratelimit.yaml": LOADS,
   "examples_locality_load_balancing.yaml": [

@@ -14,6 +14,12 @@ import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
 import { PriorityLb } from "./lb/priority.ts";
+import {
+  createZoneStats,
+  type LocalClusterView,
+  type LocalHostSet,
+  type ZoneAwareConfig,
+} from "./lb/zone_aware.ts";
 import { type ConnectFn, ConnPool } from "./pool.ts";
 import { H2Pool } from "./h2_pool.ts";
 import { protocolSettings, UpstreamHttpProtocol } from "./protocol_options.ts";
@@ -53,7 +59,15 @@ export interface ClusterDeps {
   breakerSlots?: BreakerSlots;
   /** Health state shared with other generations of this cluster (cluster manager); own one when absent. */
   healthState?: ClusterHealthState;
+  /**
+   * The local cluster (cluster_manager.local_cluster_name) and this proxy's locality: with them, ROUND_ROBIN,
+   * LEAST_REQUEST and RANDOM clusters route by zone (Envoy's zone aware routing).
+   */
+  localCluster?: LocalClusterView;
 }
+
+/** Source of LocalHostSet versions: unique across clusters and their generations. */
+let hostSetVersions = 0;
 
 /** Extra picks tried when the LB returns a host listed in `ctx.avoid`. */
 const AVOID_ATTEMPTS = 3;
@@ -84,6 +98,16 @@ export class ClusterImpl implements Cluster {
   #panic = false;
   #seenGen = -1;
   #retired = false;
+  /** Zone aware routing settings, null when it does not apply (no local cluster, or a hash policy). */
+  readonly #zone: ZoneAwareConfig | null = null;
+  readonly #localView: LocalClusterView | null = null;
+  /** zone_aware_lb_config.fail_traffic_on_panic (applies with or without a local cluster, as Envoy). */
+  readonly #failOnPanic: boolean;
+  /** Version of the local cluster's hosts the LB was built with (-1: none). */
+  #localVersion = -1;
+  /** Version of this cluster's membership and health (changes at each healthChanged). */
+  #version = 0;
+  #localSet: LocalHostSet | null = null;
 
   constructor(config: ClusterConfig, deps: ClusterDeps) {
     this.config = config;
@@ -102,6 +126,19 @@ export class ClusterImpl implements Cluster {
     this.#overprovisioning = config.load_assignment?.policy?.overprovisioning_factor ?? 140;
     this.#random = deps.random ?? Math.random;
     this.#build = lbBuilder(config, this.#random);
+    this.#failOnPanic = config.common_lb_config?.zone_aware_lb_config?.fail_traffic_on_panic ?? false;
+    const p = config.lb_policy;
+    if (deps.localCluster && (p === "ROUND_ROBIN" || p === "LEAST_REQUEST" || p === "RANDOM")) {
+      const za = config.common_lb_config?.zone_aware_lb_config;
+      this.#localView = deps.localCluster;
+      this.#zone = {
+        localLocality: deps.localCluster.locality,
+        routingEnabled: za?.routing_enabled !== undefined ? Math.round(za.routing_enabled.value) : 100,
+        minClusterSize: za?.min_cluster_size ?? 6,
+        failTrafficOnPanic: za?.fail_traffic_on_panic ?? false,
+        stats: createZoneStats(deps.scope),
+      };
+    }
     const arena = deps.shared ?? SharedArena.create({ bytes: 64 * 1024, capacity: 64 });
     this.circuitBreakers = new CircuitBreakers(
       config.name,
@@ -207,6 +244,15 @@ export class ClusterImpl implements Cluster {
     this.#h2?.removeHost(h);
   }
 
+  /**
+   * This cluster's priority 0 hosts as a local cluster (zone aware routing of the others reads them per pick);
+   * re-reads shared health first, so its version moves with health as well as membership.
+   */
+  localHostSet(): LocalHostSet {
+    if (this.health.generation() !== this.#seenGen) this.healthChanged();
+    return this.#localSet ??= { version: this.#version, hosts: this.#hosts.filter((h) => h.priority === 0) };
+  }
+
   /** Rebuilds the LB and membership gauges; call after flipping any host's `healthy`. */
   healthChanged(): void {
     this.#seenGen = this.health.generation();
@@ -216,6 +262,11 @@ export class ClusterImpl implements Cluster {
       for (const h of this.#hosts) if (!keep.has(h)) this.#removeHost(h);
       this.#hosts = pruned;
     }
+    this.#version = ++hostSetVersions;
+    this.#localSet = null;
+    // after the version moved: the local cluster may be this one
+    const local = this.#localView?.hosts() ?? null;
+    this.#localVersion = local?.version ?? -1;
     let healthy = 0;
     for (const h of this.#hosts) if (h.healthy && !h.degraded) healthy++;
     this.stats.membership_total.set(this.#hosts.length);
@@ -226,12 +277,18 @@ export class ClusterImpl implements Cluster {
       panicThreshold: this.#panicThreshold,
       localityWeighted: this.#localityWeighted,
       random: this.#random,
+      zoneAware: this.#zone === null ? null : { config: this.#zone, local: local?.hosts ?? null },
+      failTrafficOnPanic: this.#failOnPanic,
     });
     this.#panic = lb.panic;
   }
 
   chooseHost(ctx: LbContext): Host | null {
-    if (this.health.generation() !== this.#seenGen || this.#lb === null) this.healthChanged();
+    const view = this.#localView;
+    if (
+      this.health.generation() !== this.#seenGen || this.#lb === null ||
+      (view !== null && (view.hosts()?.version ?? -1) !== this.#localVersion)
+    ) this.healthChanged();
     let lb = this.#lb!;
     let h = lb.choose(ctx, 0);
     if (h !== null && !h.healthy && !lb.lastPanic) {
@@ -241,6 +298,8 @@ export class ClusterImpl implements Cluster {
       h = lb.choose(ctx, 0);
     }
     if (h === null) {
+      // fail_traffic_on_panic: Envoy counts the panic, then finds no host
+      if (lb.lastPanic && this.#failOnPanic) this.stats.lb_healthy_panic.inc();
       this.stats.upstream_cx_none_healthy.inc();
       return null;
     }

@@ -12,8 +12,9 @@ import { ClusterImpl } from "./cluster.ts";
 import type { ClusterConfig, ClusterLoadAssignment } from "./config.ts";
 import { deepEqual, healthVariant } from "./config_compare.ts";
 import { type Resolver, systemResolver } from "./dns.ts";
-import { type Discovery, DnsDiscovery, staticDiscovery } from "./dns_cluster.ts";
+import { type Discovery, DnsDiscovery, localityKey, staticDiscovery } from "./dns_cluster.ts";
 import { EdsDiscovery } from "./eds_discovery.ts";
+import type { LocalClusterView } from "./lb/zone_aware.ts";
 import { initialHostFlags } from "./health/cluster_health.ts";
 import { ClusterHealthState } from "./health/state.ts";
 import type { Random } from "./lb/lb.ts";
@@ -40,6 +41,13 @@ export interface ClusterManagerDeps {
   healthOwner?: boolean;
   /** Called each time a version of a cluster becomes warm (after it replaced the previous one). */
   onWarm?: (name: string) => void;
+  /**
+   * cluster_manager.local_cluster_name: the cluster whose hosts are this proxy's callers; with it, clusters route
+   * by zone toward `locality` (Envoy's zone aware routing).
+   */
+  localClusterName?: string;
+  /** This proxy's node.locality (`--service-zone` sets its zone); the empty locality when absent. */
+  locality?: { region?: string; zone?: string; sub_zone?: string };
 }
 
 /** One version of a cluster and its discovery. */
@@ -83,9 +91,18 @@ class ClusterManagerImpl implements DynamicClusterManager {
   readonly #removed: Counter;
   readonly #active: Gauge;
   readonly #warmingGauge: Gauge;
+  /** The local cluster's hosts as every cluster's zone aware routing reads them; null without one. */
+  readonly #local: LocalClusterView | null = null;
 
   constructor(configs: ClusterConfig[], deps: ClusterManagerDeps) {
     this.#deps = deps;
+    const localName = deps.localClusterName;
+    if (localName !== undefined && localName !== "") {
+      this.#local = {
+        locality: localityKey(deps.locality ?? {}),
+        hosts: () => this.#entries.get(localName)?.active?.cluster.localHostSet() ?? null,
+      };
+    }
     this.#arena = deps.shared ?? SharedArena.create();
     this.#owner = deps.healthOwner ?? true;
     // Registered by the health owner only, so merging worker stats does not multiply them.
@@ -286,6 +303,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
       healthOwner: d.healthOwner,
       breakerSlots: entry.breakers,
       healthState: health,
+      localCluster: this.#local ?? undefined,
     });
     let discovery: Discovery | null = null;
     let eds: EdsDiscovery | null = null;

@@ -173,12 +173,26 @@ const leastRequestLbConfig = z.strictObject({
 
 const roundRobinLbConfig = z.strictObject({ ...unsupportedFields("slow_start_config") });
 
+/**
+ * CommonLbConfig.ZoneAwareLbConfig: zone aware routing toward hosts in this proxy's locality (needs
+ * cluster_manager.local_cluster_name; ROUND_ROBIN, LEAST_REQUEST and RANDOM only, as Envoy).
+ */
+const zoneAwareLbConfig = z.strictObject({
+  /** Share of picks that consider zone routing (Envoy rounds the percent to an integer; default 100). */
+  routing_enabled: z.optional(percent),
+  /** Fewer healthy priority 0 upstream hosts than this: no zone routing (default 6). */
+  min_cluster_size: z.optional(uint64),
+  /** No host instead of all hosts when the upstream level or the local cluster is in panic. */
+  fail_traffic_on_panic: z._default(z.boolean(), false),
+  ...unsupportedFields("force_locality_direct_routing", "force_local_zone", "locality_basis"),
+});
+
 const commonLbConfig = z.strictObject({
   healthy_panic_threshold: z.optional(percent),
   /** Present (an empty message): pick a locality by weight x availability, then a host in it. */
   locality_weighted_lb_config: z.optional(z.strictObject({})),
+  zone_aware_lb_config: z.optional(zoneAwareLbConfig),
   ...unsupportedFields(
-    "zone_aware_lb_config",
     "update_merge_window",
     "ignore_new_hosts_until_first_hc",
     "close_connections_on_host_set_change",
@@ -346,6 +360,22 @@ export const clusterSchema = z.strictObject({
       code: "custom",
       path: ["common_lb_config", "locality_weighted_lb_config"],
       message: `${NOT_SUPPORTED}: locality_weighted_lb_config with lb_policy ${c.lb_policy}`,
+    });
+  }
+  const zoneAware = c.common_lb_config?.zone_aware_lb_config;
+  if (zoneAware !== undefined && c.common_lb_config?.locality_weighted_lb_config !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_lb_config", "zone_aware_lb_config"],
+      message: "Only one of zone_aware_lb_config and locality_weighted_lb_config may be set",
+    });
+  }
+  if (zoneAware !== undefined && (c.lb_policy === "RING_HASH" || c.lb_policy === "MAGLEV")) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_lb_config", "zone_aware_lb_config"],
+      message: `${NOT_SUPPORTED}: zone_aware_lb_config with lb_policy ${c.lb_policy} (Envoy routes by zone ` +
+        "only with ROUND_ROBIN, LEAST_REQUEST and RANDOM)",
     });
   }
   const localities = c.load_assignment?.endpoints ?? [];

@@ -253,8 +253,12 @@ Deno.test("EDS, priorities and ClusterLoadAssignment", async (t) => {
       /common_lb_config\.locality_weighted_lb_config: Field not supported by nuncio/,
     );
     assert.match(
-      errors({ ...base, common_lb_config: { zone_aware_lb_config: {} } }),
-      /zone_aware_lb_config: Field not supported by nuncio/,
+      errors({ ...base, lb_policy: "RING_HASH", common_lb_config: { zone_aware_lb_config: {} } }),
+      /common_lb_config\.zone_aware_lb_config: Field not supported by nuncio/,
+    );
+    assert.match(
+      errors({ ...base, common_lb_config: { zone_aware_lb_config: { force_local_zone: {} } } }),
+      /zone_aware_lb_config\.force_local_zone: Field not supported by nuncio/,
     );
   });
 

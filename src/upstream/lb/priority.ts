@@ -1,12 +1,20 @@
 /**
  * Envoy's host selection above the LB policy: priority levels with failover (the "priority load" from each
- * level's health scaled by the overprovisioning factor), degraded hosts as a fallback, per-level panic, and
- * locality-weighted picking. Built when membership or health changes; `choose` runs per request and only
- * pays for levels and localities when the cluster has more than one place traffic can go.
+ * level's health scaled by the overprovisioning factor), degraded hosts as a fallback, per-level panic,
+ * locality-weighted picking and zone aware routing at priority 0 (zone_aware.ts). Built when membership or
+ * health changes (or the local cluster's); `choose` runs per request and only pays for levels and localities
+ * when the cluster has more than one place traffic can go.
  */
 import type { HostImpl } from "../host.ts";
 import type { Host, LbContext } from "../types.ts";
 import type { LoadBalancer, Random } from "./lb.ts";
+import {
+  normLocality,
+  pickLocality,
+  type ZoneAwareConfig,
+  type ZoneRouting,
+  zoneRouting,
+} from "./zone_aware.ts";
 
 /** How many hosts of one priority level are healthy and degraded (the rest are unhealthy). */
 export interface LevelCounts {
@@ -112,6 +120,14 @@ export interface PriorityLbOptions {
   localityWeighted: boolean;
   /** Random source for the priority and locality picks without a hash. */
   random: Random;
+  /**
+   * Zone aware routing (a local cluster is configured and the policy is ROUND_ROBIN, LEAST_REQUEST or RANDOM):
+   * its settings and the local cluster's priority 0 hosts (null: the local cluster is unknown). Ignored when
+   * locality-weighted.
+   */
+  zoneAware?: { config: ZoneAwareConfig; local: readonly HostImpl[] | null } | null;
+  /** zone_aware_lb_config.fail_traffic_on_panic: a pick that lands on a level in panic gets no host. */
+  failTrafficOnPanic?: boolean;
 }
 
 const NO_HOSTS: LoadBalancer = { choose: () => null };
@@ -125,7 +141,11 @@ class Source {
   readonly #current: Float64Array | null = null;
   readonly #sum: number = 0;
 
+  /** True when it has no host. */
+  readonly empty: boolean;
+
   constructor(hosts: readonly HostImpl[], all: readonly HostImpl[] | null, o: PriorityLbOptions) {
+    this.empty = hosts.length === 0;
     this.lb = hosts.length === 0 ? NO_HOSTS : o.build(hosts);
     if (all === null) return;
     // locality-weighted: effective weight = weight x min(1, overprovisioning x eligible / total)
@@ -169,12 +189,22 @@ class Source {
   }
 }
 
+/** Zone aware routing of priority 0: the routing structures and one source per upstream locality. */
+interface ZoneLevel {
+  readonly z: ZoneRouting;
+  readonly cfg: ZoneAwareConfig;
+  /** Healthy and degraded hosts per locality, indexed as `z.localities`. */
+  readonly healthy: Source[];
+  readonly degraded: Source[];
+}
+
 /** One priority level: its sources and loads. */
 interface Level {
   panic: boolean;
   healthy: Source | null;
   degraded: Source | null;
   all: Source | null;
+  zone: ZoneLevel | null;
 }
 
 /** Picks priority, then availability and locality, then a host with the cluster's policy. */
@@ -192,10 +222,14 @@ export class PriorityLb implements LoadBalancer {
   /** Cumulative loads: healthy of every level, then degraded of every level (sums to 100). */
   readonly #cum: Int32Array;
   readonly #random: Random;
+  readonly #failOnPanic: boolean;
+  /** Priority 0's zone routing state (tests, admin); null without zone aware routing. */
+  readonly zone: ZoneRouting | null = null;
 
   /** Groups `hosts` by priority and builds the per-level sources (config or health change time). */
   constructor(hosts: readonly HostImpl[], o: PriorityLbOptions) {
     this.#random = o.random;
+    this.#failOnPanic = o.failTrafficOnPanic ?? false;
     const byLevel: HostImpl[][] = [];
     for (const h of hosts) (byLevel[h.priority] ??= []).push(h);
     for (let i = 0; i < byLevel.length; i++) byLevel[i] ??= [];
@@ -214,14 +248,24 @@ export class PriorityLb implements LoadBalancer {
     );
     const { healthy, degraded, panic } = this.load;
     const lw = o.localityWeighted;
+    const za = lw ? null : o.zoneAware ?? null;
+    let zone: ZoneLevel | null = null;
+    if (za !== null) {
+      const p0 = split[0] ?? { all: [], healthy: [], degraded: [] };
+      const z = this.zone = zoneRouting(p0.all, za.local, za.config, o.panicThreshold);
+      if (z.state !== "none") zone = zoneLevel(z, za.config, p0.healthy, p0.degraded, o);
+    }
     this.#levels = healthy.map((_, i) => {
       const s = split[i] ?? { all: [], healthy: [], degraded: [] };
-      if (panic[i]) return { panic: true, healthy: null, degraded: null, all: new Source(s.all, null, o) };
+      if (panic[i]) {
+        return { panic: true, healthy: null, degraded: null, all: new Source(s.all, null, o), zone: null };
+      }
       return {
         panic: false,
         healthy: healthy[i] > 0 ? new Source(s.healthy, lw ? s.all : null, o) : null,
         degraded: degraded[i] > 0 ? new Source(s.degraded, lw ? s.all : null, o) : null,
         all: null,
+        zone: i === 0 ? zone : null,
       };
     });
     const n = healthy.length;
@@ -239,8 +283,9 @@ export class PriorityLb implements LoadBalancer {
     let anyPanic = false;
     for (let i = 0; i < n; i++) if (panic[i] && healthy[i] > 0) anyPanic = true;
     this.panic = anyPanic;
-    if (places === 1) {
-      const l = this.#levels[only % n];
+    // one place for all traffic: picks skip the priority choice (unless zone routing or failing on panic decide)
+    const l = places === 1 ? this.#levels[only % n] : null;
+    if (l !== null && l.zone === null && !(l.panic && this.#failOnPanic)) {
       this.#fast = l.panic ? l.all : only < n ? l.healthy : l.degraded;
       this.#fastPanic = l.panic;
     }
@@ -260,7 +305,49 @@ export class PriorityLb implements LoadBalancer {
     while (i < cum.length - 1 && r > cum[i]) i++;
     const l = this.#levels[i % n];
     this.lastPanic = l.panic;
-    const src = l.panic ? l.all : i < n ? l.healthy : l.degraded;
-    return src === null ? null : src.choose(ctx, attempt);
+    if (l.panic) return this.#failOnPanic ? null : l.all!.choose(ctx, attempt);
+    const src = i < n ? l.healthy : l.degraded;
+    if (src === null) return null;
+    const zone = l.zone;
+    if (zone !== null) {
+      const h = this.#zonePick(zone, i >= n, ctx, attempt);
+      if (h !== undefined) return h;
+    }
+    return src.choose(ctx, attempt);
   }
+
+  /**
+   * Envoy's hostSourceToUse past the locality-weighted branch: a host of the locality zone routing picks, null
+   * (fail_traffic_on_panic with the local cluster in panic), or undefined to pick among all of the level's hosts
+   * of that availability (routing_enabled sampled this pick out, the local cluster is in panic, or the
+   * locality picked has no host of that availability, where Envoy would find none).
+   */
+  #zonePick(zone: ZoneLevel, degraded: boolean, ctx: LbContext, attempt: number): Host | null | undefined {
+    const cfg = zone.cfg;
+    const enabled = cfg.routingEnabled;
+    if (enabled < 100 && (enabled <= 0 || Math.floor(this.#random() * 100) >= enabled)) return undefined;
+    if (zone.z.localPanic) {
+      cfg.stats.lb_local_cluster_not_ok.inc();
+      return cfg.failTrafficOnPanic ? null : undefined;
+    }
+    const src = (degraded ? zone.degraded : zone.healthy)[pickLocality(zone.z, cfg.stats, this.#random)];
+    return src === undefined || src.empty ? undefined : src.choose(ctx, attempt);
+  }
+}
+
+/** Per-locality sources of priority 0 for zone aware routing, indexed as `z.localities`. */
+function zoneLevel(
+  z: ZoneRouting,
+  cfg: ZoneAwareConfig,
+  healthy: readonly HostImpl[],
+  degraded: readonly HostImpl[],
+  o: PriorityLbOptions,
+): ZoneLevel {
+  const index = new Map(z.localities.map((k, i) => [k, i]));
+  const group = (hosts: readonly HostImpl[]) => {
+    const by: HostImpl[][] = z.localities.map(() => []);
+    for (const h of hosts) by[index.get(normLocality(h.locality))!].push(h);
+    return by.map((hs) => new Source(hs, null, o));
+  };
+  return { z, cfg, healthy: group(healthy), degraded: group(degraded) };
 }

@@ -15,6 +15,8 @@ import { TlsAccept } from "../transport/tls_accept.ts";
 const log = new Logger("conn_handler");
 /** Connection ids are unique per event loop across all its listeners (Envoy's `[C<id>]`, %CONNECTION_ID%). */
 let nextConnectionId = 0;
+/** Keys of direct TLS sockets bound before their certificates arrived: unique, never handed over. */
+let pendingSockets = 0;
 
 /** Everything a listener needs, built by the snapshot builder from the parsed config. */
 export interface ListenerSpec {
@@ -54,6 +56,23 @@ export interface FilterChainSpec {
   tls?: DownstreamTls;
 }
 
+/**
+ * A bound listening socket and its accept loop(s). Each accepted connection goes to `owner`, the listener
+ * version serving it now: an LDS update that keeps the address hands the socket to the new version by
+ * replacing `owner` (between two accepts), so no socket is closed and no queued connection is lost.
+ */
+interface ListenSocket {
+  /** The bound socket; undefined once closed. */
+  listener: Deno.Listener | undefined;
+  /** Its accept loops (two for a moment after a certificate rotation rebinds a direct TLS socket). */
+  accepting: Promise<void>;
+  /** Receives every accepted connection. */
+  owner: (conn: Deno.Conn) => void;
+  readonly reusePort: boolean;
+  /** What the socket is: address, and for a direct TLS socket the certificates and ALPN it was bound with. */
+  key: string;
+}
+
 const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
 
 interface ListenerStats {
@@ -66,9 +85,12 @@ interface ListenerStats {
 
 /** A bound listener with its accept loop. */
 export class Listener {
-  #listener: Deno.Listener | undefined;
+  #socket: ListenSocket | undefined;
+  /** The accept loops of the socket this listener closed (see `released`). */
+  #closedLoops: Promise<void> | undefined;
   #connections = new Set<ActiveConnection>();
-  #accepting: Promise<void> | undefined;
+  /** Accepted sockets still in TLS inspection or handshake (not yet connections; a drain waits for them). */
+  #accepts = 0;
   #stats: ListenerStats;
   #draining = false;
   #idle: (() => void) | undefined;
@@ -118,7 +140,7 @@ export class Listener {
 
   /** The bound port (after `start`). */
   get port(): number {
-    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? this.spec.port;
+    return (this.#socket?.listener?.addr as Deno.NetAddr | undefined)?.port ?? this.spec.port;
   }
 
   /** Number of open downstream connections. */
@@ -129,18 +151,70 @@ export class Listener {
   /** Binds the socket and starts accepting; throws when the address cannot be bound. */
   start(reusePort: boolean): void {
     const direct = this.#direct;
-    if (direct === undefined) {
-      this.#listener = Deno.listen({ hostname: this.spec.hostname, port: this.spec.port, reusePort });
-      this.#accepting = this.#acceptLoop(this.#listener);
-      return;
-    }
-    this.#listener = this.#listenTls(direct, this.spec.port, reusePort);
-    this.#accepting = this.#acceptLoop(this.#listener);
+    const listener = direct === undefined
+      ? Deno.listen({ hostname: this.spec.hostname, port: this.spec.port, reusePort })
+      : this.#listenTls(direct, this.spec.port, reusePort);
+    const sock: ListenSocket = {
+      listener,
+      accepting: Promise.resolve(),
+      owner: (conn) => this.#handle(conn),
+      reusePort,
+      key: this.#socketKey(),
+    };
+    sock.accepting = this.#acceptLoop(sock, listener);
+    this.#socket = sock;
+    this.#watchRotation();
+  }
+
+  /**
+   * What socket this listener needs: its address, and for a direct TLS socket (`Deno.listenTls`, whose
+   * certificates and ALPN are fixed when it is bound) the certificates it serves now and its ALPN list.
+   */
+  #socketKey(): string {
+    const addr = `${this.spec.hostname}:${this.spec.port}`;
+    const d = this.#direct;
+    if (d === undefined) return `tcp ${addr}`;
+    // no certificates yet (SDS): the socket's resolver waits on this very context, so no other version takes it
+    if (d.certificates.length === 0) return `tls ${addr} pending ${++pendingSockets}`;
+    return `tls ${addr} ${JSON.stringify([d.certificates.map((c) => [c.cert, c.key]), d.alpn])}`;
+  }
+
+  /**
+   * LDS update keeping the address: takes over the listening socket of `prev` (the version this one
+   * replaces) instead of binding a second one. From the next accept on, new connections run through this
+   * listener's filter chains; those `prev` accepted stay with it and drain. Nothing is bound or closed, so
+   * connections queued in the socket's accept queue are not lost. False (nothing changed) when the sockets
+   * differ: another address, plain TCP versus a direct TLS socket, or a direct TLS socket whose certificates
+   * or ALPN change (they are fixed in a `Deno.listenTls` socket): the caller then binds a new socket with
+   * `start` and `prev` closes its own when it drains. Inspected TLS (plain TCP socket, TLS terminated per
+   * chain behind it) keeps the socket whatever the TLS contexts become.
+   */
+  takeOver(prev: Listener): boolean {
+    const sock = prev.#socket;
+    if (sock === undefined || sock.listener === undefined || this.#socket !== undefined) return false;
+    if (sock.key !== this.#socketKey()) return false;
+    prev.#unwatchRotation();
+    prev.#socket = undefined;
+    sock.owner = (conn) => this.#handle(conn);
+    this.#socket = sock;
+    this.#watchRotation();
+    return true;
+  }
+
+  /** A direct TLS socket is rebound when its certificates rotate. */
+  #watchRotation(): void {
+    const direct = this.#direct;
+    if (direct === undefined) return;
     this.#unsubscribe = direct.onRotate(() => {
-      this.#rebind(direct, reusePort).catch((e) =>
+      this.#rebind(direct).catch((e) =>
         log.error(`Listener ${this.spec.name} could not rebind after certificate rotation: ${e.message}`)
       );
     });
+  }
+
+  #unwatchRotation(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   #listenTls(tls: DownstreamTls, port: number, reusePort: boolean): Deno.Listener {
@@ -148,12 +222,13 @@ export class Listener {
   }
 
   /** A TLS listener's certificates changed: bind a new socket serving them, then retire the old one. */
-  async #rebind(tls: DownstreamTls, reusePort: boolean): Promise<void> {
-    const old = this.#listener;
-    if (old === undefined) return;
+  async #rebind(tls: DownstreamTls): Promise<void> {
+    const sock = this.#socket;
+    const old = sock?.listener;
+    if (sock === undefined || old === undefined) return;
     const port = this.port;
     let next: Deno.Listener | undefined;
-    if (reusePort) {
+    if (sock.reusePort) {
       next = this.#listenTls(tls, port, true);
       old.close();
     } else {
@@ -161,7 +236,7 @@ export class Listener {
       // the old socket is released once its pending accept has been cancelled
       for (let i = 0; i < 50 && next === undefined; i++) {
         await new Promise((r) => setTimeout(r, i === 0 ? 0 : 10));
-        if (this.#listener !== old) return; // stopped meanwhile
+        if (this.#socket !== sock || sock.listener !== old) return; // stopped or handed over meanwhile
         try {
           next = this.#listenTls(tls, port, false);
         } catch (e) {
@@ -170,14 +245,16 @@ export class Listener {
       }
       if (next === undefined) throw new Error(`Port ${port} stayed busy`);
     }
-    this.#listener = next;
-    const prev = this.#accepting;
-    const loop = this.#acceptLoop(next);
-    this.#accepting = Promise.all([prev, loop]).then(() => {});
+    sock.listener = next;
+    sock.key = this.#socketKey();
+    const prev = sock.accepting;
+    const loop = this.#acceptLoop(sock, next);
+    sock.accepting = Promise.all([prev, loop]).then(() => {});
     log.info(`Listener ${this.spec.name} serves the reloaded certificates`);
   }
 
-  async #acceptLoop(l: Deno.Listener): Promise<void> {
+  /** Accepts until `l` is closed; each connection goes to the socket's owner at the time it is accepted. */
+  async #acceptLoop(sock: ListenSocket, l: Deno.Listener): Promise<void> {
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -189,7 +266,7 @@ export class Listener {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      this.#handle(conn);
+      sock.owner(conn);
     }
   }
 
@@ -200,7 +277,11 @@ export class Listener {
       // the peer may already be gone
     }
     if (this.#tlsAccept !== undefined) {
-      this.#tlsAccept.handle(conn, this.#direct !== undefined);
+      this.#accepts++;
+      this.#tlsAccept.handle(conn, this.#direct !== undefined).finally(() => {
+        this.#accepts--;
+        this.#idleCheck();
+      });
       return;
     }
     let chain = this.#chains[0];
@@ -290,29 +371,37 @@ export class Listener {
       this.#stats.downstream_cx_active.dec();
       this.#stats.downstream_cx_destroy.inc();
       this.#stats.downstream_cx_length_ms.record(this.clock.monotonic() - start);
-      if (this.#draining && this.#connections.size === 0) this.#idle?.();
+      this.#idleCheck();
     }
+  }
+
+  /** A draining listener whose last connection (or pending TLS accept) ended stops waiting. */
+  #idleCheck(): void {
+    if (this.#draining && this.#connections.size === 0 && this.#accepts === 0) this.#idle?.();
   }
 
   /** Stops accepting new connections (existing ones go on). */
   stopAccepting(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
-    if (!this.#listener) return;
+    this.#unwatchRotation();
+    const sock = this.#socket;
+    if (sock === undefined) return; // never bound, already stopped, or handed over (`takeOver`)
+    this.#socket = undefined;
+    this.#closedLoops = sock.accepting;
     try {
-      this.#listener.close();
+      sock.listener?.close();
     } catch {
       // already closed
     }
-    this.#listener = undefined;
+    sock.listener = undefined;
   }
 
   /**
    * Resolves once the sockets this listener bound are released. After `stopAccepting` the port stays bound
-   * until the pending accept has been cancelled (the next turn of the event loop); this waits for that.
+   * until the pending accept has been cancelled (the next turn of the event loop); this waits for that. A
+   * socket handed to a newer version (`takeOver`) is no longer this listener's: resolved at once.
    */
   released(): Promise<void> {
-    return this.#accepting ?? Promise.resolve();
+    return this.#socket?.accepting ?? this.#closedLoops ?? Promise.resolve();
   }
 
   /**
@@ -321,8 +410,9 @@ export class Listener {
    */
   async drainAndClose(graceMs: number, keepIdle = false): Promise<void> {
     this.stopAccepting();
-    await this.#accepting;
-    if (this.#connections.size > 0 && graceMs > 0) {
+    await this.released();
+    // a socket accepted before the drain still in its TLS handshake becomes a connection and drains with them
+    if ((this.#connections.size > 0 || this.#accepts > 0) && graceMs > 0) {
       this.#draining = true;
       this.#keepIdle = keepIdle;
       for (const c of this.#connections) c.drain(keepIdle);

@@ -1,8 +1,9 @@
 /**
  * Envoy's listener manager for one event loop: static listeners from the bootstrap, and listeners added,
  * updated and removed at run time (LDS). A new or updated listener warms until its filter factories are ready
- * (RDS routes arrived), then binds (reusePort, so an updated listener and the one it replaces share the
- * address) and takes new connections at once; the listener it replaces stops accepting and drains, and its
+ * (RDS routes arrived), then takes new connections at once: an updated listener whose address is unchanged
+ * takes over the listening socket of the one it replaces (`Listener.takeOver`), any other binds (reusePort).
+ * The listener it replaces stops accepting (closing its socket unless handed over) and drains, and its
  * factories are closed once the drain is over. Static listeners cannot be changed.
  */
 import { Logger } from "../common/log.ts";
@@ -257,10 +258,16 @@ export class ListenerManager {
     };
   }
 
-  /** Binds a warm listener and retires the one it replaces; on a bind failure drops it and throws. */
+  /**
+   * Makes a warm listener active and retires the one it replaces. When the address (and the socket kind, see
+   * `Listener.takeOver`) is the same, the new version takes over the old one's listening socket: no second
+   * bind, no close, so nothing queued on it is lost (Envoy does the same); only the filter chains new
+   * connections get change. Otherwise it binds with reusePort; on a bind failure drops it and throws.
+   */
   #activate(e: Entry, sync: boolean): void {
+    const old = this.#active.get(e.name);
     try {
-      e.listener.start(true);
+      if (old === undefined || !e.listener.takeOver(old.listener)) e.listener.start(true);
     } catch (err) {
       this.#createFailure.inc();
       if (this.#warming.get(e.name) === e) this.#warming.delete(e.name);
@@ -272,7 +279,6 @@ export class ListenerManager {
     }
     if (this.#warming.get(e.name) === e) this.#warming.delete(e.name);
     e.leave();
-    const old = this.#active.get(e.name);
     this.#active.set(e.name, e);
     if (old !== undefined) this.#retire(old);
     if (!sync) this.#gauges();

@@ -45,6 +45,7 @@ export const REST_TYPES = {
   routes: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
   clusters: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
   endpoints: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+  secrets: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
 } as const;
 
 /** A running python management server. */

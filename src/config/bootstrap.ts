@@ -5,8 +5,9 @@ import { typedExtension } from "./extension_ref.ts";
 import { dynamicResourcesSchema } from "./config_source.ts";
 import { configError, type ConfigIssue } from "./errors.ts";
 import { listenerSchema } from "./listener.ts";
-import { notSupported, notSupportedFields } from "./schema_util.ts";
+import { notSupportedFields } from "./schema_util.ts";
 import { clusterSchema } from "../upstream/config.ts";
+import { secretSchema } from "../transport/secret.ts";
 
 /** envoy.config.core.v3.Locality. */
 export const localitySchema = z.strictObject({
@@ -45,21 +46,34 @@ export const adminSchema = z.strictObject({
 export const staticResourcesSchema = z.strictObject({
   listeners: z._default(z.array(listenerSchema), []),
   clusters: z._default(z.array(clusterSchema), []),
-  secrets: notSupported,
+  /** Secrets TLS contexts name in an SdsSecretConfig without sds_config. */
+  secrets: z._default(z.array(secretSchema), []),
+});
+
+/** envoy.config.bootstrap.v3.ClusterManager: only the local cluster of zone aware routing. */
+export const clusterManagerSchema = z.strictObject({
+  /** The cluster whose hosts are this proxy's callers (zone aware routing); a static cluster, as Envoy. */
+  local_cluster_name: z.optional(z.string()),
+  ...notSupportedFields([
+    "outlier_detection",
+    "upstream_bind_config",
+    "load_stats_config",
+    "enable_deferred_cluster_creation",
+  ]),
 });
 
 /** envoy.config.bootstrap.v3.Bootstrap. */
 export const bootstrapSchema = z.strictObject({
   node: z.optional(nodeSchema),
   admin: z.optional(adminSchema),
-  static_resources: z._default(staticResourcesSchema, () => ({ listeners: [], clusters: [] })),
+  static_resources: z._default(staticResourcesSchema, () => ({ listeners: [], clusters: [], secrets: [] })),
   /** Started on the main thread before the data plane (e.g. nuncio's embedded rate-limit service). */
   bootstrap_extensions: z._default(z.array(typedExtension("bootstrap_extension")), []),
   /** xDS sources (LDS, CDS, ADS); the xDS client (src/xds/) subscribes to them. */
   dynamic_resources: z.optional(dynamicResourcesSchema),
+  cluster_manager: z.optional(clusterManagerSchema),
   ...notSupportedFields([
     "node_context_params",
-    "cluster_manager",
     "hds_config",
     "flags_path",
     "stats_sinks",
@@ -134,5 +148,12 @@ export function crossValidate(b: Bootstrap): ConfigIssue[] {
       ));
     } else clusterNames.set(c.name, i);
   });
+  const local = b.cluster_manager?.local_cluster_name;
+  if (local && !clusterNames.has(local)) {
+    issues.push(configError(
+      ["cluster_manager", "local_cluster_name"],
+      `local cluster "${local}" must be defined in static_resources.clusters`,
+    ));
+  }
   return issues;
 }

@@ -210,7 +210,7 @@ Deno.test("loadConfigText", async (t) => {
     // an explicit empty mapping is an all-defaults bootstrap
     const r = loadConfigText("{}\n", "map.yaml");
     assert.ok(r.ok);
-    assert.deepEqual(r.bootstrap.static_resources, { listeners: [], clusters: [] });
+    assert.deepEqual(r.bootstrap.static_resources, { listeners: [], clusters: [], secrets: [] });
   });
 
   await t.step(

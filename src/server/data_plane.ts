@@ -17,7 +17,7 @@ import {
   ListenerManager,
   type ListenerUpdateResult,
 } from "../listener/listener_manager.ts";
-import { DownstreamTls } from "../transport/tls_downstream.ts";
+import { DownstreamTls, tlsWarmingFactory } from "../transport/tls_downstream.ts";
 import type { FactoryContext, NetworkFilterCreate, NetworkFilterFactory } from "../network/filter.ts";
 import { registry } from "../registry/registry.ts";
 import { StatsStore } from "../stats/store.ts";
@@ -97,6 +97,8 @@ export class DataPlane {
       log: new Logger("upstream"),
       shared: this.shared,
       healthOwner,
+      localClusterName: bootstrap.cluster_manager?.local_cluster_name,
+      locality: bootstrap.node?.locality,
     });
     this.#node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
     this.listenerManager = new ListenerManager({
@@ -138,11 +140,14 @@ export class DataPlane {
         );
         all.push(...factories);
         const ts = chain.transport_socket;
+        const tls = ts?.kind === "tls" ? new DownstreamTls(ts.config) : undefined;
+        // a chain whose certificate comes from SDS keeps the listener warming until the secret arrived
+        if (tls?.whenReady() !== undefined) all.push(tlsWarmingFactory(tls));
         return {
           name: chain.name ?? `chain_${i}`,
           match: chain.filter_chain_match,
           filters: factories,
-          tls: ts?.kind === "tls" ? new DownstreamTls(ts.config) : undefined,
+          tls,
         };
       });
       const listener = new Listener(
@@ -184,9 +189,10 @@ export class DataPlane {
   /**
    * LDS: adds `config`, or replaces the listener of the same name when the config differs (compared as
    * `opts.raw` when given, else the parsed config). A listener whose routes (RDS) have not arrived warms first
-   * (`whenListenerWarm`); a warm one binds with reusePort and takes new connections at once while the one it
-   * replaces drains for `drainTimeMs`. Rejects, changing nothing, for a static listener's name, a config that
-   * cannot be built, or an address that cannot be bound.
+   * (`whenListenerWarm`); a warm one takes new connections at once while the one it replaces drains for
+   * `drainTimeMs`: at the same address it takes over the replaced one's listening socket (no bind, no close,
+   * see `Listener.takeOver`), elsewhere it binds with reusePort. Rejects, changing nothing, for a static
+   * listener's name, a config that cannot be built, or an address that cannot be bound.
    */
   addOrUpdateListener(
     config: ListenerConfig,

@@ -8,6 +8,7 @@ import type { Bootstrap } from "../config/bootstrap.ts";
 import type { ConfigIssue } from "../config/errors.ts";
 import { configError } from "../config/errors.ts";
 import { prepareTls } from "../transport/cert_store.ts";
+import { staticSecretIssues } from "../transport/secret.ts";
 import { checkTransportSocketFiles } from "../transport/tls_preflight.ts";
 import { configSourceClusterIssues } from "../xds/config_check.ts";
 import { checkClusterReferences, forEachExtensionRef } from "./cross_check.ts";
@@ -16,6 +17,34 @@ import { checkClusterReferences, forEachExtensionRef } from "./cross_check.ts";
 export interface PreServeOptions {
   /** Check that referenced clusters exist (default true; xDS resources may name clusters still to come). */
   clusterReferences?: boolean;
+  /** Names of the static secrets SDS references may use (default: the bootstrap's static_resources.secrets). */
+  staticSecrets?: ReadonlySet<string>;
+}
+
+/** SDS secret references without `sds_config` name a static secret that must exist (serve fails otherwise). */
+function staticSecretReferenceIssues(
+  ts: Bootstrap["static_resources"]["clusters"][number]["transport_socket"],
+  at: (string | number)[],
+  secrets: ReadonlySet<string>,
+): ConfigIssue[] {
+  if (ts?.kind !== "tls") return [];
+  const common = ts.config.common_tls_context;
+  const base = [...at, "typed_config", "common_tls_context"];
+  const refs: [{ name: string; sds_config?: unknown } | undefined, (string | number)[]][] = [
+    ...common.tls_certificate_sds_secret_configs.map((
+      s,
+      i,
+    ): [typeof s, (string | number)[]] => [s, [...base, "tls_certificate_sds_secret_configs", i, "name"]]),
+    [common.validation_context_sds_secret_config, [...base, "validation_context_sds_secret_config", "name"]],
+  ];
+  return refs.filter(([s]) => s !== undefined && s.sds_config === undefined && !secrets.has(s.name)).map((
+    [s, path],
+  ) =>
+    configError(
+      path,
+      `Unknown static secret "${s!.name}" (no sds_config and not in static_resources.secrets)`,
+    )
+  );
 }
 
 /** Runs at load time, before serving (pass it as `crossCheck`): resolves to every positioned problem found. */
@@ -29,16 +58,22 @@ export async function preServeChecks(b: Bootstrap, opts: PreServeOptions = {}): 
     }
   });
   await prepareTls(b); // certificate/key pairs are checked with the TLS runtime serve would use
+  if ((b.static_resources.secrets?.length ?? 0) > 0) {
+    issues.push(...staticSecretIssues(b.static_resources.secrets));
+  }
   const sr = ["static_resources"];
+  const secrets = opts.staticSecrets ?? new Set((b.static_resources.secrets ?? []).map((s) => s.name));
   b.static_resources.listeners.forEach((l, li) => {
     l.filter_chains.forEach((fc, ci) => {
       const at = [...sr, "listeners", li, "filter_chains", ci, "transport_socket"];
       issues.push(...checkTransportSocketFiles(fc.transport_socket, at, true));
+      issues.push(...staticSecretReferenceIssues(fc.transport_socket, at, secrets));
     });
   });
   b.static_resources.clusters.forEach((c, i) => {
     const at = [...sr, "clusters", i];
     issues.push(...checkTransportSocketFiles(c.transport_socket, [...at, "transport_socket"], true));
+    issues.push(...staticSecretReferenceIssues(c.transport_socket, [...at, "transport_socket"], secrets));
     c.health_checks?.forEach((hc, j) => {
       const why = hc.event_log_path ? checkAppendableFile(hc.event_log_path) : undefined;
       if (why) issues.push(configError([...at, "health_checks", j, "event_log_path"], why));

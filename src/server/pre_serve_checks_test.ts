@@ -260,3 +260,21 @@ Deno.test("files serving needs are checked without being created", async (t) => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a TLS context naming a static secret that does not exist fails validation, as it fails serve", async () => {
+  const text = [
+    "static_resources:",
+    "  clusters:",
+    "  - name: up",
+    "    type: STATIC",
+    "    load_assignment: { cluster_name: up, endpoints: [] }",
+    "    transport_socket:",
+    "      name: envoy.transport_sockets.tls",
+    "      typed_config:",
+    '        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+    "        common_tls_context: { validation_context_sds_secret_config: { name: ca } }",
+  ].join("\n");
+  assert.deepEqual(await check(text), [
+    'c.yaml:10:77: static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context_sds_secret_config.name: Unknown static secret "ca" (no sds_config and not in static_resources.secrets)',
+  ]);
+});

@@ -20,7 +20,7 @@ import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, type ParsedUpdate, staticNames } from "./xds_apply.ts";
-import { type RawUpdate, XdsWiring } from "./xds_wiring.ts";
+import { type RawUpdate, usesSds, XdsWiring } from "./xds_wiring.ts";
 
 const log = new Logger("main");
 
@@ -94,6 +94,8 @@ export class Server {
         log: new Logger("upstream"),
         shared: this.shared,
         healthOwner: true,
+        localClusterName: this.bootstrap.cluster_manager?.local_cluster_name,
+        locality: this.bootstrap.node?.locality,
       });
       await this.#membership.initialize();
       const starts: Promise<void>[] = [];
@@ -104,7 +106,7 @@ export class Server {
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
     this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
-    if (!this.bootstrap.dynamic_resources) {
+    if (!this.bootstrap.dynamic_resources && !usesSds(this.bootstrap)) {
       this.state = "LIVE";
       return;
     }

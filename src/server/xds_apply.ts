@@ -18,12 +18,20 @@ import {
   clusterSchema,
 } from "../upstream/config.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
+import { loadTlsRuntime, prepareTls } from "../transport/cert_store.ts";
+import {
+  resolveSecret,
+  type SecretConfig,
+  type SecretRegistry,
+  secrets,
+  secretSchema,
+} from "../transport/secret.ts";
 import { TYPE_URLS } from "../xds/types.ts";
 import type { DataPlane } from "./data_plane.ts";
 import { preServeChecks } from "./pre_serve_checks.ts";
 
 /** The resource kinds nuncio applies. */
-export type XdsKind = "listener" | "route" | "cluster" | "endpoint";
+export type XdsKind = "listener" | "route" | "cluster" | "endpoint" | "secret";
 
 /** The kind of a type URL, or undefined for one nuncio does not apply. */
 export function kindOf(typeUrl: string): XdsKind | undefined {
@@ -36,6 +44,8 @@ export function kindOf(typeUrl: string): XdsKind | undefined {
       return "cluster";
     case TYPE_URLS.endpoint:
       return "endpoint";
+    case TYPE_URLS.secret:
+      return "secret";
   }
   return undefined;
 }
@@ -46,6 +56,7 @@ export interface ParsedResources {
   route: RouteConfiguration;
   cluster: ClusterConfig;
   endpoint: ClusterLoadAssignment;
+  secret: SecretConfig;
 }
 
 const SCHEMAS: { [K in XdsKind]: z.ZodMiniType<ParsedResources[K]> } = {
@@ -53,6 +64,7 @@ const SCHEMAS: { [K in XdsKind]: z.ZodMiniType<ParsedResources[K]> } = {
   route: routeConfigurationSchema as unknown as z.ZodMiniType<RouteConfiguration>,
   cluster: clusterSchema as unknown as z.ZodMiniType<ClusterConfig>,
   endpoint: clusterLoadAssignmentSchema as unknown as z.ZodMiniType<ClusterLoadAssignment>,
+  secret: secretSchema as unknown as z.ZodMiniType<SecretConfig>,
 };
 
 /** The field naming a resource of each kind. */
@@ -61,6 +73,7 @@ const NAME_FIELD: Record<XdsKind, string> = {
   route: "name",
   cluster: "name",
   endpoint: "cluster_name",
+  secret: "name",
 };
 
 /** Envoy's resource type names, for messages ("Listener \"x\": ..."). */
@@ -69,6 +82,7 @@ const TYPE_NAME: Record<XdsKind, string> = {
   route: "RouteConfiguration",
   cluster: "Cluster",
   endpoint: "ClusterLoadAssignment",
+  secret: "Secret",
 };
 
 const MAX_ISSUES = 5;
@@ -113,12 +127,13 @@ export function parseResource<K extends XdsKind>(
 export async function checkResources(
   listeners: ReadonlyMap<string, ListenerConfig>,
   clusters: ReadonlyMap<string, ClusterConfig>,
+  staticSecrets: ReadonlySet<string> = new Set(),
 ): Promise<string | undefined> {
   if (listeners.size === 0 && clusters.size === 0) return undefined;
   const b = {
     static_resources: { listeners: [...listeners.values()], clusters: [...clusters.values()] },
   } as unknown as Bootstrap;
-  const issues = await preServeChecks(b, { clusterReferences: false });
+  const issues = await preServeChecks(b, { clusterReferences: false, staticSecrets });
   if (issues.length === 0) return undefined;
   const names = [[...listeners.keys()], [...clusters.keys()]];
   return issues.slice(0, MAX_ISSUES).map((i) => {
@@ -192,13 +207,63 @@ export function applyToClusters(cm: DynamicClusterManager, u: ParsedUpdate, stat
   }
 }
 
+/**
+ * SDS: reads and checks every secret of an update (PEM parses, the key matches its certificate, the CA bundle
+ * loads) with the TLS runtime serve uses; the first failures reject the update whole.
+ */
+export async function checkSecrets(u: ParsedUpdate<"secret">): Promise<string | undefined> {
+  if (u.resources.size === 0) return undefined;
+  await loadTlsRuntime();
+  const errors: string[] = [];
+  for (const [name, { value }] of u.resources) {
+    try {
+      resolveSecret(value);
+    } catch (e) {
+      errors.push(`Secret "${name}": ${(e as Error).message}`);
+    }
+  }
+  return errors.length > 0 ? errors.slice(0, MAX_ISSUES).join("; ") : undefined;
+}
+
+/**
+ * Installs an SDS update's secrets in an event loop's registry: TLS contexts naming them serve the new
+ * certificate on new handshakes (and listeners warming on them start). Removed names keep their last value
+ * (a context still using one keeps serving it, as Envoy).
+ */
+export async function applySecrets(registry: SecretRegistry, u: ParsedUpdate): Promise<void> {
+  if (u.kind !== "secret") return;
+  await loadTlsRuntime();
+  const resolved = [...(u as ParsedUpdate<"secret">).resources].map(([name, { value }]) => {
+    try {
+      return [name, resolveSecret(value)] as const;
+    } catch (e) {
+      throw new Error(`Secret "${name}": ${(e as Error).message}`);
+    }
+  });
+  for (const [name, r] of resolved) registry.set(name, r, u.version);
+}
+
 /** Applies an update to one event loop's data plane (workers, or the main thread with --concurrency 1). */
 export async function applyToPlane(
   plane: DataPlane,
   u: ParsedUpdate,
   statics: ReturnType<typeof staticNames>,
+  registry: SecretRegistry = secrets,
 ) {
+  if (u.kind === "listener" || u.kind === "cluster") {
+    // a worker whose bootstrap had no TLS has not loaded the TLS runtime yet
+    const values = [...u.resources.values()].map((r) => r.value);
+    await prepareTls({
+      static_resources: {
+        listeners: u.kind === "listener" ? values as ListenerConfig[] : [],
+        clusters: u.kind === "cluster" ? values as ClusterConfig[] : [],
+      },
+    });
+  }
   switch (u.kind) {
+    case "secret":
+      await applySecrets(registry, u);
+      return;
     case "listener": {
       for (const [name, { value, raw }] of u.resources) {
         if (statics.listeners.has(name)) {

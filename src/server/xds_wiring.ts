@@ -103,6 +103,8 @@ export class XdsWiring {
   /** RDS watches by route_config_name; EDS watches by service name. */
   readonly #rds = new Map<string, XdsWatch>();
   readonly #eds = new Map<string, XdsWatch>();
+  /** RDS and EDS watches ("<type URL> <name>") whose initial fetch is not done yet (see #checkInitial). */
+  readonly #initPending = new Set<string>();
   /** SDS watches by secret name. */
   readonly #sds = new Map<string, XdsWatch>();
   /** Route configs and EDS services used by the current static and dynamic listeners and clusters. */
@@ -202,8 +204,14 @@ export class XdsWiring {
     this.#checkInitial();
   }
 
+  /**
+   * Done once CDS and LDS finished their initial fetch and so did the EDS of the clusters and the RDS of the
+   * listeners they brought (applied, rejected or timed out), as Envoy's init manager: until then a listener may
+   * still be warming (not bound) or route to a cluster with no endpoints yet.
+   */
   #checkInitial(): void {
-    if (this.#initial.cds && this.#initial.lds) this.#initialDone();
+    if (!this.#initial.cds || !this.#initial.lds) return;
+    if (this.#initPending.size === 0) this.#initialDone();
   }
 
   /** A management-server cluster's address, from the cluster manager that owns health. */
@@ -243,6 +251,7 @@ export class XdsWiring {
     const checked = await checkResources(
       kind === "listener" ? mapValues(parsed as ParsedUpdate<"listener">) : new Map(),
       kind === "cluster" ? mapValues(parsed as ParsedUpdate<"cluster">) : new Map(),
+      new Set((this.#d.bootstrap.static_resources.secrets ?? []).map((s) => s.name)),
     );
     if (checked) return checked;
     if (kind === "secret") {
@@ -327,6 +336,8 @@ export class XdsWiring {
       TYPE_URLS.secret,
       (name) => this.#d.stats.scope(`sds.${name}`),
     );
+    // a dropped watch may have been the last one the initial fetch waited for
+    this.#checkInitial();
   }
 
   /** The route_config_names an listener's connection managers take from RDS. */
@@ -394,14 +405,18 @@ export class XdsWiring {
     typeUrl: string,
     scope: (name: string, v: V) => Scope,
   ): void {
+    const gates = typeUrl === TYPE_URLS.route || typeUrl === TYPE_URLS.endpoint;
     for (const [name, w] of watches) {
       if (!wanted.has(name)) {
         watches.delete(name);
+        this.#initPending.delete(`${typeUrl} ${name}`);
         w.close().catch((e) => log.warn(`closing the ${name} subscription: ${(e as Error).message}`));
       }
     }
     for (const [name, v] of wanted) {
       if (watches.has(name)) continue;
+      const key = `${typeUrl} ${name}`;
+      if (gates) this.#initPending.add(key);
       try {
         watches.set(
           name,
@@ -412,10 +427,12 @@ export class XdsWiring {
               typeUrl === TYPE_URLS.endpoint ? this.#edsUpdate(name, u) : this.#serialized(u),
             onInitialFetchDone: (o) => {
               if (o === "timeout" && typeUrl === TYPE_URLS.endpoint) this.#edsTimedOut(name);
+              if (this.#initPending.delete(key)) this.#checkInitial();
             },
           }),
         );
       } catch (e) {
+        this.#initPending.delete(key);
         log.error(`cannot subscribe to ${name}: ${(e as Error).message}`);
       }
     }

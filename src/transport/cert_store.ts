@@ -5,6 +5,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import { Logger } from "../common/log.ts";
+import type { SecretConfig } from "./secret.ts";
 import type { DataSourceConfig, TlsCertificateConfig } from "./tls_config.ts";
 
 const log = new Logger("secret");
@@ -214,18 +215,33 @@ export class CertWatcher {
   }
 }
 
-/** What `prepareTls` looks at: the transport sockets of listeners' filter chains and of clusters. */
+/** What `prepareTls` looks at: the transport sockets of listeners' filter chains and of clusters, and secrets. */
 interface TlsUsers {
   static_resources: {
     listeners: readonly { filter_chains: readonly { transport_socket?: { kind: string } }[] }[];
     clusters: readonly { transport_socket?: { kind: string } }[];
+    secrets?: readonly SecretConfig[];
   };
 }
 
-/** Loads the TLS runtime when the bootstrap has any TLS transport socket (before building the data plane). */
+/**
+ * Loads the TLS runtime when the bootstrap has any TLS transport socket or secret (before building the data
+ * plane), and installs the static secrets in this event loop's registry (one that cannot be used is left out:
+ * `staticSecretIssues` reports it at load time).
+ */
 export async function prepareTls(b: TlsUsers): Promise<void> {
   const r = b.static_resources;
   const uses = r.clusters.some((c) => c.transport_socket?.kind === "tls") ||
-    r.listeners.some((l) => l.filter_chains.some((fc) => fc.transport_socket?.kind === "tls"));
-  if (uses) await loadTlsRuntime();
+    r.listeners.some((l) => l.filter_chains.some((fc) => fc.transport_socket?.kind === "tls")) ||
+    (r.secrets?.length ?? 0) > 0;
+  if (!uses) return;
+  await loadTlsRuntime();
+  const { secrets, resolveSecret } = await import("./secret.ts");
+  for (const s of r.secrets ?? []) {
+    try {
+      secrets.set(s.name, resolveSecret(s), "", true);
+    } catch (e) {
+      log.warn(`Static secret "${s.name}" is unusable: ${(e as Error).message}`);
+    }
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { z } from "zod/mini";
 import { stringMatcher } from "../config/common.ts";
+import { configSourceSchema } from "../config/config_source.ts";
 import { envoyEnum, notSupportedFields, transformWithIssues } from "../config/schema_util.ts";
 import type { Extension } from "../registry/registry.ts";
 import { registry } from "../registry/registry.ts";
@@ -88,7 +89,7 @@ const sanMatcher = z.strictObject({
 export type SanMatcherConfig = z.output<typeof sanMatcher>;
 
 /** envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext (upstream verification). */
-const validationContext = z.strictObject({
+export const validationContext = z.strictObject({
   trusted_ca: z.optional(dataSource),
   match_typed_subject_alt_names: z._default(z.array(sanMatcher), []),
   /** Deprecated form: each matcher applies to every SAN type. */
@@ -113,18 +114,30 @@ const validationContext = z.strictObject({
 /** The parsed form of a CertificateValidationContext. */
 export type ValidationContextConfig = z.output<typeof validationContext>;
 
+/**
+ * envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig: a Secret by name, fetched over SDS from
+ * `sds_config`, or without it one of the bootstrap's `static_resources.secrets`.
+ */
+export const sdsSecretConfig = z.strictObject({
+  name: z.string().check(z.minLength(1)),
+  sds_config: z.optional(configSourceSchema),
+});
+
+/** The parsed form of an SdsSecretConfig. */
+export type SdsSecretConfig = z.output<typeof sdsSecretConfig>;
+
 /** envoy.extensions.transport_sockets.tls.v3.CommonTlsContext. */
 const commonTlsContext = z.strictObject({
   tls_params: z.optional(tlsParams),
   tls_certificates: z._default(z.array(tlsCertificate), []),
+  tls_certificate_sds_secret_configs: z._default(z.array(sdsSecretConfig), []),
   validation_context: z.optional(validationContext),
+  validation_context_sds_secret_config: z.optional(sdsSecretConfig),
   alpn_protocols: z._default(z.array(z.string().check(z.minLength(1))), []),
   ...notSupportedFields([
-    "tls_certificate_sds_secret_configs",
     "tls_certificate_provider_instance",
     "tls_certificate_certificate_provider",
     "tls_certificate_certificate_provider_instance",
-    "validation_context_sds_secret_config",
     "combined_validation_context",
     "validation_context_certificate_provider",
     "validation_context_certificate_provider_instance",
@@ -152,19 +165,32 @@ export const downstreamTlsContext = z.strictObject({
     "prefer_client_ciphers",
   ]),
 }).check(z.superRefine((c, ctx) => {
-  if (c.common_tls_context.tls_certificates.length === 0) {
+  const common = c.common_tls_context;
+  const inline = common.tls_certificates.length;
+  const sds = common.tls_certificate_sds_secret_configs.length;
+  if (inline === 0 && sds === 0) {
     ctx.addIssue({
       code: "custom",
       path: ["common_tls_context", "tls_certificates"],
       message: "A DownstreamTlsContext needs at least one certificate",
     });
   }
-  if (c.common_tls_context.validation_context) {
+  if (inline > 0 && sds > 0) {
+    // as Envoy: one source of certificates per context
     ctx.addIssue({
       code: "custom",
-      path: ["common_tls_context", "validation_context"],
-      message: "Field not supported by nuncio: client certificate validation",
+      path: ["common_tls_context", "tls_certificate_sds_secret_configs"],
+      message: "Only one of tls_certificates and tls_certificate_sds_secret_configs may be set",
     });
+  }
+  for (const field of ["validation_context", "validation_context_sds_secret_config"] as const) {
+    if (common[field]) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["common_tls_context", field],
+        message: "Field not supported by nuncio: client certificate validation",
+      });
+    }
   }
 }));
 
@@ -173,7 +199,10 @@ export type DownstreamTlsConfig = z.output<typeof downstreamTlsContext>;
 
 /** envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext. */
 export const upstreamTlsContext = z.strictObject({
-  common_tls_context: z._default(commonTlsContext, { tls_certificates: [], alpn_protocols: [] } as never),
+  common_tls_context: z._default(
+    commonTlsContext,
+    { tls_certificates: [], tls_certificate_sds_secret_configs: [], alpn_protocols: [] } as never,
+  ),
   sni: z.optional(z.string().check(z.maxLength(255))),
   allow_renegotiation: z.optional(z.literal(false)),
   ...notSupportedFields([
@@ -183,11 +212,21 @@ export const upstreamTlsContext = z.strictObject({
     "auto_sni_san_validation",
   ]),
 }).check(z.superRefine((c, ctx) => {
-  if (c.common_tls_context.tls_certificates.length > 0) {
+  const common = c.common_tls_context;
+  for (const field of ["tls_certificates", "tls_certificate_sds_secret_configs"] as const) {
+    if (common[field].length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["common_tls_context", field],
+        message: "Field not supported by nuncio: upstream client certificates",
+      });
+    }
+  }
+  if (common.validation_context && common.validation_context_sds_secret_config) {
     ctx.addIssue({
       code: "custom",
-      path: ["common_tls_context", "tls_certificates"],
-      message: "Field not supported by nuncio: upstream client certificates",
+      path: ["common_tls_context", "validation_context_sds_secret_config"],
+      message: "Only one of validation_context and validation_context_sds_secret_config may be set",
     });
   }
 }));

@@ -8,8 +8,10 @@
  */
 import { Logger } from "../common/log.ts";
 import { type CertifiedKey, CertWatcher, selectCertificate } from "./cert_store.ts";
+import { SdsCertificates, type SecretRegistry } from "./secret.ts";
 import type { DownstreamTlsConfig } from "./tls_config.ts";
 import type { ServerHelloSniffer } from "./tls_facts.ts";
+import type { NetworkFilterFactory } from "../network/filter.ts";
 
 const log = new Logger("connection");
 
@@ -20,6 +22,8 @@ const internals = (Deno as any)[(Deno as any).internal] as { resolverSymbol: sym
 export interface DownstreamTlsOptions {
   /** Certificate file polling interval (default 1000 ms). */
   reloadIntervalMs?: number;
+  /** Where SDS and static secrets are looked up (default: this event loop's registry). */
+  secrets?: SecretRegistry;
 }
 
 /** `Deno.listenTls` options (without address) serving `certs`; a resolver picks by SNI when there are several. */
@@ -159,37 +163,79 @@ async function splice(
   await Promise.resolve();
 }
 
-/** The TLS side of one filter chain: certificates (reloaded on change), ALPN, and the acceptor. */
+/**
+ * The TLS side of one filter chain: certificates (from files or inline, reloaded on change, or from secrets:
+ * SDS or static), ALPN, and the acceptor.
+ */
 export class DownstreamTls {
   readonly alpn: readonly string[];
-  readonly #watcher: CertWatcher;
+  readonly #watcher: CertWatcher | undefined;
+  readonly #sds: SdsCertificates | undefined;
   #acceptor: LoopbackAcceptor | undefined;
   #rotate = new Set<() => void>();
   #retiring = new Map<LoopbackAcceptor, ReturnType<typeof setTimeout>>();
   #closed = false;
 
-  /** Loads the certificates (throws when unusable) and starts watching their files. */
+  /**
+   * Loads the certificates (throws when unusable) and starts watching their files, or watches the named
+   * secrets (throws for an unknown static secret); an SDS secret not yet arrived makes it wait (`whenReady`).
+   */
   constructor(config: DownstreamTlsConfig, opts: DownstreamTlsOptions = {}) {
-    this.alpn = config.common_tls_context.alpn_protocols;
-    this.#watcher = new CertWatcher(config.common_tls_context.tls_certificates, {
-      intervalMs: opts.reloadIntervalMs,
-      onChange: () => this.#rotated(),
-    });
+    const common = config.common_tls_context;
+    this.alpn = common.alpn_protocols;
+    if (common.tls_certificate_sds_secret_configs.length > 0) {
+      this.#sds = new SdsCertificates(common.tls_certificate_sds_secret_configs, () => {
+        log.info(
+          `Serving secrets ${common.tls_certificate_sds_secret_configs.map((c) => c.name).join(", ")}`,
+        );
+        this.#rotated();
+      }, opts.secrets);
+    } else {
+      this.#watcher = new CertWatcher(common.tls_certificates, {
+        intervalMs: opts.reloadIntervalMs,
+        onChange: () => this.#rotated(),
+      });
+    }
   }
 
-  /** The certificates currently served. */
+  /** The certificates currently served (none while an SDS secret has not arrived). */
   get certificates(): readonly CertifiedKey[] {
-    return this.#watcher.current;
+    return this.#current() ?? [];
+  }
+
+  #current(): CertifiedKey[] | undefined {
+    return this.#watcher ? this.#watcher.current : this.#sds!.current;
+  }
+
+  /**
+   * Listener warming: a promise while a secret named by the context has not arrived (SDS), else undefined.
+   * Handshakes started meanwhile (a static listener binds at once) wait for it.
+   */
+  whenReady(): Promise<void> | undefined {
+    return this.#current() === undefined ? this.#sds!.whenReady() : undefined;
   }
 
   /** The certificate served for `sni` (the only one, or Envoy's pick by name). */
   servedCertificate(sni: string): CertifiedKey {
-    return selectCertificate(this.#watcher.current, sni);
+    const certs = this.#current();
+    if (certs === undefined) throw new Error(`Secrets not yet received: ${this.#sds!.missing().join(", ")}`);
+    return selectCertificate(certs, sni);
   }
 
-  /** Options for `Deno.listenTls` serving the current certificates (direct mode). */
+  /**
+   * Options for `Deno.listenTls` serving the current certificates (direct mode). Before SDS secrets arrived:
+   * a resolver that holds each handshake until they do (the listener rebinds when they arrive, as on rotation).
+   */
   listenOptions(): Deno.TlsCertifiedKeyPem & { alpnProtocols?: string[] } {
-    return tlsListenOptions(this.#watcher.current, this.alpn);
+    const certs = this.#current();
+    if (certs !== undefined) return tlsListenOptions(certs, this.alpn);
+    const base = this.alpn.length > 0 ? { alpnProtocols: [...this.alpn] } : {};
+    const pick = async (sni: string) => {
+      await this.#sds!.whenReady();
+      const c = this.servedCertificate(sni);
+      return { cert: c.cert, key: c.key };
+    };
+    return { ...base, [internals.resolverSymbol]: pick } as unknown as Deno.TlsCertifiedKeyPem;
   }
 
   /** Registers a callback run after a certificate rotation (direct-mode listeners rebind); returns an unsubscribe. */
@@ -200,7 +246,7 @@ export class DownstreamTls {
 
   /** Checks the certificate files now (tests); true when new certificates were installed. */
   reloadNow(): boolean {
-    return this.#watcher.reloadIfChanged();
+    return this.#watcher?.reloadIfChanged() ?? false;
   }
 
   /**
@@ -210,7 +256,10 @@ export class DownstreamTls {
    */
   async terminate(outer: Deno.Conn, prefix: Uint8Array, sniff?: ServerHelloSniffer): Promise<Deno.TlsConn> {
     if (this.#closed) throw new Error("TLS context closed");
-    const acc = this.#acceptor ??= new LoopbackAcceptor(this.#watcher.current, this.alpn);
+    const waiting = this.whenReady();
+    if (waiting !== undefined) await waiting; // bounded by the listener_filters_timeout
+    if (this.#closed) throw new Error("TLS context closed");
+    const acc = this.#acceptor ??= new LoopbackAcceptor(this.#current()!, this.alpn);
     const loop = await Deno.connect({ hostname: "127.0.0.1", port: acc.port });
     try {
       loop.setNoDelay(true);
@@ -247,7 +296,8 @@ export class DownstreamTls {
   /** Stops watching and closes the loopback acceptor. */
   close(): void {
     this.#closed = true;
-    this.#watcher.close();
+    this.#watcher?.close();
+    this.#sds?.close();
     this.#acceptor?.close();
     this.#acceptor = undefined;
     for (const [a, t] of this.#retiring) {
@@ -256,4 +306,19 @@ export class DownstreamTls {
     }
     this.#retiring.clear();
   }
+}
+
+/**
+ * A stand-in filter factory that only makes a listener warm (ListenerManager waits on every factory's
+ * `whenReady`) until the chain's SDS secrets arrived, as Envoy's listener warming waits for secrets. It is
+ * never part of a filter chain.
+ */
+export function tlsWarmingFactory(tls: DownstreamTls): NetworkFilterFactory {
+  return {
+    terminal: false,
+    createFilter() {
+      throw new Error("tlsWarmingFactory makes no filters");
+    },
+    whenReady: () => tls.whenReady(),
+  };
 }

@@ -6,6 +6,7 @@
 import type { StringMatcherConfig } from "../config/common.ts";
 import type { ConnectFn } from "../upstream/pool.ts";
 import { readDataSource } from "./cert_store.ts";
+import { type ResolvedSecret, type SecretRegistry, secrets as threadSecrets } from "./secret.ts";
 import type { SanMatcherConfig, UpstreamTlsConfig } from "./tls_config.ts";
 
 // deno-lint-ignore no-explicit-any -- Deno's internal table is untyped
@@ -110,6 +111,45 @@ function compile(config: UpstreamTlsConfig): UpstreamTlsSettings {
   };
 }
 
+/**
+ * The settings of a context whose validation context is a secret (`validation_context_sds_secret_config`),
+ * recompiled when the secret changes: each new connection uses the latest; before it arrived, connections
+ * fail with a transport failure naming it (Envoy keeps such a cluster warming; nuncio's cluster manager does
+ * not wait for secrets).
+ */
+function sdsSettings(
+  config: UpstreamTlsConfig,
+  name: string,
+  hasSource: boolean,
+  registry: SecretRegistry,
+): () => UpstreamTlsSettings {
+  if (!hasSource && !registry.isStatic(name)) throw new Error(`Unknown static secret: ${name}`);
+  const base = compile({
+    ...config,
+    common_tls_context: { ...config.common_tls_context, validation_context: undefined },
+  });
+  let seen: ResolvedSecret | undefined;
+  let compiled: UpstreamTlsSettings | undefined;
+  return () => {
+    const v = registry.get(name);
+    if (v === undefined) {
+      throw new Error(`TLS_error:|secret "${name}" not yet received from SDS:TLS_error_end`);
+    }
+    if (v.kind !== "validation_context") {
+      throw new Error(`TLS_error:|secret "${name}" is not a validation_context:TLS_error_end`);
+    }
+    if (v !== seen || compiled === undefined) {
+      seen = v;
+      compiled = {
+        ...base,
+        caCerts: v.trustedCa !== undefined ? [v.trustedCa] : [],
+        sanCheck: compileSanCheck(v.config.match_typed_subject_alt_names, v.config.match_subject_alt_names),
+      };
+    }
+    return compiled;
+  };
+}
+
 function safeClose(c: Deno.Conn): void {
   try {
     c.close();
@@ -122,10 +162,17 @@ function safeClose(c: Deno.Conn): void {
  * A ConnectFn speaking TLS (built once per cluster): TCP connect, handshake, SAN check. Rejects with an
  * Envoy-like transport failure reason, which the router reports in its 503 UF reply.
  */
-export function createTlsConnect(config: UpstreamTlsConfig, tcpConnect?: ConnectFn): ConnectFn {
-  const s = compile(config);
+export function createTlsConnect(
+  config: UpstreamTlsConfig,
+  tcpConnect?: ConnectFn,
+  registry: SecretRegistry = threadSecrets,
+): ConnectFn {
+  const sds = config.common_tls_context.validation_context_sds_secret_config;
+  const fixed = sds ? undefined : compile(config);
+  const current = sds ? sdsSettings(config, sds.name, sds.sds_config !== undefined, registry) : () => fixed!;
   const open: ConnectFn = tcpConnect ?? ((o) => Deno.connect(o));
   return async (opts) => {
+    const s = current();
     const tcp = await open(opts);
     let tls: Deno.TlsConn | undefined;
     const abort = () => safeClose(tls ?? tcp);

@@ -78,7 +78,6 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
   }
   const server = new Server(loaded.bootstrap, {
     configPath: f.configPath ?? "",
-    source,
     concurrency: f.concurrency,
     logLevel: f.logLevel,
     raw: loaded.raw,

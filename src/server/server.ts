@@ -11,7 +11,6 @@ import { prepareTls } from "../transport/cert_store.ts";
 import { Logger, logSettings, reopenLogFile } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
-import type { ConfigSource } from "../config/overlay.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
 import { createClusterManager, syncClusterHealth } from "../upstream/cluster_manager.ts";
 import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
@@ -30,11 +29,9 @@ export const VERSION = "0.1.0";
 /** Options of a running server. */
 export interface ServerOptions {
   configPath: string;
-  /** What workers load (default: `configPath` alone); carries --config-yaml and --service-* overrides. */
-  source?: ConfigSource;
   concurrency: number;
   logLevel: string;
-  /** Raw config as loaded (for /config_dump). */
+  /** The bootstrap document as loaded and merged (--config-yaml, --service-*): /config_dump, and what workers parse. */
   raw: unknown;
   commandLine: string[];
   /** /server_info's command_line_options (Envoy's names); built from the fields above when absent. */
@@ -188,7 +185,7 @@ export class Server {
       };
       const start: ToWorker = {
         type: "start",
-        source: this.opts.source ?? { path: this.opts.configPath },
+        raw: this.opts.raw,
         workerIndex: index,
         log: logSettings(),
         shared: this.shared.buffer,

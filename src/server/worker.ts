@@ -6,10 +6,9 @@ import { compactHeap, CompactionScheduler } from "../common/heap.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { applyLogSettings, reopenLogFile, setLogTag } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
-import { loadConfigSource } from "../config/overlay.ts";
+import { bootstrapSchema } from "../config/bootstrap.ts";
 import { prepareTls } from "../transport/cert_store.ts";
 import { DataPlane } from "./data_plane.ts";
-import { checkClusterReferences } from "./cross_check.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, parseUpdate, staticNames } from "./xds_apply.ts";
@@ -41,14 +40,15 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     if (m.type === "start") {
       applyLogSettings(m.log);
       setLogTag(`worker_${m.workerIndex}`);
-      const r = await loadConfigSource(m.source, { crossCheck: checkClusterReferences });
-      if (!r.ok) {
-        send({ type: "error", message: "Config changed or became invalid before the worker loaded it" });
+      // the main thread validated this document; a worker never reads config files, it parses what it is sent
+      const r = bootstrapSchema.safeParse(m.raw);
+      if (!r.success) {
+        send({ type: "error", message: `Bootstrap rejected in the worker: ${r.error.issues[0]?.message}` });
         return;
       }
       // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
-      await prepareTls(r.bootstrap);
-      plane = new DataPlane(r.bootstrap, m.workerIndex, SharedArena.attach(m.shared), false);
+      await prepareTls(r.data);
+      plane = new DataPlane(r.data, m.workerIndex, SharedArena.attach(m.shared), false);
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
       compactHeap();

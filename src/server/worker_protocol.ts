@@ -1,14 +1,13 @@
 /** Messages between the main thread and data-plane workers (structured-clone safe). */
 import type { ClusterStatus } from "../admin/types.ts";
 import type { LogSettings } from "../common/log.ts";
-import type { ConfigSource } from "../config/overlay.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
 
 /** Main -> worker. */
 export type ToWorker =
-  | { type: "start"; source: ConfigSource; workerIndex: number; log: LogSettings; shared: SharedArrayBuffer }
+  | { type: "start"; raw: unknown; workerIndex: number; log: LogSettings; shared: SharedArrayBuffer }
   | { type: "log_settings"; settings: LogSettings }
   | { type: "reopen_logs" }
   | { type: "stats"; id: number }

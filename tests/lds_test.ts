@@ -305,3 +305,44 @@ Deno.test("LDS: same-address TLS updates keep the socket, except a direct TLS so
     await plane.stop();
   }
 });
+
+Deno.test("LDS: a removed listener gives its token-bucket and fault slots back to the SharedArena", async () => {
+  const plane = await startPlane([], 50);
+  try {
+    const before = plane.shared.liveKeys();
+    const port = freePort();
+    const resource = httpListenerResource("limited", port, { inline: directRoutes("r", "ok") });
+    const hcm = (resource.filter_chains as { filters: { typed_config: Record<string, unknown> }[] }[])[0]
+      .filters[0].typed_config;
+    hcm.http_filters = [
+      {
+        name: "envoy.filters.http.local_ratelimit",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+          stat_prefix: "lrl",
+          token_bucket: { max_tokens: 5, tokens_per_fill: 5, fill_interval: "1s" },
+          filter_enabled: { default_value: { numerator: 100 } },
+          filter_enforced: { default_value: { numerator: 100 } },
+        },
+      },
+      {
+        name: "envoy.filters.http.fault",
+        typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault" },
+      },
+      ...(hcm.http_filters as unknown[]),
+    ];
+    await plane.addOrUpdateListener(parseListener(resource), "1");
+    assert.equal((await curl([`http://127.0.0.1:${port}/`])).stdout, "ok");
+    assert.equal(plane.shared.liveKeys(), before + 2, "one bucket and one fault slot");
+    // an update with the same filters keeps the slots (the bucket's state carries over), then frees the old use
+    const renamed = { ...resource, filter_chains: resource.filter_chains };
+    (hcm.route_config as { name: string }).name = "r2";
+    await plane.addOrUpdateListener(parseListener(renamed), "2");
+    assert.equal(plane.shared.liveKeys(), before + 2);
+    await plane.removeListener("limited");
+    await plane.listenerManager.drained();
+    assert.equal(plane.shared.liveKeys(), before, "every slot given back after the drain");
+  } finally {
+    await plane.stop();
+  }
+});

@@ -34,6 +34,8 @@ export class SharedTokenBucket {
   readonly #perFill: number;
   readonly #interval: number;
   readonly #maxFills: number;
+  readonly #arena: SharedArena;
+  readonly #key: string;
 
   /**
    * Finds or creates the bucket slot `key` in `arena` (at config time). The key should name the config that
@@ -45,10 +47,9 @@ export class SharedTokenBucket {
     this.#interval = spec.fillIntervalMs;
     this.#maxFills = Math.ceil(spec.maxTokens / spec.tokensPerFill);
     this.#clock = clock;
-    const a = this.#a = arena.slot(
-      `tb/${key}/${spec.maxTokens}/${spec.tokensPerFill}/${spec.fillIntervalMs}`,
-      SLOT_INTS,
-    );
+    this.#arena = arena;
+    this.#key = `tb/${key}/${spec.maxTokens}/${spec.tokensPerFill}/${spec.fillIntervalMs}`;
+    const a = this.#a = arena.slot(this.#key, SLOT_INTS);
     if (Atomics.compareExchange(a, STATE, 0, 1) === 0) {
       Atomics.store(a, LAST, this.#index());
       Atomics.store(a, TOKENS, spec.maxTokens);
@@ -57,6 +58,14 @@ export class SharedTokenBucket {
       // another thread is initializing: it finishes within a few instructions
       while (Atomics.load(a, STATE) !== 2) { /* spin */ }
     }
+  }
+
+  /**
+   * Gives the slot back when the config that owns the bucket is retired (LDS/RDS): a newer config with the
+   * same bucket holds its own reference, so the bucket's state carries over; the last release frees it.
+   */
+  release(): void {
+    this.#arena.release(this.#key);
   }
 
   /** Takes one token; true when one was available. */

@@ -4,6 +4,7 @@
  * `http.<stat_prefix>.fault.`; the active fault count is shared by all workers for max_active_faults.
  */
 import { Logger } from "../../../../common/log.ts";
+import type { SharedArena } from "../../../../common/shared_arena.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry, type TimerWheel } from "../../../../common/timer_wheel.ts";
 import {
@@ -40,6 +41,8 @@ export class FaultFactory implements HttpFilterFactory {
   readonly active: Int32Array;
   readonly #perRoute = new WeakMap<PerFilterConfig, FaultSettings>();
   readonly #scope: Scope;
+  readonly #shared: SharedArena;
+  readonly #slotKey: string;
 
   constructor(config: HttpFaultConfig, ctx: FactoryContext, readonly name: string, statPrefix: string) {
     this.settings = new FaultSettings(config);
@@ -51,7 +54,14 @@ export class FaultFactory implements HttpFilterFactory {
       faults_overflow: s.counter("faults_overflow"),
       active_faults: s.gauge("active_faults"),
     };
-    this.active = ctx.shared.slot(`fault/${ctx.listenerScope.prefix}${statPrefix}/${name}`, 2);
+    this.#shared = ctx.shared;
+    this.#slotKey = `fault/${ctx.listenerScope.prefix}${statPrefix}/${name}`;
+    this.active = ctx.shared.slot(this.#slotKey, 2);
+  }
+
+  /** The snapshot is retired: the max_active_faults slot goes back to the SharedArena. */
+  close(): void {
+    this.#shared.release(this.#slotKey);
   }
 
   /** The route's own HTTPFault when it has one, else the filter's. */

@@ -73,7 +73,8 @@ export class RateLimitSettings {
 export class LocalRateLimitFactory implements HttpFilterFactory {
   readonly terminal = false;
   readonly settings: RateLimitSettings;
-  readonly #perRoute = new WeakMap<PerFilterConfig, RateLimitSettings>();
+  /** Per-route settings by route config (a Map, not a WeakMap: their bucket slots are released on close). */
+  readonly #perRoute = new Map<PerFilterConfig, RateLimitSettings>();
   readonly #ctx: FactoryContext;
   readonly #key: string;
 
@@ -101,6 +102,13 @@ export class LocalRateLimitFactory implements HttpFilterFactory {
 
   createFilter(cb: HttpFilterCallbacks): HttpFilter {
     return new LocalRateLimitFilter(this, cb);
+  }
+
+  /** The snapshot is retired: every bucket slot it took goes back to the SharedArena. */
+  close(): void {
+    this.settings.bucket?.release();
+    for (const s of this.#perRoute.values()) s.bucket?.release();
+    this.#perRoute.clear();
   }
 }
 

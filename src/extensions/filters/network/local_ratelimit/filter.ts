@@ -34,6 +34,11 @@ export class NetworkLocalRateLimitFactory implements NetworkFilterFactory, ReadF
     return this;
   }
 
+  /** The listener is retired (LDS, shutdown): the bucket's slot goes back to the SharedArena. */
+  close(): void {
+    this.bucket.release();
+  }
+
   onNewConnection(conn: DownstreamConnection): FilterStatus {
     if (!this.enabled || this.bucket.consume()) return FilterStatus.Continue;
     this.rateLimited.inc();

@@ -9,8 +9,8 @@
  *
  * Slots are reference counted: each `slot(key)` is one use, `release(key)` gives one back; a thread holds
  * one shared reference while it has uses, and when the last thread lets go the slot's memory and table entry
- * are reused (hosts that discovery removes must not leak the arena over months of churn). Slots nobody
- * releases (breakers, buckets) simply keep their references.
+ * are reused (hosts that discovery removes must not leak the arena over months of churn). Every owner releases
+ * what it took when its config is retired: hosts, clusters' breakers and health, token buckets, fault counters.
  *
  * Layout (Int32 indices): [0] bump pointer (next free Int32 index, always 8-byte aligned), [1] table
  * capacity, [2] allocation lock, [3] Int32s on free lists, [4 .. 4+SIZE_CLASSES) free-list heads by size;

@@ -225,6 +225,10 @@ for (const concurrency of [1, 2]) {
       await load.stop();
       assert.deepEqual(load.failures, [], "no request failed during any update");
       assert.ok((await stat("listener_manager.lds.update_success")) >= 2);
+      // server-wide counts, whatever the number of workers
+      assert.equal(await stat("listener_manager.listener_added"), 1);
+      assert.equal(await stat("listener_manager.listener_modified"), 1);
+      assert.equal(await stat("listener_manager.total_listeners_active"), 1);
       // EDS: counted once per applied assignment, whatever the number of workers (the subscription's own
       // counters stay private); RDS polls that answer 304 count as successes too, as Envoy's REST polling does
       assert.equal(await stat("cluster.web.update_success"), 2);

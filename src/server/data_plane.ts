@@ -102,7 +102,9 @@ export class DataPlane {
     });
     this.#node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
     this.listenerManager = new ListenerManager({
-      stats: this.stats,
+      // listener_manager.* describe the server, not a worker: every worker applies the same updates, so the
+      // first one reports them and the others count into a store nobody merges (the sum would be N times)
+      stats: workerIndex === 0 ? this.stats : new StatsStore(),
       build: (l) => this.#build(l),
       drainTimeMs: opts.drainTimeMs ?? DEFAULT_LDS_DRAIN_TIME_MS,
       now: () => this.clock.now(),

@@ -199,11 +199,18 @@ export function applyToClusters(cm: DynamicClusterManager, u: ParsedUpdate, stat
     return;
   }
   if (u.kind !== "endpoint") return;
+  // one pass over the clusters, not one per service (1,000 services x 1,000 clusters)
+  const byService = new Map<string, string[]>();
+  for (const name of cm.names()) {
+    const config = cm.configOf(name);
+    const service = config && edsServiceName(config);
+    if (service === undefined || !u.resources.has(service)) continue;
+    const list = byService.get(service);
+    if (list) list.push(name);
+    else byService.set(service, [name]);
+  }
   for (const [service, { value }] of u.resources) {
-    for (const name of cm.names()) {
-      const config = cm.configOf(name);
-      if (config && edsServiceName(config) === service) cm.setEndpoints(name, value as ClusterLoadAssignment);
-    }
+    for (const name of byService.get(service) ?? []) cm.setEndpoints(name, value as ClusterLoadAssignment);
   }
 }
 

@@ -102,7 +102,9 @@ export class XdsWiring {
   #versions: Partial<Record<XdsKind, string>> = {};
   /** RDS watches by route_config_name; EDS watches by service name. */
   readonly #rds = new Map<string, XdsWatch>();
-  readonly #eds = new Map<string, XdsWatch>();
+  readonly #edsBySource = new Map<string, { watch: XdsWatch; services: Set<string> }>();
+  /** initial_fetch_timeout timers of EDS services that joined a running subscription. */
+  readonly #warmTimers = new Set<ReturnType<typeof setTimeout>>();
   /** RDS and EDS watches ("<type URL> <name>") whose initial fetch is not done yet (see #checkInitial). */
   readonly #initPending = new Set<string>();
   /** SDS watches by secret name. */
@@ -164,6 +166,8 @@ export class XdsWiring {
   async close(): Promise<void> {
     this.#closed = true;
     this.#compaction.close();
+    for (const t of this.#warmTimers) clearTimeout(t);
+    this.#warmTimers.clear();
     this.#initialDone();
     await this.#client.close();
   }
@@ -328,7 +332,7 @@ export class XdsWiring {
       (name, v) => this.#d.stats.scope(`http.${v.statPrefix}.rds.${name}`),
     );
     // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
-    this.#syncKind(this.#eds, services, TYPE_URLS.endpoint, (name) => this.#edsStats.scope(`eds.${name}`));
+    this.#syncEds(services);
     // SDS: every secret a listener's or cluster's TLS context fetches (`sds.<name>.update_*`, as Envoy)
     this.#syncKind(
       this.#sds,
@@ -382,21 +386,99 @@ export class XdsWiring {
     return out;
   }
 
-  /** Clusters whose EDS service is `service`. */
-  #clustersOf(service: string): string[] {
-    return [...this.#clusterConfigs.values()].filter((c) => edsServiceName(c) === service).map((c) => c.name);
+  /** Cluster names by EDS service name (built when needed: one pass over the clusters). */
+  #clustersByService(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const c of this.#clusterConfigs.values()) {
+      const s = edsServiceName(c);
+      if (s === undefined) continue;
+      const list = out.get(s);
+      if (list) list.push(c.name);
+      else out.set(s, [c.name]);
+    }
+    return out;
   }
 
-  /** EDS updates: rejections and empty responses are counted on the clusters; an empty one warms them. */
-  async #edsUpdate(service: string, u: XdsUpdate): Promise<string | undefined> {
+  /**
+   * An EDS update of one source's subscription (every service of that source): rejections are counted on the
+   * clusters it named (all of them when it named none); an empty response counts `update_empty` and warms them.
+   */
+  async #edsUpdate(services: ReadonlySet<string>, u: XdsUpdate): Promise<string | undefined> {
     const error = await this.#serialized(u);
-    if (error !== undefined || !u.resources.has(service)) {
-      for (const c of this.#clustersOf(service)) {
+    if (error === undefined && u.resources.size > 0) return undefined;
+    const index = this.#clustersByService();
+    for (const service of u.resources.size > 0 ? u.resources.keys() : services) {
+      for (const c of index.get(service) ?? []) {
         this.#d.owner.noteEndpointUpdate(c, error !== undefined ? "rejected" : "empty");
-        if (error === undefined) this.#d.markWarm(c);
+        if (error === undefined) this.#markWarm(c);
       }
     }
     return error;
+  }
+
+  /** Ends warming of `cluster` on the owner and in every worker. */
+  #markWarm(cluster: string): void {
+    this.#d.owner.markWarm(cluster);
+    this.#d.markWarm(cluster);
+  }
+
+  /**
+   * EDS: one subscription per config source asks for every service of that source (as Envoy's gRPC mux merges
+   * per-cluster watches), so 1,000 EDS clusters are one request and one update, not 1,000. A service added to
+   * an existing subscription gets its own initial_fetch_timeout.
+   */
+  #syncEds(services: Map<string, { source: ConfigSource }>): void {
+    const groups = new Map<string, { source: ConfigSource; services: Set<string> }>();
+    for (const [service, { source }] of services) {
+      const key = JSON.stringify(source);
+      const g = groups.get(key);
+      if (g) g.services.add(service);
+      else groups.set(key, { source, services: new Set([service]) });
+    }
+    for (const [key, g] of this.#edsBySource) {
+      if (groups.has(key)) continue;
+      this.#edsBySource.delete(key);
+      this.#initPending.delete(`eds ${key}`);
+      g.watch.close().catch((e) => log.warn(`closing an EDS subscription: ${(e as Error).message}`));
+    }
+    for (const [key, want] of groups) {
+      const have = this.#edsBySource.get(key);
+      if (have) {
+        const added = [...want.services].filter((s) => !have.services.has(s));
+        have.services = want.services;
+        have.watch.setNames(want.services);
+        if (added.length > 0) this.#armWarmTimeout(added, want.source.initial_fetch_timeout);
+        continue;
+      }
+      const pending = `eds ${key}`;
+      this.#initPending.add(pending);
+      const group = { services: want.services } as { services: Set<string>; watch: XdsWatch };
+      try {
+        group.watch = this.#client.subscribe(TYPE_URLS.endpoint, want.source, {
+          names: want.services,
+          stats: this.#edsStats.scope(`eds.${this.#edsBySource.size}`),
+          validateAndApply: (u) => this.#edsUpdate(group.services, u),
+          onInitialFetchDone: (o) => {
+            if (o === "timeout") { for (const s of group.services) this.#edsTimedOut(s); }
+            if (this.#initPending.delete(pending)) this.#checkInitial();
+          },
+        });
+        this.#edsBySource.set(key, group);
+      } catch (e) {
+        this.#initPending.delete(pending);
+        log.error(`cannot subscribe to EDS: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Services that joined a running EDS subscription stop warming after the source's initial_fetch_timeout. */
+  #armWarmTimeout(services: string[], timeoutMs: number | undefined): void {
+    if (!timeoutMs) return;
+    const t = setTimeout(() => {
+      this.#warmTimers.delete(t);
+      for (const s of services) this.#edsTimedOut(s);
+    }, timeoutMs);
+    this.#warmTimers.add(t);
   }
 
   #syncKind<V extends { source: ConfigSource }>(
@@ -405,7 +487,7 @@ export class XdsWiring {
     typeUrl: string,
     scope: (name: string, v: V) => Scope,
   ): void {
-    const gates = typeUrl === TYPE_URLS.route || typeUrl === TYPE_URLS.endpoint;
+    const gates = typeUrl === TYPE_URLS.route;
     for (const [name, w] of watches) {
       if (!wanted.has(name)) {
         watches.delete(name);
@@ -423,10 +505,8 @@ export class XdsWiring {
           this.#client.subscribe(typeUrl, v.source, {
             names: [name],
             stats: scope(name, v),
-            validateAndApply: (u) =>
-              typeUrl === TYPE_URLS.endpoint ? this.#edsUpdate(name, u) : this.#serialized(u),
-            onInitialFetchDone: (o) => {
-              if (o === "timeout" && typeUrl === TYPE_URLS.endpoint) this.#edsTimedOut(name);
+            validateAndApply: (u) => this.#serialized(u),
+            onInitialFetchDone: () => {
               if (this.#initPending.delete(key)) this.#checkInitial();
             },
           }),
@@ -440,9 +520,8 @@ export class XdsWiring {
 
   /** initial_fetch_timeout of an EDS service: its clusters stop warming (with no hosts), as Envoy. */
   #edsTimedOut(service: string): void {
-    for (const c of this.#clustersOf(service)) {
-      this.#d.owner.markWarm(c);
-      this.#d.markWarm(c);
+    for (const c of this.#clustersByService().get(service) ?? []) {
+      if (this.#d.owner.isWarming(c)) this.#markWarm(c);
     }
   }
 }

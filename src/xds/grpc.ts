@@ -143,7 +143,15 @@ export class SotwGroup implements MuxWatcher {
   async handle(raw: RawDiscoveryResponse | RawDeltaDiscoveryResponse): Promise<void> {
     const res = raw as RawDiscoveryResponse;
     const resources: unknown[] = [];
-    const names = new Set<string>();
+    /** Each named subscription gets only its own resources (not all of them: 1,000 EDS watches would be O(n²)). */
+    const byName = new Map<string, unknown[]>();
+    const names = {
+      add(n: string, json: unknown) {
+        const list = byName.get(n);
+        if (list) list.push(json);
+        else byName.set(n, [json]);
+      },
+    };
     for (let i = 0; i < res.resources.length; i++) {
       const a = res.resources[i];
       try {
@@ -153,8 +161,8 @@ export class SotwGroup implements MuxWatcher {
           ? json.resource
           : json;
         const n = this.typeUrl === TYPE_URLS.endpoint ? inner.cluster_name : inner.name;
-        if (typeof n === "string") names.add(n);
-        if (inner !== json && typeof json.name === "string") names.add(json.name);
+        if (typeof n === "string") names.add(n, json);
+        if (inner !== json && typeof json.name === "string" && json.name !== n) names.add(json.name, json);
       } catch (e) {
         return this.reject(`resources[${i}]: ${errorText(e)}`, res.nonce);
       }
@@ -163,9 +171,13 @@ export class SotwGroup implements MuxWatcher {
     this.#nonce = res.nonce;
     const body = { version_info: res.version_info, resources, type_url: res.type_url, nonce: res.nonce };
     const targets = [...this.subs].filter((s) =>
-      s.wildcard || resources.length === 0 || s.names.some((n) => names.has(n))
+      s.wildcard || resources.length === 0 || s.names.some((n) => byName.has(n))
     );
-    await Promise.all(targets.map((s) => s.handleResponse(body)));
+    await Promise.all(targets.map((s) => {
+      if (s.wildcard || resources.length === 0) return s.handleResponse(body);
+      const own = s.names.flatMap((n) => byName.get(n) ?? []);
+      return s.handleResponse({ ...body, resources: own });
+    }));
     const errors = targets.map((s) => s.request().error_detail?.message).filter((m) => m !== undefined);
     if (errors.length) this.#error = { code: NACK_CODE, message: errors.join("; ") };
     else {

@@ -19,115 +19,12 @@ import { decodeDiscoveryResponse, encodeDiscoveryRequest } from "./codec/mod.ts"
 import { grpcTransportFactory, type GrpcXdsDeps } from "./grpc.ts";
 import { NACK_CODE, Subscription } from "./subscription.ts";
 import { TYPE_URLS, type XdsUpdate } from "./types.ts";
+import { type Json, waitFor, XdsServer } from "../../tests/xds_grpc_driver.ts";
 
-const SERVER = new URL("../../tests/xds_grpc_server.ts", import.meta.url).pathname;
 const CDS = TYPE_URLS.cluster;
 const EDS = TYPE_URLS.endpoint;
 const LDS = TYPE_URLS.listener;
 const RDS = TYPE_URLS.route;
-
-// deno-lint-ignore no-explicit-any -- JSON events of the server
-type Json = any;
-
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** The grpc-js server subprocess. */
-class XdsServer {
-  events: Json[] = [];
-  port = 0;
-  #child: Deno.ChildProcess;
-  #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #reader: Promise<void>;
-
-  private constructor(port: number) {
-    const child = this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", SERVER, String(port)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#stdin = child.stdin.getWriter();
-    this.#reader = (async () => {
-      const dec = new TextDecoder();
-      let buf = "";
-      for await (const chunk of child.stdout) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line.startsWith("{")) this.events.push(JSON.parse(line));
-        }
-      }
-    })();
-  }
-
-  static async start(port = 0): Promise<XdsServer> {
-    const s = new XdsServer(port);
-    const ev = await waitFor(
-      "the server to listen",
-      () => s.events.find((e) => e.event === "listening"),
-      30_000,
-    );
-    s.port = ev.port;
-    return s;
-  }
-
-  /** Requests received (optionally on one stream / of one type). */
-  requests(filter: { stream?: number; type?: string } = {}): Json[] {
-    return this.events.filter((e) =>
-      e.event === "request" && (filter.stream === undefined || e.stream === filter.stream) &&
-      (filter.type === undefined || e.req.type_url === filter.type)
-    );
-  }
-
-  /** Waits until `n` requests match `filter`; returns the n-th. */
-  nthRequest(n: number, filter: { stream?: number; type?: string } = {}): Promise<Json> {
-    return waitFor(`request #${n} ${JSON.stringify(filter)}`, () => this.requests(filter)[n - 1]);
-  }
-
-  streams(): Json[] {
-    return this.events.filter((e) => e.event === "open");
-  }
-
-  async send(cmd: Json): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode(JSON.stringify(cmd) + "\n"));
-  }
-
-  respond(stream: number, type: string, version: string, nonce: string, resources: Json[]): Promise<void> {
-    return this.send({
-      cmd: "respond",
-      stream,
-      response: { version_info: version, type_url: type, nonce, resources },
-    });
-  }
-
-  /** Kills the process (SIGKILL: the server is gone without a word). */
-  async kill(): Promise<void> {
-    this.#child.kill("SIGKILL");
-    await this.#finish();
-  }
-
-  /** Shuts the server down cleanly. */
-  async stop(): Promise<void> {
-    await this.send({ cmd: "shutdown" }).catch(() => {});
-    await this.#finish();
-  }
-
-  async #finish(): Promise<void> {
-    await this.#stdin.close().catch(() => {});
-    await this.#child.status;
-    await this.#reader;
-  }
-}
 
 function apiJson(api_type: "GRPC" | "DELTA_GRPC", extra: Json = {}): Json {
   return { api_type, grpc_services: [{ envoy_grpc: { cluster_name: "xds_cluster" } }], ...extra };

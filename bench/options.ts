@@ -21,11 +21,15 @@ export interface Options {
   strict: boolean;
   only?: string[];
   keep: boolean;
+  /** xDS bench (issue 11): dynamic clusters, endpoints over them, successive versions of the RSS test. */
+  xdsClusters: number;
+  xdsEndpoints: number;
+  xdsUpdates: number;
 }
 
 /** Help text. */
 export const USAGE = `usage: deno task bench [options]
-  --quick              smoke run: 2 s per measurement, 1 round, no memory comparison
+  --quick              smoke run: 2 s per measurement, 1 round, no memory comparison, 100 xDS updates
   --duration S         seconds per measurement (default 6)
   --warmup S           warm-up seconds per target before the rounds (default 3)
   --connections N      wrk connections (default 64)
@@ -40,7 +44,10 @@ export const USAGE = `usage: deno task bench [options]
   --no-nuncio          measure nginx and HAProxy only
   --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
   --only a,b           only these targets (direct,nginx,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp,
-                       nuncio-resilient,nuncio-ratelimit,haproxy-h2,nuncio-h2,grpc-direct,nuncio-grpc)
+                       nuncio-resilient,nuncio-ratelimit,haproxy-h2,nuncio-h2,grpc-direct,nuncio-grpc,xds)
+  --xds-clusters N     xDS bench: dynamic clusters to warm (default 1000)
+  --xds-endpoints N    xDS bench: endpoints over those clusters (default 10000)
+  --xds-updates N      xDS bench: successive versions of the RSS test (default 1000, 0 to skip)
   --json FILE          also write the results as JSON
   --strict             exit 1 if a ratio or memory target fails
   --keep               keep the temp dir with configs and logs`;
@@ -62,6 +69,9 @@ export function parseOptions(argv: string[]): Options {
     nuncio: true,
     strict: false,
     keep: false,
+    xdsClusters: 1000,
+    xdsEndpoints: 10_000,
+    xdsUpdates: 1000,
   };
   const num = (i: number) => {
     const v = Number(argv[i + 1]);
@@ -71,7 +81,14 @@ export function parseOptions(argv: string[]): Options {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") {
-      Object.assign(o, { durationS: 2, warmupS: 1, rounds: 1, c1S: 1, compareMemory: false });
+      Object.assign(o, {
+        durationS: 2,
+        warmupS: 1,
+        rounds: 1,
+        c1S: 1,
+        compareMemory: false,
+        xdsUpdates: 100,
+      });
     } else if (a === "--duration") o.durationS = num(i++);
     else if (a === "--warmup") o.warmupS = num(i++);
     else if (a === "--connections") o.connections = num(i++);
@@ -90,6 +107,9 @@ export function parseOptions(argv: string[]): Options {
     else if (a === "--json") o.json = argv[++i];
     else if (a === "--strict") o.strict = true;
     else if (a === "--keep") o.keep = true;
+    else if (a === "--xds-clusters") o.xdsClusters = Math.max(1, num(i++));
+    else if (a === "--xds-endpoints") o.xdsEndpoints = Math.max(1, num(i++));
+    else if (a === "--xds-updates") o.xdsUpdates = num(i++);
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       Deno.exit(0);

@@ -23,6 +23,14 @@ import { startNuncioResilient } from "./resilient.ts";
 import { formatRatelimitCost, ratelimitOkCount, startNuncioRatelimit } from "./ratelimit_target.ts";
 import { formatDecisions, runDecisionsBench } from "./ratelimit_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
+import {
+  formatXdsReport,
+  runXdsBench,
+  startMultiOrigin,
+  type XdsBenchResult,
+  xdsChurnRatio,
+  xdsFailed,
+} from "./xds_bench.ts";
 import { formatH2Report, H2_KEYS, h2Ratios, type H2Setup, measureH2, setupH2Targets } from "./h2_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -140,6 +148,7 @@ async function main(): Promise<number> {
   let memory: MemoryResult | undefined;
   let rlCalls = 0;
   let h2: H2Setup | undefined;
+  let xds: XdsBenchResult | undefined;
   try {
     const ports = findFreePorts(12);
     const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp, rAdmin, rHttp, lAdmin, lHttp, lRls] = ports;
@@ -212,6 +221,30 @@ async function main(): Promise<number> {
     if (targets.some((t) => t.key === "nuncio-ratelimit" && !t.error)) {
       rlCalls = await ratelimitOkCount(lAdmin).catch(() => 0);
     }
+    if (o.nuncio && want("xds")) {
+      // issue 11, alone on the machine: only the origin stays up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      const [o2, o3] = findFreePorts(2);
+      try {
+        await startMultiOrigin(env, [o2, o3]);
+        xds = await runXdsBench(env, {
+          launch,
+          root: ROOT,
+          clusters: o.xdsClusters,
+          endpoints: o.xdsEndpoints,
+          updates: o.xdsUpdates,
+          origins: [origin, o2, o3],
+          rounds: o.rounds,
+          durationS: o.durationS,
+          warmupS: o.warmupS,
+          connections: o.connections,
+          threads: o.threads,
+        });
+      } catch (e) {
+        console.error(`xds bench: ${(e as Error).message}`);
+      }
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+    }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -251,6 +284,10 @@ async function main(): Promise<number> {
     console.log(`\n${formatH2Report(h2.targets, { ...o, clients: o.h2Clients, streams: o.h2Streams })}`);
     ratios.push(h2Ratios(h2.targets).h2);
   }
+  if (xds) {
+    console.log(`\n${formatXdsReport(xds)}`);
+    ratios.push(xdsChurnRatio(xds));
+  }
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
     const d = { durationMs: Math.max(1, o.durationS / 4) * 1000, concurrency: 64, redis: true };
@@ -266,6 +303,7 @@ async function main(): Promise<number> {
       ratios,
       h2: h2?.targets,
       memory,
+      xds,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);
@@ -273,7 +311,8 @@ async function main(): Promise<number> {
   const memFail = memory?.nuncio.some((r) => r.perConnKiB > 16) || (memory?.idleRssKiB ?? 0) > 80 * 1024;
   if (o.keep) console.log(`configs and logs kept in ${dir}`);
   else Deno.removeSync(dir, { recursive: true });
-  return o.strict && (ratios.some((r) => !r.pass) || memFail) ? 1 : 0;
+  const xdsFail = xds !== undefined && xdsFailed(xds);
+  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail) ? 1 : 0;
 }
 
 if (import.meta.main) {

@@ -337,6 +337,9 @@ async function updateSeries(
     if (performance.now() > end) throw new Error(`update series over its time bound after ${k} versions`);
   }
   out.ms = performance.now() - t0;
+  // nuncio compacts its heap once updates have been quiet for 1 s (at most every 5 s: src/common/heap.ts);
+  // the first measure above came after that quiet period too, so both are the settled, steady-state RSS
+  await new Promise((r) => setTimeout(r, 6500));
   out.lastRssKiB = await settledRssKiB(pid);
   return out;
 }

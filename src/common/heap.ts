@@ -49,7 +49,7 @@ export class CompactionScheduler {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #last = 0;
 
-  constructor(readonly quietMs = 1000, readonly minIntervalMs = 10_000, readonly compact = compactHeap) {}
+  constructor(readonly quietMs = 1000, readonly minIntervalMs = 5000, readonly compact = compactHeap) {}
 
   /** An update was applied: (re)arms the quiet-period timer. */
   note(): void {

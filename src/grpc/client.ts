@@ -6,6 +6,7 @@
 import type { TimeoutTarget, TimerWheel } from "../common/timer_wheel.ts";
 import { TimerEntry } from "../common/timer_wheel.ts";
 import { HeaderMap } from "../http/headers.ts";
+import { decodeGrpcMessage, httpToGrpcStatus } from "../http/grpc_util.ts";
 import { ErrorCode } from "../http/h2/constants.ts";
 import { H2ClientConnection } from "../http/h2/client.ts";
 import { requestHead } from "../http/h2/head.ts";
@@ -168,7 +169,7 @@ class UnaryCall implements H2StreamHandler, TimeoutTarget {
 
   onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
     if (head.status !== 200) {
-      this.finish(new GrpcError(httpToGrpc(head.status), `HTTP status ${head.status}`));
+      this.finish(new GrpcError(httpToGrpcStatus(head.status), `HTTP status ${head.status}`));
       return;
     }
     // trailers-only response: grpc-status comes in the headers
@@ -196,40 +197,11 @@ class UnaryCall implements H2StreamHandler, TimeoutTarget {
   #end(trailers: HeaderMap): void {
     const status = Number(trailers.get("grpc-status") ?? "2");
     if (status !== GrpcStatus.OK) {
-      this.finish(new GrpcError(status, decodeURIComponentSafe(trailers.get("grpc-message") ?? "")));
+      this.finish(new GrpcError(status, decodeGrpcMessage(trailers.get("grpc-message") ?? "")));
     } else if (this.#message === null) {
       this.finish(new GrpcError(GrpcStatus.INTERNAL, "No response message"));
     } else {
       this.finish(this.#message);
     }
-  }
-}
-
-/** gRPC's mapping of HTTP statuses to codes for non-200 responses. */
-function httpToGrpc(status: number): number {
-  switch (status) {
-    case 400:
-      return GrpcStatus.INTERNAL;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return GrpcStatus.UNIMPLEMENTED;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return GrpcStatus.UNAVAILABLE;
-    default:
-      return GrpcStatus.UNKNOWN;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }

@@ -6,6 +6,7 @@
  * message over `maxMessageBytes` fails the call with RESOURCE_EXHAUSTED. Used by xDS (ADS and per-type streams).
  */
 import { HeaderMap } from "../http/headers.ts";
+import { decodeGrpcMessage, httpToGrpcStatus } from "../http/grpc_util.ts";
 import { ErrorCode } from "../http/h2/constants.ts";
 import { H2ClientConnection } from "../http/h2/client.ts";
 import type { H2Options } from "../http/h2/options.ts";
@@ -200,7 +201,7 @@ export class GrpcStreamCall implements H2StreamHandler {
   onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
     this.#headers = head.headers;
     if (head.status !== 200) {
-      this.#abort(new GrpcError(httpToGrpc(head.status), `HTTP status ${head.status}`));
+      this.#abort(new GrpcError(httpToGrpcStatus(head.status), `HTTP status ${head.status}`));
       return;
     }
     const ct = head.headers.get("content-type") ?? "";
@@ -292,7 +293,7 @@ export class GrpcStreamCall implements H2StreamHandler {
     }
     const msg = status === GrpcStatus.OK
       ? "Stream ended inside a message"
-      : decodeURIComponentSafe(h.get("grpc-message") ?? (raw == null ? "No grpc-status" : ""));
+      : decodeGrpcMessage(h.get("grpc-message") ?? (raw == null ? "No grpc-status" : ""));
     this.#finish(new GrpcError(status === GrpcStatus.OK ? GrpcStatus.INTERNAL : status, msg));
   }
 
@@ -319,34 +320,5 @@ export class GrpcStreamCall implements H2StreamHandler {
     const w = this.#waiter;
     this.#waiter = null;
     w?.();
-  }
-}
-
-/** gRPC's mapping of HTTP statuses to codes for non-200 responses. */
-export function httpToGrpc(status: number): number {
-  switch (status) {
-    case 400:
-      return GrpcStatus.INTERNAL;
-    case 401:
-      return 16;
-    case 403:
-      return 7;
-    case 404:
-      return GrpcStatus.UNIMPLEMENTED;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return GrpcStatus.UNAVAILABLE;
-    default:
-      return GrpcStatus.UNKNOWN;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }

@@ -50,6 +50,15 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
+/** Decodes a percent-encoded grpc-message (a malformed one is kept as received). */
+export function decodeGrpcMessage(msg: string): string {
+  try {
+    return decodeURIComponent(msg);
+  } catch {
+    return msg;
+  }
+}
+
 const HEX = "0123456789ABCDEF";
 
 /** Percent-encodes a grpc-message value (bytes outside 0x20-0x7E and '%'), as the gRPC HTTP/2 spec requires. */

@@ -3,6 +3,7 @@
  * `cluster.<name>.grpc.<service>.<method>.<grpc-status>`, `.success` (status 0), `.failure` and `.total`.
  * Counters are created once per cluster and method (at most MAX_METHODS methods per cluster).
  */
+import { httpToGrpcStatus } from "../../../../http/grpc_util.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import type { Counter, Scope } from "../../../../stats/store.ts";
 import type { Cluster } from "../../../../upstream/types.ts";
@@ -58,27 +59,6 @@ export function grpcMethodStats(cluster: Cluster, root: Scope, path: string): Gr
   s = new GrpcMethodStats(root.scope(`cluster.${cluster.name}.grpc.${service}.${method}`));
   m.set(path, s);
   return s;
-}
-
-/** gRPC's mapping of an HTTP status to a status code for responses without grpc-status. */
-export function httpToGrpcStatus(status: number): number {
-  switch (status) {
-    case 400:
-      return 13; // INTERNAL
-    case 401:
-      return 16; // UNAUTHENTICATED
-    case 403:
-      return 7; // PERMISSION_DENIED
-    case 404:
-      return 12; // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14; // UNAVAILABLE
-    default:
-      return 2; // UNKNOWN
-  }
 }
 
 /** The call's gRPC status from `grpc-status` in `block` (trailers, or a trailers-only head), else from HTTP. */

@@ -8,7 +8,6 @@
  */
 import type { TimerHandle } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
-import type { Counter, Gauge } from "../stats/store.ts";
 import {
   decodeAny,
   type DeltaDiscoveryRequest,
@@ -22,6 +21,8 @@ import {
   NACK_CODE,
   type Subscription,
   type SubscriptionOptions,
+  type SubscriptionStats,
+  subscriptionStats,
   versionHash,
 } from "./subscription.ts";
 import {
@@ -54,15 +55,7 @@ export class DeltaSubscription implements MuxWatcher {
   #closed = false;
   #initDone = false;
   #initTimer: TimerHandle | undefined;
-  #stats: {
-    attempt: Counter;
-    success: Counter;
-    failure: Counter;
-    rejected: Counter;
-    empty: Counter;
-    initTimeout: Counter;
-    version: Gauge;
-  };
+  #stats: SubscriptionStats;
 
   /** Delta state for `sub`'s type, names and callbacks. */
   constructor(sub: Subscription) {
@@ -70,16 +63,7 @@ export class DeltaSubscription implements MuxWatcher {
     this.#opts = sub.options;
     this.typeUrl = sub.typeUrl;
     this.wildcard = isWildcardType(sub.typeUrl);
-    const s = this.#opts.stats;
-    this.#stats = {
-      attempt: s.counter("update_attempt"),
-      success: s.counter("update_success"),
-      failure: s.counter("update_failure"),
-      rejected: s.counter("update_rejected"),
-      empty: s.counter("update_empty"),
-      initTimeout: s.counter("init_fetch_timeout"),
-      version: s.gauge("version", "never_import"),
-    };
+    this.#stats = subscriptionStats(this.#opts.stats);
   }
 
   /** The last system_version_info accepted. */

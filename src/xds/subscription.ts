@@ -62,6 +62,30 @@ class Reject {
   constructor(readonly message: string, readonly nonce: string | undefined) {}
 }
 
+/** Envoy's per-subscription counters (`update_*`, `init_fetch_timeout`) and the `version` gauge. */
+export interface SubscriptionStats {
+  attempt: Counter;
+  success: Counter;
+  failure: Counter;
+  rejected: Counter;
+  empty: Counter;
+  initTimeout: Counter;
+  version: Gauge;
+}
+
+/** Registers a subscription's stats in `s` (state of the world and delta alike). */
+export function subscriptionStats(s: Scope): SubscriptionStats {
+  return {
+    attempt: s.counter("update_attempt"),
+    success: s.counter("update_success"),
+    failure: s.counter("update_failure"),
+    rejected: s.counter("update_rejected"),
+    empty: s.counter("update_empty"),
+    initTimeout: s.counter("init_fetch_timeout"),
+    version: s.gauge("version", "never_import"),
+  };
+}
+
 /** State of the world for one resource type; see the file comment. */
 export class Subscription {
   readonly typeUrl: string;
@@ -77,15 +101,7 @@ export class Subscription {
   #initTimer: TimerHandle | undefined;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
-  #stats: {
-    attempt: Counter;
-    success: Counter;
-    failure: Counter;
-    rejected: Counter;
-    empty: Counter;
-    initTimeout: Counter;
-    version: Gauge;
-  };
+  #stats: SubscriptionStats;
 
   /** Makes the subscription; call `start()` when its transport starts. */
   constructor(opts: SubscriptionOptions) {
@@ -94,16 +110,7 @@ export class Subscription {
     this.wildcard = isWildcardType(opts.typeUrl);
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     if (!this.wildcard) { for (const n of opts.names ?? []) this.#names.add(n); }
-    const s = opts.stats;
-    this.#stats = {
-      attempt: s.counter("update_attempt"),
-      success: s.counter("update_success"),
-      failure: s.counter("update_failure"),
-      rejected: s.counter("update_rejected"),
-      empty: s.counter("update_empty"),
-      initTimeout: s.counter("init_fetch_timeout"),
-      version: s.gauge("version", "never_import"),
-    };
+    this.#stats = subscriptionStats(opts.stats);
   }
 
   /** The last accepted version_info ("" before the first ACK). */

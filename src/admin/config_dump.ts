@@ -101,14 +101,20 @@ export function buildConfigDump(
     }));
   }
   if (src.dynamicListeners?.length) {
-    listeners.dynamic_listeners = src.dynamicListeners.map((d) => ({
-      name: String(d.resource.name ?? ""),
-      [d.warming ? "warming_state" : "active_state"]: dynamic(
+    // one DynamicListener per name, with its active, warming and draining versions (Envoy's shape)
+    const byName = new Map<string, Record<string, unknown>>();
+    for (const d of src.dynamicListeners) {
+      const name = String(d.resource.name ?? "");
+      let entry = byName.get(name);
+      if (!entry) byName.set(name, entry = { name });
+      const state = d.draining ? "draining_state" : d.warming ? "warming_state" : "active_state";
+      entry[state] = dynamic(
         { ...d, resource: redact(d.resource) as Record<string, unknown> },
         "listener",
         LISTENER,
-      ),
-    }));
+      );
+    }
+    listeners.dynamic_listeners = [...byName.values()];
   }
 
   const routes: Record<string, unknown> = { "@type": ROUTES_DUMP };

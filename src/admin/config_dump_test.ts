@@ -11,6 +11,7 @@ Deno.test("config_dump: dynamic resources by state, with versions (Envoy's Confi
     dynamicListeners: [
       { versionInfo: "l2", resource: { name: "up" }, lastUpdatedMs: at },
       { versionInfo: "l2", resource: { name: "waiting" }, lastUpdatedMs: at, warming: true },
+      { versionInfo: "l1", resource: { name: "up" }, lastUpdatedMs: at, draining: true },
     ],
     dynamicClusters: [
       { versionInfo: "c3", resource: { name: "web" }, lastUpdatedMs: at },
@@ -31,10 +32,11 @@ Deno.test("config_dump: dynamic resources by state, with versions (Envoy's Confi
   );
   assert.equal(listeners.version_info, "l2");
   const dl = listeners.dynamic_listeners as Record<string, Record<string, unknown>>[];
-  assert.deepEqual(dl.map((l) => Object.keys(l).sort()), [["active_state", "name"], [
-    "name",
-    "warming_state",
-  ]]);
+  assert.deepEqual(dl.map((l) => Object.keys(l).sort()), [
+    ["active_state", "draining_state", "name"],
+    ["name", "warming_state"],
+  ]);
+  assert.equal(dl[0].draining_state.version_info, "l1", "the replaced version drains beside the active one");
   assert.equal(dl[0].active_state.version_info, "l2");
   assert.equal(dl[0].active_state.last_updated, "2026-01-01T00:00:00.000Z");
   assert.equal(

@@ -112,6 +112,8 @@ export interface DynamicResource {
   lastUpdatedMs: number;
   /** Accepted but not serving yet (a listener waiting for its routes, an EDS cluster for its endpoints). */
   warming?: boolean;
+  /** A listener version a later update replaced or removed, still draining its connections. */
+  draining?: boolean;
 }
 
 /** Everything /config_dump renders. */

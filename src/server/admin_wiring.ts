@@ -28,8 +28,8 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     clusters: (): Promise<ClusterStatus[]> => server.clusters(),
     setHealthCheckFailed: (failed: boolean) => server.setHealthCheckFailed(failed),
     reopenLogs: () => server.reopenLogs(),
-    configDump: () => {
-      const x = server.xdsDump();
+    configDump: async () => {
+      const x = await server.xdsDump();
       return {
         bootstrap: server.opts.raw as Record<string, unknown>,
         bootstrapLoadedMs: loadedAt,

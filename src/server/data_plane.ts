@@ -112,6 +112,15 @@ export class DataPlane {
     for (const l of bootstrap.static_resources.listeners) this.listenerManager.addStatic(l);
   }
 
+  /** Every listener version and its state (active, warming, draining), for /config_dump. */
+  listenerStates(): { name: string; version: string; state: "active" | "warming" | "draining" }[] {
+    return this.listenerManager.list().map((l) => ({
+      name: l.listener.name,
+      version: l.listener.version,
+      state: l.state,
+    }));
+  }
+
   /** Listeners taking connections (static and dynamic). */
   get listeners(): Listener[] {
     return this.listenerManager.activeListeners();

@@ -16,7 +16,7 @@ import { createClusterManager, syncClusterHealth } from "../upstream/cluster_man
 import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
 import type { ClusterManager } from "../upstream/types.ts";
 import { DataPlane, type ListenerAddress } from "./data_plane.ts";
-import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import type { FromWorker, ListenerStateInfo, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, type ParsedUpdate, staticNames } from "./xds_apply.ts";
 import { type RawUpdate, usesSds, XdsWiring } from "./xds_wiring.ts";
@@ -36,6 +36,8 @@ export interface ServerOptions {
   commandLine: string[];
   /** /server_info's command_line_options (Envoy's names); built from the fields above when absent. */
   commandLineOptions?: Record<string, unknown>;
+  /** How long a listener that LDS replaces or removes drains (--drain-time-s, as Envoy; default 600 s). */
+  drainTimeMs?: number;
 }
 
 interface WorkerHandle {
@@ -82,7 +84,9 @@ export class Server {
     }
     if (this.opts.concurrency <= 1) {
       await prepareTls(this.bootstrap);
-      this.#plane = new DataPlane(this.bootstrap, 0, this.shared);
+      this.#plane = new DataPlane(this.bootstrap, 0, this.shared, true, {
+        drainTimeMs: this.opts.drainTimeMs,
+      });
       await this.#plane.start(false);
     } else {
       this.#membership = createClusterManager(this.bootstrap.static_resources.clusters, {
@@ -133,8 +137,17 @@ export class Server {
   }
 
   /** Dynamic resources for /config_dump (empty without xDS). */
-  xdsDump(): ReturnType<XdsWiring["dump"]> | undefined {
-    return this.#xds?.dump();
+  async xdsDump(): Promise<ReturnType<XdsWiring["dump"]> | undefined> {
+    if (!this.#xds) return undefined;
+    // which replaced or removed listener versions are still draining: the data plane knows (any worker will do,
+    // they all apply the same updates)
+    let states: ListenerStateInfo[];
+    if (this.#plane) states = this.#plane.listenerStates();
+    else {
+      const replies = await this.#ask("listener_states");
+      states = (replies[0] as { states?: ListenerStateInfo[] } | undefined)?.states ?? [];
+    }
+    return this.#xds.dump(states);
   }
 
   /** Applies a validated xDS update to the in-process plane or to every worker (cluster kinds: see XdsWiring). */
@@ -168,7 +181,10 @@ export class Server {
         } else if (m.type === "error") {
           log.debug(`worker ${index} failed to start: ${m.message}`);
           reject(new Error(m.message));
-        } else if (m.type === "stats" || m.type === "reset_counters" || m.type === "xds") {
+        } else if (
+          m.type === "stats" || m.type === "reset_counters" || m.type === "xds" ||
+          m.type === "listener_states"
+        ) {
           const p = this.#pending.get(m.id);
           if (!p) return;
           p.got.push(m);
@@ -186,6 +202,7 @@ export class Server {
       const start: ToWorker = {
         type: "start",
         raw: this.opts.raw,
+        drainTimeMs: this.opts.drainTimeMs,
         workerIndex: index,
         log: logSettings(),
         shared: this.shared.buffer,
@@ -194,7 +211,7 @@ export class Server {
     });
   }
 
-  #ask(type: "stats" | "reset_counters"): Promise<FromWorker[]> {
+  #ask(type: "stats" | "reset_counters" | "listener_states"): Promise<FromWorker[]> {
     const id = this.#nextId++;
     return new Promise((resolve) => {
       this.#pending.set(id, { want: this.#workers.length, got: [], resolve });

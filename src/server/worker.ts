@@ -48,7 +48,9 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       }
       // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
       await prepareTls(r.data);
-      plane = new DataPlane(r.data, m.workerIndex, SharedArena.attach(m.shared), false);
+      plane = new DataPlane(r.data, m.workerIndex, SharedArena.attach(m.shared), false, {
+        drainTimeMs: m.drainTimeMs,
+      });
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
       compactHeap();
@@ -57,6 +59,8 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     } else if (m.type === "xds") {
       send({ type: "xds", id: m.id, error: await applyRawUpdate(plane!, m.update) });
       compaction.note();
+    } else if (m.type === "listener_states") {
+      send({ type: "listener_states", id: m.id, states: plane!.listenerStates() });
     } else if (m.type === "mark_warm") {
       (plane?.clusters as DynamicClusterManager | undefined)?.markWarm(m.cluster);
     } else if (m.type === "log_settings") {

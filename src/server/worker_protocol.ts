@@ -5,16 +5,31 @@ import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
 
+/** A listener version and its state in a data plane (for /config_dump's draining listeners). */
+export interface ListenerStateInfo {
+  name: string;
+  version: string;
+  state: "active" | "warming" | "draining";
+}
+
 /** Main -> worker. */
 export type ToWorker =
-  | { type: "start"; raw: unknown; workerIndex: number; log: LogSettings; shared: SharedArrayBuffer }
+  | {
+    type: "start";
+    raw: unknown;
+    workerIndex: number;
+    log: LogSettings;
+    shared: SharedArrayBuffer;
+    drainTimeMs?: number;
+  }
   | { type: "log_settings"; settings: LogSettings }
   | { type: "reopen_logs" }
   | { type: "stats"; id: number }
   | { type: "reset_counters"; id: number }
   | { type: "stop"; graceMs: number }
   | { type: "xds"; id: number; update: RawUpdate }
-  | { type: "mark_warm"; cluster: string };
+  | { type: "mark_warm"; cluster: string }
+  | { type: "listener_states"; id: number };
 
 /** Worker -> main. */
 export type FromWorker =
@@ -23,4 +38,5 @@ export type FromWorker =
   | { type: "stats"; id: number; snapshot: StatsSnapshot; clusters: ClusterStatus[] }
   | { type: "reset_counters"; id: number }
   | { type: "xds"; id: number; error?: string }
+  | { type: "listener_states"; id: number; states: ListenerStateInfo[] }
   | { type: "stopped" };

@@ -18,6 +18,7 @@ import { XdsClient, xdsNode, type XdsWatch } from "../xds/client.ts";
 import { type ClusterAddress, TYPE_URLS, type XdsUpdate } from "../xds/types.ts";
 import { secrets } from "../transport/secret.ts";
 import type { SdsSecretConfig } from "../transport/tls_config.ts";
+import type { ListenerStateInfo } from "./worker_protocol.ts";
 import {
   applySecrets,
   applyToClusters,
@@ -32,6 +33,8 @@ import {
 } from "./xds_apply.ts";
 
 const log = new Logger("config");
+/** Bound on remembered draining listener versions (each is forgotten when its drain ends). */
+const MAX_RETIRED = 1000;
 
 /** A raw update as sent to workers (structured-clone safe). */
 export interface RawUpdate {
@@ -98,6 +101,8 @@ export class XdsWiring {
     endpoint: new Map(),
     secret: new Map(),
   };
+  /** Listener versions replaced or removed, by "name@version", until the data plane finished draining them. */
+  readonly #retired = new Map<string, Kept>();
   /** Versions of the last accepted LDS and CDS updates. */
   #versions: Partial<Record<XdsKind, string>> = {};
   /** RDS watches by route_config_name; EDS watches by service name. */
@@ -173,7 +178,7 @@ export class XdsWiring {
   }
 
   /** Dynamic resources for /config_dump. */
-  dump(): {
+  dump(states: readonly ListenerStateInfo[] = []): {
     listeners: DynamicResource[];
     clusters: DynamicResource[];
     routes: DynamicResource[];
@@ -190,9 +195,23 @@ export class XdsWiring {
         lastUpdatedMs: v.at,
         warming: warming(name),
       }));
+    // versions a later update replaced or removed that the data plane still drains (the rest are forgotten)
+    const draining = new Set(
+      states.filter((s) => s.state === "draining").map((s) => `${s.name}@${s.version}`),
+    );
+    for (const key of this.#retired.keys()) if (!draining.has(key)) this.#retired.delete(key);
+    const drainingListeners = [...this.#retired.values()].map((v) => ({
+      versionInfo: v.version,
+      resource: v.raw as Record<string, unknown>,
+      lastUpdatedMs: v.at,
+      draining: true,
+    }));
     return {
       // a listener warms until its route configs arrived; a cluster until the owner says it is warm
-      listeners: list("listener", (name) => this.#routeNames(name).some((r) => !this.#kept.route.has(r))),
+      listeners: [
+        ...list("listener", (name) => this.#routeNames(name).some((r) => !this.#kept.route.has(r))),
+        ...drainingListeners,
+      ],
       clusters: list("cluster", (name) => this.#d.owner.isWarming(name)),
       routes: list("route"),
       endpoints: list("endpoint"),
@@ -283,6 +302,19 @@ export class XdsWiring {
   #accepted(kind: XdsKind, u: ParsedUpdate): void {
     const kept = this.#kept[kind];
     const now = Date.now();
+    if (kind === "listener") {
+      // the versions this update replaces or removes drain for a while: /config_dump shows them as draining
+      for (const name of [...u.resources.keys(), ...u.removed]) {
+        const old = kept.get(name);
+        if (
+          old && old.version !== u.version &&
+          (u.removed.includes(name) || old.raw !== u.resources.get(name)?.raw)
+        ) {
+          this.#retired.set(`${name}@${old.version}`, old);
+        }
+      }
+      while (this.#retired.size > MAX_RETIRED) this.#retired.delete(this.#retired.keys().next().value!);
+    }
     for (const [name, { raw }] of u.resources) {
       kept.set(name, { version: u.version, raw: kind === "secret" ? redactSecret(raw) : raw, at: now });
     }

@@ -82,6 +82,7 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
     logLevel: f.logLevel,
     raw: loaded.raw,
     commandLine: ["nuncio", ...args],
+    drainTimeMs: f.drainTimeS * 1000,
     commandLineOptions: commandLineOptions(f, args),
   });
   let admin;

@@ -110,10 +110,15 @@ export class XdsWiring {
   readonly #edsBySource = new Map<string, { watch: XdsWatch; services: Set<string> }>();
   /** initial_fetch_timeout timers of EDS services that joined a running subscription. */
   readonly #warmTimers = new Set<ReturnType<typeof setTimeout>>();
-  /** RDS and EDS watches ("<type URL> <name>") whose initial fetch is not done yet (see #checkInitial). */
+  /** RDS, EDS and SDS watches ("<type URL> <name>") whose initial fetch is not done yet (see #checkInitial). */
   readonly #initPending = new Set<string>();
   /** SDS watches by secret name. */
   readonly #sds = new Map<string, XdsWatch>();
+  /**
+   * SDS watches whose secret has neither arrived nor timed out, by name: ends their initial fetch (clears the
+   * initial_fetch_timeout timer, releases #initPending). See #syncSds.
+   */
+  readonly #sdsInit = new Map<string, () => void>();
   /** Route configs and EDS services used by the current static and dynamic listeners and clusters. */
   #listenerConfigs = new Map<string, ListenerConfig>();
   #clusterConfigs = new Map<string, ClusterConfig>();
@@ -173,6 +178,7 @@ export class XdsWiring {
     this.#compaction.close();
     for (const t of this.#warmTimers) clearTimeout(t);
     this.#warmTimers.clear();
+    for (const settle of [...this.#sdsInit.values()]) settle();
     this.#initialDone();
     await this.#client.close();
   }
@@ -229,8 +235,9 @@ export class XdsWiring {
 
   /**
    * Done once CDS and LDS finished their initial fetch and so did the EDS of the clusters and the RDS of the
-   * listeners they brought (applied, rejected or timed out), as Envoy's init manager: until then a listener may
-   * still be warming (not bound) or route to a cluster with no endpoints yet.
+   * listeners they brought (applied, rejected or timed out), and the SDS secrets of both arrived (or timed out,
+   * see #syncSds), as Envoy's init manager: until then a listener may still be warming (not bound) or route to
+   * a cluster with no endpoints or secrets yet.
    */
   #checkInitial(): void {
     if (!this.#initial.cds || !this.#initial.lds) return;
@@ -319,6 +326,8 @@ export class XdsWiring {
       kept.set(name, { version: u.version, raw: kind === "secret" ? redactSecret(raw) : raw, at: now });
     }
     for (const name of u.removed) kept.delete(name);
+    // a secret applied everywhere ends its initial fetch (an empty or unrelated response does not)
+    if (kind === "secret") { for (const name of u.resources.keys()) this.#sdsInit.get(name)?.(); }
     if (kind === "listener" || kind === "cluster") this.#versions[kind] = u.version;
     if (kind === "listener") {
       for (const [name, { value }] of (u as ParsedUpdate<"listener">).resources) {
@@ -366,12 +375,7 @@ export class XdsWiring {
     // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
     this.#syncEds(services);
     // SDS: every secret a listener's or cluster's TLS context fetches (`sds.<name>.update_*`, as Envoy)
-    this.#syncKind(
-      this.#sds,
-      this.#secretsInUse(),
-      TYPE_URLS.secret,
-      (name) => this.#d.stats.scope(`sds.${name}`),
-    );
+    this.#syncSds(this.#secretsInUse());
     // a dropped watch may have been the last one the initial fetch waited for
     this.#checkInitial();
   }
@@ -545,6 +549,70 @@ export class XdsWiring {
         );
       } catch (e) {
         this.#initPending.delete(key);
+        log.error(`cannot subscribe to ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * One SDS subscription per secret in use. As Envoy's init manager waits for the SDS secrets of the initial
+   * listeners and clusters, the initial fetch (LIVE, /ready) waits until each secret was applied everywhere or
+   * its source's initial_fetch_timeout passed. A response without the secret (REST serves every secret to
+   * every request) does not end the wait: the timeout is armed here too, and counts `sds.<name>.init_fetch_timeout`
+   * when the subscription itself did not (it does when no response came at all). On a timeout the main
+   * thread's registry stops waiting for it (listeners and clusters warming on it in the in-process data plane
+   * go active; each worker's contexts time out on their own timers).
+   */
+  #syncSds(wanted: Map<string, { source: ConfigSource }>): void {
+    for (const [name, w] of this.#sds) {
+      if (wanted.has(name)) continue;
+      this.#sds.delete(name);
+      this.#sdsInit.get(name)?.();
+      w.close().catch((e) => log.warn(`closing the ${name} subscription: ${(e as Error).message}`));
+    }
+    for (const [name, { source }] of wanted) {
+      if (this.#sds.has(name)) continue;
+      const key = `${TYPE_URLS.secret} ${name}`;
+      const scope = this.#d.stats.scope(`sds.${name}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        timer = undefined;
+        if (this.#sdsInit.get(name) === settle) this.#sdsInit.delete(name);
+        if (this.#initPending.delete(key)) this.#checkInitial();
+      };
+      const waits = !secrets.isSettled(name);
+      if (waits) {
+        this.#initPending.add(key);
+        this.#sdsInit.set(name, settle);
+      }
+      try {
+        const watch = this.#client.subscribe(TYPE_URLS.secret, source, {
+          names: [name],
+          stats: scope,
+          validateAndApply: (u) => this.#serialized(u),
+          onInitialFetchDone: (o) => {
+            if (o !== "timeout" || this.#sdsInit.get(name) !== settle) return;
+            secrets.markTimedOut(name);
+            settle();
+          },
+        });
+        this.#sds.set(name, watch);
+        const ms = source.initial_fetch_timeout ?? 0;
+        if (waits && ms > 0) {
+          timer = setTimeout(() => {
+            timer = undefined;
+            if (this.#sdsInit.get(name) !== settle) return;
+            // the subscription counts (and reports) its own timeout while it has had no response
+            if (!watch.subscription.initialFetchDone) return;
+            scope.counter("init_fetch_timeout").inc();
+            log.warn(`SDS secret "${name}": initial fetch timed out after ${ms} ms`);
+            secrets.markTimedOut(name);
+            settle();
+          }, ms);
+        }
+      } catch (e) {
+        settle();
         log.error(`cannot subscribe to ${name}: ${(e as Error).message}`);
       }
     }

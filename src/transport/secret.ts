@@ -81,6 +81,10 @@ interface Entry {
   isStatic: boolean;
   watchers: Set<(s: ResolvedSecret) => void>;
   waiters: (() => void)[];
+  /** The SDS initial fetch of this secret timed out (no value yet): TLS contexts stop waiting for it. */
+  timedOut: boolean;
+  /** Waiting for a value or the initial fetch timeout (`whenSettled`). */
+  settleWaiters: (() => void)[];
 }
 
 /** Secrets of one event loop by name; see the file comment. */
@@ -90,7 +94,15 @@ export class SecretRegistry {
   #entry(name: string): Entry {
     let e = this.#entries.get(name);
     if (!e) {
-      e = { value: undefined, version: "", isStatic: false, watchers: new Set(), waiters: [] };
+      e = {
+        value: undefined,
+        version: "",
+        isStatic: false,
+        watchers: new Set(),
+        waiters: [],
+        timedOut: false,
+        settleWaiters: [],
+      };
       this.#entries.set(name, e);
     }
     return e;
@@ -118,6 +130,38 @@ export class SecretRegistry {
     return new Promise((resolve) => e.waiters.push(resolve));
   }
 
+  /**
+   * Resolves once `name` has a value or its SDS initial fetch timed out (`markTimedOut`): what listener and
+   * cluster warming wait for, as Envoy's SDS init target (ready on the first secret or initial_fetch_timeout).
+   */
+  whenSettled(name: string): Promise<void> {
+    const e = this.#entry(name);
+    if (e.value || e.timedOut) return Promise.resolve();
+    return new Promise((resolve) => e.settleWaiters.push(resolve));
+  }
+
+  /** True when `name` has a value or its initial fetch timed out. */
+  isSettled(name: string): boolean {
+    const e = this.#entries.get(name);
+    return e !== undefined && (e.value !== undefined || e.timedOut);
+  }
+
+  /**
+   * The SDS initial_fetch_timeout of `name` passed without a value: whoever warms on it stops waiting (a listener
+   * becomes active and fails handshakes, a cluster becomes active and fails connections until it arrives).
+   * False when it has a value or timed out already.
+   */
+  markTimedOut(name: string): boolean {
+    const e = this.#entry(name);
+    if (e.value || e.timedOut) return false;
+    e.timedOut = true;
+    log.warn(
+      `Secret "${name}" not received within its SDS initial_fetch_timeout; not waiting for it any more`,
+    );
+    for (const w of e.settleWaiters.splice(0)) w();
+    return true;
+  }
+
   /** Calls `cb` with each new value of `name` (not the current one); returns an unsubscribe. */
   watch(name: string, cb: (s: ResolvedSecret) => void): () => void {
     const e = this.#entry(name);
@@ -141,6 +185,7 @@ export class SecretRegistry {
     }
     e.value = value;
     for (const w of e.waiters.splice(0)) w();
+    for (const w of e.settleWaiters.splice(0)) w();
     for (const cb of e.watchers) {
       try {
         cb(value);
@@ -173,6 +218,50 @@ export class SecretRegistry {
 /** This event loop's registry (module state: one per thread, as workers load their own module graph). */
 export const secrets: SecretRegistry = new SecretRegistry();
 
+/** An SdsSecretConfig as far as warming cares: its name and, when fetched over SDS, the initial_fetch_timeout. */
+export interface SecretRef {
+  name: string;
+  sds_config?: { initial_fetch_timeout?: number };
+}
+
+/**
+ * Warming on SDS secrets (a listener's certificates, a cluster's validation context): `ready` resolves once every
+ * named SDS secret arrived or its source's initial_fetch_timeout passed (then `registry.markTimedOut`, so every
+ * context of this event loop waiting on it stops too). Each event loop arms its own timers (workers are not told
+ * of the main thread's subscription timeouts); `close()` clears them. Secrets without sds_config (static ones)
+ * are not waited for.
+ */
+export class SecretWait {
+  readonly #timers: ReturnType<typeof setTimeout>[] = [];
+  #ready: Promise<void> | undefined;
+
+  constructor(refs: readonly SecretRef[], registry: SecretRegistry = secrets) {
+    const pending = new Map<string, number>();
+    for (const r of refs) {
+      if (r.sds_config === undefined || registry.isSettled(r.name) || pending.has(r.name)) continue;
+      pending.set(r.name, r.sds_config.initial_fetch_timeout ?? 15_000);
+    }
+    if (pending.size === 0) return;
+    for (const [name, ms] of pending) {
+      if (ms > 0) this.#timers.push(setTimeout(() => registry.markTimedOut(name), ms));
+    }
+    this.#ready = Promise.all([...pending.keys()].map((n) => registry.whenSettled(n))).then(() => {
+      this.#ready = undefined;
+      this.close();
+    });
+  }
+
+  /** A promise while a secret is neither here nor timed out, else undefined. */
+  get ready(): Promise<void> | undefined {
+    return this.#ready;
+  }
+
+  /** Clears the timers (the promise then resolves only when the secrets arrive). */
+  close(): void {
+    for (const t of this.#timers.splice(0)) clearTimeout(t);
+  }
+}
+
 /**
  * The certificates of a DownstreamTlsContext's `tls_certificate_sds_secret_configs`: available once every
  * named secret arrived; `onChange` runs after any of them changed (and when the set first became complete).
@@ -181,6 +270,7 @@ export class SdsCertificates {
   readonly #names: readonly string[];
   readonly #registry: SecretRegistry;
   readonly #unwatch: (() => void)[] = [];
+  readonly #wait: SecretWait;
   #current: CertifiedKey[] | undefined;
 
   /** Throws for a name without sds_config that is not a static secret (as Envoy: "Unknown static secret"). */
@@ -199,6 +289,7 @@ export class SdsCertificates {
       if (v && v.kind !== "tls_certificate") throw new Error(`Secret "${c.name}" is not a tls_certificate`);
     }
     this.#current = this.#collect();
+    this.#wait = new SecretWait(configs as readonly SecretRef[], registry);
     for (const name of this.#names) {
       this.#unwatch.push(registry.watch(name, () => {
         const next = this.#collect();
@@ -229,6 +320,19 @@ export class SdsCertificates {
     await Promise.all(this.#names.map((n) => this.#registry.whenReady(n)));
   }
 
+  /**
+   * Listener warming: a promise while a secret has neither arrived nor timed out (its SDS
+   * initial_fetch_timeout), else undefined.
+   */
+  settled(): Promise<void> | undefined {
+    return this.#current === undefined ? this.#wait.ready : undefined;
+  }
+
+  /** Clears the initial_fetch_timeout timers (`close` does too). */
+  stopWaiting(): void {
+    this.#wait.close();
+  }
+
   /** Names of the secrets not yet arrived. */
   missing(): string[] {
     return this.#names.filter((n) => this.#registry.get(n) === undefined);
@@ -236,6 +340,7 @@ export class SdsCertificates {
 
   /** Stops watching. */
   close(): void {
+    this.#wait.close();
     for (const u of this.#unwatch.splice(0)) u();
   }
 }

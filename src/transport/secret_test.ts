@@ -124,3 +124,44 @@ Deno.test("DownstreamTls from SDS: handshakes wait for the secret, then rotate",
   r.set("cert", mk(a), "3");
   assert.equal(rotations, 2, "a closed context no longer watches");
 });
+
+Deno.test("DownstreamTls from SDS: the initial_fetch_timeout ends warming; handshakes then fail", async () => {
+  await loadTlsRuntime();
+  await using pki = await makePki();
+  const r = new SecretRegistry();
+  const config = downstreamTlsContext.parse({
+    common_tls_context: {
+      tls_certificate_sds_secret_configs: [{
+        name: "never",
+        sds_config: { ...sds, initial_fetch_timeout: "0.05s" },
+      }],
+    },
+  });
+  const tls = new DownstreamTls(config, { secrets: r });
+  const pending = tls.whenReady();
+  assert.ok(pending !== undefined, "warming until the secret arrives or times out");
+  await pending;
+  assert.equal(tls.whenReady(), undefined, "no longer warming");
+  assert.ok(r.isSettled("never"));
+  assert.throws(() => tls.servedCertificate("sds.test"), /Secrets not yet received: never/);
+  // a later context naming the same secret does not wait again
+  const again = new DownstreamTls(config, { secrets: r });
+  assert.equal(again.whenReady(), undefined);
+  // a listener bound meanwhile resets the handshake (no certificate), as Envoy
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls.listenOptions() });
+  const accepted = (async () => {
+    const c = await listener.accept();
+    await c.handshake().catch(() => {});
+    c.close();
+  })();
+  const hs = await sClient((listener.addr as Deno.NetAddr).port, {
+    servername: "sds.test",
+    caPath: pki.caPath,
+  });
+  assert.equal(hs.cn, "", "no certificate served");
+  assert.equal(hs.serial, "");
+  await accepted;
+  listener.close();
+  tls.close();
+  again.close();
+});

@@ -208,11 +208,17 @@ export class DownstreamTls {
   }
 
   /**
-   * Listener warming: a promise while a secret named by the context has not arrived (SDS), else undefined.
-   * Handshakes started meanwhile (a static listener binds at once) wait for it.
+   * Listener warming: a promise while a secret named by the context has neither arrived (SDS) nor timed out
+   * (its source's initial_fetch_timeout), else undefined. Handshakes started meanwhile (a static listener binds
+   * at once) wait for it; after a timeout they fail (no certificate), as Envoy resets such connections.
    */
   whenReady(): Promise<void> | undefined {
-    return this.#current() === undefined ? this.#sds!.whenReady() : undefined;
+    return this.#current() === undefined ? this.#sds!.settled() : undefined;
+  }
+
+  /** Clears the SDS initial_fetch_timeout timers (the listener version is gone). */
+  stopWaiting(): void {
+    this.#sds?.stopWaiting();
   }
 
   /** The certificate served for `sni` (the only one, or Envoy's pick by name). */
@@ -231,7 +237,7 @@ export class DownstreamTls {
     if (certs !== undefined) return tlsListenOptions(certs, this.alpn);
     const base = this.alpn.length > 0 ? { alpnProtocols: [...this.alpn] } : {};
     const pick = async (sni: string) => {
-      await this.#sds!.whenReady();
+      await this.whenReady(); // then servedCertificate throws while the secret is missing (timed out)
       const c = this.servedCertificate(sni);
       return { cert: c.cert, key: c.key };
     };
@@ -259,6 +265,9 @@ export class DownstreamTls {
     const waiting = this.whenReady();
     if (waiting !== undefined) await waiting; // bounded by the listener_filters_timeout
     if (this.#closed) throw new Error("TLS context closed");
+    if (this.#current() === undefined) {
+      throw new Error(`Secrets not supplied by SDS: ${this.#sds!.missing().join(", ")}`);
+    }
     const acc = this.#acceptor ??= new LoopbackAcceptor(this.#current()!, this.alpn);
     const loop = await Deno.connect({ hostname: "127.0.0.1", port: acc.port });
     try {
@@ -320,5 +329,8 @@ export function tlsWarmingFactory(tls: DownstreamTls): NetworkFilterFactory {
       throw new Error("tlsWarmingFactory makes no filters");
     },
     whenReady: () => tls.whenReady(),
+    // the listener version was dropped or retired: its initial_fetch_timeout timers go (nothing else: a newer
+    // version may have taken over a socket bound with this context)
+    close: () => tls.stopWaiting(),
   };
 }

@@ -6,7 +6,13 @@
 import type { StringMatcherConfig } from "../config/common.ts";
 import type { ConnectFn } from "../upstream/pool.ts";
 import { readDataSource } from "./cert_store.ts";
-import { type ResolvedSecret, type SecretRegistry, secrets as threadSecrets } from "./secret.ts";
+import {
+  type ResolvedSecret,
+  type SecretRef,
+  type SecretRegistry,
+  secrets as threadSecrets,
+  SecretWait,
+} from "./secret.ts";
 import type { SanMatcherConfig, UpstreamTlsConfig } from "./tls_config.ts";
 
 // deno-lint-ignore no-explicit-any -- Deno's internal table is untyped
@@ -113,9 +119,9 @@ function compile(config: UpstreamTlsConfig): UpstreamTlsSettings {
 
 /**
  * The settings of a context whose validation context is a secret (`validation_context_sds_secret_config`),
- * recompiled when the secret changes: each new connection uses the latest; before it arrived, connections
- * fail with a transport failure naming it (Envoy keeps such a cluster warming; nuncio's cluster manager does
- * not wait for secrets).
+ * recompiled when the secret changes: each new connection uses the latest. A cluster warms until it arrived
+ * (`upstreamSecretWait`); once its initial_fetch_timeout passed without it, connections fail with a transport
+ * failure naming it (Envoy: the cluster is active and its requests fail).
  */
 function sdsSettings(
   config: UpstreamTlsConfig,
@@ -148,6 +154,19 @@ function sdsSettings(
     }
     return compiled;
   };
+}
+
+/**
+ * Cluster warming on SDS: a SecretWait for the secrets an UpstreamTlsContext fetches over SDS (its
+ * validation_context_sds_secret_config), or undefined when it fetches none.
+ */
+export function upstreamSecretWait(
+  config: UpstreamTlsConfig,
+  registry: SecretRegistry = threadSecrets,
+): SecretWait | undefined {
+  const vc = config.common_tls_context.validation_context_sds_secret_config;
+  if (vc?.sds_config === undefined) return undefined;
+  return new SecretWait([vc as SecretRef], registry);
 }
 
 function safeClose(c: Deno.Conn): void {

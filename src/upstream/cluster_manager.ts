@@ -20,6 +20,21 @@ import { ClusterHealthState } from "./health/state.ts";
 import type { Random } from "./lb/lb.ts";
 import type { ConnectFn } from "./pool.ts";
 import type { Cluster, ClusterManager, ClusterUpdateResult, DynamicClusterManager } from "./types.ts";
+import { upstreamSecretWait } from "../transport/tls_upstream.ts";
+
+/** What a warming cluster version waits for besides its hosts: its TLS context's SDS secrets. */
+export interface SecretReadiness {
+  /** A promise while a secret has neither arrived nor timed out (initial_fetch_timeout), else undefined. */
+  readonly ready: Promise<void> | undefined;
+  /** Stops waiting (clears timers); the version was retired or warmed. */
+  close(): void;
+}
+
+/** The default readiness: the secrets of the cluster's UpstreamTlsContext (this event loop's registry). */
+export function clusterSecretReadiness(config: ClusterConfig): SecretReadiness | undefined {
+  const ts = config.transport_socket;
+  return ts?.kind === "tls" ? upstreamSecretWait(ts.config) : undefined;
+}
 
 /** Dependencies of the cluster manager; the optional ones exist for tests. */
 export interface ClusterManagerDeps {
@@ -48,6 +63,12 @@ export interface ClusterManagerDeps {
   localClusterName?: string;
   /** This proxy's node.locality (`--service-zone` sets its zone); the empty locality when absent. */
   locality?: { region?: string; zone?: string; sub_zone?: string };
+  /**
+   * Cluster warming on secrets, as Envoy: a version CDS adds or updates stays warming (the previous version
+   * serves, or none) until this is ready (default `clusterSecretReadiness`: its SDS secrets arrived or their
+   * initial_fetch_timeout passed). Bootstrap clusters serve at once (the server's initial fetch waits instead).
+   */
+  secretReadiness?: (config: ClusterConfig) => SecretReadiness | undefined;
 }
 
 /** One version of a cluster and its discovery. */
@@ -58,8 +79,12 @@ interface Version {
   readonly eds: EdsDiscovery | null;
   readonly health: ClusterHealthState;
   readonly variant: string;
+  /** The SDS secrets this version warms on (CDS versions only). */
+  readonly secrets: SecretReadiness | undefined;
   started: boolean;
   warm: boolean;
+  /** A callback waits for `secrets` (warming is otherwise done). */
+  waitingSecrets: boolean;
 }
 
 /** A cluster name: the version serving (`active`), the one warming, and what every version shares. */
@@ -118,7 +143,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
       if (this.#entries.has(config.name)) throw new Error(`Duplicate cluster name "${config.name}"`);
       const entry = this.#newEntry(config.name);
       // bootstrap clusters serve at once (they warm in initialize(), before listeners start)
-      entry.active = this.#build(entry, config, null);
+      entry.active = this.#build(entry, config, null, false);
       this.#entries.set(config.name, entry);
       this.#added.inc();
     }
@@ -158,7 +183,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
     } else {
       this.#modified.inc();
     }
-    const v = this.#build(entry, config, prev);
+    const v = this.#build(entry, config, prev, true);
     const superseded = entry.warming;
     entry.warming = v;
     if (superseded !== null) this.#retire(entry, superseded); // replaced before it warmed
@@ -265,6 +290,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
     for (const entry of this.#entries.values()) {
       for (const v of [entry.active, entry.warming]) {
         if (v === null) continue;
+        v.secrets?.close();
         v.discovery?.close();
         v.cluster.close();
         v.health.release();
@@ -286,8 +312,11 @@ class ClusterManagerImpl implements DynamicClusterManager {
     };
   }
 
-  /** Builds a version of `config`; it shares health state with `prev` when their health config is the same. */
-  #build(entry: Entry, config: ClusterConfig, prev: Version | null): Version {
+  /**
+   * Builds a version of `config`; it shares health state with `prev` when their health config is the same.
+   * `gated`: it warms on its SDS secrets too (see ClusterManagerDeps.secretReadiness).
+   */
+  #build(entry: Entry, config: ClusterConfig, prev: Version | null, gated: boolean): Version {
     const d = this.#deps;
     const variant = healthVariant(config);
     const health = prev !== null && prev.variant === variant
@@ -314,7 +343,19 @@ class ClusterManagerImpl implements DynamicClusterManager {
         clock: d.clock,
         log: d.log,
       });}
-    return { cluster, config, discovery, eds, health, variant, started: false, warm: false };
+    const secrets = gated ? (d.secretReadiness ?? clusterSecretReadiness)(config) : undefined;
+    return {
+      cluster,
+      config,
+      discovery,
+      eds,
+      health,
+      variant,
+      secrets,
+      started: false,
+      warm: false,
+      waitingSecrets: false,
+    };
   }
 
   /** Runs a non-EDS version's first resolution and health checks (or an EDS version's checks), then warms it. */
@@ -336,6 +377,15 @@ class ClusterManagerImpl implements DynamicClusterManager {
   #warmed(name: string, v: Version): void {
     const entry = this.#entries.get(name);
     if (v.warm || entry === undefined) return;
+    if (entry.warming === v && v.secrets?.ready !== undefined) {
+      // hosts are ready; the TLS context's secrets are not (nor timed out): still warming
+      if (!v.waitingSecrets) {
+        v.waitingSecrets = true;
+        v.secrets.ready.then(() => this.#warmed(name, v));
+      }
+      return;
+    }
+    v.secrets?.close();
     if (entry.warming === v) {
       const old = entry.active;
       entry.active = v;
@@ -352,6 +402,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
 
   /** Takes `v` out of service; its health state goes back unless the other live version shares it. */
   #retire(entry: Entry, v: Version): void {
+    v.secrets?.close();
     v.discovery?.close();
     v.cluster.retire();
     if (entry.active?.health !== v.health && entry.warming?.health !== v.health) v.health.release();

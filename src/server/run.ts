@@ -12,6 +12,7 @@ import {
   setLogLevel,
   setLogPath,
 } from "../common/log.ts";
+import type { Bootstrap } from "../config/bootstrap.ts";
 import { formatConfigError } from "../config/errors.ts";
 import { type ConfigSource, loadConfigSource, OVERLAY_NAME } from "../config/overlay.ts";
 import { startAdmin } from "./admin_wiring.ts";
@@ -85,10 +86,24 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
     drainTimeMs: f.drainTimeS * 1000,
     commandLineOptions: commandLineOptions(f, args),
   });
+  // logrotate may signal while workers still start (Deno's default for SIGUSR1 would end the process)
+  const onUsr1 = () => {
+    server.reopenLogs();
+    log.info("caught SIGUSR1: reopened log files");
+  };
+  Deno.addSignalListener("SIGUSR1", onUsr1);
+  try {
+    return await run(server, f, log, loaded.bootstrap);
+  } finally {
+    Deno.removeSignalListener("SIGUSR1", onUsr1);
+  }
+}
+
+async function run(server: Server, f: CliFlags, log: Logger, bootstrap: Bootstrap): Promise<number> {
   let admin;
   try {
     await server.start();
-    admin = await startAdmin(server, loaded.bootstrap);
+    admin = await startAdmin(server, bootstrap);
   } catch (err) {
     console.error(`Failed to start: ${(err as Error).message}`);
     await server.stop(0);
@@ -106,17 +121,11 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
   // start-up garbage (YAML document, zod parse, module evaluation) goes back to the OS now, not never
   compactHeap();
   const onQuit = () => server.quit();
-  const onUsr1 = () => {
-    server.reopenLogs();
-    log.info("caught SIGUSR1: reopened log files");
-  };
   Deno.addSignalListener("SIGINT", onQuit);
   Deno.addSignalListener("SIGTERM", onQuit);
-  Deno.addSignalListener("SIGUSR1", onUsr1);
   await server.quitRequested;
   Deno.removeSignalListener("SIGINT", onQuit);
   Deno.removeSignalListener("SIGTERM", onQuit);
-  Deno.removeSignalListener("SIGUSR1", onUsr1);
   log.info("shutting down");
   // admin stays up while connections drain: /ready answers 503 DRAINING
   await server.stop(f.drainTimeS * 1000);

@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { applyLogSettings, logSettings, setComponentLogLevel, setLogPath } from "../src/common/log.ts";
-import { accessLog, bootstrapYaml, curl, sleep, startOrigin, startProxy, staticCluster } from "./helpers.ts";
+import {
+  accessLog,
+  bootstrapYaml,
+  curl,
+  curlStatus,
+  sleep,
+  startOrigin,
+  startProxy,
+  staticCluster,
+} from "./helpers.ts";
 import { downstreamTls, makePki } from "./tls_certs.ts";
 
 type Obj = Record<string, unknown>;
@@ -221,14 +230,7 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
   await t.step(
     "plain text: every TLS operator is -; a fault abort still logs the route's cluster",
     async () => {
-      const r = await curl([
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        `http://127.0.0.1:${proxy.port("plain")}/x`,
-      ]);
+      const r = await curlStatus(`http://127.0.0.1:${proxy.port("plain")}/x`);
       assert.equal(r.stdout, "429");
       const [l] = (await lines(proxy.logPath, ++n)).slice(-1);
       assert.deepEqual(l.slice(0, 11), Array(11).fill("-"));
@@ -239,15 +241,9 @@ Deno.test("access log: downstream TLS operators and the route's cluster", async 
   await t.step(
     "a cluster_header naming no cluster logs %UPSTREAM_CLUSTER% as -, also on a local reply before the router",
     async () => {
-      const r = await curl([
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+      const r = await curlStatus(`http://127.0.0.1:${proxy.port("plain")}/hdr`, [
         "-H",
         "x-cluster: attacker-chosen",
-        `http://127.0.0.1:${proxy.port("plain")}/hdr`,
       ]);
       assert.equal(r.stdout, "429");
       const [l] = (await lines(proxy.logPath, ++n)).slice(-1);

@@ -5,23 +5,20 @@
  */
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
-import { anyHost, curl, httpListener, refusedPort, sleep, staticCluster } from "./helpers.ts";
+import { waitFor } from "./health_helpers.ts";
+import {
+  curl,
+  type NuncioProcess,
+  okListener,
+  portFree,
+  refusedPort,
+  sleep,
+  spawnNuncio as spawn,
+  staticCluster,
+  waitForPort,
+} from "./helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 type Obj = Record<string, unknown>;
-
-/** An HTTP listener answering 200 "ok" itself, access log at `log`. */
-function okListener(name: string, port: number, log: string): Obj {
-  const l = httpListener({
-    name,
-    statPrefix: name,
-    virtualHosts: [
-      anyHost([{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }]),
-    ],
-  });
-  (l.address as { socket_address: { port_value: number } }).socket_address.port_value = port;
-  return JSON.parse(JSON.stringify(l).replaceAll("$LOG", log));
-}
 
 function adminOn(port: number): Obj {
   return { address: { socket_address: { address: "127.0.0.1", port_value: port } } };
@@ -37,26 +34,8 @@ async function writeConfig(dir: string, doc: Obj): Promise<string> {
   return path;
 }
 
-/** A running nuncio; `done` resolves with its exit code and stderr. */
-interface Child {
-  proc: Deno.ChildProcess;
-  done: Promise<{ code: number; stderr: string }>;
-}
-
-function spawn(args: string[]): Child {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(proc.stderr).text();
-  return { proc, done: Promise.all([proc.status, stderr]).then(([s, e]) => ({ code: s.code, stderr: e })) };
-}
-
 /** Waits for the exit (bounded): a hung process fails the test instead of the suite. */
-async function exited(c: Child, timeoutMs = 20000): Promise<{ code: number; stderr: string }> {
+async function exited(c: NuncioProcess, timeoutMs = 20000): Promise<{ code: number; stderr: string }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -71,41 +50,10 @@ async function exited(c: Child, timeoutMs = 20000): Promise<{ code: number; stde
   }
 }
 
-async function waitForPort(port: number, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`Nothing listens on ${port}`);
-      await sleep(50);
-    }
-  }
-}
-
-/** True when `port` can be bound on 127.0.0.1 (nobody holds it). */
-function portFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function get(url: string, method = "GET"): Promise<{ status: number; body: string }> {
   const r = await curl(["-X", method, "-w", "\n%{http_code}", url]);
   const i = r.stdout.lastIndexOf("\n");
   return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 async function lines(path: string): Promise<string[]> {
@@ -210,6 +158,7 @@ Deno.test("running: SIGHUP is survived, SIGUSR1 reopens access logs in every wor
       await waitFor(
         "the SIGHUP log line",
         async () => (await lines(logPath)).some((l) => l.includes("SIGHUP")),
+        10_000,
       );
       const hup = (await lines(logPath)).map((l) => JSON.parse(l)).find((l) => l.message.includes("SIGHUP"));
       assert.equal(hup.level, "info");
@@ -219,7 +168,7 @@ Deno.test("running: SIGHUP is survived, SIGUSR1 reopens access logs in every wor
       for (let i = 0; i < 4; i++) {
         assert.equal((await get(`http://127.0.0.1:${port}/before${i}`)).status, 200);
       }
-      await waitFor("4 access log lines", async () => (await lines(access)).length === 4);
+      await waitFor("4 access log lines", async () => (await lines(access)).length === 4, 10_000);
       // logrotate: move both files away, SIGUSR1, new lines go to new files at the original paths
       await Deno.rename(access, `${access}.1`);
       await Deno.rename(logPath, `${logPath}.1`);
@@ -227,13 +176,18 @@ Deno.test("running: SIGHUP is survived, SIGUSR1 reopens access logs in every wor
       await waitFor(
         "a new --log-path file",
         async () => (await lines(logPath)).some((l) => l.includes("SIGUSR1")),
+        10_000,
       );
       await sleep(200); // the workers' reopen message
       // new connections each: SO_REUSEPORT spreads them over both workers
       for (let i = 0; i < 16; i++) {
         assert.equal((await get(`http://127.0.0.1:${port}/after${i}`)).status, 200);
       }
-      await waitFor("16 lines in the new access log", async () => (await lines(access)).length === 16);
+      await waitFor(
+        "16 lines in the new access log",
+        async () => (await lines(access)).length === 16,
+        10_000,
+      );
       assert.equal((await lines(`${access}.1`)).length, 4);
       assert.ok((await lines(access)).every((l) => l.includes("/after")));
     } finally {
@@ -293,6 +247,7 @@ Deno.test("running: --config-yaml, --service-*, /ready DRAINING after /healthche
       await waitFor(
         "/ready to say DRAINING",
         async () => (await get(`${admin}/ready`)).body === "DRAINING\n",
+        10_000,
       );
       assert.equal((await get(`${admin}/ready`)).status, 503);
       conn.close();

@@ -2,9 +2,16 @@
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
 import { scriptedOrigin } from "./fault_peers.ts";
-import { anyHost, curl, httpListener, refusedPort, sleep, staticCluster } from "./helpers.ts";
+import {
+  anyHost,
+  curlStatus,
+  httpListener,
+  refusedPort,
+  spawnNuncio,
+  staticCluster,
+  waitForPort,
+} from "./helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const LRL_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
 function config(port: number, origin: number): string {
@@ -29,44 +36,24 @@ function config(port: number, origin: number): string {
   }).replaceAll("$LOG", "/dev/null");
 }
 
-async function waitForPort(port: number): Promise<void> {
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`Nothing listens on ${port}`);
-      await sleep(50);
-    }
-  }
-}
-
 /** Runs main.ts at `level`, sends one request that is retried once, returns stderr. */
 async function runOnce(level: string): Promise<string> {
   await using origin = scriptedOrigin([{ status: 503 }, { status: 200, body: "ok" }]);
   const port = refusedPort();
   const path = await Deno.makeTempFile({ prefix: "nuncio_debug_", suffix: ".yaml" });
   await Deno.writeTextFile(path, config(port, origin.port));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "-c", path, "--concurrency", "1", "--log-level", level],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
+  const child = spawnNuncio(["-c", path, "--concurrency", "1", "--log-level", level]);
   try {
     await waitForPort(port);
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${port}/x`]);
+    const r = await curlStatus(`http://127.0.0.1:${port}/x`);
     assert.equal(r.stdout, "200");
     assert.equal(origin.requests.length, 2);
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
+    child.proc.kill("SIGTERM");
+    await child.proc.status;
     await Deno.remove(path);
   }
-  return await stderr;
+  return await child.stderr;
 }
 
 Deno.test("debug log: a request's decisions, with connection and stream ids", async (t) => {

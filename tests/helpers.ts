@@ -1,7 +1,7 @@
 /**
  * End-to-end test helpers: an in-process proxy built from YAML text (ports 0 resolved after start),
- * Envoy v3 config builders, an access log reader and stats lookups. Peers (origins, curl, raw sockets)
- * live in peers.ts and are re-exported here.
+ * Envoy v3 config builders, an access log reader and stats lookups; nuncio (`main.ts`) as a subprocess and
+ * port probes for it. Peers (origins, curl, raw sockets) live in peers.ts and are re-exported here.
  */
 import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import "../src/registry/builtin.ts";
@@ -10,6 +10,7 @@ import { formatConfigError } from "../src/config/errors.ts";
 import { loadConfigText } from "../src/config/load.ts";
 import { checkClusterReferences } from "../src/server/cross_check.ts";
 import { DataPlane } from "../src/server/data_plane.ts";
+import { curl, type RunResult, sleep } from "./peers.ts";
 
 export * from "./peers.ts";
 
@@ -145,6 +146,19 @@ export function anyHost(routes: unknown[], extra: Obj = {}): Obj {
   return { name: "any", domains: ["*"], routes, ...extra };
 }
 
+/** An HTTP listener on 127.0.0.1:`port` answering 200 "ok" itself, access log at `log`. */
+export function okListener(name: string, port: number, log = "/dev/null"): Obj {
+  const l = httpListener({
+    name,
+    statPrefix: name,
+    virtualHosts: [
+      anyHost([{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }]),
+    ],
+  });
+  (l.address as { socket_address: { port_value: number } }).socket_address.port_value = port;
+  return JSON.parse(JSON.stringify(l).replaceAll("$LOG", log));
+}
+
 /** A bootstrap YAML text from listeners and clusters. */
 export function bootstrapYaml(listeners: unknown[], clusters: unknown[], extra: Obj = {}): string {
   return stringify({ static_resources: { listeners, clusters }, ...extra });
@@ -210,4 +224,58 @@ async function readLog(path: string, n: number, timeoutMs: number): Promise<LogE
     const [code, flags, method, p, upstreamHost, cluster, details, bytesReceived, bytesSent] = l.split("|");
     return { code, flags, method, path: p, upstreamHost, cluster, details, bytesReceived, bytesSent };
   });
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** nuncio (`deno run -A main.ts <args>`) as a subprocess: stdout dropped, stderr collected, no colours. */
+export interface NuncioProcess {
+  proc: Deno.ChildProcess;
+  /** Everything it wrote to stderr, once it has exited. */
+  stderr: Promise<string>;
+  /** Its exit code and stderr. */
+  done: Promise<{ code: number; stderr: string }>;
+}
+
+/** Starts `main.ts` with `args`; waits for nothing. */
+export function spawnNuncio(args: string[]): NuncioProcess {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(proc.stderr).text();
+  const done = Promise.all([proc.status, stderr]).then(([s, e]) => ({ code: s.code, stderr: e }));
+  return { proc, stderr, done };
+}
+
+/** Waits (bounded) until 127.0.0.1:`port` accepts a connection. */
+export async function waitForPort(port: number, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`Nothing listens on ${port}`);
+      await sleep(50);
+    }
+  }
+}
+
+/** True when `port` can be bound on 127.0.0.1 right now, without waiting (nobody holds it). */
+export function portFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `curl -s -o /dev/null -w %{http_code} <extra> <url>`: stdout is the status code. */
+export function curlStatus(url: string, extra: string[] = []): Promise<RunResult> {
+  return curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", ...extra, url]);
 }

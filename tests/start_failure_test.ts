@@ -11,32 +11,7 @@ import { startAdmin } from "../src/server/admin_wiring.ts";
 import { DataPlane } from "../src/server/data_plane.ts";
 import { preServeChecks } from "../src/server/pre_serve_checks.ts";
 import { Server } from "../src/server/server.ts";
-import { anyHost, httpListener, refusedPort, staticCluster } from "./helpers.ts";
-
-type Obj = Record<string, unknown>;
-
-/** An HTTP listener on 127.0.0.1:`port` answering 200 itself. */
-function okListener(name: string, port: number): Obj {
-  const l = httpListener({
-    name,
-    statPrefix: name,
-    virtualHosts: [
-      anyHost([{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }]),
-    ],
-  });
-  (l.address as { socket_address: { port_value: number } }).socket_address.port_value = port;
-  return JSON.parse(JSON.stringify(l).replaceAll("$LOG", "/dev/null"));
-}
-
-/** True when `port` can be bound on 127.0.0.1 right now, without waiting (nobody holds it). */
-function portFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { okListener, portFree, refusedPort, staticCluster } from "./helpers.ts";
 
 /** Ports of one scenario: `taken` is held by this test for its whole run. */
 interface Scenario extends AsyncDisposable {

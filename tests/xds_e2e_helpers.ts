@@ -1,11 +1,11 @@
 /**
- * Shared pieces of the xDS end-to-end tests (ADS/gRPC and files): resources built around one config source,
+ * Shared pieces of the xDS end-to-end tests (ADS/gRPC, REST and files): resources built around one config source,
  * nuncio as a `main.ts` subprocess with its admin API, and a keep-alive load loop that counts failures.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
+import { spawnNuncio, staticCluster as staticHosts } from "./helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 export const HCM =
   "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 export const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -18,8 +18,19 @@ export const TYPES = {
 
 type Obj = Record<string, unknown>;
 
-/** A listener on 127.0.0.1:`port` whose HTTP connection manager takes route config "routes" from `rds`. */
-export function rdsListener(port: number, statPrefix: string, rds: Obj, name = "ingress"): Obj {
+/** A REST-JSON config source polling the static cluster "xds" every 50 ms. */
+export const restSource: Obj = {
+  resource_api_version: "V3",
+  api_config_source: {
+    api_type: "REST",
+    transport_api_version: "V3",
+    cluster_names: ["xds"],
+    refresh_delay: "0.05s",
+  },
+};
+
+/** A listener on 127.0.0.1:`port` running an HTTP connection manager with `routeSource` (rds or route_config). */
+function hcmListener(port: number, statPrefix: string, routeSource: Obj, name: string): Obj {
   return {
     name,
     address: { socket_address: { address: "127.0.0.1", port_value: port } },
@@ -29,7 +40,7 @@ export function rdsListener(port: number, statPrefix: string, rds: Obj, name = "
         typed_config: {
           "@type": HCM,
           stat_prefix: statPrefix,
-          rds: { route_config_name: "routes", config_source: rds },
+          ...routeSource,
           http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": ROUTER } }],
         },
       }],
@@ -37,23 +48,14 @@ export function rdsListener(port: number, statPrefix: string, rds: Obj, name = "
   };
 }
 
+/** A listener on 127.0.0.1:`port` whose HTTP connection manager takes route config "routes" from `rds`. */
+export function rdsListener(port: number, statPrefix: string, rds: Obj, name = "ingress"): Obj {
+  return hcmListener(port, statPrefix, { rds: { route_config_name: "routes", config_source: rds } }, name);
+}
+
 /** A listener with inline routes to `cluster` (tagged with `x-routes: <tag>`). */
 export function staticRouteListener(port: number, statPrefix: string, cluster: string, tag: string): Obj {
-  return {
-    name: "ingress",
-    address: { socket_address: { address: "127.0.0.1", port_value: port } },
-    filter_chains: [{
-      filters: [{
-        name: "envoy.filters.network.http_connection_manager",
-        typed_config: {
-          "@type": HCM,
-          stat_prefix: statPrefix,
-          route_config: routes(tag, cluster),
-          http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": ROUTER } }],
-        },
-      }],
-    }],
-  };
+  return hcmListener(port, statPrefix, { route_config: routes(tag, cluster) }, "ingress");
 }
 
 /** Route config "routes": everything to `cluster`, each response tagged `x-routes: <version>`. */
@@ -94,11 +96,10 @@ export function endpoints(ports: number[], cluster = "web"): Obj {
 
 /** A STATIC cluster at 127.0.0.1:`port` (`h2`: Envoy's explicit HTTP/2 protocol options, as gRPC needs). */
 export function staticCluster(name: string, port: number, h2 = false): Obj {
-  return {
+  return staticHosts(
     name,
-    type: "STATIC",
-    connect_timeout: "1s",
-    ...(h2
+    [port],
+    h2
       ? {
         typed_extension_protocol_options: {
           "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -107,16 +108,8 @@ export function staticCluster(name: string, port: number, h2 = false): Obj {
           },
         },
       }
-      : {}),
-    load_assignment: {
-      cluster_name: name,
-      endpoints: [{
-        lb_endpoints: [{
-          endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } },
-        }],
-      }],
-    },
-  };
+      : {},
+  );
 }
 
 /** nuncio running as a subprocess. */
@@ -130,65 +123,57 @@ export interface Nuncio extends AsyncDisposable {
   stderr: Promise<string>;
 }
 
-/** Writes `bootstrap` to a temp dir and runs `main.ts -c` on it; resolves once /ready says LIVE. */
-export async function startNuncio(
+/** Writes `bootstrap` to a temp dir and runs `main.ts -c` on it (`-l warn`); waits for nothing. */
+export async function launchNuncio(
   bootstrap: string,
   adminPort: number,
   concurrency: number,
 ): Promise<Nuncio> {
   const dir = await Deno.makeTempDir({ prefix: "nuncio_xds_e2e_" });
-  await Deno.writeTextFile(`${dir}/bootstrap.yaml`, bootstrap);
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "-c",
-      `${dir}/bootstrap.yaml`,
-      "--concurrency",
-      String(concurrency),
-      "-l",
-      "warn",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(proc.stderr).text();
+  const file = `${dir}/bootstrap.yaml`;
+  await Deno.writeTextFile(file, bootstrap);
+  const child = spawnNuncio(["-c", file, "--concurrency", String(concurrency), "-l", "warn"]);
   const admin = (path: string) => fetch(`http://127.0.0.1:${adminPort}${path}`).then((r) => r.text());
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     try {
-      proc.kill("SIGTERM");
+      child.proc.kill("SIGTERM");
     } catch {
       // already gone
     }
-    const status = await proc.status;
-    const err = await stderr;
+    const { code, stderr } = await child.done;
     await Deno.remove(dir, { recursive: true });
-    assert.equal(status.code, 0, err);
+    assert.equal(code, 0, stderr);
   };
-  const n: Nuncio = {
+  return {
     admin,
     async stat(name) {
       const line = (await admin(`/stats?filter=^${name.replaceAll(".", "\\.")}$`)).trim();
       return Number(line.split(": ")[1]);
     },
     stop,
-    stderr,
+    stderr: child.stderr,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** `launchNuncio`, then resolves once /ready says LIVE. */
+export async function startNuncio(
+  bootstrap: string,
+  adminPort: number,
+  concurrency: number,
+): Promise<Nuncio> {
+  const n = await launchNuncio(bootstrap, adminPort, concurrency);
   try {
     await waitFor(
       "/ready LIVE",
-      () => admin("/ready").then((t) => t === "LIVE\n").catch(() => false),
+      () => n.admin("/ready").then((t) => t === "LIVE\n").catch(() => false),
       15_000,
     );
   } catch (e) {
-    await stop().catch(() => {});
+    await n.stop().catch(() => {});
     throw e;
   }
   return n;

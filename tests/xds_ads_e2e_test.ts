@@ -9,6 +9,8 @@
  *   type in order with the versions held, and a new version applies).
  * - Plain per-type gRPC (GRPC for LDS, RDS, CDS, EDS; and DELTA_GRPC for CDS and EDS): the same changes, plus a
  *   cluster replaced under load, a NACK, and a restart of the server.
+ * - DELTA_GRPC ADS with two listeners whose HCMs name different RDS route configs (two RDS watches on one
+ *   delta stream): both serve their own routes, and a change of one route config reaches only its listener.
  */
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
@@ -258,3 +260,69 @@ for (const cdsEds of ["GRPC", "DELTA_GRPC"] as const) {
     assert.equal(part("ListenersConfigDump").version_info, "l1");
   });
 }
+
+Deno.test("DELTA_GRPC ADS end to end: two listeners with their own RDS route configs on one stream", async () => {
+  await using a = startOrigin("a");
+  await using xds = await AutoXdsServer.start();
+  const portA = refusedPort();
+  const portB = refusedPort();
+  const adminPort = refusedPort();
+  // two route configs, each named by one listener: two RDS watches of the same type on the delta ADS stream
+  const listener = (port: number, name: string, routeConfig: string) => {
+    const l = rdsListener(port, name, ADS, name) as Json;
+    l.filter_chains[0].filters[0].typed_config.rds.route_config_name = routeConfig;
+    return l;
+  };
+  const routeConfig = (name: string, version: string) => ({ ...routes(version), name });
+  await xds.set(CDS, "c1", [edsCluster(ADS)]);
+  await xds.set(EDS, "e1", [endpoints([a.port])]);
+  await xds.set(LDS, "l1", [
+    listener(portA, "ingress_a", "routes_a"),
+    listener(portB, "ingress_b", "routes_b"),
+  ]);
+  await xds.set(RDS, "r1", [routeConfig("routes_a", "a1"), routeConfig("routes_b", "b1")]);
+  const dynamic = {
+    ads_config: {
+      api_type: "DELTA_GRPC",
+      transport_api_version: "V3",
+      grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
+    },
+    lds_config: ADS,
+    cds_config: ADS,
+  };
+  await using nuncio = await startNuncio(bootstrap(xds.port, adminPort, dynamic), adminPort, 1);
+  // both listeners serve their own route config
+  assert.equal(await getOnce(portA), "hello from a|a1");
+  assert.equal(await getOnce(portB), "hello from a|b1");
+  const history = xds.history;
+  assert.ok(
+    history.every((r) => r.method.endsWith("/DeltaAggregatedResources") && r.stream === history[0].stream),
+  );
+  const rdsNames = history.filter((r) => r.req.type_url === RDS).flatMap((r) =>
+    r.req.resource_names_subscribe ?? []
+  );
+  assert.deepEqual([...new Set(rdsNames)].sort(), ["routes_a", "routes_b"]);
+  const successA = "http.ingress_a.rds.routes_a.update_success";
+  const successB = "http.ingress_b.rds.routes_b.update_success";
+  const beforeA = await nuncio.stat(successA);
+  const beforeB = await nuncio.stat(successB);
+  assert.ok(beforeA >= 1 && beforeB >= 1);
+
+  // a change of routes_b reaches only listener B (delta sends only routes_b; only its watch gets it)
+  await xds.set(RDS, "r2", [routeConfig("routes_a", "a1"), routeConfig("routes_b", "b2")]);
+  await waitFor("b2 on listener B", async () => (await getOnce(portB)) === "hello from a|b2", 10_000);
+  assert.equal(await getOnce(portA), "hello from a|a1");
+  assert.equal(await nuncio.stat(successA), beforeA, "routes_a's watch was not called");
+  assert.equal(await nuncio.stat(successB), beforeB + 1);
+  // ... and a change of routes_a reaches only listener A; every response is ACKed
+  await xds.set(RDS, "r3", [routeConfig("routes_a", "a3"), routeConfig("routes_b", "b2")]);
+  await waitFor("a3 on listener A", async () => (await getOnce(portA)) === "hello from a|a3", 10_000);
+  assert.equal(await getOnce(portB), "hello from a|b2");
+  assert.equal(await nuncio.stat(successB), beforeB + 1);
+  await until(
+    "the RDS ACKs",
+    () => history.filter((r) => r.req.type_url === RDS && r.req.response_nonce).length >= 3,
+  );
+  assert.equal(nackOf(history, RDS), undefined);
+  assert.equal(await nuncio.stat("control_plane.connected_state"), 1);
+});

@@ -1,10 +1,17 @@
 /**
- * One incremental (DELTA_GRPC) xDS subscription, as Envoy's DeltaSubscriptionState: the server sends only the
+ * Incremental (DELTA_GRPC) xDS, as Envoy's DeltaSubscriptionState with its watch map: the server sends only the
  * resources that changed (with a version each) and the names removed; the client subscribes and unsubscribes
  * names as they change and, on a new stream, tells the server the versions it holds
- * (`initial_resource_versions`). Each response becomes the same XdsUpdate the apply layer gets from state of the
- * world (`resources`: the changed ones, `removed`: names gone) and is ACKed or NACKed with its nonce.
- * It reads its names, callbacks and stats scope from the Subscription the XdsClient made, which keeps the names.
+ * (`initial_resource_versions`).
+ * - `DeltaSubscription`: one watch (one Subscription the XdsClient made: its names, callbacks, stats, initial
+ *   fetch timeout) and the resources it accepted. Each part of a response it gets becomes the same XdsUpdate the
+ *   apply layer gets from state of the world (`resources`: the changed ones, `removed`: names gone).
+ * - `DeltaGroup`: the stream state of one type (the MuxWatcher a mux sees): the union of its watches' names
+ *   (subscribe/unsubscribe as watches come, go and change names), the nonce and error to echo; each response is
+ *   decoded once, split by resource name and handed to the watches that asked for it (wildcard watches get
+ *   everything; a removed name goes to the watches that held it) and is NACKed when any of them rejects it.
+ *   A watch that starts wanting a name another watch of the group already holds (the server will not resend
+ *   it) gets that watch's copy.
  */
 import type { TimerHandle } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
@@ -37,8 +44,14 @@ import {
 
 const log = new Logger("config");
 
-/** Incremental state for one type; see the file comment. */
-export class DeltaSubscription implements MuxWatcher {
+/** One decoded resource of a delta response. */
+interface DeltaResource {
+  json: unknown;
+  version: string;
+}
+
+/** One watch of a delta type; see the file comment. */
+export class DeltaSubscription {
   readonly typeUrl: string;
   readonly wildcard: boolean;
   readonly #sub: Subscription;
@@ -46,12 +59,9 @@ export class DeltaSubscription implements MuxWatcher {
   /** Accepted resources: name -> version and JSON. */
   #versions = new Map<string, string>();
   #resources = new Map<string, unknown>();
-  /** Names the server was last told about on this stream. */
-  #told = new Set<string>();
-  #nonce = "";
-  #errorDetail: ErrorDetail | undefined;
+  /** Copies taken from another watch of the group: name -> version (not offered twice). */
+  readonly seeded = new Map<string, string>();
   #systemVersion = "";
-  #queue: Promise<void> = Promise.resolve();
   #closed = false;
   #initDone = false;
   #initTimer: TimerHandle | undefined;
@@ -66,6 +76,10 @@ export class DeltaSubscription implements MuxWatcher {
     this.#stats = subscriptionStats(this.#opts.stats);
   }
 
+  /** The names it wants (empty for a wildcard type). */
+  get names(): readonly string[] {
+    return this.wildcard ? [] : this.#sub.names;
+  }
   /** The last system_version_info accepted. */
   get version(): string {
     return this.#systemVersion;
@@ -77,6 +91,15 @@ export class DeltaSubscription implements MuxWatcher {
   /** Accepted versions by name. */
   get resourceVersions(): ReadonlyMap<string, string> {
     return this.#versions;
+  }
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True when it wants resource `name`. */
+  wants(name: string): boolean {
+    return this.wildcard || this.#sub.names.includes(name);
   }
 
   /** Arms the initial fetch timeout. */
@@ -91,17 +114,128 @@ export class DeltaSubscription implements MuxWatcher {
     }, ms);
   }
 
+  /** Forgets resources of names no longer wanted (Envoy drops them on unsubscribe). */
+  prune(): void {
+    if (this.wildcard) return;
+    const names = new Set(this.#sub.names);
+    for (const n of [...this.#versions.keys()]) {
+      if (!names.has(n)) {
+        this.#versions.delete(n);
+        this.#resources.delete(n);
+      }
+    }
+    for (const n of [...this.seeded.keys()]) if (!names.has(n)) this.seeded.delete(n);
+  }
+
+  /** Its part of a response: validated and applied; the NACK reason, or undefined when accepted. */
+  async apply(
+    version: string,
+    changed: ReadonlyMap<string, DeltaResource>,
+    removed: readonly string[],
+  ): Promise<string | undefined> {
+    if (this.#closed) return undefined;
+    this.#stats.attempt.inc();
+    if (changed.size === 0 && removed.length === 0) this.#stats.empty.inc();
+    const resources = new Map([...changed].map(([n, r]) => [n, r.json]));
+    const update: XdsUpdate = { typeUrl: this.typeUrl, version, resources, removed: [...removed] };
+    let error: string | undefined;
+    try {
+      error = await this.#opts.validateAndApply(update);
+    } catch (e) {
+      error = errorText(e);
+    }
+    if (this.#closed) return undefined;
+    if (error !== undefined) return this.reject(error || "Rejected");
+    for (const [n, r] of changed) {
+      this.#resources.set(n, r.json);
+      this.#versions.set(n, r.version);
+    }
+    for (const n of removed) {
+      this.#resources.delete(n);
+      this.#versions.delete(n);
+    }
+    this.#systemVersion = version;
+    this.#stats.success.inc();
+    this.#stats.version.set(versionHash(version));
+    this.#finishInit("applied");
+    return undefined;
+  }
+
+  /** A rejected response (counted, logged); returns `message`. */
+  reject(message: string, decodeError = false): string {
+    if (decodeError) this.#stats.attempt.inc();
+    this.#stats.rejected.inc();
+    log.warn(`${this.typeUrl}: delta update rejected: ${message}`);
+    this.#finishInit("rejected");
+    return message;
+  }
+
+  /** The stream failed (counted; the accepted state stays). */
+  failure(reason: string): void {
+    this.#stats.attempt.inc();
+    this.#stats.failure.inc();
+    log.debug(`${this.typeUrl}: delta stream failed: ${reason}`);
+  }
+
+  /** Stops (the init timer; later responses are ignored). */
+  close(): void {
+    this.#closed = true;
+    if (this.#initTimer !== undefined) this.#opts.clock.clearTimer(this.#initTimer);
+    this.#initTimer = undefined;
+    this.#sub.close();
+  }
+
+  #finishInit(outcome: InitialFetchOutcome): void {
+    if (this.#initDone) return;
+    this.#initDone = true;
+    if (this.#initTimer !== undefined) this.#opts.clock.clearTimer(this.#initTimer);
+    this.#initTimer = undefined;
+    this.#opts.onInitialFetchDone?.(outcome);
+  }
+}
+
+/** The delta stream state of one type shared by its watches; see the file comment. */
+export class DeltaGroup implements MuxWatcher {
+  readonly subs = new Set<DeltaSubscription>();
+  /** Names the server was last told about on this stream. */
+  #told = new Set<string>();
+  #nonce = "";
+  #errorDetail: ErrorDetail | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(readonly typeUrl: string) {}
+
+  /** Adds a watch (its initial fetch timeout starts); the mux then sends the group's request. */
+  add(d: DeltaSubscription): void {
+    this.subs.add(d);
+    if (!this.#closed) d.start();
+  }
+
+  /** Removes a watch (closed); its names leave with the next request. */
+  delete(d: DeltaSubscription): void {
+    this.subs.delete(d);
+    d.close();
+  }
+
+  /** MuxWatcher: watches start when added. */
+  start(): void {}
+
   /** The DeltaDiscoveryRequest to send now, as JSON (fields left out when empty). */
   requestJson(node: XdsNode | undefined, fresh: boolean): DeltaDiscoveryRequest {
-    const names = new Set(this.wildcard ? [] : this.#sub.names);
+    const wildcard = [...this.subs].some((s) => s.wildcard);
+    const names = new Set<string>();
+    if (!wildcard) { for (const s of this.subs) for (const n of s.names) names.add(n); }
+    for (const s of this.subs) s.prune();
     const r: DeltaDiscoveryRequest = { type_url: this.typeUrl };
     if (node) r.node = node;
     if (fresh) {
       // a new stream: everything we want, and what we already hold
       if (names.size) r.resource_names_subscribe = [...names].sort();
-      if (this.#versions.size) {
+      const held = this.#held();
+      if (held.size) {
         r.initial_resource_versions = Object.fromEntries(
-          [...this.#versions].sort(([a], [b]) => a < b ? -1 : 1),
+          [...held].map(([n, v]) => [n, v.version]).sort(([a], [b]) => a < b ? -1 : 1),
         );
       }
     } else {
@@ -115,15 +249,7 @@ export class DeltaSubscription implements MuxWatcher {
     this.#told = names;
     this.#nonce = "";
     this.#errorDetail = undefined;
-    // resources of names no longer wanted are forgotten (Envoy drops them on unsubscribe)
-    if (!this.wildcard) {
-      for (const n of [...this.#versions.keys()]) {
-        if (!names.has(n)) {
-          this.#versions.delete(n);
-          this.#resources.delete(n);
-        }
-      }
-    }
+    this.#seed();
     return r;
   }
 
@@ -132,57 +258,88 @@ export class DeltaSubscription implements MuxWatcher {
     return encodeDeltaDiscoveryRequest(this.requestJson(node, fresh));
   }
 
-  /** MuxWatcher: one DeltaDiscoveryResponse; never rejects. */
+  /** MuxWatcher: one DeltaDiscoveryResponse; resolves once its ACK/NACK is decided, never rejects. */
   handle(raw: RawDiscoveryResponse | RawDeltaDiscoveryResponse): Promise<void> {
-    const res = raw as RawDeltaDiscoveryResponse;
-    const run = this.#queue.then(() => (this.#closed ? undefined : this.#handle(res)));
+    return this.#enqueue(() => this.#handle(raw as RawDeltaDiscoveryResponse));
+  }
+
+  /** MuxWatcher: the stream failed. */
+  failure(reason: string): void {
+    this.#nonce = "";
+    this.#errorDetail = undefined;
+    for (const s of this.subs) s.failure(reason);
+  }
+
+  /** MuxWatcher: stops every watch. */
+  close(): void {
+    this.#closed = true;
+    for (const s of this.subs) s.close();
+  }
+
+  #enqueue(fn: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(() => (this.#closed ? undefined : fn()));
     this.#queue = run.catch((e) => log.error(`${this.typeUrl}: ${errorText(e)}`));
     return this.#queue;
   }
 
-  async #handle(res: RawDeltaDiscoveryResponse): Promise<void> {
-    this.#stats.attempt.inc();
-    this.#nonce = res.nonce;
-    const decoded = this.#decode(res);
-    if (typeof decoded === "string") return this.#nack(decoded);
-    if (decoded.resources.size === 0 && decoded.removed.length === 0) this.#stats.empty.inc();
-    let error: string | undefined;
-    try {
-      error = await this.#opts.validateAndApply(decoded.update);
-    } catch (e) {
-      error = errorText(e);
+  /** What the watches hold: name -> the version and JSON of one holder. */
+  #held(): Map<string, DeltaResource> {
+    const held = new Map<string, DeltaResource>();
+    for (const s of this.subs) {
+      for (const [n, version] of s.resourceVersions) {
+        if (!held.has(n)) held.set(n, { version, json: s.resources.get(n) });
+      }
     }
-    if (this.#closed) return;
-    if (error !== undefined) return this.#nack(error || "Rejected");
-    for (const [n, r] of decoded.resources) {
-      this.#resources.set(n, r);
-      this.#versions.set(n, decoded.versions.get(n)!);
-    }
-    for (const n of decoded.removed) {
-      this.#resources.delete(n);
-      this.#versions.delete(n);
-    }
-    this.#systemVersion = res.system_version_info;
-    this.#errorDetail = undefined;
-    this.#stats.success.inc();
-    this.#stats.version.set(versionHash(res.system_version_info));
-    this.#finishInit("applied");
+    return held;
   }
 
-  #decode(res: RawDeltaDiscoveryResponse):
-    | string
-    | {
-      update: XdsUpdate;
-      resources: Map<string, unknown>;
-      removed: string[];
-      versions: Map<string, string>;
-    } {
+  /** Hands each watch the resources it wants that another watch holds and it does not (once per version). */
+  #seed(): void {
+    if (this.subs.size < 2) return;
+    const held = this.#held();
+    for (const s of this.subs) {
+      const copies = new Map<string, DeltaResource>();
+      for (const [n, r] of held) {
+        if (!s.wants(n) || s.resourceVersions.has(n) || s.seeded.get(n) === r.version) continue;
+        s.seeded.set(n, r.version);
+        copies.set(n, r);
+      }
+      if (copies.size === 0) continue;
+      const version = [...this.subs].find((o) => o !== s && o.version)?.version ?? "";
+      // not an answer to any response: nothing is ACKed or NACKed for it
+      this.#enqueue(async () => void await s.apply(version, copies, []));
+    }
+  }
+
+  async #handle(res: RawDeltaDiscoveryResponse): Promise<void> {
+    const decoded = this.#decode(res);
+    if (typeof decoded === "string") {
+      for (const s of this.subs) s.reject(decoded, true);
+      this.#nonce = res.nonce;
+      this.#errorDetail = { code: NACK_CODE, message: decoded };
+      return;
+    }
+    const removedAll = [...new Set(res.removed_resources)];
+    const empty = decoded.size === 0 && removedAll.length === 0;
+    const parts: Promise<string | undefined>[] = [];
+    for (const s of this.subs) {
+      const own = new Map([...decoded].filter(([n]) => s.wants(n)));
+      const removed = removedAll.filter((n) => s.resourceVersions.has(n));
+      if (!empty && own.size === 0 && removed.length === 0) continue;
+      parts.push(s.apply(res.system_version_info, own, removed));
+    }
+    const errors = (await Promise.all(parts)).filter((m) => m !== undefined);
+    // set once decided: a request that leaves meanwhile (names changed) must not ACK it early
+    this.#nonce = res.nonce;
+    this.#errorDetail = errors.length ? { code: NACK_CODE, message: errors.join("; ") } : undefined;
+  }
+
+  /** The changed resources by name, or why the whole response is rejected. */
+  #decode(res: RawDeltaDiscoveryResponse): string | Map<string, DeltaResource> {
     if (res.type_url !== "" && res.type_url !== this.typeUrl) {
       return `DeltaDiscoveryResponse type_url ${res.type_url} is not ${this.typeUrl}`;
     }
-    const wanted = this.wildcard ? undefined : new Set(this.#sub.names);
-    const resources = new Map<string, unknown>();
-    const versions = new Map<string, string>();
+    const resources = new Map<string, DeltaResource>();
     for (let i = 0; i < res.resources.length; i++) {
       const r = res.resources[i];
       if (!r.resource) continue; // a TTL heartbeat: nothing changed
@@ -201,48 +358,13 @@ export class DeltaSubscription implements MuxWatcher {
       const name = r.name || (typeof own === "string" ? own : "");
       if (name === "") return `resources[${i}]: missing name`;
       if (resources.has(name)) return `resources[${i}]: duplicate resource name "${name}"`;
-      if (wanted && !wanted.has(name)) {
+      if (![...this.subs].some((s) => s.wants(name))) {
         log.debug(`${this.typeUrl}: ignoring unsubscribed resource "${name}"`);
         continue;
       }
-      resources.set(name, fields);
-      versions.set(name, r.version);
+      resources.set(name, { json: fields, version: r.version });
     }
-    const removed = [...new Set(res.removed_resources)].filter((n) => this.#versions.has(n));
-    const update: XdsUpdate = { typeUrl: this.typeUrl, version: res.system_version_info, resources, removed };
-    return { update, resources, removed, versions };
-  }
-
-  #nack(message: string): void {
-    this.#errorDetail = { code: NACK_CODE, message };
-    this.#stats.rejected.inc();
-    log.warn(`${this.typeUrl}: delta update rejected: ${message}`);
-    this.#finishInit("rejected");
-  }
-
-  /** MuxWatcher: the stream failed (counted; the accepted state stays). */
-  failure(reason: string): void {
-    this.#stats.attempt.inc();
-    this.#stats.failure.inc();
-    this.#nonce = "";
-    this.#errorDetail = undefined;
-    log.debug(`${this.typeUrl}: delta stream failed: ${reason}`);
-  }
-
-  /** MuxWatcher: stops (the init timer; later responses are ignored). */
-  close(): void {
-    this.#closed = true;
-    if (this.#initTimer !== undefined) this.#opts.clock.clearTimer(this.#initTimer);
-    this.#initTimer = undefined;
-    this.#sub.close();
-  }
-
-  #finishInit(outcome: InitialFetchOutcome): void {
-    if (this.#initDone) return;
-    this.#initDone = true;
-    if (this.#initTimer !== undefined) this.#opts.clock.clearTimer(this.#initTimer);
-    this.#initTimer = undefined;
-    this.#opts.onInitialFetchDone?.(outcome);
+    return resources;
   }
 }
 

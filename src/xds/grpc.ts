@@ -6,7 +6,9 @@
  * `rate_limit_settings`; a new stream resends each subscription's last accepted version and names without a
  * nonce. A failed stream (connect refused, reset, any grpc-status, the server gone) is reported to every
  * subscription and retried with jittered exponential back-off; the last good config stays.
- * State of the world (GRPC) and incremental (DELTA_GRPC, see delta.ts) share the mux.
+ * State of the world (GRPC) and incremental (DELTA_GRPC, see delta.ts) share the mux; either way a type may have
+ * several watches on one stream (one per RDS route config or SDS secret over ADS), kept together in the type's
+ * SotwGroup or DeltaGroup, which sends the union of their names and splits responses between them.
  */
 import { type Clock, systemClock, type TimerHandle } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
@@ -24,7 +26,7 @@ import {
   type RawDeltaDiscoveryResponse,
   type RawDiscoveryResponse,
 } from "./codec/mod.ts";
-import { DeltaSubscription } from "./delta.ts";
+import { DeltaGroup, DeltaSubscription } from "./delta.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, errorText, NACK_CODE, type Subscription } from "./subscription.ts";
 import {
   type ClusterAddress,
@@ -293,7 +295,7 @@ export class GrpcMux {
     return this.#watchers.get(typeUrl);
   }
 
-  /** Adds a watcher (one per type_url) and sends its request (the stream opens on the first). */
+  /** Adds a watcher (one per type_url: a type's group) and sends its request (the stream opens on the first). */
   add(w: MuxWatcher): void {
     if (this.#closed) return;
     if (this.#watchers.has(w.typeUrl)) throw new Error(`${this.#o.label}: ${w.typeUrl} is already watched`);
@@ -486,7 +488,7 @@ export class GrpcMux {
 class MuxHandle implements XdsTransport {
   #started = false;
   #closed = false;
-  #group: SotwGroup | undefined;
+  #group: SotwGroup | DeltaGroup | undefined;
   constructor(
     readonly mux: GrpcMux,
     readonly sub: Subscription,
@@ -496,30 +498,41 @@ class MuxHandle implements XdsTransport {
   start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
-    if (this.delta) return this.mux.add(this.delta);
     const existing = this.mux.watcher(this.sub.typeUrl);
+    if (this.delta) {
+      if (existing !== undefined && !(existing instanceof DeltaGroup)) {
+        throw new Error(`${this.sub.typeUrl} is already watched on this stream`);
+      }
+      const g = this.#group = existing ?? new DeltaGroup(this.sub.typeUrl);
+      g.add(this.delta);
+      if (existing) this.mux.requestNow(existing);
+      else this.mux.add(g);
+      return;
+    }
     if (existing !== undefined && !(existing instanceof SotwGroup)) {
       throw new Error(`${this.sub.typeUrl} is already watched on this stream`);
     }
-    this.#group = existing ?? new SotwGroup(this.sub.typeUrl);
-    this.#group.add(this.sub);
+    const g = this.#group = existing ?? new SotwGroup(this.sub.typeUrl);
+    g.add(this.sub);
     if (existing) this.mux.requestNow(existing);
-    else this.mux.add(this.#group);
+    else this.mux.add(g);
   }
   requestNow(): void {
-    const w = this.delta ?? this.#group;
-    if (w) this.mux.requestNow(w);
+    if (this.#group) this.mux.requestNow(this.#group);
   }
   async close(): Promise<void> {
     this.#closed = true;
     const g = this.#group;
     this.sub.close();
-    if (this.delta) await this.mux.remove(this.delta);
-    else if (g) {
+    if (g instanceof DeltaGroup) {
+      g.delete(this.delta!);
+      if (g.subs.size === 0) await this.mux.remove(g);
+      else this.mux.requestNow(g); // the names left are unsubscribed
+    } else if (g) {
       g.subs.delete(this.sub);
       if (g.subs.size === 0) await this.mux.remove(g);
       else this.mux.requestNow(g); // the names left
-    }
+    } else this.delta?.close();
     if (this.ownsMux) await this.mux.close();
   }
 }

@@ -2,7 +2,8 @@
  * xDS over gRPC against a management server that is not nuncio's code: tests/xds_grpc_server.ts runs
  * @grpc/grpc-js with Envoy's own discovery service protos (npm:@grpc/grpc-js-xds), records every request and
  * answers what each test scripts. State of the world per type, ADS (order, reconnect after the server is
- * killed), delta (subscribe, unsubscribe, removed_resources, initial_resource_versions), the message size limit.
+ * killed), delta (subscribe, unsubscribe, removed_resources, initial_resource_versions), several delta watches of
+ * one type on one ADS stream (names merged, responses split, NACK when any rejects), the message size limit.
  */
 import assert from "node:assert/strict";
 import { systemClock } from "../common/clock.ts";
@@ -441,6 +442,121 @@ Deno.test("gRPC stream client: a reader that lags holds the window; every large 
     assert.equal(call.write(new Uint8Array(1)), false);
   } finally {
     await call.close();
+    await server.stop();
+  }
+});
+
+Deno.test("DELTA_GRPC ADS: several watches of one type share the stream; responses split; NACK if any rejects", async () => {
+  let server = await XdsServer.start();
+  const stats = new StatsStore();
+  const dynamic = dynamicResourcesSchema.parse({ ads_config: apiJson("DELTA_GRPC") });
+  const d = deps(() => server, stats, { adsConfig: dynamic.ads_config });
+  const client = new XdsClient(dynamic, {
+    node: d.node,
+    stats,
+    resolveCluster: d.resolveCluster,
+    grpcTransport: grpcTransportFactory(d),
+  });
+  const ads = configSourceSchema.parse({ ads: {}, initial_fetch_timeout: "0s" });
+  const got: Record<string, XdsUpdate[]> = { w1: [], w2: [], w3: [] };
+  const watch = (key: string, name: string) =>
+    client.subscribe(RDS, ads, {
+      names: [name],
+      stats: stats.scope(`http.x.rds.${key}`),
+      validateAndApply: (u) => {
+        got[key].push(u);
+        const bad = [...u.resources.values()].some((r) => (r as Json).virtual_hosts?.[0]?.name === "bad");
+        return Promise.resolve(bad ? `RouteConfiguration ${[...u.resources.keys()]}: bad` : undefined);
+      },
+    });
+  const rc = (name: string, version: string, vh = "any") => ({
+    name,
+    version,
+    json: { "@type": RDS, name, virtual_hosts: [{ name: vh, domains: ["*"] }] },
+  });
+  const delta = (stream: number, v: string, nonce: string, resources: Json[], removed: string[] = []) =>
+    server.send({
+      cmd: "delta",
+      stream,
+      response: { system_version_info: v, type_url: RDS, nonce, resources, removed_resources: removed },
+    });
+  const w1 = watch("w1", "r1");
+  const w2 = watch("w2", "r2"); // a second watch of the type: no "already watched"
+  try {
+    await waitFor("r1 and r2 subscribed", () => {
+      const subscribed = server.requests().flatMap((r) => r.req.resource_names_subscribe ?? []);
+      return subscribed.includes("r1") && subscribed.includes("r2");
+    });
+    const reqs = server.requests();
+    assert.ok(
+      reqs.every((r) => r.method.endsWith("/DeltaAggregatedResources") && r.stream === reqs[0].stream),
+    );
+    assert.equal(server.streams().length, 1);
+    const st = reqs[0].stream;
+    let n = reqs.length;
+
+    // one response with both: each watch gets only its own; one ACK
+    await delta(st, "s1", "d1", [rc("r1", "1"), rc("r2", "1")]);
+    const ack = await server.nthRequest(++n);
+    assert.equal(ack.req.response_nonce, "d1");
+    assert.equal(ack.req.error_detail, undefined);
+    assert.deepEqual(got.w1.map((u) => [...u.resources.keys()]), [["r1"]]);
+    assert.deepEqual(got.w2.map((u) => [...u.resources.keys()]), [["r2"]]);
+
+    // a change of r2 reaches only r2's watch
+    await delta(st, "s2", "d2", [rc("r2", "2", "v2")]);
+    assert.equal((await server.nthRequest(++n)).req.response_nonce, "d2");
+    assert.equal(got.w1.length, 1);
+    assert.equal(got.w2.length, 2);
+    assert.equal(w2.subscription.typeUrl, RDS);
+
+    // w1 rejects its part: the response is NACKed with its reason; w2's part applies
+    await delta(st, "s3", "d3", [rc("r1", "3", "bad"), rc("r2", "3", "v3")]);
+    const nack = await server.nthRequest(++n);
+    assert.equal(nack.req.response_nonce, "d3");
+    assert.equal(nack.req.error_detail.code, NACK_CODE);
+    assert.equal(nack.req.error_detail.message, "RouteConfiguration r1: bad");
+    assert.equal(stats.counter("http.x.rds.w1.update_rejected").value, 1);
+    assert.equal(stats.counter("http.x.rds.w2.update_success").value, 3);
+    assert.equal(stats.counter("http.x.rds.w2.update_rejected").value, 0);
+
+    // removed_resources go to the watch that held the name
+    await delta(st, "s4", "d4", [], ["r2"]);
+    const ack4 = await server.nthRequest(++n);
+    assert.equal(ack4.req.error_detail, undefined);
+    assert.deepEqual(got.w2.at(-1)!.removed, ["r2"]);
+    assert.equal(got.w1.length, 2, "r1's watch is not told about r2");
+
+    // a watch that leaves: its names are unsubscribed; a new watch of a name already held gets it at once
+    await w2.close();
+    const unsub = await server.nthRequest(++n);
+    assert.deepEqual(unsub.req.resource_names_unsubscribe, ["r2"]);
+    const before = server.requests().length;
+    const w3 = watch("w3", "r1");
+    await waitFor("w3 seeded from w1", () => got.w3.length === 1);
+    assert.deepEqual([...got.w3[0].resources.keys()], ["r1"]);
+    assert.equal((got.w3[0].resources.get("r1") as Json).virtual_hosts[0].name, "any", "w1's accepted copy");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(
+      server.requests().slice(before).every((r) => r.req.resource_names_subscribe === undefined),
+      "r1 is subscribed already",
+    );
+    assert.equal(w3.subscription.typeUrl, RDS);
+
+    // a new stream: every wanted name, and the versions held
+    const port = server.port;
+    await server.kill();
+    await waitFor("disconnected", () => stats.gauge("control_plane.connected_state").value === 0);
+    server = await XdsServer.start(port);
+    const fresh = await server.nthRequest(1);
+    assert.deepEqual(fresh.req.resource_names_subscribe, ["r1"]);
+    assert.deepEqual(fresh.req.initial_resource_versions, { r1: "1" });
+    assert.equal(fresh.req.response_nonce, undefined);
+    assert.ok(stats.counter("http.x.rds.w1.update_failure").value >= 1);
+    assert.ok(stats.counter("http.x.rds.w3.update_failure").value >= 1);
+    await w1.close();
+  } finally {
+    await client.close();
     await server.stop();
   }
 });

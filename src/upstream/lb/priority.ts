@@ -84,7 +84,8 @@ export function priorityLoad(
   for (let i = 0; i < n; i++) {
     const l = levels[i];
     const usable = l === undefined || l.total === 0 ? 0 : 100 * (l.healthy + l.degraded) / l.total;
-    panic[i] = nta === 0 || usable < panicThreshold;
+    // as Envoy (recalculatePerPriorityPanic): never panic while the levels together are fully available
+    panic[i] = nta === 100 ? false : nta === 0 || usable < panicThreshold;
   }
   if (panic.every(Boolean)) {
     // total panic: load by host count, whatever their health

@@ -81,14 +81,15 @@ Deno.test("degraded hosts take load only after healthy ones (Envoy's worked exam
 });
 
 Deno.test("panic per level and total panic", () => {
-  // P0 30 % usable is in panic (threshold 50) but still has load; P1 is fine
+  // P0 20 % usable is in panic (threshold 50) but still has load; P1 (50 %) is not; together they are short of
+  // full availability (28 + 70 = 98), else no level would panic (see the test above)
   const p = priorityLoad(
-    [{ total: 10, healthy: 3, degraded: 0 }, { total: 10, healthy: 10, degraded: 0 }],
+    [{ total: 10, healthy: 2, degraded: 0 }, { total: 10, healthy: 5, degraded: 0 }],
     140,
     50,
   );
   assert.deepEqual(p.panic, [true, false]);
-  assert.deepEqual(p.healthy, [42, 58]);
+  assert.deepEqual(p.healthy, [29, 71]);
   // every level in panic: load follows host counts
   const t = priorityLoad(
     [{ total: 10, healthy: 1, degraded: 0 }, { total: 30, healthy: 0, degraded: 0 }],
@@ -149,4 +150,22 @@ Deno.test("locality weighted: weight x availability with overprovisioning (Envoy
     opts({ localityWeighted: true }),
   );
   assert.equal(new Set(Array.from({ length: 8 }, () => (none.choose({}, 0) as HostImpl).locality)).size, 2);
+});
+
+Deno.test("no level panics while the levels together are fully available (Envoy's recalculatePerPriorityPanic)", () => {
+  // P0 4 of 10 healthy (40 % < the 50 % threshold), P1 all healthy: normalized total availability is 100
+  const l = priorityLoad(
+    [{ total: 10, healthy: 4, degraded: 0 }, { total: 10, healthy: 10, degraded: 0 }],
+    140,
+    50,
+  );
+  assert.deepEqual(l.panic, [false, false]);
+  assert.deepEqual(l.healthy, [56, 44]);
+  // with P1 gone as well, the levels are short of capacity: P0 panics
+  const short = priorityLoad(
+    [{ total: 10, healthy: 4, degraded: 0 }, { total: 10, healthy: 0, degraded: 0 }],
+    140,
+    50,
+  );
+  assert.equal(short.panic[0], true);
 });

@@ -18,8 +18,8 @@ import type { ClusterManager } from "../upstream/types.ts";
 import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { FromWorker, ListenerStateInfo, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import { applyToPlane, type ParsedUpdate, staticNames } from "./xds_apply.ts";
-import { type RawUpdate, usesSds, XdsWiring } from "./xds_wiring.ts";
+import { applyToPlane, type ParsedUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
+import { type RawUpdate, usesXds, XdsWiring } from "./xds_wiring.ts";
 
 const log = new Logger("main");
 
@@ -48,8 +48,12 @@ interface WorkerHandle {
 /** A running data plane (in-process or workers) plus the state admin reads. */
 export class Server {
   readonly mainStats = new StatsStore();
-  /** Memory shared with every worker (created once per process). */
-  readonly shared = SharedArena.create();
+  /**
+   * Memory shared with every worker (created once per process). Sized for xDS at scale: 1,000 clusters with
+   * 10,000 endpoints take ~13,000 keys, and a cluster update briefly holds two versions' host keys; pages are
+   * only resident once touched.
+   */
+  readonly shared = SharedArena.create({ capacity: 262_144, bytes: 64 * 1024 * 1024 });
   readonly startedAt = Date.now();
   state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
   #plane: DataPlane | undefined;
@@ -107,7 +111,7 @@ export class Server {
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
     this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
-    if (!this.bootstrap.dynamic_resources && !usesSds(this.bootstrap)) {
+    if (!usesXds(this.bootstrap)) {
       this.state = "LIVE";
       return;
     }
@@ -120,6 +124,12 @@ export class Server {
       markWarm: (cluster) => {
         for (const w of this.#workers) {
           w.worker.postMessage({ type: "mark_warm", cluster } satisfies ToWorker);
+        }
+      },
+      routesGaveUp: (name) => {
+        this.#plane?.routes.giveUp(name);
+        for (const w of this.#workers) {
+          w.worker.postMessage({ type: "routes_gave_up", name } satisfies ToWorker);
         }
       },
       // protobuf and the gRPC transports load only for a bootstrap that has dynamic_resources
@@ -164,8 +174,13 @@ export class Server {
       this.#pending.set(id, { want: this.#workers.length, got: [], resolve });
       for (const w of this.#workers) w.worker.postMessage({ type: "xds", id, update: u } satisfies ToWorker);
     });
-    const errors = replies.map((r) => (r as { error?: string }).error).filter((e) => e !== undefined);
-    return errors.length > 0 ? `Worker rejected the update: ${errors[0]}` : undefined;
+    const rs = replies as { error?: string; failed?: string[] }[];
+    const error = rs.find((r) => r.error !== undefined)?.error;
+    if (error === undefined) return undefined;
+    // listeners that failed in some worker: the wiring records the others as applied (as Envoy's LDS)
+    const failed = [...new Set(rs.flatMap((r) => r.failed ?? []))];
+    if (failed.length > 0) throw new PartialApplyError(error, failed);
+    return `Worker rejected the update: ${error}`;
   }
 
   #startWorker(index: number): Promise<void> {

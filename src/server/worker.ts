@@ -11,18 +11,18 @@ import { prepareTls } from "../transport/cert_store.ts";
 import { DataPlane } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import { applyToPlane, parseUpdate, staticNames } from "./xds_apply.ts";
+import { applyToPlane, parseUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
 
 /** Re-parses an update the main thread validated and applies it here; resolves to an error message or undefined. */
-async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<string | undefined> {
+async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<{ error?: string; failed?: string[] }> {
   const parsed = parseUpdate(u.kind, u.version, u.resources, u.removed);
-  if (typeof parsed === "string") return parsed;
+  if (typeof parsed === "string") return { error: parsed };
   try {
     await applyToPlane(p, parsed, staticNames(p.bootstrap));
-    return undefined;
+    return {};
   } catch (e) {
-    return (e as Error).message;
+    return { error: (e as Error).message, failed: e instanceof PartialApplyError ? e.failed : undefined };
   }
 }
 
@@ -57,10 +57,12 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     } else if (m.type === "stats") {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
     } else if (m.type === "xds") {
-      send({ type: "xds", id: m.id, error: await applyRawUpdate(plane!, m.update) });
+      send({ type: "xds", id: m.id, ...await applyRawUpdate(plane!, m.update) });
       compaction.note();
     } else if (m.type === "listener_states") {
       send({ type: "listener_states", id: m.id, states: plane!.listenerStates() });
+    } else if (m.type === "routes_gave_up") {
+      plane?.routes.giveUp(m.name);
     } else if (m.type === "mark_warm") {
       (plane?.clusters as DynamicClusterManager | undefined)?.markWarm(m.cluster);
     } else if (m.type === "log_settings") {

@@ -29,6 +29,7 @@ export type ToWorker =
   | { type: "stop"; graceMs: number }
   | { type: "xds"; id: number; update: RawUpdate }
   | { type: "mark_warm"; cluster: string }
+  | { type: "routes_gave_up"; name: string }
   | { type: "listener_states"; id: number };
 
 /** Worker -> main. */
@@ -37,6 +38,6 @@ export type FromWorker =
   | { type: "error"; message: string }
   | { type: "stats"; id: number; snapshot: StatsSnapshot; clusters: ClusterStatus[] }
   | { type: "reset_counters"; id: number }
-  | { type: "xds"; id: number; error?: string }
+  | { type: "xds"; id: number; error?: string; failed?: string[] }
   | { type: "listener_states"; id: number; states: ListenerStateInfo[] }
   | { type: "stopped" };

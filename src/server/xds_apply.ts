@@ -33,6 +33,13 @@ import { preServeChecks } from "./pre_serve_checks.ts";
 /** The resource kinds nuncio applies. */
 export type XdsKind = "listener" | "route" | "cluster" | "endpoint" | "secret";
 
+/** Some resources of an update could not be applied (named in `failed`); the others were. */
+export class PartialApplyError extends Error {
+  constructor(message: string, readonly failed: string[]) {
+    super(message);
+  }
+}
+
 /** The kind of a type URL, or undefined for one nuncio does not apply. */
 export function kindOf(typeUrl: string): XdsKind | undefined {
   switch (typeUrl) {
@@ -272,13 +279,25 @@ export async function applyToPlane(
       await applySecrets(registry, u);
       return;
     case "listener": {
-      for (const [name, { value, raw }] of u.resources) {
+      for (const name of u.resources.keys()) {
         if (statics.listeners.has(name)) {
           throw new Error(`Listener "${name}" is static and cannot be changed by xDS`);
         }
-        await plane.addOrUpdateListener(value as ListenerConfig, u.version, { raw });
+      }
+      // as Envoy's LDS: each listener applies on its own; the ones that fail (a port that cannot be bound)
+      // are named in the NACK, and the caller records the others as applied
+      const failed: string[] = [];
+      const reasons: string[] = [];
+      for (const [name, { value, raw }] of u.resources) {
+        try {
+          await plane.addOrUpdateListener(value as ListenerConfig, u.version, { raw });
+        } catch (e) {
+          failed.push(name);
+          reasons.push((e as Error).message);
+        }
       }
       for (const name of u.removed) if (!statics.listeners.has(name)) await plane.removeListener(name);
+      if (failed.length > 0) throw new PartialApplyError(reasons.join("; "), failed);
       return;
     }
     case "route":

@@ -28,6 +28,7 @@ import {
   kindOf,
   type ParsedUpdate,
   parseUpdate,
+  PartialApplyError,
   staticNames,
   type XdsKind,
 } from "./xds_apply.ts";
@@ -60,6 +61,18 @@ export function usesSds(b: Bootstrap): boolean {
     b.static_resources.clusters.some((c) => sds((c as { transport_socket?: unknown }).transport_socket));
 }
 
+/**
+ * True when the bootstrap needs the xDS wiring: `dynamic_resources`, or static resources that subscribe on their
+ * own (an EDS cluster, a connection manager with `rds`, a TLS context with `sds_config`).
+ */
+export function usesXds(b: Bootstrap): boolean {
+  if (b.dynamic_resources || usesSds(b)) return true;
+  if (b.static_resources.clusters.some((c) => c.type === "EDS")) return true;
+  return b.static_resources.listeners.some((l) =>
+    l.filter_chains.some((fc) => fc.filters.some((f) => (f.config as { rds?: unknown }).rds !== undefined))
+  );
+}
+
 /** What the wiring needs from the server. */
 export interface XdsWiringDeps {
   bootstrap: Bootstrap;
@@ -75,6 +88,8 @@ export interface XdsWiringDeps {
   applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined>;
   /** Ends warming of an EDS cluster in every worker (the owner is told directly). */
   markWarm(cluster: string): void;
+  /** The first RDS fetch of a route config failed or timed out: its listeners stop warming everywhere. */
+  routesGaveUp(name: string): void;
   /**
    * The gRPC transports module (xds/grpc.ts, loaded on demand so a static proxy never loads protobuf); absent:
    * gRPC and ADS sources are refused.
@@ -86,6 +101,8 @@ interface Kept {
   version: string;
   raw: unknown;
   at: number;
+  /** EDS: the assignment as JSON, to skip unchanged ones in the next state-of-the-world response. */
+  json?: string;
 }
 
 /** See the file comment. */
@@ -266,6 +283,23 @@ export class XdsWiring {
     if (this.#closed) return "Shutting down";
     const kind = kindOf(u.typeUrl);
     if (!kind) return `Resource type ${u.typeUrl} is not supported by nuncio`;
+    if (kind === "endpoint") {
+      // a state-of-the-world EDS response carries every assignment: only the changed ones are parsed, sent to
+      // workers and rebuilt (one changed of 1,000 must not rebuild 1,000 load balancers in every thread)
+      const changed = new Map<string, unknown>();
+      for (const [name, raw] of u.resources) {
+        if (this.#kept.endpoint.get(name)?.json !== JSON.stringify(raw)) changed.set(name, raw);
+      }
+      if (changed.size < u.resources.size) {
+        const index = this.#clustersByService();
+        for (const name of u.resources.keys()) {
+          if (changed.has(name)) continue;
+          for (const c of index.get(name) ?? []) this.#d.owner.noteEndpointUpdate(c, "unchanged");
+        }
+      }
+      if (changed.size === 0 && u.removed.length === 0) return undefined;
+      u = { ...u, resources: changed };
+    }
     const parsed = parseUpdate(kind, u.version, u.resources, u.removed);
     if (typeof parsed === "string") return parsed;
     // static resources are not xDS's to change
@@ -277,7 +311,14 @@ export class XdsWiring {
     for (const name of parsed.resources.keys()) {
       if (statics?.has(name)) return `${kind === "listener" ? "Listener" : "Cluster"} "${name}" is static`;
     }
-    if (statics) parsed.removed = parsed.removed.filter((n) => !statics.has(n));
+    if (statics) {
+      // state of the world: what is applied now and absent from this response goes, including resources a
+      // partly failed update applied without the subscription counting them as accepted (Envoy's LDS compares
+      // with the listener manager's listeners, not with the last ACKed set)
+      const gone = new Set(parsed.removed);
+      for (const name of this.#kept[kind].keys()) if (!parsed.resources.has(name)) gone.add(name);
+      parsed.removed = [...gone].filter((n) => !statics.has(n));
+    }
     const checked = await checkResources(
       kind === "listener" ? mapValues(parsed as ParsedUpdate<"listener">) : new Map(),
       kind === "cluster" ? mapValues(parsed as ParsedUpdate<"cluster">) : new Map(),
@@ -299,6 +340,13 @@ export class XdsWiring {
       const failed = await this.#d.applyEverywhere(raw, parsed);
       if (failed) return failed;
     } catch (e) {
+      if (e instanceof PartialApplyError) {
+        // the listeners that applied are live: record them (RDS watches, config_dump, later removals), NACK
+        // naming the others; the LDS version stays the last one applied whole
+        const applied = new Map([...parsed.resources].filter(([n]) => !e.failed.includes(n)));
+        this.#accepted(kind, { ...parsed, resources: applied }, false);
+        return e.message;
+      }
       return (e as Error).message;
     }
     this.#accepted(kind, parsed);
@@ -306,7 +354,7 @@ export class XdsWiring {
     return undefined;
   }
 
-  #accepted(kind: XdsKind, u: ParsedUpdate): void {
+  #accepted(kind: XdsKind, u: ParsedUpdate, whole = true): void {
     const kept = this.#kept[kind];
     const now = Date.now();
     if (kind === "listener") {
@@ -323,12 +371,17 @@ export class XdsWiring {
       while (this.#retired.size > MAX_RETIRED) this.#retired.delete(this.#retired.keys().next().value!);
     }
     for (const [name, { raw }] of u.resources) {
-      kept.set(name, { version: u.version, raw: kind === "secret" ? redactSecret(raw) : raw, at: now });
+      kept.set(name, {
+        version: u.version,
+        raw: kind === "secret" ? redactSecret(raw) : raw,
+        at: now,
+        json: kind === "endpoint" ? JSON.stringify(raw) : undefined,
+      });
     }
     for (const name of u.removed) kept.delete(name);
     // a secret applied everywhere ends its initial fetch (an empty or unrelated response does not)
     if (kind === "secret") { for (const name of u.resources.keys()) this.#sdsInit.get(name)?.(); }
-    if (kind === "listener" || kind === "cluster") this.#versions[kind] = u.version;
+    if (whole && (kind === "listener" || kind === "cluster")) this.#versions[kind] = u.version;
     if (kind === "listener") {
       for (const [name, { value }] of (u as ParsedUpdate<"listener">).resources) {
         this.#listenerConfigs.set(name, value);
@@ -375,7 +428,12 @@ export class XdsWiring {
     // EDS: the cluster manager counts cluster.<name>.update_* (as for DNS refreshes), told of NACKs and empties
     this.#syncEds(services);
     // SDS: every secret a listener's or cluster's TLS context fetches (`sds.<name>.update_*`, as Envoy)
-    this.#syncSds(this.#secretsInUse());
+    const secretsInUse = this.#secretsInUse();
+    this.#syncSds(secretsInUse);
+    // what no listener or cluster uses any more leaves /config_dump (blue/green names must not grow memory)
+    for (const name of this.#kept.route.keys()) if (!routes.has(name)) this.#kept.route.delete(name);
+    for (const name of this.#kept.endpoint.keys()) if (!services.has(name)) this.#kept.endpoint.delete(name);
+    for (const name of this.#kept.secret.keys()) if (!secretsInUse.has(name)) this.#kept.secret.delete(name);
     // a dropped watch may have been the last one the initial fetch waited for
     this.#checkInitial();
   }
@@ -442,8 +500,14 @@ export class XdsWiring {
   async #edsUpdate(services: ReadonlySet<string>, u: XdsUpdate): Promise<string | undefined> {
     const error = await this.#serialized(u);
     if (error === undefined && u.resources.size > 0) return undefined;
+    // a rejection concerns the services it carried; an empty outcome only those a delta response removed (an
+    // empty state-of-the-world response names no service, and Envoy's named watches are not told of it)
+    const affected = u.resources.size > 0
+      ? [...u.resources.keys()]
+      : u.removed.filter((s) => services.has(s));
+    if (affected.length === 0) return error;
     const index = this.#clustersByService();
-    for (const service of u.resources.size > 0 ? u.resources.keys() : services) {
+    for (const service of affected) {
       for (const c of index.get(service) ?? []) {
         this.#d.owner.noteEndpointUpdate(c, error !== undefined ? "rejected" : "empty");
         if (error === undefined) this.#markWarm(c);
@@ -500,6 +564,9 @@ export class XdsWiring {
           },
         });
         this.#edsBySource.set(key, group);
+        // each service has its own initial_fetch_timeout, as Envoy's per-cluster EDS watches: one missing from
+        // the first response must not warm for ever
+        this.#armWarmTimeout([...want.services], want.source.initial_fetch_timeout);
       } catch (e) {
         this.#initPending.delete(pending);
         log.error(`cannot subscribe to EDS: ${(e as Error).message}`);
@@ -543,6 +610,9 @@ export class XdsWiring {
             stats: scope(name, v),
             validateAndApply: (u) => this.#serialized(u),
             onInitialFetchDone: () => {
+              // timed out, rejected, or answered without this route config: its listeners stop warming and
+              // serve 404 NR until it arrives (Envoy's bounded RDS wait)
+              if (typeUrl === TYPE_URLS.route && !this.#kept.route.has(name)) this.#d.routesGaveUp(name);
               if (this.#initPending.delete(key)) this.#checkInitial();
             },
           }),

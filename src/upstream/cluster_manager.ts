@@ -94,6 +94,8 @@ interface Entry {
   readonly breakers: BreakerSlots;
   readonly waiters: ((warm: boolean) => void)[];
   rejected: Counter | null;
+  /** `cluster.<name>.update_no_rebuild`, made on first use. */
+  noRebuild: Counter | null;
 }
 
 /** Builds the clusters of the bootstrap (config time); call initialize() before serving, close() when retired. */
@@ -234,14 +236,18 @@ class ClusterManagerImpl implements DynamicClusterManager {
     return applied;
   }
 
-  noteEndpointUpdate(name: string, outcome: "rejected" | "empty"): boolean {
+  noteEndpointUpdate(name: string, outcome: "rejected" | "empty" | "unchanged"): boolean {
     const entry = this.#entries.get(name);
     const v = entry && (entry.warming ?? entry.active);
     if (!entry || !v || v.eds === null) return false;
     if (this.#owner) {
       v.cluster.updateStats.attempt.inc();
       if (outcome === "empty") v.cluster.updateStats.empty.inc();
-      else (entry.rejected ??= this.#deps.stats.counter(`cluster.${name}.update_rejected`)).inc();
+      else if (outcome === "unchanged") {
+        // as Envoy: a successful update that needed no load-balancer rebuild
+        v.cluster.updateStats.success.inc();
+        (entry.noRebuild ??= this.#deps.stats.counter(`cluster.${name}.update_no_rebuild`)).inc();
+      } else (entry.rejected ??= this.#deps.stats.counter(`cluster.${name}.update_rejected`)).inc();
     }
     if (outcome === "empty") this.markWarm(name);
     return true;
@@ -309,6 +315,7 @@ class ClusterManagerImpl implements DynamicClusterManager {
       breakers: new BreakerSlots(this.#arena, name),
       waiters: [],
       rejected: null,
+      noRebuild: null,
     };
   }
 

@@ -229,11 +229,12 @@ export interface DynamicClusterManager extends ClusterManager {
    */
   setEndpoints(name: string, cla: ClusterLoadAssignment): boolean;
   /**
-   * Counts an EDS update of `name` that did not apply: "rejected" (invalid: `update_rejected`) or "empty" (no
-   * assignment in the response: `update_empty`, membership unchanged, warms the cluster as Envoy). Both count
+   * Counts an EDS update of `name` that did not change its hosts: "rejected" (invalid: `update_rejected`),
+   * "empty" (no assignment in the response: `update_empty`, membership unchanged, warms the cluster as Envoy) or
+   * "unchanged" (the same assignment again: `update_success` and `update_no_rebuild`). All count
    * `update_attempt`. False when unknown or not EDS.
    */
-  noteEndpointUpdate(name: string, outcome: "rejected" | "empty"): boolean;
+  noteEndpointUpdate(name: string, outcome: "rejected" | "empty" | "unchanged"): boolean;
   /** Ends warming of `name` now (the xDS layer's initial_fetch_timeout); false when unknown or already warm. */
   markWarm(name: string): boolean;
   /** Resolves true once the newest version of `name` is warm (at once if it is), false when it is unknown or removed. */

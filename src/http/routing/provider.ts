@@ -77,12 +77,23 @@ export class DynamicRouteConfigProvider implements RouteConfigProvider {
     this.config = config;
     this.version = version;
     this.lastUpdated = now;
-    if (!this.ready) {
-      this.ready = true;
-      const w = this.#waiters;
-      this.#waiters = [];
-      for (const f of w) f();
-    }
+    this.#ready();
+  }
+
+  /**
+   * The first fetch failed or timed out (Envoy: RDS waits "a bounded period of time until an RDS response (or
+   * failure)"): listeners stop warming and serve the empty table (404 NR) until routes arrive.
+   */
+  giveUp(): void {
+    this.#ready();
+  }
+
+  #ready(): void {
+    if (this.ready) return;
+    this.ready = true;
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
   }
 }
 
@@ -123,6 +134,11 @@ export class RouteConfigRegistry {
   /** Resolves once `name` has its first RouteConfiguration (listener warming). */
   whenReady(name: string): Promise<void> {
     return this.provider(name).whenReady();
+  }
+
+  /** The first fetch of `name` failed or timed out: HCMs using it stop waiting (see giveUp). */
+  giveUp(name: string): void {
+    this.provider(name).giveUp();
   }
 
   /** True when `name` has a RouteConfiguration. */

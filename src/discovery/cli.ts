@@ -1,0 +1,127 @@
+/** `nuncio discovery`: flags of the standalone registry; runs until SIGINT/SIGTERM. */
+import { cliArgs } from "../common/cli_args.ts";
+import { Logger, setLogLevel } from "../common/log.ts";
+import { parseRedisUrl } from "../ratelimit/redis_address.ts";
+import { type DiscoveryServiceOptions, startDiscoveryService } from "./run.ts";
+
+const HELP = `nuncio discovery: the host registry (Lyft's v1 discovery API and Envoy v3 EDS over REST)
+
+Usage:
+  nuncio discovery [--port N] [--host ADDR] [--ttl 600s] [--sweep-interval 30s] [--redis URL] [--env NAME]
+
+Options:
+  --port N                 HTTP port: /v1/registration/..., POST /v3/discovery:endpoints, /healthcheck,
+                           /stats (default 8080)
+  --host ADDR              address to bind (default 0.0.0.0)
+  --ttl D                  a host not checked in for D is expired and swept (default 600s)
+  --sweep-interval D       how often expired hosts are removed (default 30s)
+  --redis URL              redis://[user:pass@]host:port[/db]: hosts shared by replicas (default: memory)
+  --redis-key-prefix P     prefix of every Redis key (default nuncio:discovery:)
+  --redis-timeout-ms N     Redis command timeout (default 1000)
+  --env NAME               the "env" of v1 answers (default production)
+  -l, --log-level LEVEL    trace, debug, info, warn, error, critical, off (default info)
+  -h, --help               this help
+
+Durations: 600s, 10m, 1h, 500ms, or a number of seconds.
+`;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses "600s", "10m", "1h", "500ms" or bare seconds into milliseconds; throws naming `flag`. */
+export function parseDurationFlag(v: string, flag: string, zeroOk = false): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? "s"]) : NaN;
+  if (!Number.isFinite(ms) || (!zeroOk && ms === 0)) {
+    throw new Error(`${flag} must be a duration such as 30s, 10m or 1h, not "${v}"`);
+  }
+  return ms;
+}
+
+/** Parses the `discovery` subcommand's flags; a number is an exit code (help or usage error). */
+export function parseDiscoveryFlags(args: string[]): DiscoveryServiceOptions | number {
+  const o: DiscoveryServiceOptions = { port: 8080, hostname: "0.0.0.0" };
+  let logLevel = "info";
+  for (const { arg: a, name, value } of cliArgs(args)) {
+    try {
+      switch (name) {
+        case "-h":
+        case "--help":
+          console.log(HELP);
+          return 0;
+        case "--port": {
+          const n = Number(value());
+          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
+          o.port = n;
+          break;
+        }
+        case "--host":
+          o.hostname = value();
+          break;
+        case "--ttl":
+          o.ttlMs = parseDurationFlag(value(), name);
+          break;
+        case "--sweep-interval":
+          o.sweepIntervalMs = parseDurationFlag(value(), name, true);
+          break;
+        case "--redis":
+          o.redisUrl = value();
+          parseRedisUrl(o.redisUrl);
+          break;
+        case "--redis-key-prefix":
+          o.redisKeyPrefix = value();
+          break;
+        case "--redis-timeout-ms": {
+          const n = Number(value());
+          if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+          o.redisTimeoutMs = n;
+          break;
+        }
+        case "--env":
+          o.env = value();
+          break;
+        case "-l":
+        case "--log-level":
+          logLevel = value();
+          break;
+        default:
+          throw new Error(`Unknown argument "${a}"`);
+      }
+    } catch (e) {
+      return usage((e as Error).message);
+    }
+  }
+  try {
+    setLogLevel(logLevel);
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  return o;
+}
+
+function usage(msg: string): number {
+  console.error(`${msg}\n\n${HELP}`);
+  return 1;
+}
+
+/** Runs `nuncio discovery ARGS` until SIGINT/SIGTERM; returns the exit code. */
+export async function runDiscoveryCommand(args: string[]): Promise<number> {
+  const opts = parseDiscoveryFlags(args);
+  if (typeof opts === "number") return opts;
+  let handle;
+  try {
+    handle = await startDiscoveryService(opts);
+  } catch (e) {
+    console.error(`Failed to start the registry: ${(e as Error).message}`);
+    return 1;
+  }
+  const { promise: quit, resolve } = Promise.withResolvers<void>();
+  const onSignal = () => resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await quit;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  new Logger("discovery").info("shutting down");
+  await handle.close();
+  return 0;
+}

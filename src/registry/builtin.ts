@@ -12,6 +12,7 @@ import { httpConnectionManager } from "../extensions/filters/network/http_connec
 import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
 import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_config.ts";
 import { embeddedRatelimitExtension } from "../ratelimit/bootstrap_extension.ts";
+import { registerExtension } from "../register/bootstrap_extension.ts";
 import { httpRateLimit } from "../extensions/filters/http/ratelimit/mod.ts";
 import { networkRateLimit } from "../extensions/filters/network/ratelimit/mod.ts";
 import { registry } from "./registry.ts";
@@ -35,6 +36,7 @@ export const BUILTIN_EXTENSIONS = [
   tlsTransportSocket,
   rawBufferTransportSocket,
   embeddedRatelimitExtension,
+  registerExtension,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

@@ -11,6 +11,16 @@ async function main(args: string[]): Promise<number> {
     const { runRatelimitCommand } = await import("./src/ratelimit/cli.ts");
     return await runRatelimitCommand(args.slice(1));
   }
+  if (args[0] === "discovery") {
+    // loaded only for this role
+    const { runDiscoveryCommand } = await import("./src/discovery/cli.ts");
+    return await runDiscoveryCommand(args.slice(1));
+  }
+  if (args[0] === "register") {
+    // the check-in agent: nothing of the proxy runs
+    const { runRegisterCommand } = await import("./src/register/cli.ts");
+    return await runRegisterCommand(args.slice(1));
+  }
   const parsed = parseCliFlags(args, navigator.hardwareConcurrency || 1);
   switch (parsed.kind) {
     case "help":

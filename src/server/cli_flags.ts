@@ -10,6 +10,10 @@ Usage:
   nuncio -c FILE [--config-yaml YAML] [--concurrency N] [--mode serve|validate|init_only] [-l LEVEL]
   nuncio ratelimit -c LIMITS [--redis redis://host:port] [--port 8081] [--http-port 8080]
                                   the global rate-limit service (\`nuncio ratelimit --help\`)
+  nuncio discovery [--port 8080] [--ttl 600s] [--redis redis://host:port]
+                                  the host registry (Lyft's discovery API and v3 EDS; \`nuncio discovery --help\`)
+  nuncio register --service NAME --port P [--registry URL] [--every 60s] [--tag k=v ...]
+                                  the check-in agent (\`nuncio register --help\`)
 
 Options:
   -c, --config-path, --config FILE

@@ -1,6 +1,7 @@
 /** `nuncio discovery`: flags of the standalone registry; runs until SIGINT/SIGTERM. */
 import { cliArgs } from "../common/cli_args.ts";
-import { Logger, setLogLevel } from "../common/log.ts";
+import { runUntilSignal } from "../common/role.ts";
+import { setLogLevel } from "../common/log.ts";
 import { parseRedisUrl } from "../ratelimit/redis_address.ts";
 import { type DiscoveryServiceOptions, startDiscoveryService } from "./run.ts";
 
@@ -107,21 +108,5 @@ function usage(msg: string): number {
 export async function runDiscoveryCommand(args: string[]): Promise<number> {
   const opts = parseDiscoveryFlags(args);
   if (typeof opts === "number") return opts;
-  let handle;
-  try {
-    handle = await startDiscoveryService(opts);
-  } catch (e) {
-    console.error(`Failed to start the registry: ${(e as Error).message}`);
-    return 1;
-  }
-  const { promise: quit, resolve } = Promise.withResolvers<void>();
-  const onSignal = () => resolve();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  await quit;
-  Deno.removeSignalListener("SIGINT", onSignal);
-  Deno.removeSignalListener("SIGTERM", onSignal);
-  new Logger("discovery").info("shutting down");
-  await handle.close();
-  return 0;
+  return await runUntilSignal("the registry", "discovery", () => startDiscoveryService(opts));
 }

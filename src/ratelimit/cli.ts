@@ -1,6 +1,7 @@
 /** `nuncio ratelimit`: flags of the standalone rate-limit service; runs until SIGINT/SIGTERM. */
 import { cliArgs } from "../common/cli_args.ts";
-import { Logger, setLogLevel } from "../common/log.ts";
+import { runUntilSignal } from "../common/role.ts";
+import { setLogLevel } from "../common/log.ts";
 import { type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
 
 const HELP = `nuncio ratelimit: a global rate-limit service speaking Envoy's RLS gRPC API
@@ -120,21 +121,5 @@ function usage(msg: string): number {
 export async function runRatelimitCommand(args: string[]): Promise<number> {
   const opts = parseRatelimitFlags(args);
   if (typeof opts === "number") return opts;
-  let handle;
-  try {
-    handle = await startRatelimitService(opts);
-  } catch (e) {
-    console.error(`Failed to start the rate limit service: ${(e as Error).message}`);
-    return 1;
-  }
-  const { promise: quit, resolve } = Promise.withResolvers<void>();
-  const onSignal = () => resolve();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  await quit;
-  Deno.removeSignalListener("SIGINT", onSignal);
-  Deno.removeSignalListener("SIGTERM", onSignal);
-  new Logger("ratelimit").info("shutting down");
-  await handle.close();
-  return 0;
+  return await runUntilSignal("the rate limit service", "ratelimit", () => startRatelimitService(opts));
 }

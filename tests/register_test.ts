@@ -160,6 +160,69 @@ Deno.test("nuncio -c with nuncio.bootstrap.register: the proxy checks its servic
   }
 });
 
+Deno.test("nuncio.bootstrap.register: on SIGTERM the DELETE goes out before the listeners drain", async () => {
+  const port = freePort();
+  // a registry that, while answering the DELETE, asks the proxy's listener on a new connection
+  const seen: string[] = [];
+  let deletedAt = 0;
+  let probe: { at: number; answer: string } | undefined;
+  await using reg = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    await req.body?.cancel();
+    const path = new URL(req.url).pathname;
+    seen.push(`${req.method} ${path}`);
+    if (req.method === "DELETE") {
+      deletedAt = performance.now();
+      const answer = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } })
+        .then(async (r) => `${r.status} ${await r.text()}`, (e) => `failed: ${e}`);
+      probe = { at: performance.now(), answer };
+    }
+    return Response.json({});
+  });
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_register_" });
+  const path = `${dir}/bootstrap.yaml`;
+  await Deno.writeTextFile(
+    path,
+    stringify({
+      static_resources: { listeners: [okListener("ingress", port)], clusters: [] },
+      bootstrap_extensions: [{
+        name: "nuncio.bootstrap.register",
+        typed_config: {
+          "@type": "type.googleapis.com/nuncio.register.v1.Register",
+          service: "users",
+          port,
+          ip: "127.0.0.1",
+          registry_url: `http://127.0.0.1:${reg.addr.port}`,
+          every: "60s",
+        },
+      }],
+    }),
+  );
+  const child = spawnNuncio(["-c", path, "--concurrency", "2", "--drain-time-s", "5"]);
+  try {
+    await waitForPort(port);
+    const deadline = Date.now() + 15_000;
+    while (!seen.includes("POST /v1/registration/users")) {
+      assert.ok(Date.now() < deadline, `no check-in: ${seen.join(", ")}`);
+      await sleep(20);
+    }
+    await sleep(500); // the signal handlers are installed just after the listeners bind
+    child.proc.kill("SIGTERM");
+    const { code, stderr } = await child.done;
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(seen, ["POST /v1/registration/users", "DELETE /v1/registration/users/127.0.0.1"]);
+    // the listener still took a new connection and answered after the DELETE had arrived
+    assert.equal(probe?.answer, "200 ok", stderr);
+    assert.ok(probe!.at >= deletedAt);
+    assert.match(stderr, /deregistered users at 127\.0\.0\.1/);
+  } finally {
+    try {
+      child.proc.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.done;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** GETs the real registry's hosts of `service` until `ok` holds (bounded); returns the last answer's hosts. */
 async function hostsUntil(
   url: string,

@@ -1,6 +1,7 @@
 /**
  * `bootstrap_extensions` entry with which the proxy checks its local service in to the registry itself, so a
- * host needs no separate `nuncio register` agent; the host is deregistered (DELETE) when the proxy stops:
+ * host needs no separate `nuncio register` agent; the host is deregistered (DELETE) when the proxy stops, before
+ * its listeners drain (so the registry stops sending new work first):
  *
  *   bootstrap_extensions:
  *   - name: nuncio.bootstrap.register
@@ -17,7 +18,7 @@ import type { Extension } from "../registry/registry.ts";
 import type { BootstrapExtensionCreate } from "../registry/bootstrap_extension.ts";
 import { type RegisterConfig, registerOptions, registerSchema } from "./config.ts";
 
-/** nuncio.bootstrap.register: starts a RegistrationAgent on the main thread; its handle's close deregisters. */
+/** nuncio.bootstrap.register: starts a RegistrationAgent on the main thread; its handle's drain deregisters. */
 export const registerExtension: Extension<RegisterConfig, BootstrapExtensionCreate<RegisterConfig>> = {
   name: "nuncio.bootstrap.register",
   typeUrls: ["type.googleapis.com/nuncio.register.v1.Register"],
@@ -29,6 +30,7 @@ export const registerExtension: Extension<RegisterConfig, BootstrapExtensionCrea
     const agent = new RegistrationAgent(registerOptions(config), { log: ctx.log, stats: ctx.stats });
     // the first check-in runs in the background: an unreachable registry never delays or fails the proxy's start
     agent.start();
-    return { close: () => agent.stop() };
+    // drain: deregister before the listeners drain; close (after them) is then a no-op (stop is idempotent)
+    return { drain: () => agent.stop(), close: () => agent.stop() };
   },
 };

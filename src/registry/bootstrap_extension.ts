@@ -12,7 +12,13 @@ export interface BootstrapExtensionContext {
 
 /** A started bootstrap extension. */
 export interface BootstrapExtensionHandle {
-  /** Stops it (at server shutdown, after the data plane). */
+  /**
+   * Optional: called first thing at server shutdown, before any listener starts draining, for work that must
+   * happen while the proxy still takes new connections (deregistering, so registries and load balancers stop
+   * sending new work first). Should not reject; `close()` still follows and must be safe after it.
+   */
+  drain?(): Promise<void>;
+  /** Stops it (at server shutdown, after the data plane); idempotent. */
   close(): Promise<void>;
 }
 

@@ -13,6 +13,7 @@ import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
 import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_config.ts";
 import { embeddedRatelimitExtension } from "../ratelimit/bootstrap_extension.ts";
 import { registerExtension } from "../register/bootstrap_extension.ts";
+import { embeddedRegistryExtension } from "../discovery/bootstrap_extension.ts";
 import { httpRateLimit } from "../extensions/filters/http/ratelimit/mod.ts";
 import { networkRateLimit } from "../extensions/filters/network/ratelimit/mod.ts";
 import { registry } from "./registry.ts";
@@ -37,6 +38,7 @@ export const BUILTIN_EXTENSIONS = [
   rawBufferTransportSocket,
   embeddedRatelimitExtension,
   registerExtension,
+  embeddedRegistryExtension,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

@@ -314,6 +314,12 @@ export class Server {
   /** Stops every listener and worker; waits up to `graceMs` for connections to finish. */
   async stop(graceMs = 0): Promise<void> {
     this.state = "DRAINING";
+    // before any listener drains: extensions that must act while new connections are still taken (deregister)
+    await Promise.all(
+      this.#extensions.map((e) =>
+        e.drain?.().catch((err) => new Logger("main").warn(`bootstrap extension drain failed: ${err}`))
+      ),
+    );
     await this.#xds?.close();
     if (this.#plane) await this.#plane.stop(graceMs);
     this.#membership?.close();

@@ -86,16 +86,22 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
     drainTimeMs: f.drainTimeS * 1000,
     commandLineOptions: commandLineOptions(f, args),
   });
-  // logrotate may signal while workers still start (Deno's default for SIGUSR1 would end the process)
+  // signals that arrive while workers still start are handled too (Deno's defaults would end the process):
+  // SIGUSR1 reopens logs, SIGTERM/SIGINT stop cleanly once start-up is done
   const onUsr1 = () => {
     server.reopenLogs();
     log.info("caught SIGUSR1: reopened log files");
   };
+  const onQuit = () => server.quit();
   Deno.addSignalListener("SIGUSR1", onUsr1);
+  Deno.addSignalListener("SIGINT", onQuit);
+  Deno.addSignalListener("SIGTERM", onQuit);
   try {
     return await run(server, f, log, loaded.bootstrap);
   } finally {
     Deno.removeSignalListener("SIGUSR1", onUsr1);
+    Deno.removeSignalListener("SIGINT", onQuit);
+    Deno.removeSignalListener("SIGTERM", onQuit);
   }
 }
 
@@ -120,12 +126,7 @@ async function run(server: Server, f: CliFlags, log: Logger, bootstrap: Bootstra
   log.info(`nuncio ${VERSION} started with ${f.concurrency} worker(s)`);
   // start-up garbage (YAML document, zod parse, module evaluation) goes back to the OS now, not never
   compactHeap();
-  const onQuit = () => server.quit();
-  Deno.addSignalListener("SIGINT", onQuit);
-  Deno.addSignalListener("SIGTERM", onQuit);
   await server.quitRequested;
-  Deno.removeSignalListener("SIGINT", onQuit);
-  Deno.removeSignalListener("SIGTERM", onQuit);
   log.info("shutting down");
   // admin stays up while connections drain: /ready answers 503 DRAINING
   await server.stop(f.drainTimeS * 1000);

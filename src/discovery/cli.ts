@@ -5,14 +5,17 @@ import { setLogLevel } from "../common/log.ts";
 import { parseRedisUrl } from "../ratelimit/redis_address.ts";
 import { type DiscoveryServiceOptions, startDiscoveryService } from "./run.ts";
 
-const HELP = `nuncio discovery: the host registry (Lyft's v1 discovery API and Envoy v3 EDS over REST)
+const HELP =
+  `nuncio discovery: the host registry (Lyft's v1 discovery API and Envoy v3 EDS over REST and gRPC)
 
 Usage:
-  nuncio discovery [--port N] [--host ADDR] [--ttl 600s] [--sweep-interval 30s] [--redis URL] [--env NAME]
+  nuncio discovery [--port N] [--grpc-port N] [--host ADDR] [--ttl 600s] [--sweep-interval 30s] [--redis URL] [--env NAME]
 
 Options:
   --port N                 HTTP port: /v1/registration/..., POST /v3/discovery:endpoints, /healthcheck,
                            /stats (default 8080)
+  --grpc-port N            gRPC port (h2c): EDS StreamEndpoints/DeltaEndpoints and ADS for endpoints
+                           (default: none)
   --host ADDR              address to bind (default 0.0.0.0)
   --ttl D                  a host not checked in for D is expired and swept (default 600s)
   --sweep-interval D       how often expired hosts are removed (default 30s)
@@ -53,6 +56,12 @@ export function parseDiscoveryFlags(args: string[]): DiscoveryServiceOptions | n
           const n = Number(value());
           if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
           o.port = n;
+          break;
+        }
+        case "--grpc-port": {
+          const n = Number(value());
+          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
+          o.grpcPort = n;
           break;
         }
         case "--host":

@@ -60,6 +60,8 @@ export class Registry {
   #timer: TimerHandle | undefined;
   #closed = false;
   #failing = false;
+  /** Told after a write that may change a service's hosts (null: any service, after a sweep). */
+  readonly changeListeners = new Set<(service: string | null) => void>();
   /** The sweep in progress (tests await it after advancing a ManualClock). */
   sweeping: Promise<number> | undefined;
 
@@ -98,6 +100,7 @@ export class Registry {
     }
     this.#ok();
     this.#c.registrations.inc();
+    this.#changed(service);
   }
 
   /** Removes every port of `ip` under `service`; resolves with how many hosts went. */
@@ -111,6 +114,7 @@ export class Registry {
       throw this.#storeFailed(e);
     }
     this.#c.deregistrations.inc(n);
+    if (n > 0) this.#changed(service);
     return n;
   }
 
@@ -140,7 +144,10 @@ export class Registry {
     const n = await this.store.sweep(this.#clock.now() - this.ttlMs);
     this.#c.sweeps.inc();
     this.#c.swept.inc(n);
-    if (n > 0) log.debug(`swept ${n} expired host(s)`);
+    if (n > 0) {
+      log.debug(`swept ${n} expired host(s)`);
+      this.#changed(null);
+    }
     return n;
   }
 
@@ -190,6 +197,10 @@ export class Registry {
     }
     this.#cache.set(key, hosts);
     return { hosts, stale: false };
+  }
+
+  #changed(service: string | null): void {
+    for (const l of this.changeListeners) l(service);
   }
 
   #storeFailed(e: unknown): StoreUnavailableError {

@@ -5,6 +5,7 @@
 import type { Clock } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
 import { StatsStore } from "../stats/store.ts";
+import { type GrpcEdsOptions, GrpcEdsServer } from "./grpc_eds.ts";
 import { discoveryHttpHandler } from "./http.ts";
 import { RedisStore } from "./redis_store.ts";
 import { Registry } from "./registry.ts";
@@ -18,6 +19,10 @@ export interface DiscoveryServiceOptions {
   port: number;
   /** Address to bind (default 127.0.0.1). */
   hostname?: string;
+  /** gRPC port for EDS and ADS (grpc_eds.ts); 0 picks one; absent: no gRPC. */
+  grpcPort?: number;
+  /** Limits and timing of the gRPC EDS server. */
+  grpc?: GrpcEdsOptions;
   /** Host TTL (default 600 000 ms). */
   ttlMs?: number;
   /** Sweeper period (default 30 000 ms; 0: none). */
@@ -40,6 +45,8 @@ export interface DiscoveryHandle extends AsyncDisposable {
   readonly registry: Registry;
   /** Bound HTTP port. */
   readonly port: number;
+  /** Bound gRPC port (EDS/ADS), or undefined. */
+  readonly grpcPort: number | undefined;
   /** Stops the port, the sweeper and the store. */
   close(): Promise<void>;
 }
@@ -78,17 +85,32 @@ export async function startDiscoveryService(opts: DiscoveryServiceOptions): Prom
     await store.close();
     throw e;
   }
+  let grpc: GrpcEdsServer | undefined;
+  let grpcPort: number | undefined;
+  if (opts.grpcPort !== undefined) {
+    grpc = new GrpcEdsServer(registry, opts.grpc);
+    try {
+      grpcPort = grpc.listen({ hostname, port: opts.grpcPort }).port;
+    } catch (e) {
+      await grpc.close();
+      await http.shutdown();
+      await store.close();
+      throw e;
+    }
+  }
   registry.start();
   log.info(
     `Registry up (${store.kind} store, TTL ${registry.ttlMs / 1000}s, sweep every ` +
-      `${registry.sweepIntervalMs / 1000}s, HTTP ${hostname}:${http.addr.port})`,
+      `${registry.sweepIntervalMs / 1000}s, HTTP ${hostname}:${http.addr.port}` +
+      `${grpcPort !== undefined ? `, gRPC EDS/ADS ${hostname}:${grpcPort}` : ""})`,
   );
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       await registry.close();
+      await grpc?.close();
       await http.shutdown();
       await store.close();
     })();
-  return { registry, port: http.addr.port, close, [Symbol.asyncDispose]: close };
+  return { registry, port: http.addr.port, grpcPort, close, [Symbol.asyncDispose]: close };
 }

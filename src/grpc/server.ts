@@ -1,5 +1,5 @@
 /**
- * A gRPC server for unary methods on the project's HTTP/2 codec (h2c, prior knowledge): one
+ * A gRPC server for unary and bidirectional streaming methods (stream_call.ts) on the project's HTTP/2 codec (h2c, prior knowledge): one
  * H2ServerConnection per accepted connection, methods registered by path, grpc-timeout deadlines on a timer
  * wheel, trailers-only error replies, content-type and grpc-encoding checks, bounded request messages and a
  * graceful shutdown (GOAWAY, then close when calls finish or the grace period ends).
@@ -9,8 +9,10 @@ import type { H2Options } from "../http/h2/options.ts";
 import { H2ServerConnection } from "../http/h2/server.ts";
 import { DEFAULT_MAX_MESSAGE } from "./frame.ts";
 import { Dispatcher, type GrpcUnaryHandler } from "./server_call.ts";
+import type { GrpcStreamHandler } from "./stream_call.ts";
 
 export { type GrpcUnaryHandler, parseGrpcTimeout } from "./server_call.ts";
+export { GrpcStreamCall, type GrpcStreamHandler } from "./stream_call.ts";
 export { GrpcError } from "./client.ts";
 
 /** Options of a GrpcServer. */
@@ -71,6 +73,12 @@ export class GrpcServer {
     this.#listener = l;
     this.#accepting = this.#accept(l);
     return l.addr as Deno.NetAddr;
+  }
+
+  /** Registers a bidirectional streaming method under its full path; returns this. */
+  registerStream(path: string, handler: GrpcStreamHandler): this {
+    this.#dispatch.streams.set(path, handler);
+    return this;
   }
 
   /** The listening address, or null. */

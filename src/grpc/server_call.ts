@@ -9,6 +9,7 @@ import type { H2Head } from "../http/h2/head.ts";
 import type { H2Stream, H2StreamHandler } from "../http/h2/stream.ts";
 import { GrpcError } from "./client.ts";
 import { encodeGrpcFrame, encodeGrpcMessage, GrpcStatus } from "./frame.ts";
+import { GrpcStreamCall, type GrpcStreamHandler } from "./stream_call.ts";
 
 /**
  * A unary method: the serialized request and the request metadata (headers) in, the serialized response
@@ -75,6 +76,8 @@ function trailersOnly(st: H2Stream, httpStatus: number, code: number, message: s
 /** Routes new streams to their method (one per server; the codec's handler of every connection). */
 export class Dispatcher implements H2StreamHandler {
   readonly methods = new Map<string, GrpcUnaryHandler>();
+  /** Bidirectional streaming methods (stream_call.ts). */
+  readonly streams = new Map<string, GrpcStreamHandler>();
   constructor(readonly timers: TimerWheel, readonly maxMessage: number) {}
 
   /** Per request: validates the head and hands the stream to a UnaryCall. */
@@ -86,15 +89,17 @@ export class Dispatcher implements H2StreamHandler {
     if (!isGrpcContentType(h.get("content-type"))) {
       return trailersOnly(st, 415, GrpcStatus.INTERNAL, "Content-type must be application/grpc");
     }
+    const streaming = this.streams.get(head.path);
     const handler = this.methods.get(head.path);
-    if (handler === undefined) {
+    if (handler === undefined && streaming === undefined) {
       return trailersOnly(st, 200, GrpcStatus.UNIMPLEMENTED, `Method not found: ${head.path}`);
     }
     const enc = h.get("grpc-encoding");
     if (enc !== undefined && enc !== "identity") {
       return trailersOnly(st, 200, GrpcStatus.UNIMPLEMENTED, `Message encoding ${enc} is not supported`);
     }
-    const call = new UnaryCall(this, st, handler, h);
+    if (streaming !== undefined) return this.#startStream(st, head.path, h, streaming, endStream);
+    const call = new UnaryCall(this, st, handler!, h);
     st.handler = call;
     const t = h.get("grpc-timeout");
     if (t !== undefined) {
@@ -103,6 +108,29 @@ export class Dispatcher implements H2StreamHandler {
       else call.arm(ms);
     }
     if (endStream) call.end();
+  }
+
+  #startStream(
+    st: H2Stream,
+    path: string,
+    h: HeaderMap,
+    handler: GrpcStreamHandler,
+    endStream: boolean,
+  ): void {
+    const call = new GrpcStreamCall(st, path, h, this.timers, this.maxMessage);
+    st.handler = call;
+    try {
+      handler(call);
+    } catch (e) {
+      return call.end(statusOf(e), (e as Error)?.message ?? String(e));
+    }
+    const t = h.get("grpc-timeout");
+    if (t !== undefined) {
+      const ms = parseGrpcTimeout(t);
+      if (ms < 0) return call.end(GrpcStatus.INTERNAL, `Malformed grpc-timeout ${t}`);
+      call.arm(ms);
+    }
+    if (endStream) call.onTrailers();
   }
 
   // Body, trailers and resets of streams refused at their head are dropped.

@@ -22,6 +22,13 @@ import { type NuncioLaunch, startNuncio } from "./targets.ts";
 import { startNuncioResilient } from "./resilient.ts";
 import { formatRatelimitCost, ratelimitOkCount, startNuncioRatelimit } from "./ratelimit_target.ts";
 import { formatDecisions, runDecisionsBench } from "./ratelimit_bench.ts";
+import {
+  formatRegistry,
+  type RegistryBenchOptions,
+  type RegistryBenchRow,
+  registryPassed,
+  runRegistryBench,
+} from "./registry_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
 import {
   formatXdsReport,
@@ -149,6 +156,14 @@ async function main(): Promise<number> {
   let rlCalls = 0;
   let h2: H2Setup | undefined;
   let xds: XdsBenchResult | undefined;
+  let registry: RegistryBenchRow[] | undefined;
+  const registryOpts: RegistryBenchOptions = {
+    durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
+    hosts: 10_000,
+    concurrency: 32,
+    redis: true,
+    nuncioBin: o.nuncioBin,
+  };
   try {
     const ports = findFreePorts(12);
     const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp, rAdmin, rHttp, lAdmin, lHttp, lRls] = ports;
@@ -245,6 +260,11 @@ async function main(): Promise<number> {
       }
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
     }
+    if (o.nuncio && want("registry")) {
+      // issue 12: registry check-ins/s, memory then Redis, with only the origin up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      registry = await runRegistryBench(registryOpts);
+    }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -288,6 +308,7 @@ async function main(): Promise<number> {
     console.log(`\n${formatXdsReport(xds)}`);
     ratios.push(xdsChurnRatio(xds));
   }
+  if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
     const d = { durationMs: Math.max(1, o.durationS / 4) * 1000, concurrency: 64, redis: true };
@@ -304,6 +325,7 @@ async function main(): Promise<number> {
       h2: h2?.targets,
       memory,
       xds,
+      registry,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);
@@ -312,7 +334,8 @@ async function main(): Promise<number> {
   if (o.keep) console.log(`configs and logs kept in ${dir}`);
   else Deno.removeSync(dir, { recursive: true });
   const xdsFail = xds !== undefined && xdsFailed(xds);
-  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail) ? 1 : 0;
+  const registryFail = registry !== undefined && !registryPassed(registry);
+  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail || registryFail) ? 1 : 0;
 }
 
 if (import.meta.main) {

@@ -171,7 +171,8 @@ export class GrpcStreamCall implements H2StreamHandler {
 
   /**
    * The next message; null once the server ended the call with status OK. Rejects with a GrpcError when it
-   * ended otherwise (after the messages received before it were read).
+   * ended otherwise (after the messages received before it were read). Each message owns its ArrayBuffer
+   * (the caller may detach it once done, e.g. xDS frees each response after handling it).
    */
   async read(): Promise<Uint8Array | null> {
     for (;;) {

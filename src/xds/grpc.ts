@@ -406,6 +406,7 @@ export class GrpcMux {
         if (msg === null) return "the server closed the stream";
         this.#backoff.reset();
         await this.#dispatch(msg);
+        releaseMessage(msg);
         if (this.#closed) return "closed";
       }
     } catch (e) {
@@ -482,6 +483,22 @@ export class GrpcMux {
     this.#tokens -= 1;
     return true;
   }
+}
+
+/**
+ * Frees a handled response's bytes now instead of at the next full collection. Each message read from a
+ * GrpcStreamCall owns its ArrayBuffer and nothing decoded from it keeps a view (resources become JSON, bytes
+ * fields base64), so once `#dispatch` has returned it is dead. Left to the collector, the buffer of a response
+ * whose handling spans several scavenges (a 1,000-cluster CDS state of the world) is promoted with its wrapper
+ * and only freed by a full collection: during an update burst ~15 MB of them piled up in malloc's main arena
+ * between full collections, and the holes they left kept RSS ~20 MB higher after 3,000 versions while the JS
+ * heap and external memory stayed flat.
+ */
+function releaseMessage(msg: Uint8Array): void {
+  const buf = msg.buffer;
+  if (!(buf instanceof ArrayBuffer) || buf.detached) return;
+  if (msg.byteOffset !== 0 || msg.byteLength !== buf.byteLength) return; // not the message's own buffer
+  buf.transfer(0); // detaches: the backing store is freed at once
 }
 
 /** A subscription's handle onto a mux (its own, or the shared ADS one). */

@@ -265,7 +265,8 @@ export async function runXdsBench(env: Env, o: XdsBenchOptions): Promise<XdsBenc
       ms,
       edsRequestMs: eds !== undefined ? eds - t0 : undefined,
       edsAckMs: edsAckMs ?? (peer.acked(TYPES.endpoint, "e1") ? ms : undefined),
-      rssKiB: await settledRssKiB(nuncio.pid),
+      // settled: after nuncio's post-update compaction (quiet 1 s, at most every 5 s)
+      rssKiB: await new Promise((r) => setTimeout(r, 6500)).then(() => settledRssKiB(nuncio!.pid)),
     };
     console.error(`xds: warm in ${Math.round(ms)} ms, RSS ${(res.warm.rssKiB / 1024).toFixed(1)} MB`);
 
@@ -305,6 +306,7 @@ async function updateSeries(
   const state = [...clusters];
   const out = { done: 0, cds: 0, eds: 0, ms: 0, firstRssKiB: 0, lastRssKiB: 0 };
   const t0 = performance.now();
+  let waitedMs = 0;
   const end = t0 + (o.updatesTimeoutMs ?? 600_000);
   console.error(`xds: ${o.updates} successive versions`);
   for (let k = 1; k <= o.updates; k++) {
@@ -332,11 +334,17 @@ async function updateSeries(
       out.eds++;
     }
     out.done = k;
-    if (k === 1) out.firstRssKiB = await settledRssKiB(pid);
+    if (k === 1) {
+      // after nuncio's post-update compaction (quiet 1 s, at most every 5 s), as for the last measure below
+      const w0 = performance.now();
+      await new Promise((r) => setTimeout(r, 6500));
+      out.firstRssKiB = await settledRssKiB(pid);
+      waitedMs += performance.now() - w0;
+    }
     if (k % 100 === 0) console.error(`xds: ${k}/${o.updates} versions applied`);
     if (performance.now() > end) throw new Error(`update series over its time bound after ${k} versions`);
   }
-  out.ms = performance.now() - t0;
+  out.ms = performance.now() - t0 - waitedMs;
   // nuncio compacts its heap once updates have been quiet for 1 s (at most every 5 s: src/common/heap.ts);
   // the first measure above came after that quiet period too, so both are the settled, steady-state RSS
   await new Promise((r) => setTimeout(r, 6500));

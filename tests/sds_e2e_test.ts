@@ -11,11 +11,11 @@ import { stringify } from "yaml";
 import { waitFor } from "./health_helpers.ts";
 import { curl, refusedPort, startOrigin } from "./helpers.ts";
 import { makePki, sClient, type TestPki } from "./tls_certs.ts";
+import { launchNuncio } from "./xds_e2e_helpers.ts";
 import { startRestXdsServer } from "./xds_rest_server.ts";
 
 type Obj = Record<string, unknown>;
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const HCM =
   "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -187,9 +187,7 @@ for (const concurrency of [1, 2]) {
       await certSecret(pki, "server_cert", "a"),
       caSecret(pki, "nope.sds.test"),
     ]);
-    const dir = await Deno.makeTempDir({ prefix: "nuncio_sds_e2e_" });
-    await Deno.writeTextFile(
-      `${dir}/bootstrap.yaml`,
+    const n = await launchNuncio(
       bootstrap({
         xds: xds.port,
         admin: ports.admin,
@@ -198,30 +196,10 @@ for (const concurrency of [1, 2]) {
         tlsOrigin: tlsOrigin.port,
         static: ports.static,
       }, pki),
+      ports.admin,
+      concurrency,
     );
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "-c",
-        `${dir}/bootstrap.yaml`,
-        "--concurrency",
-        String(concurrency),
-        "-l",
-        "warn",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const stderr = new Response(proc.stderr).text();
-    const admin = (path: string) => fetch(`http://127.0.0.1:${ports.admin}${path}`).then((r) => r.text());
-    const stat = async (name: string) => {
-      const line = (await admin(`/stats?filter=^${name.replaceAll(".", "\\.")}$`)).trim();
-      return Number(line.split(": ")[1] ?? 0);
-    };
+    const stat = async (name: string) => (await n.stat(name)) || 0;
     const https = (port: number, path = "/") =>
       curl([
         "-sS",
@@ -307,11 +285,7 @@ for (const concurrency of [1, 2]) {
       assert.equal(await serialAt(ports.edge), serialB);
       assert.equal((await https(ports.edge)).stdout, "hello from plain");
     } finally {
-      proc.kill("SIGTERM");
-      await proc.status;
-      const err = await stderr;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      if (/Uncaught|panicked/.test(err)) assert.fail(err);
+      await n.stop(); // SIGTERM, a clean exit (code 0) asserted
     }
   });
 }

@@ -11,11 +11,11 @@ import { stringify } from "yaml";
 import { waitFor } from "./health_helpers.ts";
 import { curl, refusedPort } from "./helpers.ts";
 import { makePki, sClient, type TestPki } from "./tls_certs.ts";
+import { launchNuncio } from "./xds_e2e_helpers.ts";
 import { startRestXdsServer } from "./xds_rest_server.ts";
 
 type Obj = Record<string, unknown>;
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const HCM =
   "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -136,34 +136,16 @@ for (const concurrency of [1, 2]) {
     await xds.serve("listeners", "l1", [plainListener(ports.edge), sdsListener(ports.never, "never_cert")]);
     await xds.serve("clusters", "c1", [tlsCluster(origin.port, "ca1", "1s")]);
     await xds.serve("secrets", "s0", []);
-    const dir = await Deno.makeTempDir({ prefix: "nuncio_sds_warming_" });
-    await Deno.writeTextFile(
-      `${dir}/bootstrap.yaml`,
+    const n = await launchNuncio(
       stringify({
         node: { id: "node-1", cluster: "edge" },
         admin: { address: { socket_address: { address: "127.0.0.1", port_value: ports.admin } } },
         dynamic_resources: { lds_config: rest(), cds_config: rest() },
         static_resources: { clusters: [cluster("xds", xds.port)] },
       }),
+      ports.admin,
+      concurrency,
     );
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "-c",
-        `${dir}/bootstrap.yaml`,
-        "--concurrency",
-        String(concurrency),
-        "-l",
-        "warn",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const stderr = new Response(proc.stderr).text();
     const admin = (path: string) => fetch(`http://127.0.0.1:${ports.admin}${path}`);
     const stat = async (name: string) => {
       const r = await admin(`/stats?filter=^${name.replaceAll(".", "\\.")}$`).catch(() => undefined);
@@ -241,11 +223,7 @@ for (const concurrency of [1, 2]) {
       );
       assert.equal((await get()).body, "tls origin");
     } finally {
-      proc.kill("SIGTERM");
-      await proc.status;
-      const err = await stderr;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      if (/Uncaught|panicked/.test(err)) assert.fail(err);
+      await n.stop(); // SIGTERM, a clean exit (code 0) asserted
     }
   });
 }

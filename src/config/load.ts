@@ -69,7 +69,27 @@ type Parsed = LoadResult | {
 };
 
 function parseConfigText(text: string, fileName: string, opts: LoadOptions): Parsed {
-  const format = opts.format ?? formatOf(fileName);
+  const r = parseDocumentWith(bootstrapSchema, text, fileName, opts.format ?? formatOf(fileName));
+  if (!r.ok) return r;
+  const parsed = { ok: true as const, bootstrap: r.value, raw: r.raw, doc: r.doc, lines: r.lines };
+  return withIssues(parsed, crossValidate(r.value), fileName);
+}
+
+/** A document parsed and validated by a schema, kept with what positions later issues in it. */
+export type ParsedDocument<T> =
+  | { ok: true; value: T; raw: unknown; doc: Document; lines: LineCounter }
+  | { ok: false; errors: ConfigError[] };
+
+/**
+ * Parses YAML or JSON text and validates it with `schema`, reporting every problem as a positioned
+ * ConfigError (the bootstrap's loader, reused by other inputs such as the control plane's manifests).
+ */
+export function parseDocumentWith<S extends z.ZodMiniType>(
+  schema: S,
+  text: string,
+  fileName: string,
+  format: "yaml" | "json" = formatOf(fileName),
+): ParsedDocument<z.output<S>> {
   const lines = new LineCounter();
   const empty = () =>
     fail({ file: fileName, line: 1, column: 1, path: "", message: "The config file is empty" });
@@ -102,10 +122,19 @@ function parseConfigText(text: string, fileName: string, opts: LoadOptions): Par
     return fail({ file: fileName, line: 1, column: 1, path: "", message: (e as Error).message });
   }
   raw = dropNullFields(raw); // `field:` with no value is not set, as in protobuf JSON
-  const parsed = bootstrapSchema.safeParse(raw ?? {});
+  const parsed = schema.safeParse(raw ?? {});
   if (!parsed.success) return { ok: false, errors: zodErrors(parsed.error.issues, doc, lines, fileName) };
-  const r = { ok: true as const, bootstrap: parsed.data, raw, doc, lines };
-  return withIssues(r, crossValidate(parsed.data), fileName);
+  return { ok: true, value: parsed.data as z.output<S>, raw, doc, lines };
+}
+
+/** Positions issues found after parsing (paths into the document) like schema errors, in file order. */
+export function positionIssues(
+  r: { doc: Document; lines: LineCounter },
+  file: string,
+  issues: readonly ConfigIssue[],
+): ConfigError[] {
+  return issues.map((i) => positioned(r.doc, r.lines, file, i.path, i.message))
+    .sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 /** Runs a cross check, turning a thrown ConfigIssueError into its issues. */
@@ -126,8 +155,7 @@ function runCrossCheck(check: CrossCheck, b: Bootstrap): ConfigIssue[] | Promise
 function withIssues(r: Parsed, issues: ConfigIssue[], file: string): Parsed {
   if (!r.ok || !("doc" in r)) return r;
   if (issues.length === 0) return r;
-  const errors = issues.map((i) => positioned(r.doc, r.lines, file, i.path, i.message));
-  return { ok: false, errors: errors.sort((a, b) => a.line - b.line || a.column - b.column) };
+  return { ok: false, errors: positionIssues(r, file, issues) };
 }
 
 /** Parses and validates config text like loadConfigText, then awaits an asynchronous `crossCheck`. */
@@ -254,7 +282,7 @@ function positioned(
   doc: Document,
   lines: LineCounter,
   file: string,
-  path: PathSegment[],
+  path: readonly PathSegment[],
   message: string,
   at: "key" | "value" = "value",
 ): ConfigError {

@@ -22,9 +22,11 @@ const CATEGORIES: ExtensionCategory[] = [
   "bootstrap_extension",
 ];
 
-/** Files loaded whole: the discovery service and the resource types. */
+/** Files loaded whole: the discovery, HDS and LRS services and the resource types. */
 const BASE_FILES = [
   "envoy/service/discovery/v3/ads.proto",
+  "envoy/service/health/v3/hds.proto",
+  "envoy/service/load_stats/v3/lrs.proto",
   "envoy/config/listener/v3/listener.proto",
   "envoy/config/route/v3/route.proto",
   "envoy/config/cluster/v3/cluster.proto",
@@ -215,6 +217,8 @@ function generate(dirs: string[]): string {
     ...messages,
     ...WELL_KNOWN,
     "envoy.service.discovery.v3.AggregatedDiscoveryService",
+    "envoy.service.health.v3.HealthDiscoveryService",
+    "envoy.service.load_stats.v3.LoadReportingService",
     "envoy.config.listener.v3.Listener",
     "envoy.config.route.v3.RouteConfiguration",
     "envoy.config.cluster.v3.Cluster",
@@ -259,8 +263,9 @@ joins the registry (\`src/registry/builtin.ts\`).
 - What: protobufjs \`Root.toJSON()\` descriptors (options and comments stripped, only types reachable from the
   roots kept) of Envoy's v3 xDS resources (Listener, RouteConfiguration, Cluster, ClusterLoadAssignment,
   Secret), envoy.service.discovery.v3 (DiscoveryRequest/Response, the Delta variants, Resource, the ADS
-  service), udpa/xds TypedStruct, the well-known types, and the message of every \`@type\` URL in nuncio's
-  extension registry (nuncio's own \`nuncio.*\` types excepted).
+  service), the HDS and LRS services (envoy.service.health.v3, envoy.service.load_stats.v3), udpa/xds
+  TypedStruct, the well-known types, and the message of every \`@type\` URL in nuncio's extension registry
+  (nuncio's own \`nuncio.*\` types excepted).
 - Source: the .proto files in \`deps/\` of npm:${SOURCE_PACKAGE} (envoyproxy/data-plane-api, cncf/xds,
   googleapis, bufbuild/protoc-gen-validate); google/protobuf types from protobufjs's bundled definitions.
 - License: Envoy's data-plane-api, cncf/xds, googleapis and protoc-gen-validate are Apache License 2.0; the

@@ -9,7 +9,7 @@
  * caller (the control plane) keeps the last good version of each file that failed.
  */
 import { z } from "zod/mini";
-import { type ConfigError, type ConfigIssue, type PathSegment } from "../config/errors.ts";
+import type { ConfigError, ConfigIssue, PathSegment } from "../config/errors.ts";
 import { parseDocumentWith, positionIssues } from "../config/load.ts";
 import { integer } from "../config/schema_util.ts";
 import { checkName } from "../discovery/types.ts";

@@ -258,6 +258,8 @@ export interface InputSet {
   manifests: Map<string, Loaded<Manifest>>;
   /** Files rejected (their errors are in `errors`), by path. */
   rejected: Set<string>;
+  /** Rejected files whose last good version (from `previous`) is in this set instead. */
+  kept: Set<string>;
   errors: ConfigError[];
 }
 
@@ -305,13 +307,24 @@ export async function manifestFiles(dir: string): Promise<string[]> {
  * route naming a service without a manifest, a service claimed by two manifests, a local port used twice in
  * one manifest or colliding with the ingress/egress ports, an edge `tls_secret` the defaults do not define.
  */
-export async function loadInputs(paths: InputPaths): Promise<InputSet> {
+export async function loadInputs(paths: InputPaths, previous?: InputSet): Promise<InputSet> {
   const errors: ConfigError[] = [];
   const rejected = new Set<string>();
-  const set: InputSet = { manifests: new Map(), rejected, errors };
+  const kept = new Set<string>();
+  const set: InputSet = { manifests: new Map(), rejected, kept, errors };
   const d = await readDoc(defaultsSchema, paths.defaults, errors);
-  if (d) set.defaults = { file: paths.defaults, value: d.value };
-  else rejected.add(paths.defaults);
+  if (d) {
+    const issues = await checkDefaults(d.value);
+    if (issues.length > 0) errors.push(...positionIssues(d, paths.defaults, issues));
+    else set.defaults = { file: paths.defaults, value: d.value };
+  }
+  if (!set.defaults) {
+    rejected.add(paths.defaults);
+    if (previous?.defaults) {
+      set.defaults = previous.defaults;
+      kept.add(paths.defaults);
+    }
+  }
   let files: string[] = [];
   try {
     files = await manifestFiles(paths.manifests);
@@ -324,6 +337,15 @@ export async function loadInputs(paths: InputPaths): Promise<InputSet> {
       message: `Cannot read directory: ${e}`,
     });
   }
+  const lastGood = new Map<string, Loaded<Manifest>>();
+  for (const m of previous?.manifests.values() ?? []) lastGood.set(m.file, m);
+  const keep = (file: string) => {
+    const m = lastGood.get(file);
+    if (m && !set.manifests.has(m.value.service)) {
+      set.manifests.set(m.value.service, m);
+      kept.add(file);
+    }
+  };
   const docs: { file: string; doc: Doc<Manifest> }[] = [];
   for (const file of files) {
     const m = await readDoc(manifestSchema, file, errors);
@@ -342,6 +364,11 @@ export async function loadInputs(paths: InputPaths): Promise<InputSet> {
     owners.set(doc.value.service, file);
   }
   const known = new Set(owners.keys());
+  // a file that does not parse keeps its last good version, which others may name
+  for (const file of rejected) {
+    const m = lastGood.get(file);
+    if (m && !owners.has(m.value.service)) known.add(m.value.service);
+  }
   for (const { file, doc } of docs) {
     if (rejected.has(file)) continue;
     const issues = checkManifest(doc.value, known, set.defaults?.value);
@@ -350,21 +377,50 @@ export async function loadInputs(paths: InputPaths): Promise<InputSet> {
       rejected.add(file);
     } else set.manifests.set(doc.value.service, { file, value: doc.value });
   }
+  for (const file of rejected) keep(file);
   if (paths.edge !== undefined) {
     const e = await readDoc(edgeSchema, paths.edge, errors);
     if (e) {
       const issues = checkEdge(e.value, known, set.defaults?.value);
-      if (issues.length > 0) {
-        errors.push(...positionIssues(e, paths.edge, issues));
-        rejected.add(paths.edge);
-      } else set.edge = { file: paths.edge, value: e.value };
-    } else rejected.add(paths.edge);
+      if (issues.length > 0) errors.push(...positionIssues(e, paths.edge, issues));
+      else set.edge = { file: paths.edge, value: e.value };
+    }
+    if (!set.edge) {
+      rejected.add(paths.edge);
+      if (previous?.edge) {
+        set.edge = previous.edge;
+        kept.add(paths.edge);
+      }
+    }
   }
   errors.sort((
     a,
     b,
   ) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
   return set;
+}
+
+/** The defaults' secret files must be readable. */
+async function checkDefaults(d: Defaults): Promise<ConfigIssue[]> {
+  const out: ConfigIssue[] = [];
+  for (const [i, s] of d.secrets.entries()) {
+    if (s.certificate_chain === undefined && s.trusted_ca === undefined) {
+      out.push(issue(["secrets", i], "A secret needs certificate_chain and private_key, or trusted_ca"));
+    }
+    if ((s.certificate_chain === undefined) !== (s.private_key === undefined)) {
+      out.push(issue(["secrets", i], "certificate_chain and private_key go together"));
+    }
+    for (const k of ["certificate_chain", "private_key", "trusted_ca"] as const) {
+      const f = s[k];
+      if (f === undefined) continue;
+      try {
+        await Deno.stat(f);
+      } catch (e) {
+        out.push(issue(["secrets", i, k], `Cannot read ${f}: ${(e as Error).message}`));
+      }
+    }
+  }
+  return out;
 }
 
 function issue(path: PathSegment[], message: string): ConfigIssue {

@@ -14,6 +14,7 @@ import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_c
 import { embeddedRatelimitExtension } from "../ratelimit/bootstrap_extension.ts";
 import { registerExtension } from "../register/bootstrap_extension.ts";
 import { embeddedRegistryExtension } from "../discovery/bootstrap_extension.ts";
+import { embeddedControlPlaneExtension } from "../control_plane/bootstrap_extension.ts";
 import { httpRateLimit } from "../extensions/filters/http/ratelimit/mod.ts";
 import { networkRateLimit } from "../extensions/filters/network/ratelimit/mod.ts";
 import { registry } from "./registry.ts";
@@ -39,6 +40,7 @@ export const BUILTIN_EXTENSIONS = [
   embeddedRatelimitExtension,
   registerExtension,
   embeddedRegistryExtension,
+  embeddedControlPlaneExtension,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

@@ -21,6 +21,16 @@ async function main(args: string[]): Promise<number> {
     const { runRegisterCommand } = await import("./src/register/cli.ts");
     return await runRegisterCommand(args.slice(1));
   }
+  if (args[0] === "control-plane") {
+    // the management server: manifests in, per-node xDS out
+    const { runControlPlaneCommand } = await import("./src/control_plane/cli.ts");
+    return await runControlPlaneCommand(args.slice(1));
+  }
+  if (args[0] === "configgen") {
+    // the same builder offline: static bootstraps and the network team's templates
+    const { runConfiggenCommand } = await import("./src/configgen/cli.ts");
+    return await runConfiggenCommand(args.slice(1));
+  }
   const parsed = parseCliFlags(args, navigator.hardwareConcurrency || 1);
   switch (parsed.kind) {
     case "help":

@@ -133,13 +133,33 @@ function retryPolicy(d: Defaults, retryOn: string | undefined, u: Upstream | und
   };
 }
 
-/** The route action of an upstream (egress and API listeners). */
-function upstreamRoute(d: Defaults, u: Upstream): Json {
+/** gRPC's retry conditions: what proxyless gRPC clients act on (they ignore the HTTP ones). */
+const GRPC_RETRY_ON = new Set([
+  "cancelled",
+  "deadline-exceeded",
+  "internal",
+  "resource-exhausted",
+  "unavailable",
+]);
+
+/**
+ * The route action of an upstream (egress and API listeners). For an API listener (proxyless gRPC clients)
+ * the timeout is also `max_stream_duration` (gRPC reads that, not `timeout`) and retries keep only gRPC's
+ * conditions (`unavailable` when none is listed).
+ */
+function upstreamRoute(d: Defaults, u: Upstream, grpcClient = false): Json {
   const timeout = knob(d, u, "timeout");
   const retry = retryPolicy(d, u.retry_on, u);
+  if (retry && grpcClient) {
+    const codes = (retry.retry_on as string).split(",").filter((c) => GRPC_RETRY_ON.has(c));
+    retry.retry_on = codes.length > 0 ? codes.join(",") : "unavailable";
+  }
   return {
     cluster: u.service,
     ...(timeout !== undefined ? { timeout: durationText(timeout) } : {}),
+    ...(timeout !== undefined && grpcClient
+      ? { max_stream_duration: { max_stream_duration: durationText(timeout) } }
+      : {}),
     ...(retry ? { retry_policy: retry } : {}),
   };
 }
@@ -282,7 +302,7 @@ function serviceNode(inputs: BuildInputs, m: Manifest): NodeConfig {
           virtual_hosts: [{
             name: u.service,
             domains: ["*"],
-            routes: [{ match: { prefix: "" }, route: upstreamRoute(d, u) }],
+            routes: [{ match: { prefix: "" }, route: upstreamRoute(d, u, true) }],
           }],
         }),
       },

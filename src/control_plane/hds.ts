@@ -188,7 +188,11 @@ export class HdsServer {
       port: ep.port,
       ...(ep.zone ? { zone: ep.zone } : {}),
       checkers: this.#checkers.get(key) ?? [],
-      reports: [...(this.#reports.get(key) ?? [])].map(([node, r]) => ({ node, status: r.status, at: iso(r.at) })),
+      reports: [...(this.#reports.get(key) ?? [])].map(([node, r]) => ({
+        node,
+        status: r.status,
+        at: iso(r.at),
+      })),
       verdict: this.#verdicts.get(key) ?? null,
     }));
     const proxies = [...this.#clients.values()].map((c) => ({

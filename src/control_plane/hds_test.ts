@@ -10,7 +10,13 @@ import { assignCheckers, checkersOf, endpointKey } from "./hds_assign.ts";
 
 const REQ = "envoy.service.health.v3.HealthCheckRequestOrEndpointHealthResponse";
 const SPEC = "envoy.service.health.v3.HealthCheckSpecifier";
-const HC = { timeout: "1s", interval: "5s", unhealthy_threshold: 2, healthy_threshold: 1, http_health_check: { path: "/hc" } };
+const HC = {
+  timeout: "1s",
+  interval: "5s",
+  unhealthy_threshold: 2,
+  healthy_threshold: 1,
+  http_health_check: { path: "/hc" },
+};
 
 Deno.test("checkersOf: min(k, nodes) distinct nodes, independent of the nodes' order", () => {
   const nodes = ["a", "b", "c"];
@@ -99,7 +105,11 @@ class FakeProxy {
   endpoints(service: string): string[] {
     const s = this.specs.at(-1) as { cluster_health_checks?: Record<string, unknown>[] } | undefined;
     const c = s?.cluster_health_checks?.find((x) => x.cluster_name === service) as
-      | { locality_endpoints: { endpoints: { address: { socket_address: { address: string; port_value: number } } }[] }[] }
+      | {
+        locality_endpoints: {
+          endpoints: { address: { socket_address: { address: string; port_value: number } } }[];
+        }[];
+      }
       | undefined;
     return (c?.locality_endpoints ?? []).flatMap((l) =>
       l.endpoints.map((e) => `${e.address.socket_address.address}:${e.address.socket_address.port_value}`)
@@ -110,9 +120,12 @@ class FakeProxy {
       endpoint: { address: { socket_address: { address, port_value: port } } },
       health_status: status,
     }));
-    const body = service === null
-      ? { endpoints_health: eh }
-      : { cluster_endpoints_health: [{ cluster_name: service, locality_endpoints_health: [{ endpoints_health: eh }] }] };
+    const body = service === null ? { endpoints_health: eh } : {
+      cluster_endpoints_health: [{
+        cluster_name: service,
+        locality_endpoints_health: [{ endpoints_health: eh }],
+      }],
+    };
     this.call.write(encodeMessage(messageType(REQ), { endpoint_health_response: body }));
   }
   async close(): Promise<void> {
@@ -173,7 +186,9 @@ Deno.test("HdsServer: three proxies, k=2: each endpoint goes to two of them; a s
     for (const e of EPS) {
       const cs = t.hds.checkers("web", e.address, e.port);
       assert.equal(cs.length, 2);
-      for (const p of proxies) assert.equal(p.endpoints("web").includes(`${e.address}:80`), cs.includes(p.id));
+      for (const p of proxies) {
+        assert.equal(p.endpoints("web").includes(`${e.address}:80`), cs.includes(p.id));
+      }
     }
     const spec = proxies[0].specs.at(-1) as Record<string, unknown>;
     assert.equal(spec.interval, "1.5s");
@@ -181,7 +196,10 @@ Deno.test("HdsServer: three proxies, k=2: each endpoint goes to two of them; a s
     assert.deepEqual(chc.health_checks, [HC]);
     assert.equal(t.stats.gauge("hds.streams_active").value, 3);
     assert.equal(t.stats.gauge("hds.proxies").value, 3);
-    const status = t.hds.status() as { endpoints: { checkers: string[] }[]; proxies: { endpoints: number }[] };
+    const status = t.hds.status() as {
+      endpoints: { checkers: string[] }[];
+      proxies: { endpoints: number }[];
+    };
     assert.equal(status.endpoints.length, 4);
     assert.equal(status.proxies.reduce((n, p) => n + p.endpoints, 0), 8);
   } finally {
@@ -230,7 +248,10 @@ Deno.test("HdsServer: a proxy leaving moves its share; new targets are pushed; r
     await gone.close();
     await until("p2 gone", () => !t.hds.proxies.includes("p2"));
     for (const e of EPS) assert.deepEqual(t.hds.checkers("web", e.address, 80).sort(), ["p1", "p3"]);
-    await until("p1 and p3 check everything", () => [proxies[0], proxies[2]].every((p) => p.endpoints("web").length === 4));
+    await until(
+      "p1 and p3 check everything",
+      () => [proxies[0], proxies[2]].every((p) => p.endpoints("web").length === 4),
+    );
     proxies[0].report("web", [["10.0.0.1", 80, "HEALTHY"]]);
     await until("verdict", () => t.hds.health("web", "10.0.0.1", 80) === "HEALTHY");
     t.setTargets([{ service: "web", endpoints: EPS.slice(1), healthCheck: HC }]);

@@ -95,9 +95,13 @@ const RETRY_ON = [
   "resource-exhausted",
   "unavailable",
 ];
-const retryOn = z.string().check(z.refine((s) => s.split(",").every((p) => RETRY_ON.includes(p.trim())), {
-  error: `Expected a comma-separated list of: ${RETRY_ON.join(", ")}`,
-}));
+/** Retry conditions, comma separated; spaces dropped (Envoy and gRPC split on "," alone). */
+const retryOn = z.pipe(
+  z.string().check(z.refine((s) => s.split(",").every((p) => RETRY_ON.includes(p.trim())), {
+    error: `Expected a comma-separated list of: ${RETRY_ON.join(", ")}`,
+  })),
+  z.transform((s) => s.split(",").map((p) => p.trim()).join(",")),
+);
 
 const healthCheckDefaults = z.strictObject({
   interval: z.optional(humanDuration),

@@ -120,11 +120,20 @@ export class LrsServer {
    * last report's figures; `clusters` sums them over the nodes.
    */
   loads(): {
-    nodes: { id: string; cluster: string; connected_at: string; reports: number; clusters: Record<string, ClusterLoad> }[];
+    nodes: {
+      id: string;
+      cluster: string;
+      connected_at: string;
+      reports: number;
+      clusters: Record<string, ClusterLoad>;
+    }[];
     clusters: Record<string, { nodes: number; totals: LoadFigures; last_requests_in_progress: number }>;
   } {
     const nodes = [];
-    const clusters: Record<string, { nodes: number; totals: LoadFigures; last_requests_in_progress: number }> = {};
+    const clusters: Record<
+      string,
+      { nodes: number; totals: LoadFigures; last_requests_in_progress: number }
+    > = {};
     for (const node of this.#streams.values()) {
       if (!node) continue;
       nodes.push({
@@ -149,7 +158,9 @@ export class LrsServer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const call of [...this.#streams.keys()]) call.end(GrpcStatus.UNAVAILABLE, "control plane shutting down");
+    for (const call of [...this.#streams.keys()]) {
+      call.end(GrpcStatus.UNAVAILABLE, "control plane shutting down");
+    }
     this.#streams.clear();
   }
 

@@ -43,14 +43,32 @@ Deno.test("LrsServer: answers the first request with send_all_clusters; adds up 
     a.write(encodeMessage(messageType(REQ), { node: { id: "proxy-a", cluster: "edge" } }));
     const res = decodeMessage(messageType(RES), (await a.read())!);
     assert.deepEqual(res, { send_all_clusters: true, load_reporting_interval: "2s" });
-    a.write(encodeMessage(messageType(REQ), { node: { id: "proxy-a" }, cluster_stats: [report("web", 7, 3, 10, 0, "z1")] }));
-    a.write(encodeMessage(messageType(REQ), { node: { id: "proxy-a" }, cluster_stats: [report("web", 2, 0, 3, 1)] }));
+    a.write(
+      encodeMessage(messageType(REQ), {
+        node: { id: "proxy-a" },
+        cluster_stats: [report("web", 7, 3, 10, 0, "z1")],
+      }),
+    );
+    a.write(
+      encodeMessage(messageType(REQ), {
+        node: { id: "proxy-a" },
+        cluster_stats: [report("web", 2, 0, 3, 1)],
+      }),
+    );
     b.write(encodeMessage(messageType(REQ), { node: { id: "proxy-b", cluster: "edge" } }));
     await b.read();
-    b.write(encodeMessage(messageType(REQ), { cluster_stats: [report("web", 1, 1, 2, 2), report("api", 5, 0, 5, 0)] }));
+    b.write(
+      encodeMessage(messageType(REQ), {
+        cluster_stats: [report("web", 1, 1, 2, 2), report("api", 5, 0, 5, 0)],
+      }),
+    );
     await until("three reports", () => stats.counter("lrs.requests").value === 5);
     const l = lrs.loads();
-    assert.deepEqual(l.nodes.map((n) => [n.id, n.cluster, n.reports]), [["proxy-a", "edge", 2], ["proxy-b", "edge", 1]]);
+    assert.deepEqual(l.nodes.map((n) => [n.id, n.cluster, n.reports]), [["proxy-a", "edge", 2], [
+      "proxy-b",
+      "edge",
+      1,
+    ]]);
     const web = l.nodes[0].clusters.web;
     assert.deepEqual(web.totals, {
       total_successful_requests: 9,

@@ -16,7 +16,8 @@ import { type MeshObserver, type NodeInfo, PUSH_ORDER } from "./types.ts";
 export interface TypeState {
   sent?: string;
   acked?: string;
-  nacked?: { version: string; message: string; at: string };
+  /** The version rejected, the one the proxy kept, why, when. */
+  nacked?: { version: string; kept: string; message: string; at: string };
 }
 
 /** One proxy (node.id). */
@@ -24,7 +25,10 @@ export interface ProxyState {
   id: string;
   cluster: string;
   userAgent?: string;
+  /** Stream id -> transport (gRPC). */
   streams: Map<string, string>;
+  /** REST pollers: id -> last poll time. */
+  polls: Map<string, number>;
   firstSeen: number;
   lastSeen: number;
   types: Map<string, TypeState>;
@@ -35,12 +39,17 @@ export interface NackRecord {
   node: string;
   cluster: string;
   type: string;
+  /** The version rejected. */
   version: string;
+  /** The version the proxy kept serving. */
+  kept: string;
   message: string;
   at: string;
 }
 
 const MAX_NACKS = 100;
+/** A REST "stream" (a poller) counts as connected this long after its last poll. */
+export const REST_LEASE_MS = 60_000;
 /** Disconnected proxies are kept this long (for the report), then forgotten. */
 const FORGET_MS = 3_600_000;
 
@@ -73,6 +82,7 @@ export class MeshState implements MeshObserver {
         id: node.id,
         cluster: node.cluster,
         streams: new Map(),
+        polls: new Map(),
         firstSeen: now,
         lastSeen: now,
         types: new Map(),
@@ -93,9 +103,29 @@ export class MeshState implements MeshObserver {
   }
 
   connected(node: NodeInfo, stream: string, transport: string): void {
-    this.#c.connects.inc();
-    this.#proxy(node).streams.set(stream, transport);
+    const p = this.#proxy(node);
+    if (transport === "rest") {
+      if (!p.polls.has(stream)) this.#c.connects.inc();
+      p.polls.set(stream, this.#now()); // a REST poller never disconnects: it holds a lease
+    } else {
+      this.#c.connects.inc();
+      p.streams.set(stream, transport);
+    }
     this.#forget();
+  }
+
+  /** Whether a proxy has a live stream, or polled within the lease. */
+  isConnected(p: ProxyState): boolean {
+    if (p.streams.size > 0) return true;
+    const cutoff = this.#now() - REST_LEASE_MS;
+    for (const at of p.polls.values()) if (at >= cutoff) return true;
+    return false;
+  }
+
+  /** The transports a proxy uses now. */
+  transports(p: ProxyState): string[] {
+    const polling = [...p.polls.values()].some((at) => at >= this.#now() - REST_LEASE_MS);
+    return [...new Set([...p.streams.values(), ...(polling ? ["rest"] : [])])];
   }
 
   disconnected(node: NodeInfo, stream: string): void {
@@ -110,26 +140,38 @@ export class MeshState implements MeshObserver {
     this.#c.acks.inc();
     const t = this.#type(node, typeUrl);
     t.acked = version;
-    if (t.nacked && t.nacked.version !== version) t.nacked = undefined;
+    if (t.nacked && (t.nacked.version === version || t.sent === version)) t.nacked = undefined;
   }
 
   nacked(node: NodeInfo, typeUrl: string, version: string, message: string): void {
     this.#c.nacks.inc();
     const at = new Date(this.#now()).toISOString();
-    this.#type(node, typeUrl).nacked = { version, message, at };
-    this.nacks.push({ node: node.id, cluster: node.cluster, type: shortType(typeUrl), version, message, at });
+    const t = this.#type(node, typeUrl);
+    // the request names the version the proxy kept; the one it rejected is the one last sent
+    const rejected = t.sent ?? version;
+    t.nacked = { version: rejected, kept: version, message, at };
+    const type = shortType(typeUrl);
+    this.nacks.push({
+      node: node.id,
+      cluster: node.cluster,
+      type,
+      version: rejected,
+      kept: version,
+      message,
+      at,
+    });
     if (this.nacks.length > MAX_NACKS) this.nacks.splice(0, this.nacks.length - MAX_NACKS);
   }
 
   /** Connected proxies of a node cluster. */
   connectedOf(cluster: string): ProxyState[] {
-    return [...this.proxies.values()].filter((p) => p.cluster === cluster && p.streams.size > 0);
+    return [...this.proxies.values()].filter((p) => p.cluster === cluster && this.isConnected(p));
   }
 
   #forget(): void {
     const cutoff = this.#now() - FORGET_MS;
     for (const [id, p] of this.proxies) {
-      if (p.streams.size === 0 && p.lastSeen < cutoff) this.proxies.delete(id);
+      if (!this.isConnected(p) && p.lastSeen < cutoff) this.proxies.delete(id);
     }
   }
 }
@@ -151,7 +193,7 @@ export interface MeshInputs {
 /** The report as JSON. */
 export function meshReport(i: MeshInputs): Record<string, unknown> {
   const proxies = [...i.mesh.proxies.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  const connectedIds = new Set(proxies.filter((p) => p.streams.size > 0).map((p) => p.id));
+  const connectedIds = new Set(proxies.filter((p) => i.mesh.isConnected(p)).map((p) => p.id));
   const names = new Set<string>([...i.manifests, ...(i.registered?.keys() ?? [])]);
   const services = [...names].sort().map((name) => {
     const hosts = i.registered?.get(name) ?? [];
@@ -175,15 +217,15 @@ export function meshReport(i: MeshInputs): Record<string, unknown> {
     services_with_hosts_but_no_proxy: services.filter((s) => s.hosts > 0 && s.proxies_connected === 0)
       .map((s) => s.service),
     proxies_without_manifest: proxies.filter((p) =>
-      p.streams.size > 0 && !i.manifests.has(p.cluster) &&
+      i.mesh.isConnected(p) && !i.manifests.has(p.cluster) &&
       p.cluster !== i.edge
     ).map((p) => ({ id: p.id, cluster: p.cluster })),
     proxies: proxies.map((p) => ({
       id: p.id,
       cluster: p.cluster,
       user_agent: p.userAgent ?? null,
-      connected: p.streams.size > 0,
-      transports: [...new Set(p.streams.values())],
+      connected: i.mesh.isConnected(p),
+      transports: i.mesh.transports(p),
       last_seen: new Date(p.lastSeen).toISOString(),
       types: Object.fromEntries(
         [...p.types].sort((a, b) => PUSH_ORDER.indexOf(a[0]) - PUSH_ORDER.indexOf(b[0])).map(([t, s]) => [

@@ -14,6 +14,10 @@ Usage:
                                   the host registry (Lyft's discovery API and v3 EDS; \`nuncio discovery --help\`)
   nuncio register --service NAME --port P [--registry URL] [--every 60s] [--tag k=v ...]
                                   the check-in agent (\`nuncio register --help\`)
+  nuncio control-plane --manifests DIR --defaults FILE [--edge FILE] [--registry URL] [--port 18000]
+                                  the management server (\`nuncio control-plane --help\`)
+  nuncio configgen --manifests DIR --defaults FILE [--edge FILE] --out DIR [--templates DIR]
+                                  static bootstraps from the manifests (\`nuncio configgen --help\`)
 
 Options:
   -c, --config-path, --config FILE

@@ -1,0 +1,146 @@
+/**
+ * A small site in one process: `nuncio -c` with a tiny bootstrap whose `nuncio.bootstrap.control_plane`
+ * runs the control plane and its registry inside the proxy; the proxy is the edge and takes its own config
+ * over ADS from it. Origins check in through the embedded registry's v1 API. `--mode validate` reports
+ * missing inputs with the field path.
+ */
+import assert from "node:assert/strict";
+import { waitFor } from "./health_helpers.ts";
+import { spawnNuncio } from "./helpers.ts";
+
+function distinctPorts(n: number): number[] {
+  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of ls) l.close();
+  return ports;
+}
+
+function bootstrap(dir: string, admin: number, http: number, grpc: number, manifests = `${dir}/m`): string {
+  const addr = (port: number) => ({ socket_address: { address: "127.0.0.1", port_value: port } });
+  return JSON.stringify({
+    node: { id: "edge-1", cluster: "edge" },
+    admin: { address: addr(admin) },
+    bootstrap_extensions: [{
+      name: "nuncio.bootstrap.control_plane",
+      typed_config: {
+        "@type": "type.googleapis.com/nuncio.control_plane.v1.EmbeddedControlPlane",
+        manifests,
+        defaults: `${dir}/defaults.yaml`,
+        edge: `${dir}/edge.yaml`,
+        address: addr(http),
+        grpc_address: addr(grpc),
+        watch_interval: "0.2s",
+      },
+    }],
+    dynamic_resources: {
+      ads_config: {
+        api_type: "GRPC",
+        transport_api_version: "V3",
+        grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
+      },
+      cds_config: { ads: {}, resource_api_version: "V3" },
+      lds_config: { ads: {}, resource_api_version: "V3" },
+    },
+    static_resources: {
+      clusters: [{
+        name: "xds",
+        type: "STATIC",
+        connect_timeout: "1s",
+        typed_extension_protocol_options: {
+          "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            explicit_http_config: { http2_protocol_options: {} },
+          },
+        },
+        load_assignment: {
+          cluster_name: "xds",
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(grpc) } }] }],
+        },
+      }],
+    },
+  });
+}
+
+Deno.test("embedded control plane: one nuncio -c serves a small site and configures itself", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_embedded_cp_" });
+  const [admin, http, grpc, edge] = distinctPorts(4);
+  const origins = ["o1", "o2"].map((name) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response(name))
+  );
+  await Deno.mkdir(`${dir}/m`);
+  await Deno.writeTextFile(`${dir}/defaults.yaml`, "ingress_address: 127.0.0.1\n");
+  await Deno.writeTextFile(`${dir}/m/shop.yaml`, "service: shop\nport: 8080\n");
+  await Deno.writeTextFile(
+    `${dir}/edge.yaml`,
+    `port: ${edge}\naddress: 127.0.0.1\nroutes:\n  - { prefix: /, service: shop }\n`,
+  );
+  await Deno.writeTextFile(`${dir}/bootstrap.json`, bootstrap(dir, admin, http, grpc));
+  const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
+  try {
+    await waitFor(
+      "/ready LIVE",
+      () =>
+        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
+          (t) => t === "LIVE\n",
+          () => false,
+        ),
+      20_000,
+    );
+    // no host yet: the cluster exists and is empty (503 no healthy upstream)
+    const empty = await fetch(`http://127.0.0.1:${edge}/x`);
+    await empty.body?.cancel();
+    assert.equal(empty.status, 503);
+    for (const [i, o] of origins.entries()) {
+      const r = await fetch(`http://127.0.0.1:${http}/v1/registration/shop`, {
+        method: "POST",
+        body: JSON.stringify({
+          ip: "127.0.0.1",
+          port: o.addr.port,
+          revision: "r1",
+          service_repo_name: "shop",
+          tags: { instance_id: `shop-${i}` },
+        }),
+      });
+      await r.body?.cancel();
+      assert.equal(r.status, 200);
+    }
+    const seen = new Set<string>();
+    await waitFor("both origins answer through the edge", async () => {
+      const r = await fetch(`http://127.0.0.1:${edge}/x`, { headers: { connection: "close" } });
+      seen.add(await r.text());
+      return seen.has("o1") && seen.has("o2");
+    }, 10_000);
+    // the proxy's own admin shows the config it took from itself; the mesh report shows the proxy
+    const dump = await (await fetch(`http://127.0.0.1:${admin}/config_dump`)).text();
+    assert.match(dump, /"name": "edge"/);
+    const mesh = await (await fetch(`http://127.0.0.1:${http}/mesh?format=json`)).json();
+    assert.deepEqual(mesh.proxies.map((p: { id: string; connected: boolean }) => [p.id, p.connected]), [[
+      "edge-1",
+      true,
+    ]]);
+    assert.deepEqual(mesh.nacks, []);
+    const shop = mesh.services.find((s: { service: string }) => s.service === "shop");
+    assert.equal(shop.hosts, 2);
+  } finally {
+    proxy.proc.kill("SIGTERM");
+    const { code, stderr } = await proxy.done;
+    for (const o of origins) await o.shutdown();
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(code, 0, stderr);
+  }
+});
+
+Deno.test("embedded control plane: --mode validate names a missing manifests directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_embedded_cp_" });
+  try {
+    await Deno.writeTextFile(`${dir}/defaults.yaml`, "{}\n");
+    await Deno.writeTextFile(`${dir}/edge.yaml`, "port: 1\nroutes: [{ prefix: /, service: x }]\n");
+    await Deno.writeTextFile(`${dir}/b.json`, bootstrap(dir, 1, 2, 3, `${dir}/nope`));
+    const p = spawnNuncio(["--mode", "validate", "-c", `${dir}/b.json`]);
+    const { code, stderr } = await p.done;
+    assert.equal(code, 1);
+    assert.match(stderr, /bootstrap_extensions\[0\]\.typed_config\.manifests: Cannot read .*nope/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -185,7 +185,6 @@ Deno.test("control plane: a bad file keeps its last good version; secrets come f
     await Deno.writeTextFile(`${dir}/m/d.yaml`, "service: d\nport: 8083\nupstreams:\n  - service: c\n");
     await cp.reload();
     assert.ok(cp.cache.hasNode("d"), cp.errors.join("\n"));
-
   } finally {
     await cp.close();
     await Deno.remove(dir, { recursive: true });

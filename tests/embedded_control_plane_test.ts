@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
 import { spawnNuncio } from "./helpers.ts";
+import { makePki } from "./tls_certs.ts";
 
 function distinctPorts(n: number): number[] {
   const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
@@ -142,5 +143,71 @@ Deno.test("embedded control plane: --mode validate names a missing manifests dir
     assert.match(stderr, /bootstrap_extensions\[0\]\.typed_config\.manifests: Cannot read .*nope/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("embedded control plane: the edge's certificate over SDS from files; a bad one is NACKed and shown", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_embedded_cp_" });
+  await using pki = await makePki();
+  const edgeLeaf = await pki.leaf("edge", "localhost", ["DNS:localhost"]);
+  const otherLeaf = await pki.leaf("other", "other", ["DNS:other"]);
+  const [admin, http, grpc, edge] = distinctPorts(4);
+  const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("o1"));
+  const defaults = (key: string) =>
+    `ingress_address: 127.0.0.1\nsecrets:\n  - { name: edge-cert, certificate_chain: ${edgeLeaf.cert}, private_key: ${key} }\n`;
+  await Deno.mkdir(`${dir}/m`);
+  await Deno.writeTextFile(`${dir}/defaults.yaml`, defaults(edgeLeaf.key));
+  await Deno.writeTextFile(`${dir}/m/shop.yaml`, "service: shop\nport: 8080\n");
+  await Deno.writeTextFile(
+    `${dir}/edge.yaml`,
+    `port: ${edge}\naddress: 127.0.0.1\ntls_secret: edge-cert\nroutes:\n  - { prefix: /, service: shop }\n`,
+  );
+  await Deno.writeTextFile(`${dir}/bootstrap.json`, bootstrap(dir, admin, http, grpc));
+  const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
+  const client = Deno.createHttpClient({ caCerts: [pki.caPem] });
+  try {
+    await waitFor(
+      "/ready LIVE",
+      () =>
+        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
+          (t) => t === "LIVE\n",
+          () => false,
+        ),
+      20_000,
+    );
+    const reg = await fetch(`http://127.0.0.1:${http}/v1/registration/shop`, {
+      method: "POST",
+      body: JSON.stringify({
+        ip: "127.0.0.1",
+        port: origin.addr.port,
+        revision: "r",
+        service_repo_name: "shop",
+      }),
+    });
+    await reg.body?.cancel();
+    const https = `https://localhost:${edge}/x`;
+    await waitFor("HTTPS through the edge", async () => {
+      const r = await fetch(https, { client }).catch(() => undefined);
+      return r !== undefined && (await r.text()) === "o1";
+    }, 10_000);
+    // the network team puts a key that does not match: the proxy NACKs, the control plane shows why
+    await Deno.writeTextFile(`${dir}/defaults.yaml`, defaults(otherLeaf.key));
+    let nack: { type: string; message: string } | undefined;
+    await waitFor("the NACK in /mesh", async () => {
+      const mesh = await (await fetch(`http://127.0.0.1:${http}/mesh?format=json`)).json();
+      nack = mesh.nacks[0];
+      return nack !== undefined;
+    }, 10_000);
+    assert.equal(nack!.type, "Secret");
+    assert.match(nack!.message, /Private key does not match the certificate/);
+    // and the edge keeps serving with the certificate it had
+    assert.equal(await (await fetch(https, { client })).text(), "o1");
+  } finally {
+    client.close();
+    proxy.proc.kill("SIGTERM");
+    const { code, stderr } = await proxy.done;
+    await origin.shutdown();
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(code, 0, stderr);
   }
 });

@@ -7,20 +7,11 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
 import { spawnNuncio } from "./helpers.ts";
+import { adsBootstrap, distinctPorts, loopback } from "./mesh_helpers.ts";
 import { makePki } from "./tls_certs.ts";
 
-function distinctPorts(n: number): number[] {
-  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
-}
-
 function bootstrap(dir: string, admin: number, http: number, grpc: number, manifests = `${dir}/m`): string {
-  const addr = (port: number) => ({ socket_address: { address: "127.0.0.1", port_value: port } });
-  return JSON.stringify({
-    node: { id: "edge-1", cluster: "edge" },
-    admin: { address: addr(admin) },
+  return adsBootstrap({ id: "edge-1", cluster: "edge" }, admin, grpc, {
     bootstrap_extensions: [{
       name: "nuncio.bootstrap.control_plane",
       typed_config: {
@@ -28,37 +19,11 @@ function bootstrap(dir: string, admin: number, http: number, grpc: number, manif
         manifests,
         defaults: `${dir}/defaults.yaml`,
         edge: `${dir}/edge.yaml`,
-        address: addr(http),
-        grpc_address: addr(grpc),
+        address: loopback(http),
+        grpc_address: loopback(grpc),
         watch_interval: "0.2s",
       },
     }],
-    dynamic_resources: {
-      ads_config: {
-        api_type: "GRPC",
-        transport_api_version: "V3",
-        grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
-      },
-      cds_config: { ads: {}, resource_api_version: "V3" },
-      lds_config: { ads: {}, resource_api_version: "V3" },
-    },
-    static_resources: {
-      clusters: [{
-        name: "xds",
-        type: "STATIC",
-        connect_timeout: "1s",
-        typed_extension_protocol_options: {
-          "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            explicit_http_config: { http2_protocol_options: {} },
-          },
-        },
-        load_assignment: {
-          cluster_name: "xds",
-          endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(grpc) } }] }],
-        },
-      }],
-    },
   });
 }
 

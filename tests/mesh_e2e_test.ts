@@ -7,47 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
+import { adsBootstrap, distinctPorts } from "./mesh_helpers.ts";
 import { type NuncioProcess, sleep, spawnNuncio, waitForPort } from "./helpers.ts";
 
 type Obj = Record<string, unknown>;
-
-function tinyBootstrap(id: string, cluster: string, adminPort: number, grpcPort: number): string {
-  const b = {
-    node: { id, cluster },
-    admin: { address: { socket_address: { address: "127.0.0.1", port_value: adminPort } } },
-    dynamic_resources: {
-      ads_config: {
-        api_type: "GRPC",
-        transport_api_version: "V3",
-        grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
-      },
-      cds_config: { ads: {}, resource_api_version: "V3" },
-      lds_config: { ads: {}, resource_api_version: "V3" },
-    },
-    static_resources: {
-      clusters: [{
-        name: "xds",
-        type: "STATIC",
-        connect_timeout: "1s",
-        typed_extension_protocol_options: {
-          "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            explicit_http_config: { http2_protocol_options: {} },
-          },
-        },
-        load_assignment: {
-          cluster_name: "xds",
-          endpoints: [{
-            lb_endpoints: [{
-              endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: grpcPort } } },
-            }],
-          }],
-        },
-      }],
-    },
-  };
-  return JSON.stringify(b);
-}
 
 /** An origin answering its name, on its own loopback address (the registry deregisters by IP). */
 function origin(name: string, ip: string): { port: number; server: Deno.HttpServer } {
@@ -111,14 +74,6 @@ async function answers(
     seen.set(key, (seen.get(key) ?? 0) + 1);
   }
   return seen;
-}
-
-/** `n` different free ports (all held while picking, so none comes back twice). */
-function distinctPorts(n: number): number[] {
-  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
 }
 
 async function stopProc(p: NuncioProcess, signal: Deno.Signal = "SIGTERM"): Promise<string> {
@@ -207,9 +162,9 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
     await waitForPort(grpcPort);
 
     const proxies = [
-      tinyBootstrap("edge-1", "edge", admins[0], grpcPort),
-      tinyBootstrap("edge-2", "edge", admins[1], grpcPort),
-      tinyBootstrap("web-1", "web", admins[2], grpcPort),
+      adsBootstrap({ id: "edge-1", cluster: "edge" }, admins[0], grpcPort),
+      adsBootstrap({ id: "edge-2", cluster: "edge" }, admins[1], grpcPort),
+      adsBootstrap({ id: "web-1", cluster: "web" }, admins[2], grpcPort),
     ];
     for (const [i, b] of proxies.entries()) {
       const file = `${dir}/proxy-${i}.json`;

@@ -20,9 +20,12 @@ import { xxhash64String } from "../common/xxhash64.ts";
 import { GrpcStatus } from "../grpc/frame.ts";
 import type { GrpcStreamCall } from "../grpc/stream_call.ts";
 import type { Counter } from "../stats/store.ts";
-import type { RawAny } from "../xds/codec/discovery.ts";
-import { messageToJson } from "../xds/codec/proto_json.ts";
-import { messageType, plainBytes } from "../xds/codec/root.ts";
+import {
+  decodeDeltaDiscoveryRequest,
+  type DeltaDiscoveryRequest,
+  encodeDeltaDiscoveryResponse,
+  type RawAny,
+} from "../xds/codec/discovery.ts";
 import { isWildcardType, type XdsNode } from "../xds/types.ts";
 import { type MeshObserver, type NodeInfo, PUSH_ORDER, type ResourceEntry, type XdsSource } from "./types.ts";
 
@@ -250,39 +253,6 @@ export abstract class XdsStream {
   }
 }
 
-const PKG = "envoy.service.discovery.v3.";
-
-/** envoy.service.discovery.v3.DeltaDiscoveryRequest, the fields the server reads. */
-interface DeltaRequest {
-  node?: XdsNode;
-  type_url?: string;
-  resource_names_subscribe?: string[];
-  resource_names_unsubscribe?: string[];
-  initial_resource_versions?: Record<string, string>;
-  response_nonce?: string;
-  error_detail?: { message?: string };
-}
-
-function decodeDeltaRequest(bytes: Uint8Array): DeltaRequest {
-  const t = messageType(PKG + "DeltaDiscoveryRequest");
-  try {
-    return messageToJson(t, t.decode(plainBytes(bytes))) as unknown as DeltaRequest;
-  } catch (e) {
-    throw new Error(`Malformed DeltaDiscoveryRequest: ${(e as Error).message}`);
-  }
-}
-
-function encodeDeltaResponse(res: {
-  system_version_info: string;
-  type_url: string;
-  nonce: string;
-  removed_resources: string[];
-  resources: { name: string; version: string; resource: RawAny }[];
-}): Uint8Array {
-  const t = messageType(PKG + "DeltaDiscoveryResponse");
-  return t.encode(t.fromObject(res as unknown as Record<string, unknown>)).finish();
-}
-
 /** Nonces remembered per type for ACK versions (a client ACKs each response; older ones are dropped). */
 const MAX_NONCES = 64;
 
@@ -305,9 +275,9 @@ export class DeltaStream extends XdsStream {
   }
 
   protected request(bytes: Uint8Array): void {
-    let req: DeltaRequest;
+    let req: DeltaDiscoveryRequest;
     try {
-      req = decodeDeltaRequest(bytes);
+      req = decodeDeltaDiscoveryRequest(bytes);
     } catch (e) {
       return this.bad(GrpcStatus.INVALID_ARGUMENT, (e as Error).message);
     }
@@ -324,7 +294,7 @@ export class DeltaStream extends XdsStream {
     }
   }
 
-  async #handle(type: string, req: DeltaRequest): Promise<void> {
+  async #handle(type: string, req: DeltaDiscoveryRequest): Promise<void> {
     if (this.call.closed) return;
     let st = this.#types.get(type);
     const first = st === undefined;
@@ -393,7 +363,7 @@ export class DeltaStream extends XdsStream {
     if (!force && resources.length === 0 && removed.length === 0) return;
     const version = contentVersion(entries);
     const nonce = this.host.nonce();
-    const bytes = encodeDeltaResponse({
+    const bytes = encodeDeltaDiscoveryResponse({
       system_version_info: version,
       type_url: type,
       nonce,

@@ -27,9 +27,14 @@ import { GrpcStatus } from "../grpc/frame.ts";
 import { type GrpcListenOptions, GrpcServer, type GrpcStreamCall } from "../grpc/server.ts";
 import type { Counter, Gauge } from "../stats/store.ts";
 import { encodeAny } from "../xds/codec/encode.ts";
-import { decodeDiscoveryRequest, encodeDiscoveryResponse, type RawAny } from "../xds/codec/discovery.ts";
-import { messageToJson } from "../xds/codec/proto_json.ts";
-import { messageType, plainBytes } from "../xds/codec/root.ts";
+import {
+  decodeDeltaDiscoveryRequest,
+  decodeDiscoveryRequest,
+  type DeltaDiscoveryRequest,
+  encodeDeltaDiscoveryResponse,
+  encodeDiscoveryResponse,
+  type RawAny,
+} from "../xds/codec/discovery.ts";
 import type { DiscoveryRequest } from "../xds/types.ts";
 import { CLA_TYPE_URL, loadAssignment } from "./eds.ts";
 import type { Registry } from "./registry.ts";
@@ -437,39 +442,6 @@ class SotwStream implements Watcher {
   }
 }
 
-const PKG = "envoy.service.discovery.v3.";
-
-/** envoy.service.discovery.v3.DeltaDiscoveryRequest, the fields the server reads. */
-interface DeltaRequest {
-  node?: { id?: string };
-  type_url?: string;
-  resource_names_subscribe?: string[];
-  resource_names_unsubscribe?: string[];
-  initial_resource_versions?: Record<string, string>;
-  response_nonce?: string;
-  error_detail?: { message?: string };
-}
-
-function decodeDeltaRequest(bytes: Uint8Array): DeltaRequest {
-  const t = messageType(PKG + "DeltaDiscoveryRequest");
-  try {
-    return messageToJson(t, t.decode(plainBytes(bytes))) as unknown as DeltaRequest;
-  } catch (e) {
-    throw new Error(`Malformed DeltaDiscoveryRequest: ${(e as Error).message}`);
-  }
-}
-
-function encodeDeltaResponse(res: {
-  system_version_info: string;
-  type_url: string;
-  nonce: string;
-  removed_resources: string[];
-  resources: { name: string; version: string; resource: RawAny }[];
-}): Uint8Array {
-  const t = messageType(PKG + "DeltaDiscoveryResponse");
-  return t.encode(t.fromObject(res as unknown as Record<string, unknown>)).finish();
-}
-
 /** An incremental stream (DeltaEndpoints, or DeltaAggregatedResources). */
 class DeltaStream implements Watcher {
   readonly #srv: GrpcEdsServer;
@@ -502,9 +474,9 @@ class DeltaStream implements Watcher {
   #request(bytes: Uint8Array): void {
     const srv = this.#srv;
     srv.stats.requests.inc();
-    let req: DeltaRequest;
+    let req: DeltaDiscoveryRequest;
     try {
-      req = decodeDeltaRequest(bytes);
+      req = decodeDeltaDiscoveryRequest(bytes);
     } catch (e) {
       srv.stats.bad_requests.inc();
       return this.#call.end(GrpcStatus.INVALID_ARGUMENT, (e as Error).message);
@@ -583,12 +555,12 @@ class DeltaStream implements Watcher {
     return Promise.resolve();
   }
 
-  #write(res: Parameters<typeof encodeDeltaResponse>[0]): void {
+  #write(res: Parameters<typeof encodeDeltaDiscoveryResponse>[0]): void {
     const srv = this.#srv;
     if (this.#call.pendingBytes > srv.maxPendingBytes) {
       srv.stats.slow_clients.inc();
       return this.#call.end(GrpcStatus.RESOURCE_EXHAUSTED, "the client does not read its responses");
     }
-    if (this.#call.send(encodeDeltaResponse(res))) srv.stats.responses.inc();
+    if (this.#call.send(encodeDeltaDiscoveryResponse(res))) srv.stats.responses.inc();
   }
 }

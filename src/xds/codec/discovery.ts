@@ -133,3 +133,24 @@ export function encodeDiscoveryResponse(res: RawDiscoveryResponse): Uint8Array {
   const t = messageType(PKG + "DiscoveryResponse");
   return t.encode(t.fromObject(res as unknown as Record<string, unknown>)).finish();
 }
+
+/** Decodes a DeltaDiscoveryRequest into its JSON form (the server side); throws XdsDecodeError. */
+export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): DeltaDiscoveryRequest {
+  const t = messageType(PKG + "DeltaDiscoveryRequest");
+  return messageToJson(t, decodeRaw("DeltaDiscoveryRequest", bytes)) as unknown as DeltaDiscoveryRequest;
+}
+
+/** A DeltaDiscoveryResponse to send, resources already encoded (the server side). */
+export interface OutgoingDeltaResponse {
+  system_version_info: string;
+  type_url: string;
+  nonce: string;
+  removed_resources: string[];
+  resources: { name: string; version: string; resource: RawAny }[];
+}
+
+/** Encodes a DeltaDiscoveryResponse (the server side: the registry and the control plane). */
+export function encodeDeltaDiscoveryResponse(res: OutgoingDeltaResponse): Uint8Array {
+  const t = messageType(PKG + "DeltaDiscoveryResponse");
+  return t.encode(t.fromObject(res as unknown as Record<string, unknown>)).finish();
+}

@@ -1,0 +1,57 @@
+/** Pieces the mesh end-to-end tests share: a proxy's tiny ADS bootstrap and distinct free ports. */
+
+/** A socket address on 127.0.0.1. */
+export function loopback(port: number): Record<string, unknown> {
+  return { socket_address: { address: "127.0.0.1", port_value: port } };
+}
+
+/**
+ * A tiny bootstrap: node, admin on `adminPort`, all xDS over ADS from a control plane on 127.0.0.1:`grpcPort`;
+ * `extra` is merged at the top (bootstrap_extensions, ...).
+ */
+export function adsBootstrap(
+  node: { id: string; cluster: string },
+  adminPort: number,
+  grpcPort: number,
+  extra: Record<string, unknown> = {},
+): string {
+  return JSON.stringify({
+    node,
+    admin: { address: loopback(adminPort) },
+    ...extra,
+    dynamic_resources: {
+      ads_config: {
+        api_type: "GRPC",
+        transport_api_version: "V3",
+        grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
+      },
+      cds_config: { ads: {}, resource_api_version: "V3" },
+      lds_config: { ads: {}, resource_api_version: "V3" },
+    },
+    static_resources: {
+      clusters: [{
+        name: "xds",
+        type: "STATIC",
+        connect_timeout: "1s",
+        typed_extension_protocol_options: {
+          "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            explicit_http_config: { http2_protocol_options: {} },
+          },
+        },
+        load_assignment: {
+          cluster_name: "xds",
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: loopback(grpcPort) } }] }],
+        },
+      }],
+    },
+  });
+}
+
+/** `n` different free ports on 127.0.0.1 (all held while picking, so none comes back twice). */
+export function distinctPorts(n: number): number[] {
+  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of ls) l.close();
+  return ports;
+}

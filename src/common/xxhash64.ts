@@ -195,3 +195,8 @@ const encoder = new TextEncoder();
 export function xxhash64String(s: string, seed: bigint = 0n): bigint {
   return xxhash64(encoder.encode(s), seed);
 }
+
+/** xxhash64 of a string's UTF-8 bytes as 16 hex digits: the content versions of the registry and control plane. */
+export function xxhash64Hex(s: string): string {
+  return xxhash64String(s).toString(16).padStart(16, "0");
+}

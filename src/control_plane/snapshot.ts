@@ -11,7 +11,7 @@
  * responses, so proxies keep what they have (Envoy keeps an EDS resource a response omits).
  */
 import { Logger } from "../common/log.ts";
-import { xxhash64String } from "../common/xxhash64.ts";
+import { xxhash64Hex } from "../common/xxhash64.ts";
 import { loadAssignment } from "../discovery/eds.ts";
 import type { HostRecord } from "../discovery/types.ts";
 import { encodeAny } from "../xds/codec/encode.ts";
@@ -30,15 +30,10 @@ export type HealthVerdict = (
   port: number,
 ) => "HEALTHY" | "UNHEALTHY" | undefined;
 
-/** A content version: 16 hex digits of xxhash64. */
-export function contentVersion(text: string): string {
-  return xxhash64String(text).toString(16).padStart(16, "0");
-}
-
 /** Encodes one resource. */
 export function entryOf(typeUrl: string, json: Json): ResourceEntry {
   return {
-    version: contentVersion(JSON.stringify(json)),
+    version: xxhash64Hex(JSON.stringify(json)),
     any: { type_url: typeUrl, value: encodeAny(typeUrl, json as Record<string, never>) },
   };
 }
@@ -64,7 +59,7 @@ function encodeNode(c: NodeConfig): NodeEntries {
     clusters: map(TYPE_URLS.cluster, c.clusters),
     endpoints: [...c.endpoints],
     secrets: [...c.secrets],
-    version: contentVersion(JSON.stringify(c)),
+    version: xxhash64Hex(JSON.stringify(c)),
   };
 }
 

@@ -16,7 +16,7 @@
  * sent, so only a later change is sent again.
  */
 import { Logger } from "../common/log.ts";
-import { xxhash64String } from "../common/xxhash64.ts";
+import { xxhash64Hex } from "../common/xxhash64.ts";
 import { GrpcStatus } from "../grpc/frame.ts";
 import type { GrpcStreamCall } from "../grpc/stream_call.ts";
 import type { Counter } from "../stats/store.ts";
@@ -82,10 +82,7 @@ export function sortedEntries(m: ReadonlyMap<string, ResourceEntry>): [string, R
 
 /** The content version of a set of resources: xxHash64 of the sorted `name=version` lines, 16 hex digits. */
 export function contentVersion(sorted: readonly [string, ResourceEntry][]): string {
-  return xxhash64String(sorted.map(([n, e]) => `${n}=${e.version}`).join("\n")).toString(16).padStart(
-    16,
-    "0",
-  );
+  return xxhash64Hex(sorted.map(([n, e]) => `${n}=${e.version}`).join("\n"));
 }
 
 /** Calls a MeshObserver method; an observer that throws is logged, never breaks a stream. */

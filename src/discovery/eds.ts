@@ -6,7 +6,7 @@
  * agree and a poll with the current version can be answered "not modified". Transport-free: the REST handler
  * below uses it, and a gRPC (ADS) server can reuse `buildEdsSnapshot`.
  */
-import { xxhash64String } from "../common/xxhash64.ts";
+import { xxhash64Hex } from "../common/xxhash64.ts";
 import type { Registry } from "./registry.ts";
 import { BadRequestError, type HostRecord } from "./types.ts";
 
@@ -71,7 +71,7 @@ export function loadAssignment(service: string, hosts: readonly HostRecord[]): C
 /** Builds the snapshot of `services` (name -> live hosts), in the order given; the version hashes the content. */
 export function buildEdsSnapshot(services: Iterable<[string, readonly HostRecord[]]>): EdsSnapshot {
   const resources = [...services].map(([name, hosts]) => loadAssignment(name, hosts));
-  const version = xxhash64String(JSON.stringify(resources)).toString(16).padStart(16, "0");
+  const version = xxhash64Hex(JSON.stringify(resources));
   return { version, resources };
 }
 

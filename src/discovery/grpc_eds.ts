@@ -22,7 +22,7 @@
  * `maxNamesPerStream`. A stream's watches go when it ends. Stats under `discovery.grpc.`.
  */
 import { Logger } from "../common/log.ts";
-import { xxhash64String } from "../common/xxhash64.ts";
+import { xxhash64Hex } from "../common/xxhash64.ts";
 import { GrpcStatus } from "../grpc/frame.ts";
 import { type GrpcListenOptions, GrpcServer, type GrpcStreamCall } from "../grpc/server.ts";
 import type { Counter, Gauge } from "../stats/store.ts";
@@ -258,7 +258,7 @@ export class GrpcEdsServer {
     }
     const cla = loadAssignment(service, hosts);
     const json = JSON.stringify(cla);
-    const version = xxhash64String(json).toString(16).padStart(16, "0");
+    const version = xxhash64Hex(json);
     const old = this.#entries.get(service);
     if (old?.version === version) return false;
     if (!this.#watchers.has(service)) return false; // unwatched while reading
@@ -425,7 +425,7 @@ class SotwStream implements Watcher {
       resources.push({ type_url: CLA_TYPE_URL, value: e.value });
       versions.push(`${n}=${e.version}`);
     }
-    const version = xxhash64String(versions.join("\n")).toString(16).padStart(16, "0");
+    const version = xxhash64Hex(versions.join("\n"));
     if (!force && version === this.#sentVersion) return;
     this.#sentVersion = version;
     this.#sentNonce = srv.nonce();

@@ -76,9 +76,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
     `${FILTER0}.tracing: Field not supported by nuncio`,
     `${FILTER0}.route_config.virtual_hosts[0].routes[0].decorator: Field not supported by nuncio`,
   ],
-  "examples_load_reporting_service.yaml": [
-    "cluster_manager.load_stats_config: Field not supported by nuncio",
-  ],
+  "examples_load_reporting_service.yaml": LOADS,
   "examples_local_ratelimit.yaml": LOADS,
   "examples_locality_load_balancing.yaml": [
     "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config: Field not supported by nuncio",

@@ -2,7 +2,7 @@
 import { z } from "zod/mini";
 import { address } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
-import { dynamicResourcesSchema } from "./config_source.ts";
+import { dynamicResourcesSchema, grpcServiceConfigSourceSchema } from "./config_source.ts";
 import { configError, type ConfigIssue } from "./errors.ts";
 import { listenerSchema } from "./listener.ts";
 import { notSupportedFields } from "./schema_util.ts";
@@ -50,14 +50,15 @@ export const staticResourcesSchema = z.strictObject({
   secrets: z._default(z.array(secretSchema), []),
 });
 
-/** envoy.config.bootstrap.v3.ClusterManager: only the local cluster of zone aware routing. */
+/** envoy.config.bootstrap.v3.ClusterManager: the local cluster of zone aware routing and load reporting. */
 export const clusterManagerSchema = z.strictObject({
   /** The cluster whose hosts are this proxy's callers (zone aware routing); a static cluster, as Envoy. */
   local_cluster_name: z.optional(z.string()),
+  /** Load reporting (LRS, envoy.service.load_stats.v3) to a gRPC service on a static cluster. */
+  load_stats_config: z.optional(grpcServiceConfigSourceSchema),
   ...notSupportedFields([
     "outlier_detection",
     "upstream_bind_config",
-    "load_stats_config",
     "enable_deferred_cluster_creation",
   ]),
 });
@@ -72,9 +73,10 @@ export const bootstrapSchema = z.strictObject({
   /** xDS sources (LDS, CDS, ADS); the xDS client (src/xds/) subscribes to them. */
   dynamic_resources: z.optional(dynamicResourcesSchema),
   cluster_manager: z.optional(clusterManagerSchema),
+  /** Health discovery (HDS, envoy.service.health.v3): health checks a gRPC service on a static cluster assigns. */
+  hds_config: z.optional(grpcServiceConfigSourceSchema),
   ...notSupportedFields([
     "node_context_params",
-    "hds_config",
     "flags_path",
     "stats_sinks",
     "deferred_stat_options",

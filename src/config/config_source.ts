@@ -77,6 +77,22 @@ export const apiConfigSourceSchema = z.strictObject({
   }),
 );
 
+/**
+ * An ApiConfigSource that names a gRPC stream of a service other than xDS (the bootstrap's hds_config and
+ * cluster_manager.load_stats_config): api_type GRPC with one envoy_grpc service, as Envoy requires.
+ */
+export const grpcServiceConfigSourceSchema = apiConfigSourceSchema.check(
+  z.superRefine((s, ctx) => {
+    if (s.api_type !== "GRPC") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["api_type"],
+        message: `api_type must be GRPC (a bidirectional gRPC stream), not ${s.api_type}`,
+      });
+    }
+  }),
+);
+
 /** envoy.config.core.v3.PathConfigSource: a DiscoveryResponse file, reloaded when moved into place. */
 export const pathConfigSourceSchema = z.strictObject({
   path: z.string().check(z.minLength(1)),

@@ -21,28 +21,21 @@ import type { Counter, Gauge, Scope } from "../stats/store.ts";
 import { encodeMessage } from "../xds/codec/encode.ts";
 import { decodeMessage } from "../xds/codec/proto_json.ts";
 import { messageType } from "../xds/codec/root.ts";
-import { checkersOf, endpointKey } from "./hds_assign.ts";
+import { assignCheckers, endpointKey } from "./hds_assign.ts";
+import {
+  type EndpointHealthResponse,
+  type HdsEndpoint,
+  type HdsTarget,
+  reportedHealth,
+  specifierJson,
+} from "./hds_messages.ts";
 
-const log = new Logger("upstream");
+const log = new Logger("control-plane");
 
 /** The gRPC method served. */
 export const HDS_METHOD = "/envoy.service.health.v3.HealthDiscoveryService/StreamHealthCheck";
 
-/** One endpoint to check. */
-export interface HdsEndpoint {
-  address: string;
-  port: number;
-  /** Its locality's zone (endpoints are grouped by zone in the specifier). */
-  zone?: string;
-}
-
-/** What the control plane wants checked: a service's endpoints and the check to run on them. */
-export interface HdsTarget {
-  service: string;
-  endpoints: HdsEndpoint[];
-  /** An envoy.config.core.v3.HealthCheck in proto3 JSON (snake_case, durations as "5s"). */
-  healthCheck: Record<string, unknown>;
-}
+export type { HdsEndpoint, HdsTarget } from "./hds_messages.ts";
 
 /** The verdict on an endpoint. */
 export type HdsVerdict = "HEALTHY" | "UNHEALTHY";
@@ -102,11 +95,6 @@ const HEALTH_CHECK_TYPE = "envoy.config.core.v3.HealthCheck";
 
 /** Health statuses that count as healthy votes. */
 const HEALTHY_VOTES = new Set(["HEALTHY", "DEGRADED"]);
-
-/** A duration in proto3 JSON ("10s", "1.5s"). */
-export function durationJson(ms: number): string {
-  return `${(ms / 1000).toFixed(3).replace(/\.?0+$/, "")}s`;
-}
 
 /** The HDS server; see the file comment. */
 export class HdsServer {
@@ -321,12 +309,10 @@ export class HdsServer {
   /** Recomputes every share; sends specifiers that changed (and always to `fresh`, a proxy just connected). */
   #reassign(fresh?: Client): void {
     const nodes = [...this.#clients.keys()];
-    const checkers = new Map<string, string[]>();
+    const checkers = assignCheckers([...this.#endpoints.keys()], nodes, this.#k);
     const shares = new Map<string, Map<string, HdsEndpoint[]>>(nodes.map((n) => [n, new Map()]));
     for (const [key, { service, ep }] of this.#endpoints) {
-      const cs = checkersOf(key, nodes, this.#k);
-      checkers.set(key, cs);
-      for (const n of cs) {
+      for (const n of checkers.get(key)!) {
         const share = shares.get(n)!;
         const list = share.get(service);
         if (list) list.push(ep);
@@ -350,29 +336,7 @@ export class HdsServer {
   }
 
   #sendSpecifier(c: Client, force: boolean): void {
-    const clusters = [];
-    for (const [service, eps] of c.share) {
-      const t = this.#targets.get(service);
-      if (!t) continue;
-      const byZone = new Map<string, HdsEndpoint[]>();
-      for (const ep of eps) {
-        const z = ep.zone ?? "";
-        const list = byZone.get(z);
-        if (list) list.push(ep);
-        else byZone.set(z, [ep]);
-      }
-      clusters.push({
-        cluster_name: service,
-        health_checks: [t.healthCheck],
-        locality_endpoints: [...byZone].map(([zone, list]) => ({
-          ...(zone ? { locality: { zone } } : {}),
-          endpoints: list.map((ep) => ({
-            address: { socket_address: { address: ep.address, port_value: ep.port } },
-          })),
-        })),
-      });
-    }
-    const spec = { cluster_health_checks: clusters, interval: durationJson(this.#intervalMs) };
+    const spec = specifierJson(c.share, this.#targets, this.#intervalMs);
     const text = JSON.stringify(spec);
     if (!force && text === c.sent) return;
     let bytes: Uint8Array;
@@ -393,15 +357,12 @@ export class HdsServer {
     c.lastReportAt = this.#now();
     this.#stats.reports.inc();
     const touched: string[] = [];
-    const record = (service: string, eh: EndpointHealth) => {
-      const sa = eh.endpoint?.address?.socket_address;
-      if (!sa?.address || sa.port_value === undefined) return;
-      const key = endpointKey(service, sa.address, Number(sa.port_value));
+    for (const { service, address, port, status } of reportedHealth(r, c.share)) {
+      const key = endpointKey(service, address, port);
       if (!this.#checkers.get(key)?.includes(c.node)) {
         this.#stats.reports_ignored.inc(); // not (or no longer) this proxy's to check
-        return;
+        continue;
       }
-      const status = eh.health_status ?? "UNKNOWN";
       let reps = this.#reports.get(key);
       if (status === "UNKNOWN") reps?.delete(c.node);
       else {
@@ -409,22 +370,6 @@ export class HdsServer {
         reps.set(c.node, { status, at: c.lastReportAt });
       }
       touched.push(key);
-    };
-    if (r.cluster_endpoints_health?.length) {
-      for (const ch of r.cluster_endpoints_health) {
-        for (const l of ch.locality_endpoints_health ?? []) {
-          for (const eh of l.endpoints_health ?? []) record(ch.cluster_name ?? "", eh);
-        }
-      }
-    } else {
-      for (const eh of r.endpoints_health ?? []) {
-        const sa = eh.endpoint?.address?.socket_address;
-        for (const [service, eps] of c.share) {
-          if (eps.some((ep) => ep.address === sa?.address && ep.port === Number(sa?.port_value))) {
-            record(service, eh);
-          }
-        }
-      }
     }
     this.#updateVerdicts(touched);
   }
@@ -468,17 +413,4 @@ export class HdsServer {
     if (unhealthy > healthy) return "UNHEALTHY";
     return before;
   }
-}
-
-interface EndpointHealth {
-  endpoint?: { address?: { socket_address?: { address?: string; port_value?: number | string } } };
-  health_status?: string;
-}
-
-interface EndpointHealthResponse {
-  endpoints_health?: EndpointHealth[];
-  cluster_endpoints_health?: {
-    cluster_name?: string;
-    locality_endpoints_health?: { endpoints_health?: EndpointHealth[] }[];
-  }[];
 }

@@ -12,7 +12,7 @@ import type { Counter, Gauge, Scope } from "../stats/store.ts";
 import { encodeMessage } from "../xds/codec/encode.ts";
 import { decodeMessage } from "../xds/codec/proto_json.ts";
 import { messageType } from "../xds/codec/root.ts";
-import { durationJson } from "./hds.ts";
+import { durationJson } from "./hds_messages.ts";
 
 /** The gRPC method served. */
 export const LRS_METHOD = "/envoy.service.load_stats.v3.LoadReportingService/StreamLoadStats";

@@ -20,6 +20,7 @@ import type { FromWorker, ListenerStateInfo, ToWorker } from "./worker_protocol.
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, type ParsedUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
 import { type RawUpdate, usesXds, XdsWiring } from "./xds_wiring.ts";
+import { type HdsLrsHandle, startHdsLrs } from "./hds_lrs_wiring.ts";
 
 const log = new Logger("main");
 
@@ -64,6 +65,8 @@ export class Server {
   #membership: ClusterManager | undefined;
   /** The xDS subscriptions and apply layer (main thread), when the bootstrap has dynamic_resources. */
   #xds: XdsWiring | undefined;
+  /** The HDS and LRS clients (main thread), when the bootstrap has hds_config or load_stats_config. */
+  #hdsLrs: HdsLrsHandle | undefined;
   #workers: WorkerHandle[] = [];
   /** Started bootstrap_extensions (closed after the data plane). */
   #extensions: BootstrapExtensionHandle[] = [];
@@ -111,6 +114,13 @@ export class Server {
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
     this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
+    this.#hdsLrs = await startHdsLrs({
+      bootstrap: this.bootstrap,
+      stats: this.mainStats,
+      owner: (this.#plane?.clusters ?? this.#membership)!,
+      arena: this.shared,
+      snapshot: () => this.stats(),
+    });
     if (!usesXds(this.bootstrap)) {
       this.state = "LIVE";
       return;
@@ -320,6 +330,7 @@ export class Server {
         e.drain?.().catch((err) => new Logger("main").warn(`bootstrap extension drain failed: ${err}`))
       ),
     );
+    await this.#hdsLrs?.close();
     await this.#xds?.close();
     if (this.#plane) await this.#plane.stop(graceMs);
     this.#membership?.close();

@@ -84,7 +84,7 @@ Deno.test("config: zone_aware_lb_config and cluster_manager.local_cluster_name",
   const missing = issues(boot("{local_cluster_name: nope}"));
   assert.equal(missing.length, 1);
   assert.match(missing[0], /cluster_manager\.local_cluster_name.*local cluster "nope" must be defined/);
-  for (const field of ["outlier_detection", "upstream_bind_config", "load_stats_config"]) {
+  for (const field of ["outlier_detection", "upstream_bind_config"]) {
     const e = issues(boot(`{${field}: {}}`));
     assert.equal(e.length, 1, field);
     assert.match(e[0], new RegExp(`cluster_manager\\.${field}.*not supported`));

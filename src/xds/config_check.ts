@@ -41,14 +41,23 @@ export function apiConfigSourceIssues(
   return issues;
 }
 
-/** Issues for the bootstrap's dynamic_resources (lds_config, cds_config, ads_config); [] without them. */
+/**
+ * Issues for the bootstrap's config sources: dynamic_resources (lds_config, cds_config, ads_config), hds_config
+ * and cluster_manager.load_stats_config; [] without them.
+ */
 export function configSourceClusterIssues(bootstrap: Bootstrap): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   const d = bootstrap.dynamic_resources;
-  if (!d) return [];
-  const base = ["dynamic_resources"];
-  return [
-    ...(d.lds_config ? apiConfigSourceIssues(bootstrap, d.lds_config, [...base, "lds_config"]) : []),
-    ...(d.cds_config ? apiConfigSourceIssues(bootstrap, d.cds_config, [...base, "cds_config"]) : []),
-    ...(d.ads_config ? apiConfigSourceIssues(bootstrap, d.ads_config, [...base, "ads_config"]) : []),
-  ];
+  if (d) {
+    const base = ["dynamic_resources"];
+    if (d.lds_config) issues.push(...apiConfigSourceIssues(bootstrap, d.lds_config, [...base, "lds_config"]));
+    if (d.cds_config) issues.push(...apiConfigSourceIssues(bootstrap, d.cds_config, [...base, "cds_config"]));
+    if (d.ads_config) issues.push(...apiConfigSourceIssues(bootstrap, d.ads_config, [...base, "ads_config"]));
+  }
+  if (bootstrap.hds_config) {
+    issues.push(...apiConfigSourceIssues(bootstrap, bootstrap.hds_config, ["hds_config"]));
+  }
+  const lrs = bootstrap.cluster_manager?.load_stats_config;
+  if (lrs) issues.push(...apiConfigSourceIssues(bootstrap, lrs, ["cluster_manager", "load_stats_config"]));
+  return issues;
 }

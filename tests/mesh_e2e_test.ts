@@ -12,13 +12,21 @@ import { type NuncioProcess, sleep, spawnNuncio, waitForPort } from "./helpers.t
 
 type Obj = Record<string, unknown>;
 
-/** An origin answering its name, on its own loopback address (the registry deregisters by IP). */
-function origin(name: string, ip: string): { port: number; server: Deno.HttpServer } {
+/** An origin answering its name, on its own loopback address (the registry deregisters by IP); its
+ * /healthcheck answers 503 while `sick`. */
+function origin(
+  name: string,
+  ip: string,
+): { port: number; server: Deno.HttpServer; state: { sick: boolean } } {
+  const state = { sick: false };
   const server = Deno.serve(
     { hostname: ip, port: 0, onListen: () => {} },
-    () => new Response(name),
+    (req) =>
+      new URL(req.url).pathname === "/healthcheck"
+        ? new Response(state.sick ? "sick" : "ok", { status: state.sick ? 503 : 200 })
+        : new Response(name),
   );
-  return { port: server.addr.port, server };
+  return { port: server.addr.port, server, state };
 }
 
 async function get(
@@ -118,6 +126,7 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
       `--grpc-port=${grpcPort}`,
       "--host=127.0.0.1",
       "--watch-interval=200ms",
+      "--load-report-interval=500ms",
       "-l",
       "warn",
     ]);
@@ -127,7 +136,9 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
     await Deno.writeTextFile(
       `${dir}/defaults.yaml`,
       `ingress_port: ${ingress}\ningress_address: 127.0.0.1\negress_port: ${egress}\nconnect_timeout: 1s\n` +
-        "limits:\n  timeout: { default: 5s, max: 30s }\n  retries: { default: 1, max: 3 }\n",
+        "limits:\n  timeout: { default: 5s, max: 30s }\n  retries: { default: 1, max: 3 }\n" +
+        "health_check: { interval: 300ms, timeout: 1s, unhealthy_threshold: 2, healthy_threshold: 1 }\n" +
+        "hds: { checkers_per_endpoint: 2, interval: 300ms }\n",
     );
     const web = origin("web", "127.0.0.1");
     origins.push(web.server);
@@ -135,7 +146,10 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
       `${dir}/m/web.yaml`,
       `service: web\nport: ${web.port}\nupstreams:\n  - service: api\n    timeout: 2s\n`,
     );
-    await Deno.writeTextFile(`${dir}/m/api.yaml`, "service: api\nport: 1\n");
+    await Deno.writeTextFile(
+      `${dir}/m/api.yaml`,
+      "service: api\nport: 1\nhealth_check: { path: /healthcheck }\n",
+    );
     const edgeYaml = (extra = "") =>
       `node_cluster: edge\nport: ${edgePort}\naddress: 127.0.0.1\nroutes:\n` +
       "  - { prefix: /api/, service: api, prefix_rewrite: / }\n" +
@@ -162,9 +176,9 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
     await waitForPort(grpcPort);
 
     const proxies = [
-      adsBootstrap({ id: "edge-1", cluster: "edge" }, admins[0], grpcPort),
-      adsBootstrap({ id: "edge-2", cluster: "edge" }, admins[1], grpcPort),
-      adsBootstrap({ id: "web-1", cluster: "web" }, admins[2], grpcPort),
+      adsBootstrap({ id: "edge-1", cluster: "edge" }, admins[0], grpcPort, {}, true),
+      adsBootstrap({ id: "edge-2", cluster: "edge" }, admins[1], grpcPort, {}, true),
+      adsBootstrap({ id: "web-1", cluster: "web" }, admins[2], grpcPort, {}, true),
     ];
     for (const [i, b] of proxies.entries()) {
       const file = `${dir}/proxy-${i}.json`;
@@ -206,6 +220,32 @@ Deno.test("mesh: registry + control plane + three proxies + nuncio register, end
     await waitFor("api-1 swept", async () => !(await answers(edgeApi, 12)).has("api-1"), 15_000);
     const afterSweep = await answers(edgeApi, 20);
     assert.deepEqual([...afterSweep.keys()].sort(), ["api-2", "api-3"], JSON.stringify([...afterSweep]));
+
+    // central health checking: each api endpoint is checked by two of the three proxies; api-2 turns sick,
+    // their reports make it UNHEALTHY in EDS and every proxy stops sending it traffic; it recovers, and is back
+    const hdsStatus = async () =>
+      (JSON.parse((await get(`http://127.0.0.1:${cpPort}/hds`)).body) as {
+        endpoints: { port: number; checkers: string[]; verdict: string | null }[];
+      }).endpoints;
+    await waitFor("HDS verdicts for api-2 and api-3", async () => {
+      const eps = (await hdsStatus()).filter((e) => e.port === api2.port || e.port === api3.port);
+      return eps.length === 2 && eps.every((e) => e.checkers.length === 2 && e.verdict === "HEALTHY");
+    }, 10_000);
+    api2.state.sick = true;
+    await waitFor("api-2 out of rotation", async () => {
+      const s = await answers(edgeApi, 10);
+      return !s.has("api-2") && s.has("api-3");
+    }, 10_000);
+    assert.equal((await hdsStatus()).find((e) => e.port === api2.port)!.verdict, "UNHEALTHY");
+    api2.state.sick = false;
+    await waitFor("api-2 back", async () => (await answers(edgeApi, 10)).has("api-2"), 10_000);
+    // load reports: the edge proxies' requests to api, as the control plane sums them
+    await waitFor("LRS totals for api", async () => {
+      const load = JSON.parse((await get(`http://127.0.0.1:${cpPort}/load`)).body) as {
+        clusters: Record<string, { totals: { total_issued_requests: number } }>;
+      };
+      return (load.clusters.api?.totals.total_issued_requests ?? 0) > 50;
+    }, 10_000);
 
     // the control plane dies: traffic goes on with what the proxies have
     await stopProc(cp!, "SIGKILL");

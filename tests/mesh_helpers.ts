@@ -5,26 +5,31 @@ export function loopback(port: number): Record<string, unknown> {
   return { socket_address: { address: "127.0.0.1", port_value: port } };
 }
 
+/** A gRPC ApiConfigSource on the static cluster `xds`. */
+export const XDS_GRPC = {
+  api_type: "GRPC",
+  transport_api_version: "V3",
+  grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
+};
+
 /**
- * A tiny bootstrap: node, admin on `adminPort`, all xDS over ADS from a control plane on 127.0.0.1:`grpcPort`;
- * `extra` is merged at the top (bootstrap_extensions, ...).
+ * A tiny bootstrap: node, admin on `adminPort`, all xDS over ADS from a control plane on 127.0.0.1:`grpcPort`
+ * (with `central`, HDS and LRS too); `extra` is merged at the top (bootstrap_extensions, ...).
  */
 export function adsBootstrap(
   node: { id: string; cluster: string },
   adminPort: number,
   grpcPort: number,
   extra: Record<string, unknown> = {},
+  central = false,
 ): string {
   return JSON.stringify({
     node,
     admin: { address: loopback(adminPort) },
+    ...(central ? { hds_config: XDS_GRPC, cluster_manager: { load_stats_config: XDS_GRPC } } : {}),
     ...extra,
     dynamic_resources: {
-      ads_config: {
-        api_type: "GRPC",
-        transport_api_version: "V3",
-        grpc_services: [{ envoy_grpc: { cluster_name: "xds" } }],
-      },
+      ads_config: XDS_GRPC,
       cds_config: { ads: {}, resource_api_version: "V3" },
       lds_config: { ads: {}, resource_api_version: "V3" },
     },

@@ -29,6 +29,13 @@ import {
   registryPassed,
   runRegistryBench,
 } from "./registry_bench.ts";
+import {
+  CONTROL_PLANE_DEFAULTS,
+  type ControlPlaneBenchResult,
+  controlPlanePassed,
+  formatControlPlane,
+  runControlPlaneBench,
+} from "./control_plane_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
 import {
   formatXdsReport,
@@ -157,6 +164,7 @@ async function main(): Promise<number> {
   let h2: H2Setup | undefined;
   let xds: XdsBenchResult | undefined;
   let registry: RegistryBenchRow[] | undefined;
+  let controlPlane: ControlPlaneBenchResult | undefined;
   const registryOpts: RegistryBenchOptions = {
     durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
     hosts: 10_000,
@@ -265,6 +273,17 @@ async function main(): Promise<number> {
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
       registry = await runRegistryBench(registryOpts);
     }
+    if (o.nuncio && want("control-plane")) {
+      // control plane: snapshot build of 1,000 services, 100 ADS proxies' convergence, RSS; only the origin up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      controlPlane = await runControlPlaneBench({
+        ...CONTROL_PLANE_DEFAULTS,
+        buildRounds: Math.min(CONTROL_PLANE_DEFAULTS.buildRounds, o.rounds),
+        changes: Math.min(CONTROL_PLANE_DEFAULTS.changes, o.rounds),
+        nuncioBin: o.nuncioBin,
+        keep: o.keep,
+      });
+    }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -309,6 +328,7 @@ async function main(): Promise<number> {
     ratios.push(xdsChurnRatio(xds));
   }
   if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
+  if (controlPlane) console.log(`\n${formatControlPlane(controlPlane)}`);
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
     const d = { durationMs: Math.max(1, o.durationS / 4) * 1000, concurrency: 64, redis: true };
@@ -326,6 +346,7 @@ async function main(): Promise<number> {
       memory,
       xds,
       registry,
+      controlPlane,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);
@@ -335,7 +356,10 @@ async function main(): Promise<number> {
   else Deno.removeSync(dir, { recursive: true });
   const xdsFail = xds !== undefined && xdsFailed(xds);
   const registryFail = registry !== undefined && !registryPassed(registry);
-  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail || registryFail) ? 1 : 0;
+  const controlPlaneFail = controlPlane !== undefined && !controlPlanePassed(controlPlane);
+  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail || registryFail || controlPlaneFail)
+    ? 1
+    : 0;
 }
 
 if (import.meta.main) {

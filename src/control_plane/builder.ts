@@ -19,6 +19,9 @@
  */
 import { type Defaults, type Edge, type Knob, knobValue, type Manifest, type Upstream } from "./inputs.ts";
 
+/** A manifest's health check. */
+type ManifestHealthCheck = NonNullable<Manifest["health_check"]>;
+
 /** A resource in proto3 JSON form. */
 export type Json = Record<string, unknown>;
 
@@ -67,6 +70,18 @@ export function durationText(ms: number): string {
 }
 
 const ADS_SOURCE = { ads: {}, resource_api_version: "V3" };
+
+/** A manifest's health check as an envoy.config.core.v3.HealthCheck, the defaults filling what it leaves out. */
+export function healthCheckJson(hc: ManifestHealthCheck, d: Defaults): Json {
+  const dh = d.health_check;
+  return {
+    timeout: durationText(hc.timeout ?? dh.timeout ?? 1000),
+    interval: durationText(hc.interval ?? dh.interval ?? 10_000),
+    unhealthy_threshold: hc.unhealthy_threshold ?? dh.unhealthy_threshold ?? 2,
+    healthy_threshold: hc.healthy_threshold ?? dh.healthy_threshold ?? 1,
+    http_health_check: { path: hc.path },
+  };
+}
 
 function socket(address: string, port: number): Json {
   return { socket_address: { address, port_value: port } };
@@ -231,7 +246,6 @@ function serviceNode(inputs: BuildInputs, m: Manifest): NodeConfig {
   const node = emptyNode();
   // ingress: everything to the local service
   const hc = m.health_check;
-  const dh = d.health_check;
   node.clusters.push({
     name: LOCAL_CLUSTER,
     type: "STATIC",
@@ -240,17 +254,7 @@ function serviceNode(inputs: BuildInputs, m: Manifest): NodeConfig {
       cluster_name: LOCAL_CLUSTER,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socket("127.0.0.1", m.port) } }] }],
     },
-    ...(hc
-      ? {
-        health_checks: [{
-          timeout: durationText(hc.timeout ?? dh.timeout ?? 1000),
-          interval: durationText(hc.interval ?? dh.interval ?? 10_000),
-          unhealthy_threshold: hc.unhealthy_threshold ?? dh.unhealthy_threshold ?? 2,
-          healthy_threshold: hc.healthy_threshold ?? dh.healthy_threshold ?? 1,
-          http_health_check: { path: hc.path },
-        }],
-      }
-      : {}),
+    ...(hc ? { health_checks: [healthCheckJson(hc, d)] } : {}),
     ...(isHttp2(m) ? http2Options() : {}),
   });
   node.listeners.push(

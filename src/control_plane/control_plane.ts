@@ -5,12 +5,13 @@
  * health checking's targets (every endpoint of every service whose manifest has a health check) in step with
  * the registry. Inputs are re-read when a file's size or modification time changes (polled), or on `reload()`.
  */
+import { CompactionScheduler } from "../common/heap.ts";
 import { Logger } from "../common/log.ts";
 import type { ConfigError } from "../config/errors.ts";
 import { formatConfigError } from "../config/errors.ts";
 import type { HostRecord } from "../discovery/types.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
-import { build, durationText, type Json } from "./builder.ts";
+import { build, healthCheckJson, type Json } from "./builder.ts";
 import type { EndpointSource } from "./endpoints.ts";
 import type { HdsServer, HdsTarget } from "./hds.ts";
 import { type InputPaths, type InputSet, loadInputs, manifestFiles } from "./inputs.ts";
@@ -44,7 +45,16 @@ export class ControlPlane {
   #again = false;
   #closed = false;
   #targets: HdsTarget[] = [];
-  readonly #onHosts: () => void;
+  /** A rebuild leaves tens of MB of garbage: compact once reloads go quiet (as the proxy does after xDS). */
+  readonly #compaction = new CompactionScheduler();
+  /** HDS target of each service, with its JSON (to tell a change). */
+  readonly #targetOf = new Map<string, { key: string; target: HdsTarget }>();
+  /** Services whose hosts changed since targets were last computed; `#targetsAll`: every one. */
+  readonly #targetsDirty = new Set<string>();
+  #targetsAll = false;
+  #targetTimer: ReturnType<typeof setTimeout> | undefined;
+  #targeting: Promise<void> = Promise.resolve();
+  readonly #onHosts: (service: string | null) => void;
   readonly #c: {
     builds: Counter;
     rejected: Counter;
@@ -68,7 +78,7 @@ export class ControlPlane {
       nodes: s.gauge("nodes"),
       buildMs: s.histogram("build_ms"),
     };
-    this.#onHosts = () => this.#refreshTargets();
+    this.#onHosts = (service) => this.#scheduleTargets(service);
     opts.endpoints.changeListeners.add(this.#onHosts);
   }
 
@@ -76,7 +86,7 @@ export class ControlPlane {
   attachHds(hds: HdsServer): void {
     this.#hds = hds;
     hds.healthListeners.add((services) => this.cache.endpointsChanged(services));
-    void this.#refreshTargets();
+    this.#scheduleTargets(null);
   }
 
   /** HDS's current targets. */
@@ -110,8 +120,11 @@ export class ControlPlane {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#targetTimer);
+    this.#compaction.close();
     this.endpoints.changeListeners.delete(this.#onHosts);
     await this.#reloading;
+    await this.#targeting;
     await this.cache.close();
   }
 
@@ -154,10 +167,11 @@ export class ControlPlane {
     this.#c.builds.inc();
     this.#c.nodes.set(b.nodes.size);
     this.#c.buildMs.record(performance.now() - t0);
+    this.#compaction.note();
     if (changed.size > 0) {
       log.info(`build: ${b.nodes.size} node clusters, changed: ${[...changed].join(", ")}`);
     }
-    await this.#refreshTargets();
+    this.#scheduleTargets(null);
   }
 
   /** Reads the secrets' files; one that cannot be read keeps its last content. */
@@ -185,48 +199,61 @@ export class ControlPlane {
     this.cache.setSecrets(out);
   }
 
-  /** Recomputes HDS targets from the manifests with a health check and their hosts. */
+  /**
+   * Recomputes HDS targets soon (a window of 100 ms gathers a burst of check-ins): those of `service`, or of
+   * every service (null: a new build, a new HDS server).
+   */
+  #scheduleTargets(service: string | null): void {
+    if (this.#closed || !this.#hds) return;
+    if (service === null) this.#targetsAll = true;
+    else this.#targetsDirty.add(service);
+    if (this.#targetTimer !== undefined) return;
+    this.#targetTimer = setTimeout(() => {
+      this.#targetTimer = undefined;
+      this.#targeting = this.#targeting.then(() => this.#refreshTargets()).catch((e) =>
+        log.warn(`HDS targets: ${(e as Error).message}`)
+      );
+    }, 100);
+  }
+
+  /** Recomputes the HDS targets of the services marked: manifests with a health check, and their hosts. */
   async #refreshTargets(): Promise<void> {
     const set = this.inputs;
     const d = set?.defaults?.value;
-    if (!set || !d || !this.#hds) return;
-    const targets: HdsTarget[] = [];
-    for (const [name, { value: m }] of [...set.manifests].sort((a, b) => a[0] < b[0] ? -1 : 1)) {
-      if (!m.health_check) continue;
+    if (!set || !d || !this.#hds || this.#closed) return;
+    const all = this.#targetsAll;
+    const dirty = new Set(this.#targetsDirty);
+    this.#targetsAll = false;
+    this.#targetsDirty.clear();
+    const names = [...set.manifests.keys()].filter((n) => set.manifests.get(n)!.value.health_check).sort();
+    let changed = false;
+    for (const n of [...this.#targetOf.keys()]) {
+      if (!names.includes(n)) changed = this.#targetOf.delete(n) || changed;
+    }
+    for (const name of names) {
+      if (!all && !dirty.has(name) && this.#targetOf.has(name)) continue;
       let hosts: readonly HostRecord[];
       try {
         hosts = await this.endpoints.hosts(name);
       } catch {
-        hosts = this.#targets.find((t) => t.service === name)?.endpoints.map((e) => ({
-          service: name,
-          ip_address: e.address,
-          port: e.port,
-          revision: "",
-          service_repo_name: "",
-          last_check_in: 0,
-          tags: e.zone ? { az: e.zone } : {},
-        })) ?? [];
+        continue; // the registry cannot say: keep what the checkers have
       }
-      const hc = m.health_check;
-      const dh = d.health_check;
-      targets.push({
+      const target: HdsTarget = {
         service: name,
         endpoints: hosts.map((h) => ({
           address: h.ip_address,
           port: h.port,
           ...(h.tags.az ? { zone: h.tags.az } : {}),
         })),
-        healthCheck: {
-          timeout: durationText(hc.timeout ?? dh.timeout ?? 1000),
-          interval: durationText(hc.interval ?? dh.interval ?? 10_000),
-          unhealthy_threshold: hc.unhealthy_threshold ?? dh.unhealthy_threshold ?? 2,
-          healthy_threshold: hc.healthy_threshold ?? dh.healthy_threshold ?? 1,
-          http_health_check: { path: hc.path },
-        },
-      });
+        healthCheck: healthCheckJson(set.manifests.get(name)!.value.health_check!, d),
+      };
+      const key = JSON.stringify(target);
+      if (this.#targetOf.get(name)?.key === key) continue;
+      this.#targetOf.set(name, { key, target });
+      changed = true;
     }
-    if (JSON.stringify(targets) === JSON.stringify(this.#targets)) return;
-    this.#targets = targets;
+    if (!changed) return;
+    this.#targets = names.flatMap((n) => this.#targetOf.get(n)?.target ?? []);
     this.#hds.targetsChanged();
   }
 

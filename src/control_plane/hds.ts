@@ -117,6 +117,8 @@ export class HdsServer {
   /** Latest report by endpoint key, then node. */
   readonly #reports = new Map<string, Map<string, Report>>();
   readonly #verdicts = new Map<string, HdsVerdict>();
+  /** Health checks (JSON) already encoded: null when it encodes, else why not. */
+  #checked = new Map<string, string | null>();
   #closed = false;
 
   /** Reads the targets once; call `registerOn` to serve. */
@@ -289,11 +291,22 @@ export class HdsServer {
   #loadTargets(): void {
     const targets = new Map<string, HdsTarget>();
     const endpoints = new Map<string, { service: string; ep: HdsEndpoint }>();
+    const checked = new Map<string, string | null>();
     for (const t of this.#o.targets()) {
-      try {
-        encodeMessage(messageType(HEALTH_CHECK_TYPE), t.healthCheck);
-      } catch (e) {
-        log.warn(`HDS: the health check of service "${t.service}" cannot be sent: ${(e as Error).message}`);
+      // each distinct health check is encoded once per load (targets share a handful of them)
+      const key = JSON.stringify(t.healthCheck);
+      let bad = checked.get(key) ?? this.#checked.get(key);
+      if (bad === undefined) {
+        try {
+          encodeMessage(messageType(HEALTH_CHECK_TYPE), t.healthCheck);
+          bad = null;
+        } catch (e) {
+          bad = (e as Error).message;
+        }
+      }
+      checked.set(key, bad);
+      if (bad !== null) {
+        log.warn(`HDS: the health check of service "${t.service}" cannot be sent: ${bad}`);
         continue;
       }
       targets.set(t.service, t);
@@ -304,6 +317,7 @@ export class HdsServer {
     }
     this.#targets = targets;
     this.#endpoints = endpoints;
+    this.#checked = checked;
   }
 
   /** Recomputes every share; sends specifiers that changed (and always to `fresh`, a proxy just connected). */

@@ -264,6 +264,8 @@ export interface InputSet {
   rejected: Set<string>;
   /** Rejected files whose last good version (from `previous`) is in this set instead. */
   kept: Set<string>;
+  /** What was parsed, for the next load to skip files whose text did not change. */
+  parsed: ParseCache;
   errors: ConfigError[];
 }
 
@@ -274,12 +276,21 @@ export interface InputPaths {
   edge?: string;
 }
 
-type Doc<T> = Extract<ReturnType<typeof parseDocumentWith<z.ZodMiniType<T>>>, { ok: true }>;
+/** A file that passed its schema: its value, and how to position issues found in it later. */
+interface Doc<T> {
+  value: T;
+  /** Positions issues (paths into the file) as errors; re-parses the text when it came from the cache. */
+  position(issues: readonly ConfigIssue[]): ConfigError[];
+}
+
+/** Parsed files by path with their text: a reload re-parses only files whose text changed. */
+export type ParseCache = Map<string, { text: string; value: unknown }>;
 
 async function readDoc<S extends z.ZodMiniType>(
   schema: S,
   path: string,
   errors: ConfigError[],
+  cache: { prev?: ParseCache; next: ParseCache },
 ): Promise<Doc<z.output<S>> | undefined> {
   let text: string;
   try {
@@ -289,12 +300,24 @@ async function readDoc<S extends z.ZodMiniType>(
     errors.push({ file: path, line: 0, column: 0, path: "", message });
     return undefined;
   }
+  const hit = cache.prev?.get(path);
+  if (hit !== undefined && hit.text === text) {
+    cache.next.set(path, hit);
+    return {
+      value: hit.value as z.output<S>,
+      position: (issues) => {
+        const r = parseDocumentWith(schema, text, path);
+        return r.ok ? positionIssues(r, path, issues) : r.errors;
+      },
+    };
+  }
   const r = parseDocumentWith(schema, text, path);
   if (!r.ok) {
     errors.push(...r.errors);
     return undefined;
   }
-  return r as Doc<z.output<S>>;
+  cache.next.set(path, { text, value: r.value });
+  return { value: r.value, position: (issues) => positionIssues(r, path, issues) };
 }
 
 /** The manifest files of a directory: *.yaml, *.yml and *.json, sorted by name. */
@@ -315,11 +338,12 @@ export async function loadInputs(paths: InputPaths, previous?: InputSet): Promis
   const errors: ConfigError[] = [];
   const rejected = new Set<string>();
   const kept = new Set<string>();
-  const set: InputSet = { manifests: new Map(), rejected, kept, errors };
-  const d = await readDoc(defaultsSchema, paths.defaults, errors);
+  const set: InputSet = { manifests: new Map(), rejected, kept, errors, parsed: new Map() };
+  const cache = { prev: previous?.parsed, next: set.parsed };
+  const d = await readDoc(defaultsSchema, paths.defaults, errors, cache);
   if (d) {
     const issues = await checkDefaults(d.value);
-    if (issues.length > 0) errors.push(...positionIssues(d, paths.defaults, issues));
+    if (issues.length > 0) errors.push(...d.position(issues));
     else set.defaults = { file: paths.defaults, value: d.value };
   }
   if (!set.defaults) {
@@ -352,7 +376,7 @@ export async function loadInputs(paths: InputPaths, previous?: InputSet): Promis
   };
   const docs: { file: string; doc: Doc<Manifest> }[] = [];
   for (const file of files) {
-    const m = await readDoc(manifestSchema, file, errors);
+    const m = await readDoc(manifestSchema, file, errors, cache);
     if (m) docs.push({ file, doc: m });
     else rejected.add(file);
   }
@@ -361,7 +385,7 @@ export async function loadInputs(paths: InputPaths, previous?: InputSet): Promis
   for (const { file, doc } of docs) {
     const prior = owners.get(doc.value.service);
     if (prior !== undefined) {
-      errors.push(...positionIssues(doc, file, [issue(["service"], `Service already defined by ${prior}`)]));
+      errors.push(...doc.position([issue(["service"], `Service already defined by ${prior}`)]));
       rejected.add(file);
       continue;
     }
@@ -377,16 +401,16 @@ export async function loadInputs(paths: InputPaths, previous?: InputSet): Promis
     if (rejected.has(file)) continue;
     const issues = checkManifest(doc.value, known, set.defaults?.value);
     if (issues.length > 0) {
-      errors.push(...positionIssues(doc, file, issues));
+      errors.push(...doc.position(issues));
       rejected.add(file);
     } else set.manifests.set(doc.value.service, { file, value: doc.value });
   }
   for (const file of rejected) keep(file);
   if (paths.edge !== undefined) {
-    const e = await readDoc(edgeSchema, paths.edge, errors);
+    const e = await readDoc(edgeSchema, paths.edge, errors, cache);
     if (e) {
       const issues = checkEdge(e.value, known, set.defaults?.value);
-      if (issues.length > 0) errors.push(...positionIssues(e, paths.edge, issues));
+      if (issues.length > 0) errors.push(...e.position(issues));
       else set.edge = { file: paths.edge, value: e.value };
     }
     if (!set.edge) {

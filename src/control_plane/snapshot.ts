@@ -32,10 +32,40 @@ export type HealthVerdict = (
 
 /** Encodes one resource. */
 export function entryOf(typeUrl: string, json: Json): ResourceEntry {
+  return entryOfText(typeUrl, json, JSON.stringify(json));
+}
+
+function entryOfText(typeUrl: string, json: Json, text: string): ResourceEntry {
   return {
-    version: xxhash64Hex(JSON.stringify(json)),
+    version: xxhash64Hex(text),
     any: { type_url: typeUrl, value: encodeAny(typeUrl, json as Record<string, never>) },
   };
+}
+
+/**
+ * Encoded resources by content (type URL and JSON text), so a rebuild encodes only what changed and nodes
+ * with identical resources (the same upstream cluster, API listener) share one encoding.
+ */
+class EntryCache {
+  #prev = new Map<string, ResourceEntry>();
+  #next = new Map<string, ResourceEntry>();
+
+  get(typeUrl: string, json: Json): ResourceEntry {
+    const text = JSON.stringify(json);
+    const key = `${typeUrl}\n${text}`;
+    let e = this.#next.get(key);
+    if (e === undefined) {
+      e = this.#prev.get(key) ?? entryOfText(typeUrl, json, text);
+      this.#next.set(key, e);
+    }
+    return e;
+  }
+
+  /** Ends a build: keeps only what it used. */
+  commit(): void {
+    this.#prev = this.#next;
+    this.#next = new Map();
+  }
 }
 
 /** One node cluster's resources, encoded. */
@@ -50,17 +80,29 @@ interface NodeEntries {
   version: string;
 }
 
-function encodeNode(c: NodeConfig): NodeEntries {
-  const map = (type: string, list: Json[]) => new Map(list.map((r) => [r.name as string, entryOf(type, r)]));
-  return {
+function encodeNode(c: NodeConfig, cache: EntryCache): NodeEntries {
+  const parts: string[] = [];
+  const map = (type: string, list: Json[]) => {
+    const m = new Map<string, ResourceEntry>();
+    for (const r of list) {
+      const e = cache.get(type, r);
+      m.set(r.name as string, e);
+      parts.push(`${type} ${r.name} ${e.version}`);
+    }
+    return m;
+  };
+  const n = {
     listeners: map(TYPE_URLS.listener, c.listeners),
     apiListeners: map(TYPE_URLS.listener, c.apiListeners),
     routes: map(TYPE_URLS.route, c.routes),
     clusters: map(TYPE_URLS.cluster, c.clusters),
     endpoints: [...c.endpoints],
     secrets: [...c.secrets],
-    version: xxhash64Hex(JSON.stringify(c)),
+    version: "",
   };
+  parts.push(`eds ${n.endpoints.join(",")}`, `sds ${n.secrets.join(",")}`);
+  n.version = xxhash64Hex(parts.join("\n"));
+  return n;
 }
 
 function sameEntries(a: Map<string, ResourceEntry>, b: Map<string, ResourceEntry>): boolean {
@@ -88,7 +130,8 @@ export class SnapshotCache implements XdsSource {
   readonly #health: HealthVerdict | undefined;
   readonly #coalesceMs: number;
   #nodes = new Map<string, NodeEntries>();
-  readonly #empty: NodeEntries = encodeNode(emptyNode());
+  readonly #encoded = new EntryCache();
+  readonly #empty: NodeEntries = encodeNode(emptyNode(), new EntryCache());
   /** Service -> its ClusterLoadAssignment entry. */
   readonly #eds = new Map<string, ResourceEntry>();
   /** Service -> the node clusters whose build names it. */
@@ -140,7 +183,8 @@ export class SnapshotCache implements XdsSource {
    */
   async setBuild(build: Build): Promise<ReadonlySet<string>> {
     const next = new Map<string, NodeEntries>();
-    for (const [cluster, cfg] of build.nodes) next.set(cluster, encodeNode(cfg));
+    for (const [cluster, cfg] of build.nodes) next.set(cluster, encodeNode(cfg, this.#encoded));
+    this.#encoded.commit();
     const users = new Map<string, Set<string>>();
     for (const [cluster, n] of next) {
       for (const s of n.endpoints) {

@@ -10,6 +10,7 @@ import {
   type JsonObject,
   LONG_TYPES,
   MAX_DEPTH,
+  nameOf,
   setKey,
   SPECIAL,
   WRAPPERS,
@@ -32,7 +33,7 @@ function anyValueFromJson(typeUrl: string, json: JsonObject, path: string, depth
   const type = typeOfUrl(typeUrl);
   if (!type) fail(path, `unknown message type "${typeUrl}"`);
   const { "@type": _t, ...fields } = json;
-  const body = SPECIAL.has(type.fullName) ? json.value : fields;
+  const body = SPECIAL.has(nameOf(type)) ? json.value : fields;
   return encodeAt(type, messageFromJson(type, body, path, depth + 1), path);
 }
 
@@ -40,7 +41,7 @@ function encodeAt(type: protobuf.Type, plain: Json, path: string): Uint8Array {
   try {
     return type.encode(type.fromObject(plain as JsonObject)).finish();
   } catch (e) {
-    return fail(path, `cannot encode ${type.fullName.slice(1)}: ${(e as Error).message}`);
+    return fail(path, `cannot encode ${nameOf(type).slice(1)}: ${(e as Error).message}`);
   }
 }
 
@@ -54,7 +55,8 @@ function isObject(v: Json): v is JsonObject {
 
 function messageFromJson(type: protobuf.Type, json: Json, path: string, depth: number): Json {
   if (depth > MAX_DEPTH) fail(path, `nested deeper than ${MAX_DEPTH} levels`);
-  switch (type.fullName) {
+  const name = nameOf(type);
+  switch (name) {
     case ".google.protobuf.Any": {
       if (!isObject(json) || typeof json["@type"] !== "string") fail(path, 'an Any needs an "@type"');
       const url = json["@type"] as string;
@@ -75,24 +77,24 @@ function messageFromJson(type: protobuf.Type, json: Json, path: string, depth: n
     case ".google.protobuf.FieldMask":
       return { paths: typeof json === "string" ? json.split(",").filter(Boolean) : json };
   }
-  if (WRAPPERS.has(type.fullName)) return { value: scalarFromJson(type.fields.value, json, path) };
-  if (!isObject(json)) fail(path, `expected an object (${type.fullName.slice(1)})`);
+  if (WRAPPERS.has(name)) return { value: scalarFromJson(type.fields.value, json, path) };
+  if (!isObject(json)) fail(path, `expected an object (${nameOf(type).slice(1)})`);
   const out: JsonObject = {};
-  for (const [name, v] of Object.entries(json)) {
-    const field = Object.hasOwn(type.fields, name) ? type.fields[name] : undefined;
-    const p = path ? `${path}.${name}` : name;
-    if (!field) fail(p, `unknown field of ${type.fullName.slice(1)}`);
+  for (const [key, v] of Object.entries(json)) {
+    const field = Object.hasOwn(type.fields, key) ? type.fields[key] : undefined;
+    const p = path ? `${path}.${key}` : key;
+    if (!field) fail(p, `unknown field of ${nameOf(type).slice(1)}`);
     if (v === null || v === undefined) continue;
     if (field.map) {
       if (!isObject(v)) fail(p, "expected an object");
-      out[name] = Object.fromEntries(
+      out[key] = Object.fromEntries(
         Object.entries(v).map(([k, e]) => [k, fieldFromJson(field, e, `${p}.${k}`, depth)]),
       );
     } else if (field.repeated) {
       if (!Array.isArray(v)) fail(p, "expected an array");
-      out[name] = v.map((e, i) => fieldFromJson(field, e, `${p}[${i}]`, depth));
+      out[key] = v.map((e, i) => fieldFromJson(field, e, `${p}[${i}]`, depth));
     } else {
-      out[name] = fieldFromJson(field, v, p, depth);
+      out[key] = fieldFromJson(field, v, p, depth);
     }
   }
   return out;

@@ -1,4 +1,5 @@
-/** The flag loop shared by nuncio's command lines (`nuncio`, `nuncio ratelimit`). */
+/** The flag loop shared by nuncio's command lines (`nuncio` and its roles). */
+import { setLogLevel } from "./log.ts";
 
 /** One command-line argument seen as a flag. */
 export interface CliArg {
@@ -32,4 +33,52 @@ export function* cliArgs(args: readonly string[]): Generator<CliArg, void, undef
     };
     i++;
   }
+}
+
+/**
+ * The flag loop of a standalone role (`nuncio ratelimit`, `discovery`, `register`, `control-plane`,
+ * `configgen`): `-h`/`--help` prints `help` (exit 0); `-l`/`--log-level` sets the log level (`defaultLevel`
+ * when absent); every other flag goes to `handle`, which returns false for a flag it does not know ("Unknown
+ * argument") and throws an Error for a bad value; then `finish` may name what is missing. A problem prints
+ * its message and the help to stderr (exit 1). Returns the exit code, or undefined to go on.
+ */
+export function parseRoleFlags(
+  args: readonly string[],
+  help: string,
+  handle: (name: string, value: () => string) => boolean,
+  finish: () => string | undefined = () => undefined,
+  defaultLevel = "info",
+): number | undefined {
+  let level = defaultLevel;
+  const usage = (msg: string) => {
+    console.error(`${msg}\n\n${help}`);
+    return 1;
+  };
+  for (const { arg, name, value } of cliArgs(args)) {
+    try {
+      if (name === "-h" || name === "--help") {
+        console.log(help);
+        return 0;
+      }
+      if (name === "-l" || name === "--log-level") level = value();
+      else if (!handle(name, value)) throw new Error(`Unknown argument "${arg}"`);
+    } catch (e) {
+      return usage((e as Error).message);
+    }
+  }
+  const missing = finish();
+  if (missing !== undefined) return usage(missing);
+  try {
+    setLogLevel(level);
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  return undefined;
+}
+
+/** A port flag's value (0 picks a free one); throws "NAME must be a port number". */
+export function portFlag(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
+  return n;
 }

@@ -5,8 +5,7 @@
  */
 import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
-import { cliArgs } from "../common/cli_args.ts";
-import { setLogLevel } from "../common/log.ts";
+import { parseRoleFlags } from "../common/cli_args.ts";
 import { parseRegistryAddress } from "./bootstrap.ts";
 import { type ConfiggenOptions, planOutputs, validateOutputs, writeOutputs } from "./generate.ts";
 
@@ -55,58 +54,48 @@ export function parseConfiggenFlags(args: readonly string[]): ConfiggenOptions |
     adminPort: 9901,
     registryText: "127.0.0.1:8080",
   };
-  let logLevel = "error";
-  try {
-    for (const { arg, name, value } of cliArgs(args)) {
-      switch (name) {
-        case "-h":
-        case "--help":
-          console.log(HELP);
-          return 0;
-        case "--manifests":
-          o.manifests = dirName(value());
-          break;
-        case "--defaults":
-          o.defaults = value();
-          break;
-        case "--edge":
-          o.edge = value();
-          break;
-        case "--out":
-          o.out = dirName(value());
-          break;
-        case "--registry":
-          o.registryText = value();
-          break;
-        case "--templates":
-          o.templates = dirName(value());
-          break;
-        case "--admin-port": {
-          const v = value();
-          const n = Number(v);
-          if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
-            throw new Error(`--admin-port must be a port, not "${v}"`);
-          }
-          o.adminPort = n;
-          break;
+  const code = parseRoleFlags(args, HELP, (name, value) => {
+    switch (name) {
+      case "--manifests":
+        o.manifests = dirName(value());
+        return true;
+      case "--defaults":
+        o.defaults = value();
+        return true;
+      case "--edge":
+        o.edge = value();
+        return true;
+      case "--out":
+        o.out = dirName(value());
+        return true;
+      case "--registry":
+        o.registryText = value();
+        return true;
+      case "--templates":
+        o.templates = dirName(value());
+        return true;
+      case "--admin-port": {
+        const v = value();
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
+          throw new Error(`--admin-port must be a port, not "${v}"`);
         }
-        case "-l":
-        case "--log-level":
-          logLevel = value();
-          break;
-        default:
-          throw new Error(`Unknown argument "${arg}"`);
+        o.adminPort = n;
+        return true;
       }
     }
+    return false;
+  }, () => {
     for (const f of ["manifests", "defaults", "out"] as const) {
-      if (o[f] === undefined) throw new Error(`--${f} is required`);
+      if (o[f] === undefined) return `--${f} is required`;
     }
-    o.registry = parseRegistryAddress(o.registryText);
-    setLogLevel(logLevel);
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${HELP}`);
-    return 1;
-  }
+    try {
+      o.registry = parseRegistryAddress(o.registryText);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }, "error");
+  if (code !== undefined) return code;
   return o as ConfiggenOptions;
 }
 

@@ -1,6 +1,5 @@
 /** `nuncio control-plane`: flags of the standalone management server; runs until SIGINT/SIGTERM. */
-import { cliArgs } from "../common/cli_args.ts";
-import { setLogLevel } from "../common/log.ts";
+import { parseRoleFlags, portFlag } from "../common/cli_args.ts";
 import { runUntilSignal } from "../common/role.ts";
 import { formatConfigError } from "../config/errors.ts";
 import { parseDurationFlag } from "../discovery/cli.ts";
@@ -48,80 +47,56 @@ export function parseControlPlaneFlags(args: string[]): ControlPlaneFlags | numb
     hostname: "0.0.0.0",
     validate: false,
   };
-  let logLevel = "info";
-  const portOf = (v: string, name: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
-    return n;
-  };
-  for (const { arg: a, name, value } of cliArgs(args)) {
-    try {
-      switch (name) {
-        case "-h":
-        case "--help":
-          console.log(HELP);
-          return 0;
-        case "--manifests":
-          manifests = value();
-          break;
-        case "--defaults":
-          defaults = value();
-          break;
-        case "--edge":
-          edge = value();
-          break;
-        case "--validate":
-          o.validate = true;
-          break;
-        case "--registry":
-          o.registryUrl = value();
-          if (!/^https?:\/\/[^/]+/.test(o.registryUrl)) throw new Error(`${name} must be an http:// URL`);
-          break;
-        case "--registry-refresh":
-          o.registryRefreshMs = parseDurationFlag(value(), name);
-          break;
-        case "--ttl":
-          o.registryTtlMs = parseDurationFlag(value(), name);
-          break;
-        case "--port":
-          o.port = portOf(value(), name);
-          break;
-        case "--grpc-port":
-          o.grpcPort = portOf(value(), name);
-          break;
-        case "--host":
-          o.hostname = value();
-          break;
-        case "--watch-interval":
-          o.watchIntervalMs = parseDurationFlag(value(), name, true);
-          break;
-        case "--load-report-interval":
-          o.loadReportIntervalMs = parseDurationFlag(value(), name);
-          break;
-        case "-l":
-        case "--log-level":
-          logLevel = value();
-          break;
-        default:
-          throw new Error(`Unknown argument "${a}"`);
-      }
-    } catch (e) {
-      return usage((e as Error).message);
+  const code = parseRoleFlags(args, HELP, (name, value) => {
+    switch (name) {
+      case "--manifests":
+        manifests = value();
+        return true;
+      case "--defaults":
+        defaults = value();
+        return true;
+      case "--edge":
+        edge = value();
+        return true;
+      case "--validate":
+        o.validate = true;
+        return true;
+      case "--registry":
+        o.registryUrl = value();
+        if (!/^https?:\/\/[^/]+/.test(o.registryUrl)) throw new Error(`${name} must be an http:// URL`);
+        return true;
+      case "--registry-refresh":
+        o.registryRefreshMs = parseDurationFlag(value(), name);
+        return true;
+      case "--ttl":
+        o.registryTtlMs = parseDurationFlag(value(), name);
+        return true;
+      case "--port":
+        o.port = portFlag(value(), name);
+        return true;
+      case "--grpc-port":
+        o.grpcPort = portFlag(value(), name);
+        return true;
+      case "--host":
+        o.hostname = value();
+        return true;
+      case "--watch-interval":
+        o.watchIntervalMs = parseDurationFlag(value(), name, true);
+        return true;
+      case "--load-report-interval":
+        o.loadReportIntervalMs = parseDurationFlag(value(), name);
+        return true;
     }
-  }
-  if (manifests === undefined) return usage("--manifests DIR is required");
-  if (defaults === undefined) return usage("--defaults FILE is required");
-  try {
-    setLogLevel(logLevel);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  return { ...o, paths: { manifests, defaults, ...(edge !== undefined ? { edge } : {}) } };
-}
-
-function usage(msg: string): number {
-  console.error(`${msg}\n\n${HELP}`);
-  return 1;
+    return false;
+  }, () => {
+    if (manifests === undefined) return "--manifests DIR is required";
+    if (defaults === undefined) return "--defaults FILE is required";
+  });
+  if (code !== undefined) return code;
+  return {
+    ...o,
+    paths: { manifests: manifests!, defaults: defaults!, ...(edge !== undefined ? { edge } : {}) },
+  };
 }
 
 /** Runs `nuncio control-plane ARGS`; returns the exit code. */

@@ -1,7 +1,6 @@
 /** `nuncio discovery`: flags of the standalone registry; runs until SIGINT/SIGTERM. */
-import { cliArgs } from "../common/cli_args.ts";
+import { parseRoleFlags, portFlag } from "../common/cli_args.ts";
 import { runUntilSignal } from "../common/role.ts";
-import { setLogLevel } from "../common/log.ts";
 import { parseRedisUrl } from "../ratelimit/redis_address.ts";
 import { type DiscoveryServiceOptions, startDiscoveryService } from "./run.ts";
 
@@ -44,73 +43,43 @@ export function parseDurationFlag(v: string, flag: string, zeroOk = false): numb
 /** Parses the `discovery` subcommand's flags; a number is an exit code (help or usage error). */
 export function parseDiscoveryFlags(args: string[]): DiscoveryServiceOptions | number {
   const o: DiscoveryServiceOptions = { port: 8080, hostname: "0.0.0.0" };
-  let logLevel = "info";
-  for (const { arg: a, name, value } of cliArgs(args)) {
-    try {
-      switch (name) {
-        case "-h":
-        case "--help":
-          console.log(HELP);
-          return 0;
-        case "--port": {
-          const n = Number(value());
-          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
-          o.port = n;
-          break;
-        }
-        case "--grpc-port": {
-          const n = Number(value());
-          if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
-          o.grpcPort = n;
-          break;
-        }
-        case "--host":
-          o.hostname = value();
-          break;
-        case "--ttl":
-          o.ttlMs = parseDurationFlag(value(), name);
-          break;
-        case "--sweep-interval":
-          o.sweepIntervalMs = parseDurationFlag(value(), name, true);
-          break;
-        case "--redis":
-          o.redisUrl = value();
-          parseRedisUrl(o.redisUrl);
-          break;
-        case "--redis-key-prefix":
-          o.redisKeyPrefix = value();
-          break;
-        case "--redis-timeout-ms": {
-          const n = Number(value());
-          if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
-          o.redisTimeoutMs = n;
-          break;
-        }
-        case "--env":
-          o.env = value();
-          break;
-        case "-l":
-        case "--log-level":
-          logLevel = value();
-          break;
-        default:
-          throw new Error(`Unknown argument "${a}"`);
+  const code = parseRoleFlags(args, HELP, (name, value) => {
+    switch (name) {
+      case "--port":
+        o.port = portFlag(value(), name);
+        return true;
+      case "--grpc-port":
+        o.grpcPort = portFlag(value(), name);
+        return true;
+      case "--host":
+        o.hostname = value();
+        return true;
+      case "--ttl":
+        o.ttlMs = parseDurationFlag(value(), name);
+        return true;
+      case "--sweep-interval":
+        o.sweepIntervalMs = parseDurationFlag(value(), name, true);
+        return true;
+      case "--redis":
+        o.redisUrl = value();
+        parseRedisUrl(o.redisUrl);
+        return true;
+      case "--redis-key-prefix":
+        o.redisKeyPrefix = value();
+        return true;
+      case "--redis-timeout-ms": {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+        o.redisTimeoutMs = n;
+        return true;
       }
-    } catch (e) {
-      return usage((e as Error).message);
+      case "--env":
+        o.env = value();
+        return true;
     }
-  }
-  try {
-    setLogLevel(logLevel);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  return o;
-}
-
-function usage(msg: string): number {
-  console.error(`${msg}\n\n${HELP}`);
-  return 1;
+    return false;
+  });
+  return code ?? o;
 }
 
 /** Runs `nuncio discovery ARGS` until SIGINT/SIGTERM; returns the exit code. */

@@ -1,7 +1,6 @@
 /** `nuncio ratelimit`: flags of the standalone rate-limit service; runs until SIGINT/SIGTERM. */
-import { cliArgs } from "../common/cli_args.ts";
+import { parseRoleFlags, portFlag } from "../common/cli_args.ts";
 import { runUntilSignal } from "../common/role.ts";
-import { setLogLevel } from "../common/log.ts";
 import { type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
 
 const HELP = `nuncio ratelimit: a global rate-limit service speaking Envoy's RLS gRPC API
@@ -27,81 +26,58 @@ Options:
 /** Parses the `ratelimit` subcommand's flags; a number is an exit code (help or usage error). */
 export function parseRatelimitFlags(args: string[]): RatelimitServiceOptions | number {
   const o: Partial<RatelimitServiceOptions> = { grpcPort: 8081, httpPort: 8080, hostname: "0.0.0.0" };
-  let logLevel = "info";
-  for (const { arg: a, name, value } of cliArgs(args)) {
-    const port = (): number => {
-      const n = Number(value());
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
-      return n;
-    };
-    try {
-      switch (name) {
-        case "-h":
-        case "--help":
-          console.log(HELP);
-          return 0;
-        case "-c":
-        case "--config":
-        case "--config-path":
-          o.limitsPath = value();
-          break;
-        case "--redis":
-          o.redisUrl = value();
-          break;
-        case "--redis-failure-mode": {
-          const m = value();
-          if (m !== "open" && m !== "closed") {
-            throw new Error(`--redis-failure-mode must be open or closed, not "${m}"`);
-          }
-          o.failureMode = m;
-          break;
+  const code = parseRoleFlags(args, HELP, (name, value) => {
+    switch (name) {
+      case "-c":
+      case "--config":
+      case "--config-path":
+        o.limitsPath = value();
+        return true;
+      case "--redis":
+        o.redisUrl = value();
+        return true;
+      case "--redis-failure-mode": {
+        const m = value();
+        if (m !== "open" && m !== "closed") {
+          throw new Error(`--redis-failure-mode must be open or closed, not "${m}"`);
         }
-        case "--redis-timeout-ms":
-          o.redisTimeoutMs = positive(value(), name);
-          break;
-        case "--redis-key-prefix":
-          o.redisKeyPrefix = value();
-          break;
-        case "--port":
-          o.grpcPort = port();
-          break;
-        case "--http-port":
-          o.httpPort = port();
-          break;
-        case "--host":
-          o.hostname = value();
-          break;
-        case "--watch-interval-ms":
-          o.watchIntervalMs = positive(value(), name, true);
-          break;
-        case "--shadow-mode":
-          o.shadowMode = true;
-          break;
-        case "-l":
-        case "--log-level":
-          logLevel = value();
-          break;
-        default:
-          throw new Error(`Unknown argument "${a}"`);
+        o.failureMode = m;
+        return true;
       }
-    } catch (e) {
-      return usage((e as Error).message);
+      case "--redis-timeout-ms":
+        o.redisTimeoutMs = positive(value(), name);
+        return true;
+      case "--redis-key-prefix":
+        o.redisKeyPrefix = value();
+        return true;
+      case "--port":
+        o.grpcPort = portFlag(value(), name);
+        return true;
+      case "--http-port":
+        o.httpPort = portFlag(value(), name);
+        return true;
+      case "--host":
+        o.hostname = value();
+        return true;
+      case "--watch-interval-ms":
+        o.watchIntervalMs = positive(value(), name, true);
+        return true;
+      case "--shadow-mode":
+        o.shadowMode = true;
+        return true;
     }
-  }
-  if (!o.limitsPath) return usage("A limits file or directory is required (-c PATH)");
-  if (o.redisUrl) {
-    try {
-      new URL(o.redisUrl.includes("://") ? o.redisUrl : `redis://${o.redisUrl}`);
-    } catch {
-      return usage(`Bad Redis URL "${o.redisUrl}"`);
+    return false;
+  }, () => {
+    if (!o.limitsPath) return "A limits file or directory is required (-c PATH)";
+    if (o.redisUrl) {
+      try {
+        new URL(o.redisUrl.includes("://") ? o.redisUrl : `redis://${o.redisUrl}`);
+      } catch {
+        return `Bad Redis URL "${o.redisUrl}"`;
+      }
     }
-  }
-  try {
-    setLogLevel(logLevel);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  return o as RatelimitServiceOptions;
+  });
+  return code ?? o as RatelimitServiceOptions;
 }
 
 function positive(v: string, name: string, zeroOk = false): number {
@@ -110,11 +86,6 @@ function positive(v: string, name: string, zeroOk = false): number {
     throw new Error(`${name} must be a positive integer`);
   }
   return n;
-}
-
-function usage(msg: string): number {
-  console.error(`${msg}\n\n${HELP}`);
-  return 1;
 }
 
 /** Runs `nuncio ratelimit ARGS` until SIGINT/SIGTERM; returns the exit code. */

@@ -1,6 +1,6 @@
 /** `nuncio register`: the check-in agent's flags; checks in until SIGTERM/SIGINT, then deregisters and exits 0. */
-import { cliArgs } from "../common/cli_args.ts";
-import { Logger, setLogLevel } from "../common/log.ts";
+import { parseRoleFlags } from "../common/cli_args.ts";
+import { Logger } from "../common/log.ts";
 import { RegistrationAgent } from "./agent.ts";
 import {
   DEFAULT_EVERY_MS,
@@ -54,87 +54,65 @@ export function parseRegisterFlags(
     jitter: DEFAULT_JITTER,
   };
   const tags: RegistrationTags = {};
-  let logLevel = "info";
-  for (const { arg, name, value } of cliArgs(args)) {
-    try {
-      switch (name) {
-        case "-h":
-        case "--help":
-          console.log(HELP);
-          return 0;
-        case "--service": {
-          const v = value();
-          const why = serviceNameProblem(v);
-          if (why) throw new Error(why);
-          o.service = v;
-          break;
-        }
-        case "--port": {
-          const v = value();
-          const n = /^\d+$/.test(v) ? Number(v) : NaN;
-          if (!(n >= 1 && n <= 65535)) throw new Error(`--port must be a port number (1-65535), not "${v}"`);
-          o.port = n;
-          break;
-        }
-        case "--ip": {
-          const v = value();
-          if (!isIpAddress(v)) throw new Error(`--ip must be an IPv4 or IPv6 address, not "${v}"`);
-          o.ip = v;
-          break;
-        }
-        case "--registry":
-        case "--health-url": {
-          const v = value();
-          const why = httpUrlProblem(v);
-          if (why) throw new Error(`${name}: ${why}`);
-          if (name === "--registry") o.registryUrl = v;
-          else o.healthUrl = v;
-          break;
-        }
-        case "--every":
-          o.everyMs = parseInterval(value(), name);
-          break;
-        case "--timeout":
-          o.requestTimeoutMs = parseInterval(value(), name);
-          break;
-        case "--jitter":
-          o.jitter = parseJitter(value(), name);
-          break;
-        case "--revision":
-          o.revision = value();
-          break;
-        case "--repo":
-          o.repo = value();
-          break;
-        case "--tag":
-          setTag(tags, value());
-          break;
-        case "-l":
-        case "--log-level":
-          logLevel = value();
-          break;
-        default:
-          throw new Error(`Unknown argument "${arg}"`);
+  const code = parseRoleFlags(args, HELP, (name, value) => {
+    switch (name) {
+      case "--service": {
+        const v = value();
+        const why = serviceNameProblem(v);
+        if (why) throw new Error(why);
+        o.service = v;
+        return true;
       }
-    } catch (e) {
-      return usage((e as Error).message);
+      case "--port": {
+        const v = value();
+        const n = /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!(n >= 1 && n <= 65535)) throw new Error(`--port must be a port number (1-65535), not "${v}"`);
+        o.port = n;
+        return true;
+      }
+      case "--ip": {
+        const v = value();
+        if (!isIpAddress(v)) throw new Error(`--ip must be an IPv4 or IPv6 address, not "${v}"`);
+        o.ip = v;
+        return true;
+      }
+      case "--registry":
+      case "--health-url": {
+        const v = value();
+        const why = httpUrlProblem(v);
+        if (why) throw new Error(`${name}: ${why}`);
+        if (name === "--registry") o.registryUrl = v;
+        else o.healthUrl = v;
+        return true;
+      }
+      case "--every":
+        o.everyMs = parseInterval(value(), name);
+        return true;
+      case "--timeout":
+        o.requestTimeoutMs = parseInterval(value(), name);
+        return true;
+      case "--jitter":
+        o.jitter = parseJitter(value(), name);
+        return true;
+      case "--revision":
+        o.revision = value();
+        return true;
+      case "--repo":
+        o.repo = value();
+        return true;
+      case "--tag":
+        setTag(tags, value());
+        return true;
     }
-  }
-  if (!o.service) return usage("--service is required");
-  if (!o.port) return usage("--port is required");
-  try {
-    setLogLevel(logLevel);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
+    return false;
+  }, () => {
+    if (!o.service) return "--service is required";
+    if (!o.port) return "--port is required";
+  });
+  if (code !== undefined) return code;
   o.ip ??= hostIp();
   if (Object.keys(tags).length) o.tags = tags;
   return o as RegistrationOptions;
-}
-
-function usage(msg: string): number {
-  console.error(`${msg}\n\n${HELP}`);
-  return 1;
 }
 
 /** Runs `nuncio register ARGS` until SIGINT/SIGTERM, then deregisters; returns the exit code. */

@@ -82,3 +82,25 @@ export function portFlag(v: string, name: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
   return n;
 }
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * "500ms", "30s", "10m", "1h" in milliseconds (rounded); a bare number is in `bare` units (seconds for flags),
+ * or not a duration when `bare` is null. Undefined when it is not a duration.
+ */
+export function durationMs(v: string, bare: "s" | null = "s"): number | undefined {
+  const m = DURATION_RE.exec(v.trim());
+  if (!m || (m[2] === undefined && bare === null)) return undefined;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? "s"]);
+}
+
+/** A duration flag (see durationMs; positive unless `zeroOk`); throws naming the flag. */
+export function durationFlag(v: string, flag: string, zeroOk = false): number {
+  const ms = durationMs(v);
+  if (ms === undefined || (!zeroOk && ms === 0)) {
+    throw new Error(`${flag} must be a duration such as 30s, 500ms, 10m or 1h, not "${v}"`);
+  }
+  return ms;
+}

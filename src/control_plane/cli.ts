@@ -1,8 +1,7 @@
 /** `nuncio control-plane`: flags of the standalone management server; runs until SIGINT/SIGTERM. */
-import { parseRoleFlags, portFlag } from "../common/cli_args.ts";
+import { durationFlag, parseRoleFlags, portFlag } from "../common/cli_args.ts";
 import { runUntilSignal } from "../common/role.ts";
 import { formatConfigError } from "../config/errors.ts";
-import { parseDurationFlag } from "../discovery/cli.ts";
 import { loadInputs } from "./inputs.ts";
 import { type ControlPlaneServiceOptions, startControlPlane } from "./run.ts";
 
@@ -66,10 +65,10 @@ export function parseControlPlaneFlags(args: string[]): ControlPlaneFlags | numb
         if (!/^https?:\/\/[^/]+/.test(o.registryUrl)) throw new Error(`${name} must be an http:// URL`);
         return true;
       case "--registry-refresh":
-        o.registryRefreshMs = parseDurationFlag(value(), name);
+        o.registryRefreshMs = durationFlag(value(), name);
         return true;
       case "--ttl":
-        o.registryTtlMs = parseDurationFlag(value(), name);
+        o.registryTtlMs = durationFlag(value(), name);
         return true;
       case "--port":
         o.port = portFlag(value(), name);
@@ -81,10 +80,10 @@ export function parseControlPlaneFlags(args: string[]): ControlPlaneFlags | numb
         o.hostname = value();
         return true;
       case "--watch-interval":
-        o.watchIntervalMs = parseDurationFlag(value(), name, true);
+        o.watchIntervalMs = durationFlag(value(), name, true);
         return true;
       case "--load-report-interval":
-        o.loadReportIntervalMs = parseDurationFlag(value(), name);
+        o.loadReportIntervalMs = durationFlag(value(), name);
         return true;
     }
     return false;

@@ -65,7 +65,7 @@ Deno.test("parseControlPlaneFlags: usage errors are exit code 1 with the reason 
     "--defaults FILE is required",
     "--port must be a port number",
     "--registry must be an http:// URL",
-    '--watch-interval must be a duration such as 30s, 10m or 1h, not "soon"',
+    '--watch-interval must be a duration such as 30s, 500ms, 10m or 1h, not "soon"',
     'Unknown argument "--bogus"',
   ]);
   assert.match(seen[6].split("\n")[0], /loud/);

@@ -9,20 +9,18 @@
  * caller (the control plane) keeps the last good version of each file that failed.
  */
 import { z } from "zod/mini";
+import { durationMs } from "../common/cli_args.ts";
 import type { ConfigError, ConfigIssue, PathSegment } from "../config/errors.ts";
 import { parseDocumentWith, positionIssues } from "../config/load.ts";
 import { integer } from "../config/schema_util.ts";
 import { checkName } from "../discovery/types.ts";
 
-const HUMAN_DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** A duration as people write it in manifests: "250ms", "2s", "1.5m", "1h"; parses to milliseconds. */
 export const humanDuration = z.pipe(
   z.union([z.string(), z.number()]),
   z.transform((v, ctx) => {
-    const m = typeof v === "string" ? HUMAN_DURATION_RE.exec(v.trim()) : null;
-    if (!m) {
+    const ms = typeof v === "string" ? durationMs(v, null) : undefined;
+    if (ms === undefined) {
       ctx.issues.push({
         code: "custom",
         input: v,
@@ -30,7 +28,7 @@ export const humanDuration = z.pipe(
       });
       return z.NEVER;
     }
-    return Number(m[1]) * UNIT_MS[m[2]];
+    return ms;
   }),
 );
 

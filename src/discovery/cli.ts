@@ -1,5 +1,5 @@
 /** `nuncio discovery`: flags of the standalone registry; runs until SIGINT/SIGTERM. */
-import { parseRoleFlags, portFlag } from "../common/cli_args.ts";
+import { durationFlag, parseRoleFlags, portFlag } from "../common/cli_args.ts";
 import { runUntilSignal } from "../common/role.ts";
 import { parseRedisUrl } from "../ratelimit/redis_address.ts";
 import { type DiscoveryServiceOptions, startDiscoveryService } from "./run.ts";
@@ -28,18 +28,6 @@ Options:
 Durations: 600s, 10m, 1h, 500ms, or a number of seconds.
 `;
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses "600s", "10m", "1h", "500ms" or bare seconds into milliseconds; throws naming `flag`. */
-export function parseDurationFlag(v: string, flag: string, zeroOk = false): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? "s"]) : NaN;
-  if (!Number.isFinite(ms) || (!zeroOk && ms === 0)) {
-    throw new Error(`${flag} must be a duration such as 30s, 10m or 1h, not "${v}"`);
-  }
-  return ms;
-}
-
 /** Parses the `discovery` subcommand's flags; a number is an exit code (help or usage error). */
 export function parseDiscoveryFlags(args: string[]): DiscoveryServiceOptions | number {
   const o: DiscoveryServiceOptions = { port: 8080, hostname: "0.0.0.0" };
@@ -55,10 +43,10 @@ export function parseDiscoveryFlags(args: string[]): DiscoveryServiceOptions | n
         o.hostname = value();
         return true;
       case "--ttl":
-        o.ttlMs = parseDurationFlag(value(), name);
+        o.ttlMs = durationFlag(value(), name);
         return true;
       case "--sweep-interval":
-        o.sweepIntervalMs = parseDurationFlag(value(), name, true);
+        o.sweepIntervalMs = durationFlag(value(), name, true);
         return true;
       case "--redis":
         o.redisUrl = value();

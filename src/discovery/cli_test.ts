@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { parseDiscoveryFlags, parseDurationFlag } from "./cli.ts";
+import { durationFlag as parseDurationFlag } from "../common/cli_args.ts";
+import { parseDiscoveryFlags } from "./cli.ts";
 
 Deno.test("parseDiscoveryFlags: defaults and every flag", () => {
   assert.deepEqual(parseDiscoveryFlags([]), { port: 8080, hostname: "0.0.0.0" });

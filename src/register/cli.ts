@@ -1,5 +1,5 @@
 /** `nuncio register`: the check-in agent's flags; checks in until SIGTERM/SIGINT, then deregisters and exits 0. */
-import { parseRoleFlags } from "../common/cli_args.ts";
+import { durationFlag, parseRoleFlags } from "../common/cli_args.ts";
 import { Logger } from "../common/log.ts";
 import { RegistrationAgent } from "./agent.ts";
 import {
@@ -9,7 +9,6 @@ import {
   defaultHostIp,
   httpUrlProblem,
   isIpAddress,
-  parseInterval,
   parseJitter,
   type RegistrationOptions,
   type RegistrationTags,
@@ -86,10 +85,10 @@ export function parseRegisterFlags(
         return true;
       }
       case "--every":
-        o.everyMs = parseInterval(value(), name);
+        o.everyMs = durationFlag(value(), name);
         return true;
       case "--timeout":
-        o.requestTimeoutMs = parseInterval(value(), name);
+        o.requestTimeoutMs = durationFlag(value(), name);
         return true;
       case "--jitter":
         o.jitter = parseJitter(value(), name);

@@ -114,15 +114,6 @@ export function defaultHostIp(
   return "127.0.0.1";
 }
 
-/** Parses an interval: "60s", "1.5m", "500ms", "1h", or bare seconds; throws when invalid or not positive. */
-export function parseInterval(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m?.[2] ?? "s"] ?? 1000;
-  const ms = m ? Number(m[1]) * unit : NaN;
-  if (!(ms >= 1)) throw new Error(`${flag} must be a positive duration like 60s, 500ms or 5m, not "${v}"`);
-  return ms;
-}
-
 /** Parses a jitter: "10%" or "10" (percent), 0 to 99; returns a fraction. */
 export function parseJitter(v: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)%?$/.exec(v.trim());

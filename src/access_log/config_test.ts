@@ -8,6 +8,9 @@ import { registry } from "../registry/registry.ts";
 import { accessLogEntrySchema, anyUsesTlsFacts, createAccessLogs, logAll } from "./config.ts";
 import { accessLogFilterSchema, compileFilter } from "./filter.ts";
 import { testContext } from "./test_util.ts";
+import { HeaderMap } from "../http/headers.ts";
+import { setRuntime } from "../runtime/current.ts";
+import { createEntry, EMPTY_SNAPSHOT, RuntimeSnapshot } from "../runtime/snapshot.ts";
 
 for (const ext of [fileAccessLog, stdoutAccessLog, stderrAccessLog]) {
   if (!registry.find("access_logger", ext.name, undefined)) registry.register(ext);
@@ -191,7 +194,7 @@ Deno.test("accessLogEntrySchema and createAccessLogs", async (t) => {
     await t.step("config errors keep their paths", () => {
       const bad = accessLogEntrySchema.safeParse({
         name: "envoy.access_loggers.stdout",
-        filter: { runtime_filter: { runtime_key: "a" } },
+        filter: { extension_filter: { name: "a" } },
         typed_config: {
           "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
           log_format: { text_format: "%BOGUS%" },
@@ -199,7 +202,7 @@ Deno.test("accessLogEntrySchema and createAccessLogs", async (t) => {
       });
       assert.equal(bad.success, false);
       const issues = bad.error!.issues.map((i) => [i.path.join("."), i.message]);
-      assert.deepEqual(issues[0], ["filter.runtime_filter", "Filter not supported by nuncio"]);
+      assert.deepEqual(issues[0], ["filter.extension_filter", "Filter not supported by nuncio"]);
       assert.equal(issues[1][0], "typed_config.log_format.text_format");
       assert.match(issues[1][1], /unknown command operator %BOGUS%/);
       const fmt = accessLogEntrySchema.safeParse({
@@ -260,4 +263,74 @@ Deno.test("stdout and stderr loggers write to the process streams", async () => 
   assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
   assert.equal(new TextDecoder().decode(r.stdout), "out 201\nout 201\n");
   assert.equal(new TextDecoder().decode(r.stderr), '{"c":201}\n');
+});
+
+/** Installs a runtime with `values` for the duration of `fn`. */
+function withRuntime(values: Record<string, string>, fn: () => void): void {
+  setRuntime(
+    new RuntimeSnapshot([{
+      name: "t",
+      values: new Map(Object.entries(values).map(([k, v]) => [k, createEntry(v)])),
+    }]),
+  );
+  try {
+    fn();
+  } finally {
+    setRuntime(EMPTY_SNAPSHOT);
+  }
+}
+
+function withRequestId(id: string | undefined): StreamInfo {
+  const i = info(200, 1);
+  i.requestHeaders = new HeaderMap();
+  if (id !== undefined) i.requestHeaders.add("x-request-id", id);
+  return i;
+}
+
+Deno.test("access log filters read the runtime: comparison runtime_key, runtime_filter", async (t) => {
+  await t.step("status_code_filter and duration_filter take the runtime's value of runtime_key", () => {
+    const f = filterOf({
+      status_code_filter: { comparison: { op: "GE", value: { default_value: 500, runtime_key: "min" } } },
+    });
+    assert.equal(f.evaluate(info(404, 1)), false);
+    withRuntime({ min: "400" }, () => assert.equal(f.evaluate(info(404, 1)), true));
+    const d = filterOf({
+      duration_filter: { comparison: { op: "GE", value: { default_value: 1000, runtime_key: "slow" } } },
+    });
+    withRuntime({ slow: "5" }, () => assert.equal(d.evaluate(info(200, 6)), true));
+  });
+  await t.step("runtime_filter samples from the x-request-id: the same ids every time", () => {
+    const f = filterOf({ runtime_filter: { runtime_key: "log.sample", percent_sampled: { numerator: 10 } } });
+    // 0x00000009 % 100 = 9 < 10; 0x0000000a % 100 = 10
+    assert.equal(f.evaluate(withRequestId("00000009-aaaa-4bbb-8ccc-dddddddddddd")), true);
+    assert.equal(f.evaluate(withRequestId("0000000a-aaaa-4bbb-8ccc-dddddddddddd")), false);
+    withRuntime({ "log.sample": "11" }, () => {
+      assert.equal(f.evaluate(withRequestId("0000000a-aaaa-4bbb-8ccc-dddddddddddd")), true);
+    });
+    withRuntime({ "log.sample": "0" }, () => {
+      assert.equal(f.evaluate(withRequestId("00000009-aaaa-4bbb-8ccc-dddddddddddd")), false);
+    });
+    // the denominator of percent_sampled is the bucket count
+    const m = filterOf({
+      runtime_filter: { runtime_key: "k", percent_sampled: { numerator: 5, denominator: "TEN_THOUSAND" } },
+    });
+    assert.equal(m.evaluate(withRequestId("00002714-x")), true, "10004 % 10000 = 4 < 5");
+    assert.equal(m.evaluate(withRequestId("00002715-x")), false);
+    // no usable id: random, so 0 % and 100 % are still exact
+    const none = filterOf({ runtime_filter: { runtime_key: "k" } });
+    assert.equal(none.evaluate(withRequestId(undefined)), false, "percent_sampled absent: 0 %");
+    withRuntime({ k: "100" }, () => assert.equal(none.evaluate(withRequestId("not-hex!")), true));
+  });
+  await t.step("use_independent_randomness ignores the request id", () => {
+    const f = filterOf({
+      runtime_filter: {
+        runtime_key: "k",
+        percent_sampled: { numerator: 50 },
+        use_independent_randomness: true,
+      },
+    });
+    let hits = 0;
+    for (let i = 0; i < 2000; i++) if (f.evaluate(withRequestId("00000000-same"))) hits++;
+    assert.ok(hits > 800 && hits < 1200, `about half: ${hits}`);
+  });
 });

@@ -1,14 +1,18 @@
 /**
- * Access log filters (envoy.config.accesslog.v3.AccessLogFilter): status_code_filter, duration_filter,
- * response_flag_filter, and_filter, or_filter. Runtime keys have no runtime to read here, so their
- * default_value applies (what Envoy does when the key is unset). Other filter kinds are config errors.
+ * Access log filters (envoy.config.accesslog.v3.AccessLogFilter): status_code_filter, duration_filter (their
+ * value's runtime_key read from the runtime at each decision), response_flag_filter, runtime_filter (sampling:
+ * from the x-request-id unless use_independent_randomness, so every hop samples the same requests), and_filter,
+ * or_filter. Other filter kinds are config errors.
  */
 import { z } from "zod/mini";
 import { envoyEnum, transformWithIssues } from "../config/schema_util.ts";
 import type { Clock } from "../common/clock.ts";
 import { formatResponseFlags, ResponseFlag } from "../common/response_flags.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
-import { uint32 } from "../config/common.ts";
+import { fractionalPercent, uint32 } from "../config/common.ts";
+import { runtime } from "../runtime/current.ts";
+import { requestIdToInteger } from "../runtime/request_id.ts";
+import { DENOMINATORS } from "../runtime/snapshot.ts";
 
 /** Short flag name -> bit, derived from the shared response flag table. */
 const FLAG_BITS: ReadonlyMap<string, number> = new Map(
@@ -25,14 +29,14 @@ const comparison = z.strictObject({
 
 /** The parsed form of an access log filter. */
 export type AccessLogFilterConfig =
-  | { kind: "status_code" | "duration"; op: "EQ" | "GE" | "LE" | "NE"; value: number }
+  | { kind: "status_code" | "duration"; op: "EQ" | "GE" | "LE" | "NE"; value: number; runtimeKey: string }
   | { kind: "response_flag"; mask: number }
+  | { kind: "runtime"; key: string; numerator: number; denominator: number; independent: boolean }
   | { kind: "and" | "or"; filters: AccessLogFilterConfig[] };
 
 const UNSUPPORTED_FILTERS = [
   "not_health_check_filter",
   "traceable_filter",
-  "runtime_filter",
   "header_filter",
   "grpc_status_filter",
   "extension_filter",
@@ -47,6 +51,11 @@ export const accessLogFilterSchema: z.ZodMiniType<AccessLogFilterConfig> = z.laz
       status_code_filter: z.optional(z.strictObject({ comparison })),
       duration_filter: z.optional(z.strictObject({ comparison })),
       response_flag_filter: z.optional(z.strictObject({ flags: z._default(z.array(z.string()), []) })),
+      runtime_filter: z.optional(z.strictObject({
+        runtime_key: z.string().check(z.minLength(1)),
+        percent_sampled: z.optional(fractionalPercent),
+        use_independent_randomness: z._default(z.boolean(), false),
+      })),
       and_filter: z.optional(
         z.strictObject({ filters: z.array(accessLogFilterSchema).check(z.minLength(2)) }),
       ),
@@ -68,11 +77,16 @@ export const accessLogFilterSchema: z.ZodMiniType<AccessLogFilterConfig> = z.laz
       }
       if (v.status_code_filter) {
         const c = v.status_code_filter.comparison;
-        return { kind: "status_code", op: c.op, value: c.value.default_value };
+        return {
+          kind: "status_code",
+          op: c.op,
+          value: c.value.default_value,
+          runtimeKey: c.value.runtime_key,
+        };
       }
       if (v.duration_filter) {
         const c = v.duration_filter.comparison;
-        return { kind: "duration", op: c.op, value: c.value.default_value };
+        return { kind: "duration", op: c.op, value: c.value.default_value, runtimeKey: c.value.runtime_key };
       }
       if (v.response_flag_filter) {
         let mask = 0;
@@ -90,6 +104,17 @@ export const accessLogFilterSchema: z.ZodMiniType<AccessLogFilterConfig> = z.laz
           mask |= bit;
         }
         return { kind: "response_flag", mask };
+      }
+      if (v.runtime_filter) {
+        const r = v.runtime_filter;
+        return {
+          kind: "runtime",
+          key: r.runtime_key,
+          // absent: protobuf's zero value, 0 %
+          numerator: r.percent_sampled?.numerator ?? 0,
+          denominator: DENOMINATORS[r.percent_sampled?.denominator ?? "HUNDRED"],
+          independent: r.use_independent_randomness,
+        };
       }
       if (v.and_filter) return { kind: "and", filters: v.and_filter.filters };
       return { kind: "or", filters: v.or_filter!.filters };
@@ -117,16 +142,37 @@ function compare(op: string, actual: number, expected: number): boolean {
 }
 
 class StatusCodeFilter implements AccessLogFilter {
-  constructor(readonly op: string, readonly value: number) {}
+  constructor(readonly op: string, readonly value: number, readonly key: string) {}
   evaluate(info: StreamInfo): boolean {
-    return compare(this.op, info.responseCode, this.value);
+    return compare(this.op, info.responseCode, runtime().getInteger(this.key, this.value));
   }
 }
 
 class DurationFilter implements AccessLogFilter {
-  constructor(readonly op: string, readonly value: number, readonly clock: Clock) {}
+  constructor(readonly op: string, readonly value: number, readonly key: string, readonly clock: Clock) {}
   evaluate(info: StreamInfo): boolean {
-    return compare(this.op, Math.floor(info.durationMs(this.clock.monotonic())), this.value);
+    const d = Math.floor(info.durationMs(this.clock.monotonic()));
+    return compare(this.op, d, runtime().getInteger(this.key, this.value));
+  }
+}
+
+/**
+ * runtime_filter (Envoy's RuntimeFilter): logs when `random % denominator < runtime(key, numerator)`, where the
+ * random value is the x-request-id's integer (its first 8 hex digits) unless use_independent_randomness, or when
+ * the request has no usable id.
+ */
+class RuntimeFilter implements AccessLogFilter {
+  constructor(
+    readonly key: string,
+    readonly numerator: number,
+    readonly denominator: number,
+    readonly independent: boolean,
+  ) {}
+  evaluate(info: StreamInfo): boolean {
+    const den = this.denominator;
+    const id = this.independent ? undefined : requestIdToInteger(info.requestHeaders?.get("x-request-id"));
+    const r = id === undefined ? Math.floor(Math.random() * den) : id % den;
+    return runtime().featureEnabledBuckets(this.key, this.numerator, r, den);
   }
 }
 
@@ -158,9 +204,11 @@ class OrFilter implements AccessLogFilter {
 export function compileFilter(cfg: AccessLogFilterConfig, clock: Clock): AccessLogFilter {
   switch (cfg.kind) {
     case "status_code":
-      return new StatusCodeFilter(cfg.op, cfg.value);
+      return new StatusCodeFilter(cfg.op, cfg.value, cfg.runtimeKey);
     case "duration":
-      return new DurationFilter(cfg.op, cfg.value, clock);
+      return new DurationFilter(cfg.op, cfg.value, cfg.runtimeKey, clock);
+    case "runtime":
+      return new RuntimeFilter(cfg.key, cfg.numerator, cfg.denominator, cfg.independent);
     case "response_flag":
       return new ResponseFlagFilter(cfg.mask);
     case "and":

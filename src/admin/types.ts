@@ -4,6 +4,7 @@
  */
 import type { Context } from "hono";
 import type { StatsSnapshot } from "../stats/store.ts";
+import type { RuntimeAdmin } from "../runtime/admin.ts";
 
 /** One admin route contributed by a subsystem (Caddy style), e.g. `/healthcheck/fail`. */
 export interface AdminEndpoint {
@@ -165,6 +166,8 @@ export interface AdminDeps {
   setHealthCheckFailed?(failed: boolean): void;
   /** Reopens access log files (/reopen_logs); the endpoint is absent without it. */
   reopenLogs?(): void | Promise<void>;
+  /** The runtime for /runtime and /runtime_modify; without it /runtime shows no layers and no entries. */
+  runtime?: RuntimeAdmin;
   /** Routes contributed by other subsystems. */
   endpoints?: readonly AdminEndpoint[];
 }

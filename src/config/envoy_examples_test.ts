@@ -62,10 +62,10 @@ Deno.test("Envoy fields nuncio lacks are named, not ignored", async () => {
   const base = await Deno.readTextFile(fixture("envoy_front_proxy.yaml"));
   const line = base.split("\n").length; // the first appended line (the file ends with a newline)
   const text = base +
-    ["layered_runtime:", "  layers:", "  - name: static_layer_0", "    static_layer: {}"].join("\n");
+    ["overload_manager:", "  refresh_interval: 0.25s"].join("\n");
   const errors = errorsOf(loadConfigText(text, "front.yaml"));
   assert.deepEqual(errors.map(formatConfigError), [
-    `front.yaml:${line}:1: layered_runtime: Field not supported by nuncio`,
+    `front.yaml:${line}:1: overload_manager: Field not supported by nuncio`,
   ]);
 });
 

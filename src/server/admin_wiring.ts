@@ -8,6 +8,7 @@ import { startAdminServer } from "../admin/server.ts";
 import type { AdminDeps, ClusterStatus } from "../admin/types.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { registry } from "../registry/registry.ts";
+import { runtimeView } from "../runtime/admin.ts";
 import type { StatsStore } from "../stats/store.ts";
 import { bindErrorMessage } from "./data_plane.ts";
 import { type Server, VERSION } from "./server.ts";
@@ -67,6 +68,10 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
     setLoggerLevels: (levels: Record<string, string>) => {
       setComponentLogLevels(levels); // all or nothing, as Envoy
       server.syncLogSettings();
+    },
+    runtime: {
+      view: () => runtimeView(server.runtime.snapshot),
+      modify: (params) => server.runtime.mergeValues(params),
     },
   };
 }

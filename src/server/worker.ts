@@ -13,6 +13,7 @@ import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, parseUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
+import { setRuntimeFromWire } from "../runtime/current.ts";
 
 /** Re-parses an update the main thread validated and applies it here; resolves to an error message or undefined. */
 async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<{ error?: string; failed?: string[] }> {
@@ -46,6 +47,8 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
         send({ type: "error", message: `Bootstrap rejected in the worker: ${r.error.issues[0]?.message}` });
         return;
       }
+      // the main thread owns the runtime; this event loop serves with the snapshots it sends
+      if (m.runtime) setRuntimeFromWire(m.runtime);
       // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
       await prepareTls(r.data);
       plane = new DataPlane(r.data, m.workerIndex, SharedArena.attach(m.shared), false, {
@@ -59,6 +62,9 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     } else if (m.type === "xds") {
       send({ type: "xds", id: m.id, ...await applyRawUpdate(plane!, m.update) });
       compaction.note();
+    } else if (m.type === "runtime") {
+      setRuntimeFromWire(m.runtime);
+      send({ type: "runtime", id: m.id });
     } else if (m.type === "listener_states") {
       send({ type: "listener_states", id: m.id, states: plane!.listenerStates() });
     } else if (m.type === "routes_gave_up") {

@@ -1,6 +1,7 @@
 /** Messages between the main thread and data-plane workers (structured-clone safe). */
 import type { ClusterStatus } from "../admin/types.ts";
 import type { LogSettings } from "../common/log.ts";
+import type { RuntimeWire } from "../runtime/current.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
@@ -21,6 +22,8 @@ export type ToWorker =
     log: LogSettings;
     shared: SharedArrayBuffer;
     drainTimeMs?: number;
+    /** The runtime snapshot to serve with from the first request. */
+    runtime?: RuntimeWire;
   }
   | { type: "log_settings"; settings: LogSettings }
   | { type: "reopen_logs" }
@@ -28,6 +31,8 @@ export type ToWorker =
   | { type: "reset_counters"; id: number }
   | { type: "stop"; graceMs: number }
   | { type: "xds"; id: number; update: RawUpdate }
+  /** A new runtime snapshot (layered_runtime reload or /runtime_modify); answered once installed. */
+  | { type: "runtime"; id: number; runtime: RuntimeWire }
   | { type: "mark_warm"; cluster: string }
   | { type: "routes_gave_up"; name: string }
   | { type: "listener_states"; id: number };
@@ -39,5 +44,6 @@ export type FromWorker =
   | { type: "stats"; id: number; snapshot: StatsSnapshot; clusters: ClusterStatus[] }
   | { type: "reset_counters"; id: number }
   | { type: "xds"; id: number; error?: string; failed?: string[] }
+  | { type: "runtime"; id: number }
   | { type: "listener_states"; id: number; states: ListenerStateInfo[] }
   | { type: "stopped" };

@@ -4,6 +4,7 @@ import { duration, fractionalPercent, uint32 } from "../../../config/common.ts";
 import type { HttpFilterCallbacks } from "../../../http/filter.ts";
 import type { PerFilterConfig } from "../../../http/routing/types.ts";
 import type { TokenBucketSpec } from "./token_bucket.ts";
+import { runtime } from "../../../runtime/current.ts";
 
 /** envoy.type.v3.TokenBucket; parses to a TokenBucketSpec (fill_interval at least 50 ms, as Envoy requires). */
 export const tokenBucketSchema = z.pipe(
@@ -27,13 +28,13 @@ export const tokenBucketSchema = z.pipe(
   })),
 );
 
-/** envoy.config.core.v3.RuntimeFractionalPercent; runtime overrides are not implemented, default_value applies. */
+/** envoy.config.core.v3.RuntimeFractionalPercent: the runtime's value of runtime_key, else default_value. */
 export const runtimeFractionalPercentSchema = z.strictObject({
   default_value: fractionalPercent,
   runtime_key: z.optional(z.string()),
 });
 
-/** envoy.config.core.v3.RuntimeFeatureFlag; runtime overrides are not implemented, default_value applies. */
+/** envoy.config.core.v3.RuntimeFeatureFlag: the runtime's boolean at runtime_key, else default_value. */
 export const runtimeFeatureFlagSchema = z.strictObject({
   default_value: z.boolean(),
   runtime_key: z.string().check(z.minLength(1)),
@@ -70,6 +71,52 @@ export class Fraction {
     if (n <= 0) return false;
     if (n >= this.denominator) return true;
     return Math.floor(Math.random() * this.denominator) < n;
+  }
+}
+
+/**
+ * A RuntimeFractionalPercent resolved once (Envoy's Runtime::FractionalPercent): `enabled()` draws against the
+ * runtime's value of its key (a FractionalPercent, or an integer percent of 100) and falls back to the default;
+ * absent from the config, `fallbackPercent` of 100 applies.
+ */
+export class RuntimeFraction {
+  readonly key: string;
+  readonly numerator: number;
+  readonly denominator: number;
+  readonly #fixed: Fraction;
+
+  constructor(
+    p:
+      | { default_value: { numerator: number; denominator: keyof typeof DENOMINATORS }; runtime_key?: string }
+      | undefined,
+    fallbackPercent: number,
+  ) {
+    this.key = p?.runtime_key ?? "";
+    this.#fixed = Fraction.of(p?.default_value, fallbackPercent);
+    this.numerator = this.#fixed.numerator;
+    this.denominator = this.#fixed.denominator;
+  }
+
+  /** True for the runtime's (else the default) share of the calls; one draw per call. */
+  enabled(): boolean {
+    return this.key === ""
+      ? this.#fixed.hit()
+      : runtime().fractionEnabled(this.key, this.numerator, this.denominator);
+  }
+}
+
+/** A RuntimeFeatureFlag (Envoy's Runtime::FeatureFlag): the runtime's boolean at its key, else the default. */
+export class RuntimeFlag {
+  constructor(readonly key: string, readonly defaultValue: boolean) {}
+
+  /** Builds from a parsed RuntimeFeatureFlag; `fallback` when the config has none. */
+  static of(p: { default_value: boolean; runtime_key: string } | undefined, fallback: boolean): RuntimeFlag {
+    return p ? new RuntimeFlag(p.runtime_key, p.default_value) : new RuntimeFlag("", fallback);
+  }
+
+  /** The flag's value now. */
+  enabled(): boolean {
+    return this.key === "" ? this.defaultValue : runtime().getBoolean(this.key, this.defaultValue);
   }
 }
 

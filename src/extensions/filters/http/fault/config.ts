@@ -42,7 +42,7 @@ export const httpFaultSchema = z.strictObject({
   headers: z._default(z.array(headerMatcherSchema), []),
   downstream_nodes: z._default(z.array(z.string()), []),
   max_active_faults: z.optional(uint32),
-  // Runtime overrides are not implemented: the keys are accepted and the config values apply.
+  // Runtime keys replacing Envoy's defaults (fault.http.*): read per request from the runtime (settings.ts).
   delay_percent_runtime: z.optional(z.string()),
   abort_percent_runtime: z.optional(z.string()),
   delay_duration_runtime: z.optional(z.string()),

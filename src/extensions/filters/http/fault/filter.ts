@@ -1,7 +1,8 @@
 /**
  * envoy.filters.http.fault: injects delays (on the worker's timer wheel) and aborts (local replies) into
- * requests that match, from config or from x-envoy-fault-* headers. Flags DI and FI; stats under
- * `http.<stat_prefix>.fault.`; the active fault count is shared by all workers for max_active_faults.
+ * requests that match, from config or from x-envoy-fault-* headers, with Envoy's runtime overrides (see
+ * settings.ts). Flags DI and FI; stats under `http.<stat_prefix>.fault.`; the active fault count is shared by all
+ * workers for max_active_faults.
  */
 import { Logger } from "../../../../common/log.ts";
 import type { SharedArena } from "../../../../common/shared_arena.ts";
@@ -18,6 +19,7 @@ import type { PerFilterConfig } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter, Gauge, Scope } from "../../../../stats/store.ts";
 import { perRouteConfig } from "../../common/config.ts";
+import { runtime } from "../../../../runtime/current.ts";
 import type { HttpFaultConfig } from "./config.ts";
 import { FaultSettings } from "./settings.ts";
 
@@ -89,6 +91,8 @@ const log = new Logger("filter");
 
 class FaultFilter implements HttpFilter, TimeoutTarget {
   #settings: FaultSettings | undefined;
+  /** x-envoy-downstream-service-cluster of the request (its runtime keys), undefined when absent. */
+  #downstream: string | undefined;
   #activeCounted = false;
   #timer: TimerEntry | undefined;
   #resume: ((s: HttpFilterStatus | Promise<HttpFilterStatus>) => void) | undefined;
@@ -106,20 +110,11 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
       }
       return HttpFilterStatus.Continue;
     }
-    if (Atomics.load(this.f.active, 0) >= s.maxActive) {
-      this.f.stats.faults_overflow.inc();
-      if (log.enabled("debug")) {
-        log.debug(`${this.cb.streamInfo.logPrefix()}fault filter not applied: max_active_faults reached`);
-      }
-      return HttpFilterStatus.Continue;
-    }
     this.#settings = s;
-    const ms = s.delayMs(this.cb.request);
-    if (log.enabled("debug") && ms > 0) {
-      log.debug(`${this.cb.streamInfo.logPrefix()}fault filter delays ${ms} ms`);
-    }
-    if (ms > 0) {
-      this.#countActive();
+    const ds = this.#downstream = this.cb.request.headers.get(DOWNSTREAM_CLUSTER);
+    const ms = s.delayMs(this.cb.request, runtime(), ds);
+    if (ms > 0 && this.#tryCountActive(s)) {
+      if (log.enabled("debug")) log.debug(`${this.cb.streamInfo.logPrefix()}fault filter delays ${ms} ms`);
       this.f.stats.delays_injected.inc();
       this.f.countFor(s, this.cb, "delays_injected");
       this.cb.streamInfo.responseFlags |= ResponseFlag.DelayInjected;
@@ -127,18 +122,18 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
       this.f.timers.arm(this.#timer, ms);
       return new Promise<HttpFilterStatus>((resolve) => this.#resume = resolve);
     }
-    return this.#maybeAbort();
+    return this.#maybeAbort(false);
   }
 
-  /** The delay is over: abort if configured, else let the request go on. */
+  /** The delay is over: abort if drawn now, else let the request go on (no longer an active fault). */
   onTimeout(_kind: number): void {
     const resume = this.#resume;
     this.#resume = undefined;
-    resume?.(this.#maybeAbort());
+    resume?.(this.#maybeAbort(true));
   }
 
-  #maybeAbort(): HttpFilterStatus | Promise<HttpFilterStatus> {
-    const a = this.#settings!.abort(this.cb.request);
+  #maybeAbort(afterDelay: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
+    const a = this.#settings!.abort(this.cb.request, runtime(), this.#downstream);
     if (log.enabled("debug")) {
       log.debug(
         `${this.cb.streamInfo.logPrefix()}fault filter ${
@@ -148,8 +143,11 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
         }`,
       );
     }
-    if (a === 0) return HttpFilterStatus.Continue;
-    this.#countActive();
+    if (a === 0 || !this.#tryCountActive(this.#settings!)) {
+      // Envoy: a delay that is not followed by an abort stops counting as an active fault
+      if (afterDelay) this.#releaseActive();
+      return HttpFilterStatus.Continue;
+    }
     this.f.stats.aborts_injected.inc();
     this.f.countFor(this.#settings!, this.cb, "aborts_injected");
     const cb = this.cb;
@@ -170,6 +168,30 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
     }).then(() => HttpFilterStatus.StopIteration);
   }
 
+  /**
+   * Envoy's tryIncActiveFaults: one active fault per request; over max_active_faults (all workers, as the runtime
+   * has it now) the fault is not injected and faults_overflow counts.
+   */
+  #tryCountActive(s: FaultSettings): boolean {
+    if (this.#activeCounted) return true;
+    if (Atomics.load(this.f.active, 0) >= s.maxActive(runtime())) {
+      this.f.stats.faults_overflow.inc();
+      if (log.enabled("debug")) {
+        log.debug(`${this.cb.streamInfo.logPrefix()}fault filter not applied: max_active_faults reached`);
+      }
+      return false;
+    }
+    this.#countActive();
+    return true;
+  }
+
+  #releaseActive(): void {
+    if (!this.#activeCounted) return;
+    this.#activeCounted = false;
+    Atomics.sub(this.f.active, 0, 1);
+    this.f.stats.active_faults.dec();
+  }
+
   #countActive(): void {
     if (this.#activeCounted) return;
     this.#activeCounted = true;
@@ -182,10 +204,6 @@ class FaultFilter implements HttpFilter, TimeoutTarget {
     const resume = this.#resume;
     this.#resume = undefined;
     resume?.(HttpFilterStatus.StopIteration);
-    if (this.#activeCounted) {
-      this.#activeCounted = false;
-      Atomics.sub(this.f.active, 0, 1);
-      this.f.stats.active_faults.dec();
-    }
+    this.#releaseActive();
   }
 }

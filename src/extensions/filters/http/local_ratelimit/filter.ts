@@ -16,7 +16,7 @@ import {
 import type { PerFilterConfig } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
-import { Fraction, perRouteConfig } from "../../common/config.ts";
+import { perRouteConfig, RuntimeFraction } from "../../common/config.ts";
 import { SharedTokenBucket } from "../../common/token_bucket.ts";
 import type { LocalRateLimitConfig } from "./config.ts";
 
@@ -37,8 +37,9 @@ function compileHeaders(list: readonly HeaderValueOption[]): HeaderAdd[] {
 /** One LocalRateLimit config (filter level or per route), compiled with its bucket and stats. */
 export class RateLimitSettings {
   readonly bucket: SharedTokenBucket | undefined;
-  readonly enabled: Fraction;
-  readonly enforced: Fraction;
+  /** filter_enabled / filter_enforced: their runtime keys, else the default (0 % when absent, as Envoy). */
+  readonly enabled: RuntimeFraction;
+  readonly enforced: RuntimeFraction;
   readonly status: number;
   /** Headers of the rate-limited local reply. */
   readonly replyHeaders: [string, string][];
@@ -51,8 +52,8 @@ export class RateLimitSettings {
     this.bucket = c.token_bucket
       ? new SharedTokenBucket(ctx.shared, key, c.token_bucket, ctx.clock)
       : undefined;
-    this.enabled = Fraction.of(c.filter_enabled?.default_value, 0);
-    this.enforced = Fraction.of(c.filter_enforced?.default_value, 0);
+    this.enabled = new RuntimeFraction(c.filter_enabled, 0);
+    this.enforced = new RuntimeFraction(c.filter_enforced, 0);
     const code = c.status?.code ?? 429;
     this.status = code >= 400 && code < 600 ? code : 429;
     this.replyHeaders = [["x-envoy-ratelimited", "true"]];
@@ -122,7 +123,7 @@ class LocalRateLimitFilter implements HttpFilter {
   decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const s = this.f.settingsFor(this.cb);
     const bucket = s.bucket;
-    if (!bucket || !s.enabled.hit()) {
+    if (!bucket || !s.enabled.enabled()) {
       if (log.enabled("debug")) {
         log.debug(
           `${this.cb.streamInfo.logPrefix()}local_ratelimit (${this.f.name}) skips the request: ` +
@@ -142,7 +143,7 @@ class LocalRateLimitFilter implements HttpFilter {
       return HttpFilterStatus.Continue;
     }
     s.stats.rate_limited.inc();
-    if (!s.enforced.hit()) {
+    if (!s.enforced.enabled()) {
       const h = this.cb.request.headers;
       for (const [n, v, overwrite] of s.notEnforcedHeaders) overwrite ? h.set(n, v) : h.addLower(n, v);
       return HttpFilterStatus.Continue;

@@ -3,6 +3,7 @@ import { z } from "zod/mini";
 import { duration, uint32 } from "../../../../config/common.ts";
 import { envoyEnum, integer, notSupportedFields } from "../../../../config/schema_util.ts";
 import { rateLimitServiceSchema } from "../../common/ratelimit/config.ts";
+import { runtimeFractionalPercentSchema } from "../../common/config.ts";
 
 const httpStatus = z.strictObject({ code: integer.check(z.minimum(100), z.maximum(599)) });
 
@@ -20,6 +21,10 @@ export const httpRateLimitSchema = z.strictObject({
   rate_limited_status: z.optional(httpStatus),
   status_on_error: z.optional(httpStatus),
   stat_prefix: z.optional(z.string()),
+  /** Absent: the runtime key ratelimit.http_filter_enabled decides (default 100 %), as Envoy. */
+  filter_enabled: z.optional(runtimeFractionalPercentSchema),
+  /** Absent: the runtime key ratelimit.http_filter_enforcing decides (default 100 %), as Envoy. */
+  filter_enforced: z.optional(runtimeFractionalPercentSchema),
   ...notSupportedFields([
     "response_headers_to_add",
     "vh_rate_limits",

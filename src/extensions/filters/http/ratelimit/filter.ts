@@ -2,6 +2,8 @@
  * envoy.filters.http.ratelimit: asks the global rate-limit service about the descriptors of the matched
  * route's `rate_limits` (and the virtual host's) before the request goes on. Over limit: 429 with
  * `x-envoy-ratelimited` and flag RL. Service error or timeout: flag RLSE, then fail open (default) or closed.
+ * Runtime: filter_enabled / filter_enforced, else Envoy's keys `ratelimit.http_filter_enabled` and
+ * `ratelimit.http_filter_enforcing` (100 %); a limit with a disable_key needs `ratelimit.<key>.http_filter_enabled`.
  */
 import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
@@ -17,6 +19,8 @@ import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
 import { type RateLimitClient, RlsCode, type RlsDecision } from "../../common/ratelimit/client.ts";
 import type { HttpRateLimitConfig } from "./config.ts";
+import { RuntimeFraction } from "../../common/config.ts";
+import { runtime } from "../../../../runtime/current.ts";
 
 /** `cluster.<target>.ratelimit.*` counters. */
 interface RlStats {
@@ -42,6 +46,9 @@ export class HttpRateLimitFactory implements HttpFilterFactory {
   readonly errorStatus: number;
   readonly limitedGrpcStatus: number;
   readonly requestType: "internal" | "external" | "both";
+  /** filter_enabled / filter_enforced, or null for Envoy's runtime keys ratelimit.http_filter_enabled/enforcing. */
+  readonly #enabled: RuntimeFraction | null;
+  readonly #enforced: RuntimeFraction | null;
   readonly #stats = new Map<string, RlStats>();
   readonly #prefix: string;
 
@@ -61,7 +68,21 @@ export class HttpRateLimitFactory implements HttpFilterFactory {
       ? GRPC_RESOURCE_EXHAUSTED
       : GRPC_UNAVAILABLE;
     this.requestType = config.request_type ?? "both";
+    this.#enabled = config.filter_enabled ? new RuntimeFraction(config.filter_enabled, 100) : null;
+    this.#enforced = config.filter_enforced ? new RuntimeFraction(config.filter_enforced, 100) : null;
     this.#prefix = config.stat_prefix ? `${config.stat_prefix}.ratelimit` : "ratelimit";
+  }
+
+  /** True when this request asks the service (filter_enabled, else runtime `ratelimit.http_filter_enabled`). */
+  enabled(): boolean {
+    const e = this.#enabled;
+    return e !== null ? e.enabled() : runtime().featureEnabled("ratelimit.http_filter_enabled", 100);
+  }
+
+  /** True when an over-limit answer is enforced (filter_enforced, else runtime `ratelimit.http_filter_enforcing`). */
+  enforced(): boolean {
+    const e = this.#enforced;
+    return e !== null ? e.enabled() : runtime().featureEnabled("ratelimit.http_filter_enforcing", 100);
   }
 
   /** Counters for a target cluster (created on first use). */
@@ -103,6 +124,12 @@ class HttpRateLimitFilter implements HttpFilter {
 
   decodeHeaders(_endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     const f = this.f, cb = this.cb;
+    if (!f.enabled()) {
+      if (log.enabled("debug")) {
+        logSkip(cb, "filter_enabled (or runtime ratelimit.http_filter_enabled) not hit");
+      }
+      return HttpFilterStatus.Continue;
+    }
     if (f.requestType !== "both" && (f.requestType === "internal") !== cb.internal) {
       if (log.enabled("debug")) {
         logSkip(cb, `request_type ${f.requestType}, the request is ${cb.internal ? "internal" : "external"}`);
@@ -128,7 +155,15 @@ class HttpRateLimitFilter implements HttpFilter {
       remoteIp: cb.remoteIp,
     };
     const descriptors: DescriptorEntry[][] = [];
-    for (const l of limits) if (l.stage === f.stage) l.populate(req, dctx, descriptors);
+    const rt = runtime();
+    for (const l of limits) {
+      if (l.stage !== f.stage) continue;
+      // Envoy: a limit with a disable_key applies while runtime ratelimit.<key>.http_filter_enabled (default 100)
+      if (l.disableKey !== "" && !rt.featureEnabled(`ratelimit.${l.disableKey}.http_filter_enabled`, 100)) {
+        continue;
+      }
+      l.populate(req, dctx, descriptors);
+    }
     if (descriptors.length === 0) {
       if (log.enabled("debug")) logSkip(cb, `no descriptor was produced for stage ${f.stage}`);
       return HttpFilterStatus.Continue;
@@ -165,8 +200,8 @@ class HttpRateLimitFilter implements HttpFilter {
         } for domain '${f.config.domain}'`,
       );
     }
-    if (res.overallCode === RlsCode.OverLimit) {
-      stats.over_limit.inc();
+    if (res.overallCode === RlsCode.OverLimit) stats.over_limit.inc();
+    if (res.overallCode === RlsCode.OverLimit && f.enforced()) {
       if (f.ratelimitedHeader) headers.push(["x-envoy-ratelimited", "true"]);
       await cb.sendLocalReply(f.limitedStatus, "", {
         flags: ResponseFlag.RateLimited,
@@ -176,7 +211,7 @@ class HttpRateLimitFilter implements HttpFilter {
       });
       return HttpFilterStatus.StopIteration;
     }
-    stats.ok.inc();
+    if (res.overallCode !== RlsCode.OverLimit) stats.ok.inc();
     for (const [k, v] of res.requestHeadersToAdd) cb.request.headers.set(k, v);
     if (headers.length > 0) this.#responseHeaders = headers;
     return HttpFilterStatus.Continue;

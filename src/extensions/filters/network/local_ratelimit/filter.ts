@@ -11,13 +11,15 @@ import {
   type ReadFilter,
 } from "../../../../network/filter.ts";
 import { SharedTokenBucket } from "../../common/token_bucket.ts";
+import { RuntimeFlag } from "../../common/config.ts";
 import type { NetworkLocalRateLimitConfig } from "./config.ts";
 
 /** Per-listener factory; the filter object is stateless, so one instance serves every connection. */
 export class NetworkLocalRateLimitFactory implements NetworkFilterFactory, ReadFilter {
   readonly terminal = false;
   readonly bucket: SharedTokenBucket;
-  readonly enabled: boolean;
+  /** runtime_enabled: the runtime's boolean at its key, else its default (absent: enabled), per connection. */
+  readonly enabled: RuntimeFlag;
   /** `local_rate_limit.<stat_prefix>.rate_limited`. */
   readonly rateLimited: Counter;
 
@@ -26,7 +28,7 @@ export class NetworkLocalRateLimitFactory implements NetworkFilterFactory, ReadF
       ? `lrl/net/share/${config.share_key}`
       : `lrl/net/${ctx.listenerScope.prefix}${config.stat_prefix}`;
     this.bucket = new SharedTokenBucket(ctx.shared, key, config.token_bucket, ctx.clock);
-    this.enabled = config.runtime_enabled?.default_value ?? true;
+    this.enabled = RuntimeFlag.of(config.runtime_enabled, true);
     this.rateLimited = ctx.stats.counter(`local_rate_limit.${config.stat_prefix}.rate_limited`);
   }
 
@@ -40,7 +42,7 @@ export class NetworkLocalRateLimitFactory implements NetworkFilterFactory, ReadF
   }
 
   onNewConnection(conn: DownstreamConnection): FilterStatus {
-    if (!this.enabled || this.bucket.consume()) return FilterStatus.Continue;
+    if (!this.enabled.enabled() || this.bucket.consume()) return FilterStatus.Continue;
     this.rateLimited.inc();
     conn.close();
     return FilterStatus.StopIteration;

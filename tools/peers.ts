@@ -29,6 +29,7 @@ export const PEERS: readonly Peer[] = [
   { name: "haproxy", pkg: "haproxy", check: { command: "haproxy" } },
   { name: "wrk", pkg: "wrk", check: { command: "wrk" } },
   { name: "promtool", pkg: "prometheus", check: { command: "promtool" } },
+  { name: "chromium", pkg: "chromium", check: { command: "chromium" } },
 ];
 
 /** The interpreter the Debian python3-* packages install for. */

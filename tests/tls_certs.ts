@@ -11,8 +11,16 @@ export interface TestPki extends AsyncDisposable {
   caPath: string;
   /** PEM of the CA certificate. */
   caPem: string;
-  /** Issues (or re-issues, overwriting) a leaf for `cn` with the given SANs ("DNS:x", "URI:y", "IP:z"). */
-  leaf(name: string, cn: string, sans: string[]): Promise<{ cert: string; key: string }>;
+  /**
+   * Issues (or re-issues, overwriting) a leaf for `cn` with the given SANs ("DNS:x", "URI:y", "IP:z"); with
+   * `clientAuth` it may also be used as a client certificate (extendedKeyUsage serverAuth,clientAuth).
+   */
+  leaf(
+    name: string,
+    cn: string,
+    sans: string[],
+    opts?: { clientAuth?: boolean },
+  ): Promise<{ cert: string; key: string }>;
   /** Serial number (hex, upper case) of a PEM certificate file. */
   serialOf(path: string): Promise<string>;
   close(): Promise<void>;
@@ -49,7 +57,7 @@ export async function makePki(): Promise<TestPki> {
     "-addext",
     "keyUsage=critical,keyCertSign,cRLSign",
   ]);
-  const leaf = async (name: string, cn: string, sans: string[]) => {
+  const leaf = async (name: string, cn: string, sans: string[], opts: { clientAuth?: boolean } = {}) => {
     const cert = `${dir}/${name}.crt`;
     const key = `${dir}/${name}.key`;
     // write next to the target, then rename, so a watcher never sees a half-written file
@@ -70,7 +78,9 @@ export async function makePki(): Promise<TestPki> {
     ]);
     await Deno.writeTextFile(
       `${tmp}.ext`,
-      `basicConstraints=CA:FALSE\nsubjectAltName=${sans.join(",")}\nextendedKeyUsage=serverAuth\n`,
+      `basicConstraints=CA:FALSE\nsubjectAltName=${sans.join(",")}\nextendedKeyUsage=serverAuth${
+        opts.clientAuth ? ",clientAuth" : ""
+      }\n`,
     );
     await openssl([
       "x509",
@@ -148,4 +158,31 @@ export async function sClient(
     verified: /Verify return code: 0 \(ok\)/.test(raw),
     raw,
   };
+}
+
+/**
+ * A PEM CRL signed by `pki`'s CA revoking the certificates at `revoked` (paths), made with `openssl ca`;
+ * `nextUpdate` (openssl's YYMMDDHHMMSSZ) makes an expired one. Returns the CRL's path.
+ */
+export async function makeCrl(
+  pki: TestPki,
+  revoked: string[],
+  opts: { lastUpdate?: string; nextUpdate?: string } = {},
+): Promise<string> {
+  const d = await Deno.makeTempDir({ dir: pki.dir, prefix: "crl_" });
+  await Deno.writeTextFile(`${d}/index.txt`, "");
+  await Deno.writeTextFile(`${d}/crlnumber`, "01\n");
+  await Deno.writeTextFile(
+    `${d}/ca.cnf`,
+    `[ca]\ndefault_ca = c\n[c]\ndatabase = ${d}/index.txt\ncrlnumber = ${d}/crlnumber\n` +
+      "default_md = sha256\ndefault_crl_days = 2\n",
+  );
+  const ca = ["ca", "-config", `${d}/ca.cnf`, "-keyfile", `${pki.dir}/ca.key`, "-cert", pki.caPath];
+  for (const r of revoked) await openssl([...ca, "-revoke", r]);
+  const dates = [
+    ...(opts.lastUpdate ? ["-crl_lastupdate", opts.lastUpdate] : []),
+    ...(opts.nextUpdate ? ["-crl_nextupdate", opts.nextUpdate] : []),
+  ];
+  await openssl([...ca, "-gencrl", ...dates, "-out", `${d}/ca.crl`]);
+  return `${d}/ca.crl`;
 }

@@ -28,6 +28,10 @@ export interface CertificateFacts {
   readonly validFrom: number;
   /** notAfter, ms since epoch. */
   readonly validTo: number;
+  /** URI SANs one by one (XFCC `By=` and `URI=` entries). */
+  readonly uriSanList?: readonly string[];
+  /** DNS SANs one by one (XFCC `DNS=` entries). */
+  readonly dnsSanList?: readonly string[];
 }
 
 /** One downstream TLS session (per connection). */
@@ -46,4 +50,6 @@ export interface DownstreamTlsInfo {
   readonly local: CertificateFacts | null;
   /** The client's certificate (null without mTLS). */
   readonly peer: CertificateFacts | null;
+  /** The client's chain as URL-encoded PEM, leaf first (XFCC `Chain=`); absent without a client certificate. */
+  readonly peerChain?: string;
 }

@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/types.ts";
 import type { H2Options, H2Stats } from "./h2/mod.ts";
 import type { HttpFilterFactory } from "./filter.ts";
 import type { RouteConfigProvider } from "./routing/provider.ts";
+import type { ForwardClientCert, XfccBuilder } from "./xfcc.ts";
 
 /** Envoy's `http.<stat_prefix>.` stats. */
 export class HcmStats {
@@ -142,6 +143,10 @@ export interface HcmOptions {
   headersWithUnderscores: "ALLOW" | "REJECT_REQUEST" | "DROP_HEADER";
   /** Internal CIDR ranges; undefined = Envoy's classic default (RFC 1918, loopback, ULA). */
   internalCidrs: { address: string; prefixLen: number }[] | undefined;
+  /** forward_client_cert_details (SANITIZE when absent). */
+  forwardClientCert?: ForwardClientCert;
+  /** Builds this hop's x-forwarded-client-cert element (APPEND_FORWARD and SANITIZE_SET only). */
+  xfcc?: XfccBuilder;
 }
 
 /** Everything a connection of this HCM needs; immutable once built (RDS swaps the provider's table). */

@@ -1,11 +1,13 @@
 /**
  * Envoy's request header handling shared by both codecs: x-forwarded-for and the trusted remote address,
- * internal requests, x-envoy-* sanitizing, x-request-id, x-forwarded-proto, via and host port stripping.
+ * internal requests, x-envoy-* sanitizing, x-request-id, x-forwarded-proto, via, host port stripping and
+ * x-forwarded-client-cert (xfcc.ts).
  */
 import type { DownstreamConnection } from "../network/filter.ts";
 import type { ActiveStream } from "./active_stream.ts";
 import { isInternalAddress, splitXff } from "./address.ts";
 import type { HcmOptions } from "./hcm_config.ts";
+import { mutateXfcc } from "./xfcc.ts";
 
 /** Applies the request header handling to `stream.request` (runs once per request, before the filters). */
 export function mutateRequestHeaders(o: HcmOptions, down: DownstreamConnection, stream: ActiveStream): void {
@@ -71,6 +73,7 @@ export function mutateRequestHeaders(o: HcmOptions, down: DownstreamConnection, 
       if (o.stripPort === "any" || port === local) request.authority = a.slice(0, colon);
     }
   }
+  mutateXfcc(headers, o.forwardClientCert ?? "SANITIZE", o.xfcc, down.tls);
   stream.streamInfo.authority = request.authority;
   stream.streamInfo.path = request.path;
 }

@@ -131,6 +131,8 @@ export interface CertWatcherOptions {
   intervalMs?: number;
   /** Called with the new set after a successful reload. */
   onChange: (certs: CertifiedKey[]) => void;
+  /** Poll on a timer (default true); false: the owner calls `reloadIfChanged` itself (no timer to close). */
+  poll?: boolean;
 }
 
 /** Polls the files behind a context's certificates and reloads them when they change. */
@@ -149,7 +151,7 @@ export class CertWatcher {
     this.#onChange = opts.onChange;
     this.#stamps = this.#stampNow();
     const files = certs.some((c) => c.certificate_chain.filename || c.private_key.filename);
-    if (files) {
+    if (files && opts.poll !== false) {
       const t = setInterval(() => this.#poll(), opts.intervalMs ?? 1000);
       Deno.unrefTimer(t);
       this.#timer = t;

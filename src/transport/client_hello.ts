@@ -7,7 +7,15 @@
 export type HelloResult =
   | { kind: "more" }
   | { kind: "raw" }
-  | { kind: "tls"; sni: string; alpn: string[] };
+  | {
+    kind: "tls";
+    sni: string;
+    alpn: string[];
+    /** TLS 1.3 is offered (supported_versions). */
+    tls13: boolean;
+    /** The legacy session id, lower-case hex ("" when empty): a TLS 1.2 resumption attempt when set. */
+    sessionId: string;
+  };
 
 /** Largest ClientHello accepted (Envoy's tls_inspector reads at most 64 KiB). */
 export const MAX_HELLO_BYTES = 64 * 1024;
@@ -63,14 +71,19 @@ function concat(parts: Uint8Array[], n: number): Uint8Array {
 function parseHello(b: Uint8Array): HelloResult | undefined {
   let p = 2 + 32; // client_version, random
   if (p + 1 > b.length) return undefined;
-  p += 1 + b[p]; // session_id
+  const sidLen = b[p];
+  if (p + 1 + sidLen > b.length) return undefined;
+  let sessionId = "";
+  for (let i = p + 1; i < p + 1 + sidLen; i++) sessionId += (b[i] < 16 ? "0" : "") + b[i].toString(16);
+  p += 1 + sidLen; // session_id
   if (p + 2 > b.length) return undefined;
   p += 2 + ((b[p] << 8) | b[p + 1]); // cipher_suites
   if (p + 1 > b.length) return undefined;
   p += 1 + b[p]; // compression_methods
   let sni = "";
   const alpn: string[] = [];
-  if (p === b.length) return { kind: "tls", sni, alpn }; // no extensions
+  let tls13 = false;
+  if (p === b.length) return { kind: "tls", sni, alpn, tls13, sessionId }; // no extensions
   if (p + 2 > b.length) return undefined;
   const end = p + 2 + ((b[p] << 8) | b[p + 1]);
   if (end > b.length) return undefined;
@@ -102,7 +115,12 @@ function parseHello(b: Uint8Array): HelloResult | undefined {
         alpn.push(decoder.decode(b.subarray(q + 1, q + 1 + l)));
         q += 1 + l;
       }
+    } else if (type === 43 && len >= 1) {
+      // supported_versions: a length byte, then 2-byte versions
+      for (let q = ext + 1; q + 1 < p && q < ext + 1 + b[ext]; q += 2) {
+        if (b[q] === 3 && b[q + 1] === 4) tls13 = true;
+      }
     }
   }
-  return { kind: "tls", sni, alpn };
+  return { kind: "tls", sni, alpn, tls13, sessionId };
 }

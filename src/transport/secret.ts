@@ -11,6 +11,7 @@ import { configError, type ConfigIssue } from "../config/errors.ts";
 import { notSupportedFields } from "../config/schema_util.ts";
 import { Logger } from "../common/log.ts";
 import { type CertifiedKey, readDataSource, validateCertifiedKey, validateTrustedCa } from "./cert_store.ts";
+import { parsePemCrls } from "./crl.ts";
 import { tlsCertificate, validationContext, type ValidationContextConfig } from "./tls_config.ts";
 
 const log = new Logger("secret");
@@ -32,8 +33,19 @@ export type SecretConfig = z.output<typeof secretSchema>;
 
 /** A secret with its DataSources read and checked: what TLS contexts use. */
 export type ResolvedSecret =
-  | { kind: "tls_certificate"; certified: CertifiedKey }
-  | { kind: "validation_context"; config: ValidationContextConfig; trustedCa: string | undefined };
+  | {
+    kind: "tls_certificate";
+    certified: CertifiedKey;
+    /** Where the chain came from, for /certs: the file name, or "<inline>". */
+    path?: string;
+  }
+  | {
+    kind: "validation_context";
+    config: ValidationContextConfig;
+    trustedCa: string | undefined;
+    /** The `crl` DataSource's text (checked to parse). */
+    crl?: string;
+  };
 
 /**
  * Reads a secret's DataSources and checks them (PEM parses, the key matches the certificate, the CA bundle
@@ -46,6 +58,7 @@ export function resolveSecret(s: SecretConfig): ResolvedSecret {
       return {
         kind: "tls_certificate",
         certified: validateCertifiedKey(readDataSource(c.certificate_chain), readDataSource(c.private_key)),
+        path: c.certificate_chain.filename ?? "<inline>",
       };
     } catch (e) {
       throw new Error(`tls_certificate: ${(e as Error).message}`);
@@ -61,7 +74,16 @@ export function resolveSecret(s: SecretConfig): ResolvedSecret {
       throw new Error(`validation_context.trusted_ca: ${(e as Error).message}`);
     }
   }
-  return { kind: "validation_context", config: vc, trustedCa };
+  let crl: string | undefined;
+  if (vc.crl) {
+    try {
+      crl = readDataSource(vc.crl);
+      if (parsePemCrls(crl).length === 0) throw new Error("no PEM CRL found");
+    } catch (e) {
+      throw new Error(`validation_context.crl: ${(e as Error).message}`);
+    }
+  }
+  return { kind: "validation_context", config: vc, trustedCa, crl };
 }
 
 function sameSecret(a: ResolvedSecret, b: ResolvedSecret): boolean {
@@ -69,7 +91,8 @@ function sameSecret(a: ResolvedSecret, b: ResolvedSecret): boolean {
     return a.certified.cert === b.certified.cert && a.certified.key === b.certified.key;
   }
   if (a.kind === "validation_context" && b.kind === "validation_context") {
-    return a.trustedCa === b.trustedCa && JSON.stringify(a.config) === JSON.stringify(b.config);
+    return a.trustedCa === b.trustedCa && a.crl === b.crl &&
+      JSON.stringify(a.config) === JSON.stringify(b.config);
   }
   return false;
 }

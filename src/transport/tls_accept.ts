@@ -2,15 +2,22 @@
  * The accept path of listeners with TLS or SNI/ALPN-matched filter chains: reads the ClientHello from plain
  * TCP (the tls_inspector), picks the filter chain, terminates TLS for TLS chains (or replays the bytes for
  * plain chains), completes the handshake under the listener_filters_timeout, then hands the connection on.
+ * Chains that validate client certificates or cap the version at TLS 1.2 terminate on node:tls
+ * (`DownstreamTls.usesNode`) and have the peer checked here; a TLS 1.3 minimum on Deno's TLS is enforced from
+ * the ClientHello. Every handshake counts the listener's `ssl.*` stats (ssl_stats.ts).
  */
 import type { Logger } from "../common/log.ts";
-import type { DownstreamTlsInfo } from "../common/tls_info.ts";
+import type { CertificateFacts, DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { Counter, Scope } from "../stats/store.ts";
+import { tlsCrypto } from "./cert_store.ts";
 import { type ChainMatch, type ChainSelector, explainChain } from "./chain_select.ts";
 import { type HelloResult, MAX_HELLO_BYTES, parseClientHello } from "./client_hello.ts";
+import { peerOf, verifyErrorOf } from "./node_tls.ts";
+import { type PeerCertificate, verifyPeer } from "./peer_verify.ts";
 import { PrefixedConn } from "./prefixed_conn.ts";
+import { type SslStats, sslStatsFor } from "./ssl_stats.ts";
 import type { DownstreamTls } from "./tls_downstream.ts";
-import { certificateFacts, ServerHelloSniffer } from "./tls_facts.ts";
+import { certificateFacts, ServerHelloSniffer, x509Facts } from "./tls_facts.ts";
 
 /** How a connection arrived, passed with it to the filter chain. */
 export interface ArrivalInfo {
@@ -69,23 +76,36 @@ function tlsInfo(
     cipher: f?.cipher ?? "",
     sessionId: f?.sessionId ?? "",
     local,
-    // downstream mTLS (require_client_certificate) will fill this
     peer: null,
   };
+}
+
+/** Peer certificate facts by SHA-256 fingerprint: clients reconnect with the same certificate (bounded). */
+const peerFactsCache = new Map<string, { facts: CertificateFacts; chain: string }>();
+
+/** Access log / XFCC facts of a verified peer: the leaf's, and the chain as URL-encoded PEM. */
+function peerFacts(peer: PeerCertificate): { facts: CertificateFacts; chain: string } {
+  const c = tlsCrypto();
+  const key = c.createHash("sha256").update(peer.chain[0]).digest("hex") + peer.chain.length;
+  let f = peerFactsCache.get(key);
+  if (f !== undefined) return f;
+  const certs = peer.chain.map((d) => new c.X509Certificate(d));
+  f = { facts: x509Facts(certs[0]), chain: certs.map((x) => encodeURIComponent(x.toString())).join("") };
+  if (peerFactsCache.size >= 256) peerFactsCache.delete(peerFactsCache.keys().next().value!);
+  peerFactsCache.set(key, f);
+  return f;
 }
 
 /** Runs inspection and handshakes for one listener; one instance per listener, one `handle` per connection. */
 export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
   readonly #o: TlsAcceptOptions<C>;
   readonly #pending = new Set<Deno.Conn>();
-  readonly #handshake: Counter;
-  readonly #error: Counter;
+  readonly #ssl: SslStats;
   readonly #noChain: Counter;
 
   constructor(opts: TlsAcceptOptions<C>) {
     this.#o = opts;
-    this.#handshake = opts.scope.counter("ssl.handshake");
-    this.#error = opts.scope.counter("ssl.connection_error");
+    this.#ssl = sslStatsFor(opts.scope);
     this.#noChain = opts.scope.counter("no_filter_chain_match");
   }
 
@@ -93,20 +113,28 @@ export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
   async handle(conn: Deno.Conn, direct: boolean): Promise<void> {
     const o = this.#o;
     this.#pending.add(conn);
-    let tls: Deno.TlsConn | undefined;
+    let tls: { close(): void } | undefined;
     const timer = setTimeout(() => {
       safeClose(tls);
       safeClose(conn);
     }, o.timeoutMs);
     try {
       if (direct) {
-        tls = conn as Deno.TlsConn;
-        const info = await tls.handshake();
-        this.#handshake.inc();
+        const tc = conn as Deno.TlsConn;
+        tls = tc;
+        const info = await tc.handshake();
+        // Deno.listenTls shows no version, cipher or resumption: only the handshake and (no) client certificate
+        this.#ssl.handshakeDone({
+          version: "",
+          cipher: "",
+          curve: "",
+          resumed: false,
+          peerCertificate: false,
+        });
         // Deno.listenTls shows neither SNI nor version/cipher; the served certificate is known when unique
         const ctx = o.chains[0].tls!;
         const local = ctx.certificates.length === 1 ? certificateFacts(ctx.certificates[0]) : null;
-        o.onReady(tls, o.chains[0], {
+        o.onReady(tc, o.chains[0], {
           tls: tlsInfo("", info.alpnProtocol ?? "", null, local),
           chainReason: o.log.enabled("debug") ? "the listener's only chain (TLS listener socket)" : undefined,
         });
@@ -136,22 +164,42 @@ export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
         return;
       }
       if (!isTls) {
-        this.#error.inc();
+        this.#ssl.connection_error.inc();
         safeClose(conn);
         return;
       }
-      const sniff = new ServerHelloSniffer();
-      tls = await chain.tls.terminate(conn, prefix, sniff);
-      const info = await tls.handshake();
-      this.#handshake.inc();
-      const local = certificateFacts(chain.tls.servedCertificate(hello.sni));
-      o.onReady(tls, chain, {
+      const ctx = chain.tls;
+      if (ctx.usesNode) {
+        await this.#acceptNode(conn, prefix, hello, chain, reason, (c) => (tls = c));
+        return;
+      }
+      if (ctx.bounds.min === 3 && !hello.tls13) {
+        // tls_minimum_protocol_version TLSv1_3: rustls would settle for TLS 1.2 with this client
+        this.#ssl.connection_error.inc();
+        o.log.debug(`TLS accept failed: ${remoteOf(conn)} does not offer TLS 1.3`);
+        safeClose(conn);
+        return;
+      }
+      const sniff = new ServerHelloSniffer(hello.sessionId);
+      const tc = await ctx.terminate(conn, prefix, sniff);
+      tls = tc;
+      const info = await tc.handshake();
+      const f = sniff.facts;
+      this.#ssl.handshakeDone({
+        version: f?.version ?? "",
+        cipher: f?.cipher ?? "",
+        curve: f?.curve ?? "",
+        resumed: f?.resumed ?? false,
+        peerCertificate: false,
+      });
+      const local = certificateFacts(ctx.servedCertificate(hello.sni));
+      o.onReady(tc, chain, {
         tls: tlsInfo(hello.sni, info.alpnProtocol ?? "", sniff, local),
         addressesOf: conn,
         chainReason: reason,
       });
     } catch (e) {
-      this.#error.inc();
+      this.#ssl.connection_error.inc();
       o.log.debug(`TLS accept failed: ${(e as Error).message}`);
       safeClose(tls);
       safeClose(conn);
@@ -159,6 +207,63 @@ export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
       clearTimeout(timer);
       this.#pending.delete(conn);
     }
+  }
+
+  /**
+   * A node:tls chain: handshake (requesting a client certificate when the validation context says so), then the
+   * peer checks Envoy's validator makes (chain, revocation, SANs, pins), counted as `ssl.fail_verify_*`. A refused
+   * peer is closed right after the handshake (Envoy fails the handshake itself; in TLS 1.3 clients see it the
+   * same way, on their first read).
+   */
+  async #acceptNode(
+    conn: Deno.Conn,
+    prefix: Uint8Array,
+    hello: Extract<HelloResult, { kind: "tls" }>,
+    chain: C,
+    reason: string | undefined,
+    track: (c: { close(): void }) => void,
+  ): Promise<void> {
+    const ctx = chain.tls!;
+    const sniff = new ServerHelloSniffer(hello.sessionId);
+    const { accepted, validation } = await ctx.terminateNode(conn, prefix, sniff);
+    const { conn: tc, socket } = accepted;
+    track(tc);
+    const peer = validation?.request ? peerOf(socket, verifyErrorOf(socket)) : null;
+    if (validation !== undefined && validation.request) {
+      const failure = verifyPeer(validation, peer);
+      if (failure !== undefined) {
+        this.#ssl.verifyFailed(failure);
+        if (!validation.acceptUntrusted) {
+          this.#o.log.debug(
+            `TLS accept failed: client certificate refused (${failure}) from ${remoteOf(conn)}`,
+          );
+          tc.close();
+          return;
+        }
+      }
+    }
+    const version = socket.getProtocol() ?? sniff.facts?.version ?? "";
+    const cipher = socket.getCipher()?.name ?? sniff.facts?.cipher ?? "";
+    this.#ssl.handshakeDone({
+      version,
+      cipher,
+      curve: sniff.facts?.curve ?? "",
+      resumed: socket.isSessionReused(),
+      peerCertificate: peer !== null,
+    });
+    const pf = peer !== null ? peerFacts(peer) : undefined;
+    const sni = hello.sni || ((socket as unknown as { servername?: string | false }).servername || "");
+    const info: DownstreamTlsInfo = {
+      sni,
+      alpn: typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : "",
+      version,
+      cipher,
+      sessionId: sniff.facts?.sessionId ?? "",
+      local: certificateFacts(ctx.servedCertificate(sni)),
+      peer: pf?.facts ?? null,
+      peerChain: pf?.chain,
+    };
+    this.#o.onReady(tc.asConn(), chain, { tls: info, chainReason: reason });
   }
 
   /** Reads until a whole ClientHello (or clearly not TLS, or EOF); returns what was read. */

@@ -6,6 +6,15 @@ import { z } from "zod/mini";
 import { stringMatcher } from "../config/common.ts";
 import { configSourceSchema } from "../config/config_source.ts";
 import { envoyEnum, notSupportedFields, transformWithIssues } from "../config/schema_util.ts";
+import {
+  cipherSuitesIssue,
+  DEFAULT_BOUNDS,
+  ecdhCurvesIssue,
+  TLS_VERSIONS,
+  type VersionBounds,
+  versionBounds,
+  versionIssue,
+} from "./tls_params.ts";
 import type { Extension } from "../registry/registry.ts";
 import { registry } from "../registry/registry.ts";
 
@@ -61,22 +70,39 @@ export const tlsCertificate = z.strictObject({
 /** The parsed form of a TlsCertificate. */
 export type TlsCertificateConfig = z.output<typeof tlsCertificate>;
 
-const VERSIONS = ["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"] as const;
-
-/** TlsParameters: the runtime (rustls) always speaks TLS 1.2 and 1.3, so only compatible bounds are accepted. */
+/**
+ * TlsParameters: version bounds within TLS 1.2..1.3 are enforced; cipher_suites and ecdh_curves are accepted
+ * when they allow everything the runtime negotiates (see tls_params.ts).
+ */
 const tlsParams = z.strictObject({
-  tls_minimum_protocol_version: z._default(envoyEnum(VERSIONS), "TLS_AUTO").check(
-    z.refine((v) => v !== "TLSv1_3", {
-      message: "Field not supported by nuncio: the runtime cannot disable TLS 1.2 (minimum TLSv1_3)",
-    }),
-  ),
-  tls_maximum_protocol_version: z._default(envoyEnum(VERSIONS), "TLS_AUTO").check(
-    z.refine((v) => v === "TLS_AUTO" || v === "TLSv1_3", {
-      message: "Field not supported by nuncio: the runtime cannot disable TLS 1.3 (maximum below TLSv1_3)",
-    }),
-  ),
-  ...notSupportedFields(["cipher_suites", "ecdh_curves", "signature_algorithms", "compliance_policies"]),
-});
+  tls_minimum_protocol_version: z._default(envoyEnum(TLS_VERSIONS), "TLS_AUTO"),
+  tls_maximum_protocol_version: z._default(envoyEnum(TLS_VERSIONS), "TLS_AUTO"),
+  cipher_suites: z._default(z.array(z.string().check(z.minLength(1))), []),
+  ecdh_curves: z._default(z.array(z.string().check(z.minLength(1))), []),
+  ...notSupportedFields(["signature_algorithms", "compliance_policies"]),
+}).check(z.superRefine((p, ctx) => {
+  const v = versionIssue(p.tls_minimum_protocol_version, p.tls_maximum_protocol_version);
+  if (v) {
+    ctx.addIssue({ code: "custom", path: [v.field], message: v.message });
+    return;
+  }
+  const bounds = versionBounds(p.tls_minimum_protocol_version, p.tls_maximum_protocol_version)!;
+  const ciphers = p.cipher_suites.length > 0
+    ? cipherSuitesIssue(p.cipher_suites, bounds.min === 2)
+    : undefined;
+  if (ciphers) ctx.addIssue({ code: "custom", path: ["cipher_suites"], message: ciphers });
+  const curves = p.ecdh_curves.length > 0 ? ecdhCurvesIssue(p.ecdh_curves) : undefined;
+  if (curves) ctx.addIssue({ code: "custom", path: ["ecdh_curves"], message: curves });
+}));
+
+/** The parsed form of TlsParameters. */
+export type TlsParamsConfig = z.output<typeof tlsParams>;
+
+/** The TLS versions a context allows (Envoy's defaults, TLS 1.2 to 1.3, without tls_params). */
+export function tlsBounds(p: TlsParamsConfig | undefined): VersionBounds {
+  if (p === undefined) return DEFAULT_BOUNDS;
+  return versionBounds(p.tls_minimum_protocol_version, p.tls_maximum_protocol_version) ?? DEFAULT_BOUNDS;
+}
 
 /** envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher. */
 const sanMatcher = z.strictObject({
@@ -94,22 +120,70 @@ export const validationContext = z.strictObject({
   match_typed_subject_alt_names: z._default(z.array(sanMatcher), []),
   /** Deprecated form: each matcher applies to every SAN type. */
   match_subject_alt_names: z._default(z.array(stringMatcher), []),
-  trust_chain_verification: z.optional(envoyEnum(["VERIFY_TRUST_CHAIN"])),
+  /** Hex SHA-256 of the peer's DER certificate (64 digits, or 95 with colons). */
+  verify_certificate_hash: z._default(
+    z.array(
+      z.string().check(z.refine((h) => certificateHashHex(h) !== undefined, {
+        error: (i) => `Invalid hex-encoded SHA-256 ${i.input}`,
+      })),
+    ),
+    [],
+  ),
+  /** Base64 SHA-256 of the peer's DER SubjectPublicKeyInfo. */
+  verify_certificate_spki: z._default(
+    z.array(
+      z.string().check(z.refine((h) => spkiHashBytes(h) !== undefined, {
+        error: (i) => `Invalid base64-encoded SHA-256 ${i.input}`,
+      })),
+    ),
+    [],
+  ),
+  /** PEM certificate revocation lists (checked by nuncio on the chain the runtime verified). */
+  crl: z.optional(dataSource),
+  only_verify_leaf_cert_crl: z._default(z.boolean(), false),
+  trust_chain_verification: z._default(
+    envoyEnum(["VERIFY_TRUST_CHAIN", "ACCEPT_UNTRUSTED"]),
+    "VERIFY_TRUST_CHAIN",
+  ),
   ...notSupportedFields([
     "watched_directory",
-    "verify_certificate_spki",
-    "verify_certificate_hash",
     "require_signed_certificate_timestamp",
-    "crl",
     "allow_expired_certificate",
     "custom_validator_config",
-    "only_verify_leaf_cert_crl",
     "max_verify_depth",
     "system_root_certs",
     "ca_certificate_provider_instance",
     "custom_signer",
   ]),
-});
+}).check(z.superRefine((v, ctx) => {
+  if (v.crl !== undefined && v.trusted_ca === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["crl"],
+      message: `Failed to load CRL from ${v.crl.filename ?? "<inline>"} without trusted CA`,
+    });
+  }
+}));
+
+/** Lower-case hex of a verify_certificate_hash entry (colons removed), or undefined when malformed. */
+export function certificateHashHex(h: string): string | undefined {
+  const hex = h.length === 95 ? h.replaceAll(":", "") : h;
+  return /^[0-9a-fA-F]{64}$/.test(hex) ? hex.toLowerCase() : undefined;
+}
+
+/** The 32 bytes of a verify_certificate_spki entry as lower-case hex, or undefined when malformed. */
+export function spkiHashBytes(b64: string): string | undefined {
+  let bin: string;
+  try {
+    bin = atob(b64);
+  } catch {
+    return undefined;
+  }
+  if (bin.length !== 32) return undefined;
+  let hex = "";
+  for (let i = 0; i < bin.length; i++) hex += bin.charCodeAt(i).toString(16).padStart(2, "0");
+  return hex;
+}
 
 /** The parsed form of a CertificateValidationContext. */
 export type ValidationContextConfig = z.output<typeof validationContext>;
@@ -150,9 +224,8 @@ const commonTlsContext = z.strictObject({
 /** envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext. */
 export const downstreamTlsContext = z.strictObject({
   common_tls_context: commonTlsContext,
-  require_client_certificate: z.optional(z.literal(false, {
-    error: "Field not supported by nuncio: client certificates cannot be requested by the runtime",
-  })),
+  /** Request and require a client certificate (with a trusted CA in the validation context, as Envoy). */
+  require_client_certificate: z._default(z.boolean(), false),
   ...notSupportedFields([
     "disable_stateless_session_resumption",
     "disable_stateful_session_resumption",
@@ -183,14 +256,12 @@ export const downstreamTlsContext = z.strictObject({
       message: "Only one of tls_certificates and tls_certificate_sds_secret_configs may be set",
     });
   }
-  for (const field of ["validation_context", "validation_context_sds_secret_config"] as const) {
-    if (common[field]) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["common_tls_context", field],
-        message: "Field not supported by nuncio: client certificate validation",
-      });
-    }
+  if (common.validation_context && common.validation_context_sds_secret_config) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["common_tls_context", "validation_context_sds_secret_config"],
+      message: "Only one of validation_context and validation_context_sds_secret_config may be set",
+    });
   }
 }));
 
@@ -213,14 +284,16 @@ export const upstreamTlsContext = z.strictObject({
   ]),
 }).check(z.superRefine((c, ctx) => {
   const common = c.common_tls_context;
-  for (const field of ["tls_certificates", "tls_certificate_sds_secret_configs"] as const) {
-    if (common[field].length > 0) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["common_tls_context", field],
-        message: "Field not supported by nuncio: upstream client certificates",
-      });
-    }
+  const certs = common.tls_certificates.length + common.tls_certificate_sds_secret_configs.length;
+  if (certs > 1) {
+    ctx.addIssue({
+      code: "custom",
+      path: [
+        "common_tls_context",
+        common.tls_certificates.length > 1 ? "tls_certificates" : "tls_certificate_sds_secret_configs",
+      ],
+      message: "Multiple TLS certificates are not supported for client contexts",
+    });
   }
   if (common.validation_context && common.validation_context_sds_secret_config) {
     ctx.addIssue({

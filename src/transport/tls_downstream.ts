@@ -1,16 +1,29 @@
 /**
  * The accept side of `envoy.transport_sockets.tls`: one DownstreamTls per TLS filter chain. It serves the
  * chain's certificates (chosen by SNI when there are several), announces its ALPN list, reloads certificates
- * when their files change, and produces real `Deno.TlsConn`s in one of two ways:
+ * when their files change, and terminates TLS in one of three ways:
  * - direct: the listener itself is a `Deno.listenTls` socket built from `listenOptions()` (one TLS chain);
  * - inspected: the listener read the ClientHello from plain TCP to pick the chain (SNI, ALPN); `terminate()`
- *   replays those bytes into a loopback TLS acceptor owned by this chain and splices the two sockets.
+ *   replays those bytes into a loopback TLS acceptor owned by this chain and splices the two sockets;
+ * - node:tls (`usesNode`: client certificates are requested, or TLS 1.3 is disabled): `terminateNode()` runs the
+ *   handshake over the inspected connection with node:tls, which can send a CertificateRequest and bound the
+ *   versions (node_tls.ts); the peer is then checked against `validation()` by the accept path.
  */
 import { Logger } from "../common/log.ts";
-import { type CertifiedKey, CertWatcher, selectCertificate } from "./cert_store.ts";
-import { SdsCertificates, type SecretRegistry } from "./secret.ts";
-import type { DownstreamTlsConfig } from "./tls_config.ts";
+import { type CertifiedKey, CertWatcher, readDataSource, selectCertificate } from "./cert_store.ts";
+import { type NodeAccepted, NodeTlsServer } from "./node_tls.ts";
+import { compilePeerValidation, type PeerValidation } from "./peer_verify.ts";
+import {
+  type ResolvedSecret,
+  SdsCertificates,
+  type SecretRef,
+  type SecretRegistry,
+  secrets as threadSecrets,
+  SecretWait,
+} from "./secret.ts";
+import { type DownstreamTlsConfig, type SdsSecretConfig, tlsBounds } from "./tls_config.ts";
 import type { ServerHelloSniffer } from "./tls_facts.ts";
+import type { VersionBounds } from "./tls_params.ts";
 import type { NetworkFilterFactory } from "../network/filter.ts";
 
 const log = new Logger("connection");
@@ -165,12 +178,37 @@ async function splice(
 
 /**
  * The TLS side of one filter chain: certificates (from files or inline, reloaded on change, or from secrets:
- * SDS or static), ALPN, and the acceptor.
+ * SDS or static), ALPN, client certificate validation, version bounds, and the acceptor. Chains that validate
+ * client certificates or cap the version at TLS 1.2 are served by node:tls (`usesNode`); the rest by Deno's TLS.
  */
 export class DownstreamTls {
   readonly alpn: readonly string[];
+  /** The TLS versions served (tls_params; TLS 1.2 to 1.3 by default). */
+  readonly bounds: VersionBounds;
+  /** Handshakes run on node:tls (client certificates are requested, or TLS 1.3 is disabled). */
+  readonly usesNode: boolean;
+  /**
+   * Connections must be inspected (ClientHello read from plain TCP) rather than accepted by Deno's TLS listener:
+   * node:tls chains, and a TLS 1.3 minimum (a client not offering TLS 1.3 is refused from its ClientHello).
+   */
+  readonly needsInspection: boolean;
   readonly #watcher: CertWatcher | undefined;
   readonly #sds: SdsCertificates | undefined;
+  readonly #requireClientCert: boolean;
+  /** The inline validation_context, compiled (undefined without one or with an SDS one). */
+  readonly #inlineValidation: PeerValidation | undefined;
+  /** validation_context_sds_secret_config. */
+  readonly #vcSecret: SdsSecretConfig | undefined;
+  readonly #registry: SecretRegistry;
+  readonly #vcWait: SecretWait | undefined;
+  #vcUnwatch: (() => void) | undefined;
+  #vcSeen: ResolvedSecret | undefined;
+  #vcCompiled: PeerValidation | undefined;
+  #node: {
+    certs: readonly CertifiedKey[];
+    validation: PeerValidation | undefined;
+    server: Promise<NodeTlsServer>;
+  } | undefined;
   #acceptor: LoopbackAcceptor | undefined;
   #rotate = new Set<() => void>();
   #retiring = new Map<LoopbackAcceptor, ReturnType<typeof setTimeout>>();
@@ -179,10 +217,36 @@ export class DownstreamTls {
   /**
    * Loads the certificates (throws when unusable) and starts watching their files, or watches the named
    * secrets (throws for an unknown static secret); an SDS secret not yet arrived makes it wait (`whenReady`).
+   * Reads the validation context's trusted CA and CRL (throws when unreadable).
    */
   constructor(config: DownstreamTlsConfig, opts: DownstreamTlsOptions = {}) {
     const common = config.common_tls_context;
     this.alpn = common.alpn_protocols;
+    this.bounds = tlsBounds(common.tls_params);
+    this.#requireClientCert = config.require_client_certificate;
+    this.#registry = opts.secrets ?? threadSecrets;
+    const vc = common.validation_context;
+    this.#inlineValidation = vc === undefined ? undefined : compilePeerValidation(
+      vc,
+      vc.trusted_ca ? readDataSource(vc.trusted_ca) : undefined,
+      vc.crl ? readDataSource(vc.crl) : undefined,
+      config.require_client_certificate,
+    );
+    this.#vcSecret = common.validation_context_sds_secret_config;
+    if (this.#vcSecret !== undefined) {
+      const name = this.#vcSecret.name;
+      if (this.#vcSecret.sds_config === undefined && !this.#registry.isStatic(name)) {
+        throw new Error(`Unknown static secret: ${name}`);
+      }
+      this.#vcWait = new SecretWait([this.#vcSecret as SecretRef], this.#registry);
+      // a new validation context applies to the next handshakes
+      this.#vcUnwatch = this.#registry.watch(name, () => {
+        this.#node = undefined;
+      });
+    }
+    this.usesNode = this.#vcSecret !== undefined || (this.#inlineValidation?.request ?? false) ||
+      this.bounds.max === 2;
+    this.needsInspection = this.usesNode || this.bounds.min === 3;
     if (common.tls_certificate_sds_secret_configs.length > 0) {
       this.#sds = new SdsCertificates(common.tls_certificate_sds_secret_configs, () => {
         log.info(
@@ -213,12 +277,33 @@ export class DownstreamTls {
    * at once) wait for it; after a timeout they fail (no certificate), as Envoy resets such connections.
    */
   whenReady(): Promise<void> | undefined {
-    return this.#current() === undefined ? this.#sds!.settled() : undefined;
+    const certs = this.#current() === undefined ? this.#sds!.settled() : undefined;
+    const vc = this.#vcWait?.ready;
+    if (vc === undefined) return certs;
+    return certs === undefined ? vc : Promise.all([certs, vc]).then(() => {});
   }
 
   /** Clears the SDS initial_fetch_timeout timers (the listener version is gone). */
   stopWaiting(): void {
     this.#sds?.stopWaiting();
+    this.#vcWait?.close();
+  }
+
+  /**
+   * The client certificate validation in force: the inline validation_context, or the current SDS one
+   * (recompiled when it changes; throws while it has not arrived). Undefined without a validation context.
+   */
+  validation(): PeerValidation | undefined {
+    if (this.#vcSecret === undefined) return this.#inlineValidation;
+    const name = this.#vcSecret.name;
+    const v = this.#registry.get(name);
+    if (v === undefined) throw new Error(`Secret "${name}" not yet received from SDS`);
+    if (v.kind !== "validation_context") throw new Error(`Secret "${name}" is not a validation_context`);
+    if (v !== this.#vcSeen || this.#vcCompiled === undefined) {
+      this.#vcCompiled = compilePeerValidation(v.config, v.trustedCa, v.crl, this.#requireClientCert);
+      this.#vcSeen = v;
+    }
+    return this.#vcCompiled;
   }
 
   /** The certificate served for `sni` (the only one, or Envoy's pick by name). */
@@ -280,7 +365,46 @@ export class DownstreamTls {
     return tls;
   }
 
+  /**
+   * node:tls chains: runs the handshake for a plain connection whose ClientHello (`prefix`) was already read,
+   * requesting a client certificate as the validation context says. Resolves to the TLS connection (which owns
+   * `outer` from then) and the validation to apply to its peer; rejects when the handshake fails.
+   */
+  async terminateNode(
+    outer: Deno.Conn,
+    prefix: Uint8Array,
+    sniff?: ServerHelloSniffer,
+  ): Promise<{ accepted: NodeAccepted; validation: PeerValidation | undefined }> {
+    if (this.#closed) throw new Error("TLS context closed");
+    const waiting = this.whenReady();
+    if (waiting !== undefined) await waiting; // bounded by the listener_filters_timeout
+    if (this.#closed) throw new Error("TLS context closed");
+    const certs = this.#current();
+    if (certs === undefined) {
+      throw new Error(`Secrets not supplied by SDS: ${this.#sds!.missing().join(", ")}`);
+    }
+    const validation = this.validation();
+    let node = this.#node;
+    if (node === undefined || node.certs !== certs || node.validation !== validation) {
+      node = {
+        certs,
+        validation,
+        server: NodeTlsServer.create({
+          certs,
+          alpn: this.alpn,
+          bounds: this.bounds,
+          ca: validation?.ca,
+          requestCert: validation?.request ?? false,
+        }),
+      };
+      this.#node = node;
+    }
+    const server = await node.server;
+    return { accepted: await server.accept(outer, prefix, sniff), validation };
+  }
+
   #rotated(): void {
+    this.#node = undefined;
     const old = this.#acceptor;
     this.#acceptor = undefined;
     // connects already aimed at the old acceptor get a moment to land
@@ -307,6 +431,10 @@ export class DownstreamTls {
     this.#closed = true;
     this.#watcher?.close();
     this.#sds?.close();
+    this.#vcWait?.close();
+    this.#vcUnwatch?.();
+    this.#vcUnwatch = undefined;
+    this.#node = undefined;
     this.#acceptor?.close();
     this.#acceptor = undefined;
     for (const [a, t] of this.#retiring) {

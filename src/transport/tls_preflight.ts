@@ -6,6 +6,7 @@ import { checkReadableFile } from "../common/file_check.ts";
 import type { ConfigIssue, PathSegment } from "../config/errors.ts";
 import { configError } from "../config/errors.ts";
 import { readDataSource, validateCertifiedKey, validateTrustedCa } from "./cert_store.ts";
+import { parsePemCrls } from "./crl.ts";
 import type {
   DataSourceConfig,
   DownstreamTlsConfig,
@@ -66,6 +67,22 @@ export function checkTransportSocketFiles(
         validateTrustedCa(readDataSource(ca));
       } catch (e) {
         issues.push(configError(at, (e as Error).message));
+      }
+    }
+  }
+  const crl = ctx.validation_context?.crl;
+  if (crl) {
+    const at = [...base, "validation_context", "crl"];
+    const bad = checkDataSource(crl, at);
+    if (bad) issues.push(bad);
+    else {
+      // Envoy refuses a CRL file it cannot parse
+      try {
+        if (parsePemCrls(readDataSource(crl)).length === 0) throw new Error("no PEM CRL found");
+      } catch (e) {
+        issues.push(
+          configError(at, `Failed to load CRL from ${crl.filename ?? "<inline>"}: ${(e as Error).message}`),
+        );
       }
     }
   }

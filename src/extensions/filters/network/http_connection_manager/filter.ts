@@ -12,6 +12,7 @@ import type {
   NetworkFilterFactory,
   TerminalFilter,
 } from "../../../../network/filter.ts";
+import { type ClientCertDetail, XfccBuilder } from "../../../../http/xfcc.ts";
 import type { Http2ProtocolOptionsConfig, HttpConnectionManagerConfig } from "./config.ts";
 
 /** Default request_headers_timeout: Envoy leaves it off; nuncio turns it on so slow clients cannot hold connections. */
@@ -89,7 +90,26 @@ export function resolveHcmOptions(
       address: r.address_prefix,
       prefixLen: r.prefix_len,
     })),
+    forwardClientCert: c.forward_client_cert_details,
+    xfcc:
+      c.forward_client_cert_details === "APPEND_FORWARD" || c.forward_client_cert_details === "SANITIZE_SET"
+        ? new XfccBuilder(clientCertDetails(c.set_current_client_cert_details))
+        : undefined,
   };
+}
+
+/** set_current_client_cert_details in the order Envoy emits them (Cert, Chain, Subject, URI, DNS). */
+function clientCertDetails(
+  d: HttpConnectionManagerConfig["set_current_client_cert_details"],
+): ClientCertDetail[] {
+  if (d === undefined) return [];
+  const out: ClientCertDetail[] = [];
+  if (d.cert) out.push("Cert");
+  if (d.chain) out.push("Chain");
+  if (d.subject) out.push("Subject");
+  if (d.uri) out.push("URI");
+  if (d.dns) out.push("DNS");
+  return out;
 }
 
 /**

@@ -12,6 +12,7 @@ export const ResponseFlag = {
   DelayInjected: 1 << 9, // DI
   FaultInjected: 1 << 10, // FI
   RateLimited: 1 << 11, // RL
+  UnauthorizedExternalService: 1 << 23, // UAEX (bit 23: the bits follow the order flags were added)
   UpstreamRetryLimitExceeded: 1 << 12, // URX
   StreamIdleTimeout: 1 << 13, // SI
   DownstreamConnectionTermination: 1 << 14, // DC
@@ -39,6 +40,7 @@ const NAMES: [number, string][] = [
   [ResponseFlag.DelayInjected, "DI"],
   [ResponseFlag.FaultInjected, "FI"],
   [ResponseFlag.RateLimited, "RL"],
+  [ResponseFlag.UnauthorizedExternalService, "UAEX"],
   [ResponseFlag.UpstreamRetryLimitExceeded, "URX"],
   [ResponseFlag.StreamIdleTimeout, "SI"],
   [ResponseFlag.DownstreamConnectionTermination, "DC"],

@@ -1,0 +1,20 @@
+/** The envoy.filters.http.ext_authz extension object for the registry. */
+import type { HttpFilterCreate } from "../../../../http/filter.ts";
+import type { Extension } from "../../../../registry/registry.ts";
+import { type ExtAuthzConfig, extAuthzPerRouteSchema, extAuthzSchema } from "./config.ts";
+import { EXT_AUTHZ_NAME, ExtAuthzFactory } from "./factory.ts";
+
+/**
+ * envoy.filters.http.ext_authz (per-route config: ExtAuthzPerRoute). Its service cluster is not a cluster
+ * reference checked at load: as in Envoy, a missing cluster makes each check an error.
+ */
+export const httpExtAuthz: Extension<ExtAuthzConfig, HttpFilterCreate<ExtAuthzConfig>> = {
+  name: EXT_AUTHZ_NAME,
+  typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"],
+  category: "http_filter",
+  schema: extAuthzSchema as never,
+  perRouteSchema: extAuthzPerRouteSchema,
+  perRouteTypeUrls: ["type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"],
+  create: (config, ctx, hcm) =>
+    new ExtAuthzFactory(config, ctx, hcm.filterName ?? EXT_AUTHZ_NAME, hcm.statPrefix),
+};

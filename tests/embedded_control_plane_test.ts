@@ -7,11 +7,18 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
 import { spawnNuncio } from "./helpers.ts";
-import { adsBootstrap, distinctPorts, loopback } from "./mesh_helpers.ts";
+import { adsBootstrap, distinctPorts, getWithHost, loopback } from "./mesh_helpers.ts";
 import { makePki } from "./tls_certs.ts";
 
-function bootstrap(dir: string, admin: number, http: number, grpc: number, manifests = `${dir}/m`): string {
-  return adsBootstrap({ id: "edge-1", cluster: "edge" }, admin, grpc, {
+function bootstrap(
+  dir: string,
+  admin: number,
+  http: number,
+  grpc: number,
+  manifests = `${dir}/m`,
+  node = { id: "edge-1", cluster: "edge" },
+): string {
+  return adsBootstrap(node, admin, grpc, {
     bootstrap_extensions: [{
       name: "nuncio.bootstrap.control_plane",
       typed_config: {
@@ -172,6 +179,75 @@ Deno.test("embedded control plane: the edge's certificate over SDS from files; a
     proxy.proc.kill("SIGTERM");
     const { code, stderr } = await proxy.done;
     await origin.shutdown();
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(code, 0, stderr);
+  }
+});
+
+Deno.test("embedded control plane: canary_percent sends that share to hosts registered with canary=true", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_embedded_cp_" });
+  const [admin, http, grpc, ingress, egress, edge] = distinctPorts(6);
+  const origins = ["stable", "canary"].map((name) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response(name))
+  );
+  await Deno.mkdir(`${dir}/m`);
+  await Deno.writeTextFile(
+    `${dir}/defaults.yaml`,
+    `ingress_address: 127.0.0.1\ningress_port: ${ingress}\negress_port: ${egress}\n`,
+  );
+  await Deno.writeTextFile(`${dir}/m/api.yaml`, "service: api\nport: 8080\n");
+  await Deno.writeTextFile(
+    `${dir}/m/web.yaml`,
+    "service: web\nport: 8081\nupstreams:\n  - { service: api, canary_percent: 20 }\n",
+  );
+  await Deno.writeTextFile(`${dir}/edge.yaml`, `port: ${edge}\nroutes:\n  - { prefix: /, service: web }\n`);
+  await Deno.writeTextFile(
+    `${dir}/bootstrap.json`,
+    bootstrap(dir, admin, http, grpc, `${dir}/m`, { id: "web-1", cluster: "web" }),
+  );
+  const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
+  try {
+    await waitFor(
+      "/ready LIVE",
+      () =>
+        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
+          (t) => t === "LIVE\n",
+          () => false,
+        ),
+      20_000,
+    );
+    for (const [i, o] of origins.entries()) {
+      const r = await fetch(`http://127.0.0.1:${http}/v1/registration/api`, {
+        method: "POST",
+        body: JSON.stringify({
+          ip: "127.0.0.1",
+          port: o.addr.port,
+          revision: "r1",
+          service_repo_name: "api",
+          tags: { canary: i === 1 },
+        }),
+      });
+      await r.body?.cancel();
+    }
+    const url = `http://127.0.0.1:${egress}/x`;
+    await waitFor(
+      "both hosts in rotation",
+      async () => (await getWithHost(url, "api")).status === 200,
+      10_000,
+    );
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const r = await getWithHost(url, "api");
+      seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+    }
+    // 20 % of 300 = 60: well inside 30..100 unless the split is wrong
+    const canary = seen.get("canary") ?? 0;
+    assert.equal(canary + (seen.get("stable") ?? 0), 300, JSON.stringify([...seen]));
+    assert.ok(canary >= 30 && canary <= 100, `canary share ${canary}/300`);
+  } finally {
+    proxy.proc.kill("SIGTERM");
+    const { code, stderr } = await proxy.done;
+    for (const o of origins) await o.shutdown();
     await Deno.remove(dir, { recursive: true });
     assert.equal(code, 0, stderr);
   }

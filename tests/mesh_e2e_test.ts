@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
-import { adsBootstrap, distinctPorts } from "./mesh_helpers.ts";
+import { adsBootstrap, distinctPorts, getWithHost } from "./mesh_helpers.ts";
 import { type NuncioProcess, sleep, spawnNuncio, waitForPort } from "./helpers.ts";
 
 type Obj = Record<string, unknown>;
@@ -40,27 +40,6 @@ async function get(
     return { status: r.status, body: await r.text() };
   } finally {
     client.close();
-  }
-}
-
-/** GET with a given Host header, over a raw connection (HTTP/1.1, Connection: close). */
-async function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-  try {
-    await conn.write(
-      new TextEncoder().encode(`GET ${u.pathname} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`),
-    );
-    const raw = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
-    const [head, body = ""] = raw.split("\r\n\r\n");
-    return { status: Number(head.split(" ")[1]), body };
-  } catch (e) {
-    try {
-      conn.close();
-    } catch {
-      // closed by the readable
-    }
-    throw e;
   }
 }
 

@@ -60,3 +60,24 @@ export function distinctPorts(n: number): number[] {
   for (const l of ls) l.close();
   return ports;
 }
+
+/** GET with a given Host header, over a raw connection (HTTP/1.1, Connection: close). */
+export async function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  try {
+    await conn.write(
+      new TextEncoder().encode(`GET ${u.pathname} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`),
+    );
+    const raw = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+    const [head, body = ""] = raw.split("\r\n\r\n");
+    return { status: Number(head.split(" ")[1]), body };
+  } catch (e) {
+    try {
+      conn.close();
+    } catch {
+      // closed by the readable
+    }
+    throw e;
+  }
+}

@@ -9,6 +9,7 @@ const STRUCT_FIELDS = new Set([
   "filter_metadata", // envoy.config.core.v3.Metadata: map<string, google.protobuf.Struct>
   "json_format", // envoy.config.core.v3.SubstitutionFormatString
   "static_layer", // envoy.config.bootstrap.v3.RuntimeLayer
+  "default_subset", // envoy.config.cluster.v3.Cluster.LbSubsetConfig
 ]);
 
 /** Any payloads that are themselves a Struct, Value or ListValue. */

@@ -169,8 +169,11 @@ function upstreamRoute(d: Defaults, u: Upstream, grpcClient = false): Json {
     const codes = (retry.retry_on as string).split(",").filter((c) => GRPC_RETRY_ON.has(c));
     retry.retry_on = codes.length > 0 ? codes.join(",") : "unavailable";
   }
+  const canary = grpcClient ? undefined : u.canary_percent;
   return {
-    cluster: u.service,
+    ...(canary === undefined
+      ? { cluster: u.service }
+      : { weighted_clusters: canarySplit(u.service, canary) }),
     ...(timeout !== undefined ? { timeout: durationText(timeout) } : {}),
     ...(timeout !== undefined && grpcClient
       ? { max_stream_duration: { max_stream_duration: durationText(timeout) } }
@@ -178,6 +181,24 @@ function upstreamRoute(d: Defaults, u: Upstream, grpcClient = false): Json {
     ...(retry ? { retry_policy: retry } : {}),
   };
 }
+
+/** The registry's `canary` tag as EDS endpoint metadata selects these (see discovery/eds.ts). */
+function canaryMatch(canary: boolean): Json {
+  return { filter_metadata: { "envoy.lb": { canary } } };
+}
+
+/** `percent` of requests to the service's canary hosts, the rest to the others (subsets of one cluster). */
+function canarySplit(service: string, percent: number): Json {
+  return {
+    clusters: [
+      { name: service, weight: percent, metadata_match: canaryMatch(true) },
+      { name: service, weight: 100 - percent, metadata_match: canaryMatch(false) },
+    ].filter((c) => c.weight > 0),
+  };
+}
+
+/** Subsets by the `canary` key; a subset with no host falls back to every host. */
+const CANARY_SUBSETS: Json = { fallback_policy: "ANY_ENDPOINT", subset_selectors: [{ keys: ["canary"] }] };
 
 function rateLimitPerRoute(rps: number, statPrefix: string): Json {
   return {
@@ -222,6 +243,7 @@ function edsCluster(d: Defaults, service: string, u: Upstream | undefined, http2
     lb_policy: "ROUND_ROBIN",
     ...(Object.keys(thresholds).length > 0 ? { circuit_breakers: { thresholds: [thresholds] } } : {}),
     ...(Object.keys(outlier).length > 0 ? { outlier_detection: outlier } : {}),
+    ...(u?.canary_percent !== undefined ? { lb_subset_config: CANARY_SUBSETS } : {}),
     ...(http2 ? http2Options() : {}),
   };
 }

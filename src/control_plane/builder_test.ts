@@ -119,3 +119,32 @@ Deno.test("inputs: errors carry file:line:col and the field path; bad manifests 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("builder: canary_percent splits the egress route over the canary subsets of one cluster", async () => {
+  const inputs = await meshInputs();
+  const users = inputs.manifests.get("users")!;
+  inputs.manifests.set("users", { ...users, upstreams: [{ ...users.upstreams[0], canary_percent: 5 }] });
+  const node = build(inputs).nodes.get("users")!;
+  const egress = node.routes.find((r) => r.name === "egress")!;
+  const route =
+    ((egress.virtual_hosts as Record<string, unknown>[])[0].routes as Record<string, unknown>[])[0]
+      .route as Record<string, unknown>;
+  const meta = (canary: boolean) => ({ filter_metadata: { "envoy.lb": { canary } } });
+  assert.deepEqual(route.weighted_clusters, {
+    clusters: [
+      { name: "locations", weight: 5, metadata_match: meta(true) },
+      { name: "locations", weight: 95, metadata_match: meta(false) },
+    ],
+  });
+  assert.equal(route.cluster, undefined);
+  const cluster = node.clusters.find((c) => c.name === "locations")!;
+  assert.deepEqual(cluster.lb_subset_config, {
+    fallback_policy: "ANY_ENDPOINT",
+    subset_selectors: [{ keys: ["canary"] }],
+  });
+  // proxyless gRPC clients get the plain cluster (they have no subsets)
+  const api = node.apiListeners[0] as { api_listener: { api_listener: { route_config: unknown } } };
+  assert.match(JSON.stringify(api.api_listener.api_listener.route_config), /"cluster":"locations"/);
+  for (const x of node.routes) assert.ok(parseResource("route", x.name as string, x).ok);
+  for (const x of node.clusters) assert.ok(parseResource("cluster", x.name as string, x).ok);
+});

@@ -185,6 +185,11 @@ const upstreamSchema = z.strictObject({
     max_ejection_percent: z.optional(count),
   })),
   rate_limit: z.optional(z.strictObject({ requests_per_second: integer.check(z.minimum(1)) })),
+  /**
+   * Share of requests (0-100) sent to the service's canary hosts (registered with tag canary=true), the rest
+   * to the others; absent: canary hosts take their share like any host.
+   */
+  canary_percent: z.optional(integer.check(z.minimum(0), z.maximum(100))),
 });
 /** One upstream of a manifest. */
 export type Upstream = z.output<typeof upstreamSchema>;

@@ -21,6 +21,8 @@ export interface ClusterLoadAssignmentJson {
     load_balancing_weight: number;
     lb_endpoints: {
       endpoint: { address: { socket_address: { address: string; port_value: number } } };
+      /** `envoy.lb.canary`: the host's canary tag (false when absent), for subset load balancing. */
+      metadata: { filter_metadata: { "envoy.lb": { canary: boolean } } };
       load_balancing_weight: number;
     }[];
   }[];
@@ -53,6 +55,7 @@ export function loadAssignment(service: string, hosts: readonly HostRecord[]): C
       );
       const lbEndpoints = sorted.map((h) => ({
         endpoint: { address: { socket_address: { address: h.ip_address, port_value: h.port } } },
+        metadata: { filter_metadata: { "envoy.lb": { canary: h.tags.canary === true } } },
         load_balancing_weight: h.tags.load_balancing_weight ?? 1,
       }));
       const locality = g.region === undefined && g.zone === undefined ? undefined : {

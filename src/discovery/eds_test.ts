@@ -21,9 +21,10 @@ Deno.test("loadAssignment: localities from az/region, weights per host and per l
   const cla = loadAssignment("users", [
     host("10.0.0.3", 80, { az: "b", region: "r1" }),
     host("10.0.0.1", 80, { az: "a", region: "r1", load_balancing_weight: 3 }),
-    host("10.0.0.2", 80, { az: "a", region: "r1" }),
+    host("10.0.0.2", 80, { az: "a", region: "r1", canary: true }),
     host("10.0.0.9", 80),
   ]);
+  const meta = (canary: boolean) => ({ filter_metadata: { "envoy.lb": { canary } } });
   assert.deepEqual(cla, {
     cluster_name: "users",
     endpoints: [
@@ -31,6 +32,7 @@ Deno.test("loadAssignment: localities from az/region, weights per host and per l
         load_balancing_weight: 1,
         lb_endpoints: [{
           endpoint: { address: { socket_address: { address: "10.0.0.9", port_value: 80 } } },
+          metadata: meta(false),
           load_balancing_weight: 1,
         }],
       },
@@ -40,10 +42,12 @@ Deno.test("loadAssignment: localities from az/region, weights per host and per l
         lb_endpoints: [
           {
             endpoint: { address: { socket_address: { address: "10.0.0.1", port_value: 80 } } },
+            metadata: meta(false),
             load_balancing_weight: 3,
           },
           {
             endpoint: { address: { socket_address: { address: "10.0.0.2", port_value: 80 } } },
+            metadata: meta(true),
             load_balancing_weight: 1,
           },
         ],
@@ -53,6 +57,7 @@ Deno.test("loadAssignment: localities from az/region, weights per host and per l
         load_balancing_weight: 1,
         lb_endpoints: [{
           endpoint: { address: { socket_address: { address: "10.0.0.3", port_value: 80 } } },
+          metadata: meta(false),
           load_balancing_weight: 1,
         }],
       },

@@ -13,7 +13,10 @@ import type { ClusterHealthState } from "./health/state.ts";
 import { createClusterStats, type HostImpl } from "./host.ts";
 import { lbBuilder } from "./lb/factory.ts";
 import type { LoadBalancer, Random } from "./lb/lb.ts";
-import { PriorityLb } from "./lb/priority.ts";
+import { PriorityLb, type PriorityLbOptions } from "./lb/priority.ts";
+import { runtime } from "../runtime/current.ts";
+import type { RuntimeSnapshot } from "../runtime/snapshot.ts";
+import { type ClusterLb, createSubsetStats, type SubsetLb, SubsetLbFactory } from "./lb/subset.ts";
 import {
   createZoneStats,
   type LocalClusterView,
@@ -25,6 +28,7 @@ import { H2Pool } from "./h2_pool.ts";
 import { protocolSettings, UpstreamHttpProtocol } from "./protocol_options.ts";
 import { h2StatsFrom } from "../http/h2/stats.ts";
 import { createTlsConnect } from "../transport/tls_upstream.ts";
+import { keepAliveConnect, wantsKeepAlive } from "./tcp_keepalive.ts";
 import type {
   AcquireOptions,
   AcquireResult,
@@ -94,9 +98,13 @@ export class ClusterImpl implements Cluster {
   readonly #random: Random;
   #overprovisioning: number;
   #hosts: HostImpl[] = [];
-  #lb: PriorityLb | null = null;
+  #lb: ClusterLb | null = null;
+  /** lb_subset_config compiled, with its stats; null when subsetting is off. */
+  readonly #subsets: SubsetLbFactory | null = null;
   #panic = false;
   #seenGen = -1;
+  /** The runtime snapshot the LB was built with (upstream.healthy_panic_threshold, zone routing keys). */
+  #seenRuntime: RuntimeSnapshot | null = null;
   #retired = false;
   /** Zone aware routing settings, null when it does not apply (no local cluster, or a hash policy). */
   readonly #zone: ZoneAwareConfig | null = null;
@@ -126,6 +134,12 @@ export class ClusterImpl implements Cluster {
     this.#overprovisioning = config.load_assignment?.policy?.overprovisioning_factor ?? 140;
     this.#random = deps.random ?? Math.random;
     this.#build = lbBuilder(config, this.#random);
+    if (SubsetLbFactory.enabled(config.lb_subset_config)) {
+      this.#subsets = new SubsetLbFactory(
+        config.lb_subset_config,
+        createSubsetStats(deps.scope, deps.healthOwner ?? true),
+      );
+    }
     this.#failOnPanic = config.common_lb_config?.zone_aware_lb_config?.fail_traffic_on_panic ?? false;
     const p = config.lb_policy;
     if (deps.localCluster && (p === "ROUND_ROBIN" || p === "LEAST_REQUEST" || p === "RANDOM")) {
@@ -147,7 +161,7 @@ export class ClusterImpl implements Cluster {
       deps.scope,
       deps.breakerSlots,
     );
-    const connect = deps.connect ?? upstreamConnect(config);
+    const connect = deps.connect ?? upstreamConnect(config, [], deps.scope);
     this.health = new ClusterHealth(config, {
       connect: connect ? (h) => connect({ hostname: h.address, port: h.port }) : undefined,
       arena: deps.shared ?? SharedArena.create({ bytes: 256 * 1024, capacity: 256 }),
@@ -178,7 +192,7 @@ export class ClusterImpl implements Cluster {
       connectTimeoutMs: config.connect_timeout,
       idleTimeoutMs,
       maxRequestsPerConnection,
-      connect: auto && !deps.connect ? upstreamConnect(config, ["http/1.1"]) : connect,
+      connect: auto && !deps.connect ? upstreamConnect(config, ["http/1.1"], deps.scope) : connect,
       log: deps.log,
     });
     if (protocol !== UpstreamHttpProtocol.Http1) {
@@ -195,7 +209,7 @@ export class ClusterImpl implements Cluster {
           initial_stream_window_size: ps.h2.initial_stream_window_size ?? UPSTREAM_STREAM_WINDOW,
         },
         h2Stats: h2StatsFrom((n, gauge) => gauge ? scope.gauge(`http2.${n}`) : scope.counter(`http2.${n}`)),
-        connect: deps.connect ?? upstreamConnect(config, auto ? ["h2", "http/1.1"] : ["h2"]),
+        connect: deps.connect ?? upstreamConnect(config, auto ? ["h2", "http/1.1"] : ["h2"], deps.scope),
         http1: auto ? this.#pool : undefined,
         log: deps.log,
       });
@@ -221,9 +235,17 @@ export class ClusterImpl implements Cluster {
     return this.#hosts;
   }
 
-  /** The priority loads and LB of the current membership (tests, admin); null before the first setHosts. */
+  /**
+   * The priority loads and LB of the current membership (tests, admin); null before the first setHosts and for
+   * clusters with subsets.
+   */
   get priorityLb(): PriorityLb | null {
-    return this.#lb;
+    return this.#lb instanceof PriorityLb ? this.#lb : null;
+  }
+
+  /** The subset load balancer of the current membership (tests, admin); null without lb_subset_config. */
+  get subsetLb(): SubsetLb | null {
+    return this.#subsets === null ? null : this.#lb as SubsetLb | null;
   }
 
   /**
@@ -271,27 +293,38 @@ export class ClusterImpl implements Cluster {
     for (const h of this.#hosts) if (h.healthy && !h.degraded) healthy++;
     this.stats.membership_total.set(this.#hosts.length);
     this.stats.membership_healthy.set(healthy);
-    const lb = this.#lb = new PriorityLb(this.#hosts, {
+    // Envoy's runtime keys, read when the LB is (re)built: the panic threshold of every cluster and zone routing's
+    // minimum cluster size (upstream.zone_routing.enabled is read per pick)
+    const rt = this.#seenRuntime = runtime();
+    const zone = this.#zone === null ? null : {
+      ...this.#zone,
+      minClusterSize: rt.getInteger("upstream.zone_routing.min_cluster_size", this.#zone.minClusterSize),
+    };
+    const opts: PriorityLbOptions = {
       build: this.#build,
       overprovisioning: this.#overprovisioning,
-      panicThreshold: this.#panicThreshold,
+      panicThreshold: Math.min(100, rt.getInteger("upstream.healthy_panic_threshold", this.#panicThreshold)),
       localityWeighted: this.#localityWeighted,
       random: this.#random,
-      zoneAware: this.#zone === null ? null : { config: this.#zone, local: local?.hosts ?? null },
+      zoneAware: zone === null ? null : { config: zone, local: local?.hosts ?? null },
       failTrafficOnPanic: this.#failOnPanic,
-    });
+    };
+    // subsets re-read host metadata here too (an EDS update may change only that)
+    const lb = this.#lb = this.#subsets !== null
+      ? this.#subsets.build(this.#hosts, opts)
+      : new PriorityLb(this.#hosts, opts);
     this.#panic = lb.panic;
   }
 
   chooseHost(ctx: LbContext): Host | null {
     const view = this.#localView;
     if (
-      this.health.generation() !== this.#seenGen || this.#lb === null ||
+      this.health.generation() !== this.#seenGen || this.#lb === null || runtime() !== this.#seenRuntime ||
       (view !== null && (view.hosts()?.version ?? -1) !== this.#localVersion)
     ) this.healthChanged();
     let lb = this.#lb!;
     let h = lb.choose(ctx, 0);
-    if (h !== null && !h.healthy && !lb.lastPanic) {
+    if (h !== null && !h.healthy && !lb.lastPanic && !lb.lastAnyHealth) {
       // Health flipped without healthChanged(): resync once.
       this.healthChanged();
       lb = this.#lb!;
@@ -392,6 +425,7 @@ export class ClusterImpl implements Cluster {
     }
     this.#pool.retire();
     this.health.close();
+    this.#subsets?.close();
   }
 
   /** Closes idle connections and stops the pool's timer, health checks and outlier sweeps. */
@@ -399,6 +433,7 @@ export class ClusterImpl implements Cluster {
     this.#retired = true;
     for (const h of this.#hosts) this.health.releaseHost(h);
     this.health.close();
+    this.#subsets?.close();
     this.#pool.close();
     this.#h2?.close();
   }
@@ -417,12 +452,17 @@ const UPSTREAM_STREAM_WINDOW = 1024 * 1024;
 
 /**
  * A pool's socket opener for the cluster's transport_socket: TLS when configured (offering `alpn` unless the
- * context configures its own alpn_protocols), else plain TCP.
+ * context configures its own alpn_protocols), else plain TCP. Handshakes count `ssl.*` in the cluster's `scope`.
  */
-function upstreamConnect(config: ClusterConfig, alpn: string[] = []): ConnectFn | undefined {
+function upstreamConnect(config: ClusterConfig, alpn: string[] = [], scope?: Scope): ConnectFn | undefined {
+  // upstream_connection_options.tcp_keepalive: SO_KEEPALIVE on the TCP socket (TLS runs over it)
+  const tcp = wantsKeepAlive(config.upstream_connection_options) ? keepAliveConnect : undefined;
   const ts = config.transport_socket;
-  if (ts?.kind !== "tls") return undefined;
+  if (ts?.kind !== "tls") return tcp;
   const ctx = ts.config.common_tls_context;
-  if (alpn.length === 0 || ctx.alpn_protocols.length > 0) return createTlsConnect(ts.config);
-  return createTlsConnect({ ...ts.config, common_tls_context: { ...ctx, alpn_protocols: alpn } });
+  if (alpn.length === 0 || ctx.alpn_protocols.length > 0) {
+    return createTlsConnect(ts.config, tcp, undefined, { scope });
+  }
+  const withAlpn = { ...ts.config, common_tls_context: { ...ctx, alpn_protocols: alpn } };
+  return createTlsConnect(withAlpn, tcp, undefined, { scope });
 }

@@ -8,9 +8,11 @@ import { ipFamily } from "../common/ip.ts";
 import { z } from "zod/mini";
 import { double, envoyEnum, onlyValues, transformWithIssues } from "../config/schema_util.ts";
 import { address, duration, percent, uint32, uint64 } from "../config/common.ts";
+import { metadataSchema, structSchema } from "../config/metadata.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { healthChecksSchema } from "./health/config.ts";
 import { outlierDetectionSchema } from "./outlier/config.ts";
+import { upstreamConnectionOptionsSchema } from "./tcp_keepalive.ts";
 import {
   commonHttpProtocolOptions,
   http1ProtocolOptions,
@@ -96,7 +98,9 @@ const lbEndpoint = z.strictObject({
   endpoint,
   health_status: z._default(healthStatus, "UNKNOWN"),
   load_balancing_weight: z.optional(uint32.check(z.minimum(1))),
-  ...unsupportedFields("endpoint_name", "metadata"),
+  /** filter_metadata; `envoy.lb` is what the subset load balancer matches. */
+  metadata: z.optional(metadataSchema),
+  ...unsupportedFields("endpoint_name"),
 });
 
 const localityLbEndpoints = z.strictObject({
@@ -137,7 +141,7 @@ export type ClusterLoadAssignment = z.output<typeof loadAssignment>;
 /** envoy.config.core.v3.RuntimeDouble (active_request_bias): Envoy takes any bias >= 0; absent (proto3) is 0. */
 const runtimeDouble = z.strictObject({
   default_value: z._default(double.check(z.minimum(0)), 0),
-  // nuncio has no runtime (layered_runtime is not supported): every key is absent, so default_value applies
+  // read from the runtime when the load balancer is rebuilt (lb/factory.ts), default_value when absent
   runtime_key: z.optional(z.string()),
 });
 
@@ -201,6 +205,51 @@ const commonLbConfig = z.strictObject({
   ),
 });
 
+/** Cluster.LbSubsetConfig.LbSubsetSelector. */
+const lbSubsetSelector = z.strictObject({
+  keys: z._default(z.array(z.string()), []),
+  single_host_per_subset: z._default(z.boolean(), false),
+  fallback_policy: z._default(
+    envoyEnum(["NOT_DEFINED", "NO_FALLBACK", "ANY_ENDPOINT", "DEFAULT_SUBSET", "KEYS_SUBSET"]),
+    "NOT_DEFINED",
+  ),
+  fallback_keys_subset: z._default(z.array(z.string()), []),
+}).check(z.superRefine((s, ctx) => {
+  // Envoy's SubsetSelector checks, with its messages
+  const issue = (message: string) =>
+    ctx.addIssue({ code: "custom", path: ["fallback_keys_subset"], message });
+  if (s.fallback_policy !== "KEYS_SUBSET") {
+    if (s.fallback_keys_subset.length > 0) {
+      issue("fallback_keys_subset can be set only for KEYS_SUBSET fallback_policy");
+    }
+    return;
+  }
+  const keys = new Set(s.keys);
+  const fallback = new Set(s.fallback_keys_subset);
+  if (fallback.size === 0) issue("fallback_keys_subset cannot be empty");
+  else if ([...fallback].some((k) => !keys.has(k))) {
+    issue("fallback_keys_subset must be a subset of selector keys");
+  } else if (fallback.size === keys.size) issue("fallback_keys_subset cannot be equal to keys");
+}));
+
+/** Cluster.LbSubsetConfig: the subset load balancer (enabled when some selector has keys). */
+const lbSubsetConfig = z.strictObject({
+  fallback_policy: z._default(envoyEnum(["NO_FALLBACK", "ANY_ENDPOINT", "DEFAULT_SUBSET"]), "NO_FALLBACK"),
+  default_subset: z._default(structSchema, {}),
+  subset_selectors: z._default(z.array(lbSubsetSelector), []),
+  locality_weight_aware: z._default(z.boolean(), false),
+  scale_locality_weight: z._default(z.boolean(), false),
+  panic_mode_any: z._default(z.boolean(), false),
+  list_as_any: z._default(z.boolean(), false),
+  metadata_fallback_policy: z._default(
+    envoyEnum(["METADATA_NO_FALLBACK", "FALLBACK_LIST"]),
+    "METADATA_NO_FALLBACK",
+  ),
+});
+
+/** A parsed Cluster.LbSubsetConfig. */
+export type LbSubsetConfig = z.output<typeof lbSubsetConfig>;
+
 const cbThresholds = z.strictObject({
   priority: z._default(envoyEnum(["DEFAULT", "HIGH"]), "DEFAULT"),
   max_connections: z.optional(uint32),
@@ -255,6 +304,7 @@ export const clusterSchema = z.strictObject({
   least_request_lb_config: z.optional(leastRequestLbConfig),
   round_robin_lb_config: z.optional(roundRobinLbConfig),
   common_lb_config: z.optional(commonLbConfig),
+  lb_subset_config: z.optional(lbSubsetConfig),
   health_checks: z.optional(healthChecksSchema),
   outlier_detection: z.optional(outlierDetectionSchema),
   ignore_health_on_host_removal: z._default(z.boolean(), false),
@@ -269,16 +319,16 @@ export const clusterSchema = z.strictObject({
   http_protocol_options: z.optional(http1ProtocolOptions),
   /** Deprecated: same as explicit_http_config.http2_protocol_options. */
   http2_protocol_options: z.optional(http2ProtocolOptions),
+  /** tcp_keepalive as far as Deno can apply it (see tcp_keepalive.ts). */
+  upstream_connection_options: z.optional(upstreamConnectionOptionsSchema),
   // Later issues replace these entries with real schemas.
   ...unsupportedFields(
     "transport_socket_matches",
     "alt_stat_name",
     "cluster_type",
-    "lb_subset_config",
     "original_dst_lb_config",
     "load_balancing_policy",
     "upstream_bind_config",
-    "upstream_connection_options",
     "upstream_config",
     "upstream_http_protocol_options",
     "protocol_selection",
@@ -360,6 +410,16 @@ export const clusterSchema = z.strictObject({
       code: "custom",
       path: ["common_lb_config", "locality_weighted_lb_config"],
       message: `${NOT_SUPPORTED}: locality_weighted_lb_config with lb_policy ${c.lb_policy}`,
+    });
+  }
+  if (
+    c.lb_subset_config?.locality_weight_aware && c.common_lb_config?.locality_weighted_lb_config === undefined
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["lb_subset_config", "locality_weight_aware"],
+      message:
+        `Locality weight aware subset LB requires that a locality_weighted_lb_config be set in ${c.name}`,
     });
   }
   const zoneAware = c.common_lb_config?.zone_aware_lb_config;

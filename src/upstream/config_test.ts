@@ -71,7 +71,7 @@ Deno.test("clusterSchema", async (t) => {
   await t.step("unsupported Envoy fields name the field", () => {
     for (
       const f of [
-        "lb_subset_config",
+        "original_dst_lb_config",
         "upstream_http_protocol_options",
       ]
     ) {

@@ -49,6 +49,7 @@ function targets(config: ClusterConfig): Target[] {
           priority: l.priority,
           locality,
           localityWeight: l.load_balancing_weight ?? 0,
+          metadata: e.metadata?.filter_metadata,
         },
         status: e.health_status,
         hosts: [],

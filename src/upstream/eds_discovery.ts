@@ -1,7 +1,8 @@
 /**
  * Membership of an EDS cluster: each ClusterLoadAssignment the xDS layer delivers replaces the hosts. A host
  * whose endpoint is unchanged (address, hostname, weight, priority, locality and its weight) keeps its Host
- * object, so its pooled connections and health survive the update; only its EDS health status is refreshed.
+ * object, so its pooled connections and health survive the update; only its EDS health status and its metadata
+ * (which the subset load balancer reads when the cluster rebuilds its LB) are refreshed.
  */
 import type { ClusterImpl } from "./cluster.ts";
 import type { ClusterLoadAssignment } from "./config.ts";
@@ -35,14 +36,18 @@ export class EdsDiscovery {
         const key =
           `${sa.address}|${sa.port_value}|${hostname}|${weight}|${l.priority}|${locality}|${localityWeight}`;
         if (byKey.has(key)) continue; // the same endpoint twice: one host
-        const h = prev.get(key) ??
-          new HostImpl(sa.address, sa.port_value, {
+        const metadata = e.metadata?.filter_metadata ?? null;
+        let h = prev.get(key);
+        if (h === undefined) {
+          h = new HostImpl(sa.address, sa.port_value, {
             hostname,
             weight,
             priority: l.priority,
             locality,
             localityWeight,
+            metadata,
           });
+        } else h.metadata = metadata; // Envoy updates metadata in place; the subset LB re-reads it on setHosts
         h.setEdsHealth(e.health_status);
         byKey.set(key, h);
         hosts.push(h);

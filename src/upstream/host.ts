@@ -1,4 +1,5 @@
 /** The Host implementation and per-cluster stats (`cluster.<name>.`). */
+import type { Struct } from "../config/metadata.ts";
 import type { Counter, Scope } from "../stats/store.ts";
 import { Gauge } from "../stats/store.ts";
 import {
@@ -25,6 +26,11 @@ export class HostImpl implements Host {
   readonly locality: string;
   /** Its locality's load_balancing_weight (0 when unset: no traffic under locality-weighted LB, as Envoy). */
   readonly localityWeight: number;
+  /**
+   * The lb_endpoint's metadata.filter_metadata (namespace -> Struct), null when none; an EDS update that changes
+   * only the metadata replaces it in place (the host keeps its connections and health, as Envoy).
+   */
+  metadata: Readonly<Record<string, Struct>> | null;
   /** Key of the host's shared health slot: "address:port", or "hostname:port" for LOGICAL_DNS. */
   readonly healthKey: string;
   /** Shared health memory (attached by the cluster); null until then. */
@@ -58,6 +64,7 @@ export class HostImpl implements Host {
     this.priority = opts.priority ?? 0;
     this.locality = opts.locality ?? "";
     this.localityWeight = opts.localityWeight ?? 0;
+    this.metadata = opts.metadata ?? null;
     this.setEdsHealth(opts.healthy === false ? "UNHEALTHY" : opts.degraded ? "DEGRADED" : "HEALTHY");
   }
 
@@ -112,6 +119,8 @@ export interface HostOptions {
   priority?: number;
   locality?: string;
   localityWeight?: number;
+  /** metadata.filter_metadata of the lb_endpoint. */
+  metadata?: Readonly<Record<string, Struct>> | null;
 }
 
 /** "ip:port", with brackets for IPv6. */

@@ -2,6 +2,7 @@
  * Contracts between the upstream subsystem (cluster manager, clusters, load balancers, pools) and its
  * users (router, tcp_proxy, admin). Implementations live beside this file.
  */
+import type { MetadataMatchCriteria } from "../common/metadata_match.ts";
 import type { Counter, Gauge, Histogram } from "../stats/store.ts";
 import type { CircuitBreakers } from "./circuit_breaker.ts";
 import type { H2ClientConnection } from "../http/h2/client.ts";
@@ -78,6 +79,8 @@ export interface LbContext {
   hash?: bigint;
   /** Hosts to avoid (retries, later). */
   avoid?: readonly Host[];
+  /** Subset load balancer criteria (route metadata_match and `envoy.lb` dynamic metadata); ignored without subsets. */
+  metadataMatch?: MetadataMatchCriteria | null;
 }
 
 /** A connection to an upstream host, owned by a pool while idle and by one request while in use. */

@@ -7,6 +7,7 @@ import { MaglevLb } from "./maglev.ts";
 import { createRandomLb } from "./random.ts";
 import { RingHashLb } from "./ring_hash.ts";
 import { createRoundRobinLb } from "./round_robin.ts";
+import { runtime } from "../../runtime/current.ts";
 
 /** Returns a builder for `config`'s LB policy; the cluster calls it whenever membership or health changes. */
 export function lbBuilder(config: ClusterConfig, random: Random): (hosts: readonly Host[]) => LoadBalancer {
@@ -14,11 +15,18 @@ export function lbBuilder(config: ClusterConfig, random: Random): (hosts: readon
     case "ROUND_ROBIN":
       return (hosts) => createRoundRobinLb(hosts);
     case "LEAST_REQUEST": {
-      const opts = {
-        choiceCount: config.least_request_lb_config?.choice_count ?? 2,
-        activeRequestBias: config.least_request_lb_config?.active_request_bias?.default_value ?? 1,
+      const choiceCount = config.least_request_lb_config?.choice_count ?? 2;
+      const bias = config.least_request_lb_config?.active_request_bias;
+      if (bias === undefined || !bias.runtime_key) {
+        const opts = { choiceCount, activeRequestBias: bias?.default_value ?? 1 };
+        return (hosts) => createLeastRequestLb(hosts, random, opts);
+      }
+      // a RuntimeDouble: read at each rebuild (membership, health or runtime change), as Envoy reads it on refresh
+      const key = bias.runtime_key, dflt = bias.default_value;
+      return (hosts) => {
+        const activeRequestBias = runtime().getDouble(key, dflt);
+        return createLeastRequestLb(hosts, random, { choiceCount, activeRequestBias });
       };
-      return (hosts) => createLeastRequestLb(hosts, random, opts);
     }
     case "RANDOM":
       return (hosts) => createRandomLb(hosts, random);

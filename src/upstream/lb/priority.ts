@@ -5,6 +5,7 @@
  * health changes (or the local cluster's); `choose` runs per request and only pays for levels and localities
  * when the cluster has more than one place traffic can go.
  */
+import { runtime } from "../../runtime/current.ts";
 import type { HostImpl } from "../host.ts";
 import type { Host, LbContext } from "../types.ts";
 import type { LoadBalancer, Random } from "./lb.ts";
@@ -129,6 +130,11 @@ export interface PriorityLbOptions {
   zoneAware?: { config: ZoneAwareConfig; local: readonly HostImpl[] | null } | null;
   /** zone_aware_lb_config.fail_traffic_on_panic: a pick that lands on a level in panic gets no host. */
   failTrafficOnPanic?: boolean;
+  /**
+   * Locality-weighted picks: the weight of the locality of `first` (one of its hosts) when `count` of its level's
+   * hosts are here (the subset LB's scale_locality_weight); absent: the configured weight.
+   */
+  scaleLocalityWeight?: (first: HostImpl, count: number) => number;
 }
 
 const NO_HOSTS: LoadBalancer = { choose: () => null };
@@ -150,19 +156,19 @@ class Source {
     this.lb = hosts.length === 0 ? NO_HOSTS : o.build(hosts);
     if (all === null) return;
     // locality-weighted: effective weight = weight x min(1, overprovisioning x eligible / total)
-    const byLocality = new Map<string, { eligible: HostImpl[]; total: number; weight: number }>();
+    const byLocality = new Map<string, { eligible: HostImpl[]; total: number; first: HostImpl }>();
     for (const h of all) {
       let e = byLocality.get(h.locality);
-      if (e === undefined) {
-        byLocality.set(h.locality, e = { eligible: [], total: 0, weight: h.localityWeight });
-      }
+      if (e === undefined) byLocality.set(h.locality, e = { eligible: [], total: 0, first: h });
       e.total++;
     }
     for (const h of hosts) byLocality.get(h.locality)!.eligible.push(h);
     const lbs: LoadBalancer[] = [];
     const weights: number[] = [];
+    const scale = o.scaleLocalityWeight;
     for (const e of byLocality.values()) {
-      const w = e.weight * Math.min(1, (o.overprovisioning / 100) * e.eligible.length / e.total);
+      const weight = scale === undefined ? e.first.localityWeight : scale(e.first, e.total);
+      const w = weight * Math.min(1, (o.overprovisioning / 100) * e.eligible.length / e.total);
       if (w > 0 && e.eligible.length > 0) {
         lbs.push(o.build(e.eligible));
         weights.push(w);
@@ -325,7 +331,7 @@ export class PriorityLb implements LoadBalancer {
    */
   #zonePick(zone: ZoneLevel, degraded: boolean, ctx: LbContext, attempt: number): Host | null | undefined {
     const cfg = zone.cfg;
-    const enabled = cfg.routingEnabled;
+    const enabled = runtime().getInteger("upstream.zone_routing.enabled", cfg.routingEnabled);
     if (enabled < 100 && (enabled <= 0 || Math.floor(this.#random() * 100) >= enabled)) return undefined;
     if (zone.z.localPanic) {
       cfg.stats.lb_local_cluster_not_ok.inc();

@@ -11,6 +11,8 @@ import { type ChainMatch, ChainSelector, explainChain, needsInspection } from ".
 import type { DownstreamTls } from "../transport/tls_downstream.ts";
 import { ActiveConnection } from "./connection.ts";
 import { TlsAccept } from "../transport/tls_accept.ts";
+import { DefaultingSelector } from "./default_chain.ts";
+import type { ProxyProtocolFilter } from "./proxy_protocol.ts";
 
 const log = new Logger("conn_handler");
 /** Connection ids are unique per event loop across all its listeners (Envoy's `[C<id>]`, %CONNECTION_ID%). */
@@ -34,6 +36,10 @@ export interface ListenerSpec {
   scope: Scope;
   /** Filter chains with their matches and TLS; absent: one plain-text chain made of `filters`. */
   chains?: FilterChainSpec[];
+  /** default_filter_chain: serves connections no chain of `chains` matches (else they are closed). */
+  defaultChain?: FilterChainSpec;
+  /** The proxy_protocol listener filter: runs first on every connection (before TLS and chain selection). */
+  proxyProtocol?: ProxyProtocolFilter;
   /** listener_filters_timeout in ms (ClientHello inspection plus TLS handshake); default 15000. */
   inspectTimeoutMs?: number;
   /**
@@ -98,8 +104,9 @@ export class Listener {
   readonly #chains: FilterChainSpec[];
   readonly #selector: ChainSelector;
   /**
-   * The TLS context when the socket itself is a TLS listener: one TLS chain, nothing to match on, and no filter
-   * of the chain reads SNI or TLS version/cipher/session id (Deno's TLS listener exposes only ALPN).
+   * The TLS context when the socket itself is a TLS listener: one TLS chain, nothing to match on, no filter of
+   * the chain reads SNI or TLS version/cipher/session id (Deno's TLS listener exposes only ALPN), and the context
+   * neither validates client certificates nor bounds the versions (`DownstreamTls.needsInspection`).
    */
   readonly #direct: DownstreamTls | undefined;
   /** Set when connections are inspected (ClientHello) or handshaken before their chain runs. */
@@ -107,15 +114,20 @@ export class Listener {
   #unsubscribe: (() => void) | undefined;
 
   constructor(readonly spec: ListenerSpec, readonly clock: Clock, readonly idBase = 0) {
-    const chains = spec.chains ?? [{ name: "", match: NO_MATCH, filters: spec.filters }];
+    const matched = spec.chains ?? [{ name: "", match: NO_MATCH, filters: spec.filters }];
+    // the default chain comes last; the selector answers its index when no other chain matches
+    const chains = spec.defaultChain ? [...matched, { ...spec.defaultChain, match: NO_MATCH }] : matched;
     this.#chains = chains;
-    const matches = chains.map((c) => c.match);
-    this.#selector = new ChainSelector(matches);
+    const matches = matched.map((c) => c.match);
+    this.#selector = spec.defaultChain ? new DefaultingSelector(matches) : new ChainSelector(matches);
     const only = chains.length === 1 ? chains[0] : undefined;
-    this.#direct = only?.tls && !spec.tlsInspector && !needsInspection(matches) &&
+    this.#direct =
+      only?.tls && !spec.tlsInspector && !needsInspection(matches) && !only.tls.needsInspection &&
         only.match.destinationPort === undefined && !only.filters.some((f) => f.needsTlsFacts)
-      ? only.tls
-      : undefined;
+        ? only.tls
+        : undefined;
+    // a PROXY header comes before any TLS bytes: the socket stays plain TCP
+    if (spec.proxyProtocol !== undefined) this.#direct = undefined;
     const inspect = this.#direct === undefined && (chains.some((c) => c.tls) || needsInspection(matches));
     if (this.#direct || inspect) {
       this.#tlsAccept = new TlsAccept({
@@ -276,6 +288,21 @@ export class Listener {
     } catch {
       // the peer may already be gone
     }
+    const pp = this.spec.proxyProtocol;
+    if (pp !== undefined) {
+      this.#accepts++;
+      pp.accept(conn, this.spec.inspectTimeoutMs ?? 15_000).then((c) => {
+        if (c !== null) this.#dispatch(c);
+        this.#accepts--;
+        this.#idleCheck();
+      });
+      return;
+    }
+    this.#dispatch(conn);
+  }
+
+  /** After the listener filters: TLS inspection and handshake, or the chain right away. */
+  #dispatch(conn: Deno.Conn): void {
     if (this.#tlsAccept !== undefined) {
       this.#accepts++;
       this.#tlsAccept.handle(conn, this.#direct !== undefined).finally(() => {
@@ -429,6 +456,7 @@ export class Listener {
       clearTimeout(timer);
     }
     this.#tlsAccept?.close();
+    this.spec.proxyProtocol?.close();
     for (const c of this.#connections) c.close();
     // let the per-connection tasks observe the close
     for (let i = 0; i < 100 && this.#connections.size > 0; i++) await new Promise((r) => setTimeout(r, 5));

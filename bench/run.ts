@@ -46,6 +46,12 @@ import {
   xdsFailed,
 } from "./xds_bench.ts";
 import { formatH2Report, H2_KEYS, h2Ratios, type H2Setup, measureH2, setupH2Targets } from "./h2_bench.ts";
+import {
+  type CompressionBenchResult,
+  compressionRatio,
+  formatCompression,
+  runCompressionBench,
+} from "./compression_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -165,6 +171,7 @@ async function main(): Promise<number> {
   let xds: XdsBenchResult | undefined;
   let registry: RegistryBenchRow[] | undefined;
   let controlPlane: ControlPlaneBenchResult | undefined;
+  let compression: CompressionBenchResult | undefined;
   const registryOpts: RegistryBenchOptions = {
     durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
     hosts: 10_000,
@@ -243,6 +250,18 @@ async function main(): Promise<number> {
     if (h2) await measureH2(h2, { ...o, clients: o.h2Clients, streams: o.h2Streams });
     if (targets.some((t) => t.key === "nuncio-ratelimit" && !t.error)) {
       rlCalls = await ratelimitOkCount(lAdmin).catch(() => 0);
+    }
+    if (o.nuncio && want("compression")) {
+      // compressed responses/s of nuncio's compressor vs nginx's gzip, with only the origin left running
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      compression = await runCompressionBench(env, {
+        launch,
+        rounds: o.rounds,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        connections: o.connections,
+        threads: o.threads,
+      });
     }
     if (o.nuncio && want("xds")) {
       // issue 11, alone on the machine: only the origin stays up
@@ -323,6 +342,10 @@ async function main(): Promise<number> {
     console.log(`\n${formatH2Report(h2.targets, { ...o, clients: o.h2Clients, streams: o.h2Streams })}`);
     ratios.push(h2Ratios(h2.targets).h2);
   }
+  if (compression) {
+    console.log(`\n${formatCompression(compression)}`);
+    ratios.push(compressionRatio(compression));
+  }
   if (xds) {
     console.log(`\n${formatXdsReport(xds)}`);
     ratios.push(xdsChurnRatio(xds));
@@ -347,6 +370,7 @@ async function main(): Promise<number> {
       xds,
       registry,
       controlPlane,
+      compression,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);

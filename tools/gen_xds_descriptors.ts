@@ -20,13 +20,16 @@ const CATEGORIES: ExtensionCategory[] = [
   "cluster",
   "upstream_protocol_options",
   "bootstrap_extension",
+  "compressor",
+  "decompressor",
 ];
 
-/** Files loaded whole: the discovery, HDS and LRS services and the resource types. */
+/** Files loaded whole: the discovery, HDS, LRS and ext_authz services and the resource types. */
 const BASE_FILES = [
   "envoy/service/discovery/v3/ads.proto",
   "envoy/service/health/v3/hds.proto",
   "envoy/service/load_stats/v3/lrs.proto",
+  "envoy/service/auth/v3/external_auth.proto",
   "envoy/config/listener/v3/listener.proto",
   "envoy/config/route/v3/route.proto",
   "envoy/config/cluster/v3/cluster.proto",
@@ -40,6 +43,7 @@ const BASE_FILES = [
 const EXTRA_TYPES = [
   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+  "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
   "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
   "envoy.config.route.v3.FilterConfig",
   "envoy.service.discovery.v3.Resource",
@@ -219,6 +223,7 @@ function generate(dirs: string[]): string {
     "envoy.service.discovery.v3.AggregatedDiscoveryService",
     "envoy.service.health.v3.HealthDiscoveryService",
     "envoy.service.load_stats.v3.LoadReportingService",
+    "envoy.service.auth.v3.Authorization",
     "envoy.config.listener.v3.Listener",
     "envoy.config.route.v3.RouteConfiguration",
     "envoy.config.cluster.v3.Cluster",

@@ -6,6 +6,7 @@ import { type Context, Hono } from "hono";
 import { formatStatsJson, formatStatsText, parseStatsQuery, type StatsQuery } from "../stats/format.ts";
 import { formatPrometheus } from "../stats/prometheus.ts";
 import { clustersJson, formatClustersText } from "./clusters.ts";
+import { certsJson } from "./certs.ts";
 import { buildConfigDump, selectConfigDump } from "./config_dump.ts";
 import type { AdminDeps, AdminEndpoint, ListenerInfo, ServerInfo } from "./types.ts";
 
@@ -134,6 +135,34 @@ function handleConfigDump(c: Context, deps: AdminDeps): Promise<Response> | Resp
   });
 }
 
+const RUNTIME_MODIFY_USAGE = "usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n" +
+  "       or send the parameters as form values\n" +
+  "use an empty value to remove a previously added override";
+
+/**
+ * /runtime_modify (Envoy's handlerRuntimeModify): query parameters, else a form-urlencoded body; the first value
+ * of a repeated key wins; no admin layer answers 503.
+ */
+async function handleRuntimeModify(c: Context, deps: AdminDeps): Promise<Response> {
+  let params = [...new URL(c.req.url).searchParams];
+  if (params.length === 0) {
+    const type = (c.req.header("content-type") ?? "").toLowerCase();
+    if (type.startsWith("application/x-www-form-urlencoded")) {
+      params = [...new URLSearchParams(await c.req.text())];
+    }
+    if (params.length === 0) return text(RUNTIME_MODIFY_USAGE, 400);
+  }
+  const first = new Map<string, string>();
+  for (const [k, v] of params) if (!first.has(k)) first.set(k, v);
+  if (!deps.runtime) return text("No admin layer specified", 503);
+  try {
+    await deps.runtime.modify([...first]);
+  } catch (e) {
+    return text((e as Error).message, 503);
+  }
+  return text("OK\n");
+}
+
 /** Envoy's built-in endpoints, wired to `deps`. */
 function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] {
   const eps: AdminEndpoint[] = [
@@ -167,6 +196,12 @@ function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] 
       handler: (c) => handleConfigDump(c, deps),
     },
     {
+      path: "/certs",
+      method: "GET",
+      help: "print certs on machine",
+      handler: async () => json(await certsJson(await deps.configDump())),
+    },
+    {
       path: "/listeners",
       method: "GET",
       help: "print listener info (?format=json)",
@@ -188,7 +223,13 @@ function builtinEndpoints(deps: AdminDeps, help: () => string): AdminEndpoint[] 
       path: "/runtime",
       method: "GET",
       help: "print runtime values",
-      handler: () => json({ entries: {}, layers: [] }),
+      handler: () => json(deps.runtime ? deps.runtime.view() : { entries: {}, layers: [] }),
+    },
+    {
+      path: "/runtime_modify",
+      method: "POST",
+      help: "Adds or modifies existing runtime values (?key1=value1&key2=value2; an empty value removes)",
+      handler: (c) => handleRuntimeModify(c, deps),
     },
     {
       path: "/logging",

@@ -3,6 +3,9 @@ import { createAdminApp } from "./app.ts";
 import { startAdminServer } from "./server.ts";
 import { fakeDeps } from "./test_deps.ts";
 import type { AdminEndpoint } from "./types.ts";
+import { RuntimeLoader } from "../runtime/loader.ts";
+import { runtimeView } from "../runtime/admin.ts";
+import { StatsStore } from "../stats/store.ts";
 
 const post = { method: "POST" };
 
@@ -248,4 +251,61 @@ Deno.test("admin: /logging per logger, as Envoy's", async () => {
   assert.equal((await app.request("/logging?bogus=debug", post)).status, 400);
   assert.equal((await app.request("/logging?paths=http", post)).status, 400);
   assert.equal((await app.request("/logging?router=debug&http=info", post)).status, 400);
+});
+
+Deno.test("admin: /runtime and /runtime_modify, as Envoy's", async () => {
+  const stats = new StatsStore();
+  const loader = new RuntimeLoader({
+    layers: [
+      { name: "base", static_layer: { a: { b: 5 }, c: "x" } },
+      { name: "admin", admin_layer: {} },
+    ],
+  }, { serviceCluster: "", stats, publish: () => Promise.resolve() });
+  await loader.start();
+  const deps = fakeDeps();
+  deps.runtime = { view: () => runtimeView(loader.snapshot), modify: (p) => loader.mergeValues(p) };
+  const app = createAdminApp(deps);
+  const post = { method: "POST" };
+  assert.deepEqual(await (await app.request("/runtime")).json(), {
+    entries: {
+      "a.b": { final_value: "5", layer_values: ["5", ""] },
+      c: { final_value: "x", layer_values: ["x", ""] },
+    },
+    layers: ["base", "admin"],
+  });
+  assert.equal((await app.request("/runtime_modify?a.b=7")).status, 405);
+  const ok = await app.request("/runtime_modify?a.b=7&d=on&a.b=8", post);
+  assert.equal(ok.status, 200);
+  assert.equal(await ok.text(), "OK\n");
+  const v = await (await app.request("/runtime")).json();
+  assert.deepEqual(v.entries["a.b"], { final_value: "7", layer_values: ["5", "7"] });
+  assert.deepEqual(v.entries.d, { final_value: "on", layer_values: ["", "on"] });
+  assert.equal(stats.gauge("runtime.admin_overrides_active").value, 1);
+  // form body, and an empty value removes the override
+  const form = await app.request("/runtime_modify", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "a.b=&d=",
+  });
+  assert.equal(form.status, 200);
+  assert.deepEqual((await (await app.request("/runtime")).json()).entries["a.b"], {
+    final_value: "5",
+    layer_values: ["5", ""],
+  });
+  assert.equal(stats.gauge("runtime.admin_overrides_active").value, 0);
+  const usage = await app.request("/runtime_modify", post);
+  assert.equal(usage.status, 400);
+  assert.match(await usage.text(), /^usage: \/runtime_modify\?key1=value1/);
+  loader.close();
+
+  // without an admin layer: 503, as Envoy
+  const none = new RuntimeLoader(undefined, { serviceCluster: "", stats, publish: () => Promise.resolve() });
+  await none.start();
+  deps.runtime = { view: () => runtimeView(none.snapshot), modify: (p) => none.mergeValues(p) };
+  const app2 = createAdminApp(deps);
+  const r = await app2.request("/runtime_modify?x=1", post);
+  assert.equal(r.status, 503);
+  assert.equal(await r.text(), "No admin layer specified");
+  assert.deepEqual(await (await app2.request("/runtime")).json(), { entries: {}, layers: [] });
+  none.close();
 });

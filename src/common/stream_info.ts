@@ -68,6 +68,8 @@ export class StreamInfo {
   scheme = "";
   /** Attempt count (1 + retries). */
   attemptCount = 0;
+  /** Envoy's dynamic metadata (namespace -> fields) set by filters (header_to_metadata), null when none. */
+  dynamicMetadata: Record<string, Record<string, unknown>> | null = null;
 
   /** Envoy's debug line prefix "[C<connection>][S<stream>] " (build it only when debug logging is on). */
   logPrefix(): string {

@@ -8,6 +8,7 @@ import { listenerSchema } from "./listener.ts";
 import { notSupportedFields } from "./schema_util.ts";
 import { clusterSchema } from "../upstream/config.ts";
 import { secretSchema } from "../transport/secret.ts";
+import { layeredRuntimeSchema } from "../runtime/config.ts";
 
 /** envoy.config.core.v3.Locality. */
 export const localitySchema = z.strictObject({
@@ -75,6 +76,8 @@ export const bootstrapSchema = z.strictObject({
   cluster_manager: z.optional(clusterManagerSchema),
   /** Health discovery (HDS, envoy.service.health.v3): health checks a gRPC service on a static cluster assigns. */
   hds_config: z.optional(grpcServiceConfigSourceSchema),
+  /** The runtime's layers (static, disk, admin); src/runtime/. Absent: no layers, every default applies. */
+  layered_runtime: z.optional(layeredRuntimeSchema),
   ...notSupportedFields([
     "node_context_params",
     "flags_path",
@@ -87,7 +90,6 @@ export const bootstrapSchema = z.strictObject({
     "watchdogs",
     "tracing",
     "runtime",
-    "layered_runtime",
     "overload_manager",
     "enable_dispatcher_stats",
     "header_prefix",

@@ -5,7 +5,21 @@ import { findDuplicateMatch } from "../transport/chain_select.ts";
 import { transportSocketSchema } from "../transport/tls_config.ts";
 import { address, duration, uint32 } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
-import { envoyEnum, integer, notSupported, notSupportedFields, onlyValues } from "./schema_util.ts";
+import {
+  envoyEnum,
+  integer,
+  notSupported,
+  notSupportedFields,
+  onlyValues,
+  transformWithIssues,
+} from "./schema_util.ts";
+import { NOT_SUPPORTED } from "./errors.ts";
+import {
+  PROXY_PROTOCOL_NAME,
+  PROXY_PROTOCOL_TYPE,
+  type ProxyProtocolConfig,
+  proxyProtocolSchema,
+} from "../listener/proxy_protocol.ts";
 
 const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
@@ -45,29 +59,65 @@ export const filterChainMatchSchema = z.pipe(
 
 const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
 
-/** The tls_inspector listener filter (SNI/ALPN inspection also runs implicitly when a chain needs it). */
-const listenerFilterSchema = z.strictObject({
-  name: z.string().check(z.minLength(1)),
-  typed_config: z.optional(z.looseObject({ "@type": z.string().check(z.minLength(1)) })),
-}).check(z.superRefine((f, ctx) => {
-  const t = f.typed_config?.["@type"];
-  const ok = t
-    ? t === "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-    : f.name === "envoy.filters.listener.tls_inspector";
-  if (!ok) {
+const TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+const ORIGINAL_DST = "envoy.extensions.filters.listener.original_dst.v3.OriginalDst";
+const PROXY_PROTOCOL = PROXY_PROTOCOL_TYPE.slice(PROXY_PROTOCOL_TYPE.lastIndexOf("/") + 1);
+
+/** A parsed listener filter (the ones nuncio has, in configuration order). */
+export type ListenerFilterConfig =
+  | { kind: "tls_inspector" }
+  | { kind: "proxy_protocol"; config: ProxyProtocolConfig };
+
+/**
+ * A listener filter, resolved by its @type (the message name after the last "/"), else its name:
+ * tls_inspector (SNI/ALPN inspection also runs implicitly when a chain needs it) and proxy_protocol;
+ * original_dst is named as impossible in Deno.
+ */
+const listenerFilterSchema = z.pipe(
+  z.strictObject({
+    name: z.string().check(z.minLength(1)),
+    typed_config: z.optional(z.looseObject({ "@type": z.string().check(z.minLength(1)) })),
+    ...notSupportedFields(["filter_disabled", "config_discovery"]),
+  }),
+  transformWithIssues((f, ctx): ListenerFilterConfig => {
+    const { "@type": t, ...fields } = f.typed_config ?? {};
+    const type = t === undefined ? undefined : t.slice(t.lastIndexOf("/") + 1);
+    const is = (message: string, name: string) => type !== undefined ? type === message : f.name === name;
+    const where = t !== undefined ? ["typed_config", "@type"] : ["name"];
+    if (is(TLS_INSPECTOR, "envoy.filters.listener.tls_inspector")) {
+      for (const k of Object.keys(fields)) {
+        if (k !== "initial_read_buffer_size") {
+          ctx.addIssue({ code: "custom", path: ["typed_config", k], message: NOT_SUPPORTED });
+        }
+      }
+      return { kind: "tls_inspector" };
+    }
+    if (is(PROXY_PROTOCOL, PROXY_PROTOCOL_NAME)) {
+      const r = proxyProtocolSchema.safeParse(fields);
+      if (r.success) return { kind: "proxy_protocol", config: r.data };
+      for (const i of r.error.issues) {
+        ctx.addIssue({ code: "custom", path: ["typed_config", ...i.path], message: i.message });
+      }
+      return { kind: "tls_inspector" };
+    }
+    if (is(ORIGINAL_DST, "envoy.filters.listener.original_dst")) {
+      ctx.addIssue({
+        code: "custom",
+        path: where,
+        message:
+          `${NOT_SUPPORTED}: original_dst needs SO_ORIGINAL_DST, and Deno gives no access to an accepted ` +
+          "socket's options or descriptor",
+      });
+      return { kind: "tls_inspector" };
+    }
     ctx.addIssue({
       code: "custom",
-      path: t ? ["typed_config", "@type"] : ["name"],
+      path: where,
       message: `Unknown or unsupported listener filter "${t ?? f.name}"`,
     });
-    return;
-  }
-  for (const k of Object.keys(f.typed_config ?? {})) {
-    if (k !== "@type" && k !== "initial_read_buffer_size") {
-      ctx.addIssue({ code: "custom", path: ["typed_config", k], message: "Field not supported by nuncio" });
-    }
-  }
-}));
+    return { kind: "tls_inspector" };
+  }),
+);
 
 /** envoy.config.listener.v3.FilterChain. */
 export const filterChainSchema = z.strictObject({
@@ -123,9 +173,9 @@ export const listenerSchema = z.pipe(
     name: z.optional(z.string().check(z.minLength(1))),
     address,
     stat_prefix: z.optional(z.string()),
-    filter_chains: z.array(filterChainSchema).check(z.minLength(1, {
-      error: "A listener needs at least one filter chain",
-    })),
+    filter_chains: z._default(z.array(filterChainSchema), []),
+    /** Used when no filter chain matches (its filter_chain_match is ignored, as in Envoy). */
+    default_filter_chain: z.optional(filterChainSchema),
     per_connection_buffer_limit_bytes: z._default(uint32, ONE_MIB),
     listener_filters: z._default(z.array(listenerFilterSchema), []),
     listener_filters_timeout: z._default(duration, 15_000),
@@ -156,7 +206,6 @@ export const listenerSchema = z.pipe(
       "additional_addresses",
       "filter_chain_matcher",
       "use_original_dst",
-      "default_filter_chain",
       "metadata",
       "deprecated_v1",
       "transparent",
@@ -175,6 +224,22 @@ export const listenerSchema = z.pipe(
       "fcds_config",
     ]),
   }).check(z.superRefine((l, ctx) => {
+    if (l.filter_chains.length === 0 && l.default_filter_chain === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["filter_chains"],
+        message: "A listener needs at least one filter chain",
+      });
+    }
+    // the PROXY header is read once, before every other listener filter
+    const pps = l.listener_filters.flatMap((f, i) => f?.kind === "proxy_protocol" ? [i] : []);
+    if (pps.length > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["listener_filters", pps[1]],
+        message: `${NOT_SUPPORTED}: one proxy_protocol listener filter per listener`,
+      });
+    }
     const dup = findDuplicateMatch(l.filter_chains.map((c) => c.filter_chain_match));
     if (dup) ctx.addIssue({ code: "custom", path: ["filter_chains", dup.index], message: dup.message });
   })),

@@ -193,25 +193,30 @@ Deno.test("listener schema", async (t) => {
   await t.step("unsupported listener filters, match fields and TLS options are named", () => {
     const lines = errorLines(withListener([
       "listener_filters:",
-      "- name: envoy.filters.listener.proxy_protocol",
+      "- name: envoy.filters.listener.original_dst",
+      "- name: envoy.filters.listener.http_inspector",
       "connection_balance_config: { exact_balance: {} }",
       "socket_options: []",
       "filter_chains:",
       "- filter_chain_match: { prefix_ranges: [], server_names: ['a.*.com'] }",
-      "  transport_socket: { name: envoy.transport_sockets.tls, typed_config: { '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, require_client_certificate: true, common_tls_context: { tls_params: { tls_maximum_protocol_version: TLSv1_2 } } } }",
+      "  transport_socket: { name: envoy.transport_sockets.tls, typed_config: { '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, ocsp_staple_policy: STRICT_STAPLING, common_tls_context: { tls_params: { tls_maximum_protocol_version: TLSv1_1 } } } }",
       "  filters:",
       `  ${terminal}`,
     ]));
     const text = lines.join("\n");
     assert.match(
       text,
-      /listener_filters\[0\]\.name: Unknown or unsupported listener filter "envoy\.filters\.listener\.proxy_protocol"/,
+      /listener_filters\[0\]\.name: Field not supported by nuncio: original_dst needs SO_ORIGINAL_DST/,
+    );
+    assert.match(
+      text,
+      /listener_filters\[1\]\.name: Unknown or unsupported listener filter "envoy\.filters\.listener\.http_inspector"/,
     );
     assert.match(text, /connection_balance_config: Field not supported by nuncio/);
     assert.match(text, /socket_options: Field not supported by nuncio/);
     assert.match(text, /filter_chain_match\.prefix_ranges: Field not supported by nuncio/);
     assert.match(text, /filter_chain_match\.server_names\[0\]: Invalid server name/);
-    assert.match(text, /typed_config\.require_client_certificate: Field not supported by nuncio/);
+    assert.match(text, /typed_config\.ocsp_staple_policy: Field not supported by nuncio/);
     assert.match(text, /tls_params\.tls_maximum_protocol_version: Field not supported by nuncio/);
   });
 

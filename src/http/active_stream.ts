@@ -8,6 +8,7 @@
  * stream_timeouts.ts (idle, request and max-duration timeouts) and local_reply.ts.
  */
 import { Logger } from "../common/log.ts";
+import type { MetadataMatchCriteria } from "../common/metadata_match.ts";
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
@@ -203,6 +204,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   /** See HttpFilterCallbacks.routeClusterName. */
   routeClusterName = "";
+  /** See HttpFilterCallbacks.routeMetadataMatch. */
+  routeMetadataMatch: MetadataMatchCriteria | null = null;
 
   route(): RouteEntry | null {
     if (this.#route === undefined) {
@@ -213,7 +216,9 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
         if (r.kind === "route") {
           // Envoy resolves the cluster with the route, so local replies before the router log it too;
           // %UPSTREAM_CLUSTER% names only a cluster that exists (cluster_header values come from the client)
-          const name = this.routeClusterName = r.selectCluster(this.request, Math.random());
+          const random = Math.random();
+          const name = this.routeClusterName = r.selectCluster(this.request, random);
+          this.routeMetadataMatch = r.metadataMatchFor?.(random) ?? null;
           if (this.cfg.clusterManager.get(name) !== undefined) this.streamInfo.upstreamCluster = name;
           const msd = (r.config as { max_stream_duration?: StreamDurationConfig }).max_stream_duration;
           if (msd !== undefined) applyStreamDuration(this, msd);
@@ -238,6 +243,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   clearRouteCache(): void {
     this.#route = undefined;
     this.routeClusterName = "";
+    this.routeMetadataMatch = null;
     this.streamInfo.upstreamCluster = "";
   }
 

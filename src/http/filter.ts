@@ -3,6 +3,7 @@
  * terminal. A filter may answer locally with `sendLocalReply` and return StopIteration.
  */
 import type { StreamInfo } from "../common/stream_info.ts";
+import type { MetadataMatchCriteria } from "../common/metadata_match.ts";
 import type { FactoryContext } from "../network/filter.ts";
 import type { HeaderMap } from "./headers.ts";
 import type { RouteContext, RouteEntry } from "./routing/types.ts";
@@ -68,6 +69,11 @@ export interface HttpFilterCallbacks {
    * without a route; it may name no cluster. `streamInfo.upstreamCluster` is set only when it exists.
    */
   readonly routeClusterName: string;
+  /**
+   * The metadata_match criteria (`envoy.lb`) of the route and the weighted cluster picked with it, null when none
+   * (absent: the same). The router merges the request's `envoy.lb` dynamic metadata over them.
+   */
+  readonly routeMetadataMatch?: MetadataMatchCriteria | null;
   /** Context for route header formatters and hash policies. */
   routeContext(): RouteContext;
   /** The accepted upgrade type of this request (e.g. "websocket"), "" when not an upgrade. */
@@ -90,14 +96,23 @@ export interface HttpFilterCallbacks {
   setDecoderBufferLimit?(bytes: number): void;
 }
 
+/**
+ * What decodeData/encodeData/encodeTrailers may return besides a status: bytes that replace the chunk for the
+ * later filters and the codec (same endStream; from the filter holding the response, they replace the whole
+ * held body). From encodeTrailers: body bytes sent before the trailers (Envoy's addEncodedData); when the
+ * filter emptied the trailers, the stream ends with those bytes and no trailers.
+ */
+export type HttpFilterDataResult = HttpFilterStatus | Uint8Array;
+
 /** A per-stream HTTP filter. Every method is optional; a missing one means Continue. */
 export interface HttpFilter {
   decodeHeaders?(endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
-  decodeData?(data: Uint8Array, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
-  decodeTrailers?(trailers: HeaderMap): HttpFilterStatus | Promise<HttpFilterStatus>;
+  decodeData?(data: Uint8Array, endStream: boolean): HttpFilterDataResult | Promise<HttpFilterDataResult>;
+  /** May return body bytes for the later filters before the trailers (Envoy's addDecodedData). */
+  decodeTrailers?(trailers: HeaderMap): HttpFilterDataResult | Promise<HttpFilterDataResult>;
   encodeHeaders?(res: HttpResponse, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
-  encodeData?(data: Uint8Array, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus>;
-  encodeTrailers?(trailers: HeaderMap): HttpFilterStatus | Promise<HttpFilterStatus>;
+  encodeData?(data: Uint8Array, endStream: boolean): HttpFilterDataResult | Promise<HttpFilterDataResult>;
+  encodeTrailers?(trailers: HeaderMap): HttpFilterDataResult | Promise<HttpFilterDataResult>;
   /** The downstream went away or the stream finished; release everything. */
   onDestroy?(): void;
 }

@@ -67,11 +67,13 @@ export async function decodeDataFrom(
     if (!f.decodeData) continue;
     let st = f.decodeData(data, endStream);
     if (st instanceof Promise) st = await st;
+    if (st === HttpFilterStatus.Continue) continue;
     if (st === HttpFilterStatus.StopIteration) return;
     if (st === HttpFilterStatus.StopIterationAndBuffer) {
       if (i === held) await bufferRequest(s, hold!, data);
       return;
     }
+    data = st; // the filter replaced the chunk (HttpFilterDataResult)
   }
   if (held >= 0 && !s.responseDone) await releaseRequest(s, hold!, data, endStream, null);
 }
@@ -88,6 +90,11 @@ export async function decodeTrailersFrom(s: ActiveStream, start: number, trailer
     let st = f.decodeTrailers(trailers);
     if (st instanceof Promise) st = await st;
     if (st === HttpFilterStatus.StopIteration) return;
+    if (typeof st !== "number") {
+      // body bytes before the trailers (HttpFilterDataResult, Envoy's addDecodedData)
+      if (i === held) return await releaseRequest(s, hold!, st, false, trailers);
+      await decodeDataFrom(s, i + 1, st, false);
+    }
   }
   if (held >= 0 && !s.responseDone) await releaseRequest(s, hold!, EMPTY, false, trailers);
 }

@@ -100,6 +100,12 @@ export async function encodeHeadersChain(
   endStream: boolean,
   knownLength: number,
 ): Promise<void> {
+  if (knownLength >= 0 && !endStream) {
+    // filters see a local reply's length as Envoy's local replies carry it, in content-length: one that rewrites
+    // the body (compression) drops it, and the codec goes by the headers
+    res.headers.set("content-length", String(knownLength));
+    knownLength = -1;
+  }
   const held = await encodeHeadersFrom(s, s.filters.length - 1, res, endStream);
   if (held || s.responseStarted || s.reset) return;
   await sendHeaders(s, res, endStream, knownLength);
@@ -129,17 +135,31 @@ async function encodeHeadersFrom(
   return false;
 }
 
-/** @internal encodeData when some filter encodes: the chain (buffering for a holding filter), the codec. */
-export async function encodeDataChain(s: ActiveStream, data: Uint8Array, endStream: boolean): Promise<void> {
+/**
+ * @internal encodeData when some filter encodes: the chain from filter `from` down (buffering for a holding
+ * filter), the codec.
+ */
+export async function encodeDataChain(
+  s: ActiveStream,
+  data: Uint8Array,
+  endStream: boolean,
+  from = s.filters.length - 1,
+): Promise<void> {
   const hold = s.encHold;
   const held = hold === null ? -1 : hold.index;
   const fs = s.filters;
-  for (let i = fs.length - 1; i >= 0 && i >= held; i--) {
+  for (let i = from; i >= 0 && i >= held; i--) {
     const f = fs[i];
     if (!f.encodeData) continue;
     let st = f.encodeData(data, endStream);
     if (st instanceof Promise) st = await st;
     if (st !== HttpFilterStatus.Continue) {
+      if (typeof st !== "number") {
+        // replaced bytes (HttpFilterDataResult); from the holding filter they are the whole body
+        if (i === held) dropHeldBody(hold!);
+        data = st;
+        continue;
+      }
       if (i === held) return bufferResponse(s, hold!, data);
       return;
     }
@@ -160,10 +180,25 @@ export async function encodeTrailersChain(s: ActiveStream, trailers: HeaderMap):
     if (!f.encodeTrailers) continue;
     let st = f.encodeTrailers(trailers);
     if (st instanceof Promise) st = await st;
-    if (st !== HttpFilterStatus.Continue) return;
+    if (st === HttpFilterStatus.Continue) continue;
+    if (typeof st === "number") return;
+    // body bytes before the trailers (HttpFilterDataResult); emptied trailers: the stream ends with them
+    const last = trailers.size === 0;
+    if (i === held) {
+      dropHeldBody(hold!);
+      return await releaseResponse(s, hold!, st, last, last ? null : trailers);
+    }
+    await encodeDataChain(s, st, last, i - 1);
+    if (last || s.responseDone) return;
   }
   if (held >= 0) return await releaseResponse(s, hold!, EMPTY, false, trailers);
   await sendTrailers(s, trailers);
+}
+
+/** The holding filter replaced the body it held: the copies kept so far are dropped. */
+function dropHeldBody(hold: HeldResponse): void {
+  hold.parts = null;
+  hold.bytes = 0;
 }
 
 /** Keeps a copy of response bytes for the holding encoder filter (bounded by the buffer limit). */
@@ -192,7 +227,7 @@ async function releaseResponse(
   const res = hold.head!;
   hold.index = -1;
   hold.head = null;
-  const body = joinHeldBody(hold.parts, hold.bytes, last);
+  let body = joinHeldBody(hold.parts, hold.bytes, last);
   hold.parts = null;
   hold.bytes = 0;
   const onlyHead = body.length === 0 && !trailers;
@@ -203,23 +238,46 @@ async function releaseResponse(
     return;
   }
   if (s.responseDone || s.reset) return;
-  // the whole body is known: it goes out with content-length (HTTP/1.1 then drops trailers, as Envoy does)
-  await sendHeaders(s, res, onlyHead && endStream, body.length);
-  if (s.responseDone || (onlyHead && endStream)) return;
+  if (onlyHead && endStream) return await sendHeaders(s, res, true, 0);
+  // the filters closer to the codec see the body and trailers before the head goes out: one that rewrites the
+  // body (compression) changes the length the head announces
   const fs = s.filters;
-  if (body.length > 0 || !trailers) {
-    for (let i = from; i >= 0; i--) {
-      const st = fs[i].encodeData?.(body, endStream && !trailers);
-      if (st instanceof Promise) await st;
-    }
+  let tail = trailers;
+  let ends = endStream && tail === null;
+  if (body.length > 0 || tail === null) body = await encodeHeldData(s, from, body, ends);
+  for (let i = from; tail !== null && i >= 0 && !s.responseDone; i--) {
+    let st = fs[i].encodeTrailers?.(tail);
+    if (st instanceof Promise) st = await st;
+    if (!(st instanceof Uint8Array)) continue;
+    // body bytes before the trailers (HttpFilterDataResult); emptied trailers: the stream ends with them
+    if (tail.size === 0) tail = null;
+    ends = tail === null;
+    body = joinHeldBody([body], body.length, await encodeHeldData(s, i - 1, st, ends));
+  }
+  if (s.responseDone || s.reset) return;
+  // the whole body is known once it ended: it goes out with content-length (HTTP/1.1 then drops trailers, as
+  // Envoy does)
+  await sendHeaders(s, res, false, ends || tail !== null ? body.length : -1);
+  if (s.responseDone) return;
+  if (body.length > 0 || tail === null) {
     s.streamInfo.bytesSent += body.length;
-    await s.encoder.encodeData(s, body, endStream && !trailers);
+    await s.encoder.encodeData(s, body, ends);
   }
-  if (trailers && !s.responseDone) {
-    for (let i = from; i >= 0; i--) {
-      const st = fs[i].encodeTrailers?.(trailers);
-      if (st instanceof Promise) await st;
-    }
-    await sendTrailers(s, trailers);
+  if (tail !== null && !s.responseDone) await sendTrailers(s, tail);
+}
+
+/** Runs encodeData of filters `from` down to 0 over a released body; returns the bytes they leave. */
+async function encodeHeldData(
+  s: ActiveStream,
+  from: number,
+  data: Uint8Array,
+  endStream: boolean,
+): Promise<Uint8Array> {
+  const fs = s.filters;
+  for (let i = from; i >= 0; i--) {
+    let st = fs[i].encodeData?.(data, endStream);
+    if (st instanceof Promise) st = await st;
+    if (st instanceof Uint8Array) data = st;
   }
+  return data;
 }

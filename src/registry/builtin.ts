@@ -5,6 +5,7 @@ import { router } from "../extensions/filters/http/router/mod.ts";
 import { httpHealthCheck } from "../extensions/filters/http/health_check/mod.ts";
 import { httpBuffer } from "../extensions/filters/http/buffer/mod.ts";
 import { grpcHttp1Bridge } from "../extensions/filters/http/grpc_http1_bridge/mod.ts";
+import { grpcWeb } from "../extensions/filters/http/grpc_web/mod.ts";
 import { httpFault } from "../extensions/filters/http/fault/mod.ts";
 import { httpLocalRateLimit } from "../extensions/filters/http/local_ratelimit/mod.ts";
 import { networkLocalRateLimit } from "../extensions/filters/network/local_ratelimit/mod.ts";
@@ -16,7 +17,19 @@ import { registerExtension } from "../register/bootstrap_extension.ts";
 import { embeddedRegistryExtension } from "../discovery/bootstrap_extension.ts";
 import { embeddedControlPlaneExtension } from "../control_plane/bootstrap_extension.ts";
 import { httpRateLimit } from "../extensions/filters/http/ratelimit/mod.ts";
+import { httpHeaderToMetadata } from "../extensions/filters/http/header_to_metadata/mod.ts";
+import { httpHeaderMutation } from "../extensions/filters/http/header_mutation/mod.ts";
+import { httpExtAuthz } from "../extensions/filters/http/ext_authz/mod.ts";
+import { httpCors } from "../extensions/filters/http/cors/mod.ts";
 import { networkRateLimit } from "../extensions/filters/network/ratelimit/mod.ts";
+import { httpCompressor } from "../extensions/filters/http/compressor/mod.ts";
+import { httpDecompressor } from "../extensions/filters/http/decompressor/mod.ts";
+import { gzipCompressor } from "../extensions/compression/gzip/compressor/mod.ts";
+import { gzipDecompressor } from "../extensions/compression/gzip/decompressor/mod.ts";
+import { brotliCompressor } from "../extensions/compression/brotli/compressor/mod.ts";
+import { brotliDecompressor } from "../extensions/compression/brotli/decompressor/mod.ts";
+import { zstdCompressor } from "../extensions/compression/zstd/compressor/mod.ts";
+import { zstdDecompressor } from "../extensions/compression/zstd/decompressor/mod.ts";
 import { registry } from "./registry.ts";
 
 /** Every built-in extension, in registration order. */
@@ -28,10 +41,23 @@ export const BUILTIN_EXTENSIONS = [
   httpFault,
   httpBuffer,
   grpcHttp1Bridge,
+  grpcWeb,
   httpLocalRateLimit,
   networkLocalRateLimit,
   httpRateLimit,
+  httpHeaderToMetadata,
+  httpHeaderMutation,
+  httpExtAuthz,
   networkRateLimit,
+  httpCors,
+  httpCompressor,
+  httpDecompressor,
+  gzipCompressor,
+  gzipDecompressor,
+  brotliCompressor,
+  brotliDecompressor,
+  zstdCompressor,
+  zstdDecompressor,
   stdoutAccessLog,
   stderrAccessLog,
   fileAccessLog,

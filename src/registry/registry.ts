@@ -14,7 +14,9 @@ export type ExtensionCategory =
   | "transport_socket"
   | "cluster"
   | "upstream_protocol_options"
-  | "bootstrap_extension";
+  | "bootstrap_extension"
+  | "compressor"
+  | "decompressor";
 
 /** One registered extension: its names, its config schema and its factory. */
 export interface Extension<C = unknown, F = unknown> {

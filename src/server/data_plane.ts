@@ -7,10 +7,11 @@ import { SharedArena } from "../common/shared_arena.ts";
 import { Logger } from "../common/log.ts";
 import { TimerWheel } from "../common/timer_wheel.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
-import type { ListenerConfig } from "../config/listener.ts";
+import type { FilterChainConfig, ListenerConfig, ListenerFilterConfig } from "../config/listener.ts";
 import type { RouteConfiguration } from "../http/routing/config.ts";
 import { RouteConfigRegistry } from "../http/routing/provider.ts";
 import { type FilterChainSpec, Listener } from "../listener/listener.ts";
+import { ProxyProtocolFilter } from "../listener/proxy_protocol.ts";
 import {
   type AddOrUpdateOptions,
   type BuiltListener,
@@ -145,7 +146,7 @@ export class DataPlane {
     const all: NetworkFilterFactory[] = [];
     try {
       // the listener picks the chain per connection
-      const chains: FilterChainSpec[] = l.filter_chains.map((chain, i) => {
+      const build = (chain: FilterChainConfig, name: string): FilterChainSpec => {
         const factories: NetworkFilterFactory[] = chain.filters.map((ref) =>
           (ref.ext.create as NetworkFilterCreate<unknown>)(ref.config, ctx)
         );
@@ -154,23 +155,25 @@ export class DataPlane {
         const tls = ts?.kind === "tls" ? new DownstreamTls(ts.config) : undefined;
         // a chain whose certificate comes from SDS keeps the listener warming until the secret arrived
         if (tls?.whenReady() !== undefined) all.push(tlsWarmingFactory(tls));
-        return {
-          name: chain.name ?? `chain_${i}`,
-          match: chain.filter_chain_match,
-          filters: factories,
-          tls,
-        };
-      });
+        return { name, match: chain.filter_chain_match, filters: factories, tls };
+      };
+      const chains = l.filter_chains.map((chain, i) => build(chain, chain.name ?? `chain_${i}`));
+      const dfc = l.default_filter_chain;
+      const defaultChain = dfc === undefined ? undefined : build(dfc, dfc.name ?? "default");
+      const pp = l.listener_filters.find((f) => f.kind === "proxy_protocol") as
+        | Extract<ListenerFilterConfig, { kind: "proxy_protocol" }>
+        | undefined;
       const listener = new Listener(
         {
           name: l.name,
           hostname: sa.address,
           port: sa.port_value,
-          filters: chains[0].filters,
+          filters: (chains[0] ?? defaultChain!).filters,
           chains,
+          defaultChain,
+          proxyProtocol: pp === undefined ? undefined : new ProxyProtocolFilter(pp.config, this.stats, scope),
           inspectTimeoutMs: l.listener_filters_timeout,
-          // the only listener filter nuncio has: envoy.filters.listener.tls_inspector
-          tlsInspector: l.listener_filters.length > 0,
+          tlsInspector: l.listener_filters.some((f) => f.kind === "tls_inspector"),
           bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,
           scope,
         },

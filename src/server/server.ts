@@ -21,6 +21,9 @@ import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, type ParsedUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
 import { type RawUpdate, usesXds, XdsWiring } from "./xds_wiring.ts";
 import { type HdsLrsHandle, startHdsLrs } from "./hds_lrs_wiring.ts";
+import { RuntimeLoader } from "../runtime/loader.ts";
+import { runtime, setRuntime, toWire } from "../runtime/current.ts";
+import { EMPTY_SNAPSHOT, type RuntimeSnapshot } from "../runtime/snapshot.ts";
 
 const log = new Logger("main");
 
@@ -75,14 +78,37 @@ export class Server {
   #quit: (() => void) | undefined;
   /** Resolves when /quitquitquit or a signal asks the server to stop. */
   readonly quitRequested: Promise<void>;
+  /** The runtime (layered_runtime): this thread builds every snapshot and hands it to each event loop. */
+  readonly runtime: RuntimeLoader;
 
   constructor(readonly bootstrap: Bootstrap, readonly opts: ServerOptions) {
     this.quitRequested = new Promise((r) => this.#quit = r);
+    this.runtime = new RuntimeLoader(bootstrap.layered_runtime, {
+      serviceCluster: bootstrap.node?.cluster ?? "",
+      stats: this.mainStats,
+      publish: (s) => this.#publishRuntime(s),
+    });
+  }
+
+  /** Installs a runtime snapshot on this thread and in every worker; resolves once each has it. */
+  async #publishRuntime(s: RuntimeSnapshot): Promise<void> {
+    setRuntime(s);
+    if (this.#workers.length === 0) return;
+    const id = this.#nextId++;
+    const wire = toWire(s);
+    await new Promise<FromWorker[]>((resolve) => {
+      this.#pending.set(id, { want: this.#workers.length, got: [], resolve });
+      for (const w of this.#workers) {
+        w.worker.postMessage({ type: "runtime", id, runtime: wire } satisfies ToWorker);
+      }
+    });
   }
 
   /** Starts listeners (in-process or in workers); throws on bind failure. */
   async start(): Promise<void> {
     this.state = "INITIALIZING";
+    // as Envoy: the runtime loads before anything reads it (a disk layer that cannot be watched fails start)
+    await this.runtime.start();
     for (const ref of this.bootstrap.bootstrap_extensions) {
       const create = ref.ext.create as BootstrapExtensionCreate<unknown>;
       this.#extensions.push(
@@ -208,7 +234,7 @@ export class Server {
           reject(new Error(m.message));
         } else if (
           m.type === "stats" || m.type === "reset_counters" || m.type === "xds" ||
-          m.type === "listener_states"
+          m.type === "listener_states" || m.type === "runtime"
         ) {
           const p = this.#pending.get(m.id);
           if (!p) return;
@@ -231,6 +257,7 @@ export class Server {
         workerIndex: index,
         log: logSettings(),
         shared: this.shared.buffer,
+        runtime: toWire(runtime()),
       };
       worker.postMessage(start);
     });
@@ -332,6 +359,7 @@ export class Server {
     );
     await this.#hdsLrs?.close();
     await this.#xds?.close();
+    this.runtime.close();
     if (this.#plane) await this.#plane.stop(graceMs);
     this.#membership?.close();
     await Promise.all(this.#workers.map((w) =>
@@ -351,6 +379,7 @@ export class Server {
       })
     ));
     this.#workers = [];
+    if (runtime() === this.runtime.snapshot) setRuntime(EMPTY_SNAPSHOT);
     const exts = this.#extensions;
     this.#extensions = [];
     await Promise.all(exts.map((e) => e.close()));

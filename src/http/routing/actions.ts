@@ -5,6 +5,8 @@ import type { RegexMatchAndSubstitute } from "./config_util.ts";
 import { HashPolicies } from "./hash_policy.ts";
 import { firstHeaderValue } from "./matchers.ts";
 import { compileGlobal, groupCount, translateSubstitution } from "./regex.ts";
+import { ENVOY_LB } from "../../config/metadata.ts";
+import { mergeCriteria, MetadataMatchCriteria } from "../../common/metadata_match.ts";
 import { RetryPolicy } from "./retry_policy.ts";
 import { pathEnd } from "./route_index.ts";
 import type {
@@ -14,6 +16,7 @@ import type {
   RedirectEntry,
   RouteActionEntry,
   RouteContext,
+  RouteDecorator,
   RouteRequest,
 } from "./types.ts";
 
@@ -29,6 +32,8 @@ export interface EntryCommon {
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route's decorator (kept for tracing), undefined when none. */
+  readonly decorator: RouteDecorator | undefined;
 }
 
 /** Virtual host level settings a forward entry inherits. */
@@ -106,6 +111,8 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route's decorator (kept for tracing), undefined when none. */
+  readonly decorator: RouteDecorator | undefined;
   readonly hostRewriteLiteral: string | undefined;
   readonly autoHostRewrite: boolean;
   readonly timeoutMs: number;
@@ -128,6 +135,10 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
   #regex: Rewrite | undefined;
   #hash: HashPolicies;
   #clusterMutations: ReadonlyMap<string, ClusterMutations>;
+  /** The route's metadata_match criteria. */
+  #criteria: MetadataMatchCriteria | null;
+  /** Per weighted cluster (same order as #names): route criteria merged with its own; null when none has any. */
+  #clusterCriteria: (MetadataMatchCriteria | null)[] | null = null;
 
   constructor(
     readonly config: RouteActionConfig,
@@ -164,6 +175,7 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
+    this.decorator = common.decorator;
     this.hostRewriteLiteral = config.host_rewrite_literal;
     this.autoHostRewrite = config.auto_host_rewrite ?? false;
     this.timeoutMs = config.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
@@ -189,6 +201,25 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
         this.#names.push(c.name);
       }
     }
+    this.#criteria = MetadataMatchCriteria.fromStruct(config.metadata_match?.filter_metadata[ENVOY_LB]);
+    const weighted = config.weighted_clusters?.clusters;
+    if (weighted !== undefined && weighted.some((c) => c.metadata_match !== undefined)) {
+      // Envoy's WeightedClusterEntry: the cluster's envoy.lb fields override the route's
+      this.#clusterCriteria = weighted.map((c) => {
+        const own = c.metadata_match?.filter_metadata[ENVOY_LB];
+        return own === undefined ? this.#criteria : mergeCriteria(this.#criteria, own);
+      });
+    }
+  }
+
+  /** Index of the weighted cluster `random` picks. */
+  #weightedIndex(random: number): number {
+    let pick = Math.floor(random * this.#total);
+    if (pick >= this.#total) pick = this.#total - 1;
+    if (pick < 0) pick = 0;
+    const w = this.#weights;
+    for (let i = 0; i < w.length; i++) if (pick < w[i]) return i;
+    return w.length - 1;
   }
 
   selectCluster(req: RouteRequest, random: number): string {
@@ -197,15 +228,14 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
         return this.#name;
       case C.Header:
         return firstHeaderValue(req, this.#name) ?? "";
-      case C.Weighted: {
-        let pick = Math.floor(random * this.#total);
-        if (pick >= this.#total) pick = this.#total - 1;
-        if (pick < 0) pick = 0;
-        const w = this.#weights;
-        for (let i = 0; i < w.length; i++) if (pick < w[i]) return this.#names[i];
-        return this.#names[this.#names.length - 1];
-      }
+      case C.Weighted:
+        return this.#names[this.#weightedIndex(random)];
     }
+  }
+
+  metadataMatchFor(random: number): MetadataMatchCriteria | null {
+    const per = this.#clusterCriteria;
+    return per === null ? this.#criteria : per[this.#weightedIndex(random)];
   }
 
   /**
@@ -255,6 +285,8 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route's decorator (kept for tracing), undefined when none. */
+  readonly decorator: RouteDecorator | undefined;
   #c: RedirectActionConfig;
   #scheme: string | undefined;
   #port: string;
@@ -268,6 +300,7 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
+    this.decorator = common.decorator;
     this.#c = config;
     this.#scheme = config.https_redirect ? "https" : config.scheme_redirect?.toLowerCase();
     this.#port = config.port_redirect ? `:${config.port_redirect}` : "";
@@ -305,6 +338,8 @@ export class DirectEntry implements DirectResponseEntry, EntryCommon {
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route's decorator (kept for tracing), undefined when none. */
+  readonly decorator: RouteDecorator | undefined;
 
   constructor(readonly status: number, readonly body: Uint8Array, common: EntryCommon) {
     this.name = common.name;
@@ -313,5 +348,6 @@ export class DirectEntry implements DirectResponseEntry, EntryCommon {
     this.requestHeaders = common.requestHeaders;
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
+    this.decorator = common.decorator;
   }
 }

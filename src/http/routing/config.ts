@@ -10,11 +10,16 @@ import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
 import { envoyEnum, notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { registry } from "../../registry/registry.ts";
-import { directResponseActionSchema, redirectActionSchema, routeActionSchema } from "./config_action.ts";
+import {
+  directResponseActionSchema,
+  legacyCorsPolicy,
+  redirectActionSchema,
+  routeActionSchema,
+} from "./config_action.ts";
 import { routeMatchSchema } from "./config_match.ts";
 import { perRequestBufferLimit, retryPolicySchema } from "./config_retry.ts";
 import { exactlyOne, headersToAdd, headersToRemove } from "./config_util.ts";
-import type { PerFilterConfig } from "./types.ts";
+import { LEGACY_CORS_KEY, type PerFilterConfig } from "./types.ts";
 
 export * from "./config_action.ts";
 export * from "./config_match.ts";
@@ -78,9 +83,21 @@ const typedPerFilterConfig = z.pipe(
   }),
 );
 
-/** Stamps each parsed typed_per_filter_config entry with where it was declared. */
-function stampLocations(m: Record<string, { location: string }>, location: string): void {
-  for (const k in m) m[k].location = location;
+/**
+ * Stamps each parsed typed_per_filter_config entry with where it was declared and links it to the entry of the
+ * same name one level up (`up`, else `top`).
+ */
+function stampLocations(
+  m: Record<string, { location: string }>,
+  location: string,
+  up?: Record<string, PerFilterConfig>,
+  top?: Record<string, PerFilterConfig>,
+): void {
+  for (const k in m) {
+    m[k].location = location;
+    const parent = up?.[k] ?? top?.[k];
+    if (parent) (m[k] as { parent?: PerFilterConfig }).parent = parent;
+  }
 }
 
 const headerMutationFields = {
@@ -100,11 +117,15 @@ export const routeSchema = z.strictObject({
   ...headerMutationFields,
   typed_per_filter_config: z._default(typedPerFilterConfig, {}),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
+  /** envoy.config.route.v3.Decorator: kept on the route for tracing (nuncio has no tracing yet). */
+  decorator: z.optional(z.strictObject({
+    operation: z.string().check(z.minLength(1)),
+    propagate: z._default(z.boolean(), true),
+  })),
   ...notSupportedFields([
     "filter_action",
     "non_forwarding_action",
     "metadata",
-    "decorator",
     "tracing",
     "request_body_buffer_limit",
     "stat_prefix",
@@ -131,9 +152,10 @@ export const virtualHostSchema = z.strictObject({
   include_attempt_count_in_response: z._default(z.boolean(), false),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
   rate_limits: z._default(z.array(rateLimitSchema), []),
+  /** Deprecated in Envoy (typed_per_filter_config replaces it) but honoured; see legacyCorsPolicy. */
+  cors: z.optional(legacyCorsPolicy),
   ...notSupportedFields([
     "virtual_clusters",
-    "cors",
     "retry_policy_typed_config",
     "hedge_policy",
     "request_body_buffer_limit",
@@ -212,11 +234,19 @@ export const routeConfigurationSchema = z.pipe(
     });
   })),
   z.transform((v) => {
-    stampLocations(v.typed_per_filter_config, v.name);
+    const top = v.typed_per_filter_config;
+    stampLocations(top, v.name);
     for (const vh of v.virtual_hosts) {
       const at = `${v.name}/${vh.name}`;
-      stampLocations(vh.typed_per_filter_config, at);
-      vh.routes.forEach((r, i) => stampLocations(r.typed_per_filter_config, `${at}/${i}`));
+      const vhf = vh.typed_per_filter_config;
+      // the deprecated cors fields ride along as per-filter entries the CORS filter reads (LEGACY_CORS_KEY)
+      if (vh.cors !== undefined) vhf[LEGACY_CORS_KEY] = { config: vh.cors, location: "" };
+      stampLocations(vhf, at, top);
+      vh.routes.forEach((r, i) => {
+        const rf = r.typed_per_filter_config;
+        if (r.route?.cors !== undefined) rf[LEGACY_CORS_KEY] = { config: r.route.cors, location: "" };
+        stampLocations(rf, `${at}/${i}`, vhf, top);
+      });
     }
     return v;
   }),

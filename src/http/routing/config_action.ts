@@ -5,6 +5,31 @@ import { duration, uint32 } from "../../config/common.ts";
 import { envoyEnum, integer, notSupportedFields, transformWithIssues } from "../../config/schema_util.ts";
 import { exactlyOne, headersToAdd, headersToRemove, regexMatchAndSubstitute } from "./config_util.ts";
 import { requestMirrorPolicySchema, retryPolicySchema } from "./config_retry.ts";
+import { metadataSchema } from "../../config/metadata.ts";
+import { NOT_SUPPORTED } from "../../config/errors.ts";
+import { registry } from "../../registry/registry.ts";
+
+const CORS_POLICY_URL = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy";
+
+/**
+ * The deprecated envoy.config.route.v3.CorsPolicy (VirtualHost.cors, RouteAction.cors), which Envoy still
+ * honours: the fields of the CORS filter's CorsPolicy, parsed by that filter's per-route schema (found in the
+ * registry at parse time, like typed_per_filter_config entries).
+ */
+export const legacyCorsPolicy = z.pipe(
+  z.record(z.string(), z.unknown()),
+  transformWithIssues((v, ctx): unknown => {
+    const ext = registry.findPerRoute(CORS_POLICY_URL);
+    if (!ext) {
+      ctx.addIssue({ code: "custom", path: [], message: NOT_SUPPORTED });
+      return undefined;
+    }
+    const r = ext.perRouteSchema!.safeParse(v);
+    if (r.success) return r.data;
+    for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: i.path, message: i.message });
+    return undefined;
+  }),
+);
 
 /** envoy.config.route.v3.WeightedCluster.ClusterWeight. */
 export const clusterWeightSchema = z.strictObject({
@@ -14,9 +39,10 @@ export const clusterWeightSchema = z.strictObject({
   request_headers_to_remove: z._default(headersToRemove, []),
   response_headers_to_add: z._default(headersToAdd, []),
   response_headers_to_remove: z._default(headersToRemove, []),
+  /** Subset load balancer criteria (`envoy.lb`), merged over the route's. */
+  metadata_match: z.optional(metadataSchema),
   ...notSupportedFields([
     "cluster_header",
-    "metadata_match",
     "typed_per_filter_config",
     "host_rewrite_literal",
   ]),
@@ -83,6 +109,10 @@ export const routeActionSchema = z.strictObject({
   priority: z._default(envoyEnum(["DEFAULT", "HIGH"]), "DEFAULT"),
   rate_limits: z._default(z.array(rateLimitSchema), []),
   include_vh_rate_limits: z._default(z.boolean(), false),
+  /** Subset load balancer criteria: filter_metadata `envoy.lb` selects hosts by their endpoint metadata. */
+  metadata_match: z.optional(metadataSchema),
+  /** Deprecated in Envoy (typed_per_filter_config replaces it) but honoured; see legacyCorsPolicy. */
+  cors: z.optional(legacyCorsPolicy),
   /** Stream duration limits applied by the connection manager (grpc-timeout handling). */
   max_stream_duration: z.optional(z.strictObject({
     max_stream_duration: z.optional(duration),
@@ -93,13 +123,11 @@ export const routeActionSchema = z.strictObject({
     "cluster_specifier_plugin",
     "inline_cluster_specifier_plugin",
     "cluster_not_found_response_code",
-    "metadata_match",
     "path_rewrite_policy",
     "host_rewrite_header",
     "host_rewrite_path_regex",
     "append_x_forwarded_host",
     "retry_policy_typed_config",
-    "cors",
     "max_grpc_timeout",
     "grpc_timeout_offset",
     "upgrade_configs",

@@ -1,6 +1,7 @@
 /** zod schemas for envoy.config.route.v3.RouteMatch, HeaderMatcher and QueryParameterMatcher. */
 import { z } from "zod/mini";
 import { integer, notSupportedFields } from "../../config/schema_util.ts";
+import { fractionalPercent } from "../../config/common.ts";
 import { checkedRegex, checkedStringMatcher, exactlyOne } from "./config_util.ts";
 
 const int64 = integer;
@@ -60,11 +61,16 @@ export const routeMatchSchema = z.strictObject({
   case_sensitive: z._default(z.boolean(), true),
   headers: z._default(z.array(headerMatcherSchema), []),
   query_parameters: z._default(z.array(queryParameterMatcherSchema), []),
+  /** RuntimeFractionalPercent: the route also needs this share of requests (runtime key, else default_value). */
+  runtime_fraction: z.optional(z.strictObject({
+    default_value: fractionalPercent,
+    runtime_key: z.optional(z.string()),
+  })),
+  /** GrpcRouteMatchOptions (no fields): only requests with a gRPC content-type match. */
+  grpc: z.optional(z.strictObject({})),
   ...notSupportedFields([
     "connect_matcher",
     "path_match_policy",
-    "runtime_fraction",
-    "grpc",
     "tls_context",
     "dynamic_metadata",
     "filter_state",

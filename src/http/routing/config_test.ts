@@ -64,7 +64,12 @@ Deno.test("route configuration schema", async (t) => {
     hasIssue({ vhds: {} }, "vhds", ns);
     hasIssue(vh([], { hedge_policy: {} }), "virtual_hosts.0.hedge_policy", ns);
     hasIssue(vh([], { require_tls: "ALL" }), "virtual_hosts.0.require_tls", ns);
-    hasIssue(vh([r({ match: { prefix: "/", grpc: {} } })]), "virtual_hosts.0.routes.0.match.grpc", ns);
+    hasIssue(
+      vh([r({ match: { prefix: "/", tls_context: {} } })]),
+      "virtual_hosts.0.routes.0.match.tls_context",
+      ns,
+    );
+    hasIssue(vh([r({ match: { prefix: "/", grpc: { x: 1 } } })]), "virtual_hosts.0.routes.0.match.grpc", /x/);
     hasIssue(
       vh([r({ route: { cluster: "c", retry_policy: { retry_priority: {} } } })]),
       "virtual_hosts.0.routes.0.route.retry_policy.retry_priority",
@@ -80,7 +85,8 @@ Deno.test("route configuration schema", async (t) => {
       "virtual_hosts.0.routes.0.route.retry_policy.retry_on",
       /Unknown retry_on condition "bogus"/,
     );
-    hasIssue(vh([r({ decorator: {} })]), "virtual_hosts.0.routes.0.decorator", ns);
+    hasIssue(vh([r({ tracing: {} })]), "virtual_hosts.0.routes.0.tracing", ns);
+    hasIssue(vh([r({ decorator: {} })]), "virtual_hosts.0.routes.0.decorator.operation", /string/);
   });
   await t.step("oneofs", () => {
     hasIssue(

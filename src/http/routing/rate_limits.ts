@@ -95,10 +95,13 @@ interface CompiledAction {
 /** One compiled RateLimit: its stage and actions. */
 export class CompiledRateLimit {
   readonly stage: number;
+  /** disable_key: the ratelimit filter skips this limit unless `ratelimit.<key>.http_filter_enabled` (runtime). */
+  readonly disableKey: string;
   readonly #actions: CompiledAction[];
 
   constructor(c: RateLimitConfig) {
     this.stage = c.stage ?? 0;
+    this.disableKey = c.disable_key ?? "";
     this.#actions = c.actions.map(compileAction);
   }
 

@@ -3,7 +3,9 @@
  * in a list. Each source yields route indices in config order; lookup merges them and verifies
  * candidates in ascending order, so the result is the FIRST matching route, as a linear scan would give.
  */
+import { isGrpcContentType } from "../grpc_util.ts";
 import type { HeaderMatch, QueryMatch } from "./matchers.ts";
+import { runtime } from "../../runtime/current.ts";
 import type { RouteRequest } from "./types.ts";
 
 /** How a route matches the path. */
@@ -25,6 +27,14 @@ export interface CompiledMatch {
   readonly caseSensitive: boolean;
   readonly headers: readonly HeaderMatch[];
   readonly query: readonly QueryMatch[];
+  /** match.runtime_fraction: the runtime key and its default share (numerator / denominator). */
+  readonly runtimeFraction?: {
+    readonly key: string;
+    readonly numerator: number;
+    readonly denominator: number;
+  };
+  /** match.grpc: only requests with a gRPC content-type (application/grpc, +fmt or ;params). */
+  readonly grpc?: boolean;
 }
 
 class TrieNode {
@@ -112,6 +122,11 @@ export class RouteIndex<T> {
   #others: number[] = [];
   #hasCi = false;
   #hasRegex = false;
+  /**
+   * The random value of the lookup in progress (-1: not drawn yet): every runtime_fraction route of one lookup
+   * tests the same value, as Envoy's routes share the stream's random id, so consecutive fractions split traffic.
+   */
+  #random = -1;
 
   constructor(matches: readonly CompiledMatch[], entries: readonly T[]) {
     this.#matches = matches;
@@ -147,6 +162,7 @@ export class RouteIndex<T> {
 
   /** The entry of the first route matching `req`, or null. */
   match(req: RouteRequest): T | null {
+    this.#random = -1;
     const path = req.path;
     const end = pathEnd(path);
     // The path without query is only materialized when an exact path or a regex needs it.
@@ -195,6 +211,7 @@ export class RouteIndex<T> {
 
   /** The same answer as match(), by checking every route in order (for tests and benchmarks). */
   matchLinear(req: RouteRequest): T | null {
+    this.#random = -1;
     const path = req.path;
     const end = pathEnd(path);
     const bare = path.slice(0, end);
@@ -228,6 +245,13 @@ export class RouteIndex<T> {
     }
     for (const h of m.headers) if (!h.match(req)) return false;
     for (const qm of m.query) if (!qm.match(path, q)) return false;
+    const rf = m.runtimeFraction;
+    if (rf !== undefined) {
+      // 10^12 is a multiple of every FractionalPercent denominator: the draw is uniform modulo each
+      if (this.#random < 0) this.#random = Math.floor(Math.random() * 1e12);
+      if (!runtime().fractionEnabled(rf.key, rf.numerator, rf.denominator, this.#random)) return false;
+    }
+    if (m.grpc === true && !isGrpcContentType(req.headers.get("content-type"))) return false;
     return true;
   }
 }

@@ -20,6 +20,7 @@ import { RetryPolicy } from "./retry_policy.ts";
 import { type CompiledMatch, PathKind, RouteIndex } from "./route_index.ts";
 import type { RouteEntry, RouteRequest, RouteTable } from "./types.ts";
 import { DomainMatcher } from "./vhost_select.ts";
+import { DENOMINATORS } from "../../runtime/snapshot.ts";
 
 export { ForwardEntry } from "./actions.ts";
 export type { ClusterMutations } from "./actions.ts";
@@ -81,6 +82,14 @@ function compileMatch(r: RouteConfig): CompiledMatch {
     caseSensitive: cs,
     headers: m.headers.length ? m.headers.map((h) => new HeaderMatch(h)) : EMPTY,
     query: m.query_parameters.length ? m.query_parameters.map((q) => new QueryMatch(q)) : EMPTY,
+    grpc: m.grpc !== undefined,
+    runtimeFraction: m.runtime_fraction
+      ? {
+        key: m.runtime_fraction.runtime_key ?? "",
+        numerator: m.runtime_fraction.default_value.numerator,
+        denominator: DENOMINATORS[m.runtime_fraction.default_value.denominator],
+      }
+      : undefined,
   };
 }
 
@@ -154,6 +163,7 @@ export function compileRouteTable(
         perFilterConfig: Object.keys(r.typed_per_filter_config).length
           ? new Map([...vhFilters, ...Object.entries(r.typed_per_filter_config)])
           : vhFilters,
+        decorator: r.decorator,
       };
       const matched = m.kind === PathKind.Prefix || m.kind === PathKind.SeparatedPrefix ? m.value.length : -1;
       let entry: RouteEntry;
@@ -203,6 +213,8 @@ function describeMatch(
     safe_regex?: unknown;
     headers: readonly unknown[];
     query_parameters: readonly unknown[];
+    grpc?: unknown;
+    runtime_fraction?: unknown;
   },
   index: number,
 ): string {
@@ -213,5 +225,7 @@ function describeMatch(
   else d += `safe_regex '${(m.safe_regex as { regex?: string }).regex ?? ""}'`;
   if (m.headers.length > 0) d += ` +${m.headers.length} header matcher(s)`;
   if (m.query_parameters.length > 0) d += ` +${m.query_parameters.length} query matcher(s)`;
+  if (m.grpc !== undefined) d += " +grpc";
+  if (m.runtime_fraction !== undefined) d += " +runtime_fraction";
   return d;
 }

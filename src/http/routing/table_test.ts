@@ -272,3 +272,37 @@ Deno.test("index gives the same answer as a linear scan", () => {
     assert.equal(nameOf(rt.match(r)), nameOf(rt.matchLinear(r)), `path ${r.path}`);
   }
 });
+
+Deno.test("match.grpc: only gRPC content-types match; decorator kept on the route", () => {
+  const rt = table(oneHost([
+    {
+      name: "grpc",
+      match: { prefix: "/", grpc: {} },
+      route: to("g"),
+      decorator: { operation: "grpc-call" },
+    },
+    {
+      name: "other",
+      match: { prefix: "/" },
+      route: to("h"),
+      decorator: { operation: "web", propagate: false },
+    },
+  ]));
+  const ct = (v: string) => req("/pkg.Svc/Method", { method: "POST", headers: [["content-type", v]] });
+  for (const v of ["application/grpc", "application/grpc+proto", "application/grpc;charset=x"]) {
+    assert.equal(nameOf(rt.match(ct(v))), "grpc", v);
+    assert.equal(nameOf(rt.matchLinear(ct(v))), "grpc", v);
+  }
+  for (
+    const v of ["application/grpc-web", "application/grpc-web-text", "application/json", "application/grpcx"]
+  ) {
+    assert.equal(nameOf(rt.match(ct(v))), "other", v);
+  }
+  assert.equal(nameOf(rt.match(req("/pkg.Svc/Method"))), "other");
+  assert.deepEqual(rt.match(ct("application/grpc"))?.decorator, { operation: "grpc-call", propagate: true });
+  assert.deepEqual(rt.match(req("/"))?.decorator, { operation: "web", propagate: false });
+  assert.equal(
+    table(oneHost([{ match: { prefix: "/" }, route: to("a") }])).match(req("/"))?.decorator,
+    undefined,
+  );
+});

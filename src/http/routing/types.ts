@@ -3,6 +3,7 @@
  * The implementation lives beside this file (config.ts: zod schema; table.ts: compiler and matcher).
  */
 import type { HeaderMap } from "../headers.ts";
+import type { MetadataMatchCriteria } from "../../common/metadata_match.ts";
 import type { CompiledRateLimit } from "./rate_limits.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
 
@@ -47,6 +48,11 @@ export interface RouteActionEntry {
   readonly kind: "route";
   /** Picks the cluster name (fixed, weighted or from cluster_header); "" when cluster_header is missing. */
   selectCluster(req: RouteRequest, random: number): string;
+  /**
+   * The metadata_match criteria (`envoy.lb`) of the cluster `selectCluster` picked with the same `random`: the
+   * route's, merged with the weighted cluster's; null when none (absent: the entry has no metadata_match).
+   */
+  metadataMatchFor?(random: number): MetadataMatchCriteria | null;
   /**
    * The upstream path after prefix_rewrite / regex_rewrite, or undefined when the path is unchanged.
    * Must be called with the same request that matched.
@@ -124,7 +130,17 @@ export type RouteEntry = (RouteActionEntry | RedirectEntry | DirectResponseEntry
    * specific wins); each value is a PerFilterConfig parsed by the filter's per-route schema.
    */
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route's decorator (Envoy uses it for the tracing span; kept for tracing), undefined when none. */
+  readonly decorator?: RouteDecorator;
 };
+
+/** envoy.config.route.v3.Decorator. */
+export interface RouteDecorator {
+  /** The operation name (span name) of requests matching the route. */
+  readonly operation: string;
+  /** Whether the operation is propagated to the other party (x-envoy-decorator-operation); default true. */
+  readonly propagate: boolean;
+}
 
 /** One typed_per_filter_config entry, parsed at config time by its HTTP filter's per-route schema. */
 export interface PerFilterConfig {
@@ -135,7 +151,18 @@ export interface PerFilterConfig {
    * every worker, so filters key shared state (token buckets) by it.
    */
   readonly location: string;
+  /**
+   * The entry of the same name one level up (virtual host for a route's, route configuration for a virtual
+   * host's), if any: filters that merge every level, as Envoy's traversePerFilterConfig, follow it.
+   */
+  readonly parent?: PerFilterConfig;
 }
+
+/**
+ * The perFilterConfig key of the deprecated `cors` fields (VirtualHost.cors, RouteAction.cors), parsed by the
+ * CORS filter's policy schema; the CORS filter reads it when no level has a typed_per_filter_config for it.
+ */
+export const LEGACY_CORS_KEY = "envoy.config.route.v3.CorsPolicy";
 
 /** The compiled table for one RouteConfiguration. */
 export interface RouteTable {

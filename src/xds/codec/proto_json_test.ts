@@ -113,12 +113,12 @@ Deno.test("an Any of a type nuncio does not know is kept with a marker, and the 
   const hcm = root.lookupType(
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
   );
-  const cors = `${T}envoy.extensions.filters.http.cors.v3.Cors`;
+  const wasm = `${T}envoy.extensions.filters.http.wasm.v3.Wasm`;
   const hcmBytes = hcm.encode(hcm.fromObject({
     stat_prefix: "in",
     route_config: { virtual_hosts: [{ name: "v", domains: ["*"] }] },
     http_filters: [
-      { name: "envoy.filters.http.cors", typed_config: { type_url: cors, value: new Uint8Array([8, 1]) } },
+      { name: "envoy.filters.http.wasm", typed_config: { type_url: wasm, value: new Uint8Array([8, 1]) } },
       {
         name: "envoy.filters.http.router",
         typed_config: { type_url: `${T}envoy.extensions.filters.http.router.v3.Router` },
@@ -134,13 +134,13 @@ Deno.test("an Any of a type nuncio does not know is kept with a marker, and the 
   // deno-lint-ignore no-explicit-any -- digging into decoded JSON
   const decoded: any = decodeAny(LISTENER, bytes);
   const filter0 = decoded.filter_chains[0].filters[0].typed_config.http_filters[0].typed_config;
-  assert.equal(filter0["@type"], cors);
+  assert.equal(filter0["@type"], wasm);
   assert.match(filter0[UNDECODED_KEY], /unknown to nuncio/);
   const { "@type": _t, ...fields } = decoded;
   const r = listenerSchema.safeParse(fields);
   assert.ok(!r.success);
   assert.ok(
-    r.error.issues.some((i) => i.message.includes(`Unknown or unsupported http filter type "${cors}"`)),
+    r.error.issues.some((i) => i.message.includes(`Unknown or unsupported http filter type "${wasm}"`)),
     JSON.stringify(r.error.issues),
   );
 });

@@ -4,6 +4,7 @@
  * HTTP/2 or HTTP/1.1 (an HTTP/2 attempt whose host ALPN-negotiates HTTP/1.1 goes again over HTTP/1.1).
  */
 import { Logger } from "../../../../common/log.ts";
+import type { MetadataMatchCriteria } from "../../../../common/metadata_match.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
 import { HttpFilterStatus } from "../../../../http/filter.ts";
@@ -26,16 +27,19 @@ function chooseHost(
   route: RouteEntry & RouteActionEntry,
   cluster: Cluster,
   retry: RetryState | null,
+  metadataMatch: MetadataMatchCriteria | null,
 ): Host | null {
   const hash = route.hasHashPolicy ? route.hash(cb.request, cb.routeContext()) : undefined;
   if (retry !== null && retry.attempted.length > 0 && retry.policy?.previousHosts) {
     const avoid = retry.attempted;
-    let host = cluster.chooseHost({ hash, avoid });
+    const ctx: LbContext = { hash, avoid, metadataMatch };
+    let host = cluster.chooseHost(ctx);
     for (let i = 1; i < retry.policy.hostSelectionMaxAttempts && host && avoid.includes(host); i++) {
-      host = cluster.chooseHost({ hash, avoid });
+      host = cluster.chooseHost(ctx);
     }
     return host;
   }
+  if (metadataMatch !== null) return cluster.chooseHost({ hash, metadataMatch });
   return cluster.chooseHost(hash !== undefined ? { hash } : NO_LB_CONTEXT);
 }
 
@@ -51,7 +55,7 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
   const cluster = f.cluster!;
   const req = cb.request;
   const retry = f.retry;
-  const host = chooseHost(cb, route, cluster, retry);
+  const host = chooseHost(cb, route, cluster, retry, f.metadataMatch);
   if (log.enabled("debug")) {
     log.debug(
       host

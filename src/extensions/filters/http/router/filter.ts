@@ -10,6 +10,7 @@
  * that state in their own modules.
  */
 import { Logger } from "../../../../common/log.ts";
+import { type MetadataMatchCriteria, requestCriteria } from "../../../../common/metadata_match.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import {
@@ -90,6 +91,8 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
   route: (RouteEntry & RouteActionEntry) | null = null;
   cluster: Cluster | null = null;
   breakers: PriorityBreakers | null = null;
+  /** Subset criteria for host picks: the route's metadata_match under the request's `envoy.lb` dynamic metadata. */
+  metadataMatch: MetadataMatchCriteria | null = null;
   /** The current attempt (null between a failure and the next try). */
   attempt: Attempt | null = null;
   /** Retry state, when the request may be retried. */
@@ -173,6 +176,7 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
     }
     this.cluster = cluster;
     this.breakers = cluster.circuitBreakers.forPriority(route.priority);
+    this.metadataMatch = requestCriteria(cb.routeMetadataMatch ?? null, cb.streamInfo.dynamicMetadata);
     prepareRequest(this, endStream);
     return startAttempt(this);
   }

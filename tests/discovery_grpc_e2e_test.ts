@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { stringify } from "yaml";
 import { startDiscoveryService } from "../src/discovery/run.ts";
 import { waitFor } from "./health_helpers.ts";
-import { refusedPort, startOrigin } from "./helpers.ts";
+import { refusedPort, restartablePort, startOrigin } from "./helpers.ts";
 import { edsCluster, loadLoop, startNuncio, staticCluster, staticRouteListener } from "./xds_e2e_helpers.ts";
 
 type Obj = Record<string, unknown>;
@@ -40,7 +40,7 @@ for (const c of CASES) {
     await using a = startOrigin("a");
     await using b = startOrigin("b");
     await using d = startOrigin("d");
-    const grpcPort = refusedPort();
+    const grpcPort = restartablePort(); // the registry comes back on it
     const start = () =>
       startDiscoveryService({ port: 0, grpcPort, sweepIntervalMs: 0, grpc: { coalesceMs: 5 } });
     let reg = await start();

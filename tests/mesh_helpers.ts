@@ -1,4 +1,5 @@
 /** Pieces the mesh end-to-end tests share: a proxy's tiny ADS bootstrap and distinct free ports. */
+import { restartablePort } from "./peers.ts";
 
 /** A socket address on 127.0.0.1. */
 export function loopback(port: number): Record<string, unknown> {
@@ -53,12 +54,14 @@ export function adsBootstrap(
   });
 }
 
-/** `n` different free ports on 127.0.0.1 (all held while picking, so none comes back twice). */
+/**
+ * `n` different free ports on 127.0.0.1, below the ephemeral range (restartablePort: the mesh tests restart
+ * servers on the same ports).
+ */
 export function distinctPorts(n: number): number[] {
-  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(restartablePort());
+  return [...ports];
 }
 
 /** GET with a given Host header, over a raw connection (HTTP/1.1, Connection: close). */

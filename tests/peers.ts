@@ -182,6 +182,24 @@ export function refusedPort(): number {
   return port;
 }
 
+/**
+ * A free port below Linux's ephemeral range (32768-60999), for a server a test stops and starts again on the same
+ * port: a port from the ephemeral range can meanwhile become the local port of one of the test's own client
+ * connections, and the restart then fails with AddrInUse.
+ */
+export function restartablePort(): number {
+  for (let i = 0; i < 1000; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // taken: another one
+    }
+  }
+  throw new Error("no free port below the ephemeral range");
+}
+
 /** The outcome of a subprocess. */
 export interface RunResult {
   code: number;

@@ -514,6 +514,19 @@ Deno.test({
         assert.equal(`${e.flags} ${e.details}`, "UAEX ext_authz_invalid");
       });
 
+      await t.step(
+        "without validate_mutations an invalid header fails that request alone: 503 LR",
+        async () => {
+          await using loose = await startProxy(proxyYaml(origin.port, svc.port, GRPC_FILTER));
+          const r = await get(loose, "/api", ["-H", "x-authz: bad"]);
+          assert.equal(r.status, 503);
+          const [e] = await loose.log(1);
+          assert.equal(`${e.flags} ${e.details}`, "LR filter_added_invalid_request_data");
+          // the proxy goes on serving
+          assert.equal((await get(loose, "/api")).status, 200);
+        },
+      );
+
       await t.step("stats and response flags", async () => {
         assert.equal(p.stat("http.ingress.ext_authz.ok"), 4);
         assert.equal(p.stat("http.ingress.ext_authz.denied"), 2);

@@ -3,6 +3,7 @@
  * Envoy v3 config builders, an access log reader and stats lookups; nuncio (`main.ts`) as a subprocess and
  * port probes for it. Peers (origins, curl, raw sockets) live in peers.ts and are re-exported here.
  */
+import { prepareExtensions } from "../src/registry/prepare.ts";
 import { loadTlsRuntime } from "../src/transport/cert_store.ts";
 import "../src/registry/builtin.ts";
 import { stringify } from "yaml";
@@ -175,6 +176,7 @@ export async function startProxy(yaml: string): Promise<Proxy> {
     throw new Error(`Bad test config:\n${loaded.errors.map(formatConfigError).join("\n")}`);
   }
   await loadTlsRuntime();
+  await prepareExtensions(loaded.bootstrap);
   const plane = new DataPlane(loaded.bootstrap);
   try {
     await plane.start(false);

@@ -2,6 +2,7 @@
  * Helpers for the dynamic listener (LDS) and route (RDS) tests: an in-process DataPlane with a short drain,
  * parsed Listener and RouteConfiguration resources, a free port, and a keep-alive HTTP/1.1 client loop.
  */
+import { prepareExtensions } from "../src/registry/prepare.ts";
 import "../src/registry/builtin.ts";
 import { stringify } from "yaml";
 import { z } from "zod/mini";
@@ -82,6 +83,7 @@ export async function startPlane(staticListeners: Obj[], drainTimeMs: number): P
     },
   );
   if (!loaded.ok) throw new Error(loaded.errors.map(formatConfigError).join("\n"));
+  await prepareExtensions(loaded.bootstrap);
   const plane = new DataPlane(loaded.bootstrap, 0, undefined, true, { drainTimeMs });
   await plane.start(false);
   return plane;

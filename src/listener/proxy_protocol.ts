@@ -15,7 +15,7 @@ import { z } from "zod/mini";
 import { isIPv4, isIPv6 } from "../common/ip.ts";
 import { envoyEnum, notSupported } from "../config/schema_util.ts";
 import type { Counter, Scope } from "../stats/store.ts";
-import { ProxiedConn } from "./proxied_conn.ts";
+import { PrefixedConn } from "../transport/prefixed_conn.ts";
 
 /** The filter's @type. */
 export const PROXY_PROTOCOL_TYPE =
@@ -302,7 +302,7 @@ export class ProxyProtocolFilter {
         }
         this.#count(r);
         if (r.kind !== "done") break;
-        return new ProxiedConn(conn, buf.slice(r.length, len), r.remote, r.local).asConn();
+        return new PrefixedConn(conn, buf.slice(r.length, len), r.remote, r.local).asConn();
       }
     } catch {
       // closed by the timer or the listener, or reset by the peer

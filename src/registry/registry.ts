@@ -32,6 +32,12 @@ export interface Extension<C = unknown, F = unknown> {
   readonly schema: z.ZodMiniType<C>;
   /** Builds the long-lived factory for one config snapshot (the FilterConfig of Envoy). */
   readonly create: F;
+  /**
+   * Loads the implementation `create` needs (a literal dynamic import, visible to `deno compile`), so an
+   * extension few configs use keeps its code out of every isolate until one does; `prepareExtensions` awaits it
+   * for every extension a config names before anything is created. Absent: the implementation is loaded.
+   */
+  load?(): Promise<void>;
   /** HTTP filters: validates a typed_per_filter_config entry (without "@type"); absent = no per-route config. */
   readonly perRouteSchema?: z.ZodMiniType;
   /** "@type" URLs of the per-route message (default: `typeUrls`). */

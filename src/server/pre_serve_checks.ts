@@ -8,6 +8,7 @@ import type { Bootstrap } from "../config/bootstrap.ts";
 import type { ConfigIssue } from "../config/errors.ts";
 import { configError } from "../config/errors.ts";
 import { prepareTls } from "../transport/cert_store.ts";
+import { prepareExtensions } from "../registry/prepare.ts";
 import { staticSecretIssues } from "../transport/secret.ts";
 import { checkTransportSocketFiles } from "../transport/tls_preflight.ts";
 import { configSourceClusterIssues } from "../xds/config_check.ts";
@@ -58,6 +59,7 @@ export async function preServeChecks(b: Bootstrap, opts: PreServeOptions = {}): 
     }
   });
   await prepareTls(b); // certificate/key pairs are checked with the TLS runtime serve would use
+  await prepareExtensions(b); // and the implementations serve would load load here too
   if ((b.static_resources.secrets?.length ?? 0) > 0) {
     issues.push(...staticSecretIssues(b.static_resources.secrets));
   }

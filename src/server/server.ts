@@ -8,6 +8,7 @@ import { systemClock } from "../common/clock.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import type { BootstrapExtensionCreate, BootstrapExtensionHandle } from "../registry/bootstrap_extension.ts";
 import { prepareTls } from "../transport/cert_store.ts";
+import { prepareExtensions } from "../registry/prepare.ts";
 import { Logger, logSettings, reopenLogFile } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
@@ -117,6 +118,7 @@ export class Server {
     }
     if (this.opts.concurrency <= 1) {
       await prepareTls(this.bootstrap);
+      await prepareExtensions(this.bootstrap);
       this.#plane = new DataPlane(this.bootstrap, 0, this.shared, true, {
         drainTimeMs: this.opts.drainTimeMs,
       });

@@ -8,6 +8,7 @@ import { applyLogSettings, reopenLogFile, setLogTag } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
 import { bootstrapSchema } from "../config/bootstrap.ts";
 import { prepareTls } from "../transport/cert_store.ts";
+import { prepareExtensions } from "../registry/prepare.ts";
 import { DataPlane } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
@@ -51,6 +52,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       if (m.runtime) setRuntimeFromWire(m.runtime);
       // Workers only report outcomes: the main thread decides health (checks, outlier sweeps).
       await prepareTls(r.data);
+      await prepareExtensions(r.data);
       plane = new DataPlane(r.data, m.workerIndex, SharedArena.attach(m.shared), false, {
         drainTimeMs: m.drainTimeMs,
       });

@@ -19,6 +19,7 @@ import {
 } from "../upstream/config.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { loadTlsRuntime, prepareTls } from "../transport/cert_store.ts";
+import { prepareExtensions } from "../registry/prepare.ts";
 import {
   resolveSecret,
   type SecretConfig,
@@ -273,6 +274,7 @@ export async function applyToPlane(
         clusters: u.kind === "cluster" ? values as ClusterConfig[] : [],
       },
     });
+    await prepareExtensions(values); // filters the bootstrap did not use are loaded on first use
   }
   switch (u.kind) {
     case "secret":

@@ -25,7 +25,9 @@ Deno.test("revocation lists made by openssl ca", async (t) => {
     async () => {
       assert.equal(crl.issuer, certIds(ca).subject);
       assert.ok(crl.thisUpdate <= now && crl.nextUpdate! > now);
-      assert.deepEqual([...crl.revoked], [(await pki.serialOf(bad.cert)).toLowerCase().replace(/^(00)+/, "")]);
+      assert.deepEqual([...crl.revoked], [
+        (await pki.serialOf(bad.cert)).toLowerCase().replace(/^(00)+/, ""),
+      ]);
       assert.ok(crlSignedBy(crl, ca));
       assert.ok(!crlSignedBy(crl, der(other.caPem)));
     },

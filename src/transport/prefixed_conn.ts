@@ -1,16 +1,49 @@
 /**
- * A plain connection whose first bytes were already read (by the tls_inspector) and are handed back to the
- * filter chain by the first reads. Supports what the byte path uses: read, write, closeWrite, close, addresses.
+ * A plain connection whose first bytes were already read (by the tls_inspector, or the proxy_protocol listener
+ * filter after its header) and are handed back to the filter chain by the first reads. Supports what the byte
+ * path uses: read, write, closeWrite, close, addresses (optionally others than the socket's: a PROXY header's).
+ * Once the replayed bytes are consumed it exposes the socket's runtime resource id, so network/raw_io.ts reads
+ * and writes the socket directly, as for any accepted connection.
  */
 
-/** Wraps `inner`, replaying `prefix` before reading from the socket again; built once per inspected connection. */
+const RID: symbol | undefined = (() => {
+  try {
+    const internal =
+      (Deno as unknown as Record<symbol, { core?: { internalRidSymbol?: symbol } } | undefined>)[
+        (Deno as unknown as { internal: symbol }).internal
+      ];
+    const s = internal?.core?.internalRidSymbol;
+    return typeof s === "symbol" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Wraps `inner`, replaying `prefix` before reading from the socket again; built once per connection. */
 export class PrefixedConn {
   readonly #inner: Deno.Conn;
   #prefix: Uint8Array | null;
+  /** Peer address: the socket's, or the one given (a PROXY header's source). */
+  readonly remoteAddr: Deno.Addr;
+  /** Local address: the socket's, or the one given (a PROXY header's destination). */
+  readonly localAddr: Deno.Addr;
 
-  constructor(inner: Deno.Conn, prefix: Uint8Array) {
+  constructor(inner: Deno.Conn, prefix: Uint8Array, remote?: Deno.NetAddr, local?: Deno.NetAddr) {
     this.#inner = inner;
     this.#prefix = prefix.length > 0 ? prefix : null;
+    this.remoteAddr = remote ?? inner.remoteAddr;
+    this.localAddr = local ?? inner.localAddr;
+  }
+
+  static {
+    // the socket's resource id, once nothing is left to replay (raw_io then skips the wrapper)
+    if (RID !== undefined) {
+      Object.defineProperty(PrefixedConn.prototype, RID, {
+        get(this: PrefixedConn): unknown {
+          return this.#prefix === null ? (this.#inner as unknown as Record<symbol, unknown>)[RID] : undefined;
+        },
+      });
+    }
   }
 
   /** Reads the replayed bytes first, then from the socket. */
@@ -38,19 +71,14 @@ export class PrefixedConn {
     this.#inner.close();
   }
 
-  /** Peer address. */
-  get remoteAddr(): Deno.Addr {
-    return this.#inner.remoteAddr;
-  }
-
-  /** Local address. */
-  get localAddr(): Deno.Addr {
-    return this.#inner.localAddr;
-  }
-
   /** Sets TCP_NODELAY on the socket. */
   setNoDelay(on = true): void {
     (this.#inner as Deno.TcpConn).setNoDelay?.(on);
+  }
+
+  /** Sets SO_KEEPALIVE on the socket. */
+  setKeepAlive(on = true): void {
+    (this.#inner as Deno.TcpConn).setKeepAlive?.(on);
   }
 
   /** Keeps the event loop alive while the socket is open. */

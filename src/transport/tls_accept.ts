@@ -12,7 +12,7 @@ import type { Counter, Scope } from "../stats/store.ts";
 import { tlsCrypto } from "./cert_store.ts";
 import { type ChainMatch, type ChainSelector, explainChain } from "./chain_select.ts";
 import { type HelloResult, MAX_HELLO_BYTES, parseClientHello } from "./client_hello.ts";
-import { peerOf, verifyErrorOf } from "./node_tls.ts";
+import { nodeTlsModule } from "./node_tls_lazy.ts";
 import { type PeerCertificate, verifyPeer } from "./peer_verify.ts";
 import { PrefixedConn } from "./prefixed_conn.ts";
 import { type SslStats, sslStatsFor } from "./ssl_stats.ts";
@@ -228,7 +228,8 @@ export class TlsAccept<C extends { tls?: DownstreamTls; match: ChainMatch }> {
     const { accepted, validation } = await ctx.terminateNode(conn, prefix, sniff);
     const { conn: tc, socket } = accepted;
     track(tc);
-    const peer = validation?.request ? peerOf(socket, verifyErrorOf(socket)) : null;
+    const n = validation?.request ? nodeTlsModule() : undefined; // loaded: this connection came through it
+    const peer = n !== undefined ? n.peerOf(socket, n.verifyErrorOf(socket)) : null;
     if (validation !== undefined && validation.request) {
       const failure = verifyPeer(validation, peer);
       if (failure !== undefined) {

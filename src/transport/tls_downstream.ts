@@ -11,7 +11,8 @@
  */
 import { Logger } from "../common/log.ts";
 import { type CertifiedKey, CertWatcher, readDataSource, selectCertificate } from "./cert_store.ts";
-import { type NodeAccepted, NodeTlsServer } from "./node_tls.ts";
+import type { NodeAccepted, NodeTlsServer } from "./node_tls.ts";
+import { loadNodeTlsModule } from "./node_tls_lazy.ts";
 import { compilePeerValidation, type PeerValidation } from "./peer_verify.ts";
 import {
   type ResolvedSecret,
@@ -389,13 +390,15 @@ export class DownstreamTls {
       node = {
         certs,
         validation,
-        server: NodeTlsServer.create({
-          certs,
-          alpn: this.alpn,
-          bounds: this.bounds,
-          ca: validation?.ca,
-          requestCert: validation?.request ?? false,
-        }),
+        server: loadNodeTlsModule().then((m) =>
+          m.NodeTlsServer.create({
+            certs,
+            alpn: this.alpn,
+            bounds: this.bounds,
+            ca: validation?.ca,
+            requestCert: validation?.request ?? false,
+          })
+        ),
       };
       this.#node = node;
     }

@@ -9,7 +9,7 @@ import type { Scope } from "../stats/store.ts";
 import type { ConnectFn } from "../upstream/pool.ts";
 import { type CertifiedKey, CertWatcher, readDataSource, tlsCrypto } from "./cert_store.ts";
 import { checkRevocation } from "./crl.ts";
-import { nodeConnect, peerOf, verifyErrorOf } from "./node_tls.ts";
+import { loadNodeTlsModule } from "./node_tls_lazy.ts";
 import { compilePeerValidation, type PeerCertificate, type PeerValidation } from "./peer_verify.ts";
 import {
   type ResolvedSecret,
@@ -338,6 +338,7 @@ async function connectNode(
 ): Promise<Deno.Conn> {
   const v = s.validation;
   const tcp = tcpConnect !== undefined ? await tcpConnect(o) : undefined;
+  const { nodeConnect, peerOf, verifyErrorOf } = await loadNodeTlsModule();
   let accepted;
   try {
     accepted = await nodeConnect({

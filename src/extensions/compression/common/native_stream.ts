@@ -11,7 +11,7 @@
  * when a library is configured, and native_stream_test.ts checks the behaviour, so a runtime that moves the
  * internals fails at start-up or in the tests, never on a request.
  */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../common/node_builtin.ts";
 
 /** The native handle of a node:zlib stream. */
 interface NativeHandle {
@@ -43,7 +43,7 @@ const SCRATCH = new Uint8Array(64 * 1024);
 
 /** True when this runtime's node:zlib exposes the handle internals NativeStream drives. */
 export function nativeZlibAvailable(): boolean {
-  const s = zlib.createGzip() as unknown as Partial<StreamInternals>;
+  const s = nodeZlib().createGzip() as unknown as Partial<StreamInternals>;
   const ok = typeof s._handle?.writeSync === "function" && s._writeState instanceof Uint32Array &&
     typeof s._handle.reset === "function";
   s._handle?.close();

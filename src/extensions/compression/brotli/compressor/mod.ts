@@ -1,22 +1,31 @@
 /** envoy.compression.brotli.compressor: brotli, flushed (BROTLI_OPERATION_FLUSH) after every chunk. */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { NativeStream, requireNativeZlib } from "../../common/native_stream.ts";
 import type { Compressor, CompressorFactory, CompressorLibraryCreate } from "../../common/types.ts";
 import { type BrotliCompressorConfig, brotliCompressorSchema } from "./config.ts";
 
-const C = zlib.constants;
+/** node:zlib's constants, read when first used (not at start). */
+const C = new Proxy({} as ReturnType<typeof nodeZlib>["constants"], {
+  get: (_t, k) => nodeZlib().constants[k as keyof ReturnType<typeof nodeZlib>["constants"]],
+});
 
 /** The extension name. */
 export const BROTLI_COMPRESSOR_NAME = "envoy.compression.brotli.compressor";
 
 /** EncoderMode names to BROTLI_PARAM_MODE values (DEFAULT is brotli's default mode, generic). */
-const MODES = {
-  DEFAULT: C.BROTLI_DEFAULT_MODE,
-  GENERIC: C.BROTLI_MODE_GENERIC,
-  TEXT: C.BROTLI_MODE_TEXT,
-  FONT: C.BROTLI_MODE_FONT,
-} as const;
+function modeValue(mode: "DEFAULT" | "GENERIC" | "TEXT" | "FONT"): number {
+  switch (mode) {
+    case "DEFAULT":
+      return C.BROTLI_DEFAULT_MODE;
+    case "GENERIC":
+      return C.BROTLI_MODE_GENERIC;
+    case "TEXT":
+      return C.BROTLI_MODE_TEXT;
+    case "FONT":
+      return C.BROTLI_MODE_FONT;
+  }
+}
 
 class BrotliCompressor implements Compressor {
   #s: NativeStream | null;
@@ -43,7 +52,7 @@ export class BrotliCompressorFactory implements CompressorFactory {
     requireNativeZlib(BROTLI_COMPRESSOR_NAME);
     this.#params = {
       [C.BROTLI_PARAM_QUALITY]: c.quality,
-      [C.BROTLI_PARAM_MODE]: MODES[c.encoder_mode],
+      [C.BROTLI_PARAM_MODE]: modeValue(c.encoder_mode),
       [C.BROTLI_PARAM_LGWIN]: c.window_bits,
       [C.BROTLI_PARAM_LGBLOCK]: c.input_block_bits,
       [C.BROTLI_PARAM_DISABLE_LITERAL_CONTEXT_MODELING]: c.disable_literal_context_modeling ? 1 : 0,
@@ -51,7 +60,7 @@ export class BrotliCompressorFactory implements CompressorFactory {
   }
 
   create(): Compressor {
-    return new BrotliCompressor(new NativeStream(zlib.createBrotliCompress({ params: this.#params })));
+    return new BrotliCompressor(new NativeStream(nodeZlib().createBrotliCompress({ params: this.#params })));
   }
 
   close(): void {}

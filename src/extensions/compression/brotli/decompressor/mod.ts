@@ -3,7 +3,7 @@
  * (output over 100 times a chunk's input counts brotli_output_overflow and stops the stream; input after the
  * end of the brotli stream counts brotli_redundant_input and stops it too).
  */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import type { Scope } from "../../../../stats/store.ts";
 import { type DecompressorRules, StreamDecompressor } from "../../common/decompressor.ts";
@@ -16,7 +16,10 @@ import type {
 } from "../../common/types.ts";
 import { type BrotliDecompressorConfig, brotliDecompressorSchema } from "./config.ts";
 
-const C = zlib.constants;
+/** node:zlib's constants, read when first used (not at start). */
+const C = new Proxy({} as ReturnType<typeof nodeZlib>["constants"], {
+  get: (_t, k) => nodeZlib().constants[k as keyof ReturnType<typeof nodeZlib>["constants"]],
+});
 
 /** The extension name. */
 export const BROTLI_DECOMPRESSOR_NAME = "envoy.compression.brotli.decompressor";
@@ -25,7 +28,9 @@ export const BROTLI_DECOMPRESSOR_NAME = "envoy.compression.brotli.decompressor";
 const MAX_INFLATE_RATIO = 100;
 
 const RULES: DecompressorRules = {
-  flush: C.BROTLI_OPERATION_PROCESS,
+  get flush() {
+    return C.BROTLI_OPERATION_PROCESS;
+  },
   maxInflateRatio: MAX_INFLATE_RATIO,
   countError: (_s, stats) => stats.brotli_error.inc(),
   countOverflow: (stats) => {
@@ -61,7 +66,7 @@ export class BrotliDecompressorFactory implements DecompressorFactory {
   }
 
   create(stats: DecompressorLibraryStats): Decompressor {
-    const s = new NativeStream(zlib.createBrotliDecompress({ params: this.#params }));
+    const s = new NativeStream(nodeZlib().createBrotliDecompress({ params: this.#params }));
     return new StreamDecompressor(s, RULES, stats, null);
   }
 

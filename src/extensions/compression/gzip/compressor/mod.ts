@@ -1,11 +1,13 @@
 /** envoy.compression.gzip.compressor: zlib deflate with a gzip wrapper, flushed (Z_SYNC_FLUSH) after every chunk. */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { NativeStream, requireNativeZlib, StreamPool } from "../../common/native_stream.ts";
 import type { Compressor, CompressorFactory, CompressorLibraryCreate } from "../../common/types.ts";
 import { GZIP_LEVELS, GZIP_STRATEGIES, type GzipCompressorConfig, gzipCompressorSchema } from "./config.ts";
 
-const { Z_SYNC_FLUSH, Z_FINISH } = zlib.constants;
+// nodeZlib().h flush values (fixed by zlib; reading nodeZlib().constants here would load node:zlib at start)
+const Z_SYNC_FLUSH = 2;
+const Z_FINISH = 4;
 
 /** The extension name. */
 export const GZIP_COMPRESSOR_NAME = "envoy.compression.gzip.compressor";
@@ -39,7 +41,7 @@ export class GzipCompressorFactory implements CompressorFactory {
       windowBits: c.window_bits,
       strategy: GZIP_STRATEGIES[c.compression_strategy],
     };
-    this.#pool = new StreamPool(() => new NativeStream(zlib.createGzip(opts)));
+    this.#pool = new StreamPool(() => new NativeStream(nodeZlib().createGzip(opts)));
   }
 
   create(): Compressor {

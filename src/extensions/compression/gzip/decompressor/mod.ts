@@ -3,7 +3,7 @@
  * counters and its bomb protection (more than max_inflate_ratio times a chunk's size counts zlib_data_error
  * and stops the stream).
  */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import type { Scope } from "../../../../stats/store.ts";
 import { type DecompressorRules, StreamDecompressor } from "../../common/decompressor.ts";
@@ -16,7 +16,10 @@ import type {
 } from "../../common/types.ts";
 import { type GzipDecompressorConfig, gzipDecompressorSchema } from "./config.ts";
 
-const C = zlib.constants;
+/** node:zlib's constants, read when first used (not at start). */
+const C = new Proxy({} as ReturnType<typeof nodeZlib>["constants"], {
+  get: (_t, k) => nodeZlib().constants[k as keyof ReturnType<typeof nodeZlib>["constants"]],
+});
 
 /** The extension name. */
 export const GZIP_DECOMPRESSOR_NAME = "envoy.compression.gzip.decompressor";
@@ -32,14 +35,18 @@ const STATS = [
 ] as const;
 
 /** zlib error numbers to their counter (anything else, as a handle that threw, counts as a data error). */
-const BY_ERRNO: Record<number, (typeof STATS)[number]> = {
-  [C.Z_ERRNO]: "zlib_errno",
-  [C.Z_STREAM_ERROR]: "zlib_stream_error",
-  [C.Z_DATA_ERROR]: "zlib_data_error",
-  [C.Z_MEM_ERROR]: "zlib_mem_error",
-  [C.Z_BUF_ERROR]: "zlib_buf_error",
-  [C.Z_VERSION_ERROR]: "zlib_version_error",
-};
+let byErrno: Record<number, (typeof STATS)[number]> | undefined;
+function counterOf(errno: number): (typeof STATS)[number] {
+  byErrno ??= {
+    [C.Z_ERRNO]: "zlib_errno",
+    [C.Z_STREAM_ERROR]: "zlib_stream_error",
+    [C.Z_DATA_ERROR]: "zlib_data_error",
+    [C.Z_MEM_ERROR]: "zlib_mem_error",
+    [C.Z_BUF_ERROR]: "zlib_buf_error",
+    [C.Z_VERSION_ERROR]: "zlib_version_error",
+  };
+  return byErrno[errno] ?? "zlib_data_error";
+}
 
 /** Gunzip streams of one config (pooled: a finished stream is reset for the next body). */
 export class GzipDecompressorFactory implements DecompressorFactory {
@@ -51,11 +58,11 @@ export class GzipDecompressorFactory implements DecompressorFactory {
   constructor(c: GzipDecompressorConfig) {
     requireNativeZlib(GZIP_DECOMPRESSOR_NAME);
     const opts = { windowBits: c.window_bits };
-    this.#pool = new StreamPool(() => new NativeStream(zlib.createGunzip(opts)));
+    this.#pool = new StreamPool(() => new NativeStream(nodeZlib().createGunzip(opts)));
     this.#rules = {
       flush: C.Z_NO_FLUSH,
       maxInflateRatio: c.max_inflate_ratio,
-      countError: (s, stats) => stats[BY_ERRNO[s.errno] ?? "zlib_data_error"].inc(),
+      countError: (s, stats) => stats[counterOf(s.errno)].inc(),
       countOverflow: (stats) => stats.zlib_data_error.inc(),
     };
   }

@@ -1,11 +1,14 @@
 /** envoy.compression.zstd.compressor: zstd frames, flushed (ZSTD_e_flush) after every chunk. */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { NativeStream, requireNativeZlib, StreamPool } from "../../common/native_stream.ts";
 import type { Compressor, CompressorFactory, CompressorLibraryCreate } from "../../common/types.ts";
 import { ZSTD_STRATEGIES, type ZstdCompressorConfig, zstdCompressorSchema } from "./config.ts";
 
-const C = zlib.constants;
+/** node:zlib's constants, read when first used (not at start). */
+const C = new Proxy({} as ReturnType<typeof nodeZlib>["constants"], {
+  get: (_t, k) => nodeZlib().constants[k as keyof ReturnType<typeof nodeZlib>["constants"]],
+});
 
 /** The extension name. */
 export const ZSTD_COMPRESSOR_NAME = "envoy.compression.zstd.compressor";
@@ -33,7 +36,7 @@ export class ZstdCompressorFactory implements CompressorFactory {
 
   constructor(c: ZstdCompressorConfig) {
     requireNativeZlib(ZSTD_COMPRESSOR_NAME);
-    if (typeof zlib.createZstdCompress !== "function") {
+    if (typeof nodeZlib().createZstdCompress !== "function") {
       throw new Error(`${ZSTD_COMPRESSOR_NAME} needs zstd in node:zlib, which this runtime lacks`);
     }
     const params: Record<number, number> = {
@@ -42,7 +45,7 @@ export class ZstdCompressorFactory implements CompressorFactory {
     };
     const strategy = ZSTD_STRATEGIES.indexOf(c.strategy);
     if (strategy > 0) params[C.ZSTD_c_strategy] = strategy;
-    this.#pool = new StreamPool(() => new NativeStream(zlib.createZstdCompress({ params })));
+    this.#pool = new StreamPool(() => new NativeStream(nodeZlib().createZstdCompress({ params })));
   }
 
   create(): Compressor {

@@ -1,5 +1,5 @@
 /** envoy.compression.zstd.decompressor: zstd frames decoded with Envoy's zstd_* error counters. */
-import zlib from "node:zlib";
+import { nodeZlib } from "../../../../common/node_builtin.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import type { Scope } from "../../../../stats/store.ts";
 import { type DecompressorRules, StreamDecompressor } from "../../common/decompressor.ts";
@@ -25,7 +25,9 @@ function errorStat(message: string): string {
 }
 
 const RULES: DecompressorRules = {
-  flush: zlib.constants.ZSTD_e_continue,
+  get flush() {
+    return nodeZlib().constants.ZSTD_e_continue;
+  },
   maxInflateRatio: 0,
   countError: (s, stats) => stats[errorStat(s.message)].inc(),
   countOverflow: (stats) => stats.zstd_generic_error.inc(),
@@ -39,10 +41,10 @@ export class ZstdDecompressorFactory implements DecompressorFactory {
 
   constructor(_c: ZstdDecompressorConfig) {
     requireNativeZlib(ZSTD_DECOMPRESSOR_NAME);
-    if (typeof zlib.createZstdDecompress !== "function") {
+    if (typeof nodeZlib().createZstdDecompress !== "function") {
       throw new Error(`${ZSTD_DECOMPRESSOR_NAME} needs zstd in node:zlib, which this runtime lacks`);
     }
-    this.#pool = new StreamPool(() => new NativeStream(zlib.createZstdDecompress()));
+    this.#pool = new StreamPool(() => new NativeStream(nodeZlib().createZstdDecompress()));
   }
 
   stats(scope: Scope): DecompressorLibraryStats {

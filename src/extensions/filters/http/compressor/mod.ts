@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type CompressorConfig, compressorPerRouteSchema, compressorSchema } from "./config.ts";
-import { COMPRESSOR_NAME, CompressorFilterFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const COMPRESSOR_NAME = "envoy.filters.http.compressor";
 
 /** envoy.filters.http.compressor (per-route config: CompressorPerRoute). */
 export const httpCompressor: Extension<CompressorConfig, HttpFilterCreate<CompressorConfig>> = {
@@ -12,6 +16,14 @@ export const httpCompressor: Extension<CompressorConfig, HttpFilterCreate<Compre
   schema: compressorSchema as never,
   perRouteSchema: compressorPerRouteSchema,
   perRouteTypeUrls: ["type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute"],
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
   create: (config, ctx, hcm) =>
-    new CompressorFilterFactory(config, ctx, hcm.filterName ?? COMPRESSOR_NAME, hcm.statPrefix),
+    new (loadedModule(impl, COMPRESSOR_NAME).CompressorFilterFactory)(
+      config,
+      ctx,
+      hcm.filterName ?? COMPRESSOR_NAME,
+      hcm.statPrefix,
+    ),
 };

@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type CorsConfig, corsPolicySchema, corsSchema } from "./config.ts";
-import { CORS_NAME, CorsFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const CORS_NAME = "envoy.filters.http.cors";
 
 /** envoy.filters.http.cors (per-route config: CorsPolicy; also the deprecated route.v3.CorsPolicy fields). */
 export const httpCors: Extension<CorsConfig, HttpFilterCreate<CorsConfig>> = {
@@ -12,5 +16,9 @@ export const httpCors: Extension<CorsConfig, HttpFilterCreate<CorsConfig>> = {
   schema: corsSchema as never,
   perRouteSchema: corsPolicySchema,
   perRouteTypeUrls: ["type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"],
-  create: (_config, ctx, hcm) => new CorsFactory(ctx, hcm.filterName ?? CORS_NAME, hcm.statPrefix),
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
+  create: (_config, ctx, hcm) =>
+    new (loadedModule(impl, CORS_NAME).CorsFactory)(ctx, hcm.filterName ?? CORS_NAME, hcm.statPrefix),
 };

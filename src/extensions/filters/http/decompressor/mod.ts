@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type DecompressorConfig, decompressorSchema } from "./config.ts";
-import { DECOMPRESSOR_NAME, DecompressorFilterFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const DECOMPRESSOR_NAME = "envoy.filters.http.decompressor";
 
 /** envoy.filters.http.decompressor (no per-route config, as in Envoy). */
 export const httpDecompressor: Extension<DecompressorConfig, HttpFilterCreate<DecompressorConfig>> = {
@@ -10,5 +14,9 @@ export const httpDecompressor: Extension<DecompressorConfig, HttpFilterCreate<De
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor"],
   category: "http_filter",
   schema: decompressorSchema as never,
-  create: (config, ctx, hcm) => new DecompressorFilterFactory(config, ctx, hcm.statPrefix),
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
+  create: (config, ctx, hcm) =>
+    new (loadedModule(impl, DECOMPRESSOR_NAME).DecompressorFilterFactory)(config, ctx, hcm.statPrefix),
 };

@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type ExtAuthzConfig, extAuthzPerRouteSchema, extAuthzSchema } from "./config.ts";
-import { EXT_AUTHZ_NAME, ExtAuthzFactory } from "./factory.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./factory.ts") | undefined;
+const EXT_AUTHZ_NAME = "envoy.filters.http.ext_authz";
 
 /**
  * envoy.filters.http.ext_authz (per-route config: ExtAuthzPerRoute). Its service cluster is not a cluster
@@ -15,6 +19,14 @@ export const httpExtAuthz: Extension<ExtAuthzConfig, HttpFilterCreate<ExtAuthzCo
   schema: extAuthzSchema as never,
   perRouteSchema: extAuthzPerRouteSchema,
   perRouteTypeUrls: ["type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"],
+  load: async () => {
+    impl ??= await import("./factory.ts");
+  },
   create: (config, ctx, hcm) =>
-    new ExtAuthzFactory(config, ctx, hcm.filterName ?? EXT_AUTHZ_NAME, hcm.statPrefix),
+    new (loadedModule(impl, EXT_AUTHZ_NAME).ExtAuthzFactory)(
+      config,
+      ctx,
+      hcm.filterName ?? EXT_AUTHZ_NAME,
+      hcm.statPrefix,
+    ),
 };

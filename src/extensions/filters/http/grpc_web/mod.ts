@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type GrpcWebConfig, grpcWebSchema } from "./config.ts";
-import { GRPC_WEB_NAME, GrpcWebFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const GRPC_WEB_NAME = "envoy.filters.http.grpc_web";
 
 /** envoy.filters.http.grpc_web. */
 export const grpcWeb: Extension<GrpcWebConfig, HttpFilterCreate<GrpcWebConfig>> = {
@@ -10,5 +14,8 @@ export const grpcWeb: Extension<GrpcWebConfig, HttpFilterCreate<GrpcWebConfig>> 
   typeUrls: ["type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"],
   category: "http_filter",
   schema: grpcWebSchema as never,
-  create: (_config, ctx) => new GrpcWebFactory(ctx),
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
+  create: (_config, ctx) => new (loadedModule(impl, GRPC_WEB_NAME).GrpcWebFactory)(ctx),
 };

@@ -2,7 +2,11 @@
 import type { HttpFilterCreate } from "../../../../http/filter.ts";
 import type { Extension } from "../../../../registry/registry.ts";
 import { type HeaderMutationConfig, headerMutationPerRouteSchema, headerMutationSchema } from "./config.ts";
-import { HEADER_MUTATION_NAME, HeaderMutationFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const HEADER_MUTATION_NAME = "envoy.filters.http.header_mutation";
 
 /** envoy.filters.http.header_mutation (per-route config: HeaderMutationPerRoute). */
 export const httpHeaderMutation: Extension<HeaderMutationConfig, HttpFilterCreate<HeaderMutationConfig>> = {
@@ -14,6 +18,13 @@ export const httpHeaderMutation: Extension<HeaderMutationConfig, HttpFilterCreat
   perRouteTypeUrls: [
     "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
   ],
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
   create: (config, ctx, hcm) =>
-    new HeaderMutationFactory(config, ctx, hcm.filterName ?? HEADER_MUTATION_NAME),
+    new (loadedModule(impl, HEADER_MUTATION_NAME).HeaderMutationFactory)(
+      config,
+      ctx,
+      hcm.filterName ?? HEADER_MUTATION_NAME,
+    ),
 };

@@ -6,7 +6,11 @@ import {
   headerToMetadataPerRouteSchema,
   headerToMetadataSchema,
 } from "./config.ts";
-import { HEADER_TO_METADATA_NAME, HeaderToMetadataFactory } from "./filter.ts";
+import { loadedModule } from "../../../../registry/prepare.ts";
+
+/** The implementation, loaded when a config uses the filter (see Extension.load). */
+let impl: typeof import("./filter.ts") | undefined;
+const HEADER_TO_METADATA_NAME = "envoy.filters.http.header_to_metadata";
 
 /** envoy.filters.http.header_to_metadata (per-route config: the same Config message, with rules). */
 export const httpHeaderToMetadata: Extension<
@@ -18,6 +22,13 @@ export const httpHeaderToMetadata: Extension<
   category: "http_filter",
   schema: headerToMetadataSchema as never,
   perRouteSchema: headerToMetadataPerRouteSchema,
+  load: async () => {
+    impl ??= await import("./filter.ts");
+  },
   create: (config, ctx, hcm) =>
-    new HeaderToMetadataFactory(config, ctx, hcm.filterName ?? HEADER_TO_METADATA_NAME),
+    new (loadedModule(impl, HEADER_TO_METADATA_NAME).HeaderToMetadataFactory)(
+      config,
+      ctx,
+      hcm.filterName ?? HEADER_TO_METADATA_NAME,
+    ),
 };

@@ -87,7 +87,15 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
     }
     // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
   }
-  const head = encodeRequestHead(req.method, f.path, h);
+  let head: Uint8Array;
+  try {
+    head = encodeRequestHead(req.method, f.path, h);
+  } catch (e) {
+    // a filter set a value HTTP/1.1 cannot carry (a CR or LF from an authorization service, say): the
+    // request fails, the connection and the other streams on it do not
+    log.debug(`${cb.streamInfo.logPrefix()}cannot encode the upstream request: ${(e as Error).message}`);
+    return await f.localReply(503, "", ResponseFlag.LocalReset, "filter_added_invalid_request_data");
+  }
   const a = new UpstreamRequest(f, cluster, host, f.breakers!, route.priority);
   a.startMono = attemptStart(f);
   if (f.perTryMs > 0) a.setPerTryTimeout(f.perTryMs);

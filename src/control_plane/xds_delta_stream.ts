@@ -95,7 +95,10 @@ export function report(fn: () => void): void {
 }
 
 /** What state-of-the-world and delta streams share; see the file comment. */
-export abstract class XdsStream {
+export abstract class XdsStream<
+  Req extends { type_url?: string; node?: XdsNode } = { type_url?: string; node?: XdsNode },
+  St = unknown,
+> {
   /** Identifies the stream to the MeshObserver. */
   readonly id: string;
   /** The node, from the first request (undefined before). */
@@ -154,11 +157,39 @@ export abstract class XdsStream {
     return this.#chain;
   }
 
-  /** Handles one request message (decode, validate, then queue the work with `run`). */
-  protected abstract request(bytes: Uint8Array): void;
+  /** The per-type state of the stream (SotW or delta). */
+  protected readonly types = new Map<string, St>();
+
+  /** Decodes one request message; throws on malformed bytes. */
+  protected abstract decode(bytes: Uint8Array): Req;
+
+  /** Handles a decoded request of `type` (queued: one at a time, in order). */
+  protected abstract handle(type: string, req: Req): Promise<void>;
+
+  /** Resolves `type` and sends it when its version changed (`force`: in any case). */
+  protected abstract send(type: string, st: St, force: boolean): Promise<void>;
+
+  /** Handles one request message: decode, check the type, note the node, then queue the work. */
+  protected request(bytes: Uint8Array): void {
+    let req: Req;
+    try {
+      req = this.decode(bytes);
+    } catch (e) {
+      return this.bad(GrpcStatus.INVALID_ARGUMENT, (e as Error).message);
+    }
+    const type = this.typeOf(req.type_url ?? "");
+    if (type === undefined) return;
+    this.noteNode(req.node);
+    this.run(() => this.handle(type, req));
+  }
 
   /** Sends, for every subscribed type in PUSH_ORDER, what changed. */
-  protected abstract push(): Promise<void>;
+  protected async push(): Promise<void> {
+    for (const type of PUSH_ORDER) {
+      const st = this.types.get(type);
+      if (st !== undefined && !this.call.closed) await this.send(type, st, false);
+    }
+  }
 
   /** Queues work after what is queued. */
   protected run(fn: () => Promise<void> | void): void {
@@ -264,36 +295,18 @@ interface DeltaType {
 }
 
 /** An incremental stream (DeltaAggregatedResources or a per-type Delta* method); see the file comment. */
-export class DeltaStream extends XdsStream {
-  readonly #types = new Map<string, DeltaType>();
-
+export class DeltaStream extends XdsStream<DeltaDiscoveryRequest, DeltaType> {
   constructor(host: StreamHost, call: GrpcStreamCall, id: string, only: string | undefined) {
     super(host, call, id, only, true);
   }
 
-  protected request(bytes: Uint8Array): void {
-    let req: DeltaDiscoveryRequest;
-    try {
-      req = decodeDeltaDiscoveryRequest(bytes);
-    } catch (e) {
-      return this.bad(GrpcStatus.INVALID_ARGUMENT, (e as Error).message);
-    }
-    const type = this.typeOf(req.type_url ?? "");
-    if (type === undefined) return;
-    this.noteNode(req.node);
-    this.run(() => this.#handle(type, req));
+  protected decode(bytes: Uint8Array): DeltaDiscoveryRequest {
+    return decodeDeltaDiscoveryRequest(bytes);
   }
 
-  protected async push(): Promise<void> {
-    for (const type of PUSH_ORDER) {
-      const st = this.#types.get(type);
-      if (st && !this.call.closed) await this.#send(type, st, false);
-    }
-  }
-
-  async #handle(type: string, req: DeltaDiscoveryRequest): Promise<void> {
+  protected async handle(type: string, req: DeltaDiscoveryRequest): Promise<void> {
     if (this.call.closed) return;
-    let st = this.#types.get(type);
+    let st = this.types.get(type);
     const first = st === undefined;
     st ??= { wildcard: false, names: new Set(), known: new Map(), nonces: new Map() };
     const nonce = req.response_nonce ?? "";
@@ -325,19 +338,19 @@ export class DeltaStream extends XdsStream {
       }
     }
     let total = 0;
-    for (const [t, s] of this.#types) if (t !== type) total += s.names.size;
+    for (const [t, s] of this.types) if (t !== type) total += s.names.size;
     if (total + st.names.size > this.host.maxNamesPerStream || st.known.size > this.host.maxNamesPerStream) {
       return this.bad(
         GrpcStatus.RESOURCE_EXHAUSTED,
         `more than ${this.host.maxNamesPerStream} resource names`,
       );
     }
-    if (first) this.#types.set(type, st);
-    if (first || sub.length > 0 || unsub.length > 0) await this.#send(type, st, first);
+    if (first) this.types.set(type, st);
+    if (first || sub.length > 0 || unsub.length > 0) await this.send(type, st, first);
   }
 
   /** Sends what the client lacks of `type` and what it holds that is gone; `force`: even when nothing. */
-  async #send(type: string, st: DeltaType, force: boolean): Promise<void> {
+  async send(type: string, st: DeltaType, force: boolean): Promise<void> {
     let current: Map<string, ResourceEntry> | undefined;
     if (st.wildcard) current = await this.resolve(type, null);
     else if (st.names.size === 0) current = new Map();

@@ -27,7 +27,7 @@ import type { GrpcServer, GrpcStreamCall } from "../grpc/server.ts";
 import type { Gauge, Scope } from "../stats/store.ts";
 import { decodeDiscoveryRequest, encodeDiscoveryResponse } from "../xds/codec/discovery.ts";
 import { type DiscoveryRequest, TYPE_URLS } from "../xds/types.ts";
-import { type MeshObserver, PUSH_ORDER, SECRET_TYPE_URL, type XdsSource } from "./types.ts";
+import { type MeshObserver, SECRET_TYPE_URL, type XdsSource } from "./types.ts";
 import {
   contentVersion,
   DeltaStream,
@@ -204,36 +204,18 @@ function sameNames(a: readonly string[] | null, b: readonly string[] | null): bo
 }
 
 /** A state-of-the-world stream (StreamAggregatedResources or a per-type Stream* method). */
-class SotwStream extends XdsStream {
-  readonly #types = new Map<string, SotwType>();
-
+class SotwStream extends XdsStream<DiscoveryRequest, SotwType> {
   constructor(host: StreamHost, call: GrpcStreamCall, id: string, only: string | undefined) {
     super(host, call, id, only, false);
   }
 
-  protected request(bytes: Uint8Array): void {
-    let req: DiscoveryRequest;
-    try {
-      req = decodeDiscoveryRequest(bytes);
-    } catch (e) {
-      return this.bad(GrpcStatus.INVALID_ARGUMENT, (e as Error).message);
-    }
-    const type = this.typeOf(req.type_url ?? "");
-    if (type === undefined) return;
-    this.noteNode(req.node);
-    this.run(() => this.#handle(type, req));
+  protected decode(bytes: Uint8Array): DiscoveryRequest {
+    return decodeDiscoveryRequest(bytes);
   }
 
-  protected async push(): Promise<void> {
-    for (const type of PUSH_ORDER) {
-      const st = this.#types.get(type);
-      if (st && !this.call.closed) await this.#send(type, st, false);
-    }
-  }
-
-  async #handle(type: string, req: DiscoveryRequest): Promise<void> {
+  protected async handle(type: string, req: DiscoveryRequest): Promise<void> {
     if (this.call.closed) return;
-    const st = this.#types.get(type);
+    const st = this.types.get(type);
     const nonce = req.response_nonce ?? "";
     if (st !== undefined && nonce !== "") {
       if (nonce !== st.nonce) {
@@ -246,7 +228,7 @@ class SotwStream extends XdsStream {
     const names = given.length === 0 ? null : [...new Set(given)].sort();
     if (st !== undefined && nonce !== "" && sameNames(st.names, names)) return; // wait for a change
     let total = names?.length ?? 0;
-    for (const [t, s] of this.#types) if (t !== type) total += s.names?.length ?? 0;
+    for (const [t, s] of this.types) if (t !== type) total += s.names?.length ?? 0;
     if (total > this.host.maxNamesPerStream) {
       return this.bad(
         GrpcStatus.RESOURCE_EXHAUSTED,
@@ -255,12 +237,12 @@ class SotwStream extends XdsStream {
     }
     const state = st ?? { names, version: "", nonce: "" };
     state.names = names;
-    this.#types.set(type, state);
-    await this.#send(type, state, true);
+    this.types.set(type, state);
+    await this.send(type, state, true);
   }
 
   /** Resolves `type` and sends it when its version changed (`force`: in any case). */
-  async #send(type: string, st: SotwType, force: boolean): Promise<void> {
+  async send(type: string, st: SotwType, force: boolean): Promise<void> {
     const current = await this.resolve(type, st.names);
     if (current === undefined || this.call.closed) return;
     const entries = sortedEntries(current);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./health_helpers.ts";
 import { spawnNuncio } from "./helpers.ts";
-import { adsBootstrap, distinctPorts, getWithHost, loopback } from "./mesh_helpers.ts";
+import { adsBootstrap, checkIn, distinctPorts, getWithHost, loopback, waitLive } from "./mesh_helpers.ts";
 import { makePki } from "./tls_certs.ts";
 
 function bootstrap(
@@ -50,32 +50,13 @@ Deno.test("embedded control plane: one nuncio -c serves a small site and configu
   await Deno.writeTextFile(`${dir}/bootstrap.json`, bootstrap(dir, admin, http, grpc));
   const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
   try {
-    await waitFor(
-      "/ready LIVE",
-      () =>
-        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
-          (t) => t === "LIVE\n",
-          () => false,
-        ),
-      20_000,
-    );
+    await waitLive(admin);
     // no host yet: the cluster exists and is empty (503 no healthy upstream)
     const empty = await fetch(`http://127.0.0.1:${edge}/x`);
     await empty.body?.cancel();
     assert.equal(empty.status, 503);
     for (const [i, o] of origins.entries()) {
-      const r = await fetch(`http://127.0.0.1:${http}/v1/registration/shop`, {
-        method: "POST",
-        body: JSON.stringify({
-          ip: "127.0.0.1",
-          port: o.addr.port,
-          revision: "r1",
-          service_repo_name: "shop",
-          tags: { instance_id: `shop-${i}` },
-        }),
-      });
-      await r.body?.cancel();
-      assert.equal(r.status, 200);
+      assert.equal(await checkIn(http, "shop", o.addr.port, { instance_id: `shop-${i}` }), 200);
     }
     const seen = new Set<string>();
     await waitFor("both origins answer through the edge", async () => {
@@ -138,25 +119,8 @@ Deno.test("embedded control plane: the edge's certificate over SDS from files; a
   const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
   const client = Deno.createHttpClient({ caCerts: [pki.caPem] });
   try {
-    await waitFor(
-      "/ready LIVE",
-      () =>
-        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
-          (t) => t === "LIVE\n",
-          () => false,
-        ),
-      20_000,
-    );
-    const reg = await fetch(`http://127.0.0.1:${http}/v1/registration/shop`, {
-      method: "POST",
-      body: JSON.stringify({
-        ip: "127.0.0.1",
-        port: origin.addr.port,
-        revision: "r",
-        service_repo_name: "shop",
-      }),
-    });
-    await reg.body?.cancel();
+    await waitLive(admin);
+    await checkIn(http, "shop", origin.addr.port);
     const https = `https://localhost:${edge}/x`;
     await waitFor("HTTPS through the edge", async () => {
       const r = await fetch(https, { client }).catch(() => undefined);
@@ -207,27 +171,9 @@ Deno.test("embedded control plane: canary_percent sends that share to hosts regi
   );
   const proxy = spawnNuncio(["-c", `${dir}/bootstrap.json`, "--concurrency", "1", "-l", "warn"]);
   try {
-    await waitFor(
-      "/ready LIVE",
-      () =>
-        fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.text()).then(
-          (t) => t === "LIVE\n",
-          () => false,
-        ),
-      20_000,
-    );
+    await waitLive(admin);
     for (const [i, o] of origins.entries()) {
-      const r = await fetch(`http://127.0.0.1:${http}/v1/registration/api`, {
-        method: "POST",
-        body: JSON.stringify({
-          ip: "127.0.0.1",
-          port: o.addr.port,
-          revision: "r1",
-          service_repo_name: "api",
-          tags: { canary: i === 1 },
-        }),
-      });
-      await r.body?.cancel();
+      await checkIn(http, "api", o.addr.port, { canary: i === 1 });
     }
     const url = `http://127.0.0.1:${egress}/x`;
     await waitFor(

@@ -84,3 +84,32 @@ export async function getWithHost(url: string, host: string): Promise<{ status: 
     throw e;
   }
 }
+
+/** Waits until the nuncio whose admin listens on `adminPort` answers /ready with LIVE. */
+export async function waitLive(adminPort: number, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const live = await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.text()).then(
+      (t) => t === "LIVE\n",
+      () => false,
+    );
+    if (live) return;
+    if (Date.now() > end) throw new Error(`Timed out waiting for /ready LIVE on ${adminPort}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Checks a host of `service` at 127.0.0.1:`port` in to the registry's v1 API on `httpPort`; the status. */
+export async function checkIn(
+  httpPort: number,
+  service: string,
+  port: number,
+  tags: Record<string, unknown> = {},
+): Promise<number> {
+  const r = await fetch(`http://127.0.0.1:${httpPort}/v1/registration/${service}`, {
+    method: "POST",
+    body: JSON.stringify({ ip: "127.0.0.1", port, revision: "r1", service_repo_name: service, tags }),
+  });
+  await r.body?.cancel();
+  return r.status;
+}

@@ -13,14 +13,13 @@ export interface MutationLevel {
   readonly remove?: readonly string[];
 }
 
-const enum Action {
-  Append,
-  AddIfAbsent,
-  OverwriteOrAdd,
-  OverwriteIfExists,
-}
+/** What adding a HeaderValueOption does (Envoy's HeaderAppendAction); shared with the header_mutation filter. */
+export const Action = { Append: 0, AddIfAbsent: 1, OverwriteOrAdd: 2, OverwriteIfExists: 3 } as const;
+/** One of Action's values. */
+export type Action = (typeof Action)[keyof typeof Action];
 
-const ACTIONS: Record<string, Action> = {
+/** `append_action` names to their Action. */
+export const ACTIONS: Readonly<Record<string, Action>> = {
   APPEND_IF_EXISTS_OR_ADD: Action.Append,
   ADD_IF_ABSENT: Action.AddIfAbsent,
   OVERWRITE_IF_EXISTS_OR_ADD: Action.OverwriteOrAdd,

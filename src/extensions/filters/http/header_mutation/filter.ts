@@ -5,6 +5,7 @@
  * level's HeaderMutationPerRoute: most specific first, or least specific first with
  * most_specific_header_mutations_wins (so the most specific one is applied last and wins).
  */
+import { Action, ACTIONS } from "../../../../http/routing/header_mutation.ts";
 import type {
   HttpFilter,
   HttpFilterCallbacks,
@@ -38,20 +39,6 @@ const enum Kind {
   RemoveOnMatch,
   Append,
 }
-
-const enum Action {
-  Append,
-  AddIfAbsent,
-  OverwriteOrAdd,
-  OverwriteIfExists,
-}
-
-const ACTIONS: Record<string, Action> = {
-  APPEND_IF_EXISTS_OR_ADD: Action.Append,
-  ADD_IF_ABSENT: Action.AddIfAbsent,
-  OVERWRITE_IF_EXISTS_OR_ADD: Action.OverwriteOrAdd,
-  OVERWRITE_IF_EXISTS: Action.OverwriteIfExists,
-};
 
 /** One mutation, compiled. */
 class Op {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 exec deno compile \
-  --allow-net --allow-read --allow-write --allow-env --allow-sys --allow-run \
+  --allow-net --allow-read --allow-write --allow-env --allow-sys --allow-run --allow-ffi \
   --unstable-net \
   --include src/server/worker.ts \
   --include config/ \

@@ -30,6 +30,10 @@ export const PEERS: readonly Peer[] = [
   { name: "wrk", pkg: "wrk", check: { command: "wrk" } },
   { name: "promtool", pkg: "prometheus", check: { command: "promtool" } },
   { name: "chromium", pkg: "chromium", check: { command: "chromium" } },
+  { name: "iptables", pkg: "iptables", check: { command: "iptables" } },
+  { name: "redis-benchmark", pkg: "redis-tools", check: { command: "redis-benchmark" } },
+  { name: "nutcracker", pkg: "nutcracker", check: { command: "nutcracker" } },
+  { name: "python3-pymongo", pkg: "python3-pymongo", check: { python: "pymongo" } },
 ];
 
 /** The interpreter the Debian python3-* packages install for. */

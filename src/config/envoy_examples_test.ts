@@ -149,11 +149,11 @@ Deno.test("a not-implemented enum value is named whatever its case", () => {
 static_resources:
   clusters:
   - name: web
-    type: original_dst
+    lb_policy: load_balancing_policy_config
     connect_timeout: 1s
 `;
-  const errors = errorsOf(loadConfigText(base, "odst.yaml"));
+  const errors = errorsOf(loadConfigText(base, "lbp.yaml"));
   assert.deepEqual(errors.map(formatConfigError), [
-    "odst.yaml:5:11: static_resources.clusters[0].type: Field not supported by nuncio: cluster type ORIGINAL_DST is not supported",
+    "lbp.yaml:5:16: static_resources.clusters[0].lb_policy: Field not supported by nuncio: lb_policy LOAD_BALANCING_POLICY_CONFIG is not supported",
   ]);
 });

@@ -20,6 +20,7 @@ import {
   type ProxyProtocolConfig,
   proxyProtocolSchema,
 } from "../listener/proxy_protocol.ts";
+import { sockoptUnavailable } from "../transport/sockopt.ts";
 
 const SERVER_NAME_RE = /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
@@ -66,12 +67,13 @@ const PROXY_PROTOCOL = PROXY_PROTOCOL_TYPE.slice(PROXY_PROTOCOL_TYPE.lastIndexOf
 /** A parsed listener filter (the ones nuncio has, in configuration order). */
 export type ListenerFilterConfig =
   | { kind: "tls_inspector" }
-  | { kind: "proxy_protocol"; config: ProxyProtocolConfig };
+  | { kind: "proxy_protocol"; config: ProxyProtocolConfig }
+  | { kind: "original_dst" };
 
 /**
  * A listener filter, resolved by its @type (the message name after the last "/"), else its name:
- * tls_inspector (SNI/ALPN inspection also runs implicitly when a chain needs it) and proxy_protocol;
- * original_dst is named as impossible in Deno.
+ * tls_inspector (SNI/ALPN inspection also runs implicitly when a chain needs it), proxy_protocol and
+ * original_dst (SO_ORIGINAL_DST through libc, transport/sockopt.ts).
  */
 const listenerFilterSchema = z.pipe(
   z.strictObject({
@@ -101,14 +103,18 @@ const listenerFilterSchema = z.pipe(
       return { kind: "tls_inspector" };
     }
     if (is(ORIGINAL_DST, "envoy.filters.listener.original_dst")) {
-      ctx.addIssue({
-        code: "custom",
-        path: where,
-        message:
-          `${NOT_SUPPORTED}: original_dst needs SO_ORIGINAL_DST, and Deno gives no access to an accepted ` +
-          "socket's options or descriptor",
-      });
-      return { kind: "tls_inspector" };
+      for (const [k, v] of Object.entries(fields)) {
+        // traffic_direction only selects the Windows redirect record; Linux reads SO_ORIGINAL_DST either way
+        if (
+          k === "traffic_direction" && ["UNSPECIFIED", "INBOUND", "OUTBOUND", 0, 1, 2].includes(v as string)
+        ) {
+          continue;
+        }
+        ctx.addIssue({ code: "custom", path: ["typed_config", k], message: NOT_SUPPORTED });
+      }
+      const why = sockoptUnavailable();
+      if (why !== "") ctx.addIssue({ code: "custom", path: where, message: `${NOT_SUPPORTED} here: ${why}` });
+      return { kind: "original_dst" };
     }
     ctx.addIssue({
       code: "custom",
@@ -201,11 +207,14 @@ export const listenerSchema = z.pipe(
     traffic_direction: z._default(envoyEnum(["UNSPECIFIED", "INBOUND", "OUTBOUND"]), "UNSPECIFIED"),
     // Deno.listen takes no backlog
     tcp_backlog_size: notSupported,
+    /** Hands connections the original_dst (or proxy_protocol) filter restored to the listener bound there. */
+    use_original_dst: z._default(z.boolean(), false),
+    /** false: the listener binds nothing and only serves connections another listener hands off. */
+    bind_to_port: z._default(z.boolean(), true),
     connection_balance_config: notSupported,
     ...notSupportedFields([
       "additional_addresses",
       "filter_chain_matcher",
-      "use_original_dst",
       "metadata",
       "deprecated_v1",
       "transparent",
@@ -216,7 +225,6 @@ export const listenerSchema = z.pipe(
       "api_listener",
       "reuse_port",
       "max_connections_to_accept_per_socket_event",
-      "bind_to_port",
       "internal_listener",
       "enable_mptcp",
       "ignore_global_conn_limit",
@@ -232,13 +240,15 @@ export const listenerSchema = z.pipe(
       });
     }
     // the PROXY header is read once, before every other listener filter
-    const pps = l.listener_filters.flatMap((f, i) => f?.kind === "proxy_protocol" ? [i] : []);
-    if (pps.length > 1) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["listener_filters", pps[1]],
-        message: `${NOT_SUPPORTED}: one proxy_protocol listener filter per listener`,
-      });
+    for (const kind of ["proxy_protocol", "original_dst"]) {
+      const at = l.listener_filters.flatMap((f, i) => f?.kind === kind ? [i] : []);
+      if (at.length > 1) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["listener_filters", at[1]],
+          message: `${NOT_SUPPORTED}: one ${kind} listener filter per listener`,
+        });
+      }
     }
     const dup = findDuplicateMatch(l.filter_chains.map((c) => c.filter_chain_match));
     if (dup) ctx.addIssue({ code: "custom", path: ["filter_chains", dup.index], message: dup.message });

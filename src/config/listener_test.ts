@@ -193,7 +193,7 @@ Deno.test("listener schema", async (t) => {
   await t.step("unsupported listener filters, match fields and TLS options are named", () => {
     const lines = errorLines(withListener([
       "listener_filters:",
-      "- name: envoy.filters.listener.original_dst",
+      "- name: envoy.filters.listener.original_src",
       "- name: envoy.filters.listener.http_inspector",
       "connection_balance_config: { exact_balance: {} }",
       "socket_options: []",
@@ -206,7 +206,7 @@ Deno.test("listener schema", async (t) => {
     const text = lines.join("\n");
     assert.match(
       text,
-      /listener_filters\[0\]\.name: Field not supported by nuncio: original_dst needs SO_ORIGINAL_DST/,
+      /listener_filters\[0\]\.name: Unknown or unsupported listener filter "envoy\.filters\.listener\.original_src"/,
     );
     assert.match(
       text,

@@ -254,6 +254,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
         remoteIp: this.remoteIp,
         remoteAddress: this.streamInfo.downstreamRemoteAddress,
         localAddress: this.down.localAddress,
+        originalDst: this.down.localAddressRestored ? this.down.localAddress : undefined,
         upstreamHost: "",
         protocol: this.request.protocol,
         requestId: this.request.headers.get("x-request-id") ?? "",

@@ -1,6 +1,7 @@
 /** The downstream connection object handed to network filters. */
 import type { DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { DownstreamConnection, ReadFilter, TerminalFilter } from "../network/filter.ts";
+import { isLocalRestored } from "../transport/prefixed_conn.ts";
 
 function addrString(a: Deno.Addr): { ip: string; full: string } {
   if (a.transport === "tcp" || a.transport === "udp") {
@@ -25,6 +26,7 @@ export class ActiveConnection implements DownstreamConnection {
   readonly remoteIp: string;
   readonly remoteAddress: string;
   readonly localAddress: string;
+  readonly localAddressRestored: boolean;
   readonly scheme: "http" | "https";
   readonly serverName: string;
   readonly tls: DownstreamTlsInfo | undefined;
@@ -47,6 +49,7 @@ export class ActiveConnection implements DownstreamConnection {
     this.remoteIp = r.ip;
     this.remoteAddress = r.full;
     this.localAddress = l.full;
+    this.localAddressRestored = isLocalRestored(a);
     this.scheme = opts.tls ? "https" : "http";
     this.serverName = opts.tls?.sni ?? "";
     this.tls = opts.tls;

@@ -13,6 +13,8 @@ import { ActiveConnection } from "./connection.ts";
 import { TlsAccept } from "../transport/tls_accept.ts";
 import { DefaultingSelector } from "./default_chain.ts";
 import type { ProxyProtocolFilter } from "./proxy_protocol.ts";
+import { isLocalRestored, PrefixedConn } from "../transport/prefixed_conn.ts";
+import { originalDst } from "../transport/sockopt.ts";
 
 const log = new Logger("conn_handler");
 /** Connection ids are unique per event loop across all its listeners (Envoy's `[C<id>]`, %CONNECTION_ID%). */
@@ -40,6 +42,18 @@ export interface ListenerSpec {
   defaultChain?: FilterChainSpec;
   /** The proxy_protocol listener filter: runs first on every connection (before TLS and chain selection). */
   proxyProtocol?: ProxyProtocolFilter;
+  /**
+   * The original_dst listener filter and where it stands among the listener filters: "first" restores the
+   * local address before proxy_protocol runs (a PROXY header's destination then wins), "last" after it.
+   */
+  originalDst?: "first" | "last";
+  /**
+   * use_original_dst: a connection whose local address a listener filter restored goes to the listener this
+   * answers for that address (exact address, then the wildcard one on its port); undefined keeps it here.
+   */
+  handOff?: (addr: Deno.NetAddr) => Listener | undefined;
+  /** bind_to_port false: binds nothing, serves only connections handed off by a use_original_dst listener. */
+  bindToPort?: boolean;
   /** listener_filters_timeout in ms (ClientHello inspection plus TLS handshake); default 15000. */
   inspectTimeoutMs?: number;
   /**
@@ -80,6 +94,12 @@ interface ListenSocket {
 }
 
 const NO_MATCH: ChainMatch = { serverNames: [], transportProtocol: "", applicationProtocols: [] };
+const EMPTY = new Uint8Array(0);
+
+function addrText(a: Deno.Addr): string {
+  const n = a as Deno.NetAddr;
+  return n.hostname?.includes(":") ? `[${n.hostname}]:${n.port}` : `${n.hostname}:${n.port}`;
+}
 
 interface ListenerStats {
   downstream_cx_total: Counter;
@@ -162,6 +182,7 @@ export class Listener {
 
   /** Binds the socket and starts accepting; throws when the address cannot be bound. */
   start(reusePort: boolean): void {
+    if (this.spec.bindToPort === false) return;
     const direct = this.#direct;
     const listener = direct === undefined
       ? Deno.listen({ hostname: this.spec.hostname, port: this.spec.port, reusePort })
@@ -282,21 +303,62 @@ export class Listener {
     }
   }
 
-  #handle(conn: Deno.Conn): void {
-    try {
-      (conn as Deno.TcpConn).setNoDelay?.(true);
-    } catch {
-      // the peer may already be gone
+  /** Runs the listener filters (original_dst, proxy_protocol), then hands off or dispatches. */
+  #handle(conn: Deno.Conn, handedOff = false): void {
+    if (!handedOff) {
+      try {
+        (conn as Deno.TcpConn).setNoDelay?.(true);
+      } catch {
+        // the peer may already be gone
+      }
+    }
+    // SO_ORIGINAL_DST is read from the socket itself, before a PROXY header is consumed
+    const od = this.spec.originalDst;
+    let dst = od === undefined ? undefined : originalDst(conn);
+    if (dst !== undefined && od === "first") {
+      conn = new PrefixedConn(conn, EMPTY, undefined, dst).asConn();
+      dst = undefined;
     }
     const pp = this.spec.proxyProtocol;
     if (pp !== undefined) {
       this.#accepts++;
       pp.accept(conn, this.spec.inspectTimeoutMs ?? 15_000).then((c) => {
-        if (c !== null) this.#dispatch(c);
+        if (c !== null) {
+          this.#filtered(
+            dst === undefined ? c : new PrefixedConn(c, EMPTY, undefined, dst).asConn(),
+            handedOff,
+          );
+        }
         this.#accepts--;
         this.#idleCheck();
       });
       return;
+    }
+    this.#filtered(
+      dst === undefined ? conn : new PrefixedConn(conn, EMPTY, undefined, dst).asConn(),
+      handedOff,
+    );
+  }
+
+  /**
+   * After the listener filters: use_original_dst hands a connection whose local address was restored to the
+   * listener of that address (which runs its own listener filters; Envoy's hand-off), else it is dispatched here.
+   */
+  #filtered(conn: Deno.Conn, handedOff: boolean): void {
+    const handOff = this.spec.handOff;
+    if (handOff !== undefined && !handedOff && isLocalRestored(conn)) {
+      const to = handOff(conn.localAddr as Deno.NetAddr);
+      if (to !== undefined && to !== this) {
+        if (log.enabled("debug")) {
+          log.debug(
+            `connection to ${
+              addrText(conn.localAddr)
+            } handed off from '${this.spec.name}' to '${to.spec.name}'`,
+          );
+        }
+        to.#handle(conn, true);
+        return;
+      }
     }
     this.#dispatch(conn);
   }

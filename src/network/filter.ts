@@ -27,8 +27,10 @@ export interface DownstreamConnection {
   readonly remoteIp: string;
   /** "ip:port" of the peer. */
   readonly remoteAddress: string;
-  /** "ip:port" of our side. */
+  /** "ip:port" of our side (the original destination when a listener filter restored it). */
   readonly localAddress: string;
+  /** True when original_dst or proxy_protocol restored `localAddress` (ORIGINAL_DST clusters connect there). */
+  readonly localAddressRestored?: boolean;
   /** "https" over TLS, else "http". */
   readonly scheme: "http" | "https";
   /** SNI of a TLS connection, "" otherwise. */

@@ -127,6 +127,21 @@ export class DataPlane {
     return this.listenerManager.activeListeners();
   }
 
+  /**
+   * The active listener use_original_dst hands a connection for `addr` to: the one bound to that address, else
+   * the one on the wildcard address of its family and port (Envoy's order).
+   */
+  #listenerAt(addr: Deno.NetAddr): Listener | undefined {
+    let wildcard: Listener | undefined;
+    const any = addr.hostname.includes(":") ? "::" : "0.0.0.0";
+    for (const l of this.listenerManager.activeListeners()) {
+      if (l.spec.port !== addr.port) continue;
+      if (l.spec.hostname === addr.hostname) return l;
+      if (l.spec.hostname === any) wildcard ??= l;
+    }
+    return wildcard;
+  }
+
   /** Builds a listener and its filter factories (one list and TLS context per filter chain). */
   #build(l: ListenerConfig): BuiltListener {
     const sa = l.address.socket_address;
@@ -163,6 +178,8 @@ export class DataPlane {
       const pp = l.listener_filters.find((f) => f.kind === "proxy_protocol") as
         | Extract<ListenerFilterConfig, { kind: "proxy_protocol" }>
         | undefined;
+      const kinds = l.listener_filters.map((f) => f.kind);
+      const od = kinds.indexOf("original_dst");
       const listener = new Listener(
         {
           name: l.name,
@@ -172,6 +189,9 @@ export class DataPlane {
           chains,
           defaultChain,
           proxyProtocol: pp === undefined ? undefined : new ProxyProtocolFilter(pp.config, this.stats, scope),
+          originalDst: od < 0 ? undefined : od < kinds.indexOf("proxy_protocol") ? "first" : "last",
+          handOff: l.use_original_dst ? (addr) => this.#listenerAt(addr) : undefined,
+          bindToPort: l.bind_to_port,
           inspectTimeoutMs: l.listener_filters_timeout,
           tlsInspector: l.listener_filters.some((f) => f.kind === "tls_inspector"),
           bufferLimitBytes: l.per_connection_buffer_limit_bytes ?? 1024 * 1024,

@@ -19,20 +19,34 @@ const RID: symbol | undefined = (() => {
   }
 })();
 
+/** True when `conn` is a wrapper whose local address a listener filter restored. */
+export function isLocalRestored(conn: Deno.Conn | { readonly localAddr: Deno.Addr }): boolean {
+  return conn instanceof PrefixedConn && conn.localRestored;
+}
+
 /** Wraps `inner`, replaying `prefix` before reading from the socket again; built once per connection. */
 export class PrefixedConn {
   readonly #inner: Deno.Conn;
   #prefix: Uint8Array | null;
   /** Peer address: the socket's, or the one given (a PROXY header's source). */
   readonly remoteAddr: Deno.Addr;
-  /** Local address: the socket's, or the one given (a PROXY header's destination). */
+  /** Local address: the socket's, or the one given (a PROXY header's destination, an original destination). */
   readonly localAddr: Deno.Addr;
+  /** True when a listener filter restored the local address (here or in a wrapper below; Envoy's `localAddressRestored`). */
+  readonly localRestored: boolean;
 
   constructor(inner: Deno.Conn, prefix: Uint8Array, remote?: Deno.NetAddr, local?: Deno.NetAddr) {
     this.#inner = inner;
     this.#prefix = prefix.length > 0 ? prefix : null;
     this.remoteAddr = remote ?? inner.remoteAddr;
     this.localAddr = local ?? inner.localAddr;
+    this.localRestored = local !== undefined || isLocalRestored(inner);
+  }
+
+  /** The accepted socket under every wrapper (its descriptor carries the socket options). */
+  get socket(): Deno.Conn {
+    const inner = this.#inner;
+    return inner instanceof PrefixedConn ? inner.socket : inner;
   }
 
   static {

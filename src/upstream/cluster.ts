@@ -116,6 +116,7 @@ export class ClusterImpl implements Cluster {
   /** Version of this cluster's membership and health (changes at each healthChanged). */
   #version = 0;
   #localSet: LocalHostSet | null = null;
+  #picker: { choose(ctx: LbContext): Host | null } | null = null;
 
   constructor(config: ClusterConfig, deps: ClusterDeps) {
     this.config = config;
@@ -316,7 +317,22 @@ export class ClusterImpl implements Cluster {
     this.#panic = lb.panic;
   }
 
+  /** ORIGINAL_DST: the cluster's own host picker (upstream/original_dst.ts) replaces the LB. */
+  useHostPicker(picker: { choose(ctx: LbContext): Host | null }): void {
+    this.#picker = picker;
+  }
+
+  get connectsToOriginalDst(): boolean {
+    return this.#picker !== null;
+  }
+
   chooseHost(ctx: LbContext): Host | null {
+    const picker = this.#picker;
+    if (picker !== null) {
+      const h = picker.choose(ctx);
+      if (h === null) this.stats.upstream_cx_none_healthy.inc();
+      return h;
+    }
     const view = this.#localView;
     if (
       this.health.generation() !== this.#seenGen || this.#lb === null || runtime() !== this.#seenRuntime ||
@@ -455,8 +471,9 @@ const UPSTREAM_STREAM_WINDOW = 1024 * 1024;
  * context configures its own alpn_protocols), else plain TCP. Handshakes count `ssl.*` in the cluster's `scope`.
  */
 function upstreamConnect(config: ClusterConfig, alpn: string[] = [], scope?: Scope): ConnectFn | undefined {
-  // upstream_connection_options.tcp_keepalive: SO_KEEPALIVE on the TCP socket (TLS runs over it)
-  const tcp = wantsKeepAlive(config.upstream_connection_options) ? keepAliveConnect : undefined;
+  // upstream_connection_options.tcp_keepalive: SO_KEEPALIVE and its timings on the TCP socket (TLS runs over it)
+  const o = config.upstream_connection_options;
+  const tcp = wantsKeepAlive(o) ? keepAliveConnect(o) : undefined;
   const ts = config.transport_socket;
   if (ts?.kind !== "tls") return tcp;
   const ctx = ts.config.common_tls_context;

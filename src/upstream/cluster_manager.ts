@@ -13,6 +13,7 @@ import type { ClusterConfig, ClusterLoadAssignment } from "./config.ts";
 import { deepEqual, healthVariant } from "./config_compare.ts";
 import { type Resolver, systemResolver } from "./dns.ts";
 import { type Discovery, DnsDiscovery, localityKey, staticDiscovery } from "./dns_cluster.ts";
+import { originalDstConfig, OriginalDstHosts } from "./original_dst.ts";
 import { EdsDiscovery } from "./eds_discovery.ts";
 import type { LocalClusterView } from "./lb/zone_aware.ts";
 import { initialHostFlags } from "./health/cluster_health.ts";
@@ -345,7 +346,11 @@ class ClusterManagerImpl implements DynamicClusterManager {
     let eds: EdsDiscovery | null = null;
     if (config.type === "EDS") eds = new EdsDiscovery(cluster);
     else if (config.type === "STATIC") discovery = staticDiscovery(cluster);
-    else {discovery = new DnsDiscovery(cluster, {
+    else if (config.type === "ORIGINAL_DST") {
+      const od = new OriginalDstHosts(cluster, originalDstConfig(config), { clock: d.clock, log: d.log });
+      cluster.useHostPicker(od);
+      discovery = od;
+    } else {discovery = new DnsDiscovery(cluster, {
         resolver: d.resolver ?? systemResolver,
         clock: d.clock,
         log: d.log,

@@ -67,9 +67,16 @@ export function isPrime(n: number): boolean {
 }
 
 /** Cluster.type values nuncio implements. */
-export const CLUSTER_TYPES = ["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS"] as const;
+export const CLUSTER_TYPES = ["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"] as const;
 /** Cluster.lb_policy values nuncio implements. */
-export const LB_POLICIES = ["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"] as const;
+export const LB_POLICIES = [
+  "ROUND_ROBIN",
+  "LEAST_REQUEST",
+  "RANDOM",
+  "RING_HASH",
+  "MAGLEV",
+  "CLUSTER_PROVIDED",
+] as const;
 /** Cluster.dns_lookup_family values. */
 export const DNS_LOOKUP_FAMILIES = ["AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"] as const;
 /** One of DNS_LOOKUP_FAMILIES. */
@@ -273,14 +280,13 @@ const circuitBreakers = z.strictObject({
 /** envoy.config.cluster.v3.Cluster (static clusters). */
 export const clusterSchema = z.strictObject({
   name: z.string().check(z.minLength(1)),
-  type: z._default(partialEnum("cluster type", CLUSTER_TYPES, ["ORIGINAL_DST"]), "STATIC"),
+  type: z._default(partialEnum("cluster type", CLUSTER_TYPES, []), "STATIC"),
   connect_timeout: z._default(
     duration.check(z.refine((ms) => ms > 0, { error: "connect_timeout must be positive" })),
     5000,
   ),
   lb_policy: z._default(
     partialEnum("lb_policy", LB_POLICIES, [
-      "CLUSTER_PROVIDED",
       "LOAD_BALANCING_POLICY_CONFIG",
       "ORIGINAL_DST_LB",
     ]),
@@ -319,20 +325,32 @@ export const clusterSchema = z.strictObject({
   http_protocol_options: z.optional(http1ProtocolOptions),
   /** Deprecated: same as explicit_http_config.http2_protocol_options. */
   http2_protocol_options: z.optional(http2ProtocolOptions),
-  /** tcp_keepalive as far as Deno can apply it (see tcp_keepalive.ts). */
+  /** tcp_keepalive: SO_KEEPALIVE and its timings (see tcp_keepalive.ts). */
   upstream_connection_options: z.optional(upstreamConnectionOptionsSchema),
+  /** ORIGINAL_DST: where the destination comes from (see original_dst.ts). */
+  original_dst_lb_config: z.optional(z.strictObject({
+    use_http_header: z._default(z.boolean(), false),
+    http_header_name: z.optional(
+      z.pipe(z.string().check(z.minLength(1)), z.transform((s) => s.toLowerCase())),
+    ),
+    upstream_port_override: z.optional(uint32.check(z.maximum(65535))),
+    ...unsupportedFields("metadata_key"),
+  })),
+  /** ORIGINAL_DST: how often hosts no request used leave the cluster (Envoy: 5 s). */
+  cleanup_interval: z._default(
+    duration.check(z.refine((ms) => ms > 0, { error: "cleanup_interval must be positive" })),
+    5000,
+  ),
   // Later issues replace these entries with real schemas.
   ...unsupportedFields(
     "transport_socket_matches",
     "alt_stat_name",
     "cluster_type",
-    "original_dst_lb_config",
     "load_balancing_policy",
     "upstream_bind_config",
     "upstream_config",
     "upstream_http_protocol_options",
     "protocol_selection",
-    "cleanup_interval",
     "dns_failure_refresh_rate",
     "dns_resolvers",
     "use_tcp_for_dns_lookups",
@@ -436,6 +454,45 @@ export const clusterSchema = z.strictObject({
       path: ["common_lb_config", "zone_aware_lb_config"],
       message: `${NOT_SUPPORTED}: zone_aware_lb_config with lb_policy ${c.lb_policy} (Envoy routes by zone ` +
         "only with ROUND_ROBIN, LEAST_REQUEST and RANDOM)",
+    });
+  }
+  if (c.type === "ORIGINAL_DST") {
+    // Envoy's messages (original_dst_cluster.cc)
+    if (c.lb_policy !== "CLUSTER_PROVIDED") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["lb_policy"],
+        message: `cluster: LB policy ${c.lb_policy} is not valid for Cluster type ORIGINAL_DST. Only ` +
+          "'CLUSTER_PROVIDED' is allowed with cluster type 'ORIGINAL_DST'",
+      });
+    }
+    if (c.load_assignment !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["load_assignment"],
+        message: "ORIGINAL_DST clusters must have no load assignment configured",
+      });
+    }
+    if (c.lb_subset_config !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["lb_subset_config"],
+        message: "ORIGINAL_DST clusters pick the destination itself: lb_subset_config does not apply",
+      });
+    }
+  } else if (c.lb_policy === "CLUSTER_PROVIDED") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["lb_policy"],
+      message:
+        `cluster: LB policy CLUSTER_PROVIDED is not valid for Cluster type ${c.type}: only ORIGINAL_DST ` +
+        "provides its own load balancer here",
+    });
+  } else if (c.original_dst_lb_config !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["original_dst_lb_config"],
+      message: `original_dst_lb_config applies to ORIGINAL_DST clusters (type is ${c.type})`,
     });
   }
   const localities = c.load_assignment?.endpoints ?? [];

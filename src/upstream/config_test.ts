@@ -71,7 +71,6 @@ Deno.test("clusterSchema", async (t) => {
   await t.step("unsupported Envoy fields name the field", () => {
     for (
       const f of [
-        "original_dst_lb_config",
         "upstream_http_protocol_options",
       ]
     ) {
@@ -97,12 +96,56 @@ Deno.test("clusterSchema", async (t) => {
   });
 
   await t.step("unsupported types and policies", () => {
-    assert.match(errors({ ...base, type: "ORIGINAL_DST" }), /not supported/);
     assert.match(errors({ ...base, type: "NOPE" }), /Invalid cluster type "NOPE"/);
-    assert.match(errors({ ...base, lb_policy: "CLUSTER_PROVIDED" }), /lb_policy: Field not supported/);
+    assert.match(
+      errors({ ...base, lb_policy: "CLUSTER_PROVIDED" }),
+      /^lb_policy: cluster: LB policy CLUSTER_PROVIDED is not valid for Cluster type STATIC/,
+    );
+    assert.match(
+      errors({ ...base, lb_policy: "LOAD_BALANCING_POLICY_CONFIG" }),
+      /lb_policy: Field not supported/,
+    );
     assert.match(
       errors({ ...base, ring_hash_lb_config: { hash_function: "MURMUR_HASH_2" } }),
       /not supported/,
+    );
+  });
+
+  await t.step("ORIGINAL_DST: CLUSTER_PROVIDED, no endpoints, Envoy's defaults", () => {
+    const od = { name: "od", type: "ORIGINAL_DST", lb_policy: "CLUSTER_PROVIDED" };
+    const c = clusterSchema.parse(od);
+    assert.equal(c.cleanup_interval, 5000);
+    assert.equal(c.original_dst_lb_config, undefined);
+    const h = clusterSchema.parse({
+      ...od,
+      cleanup_interval: "2s",
+      original_dst_lb_config: {
+        use_http_header: true,
+        http_header_name: "X-Dst",
+        upstream_port_override: 8080,
+      },
+    });
+    assert.equal(h.cleanup_interval, 2000);
+    assert.deepEqual(h.original_dst_lb_config, {
+      use_http_header: true,
+      http_header_name: "x-dst",
+      upstream_port_override: 8080,
+    });
+    assert.match(
+      errors({ ...od, lb_policy: "ROUND_ROBIN" }),
+      /^lb_policy: cluster: LB policy ROUND_ROBIN is not valid for Cluster type ORIGINAL_DST\. Only 'CLUSTER_PROVIDED' is allowed with cluster type 'ORIGINAL_DST'$/,
+    );
+    assert.match(
+      errors({ ...od, load_assignment: { cluster_name: "od", endpoints: [] } }),
+      /^load_assignment: ORIGINAL_DST clusters must have no load assignment configured$/,
+    );
+    assert.match(
+      errors({ ...od, original_dst_lb_config: { metadata_key: { key: "x" } } }),
+      /^original_dst_lb_config\.metadata_key: Field not supported by nuncio$/,
+    );
+    assert.match(
+      errors({ ...base, original_dst_lb_config: {} }),
+      /^original_dst_lb_config: original_dst_lb_config applies to ORIGINAL_DST clusters \(type is STATIC\)$/,
     );
   });
 

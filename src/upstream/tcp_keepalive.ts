@@ -1,28 +1,28 @@
 /**
- * A cluster's `upstream_connection_options` (envoy.config.cluster.v3.UpstreamConnectionOptions). Deno's
- * `TcpConn.setKeepAlive` can only switch SO_KEEPALIVE on: `tcp_keepalive: {}` (the kernel's
- * tcp_keepalive_time/intvl/probes apply, as Envoy does for fields left out) is honoured, and a field set to 0
- * turns keepalive off as Envoy documents; any other value would need TCP_KEEPIDLE/KEEPINTVL/KEEPCNT, which the
- * runtime cannot set, and is rejected naming the kernel setting that applies instead.
+ * A cluster's `upstream_connection_options` (envoy.config.cluster.v3.UpstreamConnectionOptions):
+ * `tcp_keepalive` switches SO_KEEPALIVE on (`TcpConn.setKeepAlive`); its timings, where given, are set as
+ * TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT on the socket through libc (transport/sockopt.ts), fields left out
+ * keep the kernel's net.ipv4.tcp_keepalive_* values, as Envoy; a field set to 0 turns keepalive off as Envoy
+ * documents.
  */
 import { z } from "zod/mini";
 import { uint32 } from "../config/common.ts";
 import { notSupported, onlyValues } from "../config/schema_util.ts";
 import { NOT_SUPPORTED } from "../config/errors.ts";
 import type { ConnectFn } from "./pool.ts";
+import { type KeepaliveTimings, setKeepaliveTimings, sockoptUnavailable } from "../transport/sockopt.ts";
 
-function keepaliveField(field: string, sysctl: string) {
-  return z.optional(uint32.check(z.refine((v) => v === 0, {
-    error: `${NOT_SUPPORTED}: Deno can only switch SO_KEEPALIVE on, so the kernel's net.ipv4.${sysctl} ` +
-      `applies to ${field} (leave it out; 0 turns keepalive off)`,
-  })));
-}
+/** A timing field: any value, but a non-zero one needs socket options (named when they cannot be set here). */
+const keepaliveField = z.optional(uint32.check(z.superRefine((v, ctx) => {
+  const why = v === 0 ? "" : sockoptUnavailable();
+  if (why !== "") ctx.addIssue({ code: "custom", message: `${NOT_SUPPORTED} here: ${why}` });
+})));
 
 /** envoy.config.core.v3.TcpKeepalive. */
 const tcpKeepaliveSchema = z.strictObject({
-  keepalive_probes: keepaliveField("keepalive_probes", "tcp_keepalive_probes"),
-  keepalive_time: keepaliveField("keepalive_time", "tcp_keepalive_time"),
-  keepalive_interval: keepaliveField("keepalive_interval", "tcp_keepalive_intvl"),
+  keepalive_probes: keepaliveField,
+  keepalive_time: keepaliveField,
+  keepalive_interval: keepaliveField,
 });
 
 /** envoy.config.cluster.v3.UpstreamConnectionOptions. */
@@ -44,9 +44,30 @@ export function wantsKeepAlive(o: UpstreamConnectionOptions | undefined): boolea
   return k !== undefined && k.keepalive_probes !== 0 && k.keepalive_time !== 0 && k.keepalive_interval !== 0;
 }
 
-/** Deno.connect with SO_KEEPALIVE on (built once per cluster; the pools and health checks use it). */
-export const keepAliveConnect: ConnectFn = async (o) => {
-  const conn = await Deno.connect(o);
-  conn.setKeepAlive(true);
-  return conn;
-};
+/** The timings the options set on each socket, undefined when they leave all three to the kernel. */
+function timingsOf(o: UpstreamConnectionOptions | undefined): KeepaliveTimings | undefined {
+  const k = o?.tcp_keepalive;
+  if (k === undefined) return undefined;
+  const t = { time: k.keepalive_time, interval: k.keepalive_interval, probes: k.keepalive_probes };
+  return t.time === undefined && t.interval === undefined && t.probes === undefined ? undefined : t;
+}
+
+/** Deno.connect with SO_KEEPALIVE on and the configured timings (built once per cluster; pools and health checks). */
+export function keepAliveConnect(o: UpstreamConnectionOptions | undefined): ConnectFn {
+  const timings = timingsOf(o);
+  return async (addr) => {
+    const conn = await Deno.connect(addr);
+    try {
+      conn.setKeepAlive(true);
+      if (timings !== undefined && !setKeepaliveTimings(conn, timings)) {
+        throw new Error(
+          `cannot set the TCP keepalive timings on the socket to ${addr.hostname}:${addr.port}`,
+        );
+      }
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+    return conn;
+  };
+}

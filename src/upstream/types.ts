@@ -81,6 +81,10 @@ export interface LbContext {
   avoid?: readonly Host[];
   /** Subset load balancer criteria (route metadata_match and `envoy.lb` dynamic metadata); ignored without subsets. */
   metadataMatch?: MetadataMatchCriteria | null;
+  /** The downstream connection's local address when a listener filter restored it (ORIGINAL_DST clusters). */
+  originalDst?: string;
+  /** The request's headers (ORIGINAL_DST `use_http_header`); absent for TCP. */
+  requestHeaders?: { get(name: string): string | null | undefined };
 }
 
 /** A connection to an upstream host, owned by a pool while idle and by one request while in use. */
@@ -160,6 +164,8 @@ export interface Cluster {
   hosts(): readonly Host[];
   /** Picks a host with the cluster's LB policy; null when none is usable. */
   chooseHost(ctx: LbContext): Host | null;
+  /** ORIGINAL_DST: hosts come from each request's original destination (LbContext.originalDst, requestHeaders). */
+  readonly connectsToOriginalDst?: boolean;
   /**
    * A pooled HTTP/1.1 keep-alive connection to `host` (reuses an idle one when possible). Waits as a pending
    * request when max_connections is reached; fails with "overflow" when max_pending_requests is.

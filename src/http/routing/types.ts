@@ -27,6 +27,8 @@ export interface RouteContext {
   remoteAddress: string;
   /** "ip:port" of the listener side. */
   localAddress: string;
+  /** `localAddress` when original_dst or proxy_protocol restored it (ORIGINAL_DST clusters), else absent. */
+  originalDst?: string;
   /** Upstream "ip:port" when known (response headers), else "". */
   upstreamHost: string;
   /** "HTTP/1.1" etc. */

@@ -41,5 +41,8 @@ export function lbBuilder(config: ClusterConfig, random: Random): (hosts: readon
       const size = config.maglev_lb_config?.table_size ?? 65537;
       return (hosts) => new MaglevLb(hosts, random, size);
     }
+    case "CLUSTER_PROVIDED":
+      // ORIGINAL_DST: the cluster picks the host itself (upstream/original_dst.ts); a list LB serves /clusters
+      return (hosts) => createRoundRobinLb(hosts);
   }
 }

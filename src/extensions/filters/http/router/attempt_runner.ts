@@ -30,6 +30,17 @@ function chooseHost(
   metadataMatch: MetadataMatchCriteria | null,
 ): Host | null {
   const hash = route.hasHashPolicy ? route.hash(cb.request, cb.routeContext()) : undefined;
+  if (cluster.connectsToOriginalDst) {
+    const avoid = retry?.attempted;
+    const originalDst = cb.routeContext().originalDst;
+    return cluster.chooseHost({
+      hash,
+      avoid,
+      metadataMatch,
+      originalDst,
+      requestHeaders: cb.request.headers,
+    });
+  }
   if (retry !== null && retry.attempted.length > 0 && retry.policy?.previousHosts) {
     const avoid = retry.attempted;
     const ctx: LbContext = { hash, avoid, metadataMatch };

@@ -15,10 +15,12 @@ import type {
   TerminalFilter,
 } from "../../../../network/filter.ts";
 import type { Counter, Gauge } from "../../../../stats/store.ts";
-import type { Cluster, UpstreamConnection } from "../../../../upstream/types.ts";
+import type { Cluster, LbContext, UpstreamConnection } from "../../../../upstream/types.ts";
 import type { TcpProxyConfig } from "./config.ts";
 
 const BUF_SIZE = 32 * 1024;
+/** The load-balancer context of a connection with nothing to hash or avoid (shared, never mutated). */
+const NO_LB_CONTEXT: LbContext = {};
 const IDLE_DEFAULT_MS = 3_600_000;
 
 interface TcpStats {
@@ -158,7 +160,11 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
       this.#cluster = cluster;
       let up: UpstreamConnection | undefined;
       for (let attempt = 0; attempt < f.attempts && !up && !down.closed; attempt++) {
-        const host = cluster.chooseHost({});
+        const host = cluster.chooseHost(
+          down.localAddressRestored && cluster.connectsToOriginalDst
+            ? { originalDst: down.localAddress }
+            : NO_LB_CONTEXT,
+        );
         if (!host) {
           info.responseFlags |= ResponseFlag.NoHealthyUpstream;
           cluster.stats.upstream_cx_none_healthy.inc();

@@ -32,6 +32,26 @@ function originalDstCluster(name: string, extra: Obj = {}): Obj {
   return { name, type: "ORIGINAL_DST", lb_policy: "CLUSTER_PROVIDED", connect_timeout: "1s", ...extra };
 }
 
+/** A listener on a free port that reads the original destination and tcp-proxies to `cluster`. */
+function captureListener(name: string, cluster: string, extra: Obj = {}): Obj {
+  return {
+    name,
+    address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+    ...extra,
+    listener_filters: [ORIGINAL_DST_FILTER],
+    filter_chains: [{
+      filters: [{
+        name: "envoy.filters.network.tcp_proxy",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+          stat_prefix: cluster,
+          cluster,
+        },
+      }],
+    }],
+  };
+}
+
 /** nat OUTPUT rules redirecting `source`'s connections to the given ports to `to`; removed by dispose. */
 async function redirect(source: string, ports: number[], to: number): Promise<AsyncDisposable> {
   const rules = ports.map((p) => [
@@ -84,21 +104,7 @@ Deno.test({
       hcm: { access_log: [accessLog("$LOG", FORMAT)], use_remote_address: true },
     });
     http.listener_filters = [ORIGINAL_DST_FILTER];
-    const tcp: Obj = {
-      name: "tcp-capture",
-      address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-      listener_filters: [ORIGINAL_DST_FILTER],
-      filter_chains: [{
-        filters: [{
-          name: "envoy.filters.network.tcp_proxy",
-          typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-            stat_prefix: "tcp_capture",
-            cluster: "tcp_passthrough",
-          },
-        }],
-      }],
-    };
+    const tcp = captureListener("tcp-capture", "tcp_passthrough");
     const plain = httpListener({
       name: "plain",
       virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "passthrough" } }])],
@@ -152,22 +158,7 @@ Deno.test({
   async fn() {
     await using a = startOrigin("origin-a");
     await using b = startOrigin("origin-b");
-    const capture: Obj = {
-      name: "virtual-outbound",
-      address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
-      use_original_dst: true,
-      listener_filters: [ORIGINAL_DST_FILTER],
-      filter_chains: [{
-        filters: [{
-          name: "envoy.filters.network.tcp_proxy",
-          typed_config: {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-            stat_prefix: "passthrough",
-            cluster: "passthrough",
-          },
-        }],
-      }],
-    };
+    const capture = captureListener("virtual-outbound", "passthrough", { use_original_dst: true });
     // the per-service listener: never bound, it serves what virtual-outbound hands it
     const service = httpListener({
       name: "service-a",

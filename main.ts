@@ -4,6 +4,7 @@ import "./src/registry/builtin.ts";
 import { HELP, parseCliFlags } from "./src/server/cli_flags.ts";
 import { runProxy } from "./src/server/run.ts";
 import { VERSION } from "./src/server/server.ts";
+import { HOT_RESTART_VERSION } from "./src/server/hot_restart.ts";
 
 async function main(args: string[]): Promise<number> {
   if (args[0] === "ratelimit") {
@@ -38,6 +39,9 @@ async function main(args: string[]): Promise<number> {
       return 0;
     case "version":
       console.log(`nuncio version ${VERSION} (deno ${Deno.version.deno})`);
+      return 0;
+    case "hot-restart-version":
+      console.log(HOT_RESTART_VERSION);
       return 0;
     case "usage":
       console.error(`${parsed.message}\n\n${HELP}`);

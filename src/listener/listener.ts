@@ -496,15 +496,24 @@ export class Listener {
   /**
    * Stops accepting and waits up to `graceMs` for open connections to finish, then closes the rest. `keepIdle`
    * (LDS updates) leaves idle HTTP/1.1 keep-alive connections open until their next response or the end.
+   * `spreadMs` (--drain-strategy gradual) tells each connection to drain at a random moment of that window
+   * instead of all at once, so clients reconnect over it rather than in one burst.
    */
-  async drainAndClose(graceMs: number, keepIdle = false): Promise<void> {
+  async drainAndClose(graceMs: number, keepIdle = false, spreadMs = 0): Promise<void> {
     this.stopAccepting();
     await this.released();
     // a socket accepted before the drain still in its TLS handshake becomes a connection and drains with them
     if ((this.#connections.size > 0 || this.#accepts > 0) && graceMs > 0) {
       this.#draining = true;
       this.#keepIdle = keepIdle;
-      for (const c of this.#connections) c.drain(keepIdle);
+      const spread: ReturnType<typeof setTimeout>[] = [];
+      for (const c of this.#connections) {
+        if (spreadMs <= 0) c.drain(keepIdle);
+        else {
+          const at = Math.random() * Math.min(spreadMs, graceMs);
+          spread.push(setTimeout(() => this.#connections.has(c) && c.drain(keepIdle), at));
+        }
+      }
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         // a second drain (shutdown while a replaced listener drains) ends the first one's wait too
@@ -516,6 +525,7 @@ export class Listener {
         timer = setTimeout(resolve, graceMs);
       });
       clearTimeout(timer);
+      for (const t of spread) clearTimeout(t);
     }
     this.#tlsAccept?.close();
     this.spec.proxyProtocol?.close();

@@ -12,6 +12,14 @@ import type { NetworkFilterFactory } from "../network/filter.ts";
 import type { Counter, Gauge, StatsStore } from "../stats/store.ts";
 import type { Listener } from "./listener.ts";
 
+/** How a shutdown tells connections to drain. */
+export interface DrainOptions {
+  /** Tell connections at random moments over this many ms instead of all at once (--drain-strategy gradual). */
+  spreadMs?: number;
+  /** Keep idle HTTP/1.1 keep-alive connections until their next response (no client races a close). */
+  keepIdle?: boolean;
+}
+
 const log = new Logger("config");
 
 /** A listener with the factories built for it (closed when it is retired). */
@@ -223,8 +231,12 @@ export class ListenerManager {
     ];
   }
 
-  /** Runs at shutdown: drops warming listeners, drains the rest for up to `graceMs`, closes every factory. */
-  async stop(graceMs: number): Promise<void> {
+  /**
+   * Runs at shutdown: drops warming listeners, drains the rest for up to `graceMs`, closes every factory.
+   * `drain.spreadMs` tells connections over that window (--drain-strategy gradual); `drain.keepIdle` (a hot
+   * restart's hand-over) keeps idle HTTP/1.1 connections until their next response, as LDS updates do.
+   */
+  async stop(graceMs: number, drain: DrainOptions = {}): Promise<void> {
     this.#stopped = true;
     for (const w of [...this.#warming.values()]) this.#dropWarming(w);
     const active = [...this.#active.values()];
@@ -232,7 +244,7 @@ export class ListenerManager {
     for (const a of active) a.listener.stopAccepting();
     // a listener already draining has its drain cut to the shutdown's grace
     await Promise.all([
-      ...active.map((a) => a.listener.drainAndClose(graceMs)),
+      ...active.map((a) => a.listener.drainAndClose(graceMs, drain.keepIdle ?? false, drain.spreadMs ?? 0)),
       ...[...this.#draining].map((d) => d.listener.drainAndClose(graceMs)),
     ]);
     await Promise.all(active.map((a) => closeFactories(a.factories)));

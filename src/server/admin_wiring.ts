@@ -47,8 +47,8 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
       version: VERSION,
       state: server.reportedState,
       uptime_current_epoch: Math.floor((Date.now() - server.startedAt) / 1000),
-      uptime_all_epochs: Math.floor((Date.now() - server.startedAt) / 1000),
-      hot_restart_version: "disabled",
+      uptime_all_epochs: Math.floor((Date.now() - server.hotRestart.firstStartedAt) / 1000),
+      hot_restart_version: server.hotRestart.version,
       command_line_options: server.opts.commandLineOptions ?? {
         config_path: server.opts.configPath,
         concurrency: server.opts.concurrency,

@@ -39,11 +39,24 @@ Options:
   --service-zone ZONE      overrides node.locality.zone
   --drain-time-s N         seconds connections get to finish on shutdown (default 5)
   --parent-shutdown-time-s N
-                           accepted for hot restart (not built yet); unused
+                           hot restart: seconds after the hand-over before the old process is told to
+                           exit (default 900)
+  --drain-strategy S       gradual (default: connections are told to drain at times spread over
+                           --drain-time-s) or immediate (all at once)
+  --restart-epoch N        hot restart: this process's epoch; N > 0 takes over from epoch N-1 of the
+                           same --base-id (arms hot restart; without it nuncio runs alone)
+  --base-id N              hot restart: which family of processes this one belongs to (default 0)
+  --use-dynamic-base-id    pick a --base-id no running nuncio uses (written to --base-id-path)
+  --base-id-path FILE      where --use-dynamic-base-id writes the base id it picked
+  --socket-path PATH       hot restart: domain socket path prefix (default /tmp/nuncio_domain_socket)
+  --socket-mode MODE       hot restart: octal file mode of the domain socket (default 600)
+  --disable-hot-restart    never take part in a hot restart
+  --hot-restart-version    print the hot restart compatibility version and exit
   --version                print the version
   -h, --help               this help
 
-Signals: SIGTERM/SIGINT drain and exit; SIGUSR1 reopens access log files and --log-path; SIGHUP is ignored.
+Signals: SIGTERM/SIGINT drain and exit; SIGUSR1 reopens access log files and --log-path; SIGHUP re-reads the
+bootstrap and applies what changed (a bad one is rejected and the running config stays).
 `;
 
 /** Parsed proxy flags. */
@@ -62,6 +75,15 @@ export interface CliFlags {
   serviceZone?: string;
   drainTimeS: number;
   parentShutdownTimeS: number;
+  drainStrategy: "gradual" | "immediate";
+  /** Set when --restart-epoch, --base-id or --use-dynamic-base-id arms hot restart. */
+  restartEpoch?: number;
+  baseId: number;
+  useDynamicBaseId: boolean;
+  baseIdPath?: string;
+  socketPath: string;
+  socketMode: number;
+  disableHotRestart: boolean;
 }
 
 /** What the command line asks for: run with flags, print something and exit, or fail with a usage error. */
@@ -69,6 +91,7 @@ export type CliParse =
   | { kind: "run"; flags: CliFlags }
   | { kind: "help" }
   | { kind: "version" }
+  | { kind: "hot-restart-version" }
   | { kind: "usage"; message: string };
 
 const MODES = ["serve", "validate", "init_only"] as const;
@@ -83,7 +106,14 @@ export function parseCliFlags(args: readonly string[], cores = 1): CliParse {
     logFormatEscaped: false,
     drainTimeS: 5,
     parentShutdownTimeS: 900,
+    drainStrategy: "gradual",
+    baseId: 0,
+    useDynamicBaseId: false,
+    socketPath: DEFAULT_SOCKET_PATH,
+    socketMode: 0o600,
+    disableHotRestart: false,
   };
+  let armed = false;
   try {
     for (const { arg: a, name, value } of cliArgs(args)) {
       const seconds = (): number => {
@@ -158,6 +188,45 @@ export function parseCliFlags(args: readonly string[], cores = 1): CliParse {
         case "--parent-shutdown-time-s":
           f.parentShutdownTimeS = seconds();
           break;
+        case "--drain-strategy": {
+          const v = value();
+          if (v !== "gradual" && v !== "immediate") {
+            throw new Error(`--drain-strategy must be gradual or immediate, not "${v}"`);
+          }
+          f.drainStrategy = v;
+          break;
+        }
+        case "--restart-epoch":
+          f.restartEpoch = integer(name, value(), 0, 2 ** 31 - 1);
+          armed = true;
+          break;
+        case "--base-id":
+          f.baseId = integer(name, value(), 0, 2 ** 31 - 1);
+          armed = true;
+          break;
+        case "--use-dynamic-base-id":
+          f.useDynamicBaseId = true;
+          armed = true;
+          break;
+        case "--base-id-path":
+          f.baseIdPath = value();
+          break;
+        case "--socket-path":
+          f.socketPath = value();
+          break;
+        case "--socket-mode": {
+          const v = value();
+          if (!/^[0-7]{1,4}$/.test(v)) {
+            throw new Error(`--socket-mode must be an octal mode such as 600, not "${v}"`);
+          }
+          f.socketMode = parseInt(v, 8);
+          break;
+        }
+        case "--disable-hot-restart":
+          f.disableHotRestart = true;
+          break;
+        case "--hot-restart-version":
+          return { kind: "hot-restart-version" };
         default:
           throw new Error(`Unknown argument "${a}"`);
       }
@@ -165,10 +234,32 @@ export function parseCliFlags(args: readonly string[], cores = 1): CliParse {
   } catch (e) {
     return { kind: "usage", message: (e as Error).message };
   }
+  if (f.disableHotRestart) {
+    if (f.restartEpoch !== undefined && f.restartEpoch > 0) {
+      return { kind: "usage", message: "--restart-epoch must be 0 with --disable-hot-restart" };
+    }
+    armed = false;
+  }
+  if (f.useDynamicBaseId && f.restartEpoch !== undefined && f.restartEpoch > 0) {
+    return { kind: "usage", message: "--use-dynamic-base-id is for epoch 0; later epochs name --base-id" };
+  }
+  if (armed) f.restartEpoch ??= 0;
+  else f.restartEpoch = undefined;
   if (f.configPath === undefined && f.configYaml === undefined) {
     return { kind: "usage", message: "A config is required (-c FILE or --config-yaml YAML)" };
   }
   return { kind: "run", flags: f };
+}
+
+/** Where hot-restart domain sockets live unless --socket-path says (Envoy's is the abstract @envoy_domain_socket). */
+export const DEFAULT_SOCKET_PATH = "/tmp/nuncio_domain_socket";
+
+function integer(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}`);
+  }
+  return n;
 }
 
 /** Envoy's CommandLineOptions names for /server_info. */
@@ -188,6 +279,14 @@ export function commandLineOptions(f: CliFlags, args: readonly string[]): Record
     service_zone: f.serviceZone ?? "",
     drain_time: `${f.drainTimeS}s`,
     parent_shutdown_time: `${f.parentShutdownTimeS}s`,
+    drain_strategy: f.drainStrategy === "gradual" ? "Gradual" : "Immediate",
+    restart_epoch: f.restartEpoch ?? 0,
+    base_id: f.baseId,
+    use_dynamic_base_id: f.useDynamicBaseId,
+    base_id_path: f.baseIdPath ?? "",
+    socket_path: f.socketPath,
+    socket_mode: f.socketMode,
+    disable_hot_restart: f.disableHotRestart || f.restartEpoch === undefined,
     args: ["nuncio", ...args],
   };
 }

@@ -27,6 +27,7 @@ import { clusterStatusOf } from "../admin/clusters.ts";
 import type { ClusterStatus } from "../admin/types.ts";
 import { hostSuccessRate } from "../upstream/host.ts";
 import type { ClusterManager } from "../upstream/types.ts";
+import type { DrainOptions } from "../listener/listener_manager.ts";
 
 const log = new Logger("main");
 
@@ -277,8 +278,8 @@ export class DataPlane {
   }
 
   /** Stops accepting, waits up to `graceMs` for connections to end, then closes everything. */
-  async stop(graceMs = 0): Promise<void> {
-    await this.listenerManager.stop(graceMs);
+  async stop(graceMs = 0, drain: DrainOptions = {}): Promise<void> {
+    await this.listenerManager.stop(graceMs, drain);
     // after the drain: closes pooled upstream connections, idle and still in use (shadows, stuck requests)
     this.clusters.close();
     this.timers.close();

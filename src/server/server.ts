@@ -17,6 +17,7 @@ import { createClusterManager, syncClusterHealth } from "../upstream/cluster_man
 import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
 import type { ClusterManager } from "../upstream/types.ts";
 import { DataPlane, type ListenerAddress } from "./data_plane.ts";
+import type { DrainOptions } from "../listener/listener_manager.ts";
 import type { FromWorker, ListenerStateInfo, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
 import { applyToPlane, type ParsedUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
@@ -43,6 +44,11 @@ export interface ServerOptions {
   commandLineOptions?: Record<string, unknown>;
   /** How long a listener that LDS replaces or removes drains (--drain-time-s, as Envoy; default 600 s). */
   drainTimeMs?: number;
+  /**
+   * Bind listeners with SO_REUSEPORT even with one event loop: a hot restart's next process binds the same
+   * addresses beside this one before this one lets go of them.
+   */
+  reusePort?: boolean;
 }
 
 interface WorkerHandle {
@@ -60,6 +66,8 @@ export class Server {
    */
   readonly shared = SharedArena.create({ capacity: 262_144, bytes: 64 * 1024 * 1024 });
   readonly startedAt = Date.now();
+  /** Hot restart: this process's --restart-epoch, its generation, and when the first epoch started. */
+  hotRestart = { version: "disabled", epoch: 0, generation: 0, firstStartedAt: this.startedAt };
   state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
   #plane: DataPlane | undefined;
   /**
@@ -122,7 +130,7 @@ export class Server {
       this.#plane = new DataPlane(this.bootstrap, 0, this.shared, true, {
         drainTimeMs: this.opts.drainTimeMs,
       });
-      await this.#plane.start(false);
+      await this.#plane.start(this.opts.reusePort ?? false);
     } else {
       this.#membership = createClusterManager(this.bootstrap.static_resources.clusters, {
         stats: this.mainStats,
@@ -142,6 +150,8 @@ export class Server {
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
     this.mainStats.gauge("server.concurrency", "never_import").set(this.opts.concurrency);
+    this.mainStats.gauge("server.hot_restart_epoch", "never_import").set(this.hotRestart.epoch);
+    this.mainStats.gauge("server.hot_restart_generation", "never_import").set(this.hotRestart.generation);
     this.#hdsLrs = await startHdsLrs({
       bootstrap: this.bootstrap,
       stats: this.mainStats,
@@ -350,8 +360,17 @@ export class Server {
     this.#quit?.();
   }
 
-  /** Stops every listener and worker; waits up to `graceMs` for connections to finish. */
-  async stop(graceMs = 0): Promise<void> {
+  /**
+   * The stats of every event loop as they were when `stop` ended the workers (a hot restart hands them to the
+   * next process); undefined before.
+   */
+  finalStats: StatsSnapshot | undefined;
+
+  /**
+   * Stops every listener and worker; waits up to `graceMs` for connections to finish (`drain`: how they are
+   * told).
+   */
+  async stop(graceMs = 0, drain: DrainOptions = {}): Promise<void> {
     this.state = "DRAINING";
     // before any listener drains: extensions that must act while new connections are still taken (deregister)
     await Promise.all(
@@ -362,7 +381,11 @@ export class Server {
     await this.#hdsLrs?.close();
     await this.#xds?.close();
     this.runtime.close();
-    if (this.#plane) await this.#plane.stop(graceMs);
+    const last: StatsSnapshot[] = [];
+    if (this.#plane) {
+      await this.#plane.stop(graceMs, drain);
+      last.push(this.#plane.stats.snapshot());
+    }
     this.#membership?.close();
     await Promise.all(this.#workers.map((w) =>
       new Promise<void>((resolve) => {
@@ -372,15 +395,19 @@ export class Server {
         }, graceMs + 2000);
         w.worker.onmessage = (e: MessageEvent<FromWorker>) => {
           if (e.data.type === "stopped") {
+            if (e.data.snapshot) last.push(e.data.snapshot);
             clearTimeout(t);
             w.worker.terminate();
             resolve();
           }
         };
-        w.worker.postMessage({ type: "stop", graceMs } satisfies ToWorker);
+        w.worker.postMessage({ type: "stop", graceMs, drain } satisfies ToWorker);
       })
     ));
     this.#workers = [];
+    this.#updateServerStats();
+    last.push(this.mainStats.snapshot());
+    this.finalStats = mergeSnapshots(last);
     if (runtime() === this.runtime.snapshot) setRuntime(EMPTY_SNAPSHOT);
     const exts = this.#extensions;
     this.#extensions = [];

@@ -83,8 +83,8 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       send({ type: "reset_counters", id: m.id });
     } else if (m.type === "stop") {
       compaction.close();
-      await plane?.stop(m.graceMs);
-      send({ type: "stopped" });
+      await plane?.stop(m.graceMs, m.drain);
+      send({ type: "stopped", snapshot: plane?.stats.snapshot() });
       self.close();
     }
   } catch (err) {

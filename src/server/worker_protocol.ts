@@ -4,6 +4,7 @@ import type { LogSettings } from "../common/log.ts";
 import type { RuntimeWire } from "../runtime/current.ts";
 import type { StatsSnapshot } from "../stats/store.ts";
 import type { ListenerAddress } from "./data_plane.ts";
+import type { DrainOptions } from "../listener/listener_manager.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
 
 /** A listener version and its state in a data plane (for /config_dump's draining listeners). */
@@ -29,7 +30,7 @@ export type ToWorker =
   | { type: "reopen_logs" }
   | { type: "stats"; id: number }
   | { type: "reset_counters"; id: number }
-  | { type: "stop"; graceMs: number }
+  | { type: "stop"; graceMs: number; drain?: DrainOptions }
   | { type: "xds"; id: number; update: RawUpdate }
   /** A new runtime snapshot (layered_runtime reload or /runtime_modify); answered once installed. */
   | { type: "runtime"; id: number; runtime: RuntimeWire }
@@ -46,4 +47,5 @@ export type FromWorker =
   | { type: "xds"; id: number; error?: string; failed?: string[] }
   | { type: "runtime"; id: number }
   | { type: "listener_states"; id: number; states: ListenerStateInfo[] }
-  | { type: "stopped" };
+  /** The worker's last stats (hot restart hands them to the next process). */
+  | { type: "stopped"; snapshot?: StatsSnapshot };

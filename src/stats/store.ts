@@ -163,6 +163,8 @@ export interface StatsSnapshot {
   counters: Record<string, number>;
   gauges: Record<string, number>;
   histograms: Record<string, HistogramSnapshot>;
+  /** The gauges whose mode is never_import (a hot restart's next process does not add them to its own). */
+  neverImport?: string[];
 }
 
 /** A prefix view onto a store; `scope("cluster.a.")` then `counter("upstream_rq_total")`. */
@@ -217,7 +219,10 @@ export class StatsStore implements Scope {
   snapshot(): StatsSnapshot {
     const s: StatsSnapshot = { counters: {}, gauges: {}, histograms: {} };
     for (const [k, c] of this.counters) s.counters[k] = c.value;
-    for (const [k, g] of this.gauges) s.gauges[k] = g.value;
+    for (const [k, g] of this.gauges) {
+      s.gauges[k] = g.value;
+      if (g.mode === "never_import") (s.neverImport ??= []).push(k);
+    }
     for (const [k, h] of this.histograms) s.histograms[k] = h.snapshot();
     return s;
   }
@@ -245,6 +250,7 @@ export function mergeSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
   for (const p of parts) {
     for (const k in p.counters) out.counters[k] = (out.counters[k] ?? 0) + p.counters[k];
     for (const k in p.gauges) out.gauges[k] = (out.gauges[k] ?? 0) + p.gauges[k];
+    if (p.neverImport) out.neverImport = [...new Set([...out.neverImport ?? [], ...p.neverImport])];
     for (const k in p.histograms) {
       const h = p.histograms[k];
       const o = out.histograms[k];

@@ -494,6 +494,28 @@ export class Listener {
   }
 
   /**
+   * Tells every connection (and each one accepted from now on) to drain, at moments spread over `spreadMs`,
+   * while the listener keeps accepting (admin /drain_listeners?graceful).
+   */
+  discourage(spreadMs: number): void {
+    this.#draining = true;
+    this.#tellDrain(spreadMs, spreadMs);
+  }
+
+  #spread: ReturnType<typeof setTimeout>[] = [];
+
+  #tellDrain(spreadMs: number, windowMs: number): void {
+    const keepIdle = this.#keepIdle;
+    for (const c of this.#connections) {
+      if (spreadMs <= 0) c.drain(keepIdle);
+      else {
+        const at = Math.random() * Math.min(spreadMs, windowMs);
+        this.#spread.push(setTimeout(() => this.#connections.has(c) && c.drain(keepIdle), at));
+      }
+    }
+  }
+
+  /**
    * Stops accepting and waits up to `graceMs` for open connections to finish, then closes the rest. `keepIdle`
    * (LDS updates) leaves idle HTTP/1.1 keep-alive connections open until their next response or the end.
    * `spreadMs` (--drain-strategy gradual) tells each connection to drain at a random moment of that window
@@ -506,14 +528,7 @@ export class Listener {
     if ((this.#connections.size > 0 || this.#accepts > 0) && graceMs > 0) {
       this.#draining = true;
       this.#keepIdle = keepIdle;
-      const spread: ReturnType<typeof setTimeout>[] = [];
-      for (const c of this.#connections) {
-        if (spreadMs <= 0) c.drain(keepIdle);
-        else {
-          const at = Math.random() * Math.min(spreadMs, graceMs);
-          spread.push(setTimeout(() => this.#connections.has(c) && c.drain(keepIdle), at));
-        }
-      }
+      this.#tellDrain(spreadMs, graceMs);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         // a second drain (shutdown while a replaced listener drains) ends the first one's wait too
@@ -525,8 +540,9 @@ export class Listener {
         timer = setTimeout(resolve, graceMs);
       });
       clearTimeout(timer);
-      for (const t of spread) clearTimeout(t);
     }
+    for (const t of this.#spread) clearTimeout(t);
+    this.#spread = [];
     this.#tlsAccept?.close();
     this.spec.proxyProtocol?.close();
     for (const c of this.#connections) c.close();

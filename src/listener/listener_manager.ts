@@ -79,6 +79,11 @@ export interface AddOrUpdateOptions {
    * absent: the parsed config is compared.
    */
   raw?: unknown;
+  /**
+   * A bootstrap reload (SIGHUP, POST /reload): the listener is static and may replace a static one, which
+   * drains as an LDS update's would.
+   */
+  static?: boolean;
 }
 
 /** Runs at load/update time: a stable identity for a parsed or raw listener config. */
@@ -158,13 +163,13 @@ export class ListenerManager {
     const name = config.name;
     if (this.#stopped) throw new Error(`Listener "${name}" cannot be added: the data plane is stopping`);
     const current = this.#active.get(name);
-    if (current?.isStatic) {
+    if (current?.isStatic && !opts.static) {
       throw new Error(`Listener "${name}" is static (from the bootstrap) and cannot be changed by xDS`);
     }
     const hash = configHash(opts.raw ?? config);
     const latest = this.#warming.get(name) ?? current;
     if (latest?.hash === hash) return "unchanged";
-    const e = this.#entry(config, version, false, hash);
+    const e = this.#entry(config, version, opts.static ?? false, hash);
     const pending = e.factories.map((f) => f.whenReady?.()).filter((p) => p !== undefined);
     const superseded = this.#warming.get(name);
     if (pending.length === 0) {
@@ -188,11 +193,12 @@ export class ListenerManager {
 
   /**
    * Runs on an LDS update: the listener stops accepting at once and drains in the background (its
-   * factories are closed after). False when no such listener; throws for a static one.
+   * factories are closed after). False when no such listener; throws for a static one unless `reload` (a
+   * bootstrap reload removes static listeners).
    */
-  remove(name: string): boolean {
+  remove(name: string, reload = false): boolean {
     const a = this.#active.get(name);
-    if (a?.isStatic) {
+    if (a?.isStatic && !reload) {
       throw new Error(`Listener "${name}" is static (from the bootstrap) and cannot be removed by xDS`);
     }
     const w = this.#warming.get(name);
@@ -206,6 +212,26 @@ export class ListenerManager {
     this.#gauges();
     return true;
   }
+
+  /**
+   * Admin /drain_listeners: every active listener (only `traffic_direction: INBOUND` ones with `inboundOnly`)
+   * stops accepting; with `graceful` its connections are first told to drain (spread over `spreadMs`) while it
+   * keeps accepting for `graceMs`. Connections are not closed: they end on their own or at shutdown.
+   */
+  drainListeners(o: { inboundOnly: boolean; graceful: boolean; graceMs: number; spreadMs: number }): void {
+    for (const e of this.#active.values()) {
+      if (o.inboundOnly && e.config.traffic_direction !== "INBOUND") continue;
+      if (!o.graceful) {
+        e.listener.stopAccepting();
+        continue;
+      }
+      e.listener.discourage(o.spreadMs);
+      const t = setTimeout(() => e.listener.stopAccepting(), o.graceMs);
+      this.#drainTimers.add(t);
+    }
+  }
+
+  readonly #drainTimers = new Set<ReturnType<typeof setTimeout>>();
 
   /** Resolves once no listener named `name` is warming (it became active, was removed or failed to bind). */
   async whenWarm(name: string): Promise<void> {
@@ -238,6 +264,7 @@ export class ListenerManager {
    */
   async stop(graceMs: number, drain: DrainOptions = {}): Promise<void> {
     this.#stopped = true;
+    for (const t of this.#drainTimers) clearTimeout(t);
     for (const w of [...this.#warming.values()]) this.#dropWarming(w);
     const active = [...this.#active.values()];
     this.#active.clear();

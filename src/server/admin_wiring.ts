@@ -5,7 +5,7 @@ import { systemClock } from "../common/clock.ts";
 import { componentLogLevels, getLogLevel, setComponentLogLevels, setLogLevel } from "../common/log.ts";
 import { createAdminApp } from "../admin/app.ts";
 import { startAdminServer } from "../admin/server.ts";
-import type { AdminDeps, ClusterStatus } from "../admin/types.ts";
+import type { AdminDeps, AdminEndpoint, ClusterStatus } from "../admin/types.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { registry } from "../registry/registry.ts";
 import { runtimeView } from "../runtime/admin.ts";
@@ -73,7 +73,46 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
       view: () => runtimeView(server.runtime.snapshot),
       modify: (params) => server.runtime.mergeValues(params),
     },
+    endpoints: operationsEndpoints(server),
   };
+}
+
+/** /drain_listeners (Envoy's) and /reload (nuncio's: what SIGHUP does). */
+function operationsEndpoints(server: Server): AdminEndpoint[] {
+  return [
+    {
+      path: "/drain_listeners",
+      method: "POST",
+      help: "drain listeners (?inboundonly: only INBOUND ones; ?graceful: after --drain-time-s; ?skip_exit)",
+      handler: (c) => {
+        const has = (k: string) => c.req.query(k) !== undefined;
+        if (has("skip_exit") && !has("graceful")) {
+          return c.text("skip_exit may only be used with graceful\n", 400);
+        }
+        server.drainListeners({
+          inboundOnly: has("inboundonly"),
+          graceful: has("graceful"),
+          skipExit: has("skip_exit"),
+          strategy: server.opts.drainStrategy ?? "immediate",
+        });
+        return c.text("OK\n");
+      },
+    },
+    {
+      path: "/reload",
+      method: "POST",
+      help: "re-read the bootstrap and apply what changed, as SIGHUP (the running config stays on error)",
+      handler: async (c) => {
+        const reload = server.reloadConfig;
+        if (!reload) return c.text("this server has no config file to re-read\n", 501);
+        try {
+          return c.text(`${await reload()}\n`);
+        } catch (e) {
+          return c.text(`${(e as Error).message}\n`, 400);
+        }
+      },
+    },
+  ];
 }
 
 /** @type of the file access logger that the deprecated `admin.access_log_path` stands for. */

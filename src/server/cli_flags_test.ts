@@ -89,3 +89,48 @@ Deno.test("cli flags: bad values are usage errors", () => {
   assert.match(usage(["-c", "x", "--drain-time-s", "soon"]), /--drain-time-s must be a number of seconds/);
   assert.match(usage(["-c", "x", "--concurrency", "300"]), /--concurrency must be an integer/);
 });
+
+Deno.test("cli flags: hot restart", () => {
+  // not armed without a hot restart flag: nuncio runs alone
+  const alone = flags(["-c", "x"]);
+  assert.equal(alone.restartEpoch, undefined);
+  assert.equal(alone.drainStrategy, "gradual");
+  assert.equal(alone.socketPath, "/tmp/nuncio_domain_socket");
+  assert.equal(commandLineOptions(alone, []).disable_hot_restart, true);
+  const f = flags([
+    "-c",
+    "x",
+    "--restart-epoch",
+    "3",
+    "--base-id",
+    "7",
+    "--socket-path",
+    "/run/nuncio/hr",
+    "--socket-mode",
+    "660",
+    "--drain-strategy",
+    "immediate",
+  ]);
+  assert.equal(f.restartEpoch, 3);
+  assert.equal(f.baseId, 7);
+  assert.equal(f.socketPath, "/run/nuncio/hr");
+  assert.equal(f.socketMode, 0o660);
+  assert.equal(f.drainStrategy, "immediate");
+  const o = commandLineOptions(f, []);
+  assert.equal(o.restart_epoch, 3);
+  assert.equal(o.drain_strategy, "Immediate");
+  assert.equal(o.disable_hot_restart, false);
+  // --base-id alone arms epoch 0
+  assert.equal(flags(["-c", "x", "--base-id", "2"]).restartEpoch, 0);
+  assert.equal(flags(["-c", "x", "--use-dynamic-base-id"]).restartEpoch, 0);
+  assert.equal(flags(["-c", "x", "--base-id", "2", "--disable-hot-restart"]).restartEpoch, undefined);
+  assert.equal(parseCliFlags(["--hot-restart-version"]).kind, "hot-restart-version");
+  assert.match(usage(["-c", "x", "--restart-epoch", "-1"]), /--restart-epoch must be an integer/);
+  assert.match(
+    usage(["-c", "x", "--drain-strategy", "slow"]),
+    /--drain-strategy must be gradual or immediate/,
+  );
+  assert.match(usage(["-c", "x", "--socket-mode", "rw"]), /--socket-mode must be an octal mode/);
+  assert.match(usage(["-c", "x", "--restart-epoch", "1", "--disable-hot-restart"]), /must be 0/);
+  assert.match(usage(["-c", "x", "--restart-epoch", "1", "--use-dynamic-base-id"]), /for epoch 0/);
+});

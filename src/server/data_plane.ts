@@ -85,6 +85,9 @@ export class DataPlane {
    * hands it to every worker); a fresh one is made when omitted (tests, single-threaded use). `healthOwner`
    * is false in workers: the main thread runs health checks and outlier sweeps and owns membership gauges.
    */
+  /** Names of the static (bootstrap) listeners and clusters, which xDS may not change; a reload updates them. */
+  readonly statics: { listeners: Set<string>; clusters: Set<string> };
+
   constructor(
     readonly bootstrap: Bootstrap,
     readonly workerIndex = 0,
@@ -93,6 +96,10 @@ export class DataPlane {
     opts: Omit<DataPlaneOptions, "shared" | "healthOwner"> = {},
   ) {
     this.shared = shared;
+    this.statics = {
+      listeners: new Set(bootstrap.static_resources.listeners.map((l) => l.name)),
+      clusters: new Set(bootstrap.static_resources.clusters.map((c) => c.name)),
+    };
     this.clusters = createClusterManager(bootstrap.static_resources.clusters, {
       stats: this.stats,
       clock: this.clock,
@@ -245,12 +252,17 @@ export class DataPlane {
    * LDS: the listener stops accepting at once and drains for `drainTimeMs`, then closes. False when no such
    * listener; rejects for a static (bootstrap) listener.
    */
-  removeListener(name: string): Promise<boolean> {
+  removeListener(name: string, reload = false): Promise<boolean> {
     try {
-      return Promise.resolve(this.listenerManager.remove(name));
+      return Promise.resolve(this.listenerManager.remove(name, reload));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** Admin /drain_listeners in this event loop (see `ListenerManager.drainListeners`). */
+  drainListeners(o: Parameters<ListenerManager["drainListeners"]>[0]): void {
+    this.listenerManager.drainListeners(o);
   }
 
   /** Resolves once no listener named `name` is warming (active, removed, or failed to bind). */

@@ -67,11 +67,13 @@ export async function runProxy(f: CliFlags, args: readonly string[]): Promise<nu
     return 1;
   }
   const log = new Logger("main");
-  // Envoy eats SIGHUP (Deno's default would end the process); reload is not built yet
-  const onHup = () => log.info("caught SIGHUP: ignored (config reload is not supported yet)");
+  // SIGHUP re-reads the config once the server runs; before that it is eaten (Deno's default would end the
+  // process)
+  const hup: { reload?: () => void } = {};
+  const onHup = () => hup.reload ? hup.reload() : log.info("caught SIGHUP while starting: ignored");
   Deno.addSignalListener("SIGHUP", onHup);
   try {
-    return await serve(f, args, log);
+    return await serve(f, args, log, hup);
   } finally {
     Deno.removeSignalListener("SIGHUP", onHup);
   }
@@ -109,7 +111,12 @@ async function armHotRestart(f: CliFlags, log: Logger): Promise<HotRestartSetup 
   return { epoch, baseId, domain, path, parent };
 }
 
-async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise<number> {
+async function serve(
+  f: CliFlags,
+  args: readonly string[],
+  log: Logger,
+  hup: { reload?: () => void },
+): Promise<number> {
   const source = configSourceOf(f);
   const loaded = await loadConfigSource(source, { crossCheck: preServeChecks });
   if (!loaded.ok) {
@@ -137,7 +144,27 @@ async function serve(f: CliFlags, args: readonly string[], log: Logger): Promise
     drainTimeMs: f.drainTimeS * 1000,
     commandLineOptions: commandLineOptions(f, args),
     reusePort: hr !== undefined,
+    drainStrategy: f.drainStrategy,
   });
+  // SIGHUP and POST /reload: the same source read again, validated whole, applied through the xDS path
+  let reloading: Promise<unknown> = Promise.resolve();
+  server.reloadConfig = () => {
+    const next = reloading.then(async () => {
+      const again = await loadConfigSource(source, { crossCheck: preServeChecks });
+      if (!again.ok) {
+        throw new Error(
+          `config rejected, the running config stays:\n${again.errors.map(formatConfigError).join("\n")}`,
+        );
+      }
+      return await server.reload(again.raw);
+    });
+    reloading = next.catch(() => {});
+    return next;
+  };
+  hup.reload = () => {
+    log.info("caught SIGHUP: reloading the config");
+    server.reloadConfig!().then((m) => log.info(m), (e) => log.error((e as Error).message));
+  };
   if (hr) {
     const hello = hr.parent?.hello;
     server.hotRestart = {

@@ -20,7 +20,15 @@ import { DataPlane, type ListenerAddress } from "./data_plane.ts";
 import type { DrainOptions } from "../listener/listener_manager.ts";
 import type { FromWorker, ListenerStateInfo, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import { applyToPlane, type ParsedUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
+import {
+  applyToClusters,
+  applyToPlane,
+  type ParsedUpdate,
+  parseUpdate,
+  PartialApplyError,
+  staticNames,
+} from "./xds_apply.ts";
+import { deepEqual } from "../upstream/config_compare.ts";
 import { type RawUpdate, usesXds, XdsWiring } from "./xds_wiring.ts";
 import { type HdsLrsHandle, startHdsLrs } from "./hds_lrs_wiring.ts";
 import { RuntimeLoader } from "../runtime/loader.ts";
@@ -49,6 +57,8 @@ export interface ServerOptions {
    * addresses beside this one before this one lets go of them.
    */
   reusePort?: boolean;
+  /** --drain-strategy, for admin /drain_listeners?graceful. */
+  drainStrategy?: "gradual" | "immediate";
 }
 
 interface WorkerHandle {
@@ -66,6 +76,11 @@ export class Server {
    */
   readonly shared = SharedArena.create({ capacity: 262_144, bytes: 64 * 1024 * 1024 });
   readonly startedAt = Date.now();
+  /**
+   * Re-reads the bootstrap from where it came from and applies it (SIGHUP, POST /reload): set by whoever
+   * knows the source (`nuncio -c`); resolves to a summary, throws with the reason (config kept).
+   */
+  reloadConfig?: () => Promise<string>;
   /** Hot restart: this process's --restart-epoch, its generation, and when the first epoch started. */
   hotRestart = { version: "disabled", epoch: 0, generation: 0, firstStartedAt: this.startedAt };
   state: "PRE_INITIALIZING" | "INITIALIZING" | "LIVE" | "DRAINING" = "PRE_INITIALIZING";
@@ -180,6 +195,7 @@ export class Server {
           w.worker.postMessage({ type: "routes_gave_up", name } satisfies ToWorker);
         }
       },
+      statics: this.statics,
       // protobuf and the gRPC transports load only for a bootstrap that has dynamic_resources
       grpc: await import("../xds/grpc.ts"),
     });
@@ -187,6 +203,13 @@ export class Server {
     this.#xds.initialFetch.then(() => {
       if (this.state === "INITIALIZING") this.state = "LIVE";
     });
+  }
+
+  #ownStatics: ReturnType<typeof staticNames> | undefined;
+
+  /** Names of the static listeners and clusters (xDS may not change them; a reload updates them). */
+  get statics(): ReturnType<typeof staticNames> {
+    return this.#plane?.statics ?? (this.#ownStatics ??= staticNames(this.bootstrap));
   }
 
   /** Resolves when the initial xDS fetch is done (at once without dynamic_resources). */
@@ -208,12 +231,74 @@ export class Server {
     return this.#xds.dump(states);
   }
 
+  /**
+   * SIGHUP and POST /reload: applies a re-read bootstrap (already validated as `--mode validate` would) through
+   * the xDS update path: changed and new static clusters, then listeners (replaced ones drain as on an LDS
+   * update), then removed clusters. What cannot change in place (admin, node, dynamic_resources, runtime, stats
+   * settings, static secrets) rejects the reload whole and the running config stays. Resolves to a summary;
+   * throws with the reason when nothing or only part could be applied.
+   */
+  async reload(nextRaw: unknown): Promise<string> {
+    const before = this.opts.raw as Record<string, unknown>;
+    const after = nextRaw as Record<string, unknown>;
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      if (key === "static_resources" || deepEqual(before[key], after[key])) continue;
+      throw new Error(
+        `"${key}" changed, which needs a hot restart (--restart-epoch); the running config stays`,
+      );
+    }
+    const sb = (before.static_resources ?? {}) as Record<string, unknown>;
+    const sa = (after.static_resources ?? {}) as Record<string, unknown>;
+    for (const key of new Set([...Object.keys(sb), ...Object.keys(sa)])) {
+      if (key === "listeners" || key === "clusters" || deepEqual(sb[key], sa[key])) continue;
+      throw new Error(
+        `"static_resources.${key}" changed, which needs a hot restart (--restart-epoch); the running config stays`,
+      );
+    }
+    const diff = (kind: "listeners" | "clusters") => {
+      const named = (list: unknown) =>
+        new Map(((list ?? []) as { name: string }[]).map((r) => [r.name, r as unknown] as const));
+      const old = named(sb[kind]);
+      const now = named(sa[kind]);
+      const changed: [string, unknown][] = [...now].filter(([n, r]) => !deepEqual(old.get(n), r));
+      const removed = [...old.keys()].filter((n) => !now.has(n));
+      return { changed, removed };
+    };
+    const clusters = diff("clusters");
+    const listeners = diff("listeners");
+    // validated whole by the caller; each resource is parsed again here, as an xDS update's would be
+    const steps: RawUpdate[] = [
+      { kind: "cluster", version: "", resources: clusters.changed, removed: [], reload: true },
+      {
+        kind: "listener",
+        version: "",
+        resources: listeners.changed,
+        removed: listeners.removed,
+        reload: true,
+      },
+      { kind: "cluster", version: "", resources: [], removed: clusters.removed, reload: true },
+    ];
+    for (const u of steps) {
+      if (u.resources.length === 0 && u.removed.length === 0) continue;
+      const parsed = parseUpdate(u.kind, u.version, u.resources, u.removed);
+      if (typeof parsed === "string") throw new Error(parsed);
+      const owner = (this.#plane?.clusters ?? this.#membership) as DynamicClusterManager | undefined;
+      if (u.kind === "cluster" && owner) applyToClusters(owner, parsed, this.statics.clusters, true);
+      const failed = await this.#applyEverywhere(u, parsed);
+      if (failed) throw new Error(failed);
+    }
+    this.opts.raw = nextRaw;
+    const n = (x: { changed: unknown[]; removed: unknown[] }) =>
+      `${x.changed.length} changed, ${x.removed.length} removed`;
+    return `reloaded: listeners ${n(listeners)}; clusters ${n(clusters)}`;
+  }
+
   /** Applies a validated xDS update to the in-process plane or to every worker (cluster kinds: see XdsWiring). */
   async #applyEverywhere(u: RawUpdate, parsed: ParsedUpdate): Promise<string | undefined> {
     if (this.#plane) {
       // the plane's cluster manager is the health owner, which the wiring updated already
       if (u.kind === "listener" || u.kind === "route") {
-        await applyToPlane(this.#plane, parsed, staticNames(this.bootstrap));
+        await applyToPlane(this.#plane, parsed, this.#plane.statics, undefined, u.reload);
       }
       return undefined;
     }
@@ -353,6 +438,32 @@ export class Server {
   listeners(): ListenerAddress[] {
     if (this.#plane) return this.#plane.addresses();
     return this.#workers[0]?.addresses ?? [];
+  }
+
+  /**
+   * Admin /drain_listeners: listeners stop accepting, at once or (`graceful`) after `--drain-time-s` during which
+   * connections are told to drain (as --drain-strategy says); the server then reports DRAINING. A graceful
+   * drain ends the process at its end unless `skipExit`, as Envoy.
+   */
+  drainListeners(
+    o: { inboundOnly: boolean; graceful: boolean; skipExit: boolean; strategy: "gradual" | "immediate" },
+  ): void {
+    const graceMs = this.opts.drainTimeMs ?? 0;
+    const msg = {
+      inboundOnly: o.inboundOnly,
+      graceful: o.graceful,
+      graceMs,
+      spreadMs: o.strategy === "gradual" ? graceMs : 0,
+    };
+    if (o.graceful) this.state = "DRAINING";
+    this.#plane?.drainListeners(msg);
+    for (const w of this.#workers) {
+      w.worker.postMessage({ type: "drain_listeners", ...msg } satisfies ToWorker);
+    }
+    if (o.graceful && !o.skipExit) {
+      const t = setTimeout(() => this.quit(), graceMs);
+      this.quitRequested.then(() => clearTimeout(t));
+    }
   }
 
   /** Asks the process to stop (admin /quitquitquit, signals). */

@@ -12,7 +12,7 @@ import { prepareExtensions } from "../registry/prepare.ts";
 import { DataPlane } from "./data_plane.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 import type { DynamicClusterManager } from "../upstream/types.ts";
-import { applyToPlane, parseUpdate, PartialApplyError, staticNames } from "./xds_apply.ts";
+import { applyToPlane, parseUpdate, PartialApplyError } from "./xds_apply.ts";
 import type { RawUpdate } from "./xds_wiring.ts";
 import { setRuntimeFromWire } from "../runtime/current.ts";
 
@@ -21,7 +21,7 @@ async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<{ error?: str
   const parsed = parseUpdate(u.kind, u.version, u.resources, u.removed);
   if (typeof parsed === "string") return { error: parsed };
   try {
-    await applyToPlane(p, parsed, staticNames(p.bootstrap));
+    await applyToPlane(p, parsed, p.statics, undefined, u.reload);
     return {};
   } catch (e) {
     return { error: (e as Error).message, failed: e instanceof PartialApplyError ? e.failed : undefined };
@@ -69,6 +69,8 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       send({ type: "runtime", id: m.id });
     } else if (m.type === "listener_states") {
       send({ type: "listener_states", id: m.id, states: plane!.listenerStates() });
+    } else if (m.type === "drain_listeners") {
+      plane?.drainListeners(m);
     } else if (m.type === "routes_gave_up") {
       plane?.routes.giveUp(m.name);
     } else if (m.type === "mark_warm") {

@@ -36,7 +36,8 @@ export type ToWorker =
   | { type: "runtime"; id: number; runtime: RuntimeWire }
   | { type: "mark_warm"; cluster: string }
   | { type: "routes_gave_up"; name: string }
-  | { type: "listener_states"; id: number };
+  | { type: "listener_states"; id: number }
+  | { type: "drain_listeners"; inboundOnly: boolean; graceful: boolean; graceMs: number; spreadMs: number };
 
 /** Worker -> main. */
 export type FromWorker =

@@ -197,8 +197,25 @@ export function edsServiceName(c: ClusterConfig): string | undefined {
  * Applies CDS or EDS to a cluster manager (the health owner first, then every worker's). EDS resources are
  * keyed by service name; each names every EDS cluster that uses it.
  */
-export function applyToClusters(cm: DynamicClusterManager, u: ParsedUpdate, statics: Set<string>): void {
+export function applyToClusters(
+  cm: DynamicClusterManager,
+  u: ParsedUpdate,
+  statics: Set<string>,
+  reload = false,
+): void {
   if (u.kind === "cluster") {
+    if (reload) {
+      // a bootstrap reload: static clusters change like CDS ones, and the static names follow
+      for (const [name, { value }] of u.resources) {
+        cm.addOrUpdate(value as ClusterConfig);
+        statics.add(name);
+      }
+      for (const name of u.removed) {
+        cm.remove(name);
+        statics.delete(name);
+      }
+      return;
+    }
     for (const name of u.resources.keys()) {
       if (statics.has(name)) throw new Error(`Cluster "${name}" is static and cannot be changed by xDS`);
     }
@@ -258,12 +275,17 @@ export async function applySecrets(registry: SecretRegistry, u: ParsedUpdate): P
   for (const [name, r] of resolved) registry.set(name, r, u.version);
 }
 
-/** Applies an update to one event loop's data plane (workers, or the main thread with --concurrency 1). */
+/**
+ * Applies an update to one event loop's data plane (workers, or the main thread with --concurrency 1).
+ * `reload` (a bootstrap reload) applies static listeners and clusters: they may replace and remove static ones,
+ * and `statics` is updated to the new set of names.
+ */
 export async function applyToPlane(
   plane: DataPlane,
   u: ParsedUpdate,
   statics: ReturnType<typeof staticNames>,
   registry: SecretRegistry = secrets,
+  reload = false,
 ) {
   if (u.kind === "listener" || u.kind === "cluster") {
     // a worker whose bootstrap had no TLS has not loaded the TLS runtime yet
@@ -282,7 +304,7 @@ export async function applyToPlane(
       return;
     case "listener": {
       for (const name of u.resources.keys()) {
-        if (statics.listeners.has(name)) {
+        if (statics.listeners.has(name) && !reload) {
           throw new Error(`Listener "${name}" is static and cannot be changed by xDS`);
         }
       }
@@ -292,13 +314,19 @@ export async function applyToPlane(
       const reasons: string[] = [];
       for (const [name, { value, raw }] of u.resources) {
         try {
-          await plane.addOrUpdateListener(value as ListenerConfig, u.version, { raw });
+          await plane.addOrUpdateListener(value as ListenerConfig, u.version, { raw, static: reload });
+          if (reload) statics.listeners.add(name);
         } catch (e) {
           failed.push(name);
           reasons.push((e as Error).message);
         }
       }
-      for (const name of u.removed) if (!statics.listeners.has(name)) await plane.removeListener(name);
+      for (const name of u.removed) {
+        if (reload) {
+          await plane.removeListener(name, true);
+          statics.listeners.delete(name);
+        } else if (!statics.listeners.has(name)) await plane.removeListener(name);
+      }
       if (failed.length > 0) throw new PartialApplyError(reasons.join("; "), failed);
       return;
     }
@@ -309,6 +337,6 @@ export async function applyToPlane(
       return;
     case "cluster":
     case "endpoint":
-      applyToClusters(plane.clusters as DynamicClusterManager, u, statics.clusters);
+      applyToClusters(plane.clusters as DynamicClusterManager, u, statics.clusters, reload);
   }
 }

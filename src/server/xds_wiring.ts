@@ -43,6 +43,8 @@ export interface RawUpdate {
   version: string;
   resources: [string, unknown][];
   removed: string[];
+  /** A bootstrap reload (SIGHUP, POST /reload): static resources, which may replace and remove static ones. */
+  reload?: boolean;
 }
 
 /** True when a static listener's or cluster's TLS context fetches a secret over SDS (the wiring must run). */
@@ -95,6 +97,8 @@ export interface XdsWiringDeps {
    * gRPC and ADS sources are refused.
    */
   grpc?: typeof import("../xds/grpc.ts");
+  /** The static names xDS may not change, shared with the server (a bootstrap reload updates them). */
+  statics?: ReturnType<typeof staticNames>;
 }
 
 interface Kept {
@@ -153,7 +157,7 @@ export class XdsWiring {
 
   constructor(deps: XdsWiringDeps) {
     this.#d = deps;
-    this.#statics = staticNames(deps.bootstrap);
+    this.#statics = deps.statics ?? staticNames(deps.bootstrap);
     for (const l of deps.bootstrap.static_resources.listeners) this.#listenerConfigs.set(l.name, l);
     for (const c of deps.bootstrap.static_resources.clusters) this.#clusterConfigs.set(c.name, c);
     const d = deps.bootstrap.dynamic_resources;

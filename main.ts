@@ -32,6 +32,11 @@ async function main(args: string[]): Promise<number> {
     const { runConfiggenCommand } = await import("./src/configgen/cli.ts");
     return await runConfiggenCommand(args.slice(1));
   }
+  if (args[0] === "hot-restarter") {
+    // the process manager's side of hot restarts: nothing of the proxy runs in it
+    const { runHotRestarter } = await import("./src/server/hot_restarter.ts");
+    return await runHotRestarter(args.slice(1));
+  }
   const parsed = parseCliFlags(args, navigator.hardwareConcurrency || 1);
   switch (parsed.kind) {
     case "help":

@@ -34,6 +34,7 @@ export const PEERS: readonly Peer[] = [
   { name: "redis-benchmark", pkg: "redis-tools", check: { command: "redis-benchmark" } },
   { name: "nutcracker", pkg: "nutcracker", check: { command: "nutcracker" } },
   { name: "python3-pymongo", pkg: "python3-pymongo", check: { python: "pymongo" } },
+  { name: "systemd-analyze", pkg: "systemd", check: { command: "systemd-analyze" } },
 ];
 
 /** The interpreter the Debian python3-* packages install for. */

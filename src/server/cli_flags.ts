@@ -16,6 +16,9 @@ Usage:
                                   the check-in agent (\`nuncio register --help\`)
   nuncio control-plane --manifests DIR --defaults FILE [--edge FILE] [--registry URL] [--port 18000]
                                   the management server (\`nuncio control-plane --help\`)
+  nuncio hot-restarter START_SCRIPT
+                                  runs nuncio under hot restarts: SIGHUP starts the next epoch
+                                  (\`nuncio hot-restarter --help\`)
   nuncio configgen --manifests DIR --defaults FILE [--edge FILE] --out DIR [--templates DIR]
                                   static bootstraps from the manifests (\`nuncio configgen --help\`)
 

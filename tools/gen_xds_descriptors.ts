@@ -70,12 +70,18 @@ export function registryMessageNames(): string[] {
   return [...names].sort();
 }
 
+/** Repo folders holding .proto files of extensions the npm package lacks (Envoy's contrib API). */
+const LOCAL_PROTO_DIRS = ["src/extensions/filters/network/kafka_broker/proto"];
+
 /** Directories searched for imports, in order. */
 function protoDirs(): string[] {
   const xds = new URL(".", import.meta.resolve("@grpc/grpc-js-xds/package.json")).pathname;
   const pb = new URL(".", import.meta.resolve("protobufjs/package.json")).pathname;
   return ["deps/envoy-api", "deps/xds", "deps/googleapis", "deps/protoc-gen-validate"]
-    .map((d) => xds + d).concat([pb]);
+    .map((d) => xds + d).concat(
+      [pb],
+      LOCAL_PROTO_DIRS.map((d) => new URL(`../${d}`, import.meta.url).pathname),
+    );
 }
 
 function exists(path: string): boolean {

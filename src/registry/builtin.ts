@@ -11,6 +11,7 @@ import { httpLocalRateLimit } from "../extensions/filters/http/local_ratelimit/m
 import { networkLocalRateLimit } from "../extensions/filters/network/local_ratelimit/mod.ts";
 import { httpConnectionManager } from "../extensions/filters/network/http_connection_manager/mod.ts";
 import { tcpProxy } from "../extensions/filters/network/tcp_proxy/mod.ts";
+import { networkKafkaBroker } from "../extensions/filters/network/kafka_broker/mod.ts";
 import { rawBufferTransportSocket, tlsTransportSocket } from "../transport/tls_config.ts";
 import { embeddedRatelimitExtension } from "../ratelimit/bootstrap_extension.ts";
 import { registerExtension } from "../register/bootstrap_extension.ts";
@@ -49,6 +50,7 @@ export const BUILTIN_EXTENSIONS = [
   httpHeaderMutation,
   httpExtAuthz,
   networkRateLimit,
+  networkKafkaBroker,
   httpCors,
   httpCompressor,
   httpDecompressor,

@@ -37,6 +37,7 @@ import {
   runControlPlaneBench,
 } from "./control_plane_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
+import { formatStartup, runStartupBench, STARTUP_TARGET_MS, type StartupResult } from "./startup_bench.ts";
 import {
   formatXdsReport,
   runXdsBench,
@@ -172,6 +173,7 @@ async function main(): Promise<number> {
   let registry: RegistryBenchRow[] | undefined;
   let controlPlane: ControlPlaneBenchResult | undefined;
   let compression: CompressionBenchResult | undefined;
+  let startup: StartupResult | undefined;
   const registryOpts: RegistryBenchOptions = {
     durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
     hosts: 10_000,
@@ -303,6 +305,11 @@ async function main(): Promise<number> {
         keep: o.keep,
       });
     }
+    if (o.nuncio && want("startup")) {
+      // issue 15: exec to serving and to /ready on the demo config, nothing else running
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      startup = await runStartupBench({ root: ROOT, bin: o.nuncioBin, rounds: Math.max(5, o.rounds) });
+    }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -352,6 +359,7 @@ async function main(): Promise<number> {
   }
   if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
   if (controlPlane) console.log(`\n${formatControlPlane(controlPlane)}`);
+  if (startup) console.log(`\n${formatStartup(startup).join("\n")}`);
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
     const d = { durationMs: Math.max(1, o.durationS / 4) * 1000, concurrency: 64, redis: true };
@@ -371,6 +379,7 @@ async function main(): Promise<number> {
       registry,
       controlPlane,
       compression,
+      startup,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);
@@ -381,7 +390,9 @@ async function main(): Promise<number> {
   const xdsFail = xds !== undefined && xdsFailed(xds);
   const registryFail = registry !== undefined && !registryPassed(registry);
   const controlPlaneFail = controlPlane !== undefined && !controlPlanePassed(controlPlane);
-  return o.strict && (ratios.some((r) => !r.pass) || memFail || xdsFail || registryFail || controlPlaneFail)
+  const startupFail = startup !== undefined && !(median(startup.serveMs) <= STARTUP_TARGET_MS);
+  return o.strict &&
+      (ratios.some((r) => !r.pass) || memFail || xdsFail || registryFail || controlPlaneFail || startupFail)
     ? 1
     : 0;
 }

@@ -5,6 +5,7 @@ import { HELP, parseCliFlags } from "./src/server/cli_flags.ts";
 import { runProxy } from "./src/server/run.ts";
 import { VERSION } from "./src/server/server.ts";
 import { HOT_RESTART_VERSION } from "./src/server/hot_restart.ts";
+import { versionLine } from "./src/server/build_info.ts";
 
 async function main(args: string[]): Promise<number> {
   if (args[0] === "ratelimit") {
@@ -43,7 +44,7 @@ async function main(args: string[]): Promise<number> {
       console.log(`nuncio ${VERSION}: ${HELP.slice("nuncio: ".length)}`);
       return 0;
     case "version":
-      console.log(`nuncio version ${VERSION} (deno ${Deno.version.deno})`);
+      console.log(versionLine(VERSION));
       return 0;
     case "hot-restart-version":
       console.log(HOT_RESTART_VERSION);

@@ -1,5 +1,6 @@
 /** The downstream connection object handed to network filters. */
 import type { DownstreamTlsInfo } from "../common/tls_info.ts";
+import type { StreamInfo } from "../common/stream_info.ts";
 import type { DownstreamConnection, ReadFilter, TerminalFilter } from "../network/filter.ts";
 import { isLocalRestored } from "../transport/prefixed_conn.ts";
 
@@ -36,6 +37,7 @@ export class ActiveConnection implements DownstreamConnection {
   /** The connection's terminal filter once created (told when the listener drains). */
   terminal: TerminalFilter | null = null;
   observed = false;
+  streamInfo: StreamInfo | null = null;
 
   constructor(
     readonly id: number,
@@ -59,8 +61,13 @@ export class ActiveConnection implements DownstreamConnection {
     return this.#closed;
   }
 
-  observeRead(data: Uint8Array, endStream: boolean): void {
-    for (const f of this.observers) f.onData?.(data, endStream);
+  observeRead(data: Uint8Array, endStream: boolean): Promise<void> | undefined {
+    let hold: Promise<void> | undefined;
+    for (const f of this.observers) {
+      const h = f.onData?.(data, endStream);
+      if (h !== undefined) hold = hold === undefined ? h : Promise.all([hold, h]).then(() => {});
+    }
+    return hold;
   }
 
   observeWrite(data: Uint8Array, endStream: boolean): void {
@@ -72,6 +79,7 @@ export class ActiveConnection implements DownstreamConnection {
     if (this.#closed) return;
     try {
       this.terminal?.drain?.(keepIdle);
+      for (const f of this.observers) f.onDrain?.(keepIdle);
     } catch {
       // a filter failing to drain is closed with the rest when the grace period ends
     }

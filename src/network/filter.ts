@@ -7,6 +7,7 @@ import type { Clock } from "../common/clock.ts";
 import type { TimerWheel } from "../common/timer_wheel.ts";
 import type { Logger } from "../common/log.ts";
 import type { DownstreamTlsInfo } from "../common/tls_info.ts";
+import type { StreamInfo } from "../common/stream_info.ts";
 import type { RouteConfigRegistry } from "../http/routing/provider.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Scope, StatsStore } from "../stats/store.ts";
@@ -39,10 +40,23 @@ export interface DownstreamConnection {
   readonly tls?: DownstreamTlsInfo;
   /** Per-connection buffer limit from the listener (default 1 MiB). */
   readonly bufferLimitBytes: number;
-  /** Calls the onData observers of non-terminal filters (terminal filters call it for bytes read). */
-  observeRead(data: Uint8Array, endStream: boolean): void;
-  /** Calls the onWrite observers of non-terminal filters (terminal filters call it for bytes written). */
+  /**
+   * Calls the onData observers of non-terminal filters (terminal filters call it for bytes read). A promise
+   * returned is a hold (a fault delay): a terminal filter that honours holds (tcp_proxy) passes these bytes on
+   * and reads again only once it settles.
+   */
+  observeRead(data: Uint8Array, endStream: boolean): Promise<void> | undefined;
+  /**
+   * Calls the onWrite observers of non-terminal filters (terminal filters call it for bytes written; tcp_proxy
+   * once they are written, so an observer may close the connection after a reply it saw).
+   */
   observeWrite(data: Uint8Array, endStream: boolean): void;
+  /**
+   * The connection's StreamInfo when its terminal filter keeps one for the whole connection (tcp_proxy sets it
+   * before any byte flows), else null: non-terminal filters read the upstream host there and add dynamic
+   * metadata (Envoy's connection-level `streamInfo().dynamicMetadata()`, which tcp_proxy's access log prints).
+   */
+  streamInfo: StreamInfo | null;
   /** True when any non-terminal filter observes bytes (skip the calls otherwise). */
   readonly observed: boolean;
   /** Closes the socket (idempotent). */
@@ -55,10 +69,19 @@ export interface DownstreamConnection {
 export interface ReadFilter {
   /** Called once when the connection is accepted; StopIteration closes it (e.g. over a rate limit). */
   onNewConnection?(conn: DownstreamConnection): FilterStatus | Promise<FilterStatus>;
-  /** Observes bytes read from downstream (must not keep or alter `data` without copying). */
-  onData?(data: Uint8Array, endStream: boolean): void;
+  /**
+   * Observes bytes read from downstream (must not keep or alter `data` without copying). May return a promise
+   * that holds these bytes until it resolves (it must resolve, also when the connection closes): see
+   * `DownstreamConnection.observeRead`.
+   */
+  onData?(data: Uint8Array, endStream: boolean): void | Promise<void>;
   /** Observes bytes written to downstream. */
   onWrite?(data: Uint8Array, endStream: boolean): void;
+  /**
+   * The listener drains (see `TerminalFilter.drain`, called with it): a filter that knows the protocol may close
+   * the connection at a clean point (mongo_proxy: after the reply in flight). Absent: nothing to do.
+   */
+  onDrain?(keepIdle?: boolean): void;
   /** Called once when the connection closed. */
   onClose?(): void;
 }

@@ -31,11 +31,13 @@ import { brotliCompressor } from "../extensions/compression/brotli/compressor/mo
 import { brotliDecompressor } from "../extensions/compression/brotli/decompressor/mod.ts";
 import { zstdCompressor } from "../extensions/compression/zstd/compressor/mod.ts";
 import { zstdDecompressor } from "../extensions/compression/zstd/decompressor/mod.ts";
+import { mongoProxy } from "../extensions/filters/network/mongo_proxy/mod.ts";
 import { registry } from "./registry.ts";
 
 /** Every built-in extension, in registration order. */
 export const BUILTIN_EXTENSIONS = [
   tcpProxy,
+  mongoProxy,
   httpConnectionManager,
   router,
   httpHealthCheck,

@@ -146,6 +146,7 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
     info.connectionId = down.id;
     info.requestedServerName = down.serverName;
     info.downstreamTls = down.tls ?? null;
+    down.streamInfo = info;
     f.stats.downstream_cx_total.inc();
     try {
       const name = f.pickCluster();
@@ -227,14 +228,18 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
         if (fromDownstream) {
           this.info.bytesReceived += n;
           f.stats.downstream_cx_rx_bytes_total.inc(n);
-          if (down.observed) down.observeRead(chunk, false);
+          if (down.observed) {
+            const hold = down.observeRead(chunk, false);
+            if (hold !== undefined) await hold;
+          }
         } else {
           this.info.bytesSent += n;
           f.stats.downstream_cx_tx_bytes_total.inc(n);
-          if (down.observed) down.observeWrite(chunk, false);
         }
         let off = 0;
         while (off < n) off += await connWrite(dst, chunk.subarray(off));
+        // observed once written, so an observer may close the connection after the bytes it saw (mongo drain)
+        if (!fromDownstream && down.observed) down.observeWrite(chunk, false);
       }
       if (down.observed) {
         if (fromDownstream) down.observeRead(new Uint8Array(0), true);

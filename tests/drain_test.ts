@@ -12,7 +12,9 @@ import {
   sleep,
   startOrigin,
   startProxy,
+  startRawOrigin,
   staticCluster,
+  tcpListener,
   writeAll,
 } from "./helpers.ts";
 import { h2Session } from "./h2_peers.ts";
@@ -142,4 +144,57 @@ Deno.test("listener drain", async (t) => {
       }
     });
   }
+
+  await t.step(
+    "tcp_proxy: an idle connection closes about a second into the drain, a busy one when it idles",
+    async () => {
+      await using echo = startRawOrigin(async (c) => {
+        const buf = new Uint8Array(1024);
+        for (;;) {
+          const n = await c.read(buf);
+          if (n === null) return;
+          await writeAll(c, buf.subarray(0, n));
+        }
+      });
+      await using proxy = await startProxy(
+        bootstrapYaml([tcpListener("tcp", "echo")], [staticCluster("echo", [echo.port])]),
+      );
+      const port = proxy.port();
+      const idle = await Deno.connect({ port });
+      const busy = await Deno.connect({ port });
+      const buf = new Uint8Array(64);
+      let talking = true;
+      let answered = 0;
+      try {
+        for (const c of [idle, busy]) {
+          await writeAll(c, "hello");
+          assert.equal(await c.read(buf), 5);
+        }
+        const t0 = performance.now();
+        const stopping = proxy.plane.stop(10_000);
+        // the busy one keeps talking for 2.5 s and is answered every time
+        const talk = (async () => {
+          while (talking) {
+            await writeAll(busy, "ping");
+            if (await busy.read(buf) !== 4) break;
+            answered++;
+            await sleep(200);
+          }
+        })();
+        assert.ok(await closesWithin(idle, 3000), "the idle connection was closed");
+        const idleClosed = performance.now() - t0;
+        assert.ok(idleClosed >= 900 && idleClosed < 2500, `closed after ${idleClosed} ms`);
+        await sleep(2500 - (performance.now() - t0));
+        talking = false;
+        await talk;
+        assert.ok(answered >= 10, `busy answered ${answered} times`);
+        assert.ok(await closesWithin(busy, 3000), "the busy connection closed once it idled");
+        await stopping;
+        assert.ok(performance.now() - t0 < 6000, "the drain ended well before its 10 s grace");
+      } finally {
+        idle.close();
+        busy.close();
+      }
+    },
+  );
 });

@@ -89,6 +89,13 @@ export class TcpProxyFactory implements NetworkFilterFactory {
 
 const IDLE = 1;
 const MAX_DURATION = 2;
+const DRAIN_CHECK = 3;
+/**
+ * While the listener drains (shutdown, hot restart, an LDS update), a connection that carried no byte in either
+ * direction for this long is closed then, rather than cut at the end of the drain: nothing is in flight on it,
+ * and its client reconnects (to the new listener or process) before it needs the connection again.
+ */
+const DRAIN_IDLE_MS = 1000;
 
 /** One proxied TCP session. */
 class TcpProxySession implements TerminalFilter, TimeoutTarget {
@@ -99,11 +106,32 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
   #lastActivity = 0;
   #idleTimer = new TimerEntry(this);
   #durationTimer = new TimerEntry(this);
+  #drainTimer = new TimerEntry(this);
+  /** Bytes moved both ways when the drain last looked; -1 while not draining. */
+  #drainBytes = -1;
+  #draining = false;
   #closedLocally = false;
 
   constructor(readonly f: TcpProxyFactory) {}
 
+  /** The listener drains: close this connection once it is idle (see DRAIN_IDLE_MS). */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    if (this.#up !== undefined) this.#armDrain();
+  }
+
+  #armDrain(): void {
+    this.#drainBytes = this.info.bytesReceived + this.info.bytesSent;
+    this.f.ctx.timers.arm(this.#drainTimer, DRAIN_IDLE_MS, DRAIN_CHECK);
+  }
+
   onTimeout(kind: number): void {
+    if (kind === DRAIN_CHECK) {
+      if (this.info.bytesReceived + this.info.bytesSent !== this.#drainBytes) return this.#armDrain();
+      this.info.connectionTerminationDetails = "drain_idle";
+      return this.#closeBoth();
+    }
     const now = this.f.ctx.clock.monotonic();
     if (kind === IDLE) {
       const due = this.#lastActivity + this.f.idleMs;
@@ -194,10 +222,12 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
       this.#lastActivity = ctx.clock.monotonic();
       if (f.idleMs > 0) ctx.timers.arm(this.#idleTimer, f.idleMs, IDLE);
       if (f.maxDurationMs > 0) ctx.timers.arm(this.#durationTimer, f.maxDurationMs, MAX_DURATION);
+      if (this.#draining) this.#armDrain();
       await Promise.all([this.#pump(down.conn, up.conn, true), this.#pump(up.conn, down.conn, false)]);
     } finally {
       ctx.timers.disarm(this.#idleTimer);
       ctx.timers.disarm(this.#durationTimer);
+      ctx.timers.disarm(this.#drainTimer);
       if (this.#up) {
         try {
           this.#up.conn.close();

@@ -48,7 +48,8 @@ export const USAGE = `usage: deno task bench [options]
                        registry: check-ins/s of nuncio discovery with 10,000 hosts, memory and Redis;
                        control-plane: snapshot build of 1,000 services, 100 ADS proxies' convergence, RSS;
                        compression: gzip responses/s of nuncio's compressor vs nginx's gzip, level 6;
-                       startup: exec to serving and to /ready on the demo config)
+                       startup: exec to serving and to /ready on the demo config;
+                       mongo: Mongo round trips/s through mongo_proxy against direct)
   --xds-clusters N     xDS bench: dynamic clusters to warm (default 1000)
   --xds-endpoints N    xDS bench: endpoints over those clusters (default 10000)
   --xds-updates N      xDS bench: successive versions of the RSS test (default 1000, 0 to skip)

@@ -37,6 +37,12 @@ import {
   runControlPlaneBench,
 } from "./control_plane_bench.ts";
 import { type Options, parseOptions } from "./options.ts";
+import {
+  formatMongoBench,
+  type MongoBenchOptions,
+  type MongoBenchResult,
+  runMongoBench,
+} from "./mongo_bench.ts";
 import { formatStartup, runStartupBench, STARTUP_TARGET_MS, type StartupResult } from "./startup_bench.ts";
 import {
   formatXdsReport,
@@ -174,6 +180,8 @@ async function main(): Promise<number> {
   let controlPlane: ControlPlaneBenchResult | undefined;
   let compression: CompressionBenchResult | undefined;
   let startup: StartupResult | undefined;
+  let mongo: MongoBenchResult | undefined;
+  let mongoOpts: MongoBenchOptions | undefined;
   const registryOpts: RegistryBenchOptions = {
     durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
     hosts: 10_000,
@@ -305,6 +313,19 @@ async function main(): Promise<number> {
         keep: o.keep,
       });
     }
+    if (o.nuncio && want("mongo")) {
+      // issue 14: Mongo round trips/s through nuncio's mongo_proxy against direct, only the origin up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      mongoOpts = {
+        durationMs: o.durationS * 1000,
+        connections: 16,
+        rounds: o.rounds,
+        op: "find",
+        nuncioBin: o.nuncioBin,
+        dir,
+      };
+      mongo = await runMongoBench(mongoOpts);
+    }
     if (o.nuncio && want("startup")) {
       // issue 15: exec to serving and to /ready on the demo config, nothing else running
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -359,6 +380,7 @@ async function main(): Promise<number> {
   }
   if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
   if (controlPlane) console.log(`\n${formatControlPlane(controlPlane)}`);
+  if (mongo && mongoOpts) console.log(`\n${formatMongoBench(mongo, mongoOpts)}`);
   if (startup) console.log(`\n${formatStartup(startup).join("\n")}`);
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
@@ -380,6 +402,7 @@ async function main(): Promise<number> {
       controlPlane,
       compression,
       startup,
+      mongo,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);

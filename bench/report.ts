@@ -50,7 +50,7 @@ export interface MemoryResult {
 }
 
 /** Idle RSS target in MiB. */
-export const IDLE_RSS_TARGET_MB = 80;
+export const IDLE_RSS_TARGET_MB = 64;
 /** Per idle connection target in KiB. */
 export const PER_CONN_TARGET_KIB = 16;
 

@@ -13,6 +13,7 @@ import {
   formatMemory,
   formatRatio,
   formatTable,
+  IDLE_RSS_TARGET_MB,
   type MemoryResult,
   ratio,
   type TargetResult,
@@ -407,7 +408,8 @@ async function main(): Promise<number> {
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);
   }
-  const memFail = memory?.nuncio.some((r) => r.perConnKiB > 16) || (memory?.idleRssKiB ?? 0) > 80 * 1024;
+  const memFail = memory?.nuncio.some((r) => r.perConnKiB > 16) ||
+    (memory?.idleRssKiB ?? 0) > IDLE_RSS_TARGET_MB * 1024;
   if (o.keep) console.log(`configs and logs kept in ${dir}`);
   else Deno.removeSync(dir, { recursive: true });
   const xdsFail = xds !== undefined && xdsFailed(xds);

@@ -79,15 +79,18 @@ Deno.test("RDS: a route update reaches an open HTTP/2 connection (h2load, one co
     await sleep(400);
     plane.setRouteConfig("r", parseRoutes(status(418, "v2")), "2");
     const out = (await load).stdout;
-    const m = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/
+    const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/
       .exec(out);
     assert.ok(m, out);
-    assert.equal(Number(m[5]), 0, out);
-    // h2load counts the 418s as "failed"; every request got a response, first 200s, then 418s
+    const [started, done, failed] = [Number(m[2]), Number(m[3]), Number(m[5])];
+    assert.equal(Number(m[6]), 0, out);
+    // h2load counts the 418s as "failed"; every request got a response, first 200s, then 418s. The request in
+    // flight when the timed run ends may have its status counted but not be "done".
     const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out)!;
-    assert.ok(Number(codes[1]) > 0 && Number(codes[3]) > 0, out);
-    assert.equal(Number(codes[1]) + Number(codes[3]), Number(m[2]), out);
-    assert.equal(Number(codes[3]), Number(m[4]), out);
+    const [ok, teapot] = [Number(codes[1]), Number(codes[3])];
+    assert.ok(ok > 0 && teapot > 0, out);
+    assert.ok(ok + teapot >= done && ok + teapot <= started, out);
+    assert.ok(teapot - failed >= 0 && teapot - failed <= started - done, out);
     assert.equal(plane.stats.snapshot().counters["http.edge.downstream_cx_http2_total"], 1, "one connection");
   } finally {
     await plane.stop();

@@ -45,6 +45,7 @@ const EXTRA_TYPES = [
   "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
   "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol",
   "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+  "envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions",
   "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
   "envoy.config.route.v3.FilterConfig",
   "envoy.service.discovery.v3.Resource",

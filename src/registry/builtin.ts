@@ -31,6 +31,7 @@ import { brotliCompressor } from "../extensions/compression/brotli/compressor/mo
 import { brotliDecompressor } from "../extensions/compression/brotli/decompressor/mod.ts";
 import { zstdCompressor } from "../extensions/compression/zstd/compressor/mod.ts";
 import { zstdDecompressor } from "../extensions/compression/zstd/decompressor/mod.ts";
+import { redisProxy } from "../extensions/filters/network/redis_proxy/mod.ts";
 import { mongoProxy } from "../extensions/filters/network/mongo_proxy/mod.ts";
 import { registry } from "./registry.ts";
 
@@ -38,6 +39,7 @@ import { registry } from "./registry.ts";
 export const BUILTIN_EXTENSIONS = [
   tcpProxy,
   mongoProxy,
+  redisProxy,
   httpConnectionManager,
   router,
   httpHealthCheck,

@@ -319,7 +319,7 @@ export const clusterSchema = z.strictObject({
   max_requests_per_connection: z.optional(uint32),
   transport_socket: z.optional(transportSocketSchema("upstream")),
   circuit_breakers: z.optional(circuitBreakers),
-  /** HttpProtocolOptions (the only protocol options extension), parsed. */
+  /** HttpProtocolOptions and RedisProtocolOptions, parsed. */
   typed_extension_protocol_options: z.optional(typedExtensionProtocolOptions),
   /** Deprecated: same as explicit_http_config.http_protocol_options. */
   http_protocol_options: z.optional(http1ProtocolOptions),
@@ -370,7 +370,7 @@ export const clusterSchema = z.strictObject({
   ),
 }).check(z.superRefine((c, ctx) => {
   if (
-    c.typed_extension_protocol_options !== undefined &&
+    c.typed_extension_protocol_options?.http !== undefined &&
     (c.http_protocol_options !== undefined || c.http2_protocol_options !== undefined)
   ) {
     ctx.addIssue({

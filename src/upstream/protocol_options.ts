@@ -7,6 +7,7 @@
 import { z } from "zod/mini";
 import { envoyEnum, transformWithIssues } from "../config/schema_util.ts";
 import { duration, uint32 } from "../config/common.ts";
+import { dataSource } from "../transport/tls_config.ts";
 
 const NOT_SUPPORTED = "Field not supported by nuncio";
 const unsupported = z.optional(z.never({ error: NOT_SUPPORTED }));
@@ -126,17 +127,39 @@ export const httpProtocolOptions = z.strictObject({
 /** The parsed HttpProtocolOptions. */
 export type HttpProtocolOptionsConfig = z.output<typeof httpProtocolOptions>;
 
+/** Type URL of the redis proxy's upstream options (envoy.filters.network.redis_proxy's RedisProtocolOptions). */
+export const REDIS_PROTOCOL_OPTIONS_TYPE =
+  "type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions";
+
+/** RedisProtocolOptions: credentials the redis proxy sends as AUTH on each upstream connection. */
+const redisProtocolOptions = z.strictObject({
+  auth_password: z.optional(dataSource),
+  auth_username: z.optional(dataSource),
+  ...unsupportedFields("aws_iam", "credentials"),
+});
+
+/** The parsed typed_extension_protocol_options: HttpProtocolOptions and RedisProtocolOptions, when present. */
+export interface TypedProtocolOptions {
+  http?: HttpProtocolOptionsConfig;
+  redis?: z.output<typeof redisProtocolOptions>;
+}
+
 /**
- * Cluster.typed_extension_protocol_options: a map from extension name to a typed config; only
- * HttpProtocolOptions is known. Resolves to the parsed HttpProtocolOptions (undefined when the map is empty).
+ * Cluster.typed_extension_protocol_options: a map from extension name to a typed config; HttpProtocolOptions
+ * and RedisProtocolOptions are known. Resolves to the parsed options (undefined when the map is empty).
  */
 export const typedExtensionProtocolOptions = z.pipe(
   z.record(z.string(), z.looseObject({ "@type": z.string() })),
-  transformWithIssues((map, ctx): HttpProtocolOptionsConfig | undefined => {
-    let out: HttpProtocolOptionsConfig | undefined;
+  transformWithIssues((map, ctx): TypedProtocolOptions | undefined => {
+    let out: TypedProtocolOptions | undefined;
     for (const [key, value] of Object.entries(map)) {
       const { "@type": type, ...rest } = value;
-      if (type !== HTTP_PROTOCOL_OPTIONS_TYPE) {
+      const schema = type === HTTP_PROTOCOL_OPTIONS_TYPE
+        ? httpProtocolOptions
+        : type === REDIS_PROTOCOL_OPTIONS_TYPE
+        ? redisProtocolOptions
+        : undefined;
+      if (schema === undefined) {
         ctx.addIssue({
           code: "custom",
           path: [key, "@type"],
@@ -144,14 +167,16 @@ export const typedExtensionProtocolOptions = z.pipe(
         });
         continue;
       }
-      const r = httpProtocolOptions.safeParse(rest);
+      const r = schema.safeParse(rest);
       if (!r.success) {
         for (const issue of r.error.issues) {
           ctx.addIssue({ code: "custom", path: [key, ...issue.path], message: issue.message });
         }
         continue;
       }
-      out = r.data;
+      out ??= {};
+      if (schema === httpProtocolOptions) out.http = r.data as HttpProtocolOptionsConfig;
+      else out.redis = r.data as TypedProtocolOptions["redis"];
     }
     return out;
   }),
@@ -182,14 +207,14 @@ export interface ProtocolSettings {
 
 /** The cluster fields protocolSettings reads. */
 export interface ProtocolFields {
-  typed_extension_protocol_options?: HttpProtocolOptionsConfig | undefined;
+  typed_extension_protocol_options?: TypedProtocolOptions | undefined;
   http2_protocol_options?: Http2ProtocolOptionsConfig | undefined;
   common_http_protocol_options?: z.output<typeof commonHttpProtocolOptions> | undefined;
 }
 
 /** Resolves a cluster's protocol options (config time). */
 export function protocolSettings(c: ProtocolFields): ProtocolSettings {
-  const t = c.typed_extension_protocol_options;
+  const t = c.typed_extension_protocol_options?.http;
   if (t === undefined) {
     const h2 = c.http2_protocol_options;
     return {

@@ -49,7 +49,8 @@ export const USAGE = `usage: deno task bench [options]
                        control-plane: snapshot build of 1,000 services, 100 ADS proxies' convergence, RSS;
                        compression: gzip responses/s of nuncio's compressor vs nginx's gzip, level 6;
                        startup: exec to serving and to /ready on the demo config;
-                       mongo: Mongo round trips/s through mongo_proxy against direct)
+                       mongo: Mongo round trips/s through mongo_proxy against direct;
+                       redis: redis-benchmark GET/SET through redis_proxy against twemproxy and direct)
   --xds-clusters N     xDS bench: dynamic clusters to warm (default 1000)
   --xds-endpoints N    xDS bench: endpoints over those clusters (default 10000)
   --xds-updates N      xDS bench: successive versions of the RSS test (default 1000, 0 to skip)

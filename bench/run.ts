@@ -44,6 +44,12 @@ import {
   type MongoBenchResult,
   runMongoBench,
 } from "./mongo_bench.ts";
+import {
+  formatRedisBench,
+  type RedisBenchOptions,
+  type RedisBenchRow,
+  runRedisBench,
+} from "./redis_bench.ts";
 import { formatStartup, runStartupBench, STARTUP_TARGET_MS, type StartupResult } from "./startup_bench.ts";
 import {
   formatXdsReport,
@@ -182,6 +188,8 @@ async function main(): Promise<number> {
   let compression: CompressionBenchResult | undefined;
   let startup: StartupResult | undefined;
   let mongo: MongoBenchResult | undefined;
+  let redis: RedisBenchRow[] | undefined;
+  let redisOpts: RedisBenchOptions | undefined;
   let mongoOpts: MongoBenchOptions | undefined;
   const registryOpts: RegistryBenchOptions = {
     durationMs: Math.max(1, Math.min(3, o.durationS)) * 1000,
@@ -327,6 +335,15 @@ async function main(): Promise<number> {
       };
       mongo = await runMongoBench(mongoOpts);
     }
+    if (o.nuncio && want("redis")) {
+      // issue 14: redis-benchmark through nuncio's redis_proxy against twemproxy and direct, only the origin up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      redisOpts = { requests: 200_000, clients: 50, pipelines: [1, 16], rounds: o.rounds, keyspace: 100_000 };
+      redis = await runRedisBench(redisOpts).catch((e) => {
+        console.error(`redis bench: ${(e as Error).message}`);
+        return undefined;
+      });
+    }
     if (o.nuncio && want("startup")) {
       // issue 15: exec to serving and to /ready on the demo config, nothing else running
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -382,6 +399,7 @@ async function main(): Promise<number> {
   if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
   if (controlPlane) console.log(`\n${formatControlPlane(controlPlane)}`);
   if (mongo && mongoOpts) console.log(`\n${formatMongoBench(mongo, mongoOpts)}`);
+  if (redis && redisOpts) console.log(`\n${formatRedisBench(redis, redisOpts)}`);
   if (startup) console.log(`\n${formatStartup(startup).join("\n")}`);
   if (memory) console.log(`\n${formatMemory(memory, o.idleConns)}`);
   if (rlOnly) {
@@ -404,6 +422,7 @@ async function main(): Promise<number> {
       compression,
       startup,
       mongo,
+      redis,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);

@@ -35,6 +35,7 @@ export const PEERS: readonly Peer[] = [
   { name: "nutcracker", pkg: "nutcracker", check: { command: "nutcracker" } },
   { name: "python3-pymongo", pkg: "python3-pymongo", check: { python: "pymongo" } },
   { name: "systemd-analyze", pkg: "systemd", check: { command: "systemd-analyze" } },
+  { name: "node", pkg: "nodejs", check: { command: "node" } },
 ];
 
 /** The interpreter the Debian python3-* packages install for. */

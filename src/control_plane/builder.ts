@@ -106,7 +106,13 @@ function knob(d: Defaults, u: Upstream | undefined, k: Knob): number | undefined
   return (u ? knobValue(u, k) : undefined) ?? d.limits[k]?.default;
 }
 
-function hcm(statPrefix: string, routeName: string, rateLimited: boolean, route?: Json): Json {
+function hcm(
+  statPrefix: string,
+  routeName: string,
+  rateLimited: boolean,
+  route?: Json,
+  extra: Json = {},
+): Json {
   const filters: Json[] = [];
   if (rateLimited) {
     // no bucket at the listener: only routes with a typed_per_filter_config are limited
@@ -123,6 +129,7 @@ function hcm(statPrefix: string, routeName: string, rateLimited: boolean, route?
       ? { route_config: route }
       : { rds: { route_config_name: routeName, config_source: ADS_SOURCE } }),
     http_filters: filters,
+    ...extra,
   };
 }
 
@@ -297,7 +304,16 @@ function serviceNode(inputs: BuildInputs, m: Manifest): NodeConfig {
   const ups = [...m.upstreams].sort((a, b) => a.service < b.service ? -1 : a.service > b.service ? 1 : 0);
   const limited = ups.some((u) => knob(d, u, "requests_per_second") !== undefined);
   if (ups.length > 0) {
-    node.listeners.push(httpListener("egress", "127.0.0.1", d.egress_port, hcm("egress", "egress", limited)));
+    // the local service is the caller: its address decides (loopback is internal), so the x-envoy-* timeout
+    // and retry headers and the x-request-id the thin client sends are kept, as on Lyft's sidecars
+    node.listeners.push(
+      httpListener(
+        "egress",
+        "127.0.0.1",
+        d.egress_port,
+        hcm("egress", "egress", limited, undefined, { use_remote_address: true }),
+      ),
+    );
     node.routes.push({
       name: "egress",
       virtual_hosts: ups.map((u) => {

@@ -56,6 +56,11 @@ Deno.test("builder: a service gets exactly its manifest's clusters and listeners
   ]);
   assert.deepEqual(users.endpoints, ["locations", "users-redis", "users-mongo"]);
   assert.deepEqual(users.apiListeners.map((l) => l.name), ["locations"]);
+  // the local service calling its egress is internal: its x-envoy-* headers and x-request-id are kept
+  const egressHcm =
+    (users.listeners[1] as { filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[] })
+      .filter_chains[0].filters[0].typed_config;
+  assert.equal(egressHcm.use_remote_address, true);
   const egress = users.routes.find((r) => r.name === "egress")!;
   const vh = (egress.virtual_hosts as Record<string, unknown>[])[0];
   assert.deepEqual(vh.domains, ["locations", "locations:9001"]);

@@ -57,6 +57,10 @@ const T = {
   router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
   localRateLimit: "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
   tcpProxy: "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+  mongoProxy: "type.googleapis.com/envoy.extensions.filters.network.mongo_proxy.v3.MongoProxy",
+  redisProxy: "type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy",
+  networkLocalRateLimit:
+    "type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
   httpOptions: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   downstreamTls: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
 };
@@ -131,6 +135,53 @@ function hcm(
     http_filters: filters,
     ...extra,
   };
+}
+
+/** The network filters of a database or cache listener: a connection rate limit, then the protocol's filters. */
+function storeFilters(t: Manifest["databases"][number]): Json[] {
+  const filters: Json[] = [];
+  if (t.connections_per_second !== undefined) {
+    filters.push({
+      name: "envoy.filters.network.local_ratelimit",
+      typed_config: {
+        "@type": T.networkLocalRateLimit,
+        stat_prefix: `${t.service}_connections`,
+        token_bucket: {
+          max_tokens: t.connections_per_second,
+          tokens_per_fill: t.connections_per_second,
+          fill_interval: "1s",
+        },
+      },
+    });
+  }
+  if (t.protocol === "redis") {
+    filters.push({
+      name: "envoy.filters.network.redis_proxy",
+      typed_config: {
+        "@type": T.redisProxy,
+        stat_prefix: t.service,
+        settings: { op_timeout: "1s" },
+        prefix_routes: { catch_all_route: { cluster: t.service } },
+      },
+    });
+    return filters;
+  }
+  if (t.protocol === "mongo") {
+    filters.push({
+      name: "envoy.filters.network.mongo_proxy",
+      typed_config: { "@type": T.mongoProxy, stat_prefix: t.service },
+    });
+  }
+  filters.push({
+    name: "envoy.filters.network.tcp_proxy",
+    typed_config: {
+      "@type": T.tcpProxy,
+      stat_prefix: t.service,
+      cluster: t.service,
+      ...(t.idle_timeout !== undefined ? { idle_timeout: durationText(t.idle_timeout) } : {}),
+    },
+  });
+  return filters;
 }
 
 function httpListener(name: string, address: string, port: number, config: Json, tls?: Json): Json {
@@ -356,23 +407,15 @@ function serviceNode(inputs: BuildInputs, m: Manifest): NodeConfig {
     node.listeners.push({
       name: `tcp_${t.service}`,
       address: socket("127.0.0.1", t.port),
-      filter_chains: [{
-        filters: [{
-          name: "envoy.filters.network.tcp_proxy",
-          typed_config: {
-            "@type": T.tcpProxy,
-            stat_prefix: t.service,
-            cluster: t.service,
-            ...(t.idle_timeout !== undefined ? { idle_timeout: durationText(t.idle_timeout) } : {}),
-          },
-        }],
-      }],
+      filter_chains: [{ filters: storeFilters(t) }],
     });
     if (!node.endpoints.includes(t.service)) {
       const cluster = edsCluster(d, t.service, undefined, false);
       if (t.max_connections !== undefined) {
         cluster.circuit_breakers = { thresholds: [{ max_connections: t.max_connections }] };
       }
+      // redis_proxy shards keys with the cluster's consistent hash
+      if (t.protocol === "redis") cluster.lb_policy = "RING_HASH";
       node.clusters.push(cluster);
       node.endpoints.push(t.service);
     }

@@ -61,6 +61,20 @@ Deno.test("builder: a service gets exactly its manifest's clusters and listeners
     (users.listeners[1] as { filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[] })
       .filter_chains[0].filters[0].typed_config;
   assert.equal(egressHcm.use_remote_address, true);
+  // the data stores: Mongo behind mongo_proxy with a connection rate limit, Redis behind redis_proxy on a ring
+  const chain = (
+    name: string,
+  ) => ((users.listeners.find((l) => l.name === name) as { filter_chains: { filters: { name: string }[] }[] })
+    .filter_chains[0].filters.map((f) => f.name));
+  assert.deepEqual(chain("tcp_users-mongo"), [
+    "envoy.filters.network.local_ratelimit",
+    "envoy.filters.network.mongo_proxy",
+    "envoy.filters.network.tcp_proxy",
+  ]);
+  assert.deepEqual(chain("tcp_users-redis"), ["envoy.filters.network.redis_proxy"]);
+  const clusterOf = (n: string) => users.clusters.find((c) => c.name === n) as Record<string, unknown>;
+  assert.equal(clusterOf("users-redis").lb_policy, "RING_HASH");
+  assert.deepEqual(clusterOf("users-mongo").circuit_breakers, { thresholds: [{ max_connections: 64 }] });
   const egress = users.routes.find((r) => r.name === "egress")!;
   const vh = (egress.virtual_hosts as Record<string, unknown>[])[0];
   assert.deepEqual(vh.domains, ["locations", "locations:9001"]);

@@ -202,6 +202,13 @@ const tcpUpstreamSchema = z.strictObject({
   /** Idle timeout of the proxied connections (default Envoy's 1h). */
   idle_timeout: z.optional(humanDuration),
   max_connections: z.optional(count),
+  /**
+   * What speaks on it: `mongo` puts Envoy's mongo_proxy (wire-protocol stats) before tcp_proxy, `redis` makes the
+   * listener a redis_proxy sharding keys over the service's hosts (RING_HASH); `tcp` (default) a byte pipe.
+   */
+  protocol: z._default(z.enum(["tcp", "mongo", "redis"]), "tcp"),
+  /** New connections per second the local proxy lets through (Lyft's guard in front of Mongo); none: no limit. */
+  connections_per_second: z.optional(count),
 });
 
 /** A service's manifest. */

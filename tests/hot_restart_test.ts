@@ -7,18 +7,20 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { stringify } from "yaml";
-import { anyHost, httpListener, run, sleep, startOrigin, startRawOrigin, staticCluster } from "./helpers.ts";
+import {
+  anyHost,
+  httpListener,
+  refusedPort,
+  run,
+  sleep,
+  startOrigin,
+  startRawOrigin,
+  staticCluster,
+} from "./helpers.ts";
 
 type Obj = Record<string, unknown>;
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 function config(
   version: string,
@@ -199,7 +201,7 @@ Deno.test({
       const r = await run("cp", ["-r", `${ROOT}${f}`, `${other}/`]);
       assert.equal(r.code, 0, r.stderr);
     }
-    const ports = { http: freePort(), tcp: freePort(), admin: freePort() };
+    const ports = { http: refusedPort(), tcp: refusedPort(), admin: refusedPort() };
     const write = (v: string) => {
       const p = `${dir}/${v}.yaml`;
       Deno.writeTextFileSync(p, config(v, ports, origin.port, echo.port));

@@ -9,17 +9,10 @@ import { parseControlPlaneFlags } from "../src/control_plane/cli.ts";
 import { parseDiscoveryFlags } from "../src/discovery/cli.ts";
 import { parseRatelimitFlags } from "../src/ratelimit/cli.ts";
 import { parseCliFlags } from "../src/server/cli_flags.ts";
-import { okListener, run, sleep } from "./helpers.ts";
+import { okListener, refusedPort, run, sleep } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const UNITS = `${ROOT}config/systemd`;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 async function epochServing(admin: number): Promise<number | undefined> {
   try {
@@ -42,7 +35,7 @@ async function waitFor(what: string, f: () => Promise<boolean>, ms = 20_000): Pr
 
 Deno.test("nuncio hot-restarter: SIGHUP deploys the next epoch; a failing one leaves the running one", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nuncio_restarter_" });
-  const [port, admin] = [freePort(), freePort()];
+  const [port, admin] = [refusedPort(), refusedPort()];
   const config = `${dir}/bootstrap.yaml`;
   const write = (body: string) =>
     Deno.writeTextFileSync(

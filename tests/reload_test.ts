@@ -10,6 +10,7 @@ import {
   anyHost,
   curl,
   httpListener,
+  refusedPort,
   sleep,
   spawnNuncio,
   startOrigin,
@@ -18,13 +19,6 @@ import {
 } from "./helpers.ts";
 
 type Obj = Record<string, unknown>;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 function listener(name: string, port: number, cluster: string, version: string, extra: Obj = {}): Obj {
   const l = httpListener({
@@ -65,7 +59,7 @@ Deno.test("SIGHUP and POST /reload apply a changed bootstrap; a bad one is rejec
   await using two = startOrigin("two");
   const dir = await Deno.makeTempDir({ prefix: "nuncio_reload_" });
   const path = `${dir}/bootstrap.yaml`;
-  const [pa, pb, admin] = [freePort(), freePort(), freePort()];
+  const [pa, pb, admin] = [refusedPort(), refusedPort(), refusedPort()];
   const write = (listeners: Obj[], clusters: Obj[], extra: Obj = {}) =>
     Deno.writeTextFileSync(
       path,

@@ -32,7 +32,10 @@ async function graph(entry: string): Promise<Set<string>> {
 
 Deno.test("compile graph: every lazily loaded module is in main.ts's graph; the worker entry resolves", async () => {
   // src/client is the thin client, a package for services: not part of the binary
-  const files = [`${ROOT}main.ts`, ...sources(`${ROOT}src`).filter((f) => !f.startsWith(`${ROOT}src/client/`))];
+  const files = [
+    `${ROOT}main.ts`,
+    ...sources(`${ROOT}src`).filter((f) => !f.startsWith(`${ROOT}src/client/`)),
+  ];
   const lazy: string[] = [];
   for (const f of files) {
     const text = Deno.readTextFileSync(f);

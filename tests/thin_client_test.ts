@@ -24,10 +24,8 @@ import {
 } from "./helpers.ts";
 
 const PYTHON = "/usr/bin/python3";
-const B_SERVICE =
-  new URL("../src/client/python/example_service.py", import.meta.url).pathname;
-const C_SERVICE =
-  new URL("../src/client/examples/node_service.mjs", import.meta.url).pathname;
+const B_SERVICE = new URL("../src/client/python/example_service.py", import.meta.url).pathname;
+const C_SERVICE = new URL("../src/client/examples/node_service.mjs", import.meta.url).pathname;
 
 const TRACE: Record<string, string> = {
   "x-request-id": "4bf92f35-77b3-4da6-a3ce-929d0e0e4736",

@@ -120,9 +120,7 @@ export function requestHeaders(service, method, policy, extra, propagated) {
   const h = new Headers(extra);
   for (const [n, v] of propagated) if (!h.has(n)) h.set(n, v);
   const p = { ...BUILTIN_POLICY, ...policy };
-  const retries = policy.retries === undefined
-    ? (IDEMPOTENT.has(method) ? p.retries : 0)
-    : p.retries;
+  const retries = policy.retries === undefined ? (IDEMPOTENT.has(method) ? p.retries : 0) : p.retries;
   if (p.timeoutMs !== null) {
     h.set("x-envoy-upstream-rq-timeout-ms", String(nonNegative(p.timeoutMs)));
   }
@@ -177,9 +175,8 @@ export class NuncioClient {
    * @returns {Promise<Response>}
    */
   call(service, path, options = {}) {
-    const method =
-      (options.method ?? (options.json !== undefined ? "POST" : "GET"))
-        .toUpperCase();
+    const method = (options.method ?? (options.json !== undefined ? "POST" : "GET"))
+      .toUpperCase();
     const policy = { ...this.#defaults };
     for (
       const k of /** @type {(keyof CallPolicy)[]} */ ([
@@ -207,9 +204,7 @@ export class NuncioClient {
       }
     }
     if (body !== null) headers.set("content-length", String(byteLength(body)));
-    const timeoutMs = policy.timeoutMs === undefined
-      ? BUILTIN_POLICY.timeoutMs
-      : policy.timeoutMs;
+    const timeoutMs = policy.timeoutMs === undefined ? BUILTIN_POLICY.timeoutMs : policy.timeoutMs;
     return this.#send(
       method,
       path.startsWith("/") ? path : `/${path}`,
@@ -255,9 +250,7 @@ export class NuncioClient {
         timer = setTimeout(() => {
           req.destroy(
             new Error(
-              `No answer from the egress listener ${
-                timeoutMs + 1000
-              } ms after the call`,
+              `No answer from the egress listener ${timeoutMs + 1000} ms after the call`,
             ),
           );
         }, timeoutMs + 1000);
@@ -329,9 +322,7 @@ export class NuncioClient {
 
 /** @param {string | Uint8Array} body */
 function byteLength(body) {
-  return typeof body === "string"
-    ? new TextEncoder().encode(body).byteLength
-    : body.byteLength;
+  return typeof body === "string" ? new TextEncoder().encode(body).byteLength : body.byteLength;
 }
 
 /** @type {NuncioClient | undefined} */

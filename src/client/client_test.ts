@@ -224,8 +224,7 @@ Deno.test("client: call sends Host: <service>, the policy and the context, answe
   try {
     const res = await pkg.withIncoming(
       new Request("http://a/", { headers: TRACE }),
-      () =>
-        client.call("users", "/v1/users?id=7", { headers: { "x-extra": "e" } }),
+      () => client.call("users", "/v1/users?id=7", { headers: { "x-extra": "e" } }),
     );
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("set-cookie"), "a=1");

@@ -14,11 +14,5 @@ export {
   NuncioClient,
   parseEgress,
 } from "./client.js";
-export {
-  currentHeaders,
-  nuncioContext,
-  PROPAGATED_HEADERS,
-  requestId,
-  withIncoming,
-} from "./context.js";
+export { currentHeaders, nuncioContext, PROPAGATED_HEADERS, requestId, withIncoming } from "./context.js";
 export { expectOk, ProxyError, proxyOutcome } from "./outcome.js";

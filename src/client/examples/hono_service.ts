@@ -9,12 +9,7 @@
  * tests/thin_client_test.ts as service A.
  */
 import { Hono } from "hono";
-import {
-  type NuncioClient,
-  nuncioContext,
-  proxyOutcome,
-  requestId,
-} from "../index.js";
+import { type NuncioClient, nuncioContext, proxyOutcome, requestId } from "../index.js";
 
 /** The app, calling `next` through `client`; built once per process. */
 export function createApp(client: NuncioClient, next: string): Hono {

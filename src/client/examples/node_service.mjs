@@ -7,12 +7,7 @@
 //
 // Prints `PORT <n>` once listening (PORT=0 picks a free port). Used by tests/thin_client_test.ts as service C.
 import http from "node:http";
-import {
-  NuncioClient,
-  PROPAGATED_HEADERS,
-  requestId,
-  withIncoming,
-} from "../index.js";
+import { NuncioClient, PROPAGATED_HEADERS, requestId, withIncoming } from "../index.js";
 
 const service = process.env.SERVICE_NAME ?? "c";
 const next = process.env.NEXT_SERVICE ?? "";
@@ -22,9 +17,7 @@ const client = new NuncioClient();
 async function handle(req, res) {
   const url = new URL(req.url ?? "/", "http://local");
   if (url.pathname === "/slow") {
-    await new Promise((r) =>
-      setTimeout(r, Number(url.searchParams.get("ms") ?? "1000"))
-    );
+    await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms") ?? "1000")));
   }
   /** @type {Record<string, string>} */
   const received = {};

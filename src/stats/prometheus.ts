@@ -7,7 +7,7 @@
  */
 import { selectHistograms, selectScalars, type StatsQuery } from "./format.ts";
 import { type HistogramSnapshot, type StatsSnapshot, SUPPORTED_BUCKETS } from "./store.ts";
-import { extractTags, type Tag } from "./tags.ts";
+import { activeTagProducer, type Tag, type TagProducer } from "./tags.ts";
 
 const INVALID = /[^a-zA-Z0-9_]/g;
 
@@ -49,10 +49,10 @@ interface Family<T> {
 }
 
 /** Groups stats by their tag-extracted metric name, sorted by family then labels. */
-function group<T>(entries: [string, T][]): Family<T>[] {
+function group<T>(entries: [string, T][], tags: TagProducer): Family<T>[] {
   const families = new Map<string, Family<T>>();
   for (const [stat, value] of entries) {
-    const ex = extractTags(stat);
+    const ex = tags.extract(stat);
     const name = prometheusName(ex.name);
     let f = families.get(name);
     if (!f) families.set(name, f = { name, help: ex.name, samples: [] });
@@ -65,16 +65,24 @@ function group<T>(entries: [string, T][]): Family<T>[] {
   return out;
 }
 
-/** The `/stats/prometheus` body for a snapshot; `q` applies `filter` (on Envoy names) and `usedonly`. */
-export function formatPrometheus(snap: StatsSnapshot, q: StatsQuery = {}): string {
+/**
+ * The `/stats/prometheus` body for a snapshot; `q` applies `filter` (on Envoy names) and `usedonly`. Labels come
+ * from `tags` (default: the running server's stats_config, else Envoy's default tags); histogram buckets from
+ * each histogram's bounds (histogram_bucket_settings).
+ */
+export function formatPrometheus(
+  snap: StatsSnapshot,
+  q: StatsQuery = {},
+  tags: TagProducer = activeTagProducer(),
+): string {
   const parts: string[] = [];
   const seen = new Set<string>();
   const counters: [string, number][] = [];
   const gauges: [string, number][] = [];
   for (const e of selectScalars(snap, q)) (e[0] in snap.counters ? counters : gauges).push(e);
-  writeScalars(parts, seen, group(counters), "counter");
-  writeScalars(parts, seen, group(gauges), "gauge");
-  writeHistograms(parts, seen, group(selectHistograms(snap, q)));
+  writeScalars(parts, seen, group(counters, tags), "counter");
+  writeScalars(parts, seen, group(gauges, tags), "gauge");
+  writeHistograms(parts, seen, group(selectHistograms(snap, q), tags));
   return parts.join("");
 }
 
@@ -95,12 +103,11 @@ function writeHistograms(parts: string[], seen: Set<string>, fams: Family<Histog
     parts.push(`# HELP ${f.name} ${f.help}\n# TYPE ${f.name} histogram\n`);
     for (const s of f.samples) {
       const h = s.value;
+      const bounds = h.bounds ?? SUPPORTED_BUCKETS;
       let cum = 0;
-      for (let i = 0; i < SUPPORTED_BUCKETS.length; i++) {
+      for (let i = 0; i < bounds.length; i++) {
         cum += h.buckets[i] ?? 0;
-        parts.push(
-          `${f.name}_bucket${formatLabels(s.labels, `le="${SUPPORTED_BUCKETS[i]}"`)} ${formatValue(cum)}\n`,
-        );
+        parts.push(`${f.name}_bucket${formatLabels(s.labels, `le="${bounds[i]}"`)} ${formatValue(cum)}\n`);
       }
       parts.push(`${f.name}_bucket${formatLabels(s.labels, 'le="+Inf"')} ${formatValue(h.count)}\n`);
       parts.push(`${f.name}_sum${s.labelKey} ${formatValue(h.sum)}\n`);

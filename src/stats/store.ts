@@ -6,7 +6,7 @@
 /** A monotonically increasing count. */
 export class Counter {
   value = 0;
-  /** Set on `inc` so sinks can report deltas; cleared by `/reset_counters`. */
+  /** Set on the first `inc` and kept (Envoy's `used()`): stats sinks flush only used counters. */
   used = false;
   constructor(readonly name: string) {}
   /** Adds `n` (default 1). */
@@ -81,6 +81,9 @@ function fineLower(i: number): number {
   return i === 0 ? 0 : Math.pow(2, LOG2_FINE_MIN + (i - 1) / FINE_PER_OCTAVE);
 }
 
+/** Called with each value a histogram records (stats sinks that send every value, as Envoy's statsd). */
+export type HistogramListener = (h: Histogram, value: number) => void;
+
 /** A distribution of values (milliseconds or bytes) with mergeable log-linear buckets (about 4 % wide). */
 export class Histogram {
   count = 0;
@@ -88,9 +91,21 @@ export class Histogram {
   used = false;
   /** Fine buckets for quantiles. */
   fine: Uint32Array = new Uint32Array(FINE_COUNT);
-  /** Non-cumulative counts per SUPPORTED_BUCKETS bound (last slot: above the last bound). */
-  buckets: Float64Array = new Float64Array(SUPPORTED_BUCKETS.length + 1);
-  constructor(readonly name: string, readonly unit: "ms" | "bytes" | "unspecified" = "ms") {}
+  /** Non-cumulative counts per bucket bound (last slot: above the last bound). */
+  buckets: Float64Array;
+  /** Sinks that want every value (set by the store when stats sinks are configured). */
+  onRecord: HistogramListener | undefined = undefined;
+  /**
+   * `bounds`: the bucket upper bounds (Prometheus output), ascending; Envoy's SUPPORTED_BUCKETS unless
+   * stats_config.histogram_bucket_settings names this histogram.
+   */
+  constructor(
+    readonly name: string,
+    readonly unit: "ms" | "bytes" | "unspecified" = "ms",
+    readonly bounds: readonly number[] = SUPPORTED_BUCKETS,
+  ) {
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
 
   /** Records one value. */
   record(v: number): void {
@@ -100,9 +115,11 @@ export class Histogram {
     this.used = true;
     this.fine[fineIndex(v)]++;
     let b = 0;
-    const n = SUPPORTED_BUCKETS.length;
-    while (b < n && v > SUPPORTED_BUCKETS[b]) b++;
+    const bounds = this.bounds;
+    const n = bounds.length;
+    while (b < n && v > bounds[b]) b++;
     this.buckets[b]++;
+    if (this.onRecord !== undefined) this.onRecord(this, v);
   }
 
   /** Clears all recorded values. */
@@ -120,13 +137,15 @@ export class Histogram {
 
   /** A plain, structured-clone-safe copy. */
   snapshot(): HistogramSnapshot {
-    return {
+    const s: HistogramSnapshot = {
       unit: this.unit,
       count: this.count,
       sum: this.sum,
       fine: Array.from(this.fine),
       buckets: Array.from(this.buckets),
     };
+    if (this.bounds !== SUPPORTED_BUCKETS) s.bounds = this.bounds.slice();
+    return s;
   }
 }
 
@@ -156,6 +175,8 @@ export interface HistogramSnapshot {
   sum: number;
   fine: number[];
   buckets: number[];
+  /** The bucket bounds `buckets` counts against when not Envoy's SUPPORTED_BUCKETS (histogram_bucket_settings). */
+  bounds?: number[];
 }
 
 /** All stats of a store (or a merge of stores) as plain data; keys are full stat names. */
@@ -165,6 +186,23 @@ export interface StatsSnapshot {
   histograms: Record<string, HistogramSnapshot>;
   /** The gauges whose mode is never_import (a hot restart's next process does not add them to its own). */
   neverImport?: string[];
+  /**
+   * Counters and gauges never changed (Envoy's `used()` false), which stats sinks skip; present only when the
+   * store reports it (stats sinks configured, `StatsStore.configure`).
+   */
+  unused?: string[];
+}
+
+/** How a store instantiates stats (stats_config): which names it rejects, histogram buckets, value listeners. */
+export interface StoreSettings {
+  /** True for a name stats_config.stats_matcher rejects: the stat works but is never stored or shown. */
+  readonly rejects?: (name: string) => boolean;
+  /** Bucket bounds for a new histogram (histogram_bucket_settings; first match). */
+  readonly bucketsFor?: (name: string) => readonly number[];
+  /** Gets every value a histogram records (stats sinks). */
+  readonly onHistogram?: HistogramListener;
+  /** Snapshots list never-used counters and gauges (stats sinks flush only used ones). */
+  readonly reportUnused?: boolean;
 }
 
 /** A prefix view onto a store; `scope("cluster.a.")` then `counter("upstream_rq_total")`. */
@@ -187,23 +225,57 @@ export class StatsStore implements Scope {
   readonly counters = new Map<string, Counter>();
   readonly gauges = new Map<string, Gauge>();
   readonly histograms = new Map<string, Histogram>();
+  #settings: StoreSettings = {};
+  /** Stats the matcher rejected, handed out again by name (Envoy's null stats: they count, nobody sees them). */
+  #rejected: Map<string, Counter | Gauge | Histogram> | undefined;
+
+  /**
+   * Applies stats_config (matcher, buckets) and sinks' listeners; runs once when the event loop is built, before
+   * stats are declared (stats already created keep their buckets and stay, as nothing re-instantiates them).
+   */
+  configure(settings: StoreSettings): void {
+    this.#settings = settings;
+    this.#rejected = settings.rejects ? new Map() : undefined;
+    for (const h of this.histograms.values()) h.onRecord = settings.onHistogram;
+  }
+
+  #reject<T extends Counter | Gauge | Histogram>(name: string, make: () => T): T | undefined {
+    if (this.#rejected === undefined || !this.#settings.rejects!(name)) return undefined;
+    let r = this.#rejected.get(name);
+    if (!r) this.#rejected.set(name, r = make());
+    return r as T;
+  }
 
   /** Finds or creates a counter by full name. */
   counter(name: string): Counter {
     let c = this.counters.get(name);
-    if (!c) this.counters.set(name, c = new Counter(name));
+    if (!c) {
+      const r = this.#reject(name, () => new Counter(name));
+      if (r instanceof Counter) return r;
+      this.counters.set(name, c = new Counter(name));
+    }
     return c;
   }
   /** Finds or creates a gauge by full name. */
   gauge(name: string, mode: GaugeMode = "accumulate"): Gauge {
     let g = this.gauges.get(name);
-    if (!g) this.gauges.set(name, g = new Gauge(name, mode));
+    if (!g) {
+      const r = this.#reject(name, () => new Gauge(name, mode));
+      if (r instanceof Gauge) return r;
+      this.gauges.set(name, g = new Gauge(name, mode));
+    }
     return g;
   }
   /** Finds or creates a histogram by full name. */
   histogram(name: string, unit: "ms" | "bytes" | "unspecified" = "ms"): Histogram {
     let h = this.histograms.get(name);
-    if (!h) this.histograms.set(name, h = new Histogram(name, unit));
+    if (!h) {
+      const r = this.#reject(name, () => new Histogram(name, unit));
+      if (r instanceof Histogram) return r;
+      h = new Histogram(name, unit, this.#settings.bucketsFor?.(name) ?? SUPPORTED_BUCKETS);
+      h.onRecord = this.#settings.onHistogram;
+      this.histograms.set(name, h);
+    }
     return h;
   }
   /** A prefixed view. */
@@ -218,12 +290,18 @@ export class StatsStore implements Scope {
   /** Plain-data copy of every stat, safe to postMessage between workers. */
   snapshot(): StatsSnapshot {
     const s: StatsSnapshot = { counters: {}, gauges: {}, histograms: {} };
-    for (const [k, c] of this.counters) s.counters[k] = c.value;
+    const unused: string[] | undefined = this.#settings.reportUnused ? [] : undefined;
+    for (const [k, c] of this.counters) {
+      s.counters[k] = c.value;
+      if (unused && !c.used) unused.push(k);
+    }
     for (const [k, g] of this.gauges) {
       s.gauges[k] = g.value;
       if (g.mode === "never_import") (s.neverImport ??= []).push(k);
+      if (unused && !g.used) unused.push(k);
     }
     for (const [k, h] of this.histograms) s.histograms[k] = h.snapshot();
+    if (unused) s.unused = unused;
     return s;
   }
 }
@@ -247,6 +325,7 @@ class PrefixScope implements Scope {
 /** Sums snapshots from several workers into one (counters, accumulate gauges and histograms add up). */
 export function mergeSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
   const out: StatsSnapshot = { counters: {}, gauges: {}, histograms: {} };
+  if (parts.some((p) => p.unused !== undefined)) out.unused = mergeUnused(parts);
   for (const p of parts) {
     for (const k in p.counters) out.counters[k] = (out.counters[k] ?? 0) + p.counters[k];
     for (const k in p.gauges) out.gauges[k] = (out.gauges[k] ?? 0) + p.gauges[k];
@@ -262,6 +341,7 @@ export function mergeSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
           fine: h.fine.slice(),
           buckets: h.buckets.slice(),
         };
+        if (h.bounds) out.histograms[k].bounds = h.bounds.slice();
         continue;
       }
       o.count += h.count;
@@ -271,4 +351,16 @@ export function mergeSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
     }
   }
   return out;
+}
+
+/** Names unused in every part that has them (a part without an `unused` list counts all its stats as used). */
+function mergeUnused(parts: StatsSnapshot[]): string[] {
+  const used = new Set<string>();
+  const candidates = new Set<string>();
+  for (const p of parts) {
+    const u = new Set(p.unused ?? []);
+    for (const k in p.counters) (u.has(k) ? candidates : used).add(k);
+    for (const k in p.gauges) (u.has(k) ? candidates : used).add(k);
+  }
+  return [...candidates].filter((k) => !used.has(k));
 }

@@ -44,7 +44,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   "examples_grpc_bridge_client_envoy_proxy.yaml": LOADS,
   "examples_grpc_bridge_server_envoy_proxy.yaml": LOADS,
   "examples_gzip.yaml": LOADS,
-  "examples_jaeger_tracing.yaml": [`${FILTER0}.tracing: Field not supported by nuncio`],
+  "examples_jaeger_tracing.yaml": LOADS,
   "examples_load_reporting_service.yaml": LOADS,
   "examples_local_ratelimit.yaml": LOADS,
   "examples_locality_load_balancing.yaml": [
@@ -61,7 +61,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   "examples_mysql.yaml": [
     `${FILTER0}.@type: Unknown or unsupported network filter type "type.googleapis.com/envoy.extensions.filters.network.mysql_proxy.v3.MySQLProxy"`,
   ],
-  "examples_opentelemetry_envoy_front_proxy.yaml": [`${FILTER0}.tracing: Field not supported by nuncio`],
+  "examples_opentelemetry_envoy_front_proxy.yaml": LOADS,
   "examples_postgres.yaml": [
     `${FILTER0}.@type: Unknown or unsupported network filter type "type.googleapis.com/envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy"`,
   ],
@@ -82,7 +82,7 @@ const EXPECTED: Record<string, typeof LOADS | string[]> = {
   ],
   "examples_websocket_envoy_ws.yaml": LOADS,
   "examples_websocket_envoy_wss.yaml": LOADS,
-  "examples_zipkin_envoy_front_proxy.yaml": [`${FILTER0}.tracing: Field not supported by nuncio`],
+  "examples_zipkin_envoy_front_proxy.yaml": LOADS,
   "grpc_web_echo.yaml": LOADS,
 };
 

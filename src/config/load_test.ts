@@ -121,7 +121,7 @@ Deno.test("loadConfigFile", async (t) => {
         17,
         /^Missing required field$/,
       ],
-      ["tracing", 30, 1, /^Field not supported by nuncio$/],
+      ["overload_manager", 30, 1, /^Field not supported by nuncio$/],
     ];
     for (const [path, line, column, message] of cases) {
       const e = find(errors, path);

@@ -57,9 +57,15 @@ export class GrpcChannel {
 
   /**
    * Makes a unary call to `path` ("/package.Service/Method") with a serialized request; resolves with the
-   * serialized response or a GrpcError (never rejects). `timeoutMs` bounds the whole call, connecting included.
+   * serialized response or a GrpcError (never rejects). `timeoutMs` bounds the whole call, connecting included;
+   * `metadata` adds request headers (initial metadata).
    */
-  async unary(path: string, request: Uint8Array, timeoutMs: number): Promise<Uint8Array | GrpcError> {
+  async unary(
+    path: string,
+    request: Uint8Array,
+    timeoutMs: number,
+    metadata: HeaderMap | null = null,
+  ): Promise<Uint8Array | GrpcError> {
     if (this.#closed) return new GrpcError(GrpcStatus.UNAVAILABLE, "Channel closed");
     const call = new UnaryCall(this.#opts, timeoutMs);
     const conn = await Promise.race([this.#connection(), call.done as Promise<GrpcError>]);
@@ -72,6 +78,10 @@ export class GrpcChannel {
     headers.addLower("content-type", "application/grpc");
     headers.addLower("te", "trailers");
     headers.addLower("grpc-timeout", `${Math.max(1, Math.ceil(timeoutMs))}m`);
+    if (metadata !== null) {
+      // initial metadata (a tracing span's context, say): lowercase names, after the call's own headers
+      for (let i = 0; i < metadata.names.length; i++) headers.addLower(metadata.names[i], metadata.values[i]);
+    }
     const head: H2Head = requestHead("POST", path, this.#authority, headers);
     const st = conn.h2.request(head, false, call);
     if (st === null) {

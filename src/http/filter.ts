@@ -6,6 +6,8 @@ import type { StreamInfo } from "../common/stream_info.ts";
 import type { MetadataMatchCriteria } from "../common/metadata_match.ts";
 import type { FactoryContext } from "../network/filter.ts";
 import type { HeaderMap } from "./headers.ts";
+import type { HcmTracing } from "../tracing/http_tracing.ts";
+import type { Span } from "../tracing/types.ts";
 import type { RouteContext, RouteEntry } from "./routing/types.ts";
 
 /** A request head as filters see it (pseudo-headers as fields). */
@@ -94,6 +96,10 @@ export interface HttpFilterCallbacks {
   resetStream(): void;
   /** Sets how many request body bytes StopIterationAndBuffer may hold (default: the connection's buffer limit). */
   setDecoderBufferLimit?(bytes: number): void;
+  /** The request's span (null or absent when not traced): the router injects its context upstream. */
+  readonly activeSpan?: Span | null;
+  /** The connection manager's tracing (null or absent when not configured): upstream spans. */
+  readonly tracing?: HcmTracing | null;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/types.ts";
 import type { H2Options, H2Stats } from "./h2/mod.ts";
 import type { HttpFilterFactory } from "./filter.ts";
 import type { RouteConfigProvider } from "./routing/provider.ts";
+import type { HcmTracing } from "../tracing/http_tracing.ts";
 import type { ForwardClientCert, XfccBuilder } from "./xfcc.ts";
 
 /** Envoy's `http.<stat_prefix>.` stats. */
@@ -162,4 +163,6 @@ export interface HcmConfig {
   readonly clusterManager: ClusterManager;
   /** The `http2.*` codec stats shared by every HTTP/2 connection of this worker. */
   readonly h2Stats: H2Stats;
+  /** The HCM's tracing (decision, spans); null when `tracing` is absent or has no provider. */
+  readonly tracing: HcmTracing | null;
 }

@@ -76,6 +76,8 @@ export function mutateRequestHeaders(o: HcmOptions, down: DownstreamConnection, 
   mutateXfcc(headers, o.forwardClientCert ?? "SANITIZE", o.xfcc, down.tls);
   stream.streamInfo.authority = request.authority;
   stream.streamInfo.path = request.path;
+  const tracing = stream.cfg.tracing;
+  if (tracing !== null) stream.activeSpan = tracing.begin(stream, stream.streamInfo.startTime);
 }
 
 /**

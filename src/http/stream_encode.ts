@@ -83,6 +83,8 @@ export function sendHeaders(
     const id = s.request.headers.get("x-request-id");
     if (id) h.set("x-request-id", id);
   }
+  const tracing = s.cfg.tracing;
+  if (tracing !== null) tracing.onResponseHeaders(s, h);
   if (o.via) h.addLower("via", o.via);
   s.headResolve?.();
   return s.encoder.encodeHeaders(s, res.status, h, endStream, knownLength);

@@ -1,5 +1,6 @@
 /** The compiled route entries: forward (RouteAction), redirect and direct response. */
 import type { RedirectActionConfig, RouteActionConfig } from "./config_action.ts";
+import type { RouteTracing } from "../../tracing/http_tracing.ts";
 import { type CompiledRateLimit, compileRateLimits } from "./rate_limits.ts";
 import type { RegexMatchAndSubstitute } from "./config_util.ts";
 import { HashPolicies } from "./hash_policy.ts";
@@ -34,6 +35,8 @@ export interface EntryCommon {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** The route's decorator (kept for tracing), undefined when none. */
   readonly decorator: RouteDecorator | undefined;
+  /** The route's tracing overrides (sampling, custom tags), undefined when none. */
+  readonly tracing: RouteTracing | undefined;
 }
 
 /** Virtual host level settings a forward entry inherits. */
@@ -113,6 +116,8 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** The route's decorator (kept for tracing), undefined when none. */
   readonly decorator: RouteDecorator | undefined;
+  /** The route's tracing overrides (sampling, custom tags), undefined when none. */
+  readonly tracing: RouteTracing | undefined;
   readonly hostRewriteLiteral: string | undefined;
   readonly autoHostRewrite: boolean;
   readonly timeoutMs: number;
@@ -176,6 +181,7 @@ export class ForwardEntry implements RouteActionEntry, EntryCommon {
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
     this.decorator = common.decorator;
+    this.tracing = common.tracing;
     this.hostRewriteLiteral = config.host_rewrite_literal;
     this.autoHostRewrite = config.auto_host_rewrite ?? false;
     this.timeoutMs = config.timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
@@ -287,6 +293,8 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** The route's decorator (kept for tracing), undefined when none. */
   readonly decorator: RouteDecorator | undefined;
+  /** The route's tracing overrides (sampling, custom tags), undefined when none. */
+  readonly tracing: RouteTracing | undefined;
   #c: RedirectActionConfig;
   #scheme: string | undefined;
   #port: string;
@@ -301,6 +309,7 @@ export class RedirectEntryImpl implements RedirectEntry, EntryCommon {
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
     this.decorator = common.decorator;
+    this.tracing = common.tracing;
     this.#c = config;
     this.#scheme = config.https_redirect ? "https" : config.scheme_redirect?.toLowerCase();
     this.#port = config.port_redirect ? `:${config.port_redirect}` : "";
@@ -340,6 +349,8 @@ export class DirectEntry implements DirectResponseEntry, EntryCommon {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** The route's decorator (kept for tracing), undefined when none. */
   readonly decorator: RouteDecorator | undefined;
+  /** The route's tracing overrides (sampling, custom tags), undefined when none. */
+  readonly tracing: RouteTracing | undefined;
 
   constructor(readonly status: number, readonly body: Uint8Array, common: EntryCommon) {
     this.name = common.name;
@@ -349,5 +360,6 @@ export class DirectEntry implements DirectResponseEntry, EntryCommon {
     this.responseHeaders = common.responseHeaders;
     this.perFilterConfig = common.perFilterConfig;
     this.decorator = common.decorator;
+    this.tracing = common.tracing;
   }
 }

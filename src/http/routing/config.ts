@@ -5,6 +5,7 @@
  * always compiles (compileRouteTable does not throw on parsed input).
  */
 import { z } from "zod/mini";
+import { routeTracingSchema } from "../../tracing/config.ts";
 import { rateLimitSchema } from "./rate_limits.ts";
 import { typedAny, uint32 } from "../../config/common.ts";
 import { NOT_SUPPORTED } from "../../config/errors.ts";
@@ -117,7 +118,9 @@ export const routeSchema = z.strictObject({
   ...headerMutationFields,
   typed_per_filter_config: z._default(typedPerFilterConfig, {}),
   per_request_buffer_limit_bytes: perRequestBufferLimit,
-  /** envoy.config.route.v3.Decorator: kept on the route for tracing (nuncio has no tracing yet). */
+  /** envoy.config.route.v3.Tracing: the route's sampling overrides and custom tags. */
+  tracing: z.optional(routeTracingSchema),
+  /** envoy.config.route.v3.Decorator: the operation name of the request's span. */
   decorator: z.optional(z.strictObject({
     operation: z.string().check(z.minLength(1)),
     propagate: z._default(z.boolean(), true),
@@ -126,7 +129,6 @@ export const routeSchema = z.strictObject({
     "filter_action",
     "non_forwarding_action",
     "metadata",
-    "tracing",
     "request_body_buffer_limit",
     "stat_prefix",
   ]),

@@ -85,7 +85,11 @@ Deno.test("route configuration schema", async (t) => {
       "virtual_hosts.0.routes.0.route.retry_policy.retry_on",
       /Unknown retry_on condition "bogus"/,
     );
-    hasIssue(vh([r({ tracing: {} })]), "virtual_hosts.0.routes.0.tracing", ns);
+    hasIssue(
+      vh([r({ tracing: { custom_tags: [{ tag: "t", value: "%REQ(x)%" }] } })]),
+      "virtual_hosts.0.routes.0.tracing.custom_tags.0.value",
+      ns,
+    );
     hasIssue(vh([r({ decorator: {} })]), "virtual_hosts.0.routes.0.decorator.operation", /string/);
   });
   await t.step("oneofs", () => {

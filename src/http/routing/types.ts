@@ -3,6 +3,7 @@
  * The implementation lives beside this file (config.ts: zod schema; table.ts: compiler and matcher).
  */
 import type { HeaderMap } from "../headers.ts";
+import type { RouteTracing } from "../../tracing/http_tracing.ts";
 import type { MetadataMatchCriteria } from "../../common/metadata_match.ts";
 import type { CompiledRateLimit } from "./rate_limits.ts";
 import type { RetryPolicy } from "./retry_policy.ts";
@@ -134,6 +135,8 @@ export type RouteEntry = (RouteActionEntry | RedirectEntry | DirectResponseEntry
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** The route's decorator (Envoy uses it for the tracing span; kept for tracing), undefined when none. */
   readonly decorator?: RouteDecorator;
+  /** The route's tracing overrides (envoy.config.route.v3.Tracing), undefined when none. */
+  readonly tracing?: RouteTracing;
 };
 
 /** envoy.config.route.v3.Decorator. */

@@ -3,6 +3,7 @@
  * ShouldRateLimit call with a deadline. The gRPC implementation lives in grpc_client.ts; the filters only
  * see this interface.
  */
+import type { HeaderMap } from "../../../../http/headers.ts";
 import type { DescriptorEntry } from "../../../../http/routing/rate_limits.ts";
 
 /** RateLimitResponse.Code. */
@@ -34,6 +35,8 @@ export interface RlsRequest {
   descriptors: DescriptorEntry[][];
   /** 0 means the service's default of 1. */
   hitsAddend: number;
+  /** Initial metadata of the call (a tracing span's context), null or absent when none. */
+  metadata?: HeaderMap | null;
 }
 
 /** A client of the rate-limit service (one per filter config; reuses its connection). */

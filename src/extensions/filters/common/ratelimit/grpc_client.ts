@@ -28,7 +28,7 @@ export class GrpcRateLimitClient implements RateLimitClient {
       descriptors: req.descriptors.map((entries) => ({ entries })),
       hitsAddend: req.hitsAddend,
     });
-    const res = await this.#channel.unary(SHOULD_RATE_LIMIT_PATH, bytes, timeoutMs);
+    const res = await this.#channel.unary(SHOULD_RATE_LIMIT_PATH, bytes, timeoutMs, req.metadata ?? null);
     if (res instanceof GrpcError) return res;
     try {
       const r = decodeRateLimitResponse(res);

@@ -4,6 +4,7 @@
  * buffered body) and the decision (Envoy's ExtAuthz::Response: OK with header/query mutations, Denied with a
  * local reply, or Error).
  */
+import type { HeaderMap } from "../../../../http/headers.ts";
 import type { StringMatch } from "../../../../http/routing/matchers.ts";
 
 /** One side of the connection (AttributeContext.Peer). */
@@ -130,8 +131,8 @@ export interface AuthzCall {
 
 /** A client of the authorization service (one per filter config; keeps its connections). */
 export interface AuthzClient {
-  /** Starts one check. */
-  check(input: CheckInput): AuthzCall;
+  /** Starts one check; `metadata`: request headers of the call (gRPC initial metadata, a span's context). */
+  check(input: CheckInput, metadata?: HeaderMap | null): AuthzCall;
   /** Closes connections (snapshot retired). */
   close(): void;
 }

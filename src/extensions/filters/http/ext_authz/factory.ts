@@ -76,6 +76,10 @@ export class ExtAuthzFactory implements HttpFilterFactory {
   readonly client: AuthzClient;
   /** The HTTP client when `http_service` is configured (its checks take the stream's formatter context). */
   readonly http: HttpAuthzClient | null;
+  /** The name of a check's child span (Envoy's async client: "async <cluster or method> egress"). */
+  readonly spanName: string;
+  /** The authorization service's cluster (the child span's upstream_cluster tag). */
+  readonly serviceCluster: string;
   readonly allowed: HeaderKeyMatcher | null;
   readonly disallowed: HeaderKeyMatcher | null;
   readonly statusOnError: number;
@@ -131,10 +135,14 @@ export class ExtAuthzFactory implements HttpFilterFactory {
         dynamicMetadata: matcherOf(ar?.dynamic_metadata_from_headers),
       }, ctx);
       this.client = this.http;
+      this.serviceCluster = hs.server_uri.cluster;
+      this.spanName = `async ${hs.server_uri.cluster} egress`;
     } else {
       const g = config.grpc_service!;
       this.allowed = matcherOf(config.allowed_headers);
       this.http = null;
+      this.serviceCluster = g.envoy_grpc.cluster_name;
+      this.spanName = "async envoy.service.auth.v3.Authorization.Check egress";
       this.client = new GrpcAuthzClient(
         g.envoy_grpc.cluster_name,
         g.envoy_grpc.authority,

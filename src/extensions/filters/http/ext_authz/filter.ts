@@ -14,7 +14,8 @@ import {
   HttpFilterStatus,
   type HttpResponse,
 } from "../../../../http/filter.ts";
-import type { HeaderMap } from "../../../../http/headers.ts";
+import { HeaderMap } from "../../../../http/headers.ts";
+import type { Span } from "../../../../tracing/types.ts";
 import { perRouteConfig } from "../../common/config.ts";
 import { type AuthzCall, type AuthzResponse, CheckStatus, type HeaderMutation } from "./check.ts";
 import type { BufferSettingsConfig, ExtAuthzPerRouteConfig } from "./config.ts";
@@ -138,13 +139,40 @@ export class ExtAuthzFilter implements HttpFilter {
       log.debug(`${cb.streamInfo.logPrefix()}ext_authz filter calling authorization server`);
     }
     const started = f.ctx.clock.monotonic();
-    const call = f.http !== null ? f.http.checkWith(input, cb.routeContext()) : f.client.check(input);
+    // tracing: the check is a child span of the request's (Envoy's async client spans)
+    const parent = cb.activeSpan;
+    const span = parent != null && parent.sampled ? parent.spawnChild(f.spanName, f.ctx.clock.now()) : null;
+    let call: AuthzCall;
+    if (f.http !== null) call = f.http.checkWith(input, cb.routeContext(), span);
+    else {
+      // gRPC: the span's context goes in the call's initial metadata
+      let metadata: HeaderMap | null = null;
+      if (span !== null) span.injectContext(metadata = new HeaderMap());
+      call = f.client.check(input, metadata);
+    }
     this.#call = call;
     const res = await call.result;
     this.#call = null;
+    if (span !== null) this.#traceCheck(span, parent!, res);
     if (this.#destroyed) return HttpFilterStatus.StopIteration;
     if (res.dynamicMetadata !== null) this.#ingest(res, started);
     return await this.#complete(res, cluster);
+  }
+
+  /** Finishes the check's span and tags the request's span with the outcome (Envoy's ext_authz_status). */
+  #traceCheck(span: Span, parent: Span, res: AuthzResponse): void {
+    span.setTag("component", "proxy");
+    span.setTag("upstream_cluster", this.f.serviceCluster);
+    if (res.status === CheckStatus.Error) span.setTag("error", "true");
+    span.finish(this.f.ctx.clock.now());
+    parent.setTag(
+      "ext_authz_status",
+      res.status === CheckStatus.Ok
+        ? "ext_authz_ok"
+        : res.status === CheckStatus.Denied
+        ? "ext_authz_unauthorized"
+        : "ext_authz_error",
+    );
   }
 
   /** The service's dynamic metadata into the `envoy.filters.http.ext_authz` namespace (plus ext_authz_duration). */

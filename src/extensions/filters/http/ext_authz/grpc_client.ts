@@ -1,6 +1,7 @@
 /** The AuthzClient over gRPC: Authorization/Check on a GrpcChannel to the `grpc_service.envoy_grpc` cluster. */
 import { Logger } from "../../../../common/log.ts";
 import { GrpcChannel, GrpcError } from "../../../../grpc/client.ts";
+import type { HeaderMap } from "../../../../http/headers.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import {
   type AuthzCall,
@@ -37,12 +38,12 @@ export class GrpcAuthzClient implements AuthzClient {
     });
   }
 
-  check(input: CheckInput): AuthzCall {
-    return new GrpcCall(this.#call(encodeCheckRequest(input)));
+  check(input: CheckInput, metadata: HeaderMap | null = null): AuthzCall {
+    return new GrpcCall(this.#call(encodeCheckRequest(input), metadata));
   }
 
-  async #call(request: Uint8Array): Promise<AuthzResponse> {
-    const res = await this.#channel.unary(CHECK_PATH, request, this.timeoutMs);
+  async #call(request: Uint8Array, metadata: HeaderMap | null): Promise<AuthzResponse> {
+    const res = await this.#channel.unary(CHECK_PATH, request, this.timeoutMs, metadata);
     if (res instanceof GrpcError) {
       if (log.enabled("debug")) log.debug(`ext_authz Check failed: gRPC status ${res.status} ${res.message}`);
       return emptyResponse(CheckStatus.Error);

@@ -33,6 +33,7 @@ import {
   emptyResponse,
 } from "./check.ts";
 import { authzRequest, type HttpClientConfig, toAuthzResponse } from "./http_mapping.ts";
+import type { Span } from "../../../../tracing/types.ts";
 
 const log = new Logger("ext_authz");
 const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
@@ -50,8 +51,8 @@ export class HttpAuthzClient implements AuthzClient {
   }
 
   /** Starts a check; `routeCtx` feeds the header formatters of headers_to_add. */
-  checkWith(input: CheckInput, routeCtx: RouteContext): AuthzCall {
-    const call = new HttpCheckCall(this, input, routeCtx);
+  checkWith(input: CheckInput, routeCtx: RouteContext, span: Span | null = null): AuthzCall {
+    const call = new HttpCheckCall(this, input, routeCtx, span);
     call.start();
     return call;
   }
@@ -87,7 +88,13 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
   #parts: Uint8Array[] | null = null;
   #total = 0;
 
-  constructor(readonly client: HttpAuthzClient, readonly input: CheckInput, readonly routeCtx: RouteContext) {
+  constructor(
+    readonly client: HttpAuthzClient,
+    readonly input: CheckInput,
+    readonly routeCtx: RouteContext,
+    /** The check's child span (tracing): its context goes to the authorization service. */
+    readonly span: Span | null = null,
+  ) {
     this.result = new Promise((r) => this.#resolve = r);
   }
 
@@ -136,6 +143,7 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
       ctx.timers.arm(this.#timer, config.timeoutMs, 0);
     }
     const req = authzRequest(config, this.input, this.routeCtx, this.client.now);
+    if (this.span !== null) this.span.injectContext(req.headers);
     let head: Uint8Array;
     try {
       head = encodeRequestHead(req.method, req.path, req.headers, { authority: req.authority });

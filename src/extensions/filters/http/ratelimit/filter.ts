@@ -14,6 +14,7 @@ import {
   HttpFilterStatus,
   type HttpResponse,
 } from "../../../../http/filter.ts";
+import { HeaderMap } from "../../../../http/headers.ts";
 import type { DescriptorEntry } from "../../../../http/routing/rate_limits.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
@@ -21,6 +22,9 @@ import { type RateLimitClient, RlsCode, type RlsDecision } from "../../common/ra
 import type { HttpRateLimitConfig } from "./config.ts";
 import { RuntimeFraction } from "../../common/config.ts";
 import { runtime } from "../../../../runtime/current.ts";
+
+/** The child span of a ShouldRateLimit call (Envoy's async gRPC client: "async <service>.<method> egress"). */
+const RLS_SPAN = "async envoy.service.ratelimit.v3.RateLimitService.ShouldRateLimit egress";
 
 /** `cluster.<target>.ratelimit.*` counters. */
 interface RlStats {
@@ -173,10 +177,23 @@ class HttpRateLimitFilter implements HttpFilter {
 
   async #ask(descriptors: DescriptorEntry[][], cluster: string): Promise<HttpFilterStatus> {
     const f = this.f, cb = this.cb;
+    // tracing: the call is a child span of the request's (Envoy's gRPC async client span)
+    const parent = cb.activeSpan;
+    const span = parent != null && parent.sampled ? parent.spawnChild(RLS_SPAN, f.ctx.clock.now()) : null;
+    let metadata: HeaderMap | null = null;
+    if (span !== null) span.injectContext(metadata = new HeaderMap());
     const res = await f.client.shouldRateLimit(
-      { domain: f.config.domain, descriptors, hitsAddend: 0 },
+      { domain: f.config.domain, descriptors, hitsAddend: 0, metadata },
       f.timeoutMs,
     );
+    if (span !== null) {
+      span.setTag("component", "proxy");
+      span.setTag("upstream_cluster", f.config.rate_limit_service.grpc_service.envoy_grpc.cluster_name);
+      const code = res instanceof Error ? (res as { status?: number }).status ?? 2 : 0;
+      span.setTag("grpc.status_code", String(code));
+      if (code !== 0) span.setTag("error", "true");
+      span.finish(f.ctx.clock.now());
+    }
     const stats = f.statsFor(cluster);
     if (res instanceof Error) {
       stats.error.inc();

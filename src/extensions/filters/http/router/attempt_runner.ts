@@ -16,6 +16,7 @@ import { H2Start, H2UpstreamRequest } from "./h2_upstream_request.ts";
 import { h2RequestHead, useH2 } from "./request_head.ts";
 import type { RetryState } from "./retry_state.ts";
 import { UpstreamRequest } from "./upstream_request.ts";
+import type { Span } from "../../../../tracing/types.ts";
 
 /** The load-balancer context of a request without hash policy or hosts to avoid (shared, never mutated). */
 const NO_LB_CONTEXT: LbContext = {};
@@ -86,9 +87,15 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
   const h = req.headers;
   if (route.autoHostRewrite) h.set("host", host.hostname);
   if (route.includeRequestAttemptCount) h.set("x-envoy-attempt-count", String(f.attempts));
+  let span: Span | null = null;
+  if (f.childSpans) {
+    span = cb.tracing!.upstreamSpan(cb.activeSpan!, cluster.name, f.attempts);
+    span.injectContext(h);
+  }
   const proto = cluster.httpProtocol;
   if (proto !== undefined && proto !== 0 && useH2(proto, cb)) {
     const a2 = new H2UpstreamRequest(f, cluster, host, f.breakers!, route.priority);
+    if (span !== null) a2.traceWith(span, cb.tracing!, "HTTP/2");
     a2.startMono = attemptStart(f);
     if (f.perTryMs > 0) a2.setPerTryTimeout(f.perTryMs);
     f.attempt = a2;
@@ -97,6 +104,7 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
       return HttpFilterStatus.StopIteration;
     }
     // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
+    a2.span = null;
   }
   let head: Uint8Array;
   try {
@@ -105,9 +113,19 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
     // a filter set a value HTTP/1.1 cannot carry (a CR or LF from an authorization service, say): the
     // request fails, the connection and the other streams on it do not
     log.debug(`${cb.streamInfo.logPrefix()}cannot encode the upstream request: ${(e as Error).message}`);
+    if (span !== null) {
+      cb.tracing!.finishUpstream(span, {
+        protocol: "HTTP/1.1",
+        status: 0,
+        flags: 0,
+        cluster: cluster.name,
+        host: host.addressString,
+      });
+    }
     return await f.localReply(503, "", ResponseFlag.LocalReset, "filter_added_invalid_request_data");
   }
   const a = new UpstreamRequest(f, cluster, host, f.breakers!, route.priority);
+  if (span !== null) a.traceWith(span, cb.tracing!, "HTTP/1.1");
   a.startMono = attemptStart(f);
   if (f.perTryMs > 0) a.setPerTryTimeout(f.perTryMs);
   f.attempt = a;

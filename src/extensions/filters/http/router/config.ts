@@ -10,7 +10,7 @@ const notSupported = z.optional(
 export const routerSchema = z.strictObject({
   dynamic_stats: onlyValues([true], "the router always counts upstream_rq_<code> and upstream_rq_time"),
   suppress_envoy_headers: z._default(z.boolean(), false),
-  start_child_span: notSupported,
+  start_child_span: z._default(z.boolean(), false),
   upstream_log: notSupported,
   upstream_log_options: notSupported,
   strict_check_headers: notSupported,

@@ -105,6 +105,8 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
   chunkedUp = false;
   /** Attempts started. */
   attempts = 0;
+  /** Each attempt gets its own client span (tracing with start_child_span or spawn_upstream_span). */
+  childSpans = false;
   /** Response flags gathered for the final answer (URX, UO). */
   flags = 0;
   /** A final answer is decided. */
@@ -178,6 +180,13 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
     this.breakers = cluster.circuitBreakers.forPriority(route.priority);
     this.metadataMatch = requestCriteria(cb.routeMetadataMatch ?? null, cb.streamInfo.dynamicMetadata);
     prepareRequest(this, endStream);
+    const span = cb.activeSpan;
+    if (span != null) {
+      // Envoy: a client span per attempt (start_child_span, spawn_upstream_span) carries the context;
+      // otherwise the request's own span is propagated
+      if (this.f.config.start_child_span || cb.tracing!.spawnUpstreamSpan) this.childSpans = true;
+      else span.injectContext(cb.request.headers);
+    }
     return startAttempt(this);
   }
 

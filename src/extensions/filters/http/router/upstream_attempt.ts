@@ -10,6 +10,8 @@ import type { HeaderMap } from "../../../../http/headers.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
 import type { Cluster, ConnectFailure, Host } from "../../../../upstream/types.ts";
 import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
+import type { HcmTracing } from "../../../../tracing/http_tracing.ts";
+import type { Span } from "../../../../tracing/types.ts";
 
 /** The protocol-independent part of one attempt; created per try (once per request without retries). */
 export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
@@ -34,6 +36,11 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
   #counted = false;
   #perTry: TimerEntry | null = null;
   #perTryMs = 0;
+  /** The attempt's client span (tracing with child spans), finalized when the attempt ends. */
+  span: Span | null = null;
+  #tracing: HcmTracing | null = null;
+  #spanProtocol = "";
+  #status = 0;
 
   constructor(
     readonly owner: AttemptOwner,
@@ -76,6 +83,13 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
   /** The head and the buffered body went out. */
   protected markReady(): void {
     this.#ready = true;
+  }
+
+  /** Gives the attempt its client span, finalized with `tracing` when the attempt ends. */
+  traceWith(span: Span, tracing: HcmTracing, protocol: string): void {
+    this.span = span;
+    this.#tracing = tracing;
+    this.#spanProtocol = protocol;
   }
 
   /** Sets the per-try timeout (armed when the request is complete). */
@@ -146,6 +160,7 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
    */
   protected acceptHead(status: number, headers: HeaderMap): boolean {
     if (this.#perTry !== null) this.owner.ctx.timers.disarm(this.#perTry);
+    this.#status = status;
     const cluster = this.cluster;
     cluster.recordOutcome(this.host, status);
     cluster.stats.recordResponseCode(status);
@@ -189,6 +204,17 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
   protected finish(success: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
+    const span = this.span;
+    if (span !== null) {
+      this.span = null;
+      this.#tracing!.finishUpstream(span, {
+        protocol: this.#spanProtocol,
+        status: this.#status,
+        flags: 0,
+        cluster: this.cluster.name,
+        host: this.host.addressString,
+      });
+    }
     if (this.#perTry !== null) this.owner.ctx.timers.disarm(this.#perTry);
     if (!this.#holdsRequest) return;
     this.#holdsRequest = false;

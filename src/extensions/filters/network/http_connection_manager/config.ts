@@ -10,6 +10,7 @@ import { envoyEnum, notSupported, onlyValues } from "../../../../config/schema_u
 import { typedExtension } from "../../../../config/extension_ref.ts";
 import { accessLogEntrySchema } from "../../../../access_log/config.ts";
 import { routeConfigurationSchema } from "../../../../http/routing/config.ts";
+import { hcmTracingSchema } from "../../../../tracing/config.ts";
 
 const httpProtocolOptions = z.strictObject({
   accept_http_10: z.optional(z.boolean()),
@@ -137,7 +138,7 @@ export const httpConnectionManagerSchema = z.strictObject({
   ),
   proxy_100_continue: z._default(z.boolean(), false),
   http2_protocol_options: z.optional(http2ProtocolOptions),
-  tracing: notSupported,
+  tracing: z.optional(hcmTracingSchema),
   local_reply_config: notSupported,
   request_id_extension: notSupported,
   forward_client_cert_details: z._default(

@@ -13,6 +13,7 @@ import type {
   TerminalFilter,
 } from "../../../../network/filter.ts";
 import { type ClientCertDetail, XfccBuilder } from "../../../../http/xfcc.ts";
+import { createHcmTracing } from "../../../../tracing/http_tracing.ts";
 import type { Http2ProtocolOptionsConfig, HttpConnectionManagerConfig } from "./config.ts";
 
 /** Default request_headers_timeout: Envoy leaves it off; nuncio turns it on so slow clients cannot hold connections. */
@@ -160,6 +161,7 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
       h2Stats: h2StatsFrom((n, gauge) =>
         gauge ? ctx.stats.scope("http2").gauge(n) : ctx.stats.scope("http2").counter(n)
       ),
+      tracing: createHcmTracing(config.tracing, ctx.tracingProvider, ctx, config.stat_prefix),
     };
     this.needsTlsFacts = anyUsesTlsFacts(this.hcm.accessLogs);
   }
@@ -187,6 +189,7 @@ export class HttpConnectionManagerFactory implements NetworkFilterFactory {
     await Promise.all([
       ...this.hcm.accessLogs.map((l) => l.close()),
       ...this.hcm.filters.map((f) => f.close?.()),
+      this.hcm.tracing?.close(),
     ]);
   }
 }

@@ -1,0 +1,353 @@
+/**
+ * envoy.tracers.zipkin: B3 context extraction (multi-header `x-b3-*` and single `b3`) and injection
+ * (multi-header, as Envoy), Zipkin v2 spans (kind, shared server spans), and a per-event-loop reporter posting
+ * JSON batches to `collector_endpoint` on `collector_cluster` with Envoy's `tracing.zipkin.*` stats.
+ */
+import { randomHex64, SpanBatcher } from "../../../tracing/batcher.ts";
+import { postToCollector } from "../../../tracing/collector_http.ts";
+import { JsonBytes } from "../../../tracing/json_bytes.ts";
+import type { Span, SpanStart, TracerDriver } from "../../../tracing/types.ts";
+import type { HeaderMap } from "../../../http/headers.ts";
+import type { FactoryContext } from "../../../network/filter.ts";
+import type { Counter } from "../../../stats/store.ts";
+import type { ZipkinConfig } from "./config.ts";
+
+/** A B3 context read from request headers. */
+export interface B3Context {
+  traceId: string;
+  spanId: string;
+  parentId: string;
+  sampled: boolean;
+}
+
+const HEX = /^[0-9a-fA-F]+$/;
+
+function validFlag(c: string): boolean {
+  return c === "0" || c === "1" || c === "d";
+}
+
+/**
+ * The sampling decision B3 headers carry (Envoy's extractSampled): the `b3` flag, else `x-b3-sampled`
+ * ("1" or "true"), else `traced`.
+ */
+export function extractSampled(h: HeaderMap, traced: boolean): boolean {
+  const b3 = h.get("b3");
+  if (b3 !== undefined) {
+    const pos = b3.length === 1
+      ? 0
+      : b3.length === 35 || b3.length === 52
+      ? 34
+      : b3.length === 51 || b3.length === 68
+      ? 50
+      : -1;
+    if (pos < 0 || !validFlag(b3[pos])) return traced;
+    return b3[pos] !== "0";
+  }
+  const s = h.get("x-b3-sampled");
+  if (s === undefined) return traced;
+  return s === "1" || s === "true";
+}
+
+/**
+ * The incoming context (Envoy's extractSpanContext): `b3` first, then `x-b3-traceid` + `x-b3-spanid`
+ * (+ `x-b3-parentspanid`). null: none present; "invalid": present but malformed (Envoy then does not trace).
+ */
+export function extractContext(h: HeaderMap, sampled: boolean): B3Context | null | "invalid" {
+  const b3 = h.get("b3");
+  if (b3 !== undefined) return parseB3Single(b3, sampled);
+  const tid = h.get("x-b3-traceid");
+  const sid = h.get("x-b3-spanid");
+  if (tid === undefined || sid === undefined) return null;
+  if (!isHex(tid, 16) && !isHex(tid, 32)) return "invalid";
+  if (!isHexUpTo(sid, 16)) return "invalid";
+  const pid = h.get("x-b3-parentspanid") ?? "";
+  if (pid !== "" && !isHexUpTo(pid, 16)) return "invalid";
+  return { traceId: tid.toLowerCase(), spanId: pad16(sid), parentId: pid === "" ? "" : pad16(pid), sampled };
+}
+
+function parseB3Single(b3: string, sampled: boolean): B3Context | null | "invalid" {
+  if (b3.length === 1) return validFlag(b3) ? null : "invalid";
+  const parts = b3.split("-");
+  if (parts.length < 2 || parts.length > 4) return "invalid";
+  const [tid, sid, flag, pid] = parts;
+  if (!isHex(tid, 16) && !isHex(tid, 32)) return "invalid";
+  if (!isHex(sid, 16)) return "invalid";
+  if (flag !== undefined && !validFlag(flag)) return "invalid";
+  if (pid !== undefined && !isHex(pid, 16)) return "invalid";
+  return {
+    traceId: tid.toLowerCase(),
+    spanId: sid.toLowerCase(),
+    parentId: pid?.toLowerCase() ?? "",
+    sampled,
+  };
+}
+
+function isHex(s: string, len: number): boolean {
+  return s.length === len && HEX.test(s);
+}
+
+function isHexUpTo(s: string, len: number): boolean {
+  return s.length > 0 && s.length <= len && HEX.test(s);
+}
+
+function pad16(s: string): string {
+  return s.toLowerCase().padStart(16, "0");
+}
+
+/** Envoy's `tracing.zipkin.` counters. */
+class ZipkinStats {
+  readonly spans_sent: Counter;
+  readonly timer_flushed: Counter;
+  readonly reports_skipped_no_cluster: Counter;
+  readonly reports_sent: Counter;
+  readonly reports_dropped: Counter;
+  readonly reports_failed: Counter;
+  constructor(ctx: FactoryContext) {
+    const s = ctx.stats.scope("tracing.zipkin");
+    this.spans_sent = s.counter("spans_sent");
+    this.timer_flushed = s.counter("timer_flushed");
+    this.reports_skipped_no_cluster = s.counter("reports_skipped_no_cluster");
+    this.reports_sent = s.counter("reports_sent");
+    this.reports_dropped = s.counter("reports_dropped");
+    this.reports_failed = s.counter("reports_failed");
+  }
+}
+
+/** A Zipkin v2 span (sampled; unsampled requests use NOT_SAMPLED). */
+export class ZipkinSpan implements Span {
+  readonly sampled = true;
+  /** Tag names and values (parallel arrays: cheaper to fill and to write than an object). */
+  readonly tagNames: string[] = [];
+  readonly tagValues: string[] = [];
+  annotations: { timestamp: number; value: string }[] | null = null;
+  /** Duration in µs once finished. */
+  duration = 0;
+  #done = false;
+
+  constructor(
+    readonly driver: ZipkinDriver,
+    readonly traceId: string,
+    readonly id: string,
+    readonly parentId: string,
+    public name: string,
+    readonly kind: "SERVER" | "CLIENT",
+    /** Start, µs since epoch. */
+    readonly timestamp: number,
+    /** A server span sharing its id with the caller's client span. */
+    readonly shared: boolean,
+  ) {}
+
+  setTag(name: string, value: string): void {
+    const names = this.tagNames;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] === name) {
+        this.tagValues[i] = value;
+        return;
+      }
+    }
+    names.push(name);
+    this.tagValues.push(value);
+  }
+
+  /** The tags as an object (tests). */
+  get tags(): Record<string, string> {
+    return Object.fromEntries(this.tagNames.map((n, i) => [n, this.tagValues[i]]));
+  }
+
+  setOperation(name: string): void {
+    this.name = name;
+  }
+
+  log(atMs: number, event: string): void {
+    (this.annotations ??= []).push({ timestamp: Math.round(atMs * 1000), value: event });
+  }
+
+  injectContext(h: HeaderMap): void {
+    h.set("x-b3-traceid", this.traceId);
+    h.set("x-b3-spanid", this.id);
+    if (this.parentId !== "") h.set("x-b3-parentspanid", this.parentId);
+    else if (h.has("x-b3-parentspanid")) h.remove("x-b3-parentspanid");
+    h.set("x-b3-sampled", "1");
+    // a single-header context from downstream would shadow ours at the next hop
+    if (h.has("b3")) h.remove("b3");
+  }
+
+  spawnChild(name: string, startMs: number): Span {
+    return new ZipkinSpan(
+      this.driver,
+      this.traceId,
+      randomHex64(),
+      this.id,
+      name,
+      "CLIENT",
+      Math.round(startMs * 1000),
+      false,
+    );
+  }
+
+  finish(endMs: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.duration = Math.max(1, Math.round(endMs * 1000) - this.timestamp);
+    this.driver.report(this);
+  }
+
+  /** The Zipkin v2 JSON object (as `write` serializes it). */
+  plain(): Record<string, unknown> {
+    const w = new JsonBytes();
+    this.write(w);
+    return JSON.parse(new TextDecoder().decode(w.bytes()));
+  }
+
+  /** Writes the Zipkin v2 JSON object. */
+  write(w: JsonBytes): void {
+    w.raw('{"traceId":"');
+    w.raw(this.traceId);
+    if (this.parentId !== "") {
+      w.raw('","parentId":"');
+      w.raw(this.parentId);
+    }
+    w.raw('","id":"');
+    w.raw(this.id);
+    w.raw(this.kind === "SERVER" ? '","kind":"SERVER","name":' : '","kind":"CLIENT","name":');
+    w.str(this.name);
+    w.raw(',"timestamp":');
+    w.num(this.timestamp);
+    w.raw(',"duration":');
+    w.num(this.duration);
+    w.raw(',"localEndpoint":{"serviceName":');
+    w.str(this.driver.localEndpoint.serviceName);
+    w.raw("}");
+    if (this.shared) w.raw(',"shared":true');
+    const a = this.annotations;
+    if (a !== null) {
+      w.raw(',"annotations":[');
+      for (let i = 0; i < a.length; i++) {
+        w.raw(i === 0 ? '{"timestamp":' : ',{"timestamp":');
+        w.num(a[i].timestamp);
+        w.raw(',"value":');
+        w.str(a[i].value);
+        w.raw("}");
+      }
+      w.raw("]");
+    }
+    w.raw(',"tags":{');
+    const names = this.tagNames, values = this.tagValues;
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0) w.raw(",");
+      w.str(names[i]);
+      w.raw(":");
+      w.str(values[i]);
+    }
+    w.raw("}}");
+  }
+}
+
+/** The span of a request not sampled: propagates "not sampled" and records nothing (shared, stateless). */
+const NOT_SAMPLED: Span = {
+  sampled: false,
+  setTag() {},
+  setOperation() {},
+  log() {},
+  injectContext(h: HeaderMap): void {
+    h.set("x-b3-sampled", "0");
+  },
+  spawnChild(): Span {
+    return NOT_SAMPLED;
+  },
+  finish() {},
+};
+
+/** A report body: the JSON array of the batch's spans. */
+function encodeBatch(batch: ZipkinSpan[]): Uint8Array {
+  const w = new JsonBytes(batch.length * 768 + 2);
+  w.raw("[");
+  for (let i = 0; i < batch.length; i++) {
+    if (i > 0) w.raw(",");
+    batch[i].write(w);
+  }
+  w.raw("]");
+  return w.bytes();
+}
+
+/** One Zipkin tracer per config and event loop. */
+export class ZipkinDriver implements TracerDriver {
+  readonly stats: ZipkinStats;
+  readonly localEndpoint: { serviceName: string };
+
+  readonly #batcher: SpanBatcher<ZipkinSpan>;
+  readonly #config: ZipkinConfig;
+
+  constructor(config: ZipkinConfig, readonly ctx: FactoryContext, opts?: { flushIntervalMs?: number }) {
+    this.#config = config;
+    this.stats = new ZipkinStats(ctx);
+    this.localEndpoint = { serviceName: ctx.node.cluster };
+
+    this.#batcher = new SpanBatcher<ZipkinSpan>({
+      minFlushSpans: 5,
+      flushIntervalMs: opts?.flushIntervalMs ?? 5000,
+      send: (batch) => this.#send(batch),
+      onTimerFlush: () => this.stats.timer_flushed.inc(),
+      onDropped: () => this.stats.reports_dropped.inc(),
+    });
+  }
+
+  startSpan(s: SpanStart): Span | null {
+    const h = s.headers;
+    const sampled = extractSampled(h, s.traced);
+    const ctx = extractContext(h, sampled);
+    if (ctx === "invalid") return null;
+    if (!sampled) return NOT_SAMPLED;
+    const startUs = Math.round(s.startMs * 1000);
+    // Envoy's zipkin names the span after the host (the decorator renames it); egress spans are client spans
+    const kind = s.egress ? "CLIENT" : "SERVER";
+    if (ctx === null) {
+      const low = randomHex64();
+      const traceId = this.#config.trace_id_128bit ? randomHex64() + low : low;
+      return new ZipkinSpan(this, traceId, low, "", s.authority, kind, startUs, false);
+    }
+    // ingress: share the caller's span id (shared_span_context) unless Envoy is its own hop
+    const share = !s.egress && this.#config.shared_span_context && !s.spawnUpstreamSpan &&
+      !this.#config.split_spans_for_request;
+    if (share) {
+      return new ZipkinSpan(
+        this,
+        ctx.traceId,
+        ctx.spanId,
+        ctx.parentId,
+        s.authority,
+        "SERVER",
+        startUs,
+        true,
+      );
+    }
+    return new ZipkinSpan(this, ctx.traceId, randomHex64(), ctx.spanId, s.authority, kind, startUs, false);
+  }
+
+  /** A sampled span finished: buffered for the next report. */
+  report(span: ZipkinSpan): void {
+    this.#batcher.add(span);
+  }
+
+  async #send(batch: ZipkinSpan[]): Promise<void> {
+    const c = this.#config;
+    const stats = this.stats;
+    stats.spans_sent.inc(batch.length);
+    const status = await postToCollector(this.ctx.clusterManager, {
+      cluster: c.collector_cluster,
+      path: c.collector_endpoint,
+      authority: c.collector_hostname || c.collector_cluster,
+      contentType: "application/json",
+      body: encodeBatch(batch),
+      timeoutMs: 5000,
+    });
+    if (status === -1) stats.reports_skipped_no_cluster.inc();
+    else if (status === 0) stats.reports_failed.inc();
+    else if (status === 202) stats.reports_sent.inc();
+    else stats.reports_dropped.inc();
+  }
+
+  close(): Promise<void> {
+    return this.#batcher.close();
+  }
+}

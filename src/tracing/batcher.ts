@@ -1,0 +1,114 @@
+/**
+ * The span buffer of a tracer on one event loop (Envoy's zipkin ReporterImpl / OpenTelemetry Tracer flush):
+ * finished spans are buffered and sent when `minFlushSpans` are pending or every `flushIntervalMs` (an unref'd
+ * interval: it never keeps a process alive). Sends run off the request path, one report at a time and at most
+ * one per `minGapMs`: spans finished meanwhile go out in the next report, so under load reports grow instead
+ * of multiplying (a report costs a write to the collector whatever its size; nuncio's departure from Envoy,
+ * which posts every `min_flush_spans`). At most `maxPending` spans wait; beyond that the buffer is dropped and
+ * counted (`onDropped`), so a slow or dead collector costs bounded memory and nothing on the request path.
+ */
+
+/** Options of a batcher. */
+export interface BatcherOptions<T> {
+  /** Flush when this many spans are pending (Envoy: min_flush_spans, 5). */
+  readonly minFlushSpans: number;
+  /** Flush at least this often, ms (Envoy: flush_interval_ms, 5000). */
+  readonly flushIntervalMs: number;
+  /** Sends one batch; resolves when the collector answered or the send failed. */
+  readonly send: (batch: T[]) => Promise<void>;
+  /** A timer flush ran (Envoy's timer_flushed). */
+  readonly onTimerFlush?: () => void;
+  /** `spans` were dropped because `maxPending` waited for a report in flight. */
+  readonly onDropped?: (spans: number) => void;
+  /** Spans allowed to wait (default 10 000). */
+  readonly maxPending?: number;
+  /** Least time between the starts of two reports, ms (default 20). */
+  readonly minGapMs?: number;
+}
+
+/** Buffers finished spans and sends them in batches. */
+export class SpanBatcher<T> {
+  #pending: T[] = [];
+  readonly #o: BatcherOptions<T>;
+  readonly #maxPending: number;
+  readonly #minGapMs: number;
+  #inFlight: Promise<void> | null = null;
+  /** performance.now() of the last report's start. */
+  #lastStart = -Infinity;
+  /** A flush waiting for the gap to pass. */
+  #gapTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #timer: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(o: BatcherOptions<T>) {
+    this.#o = o;
+    this.#maxPending = o.maxPending ?? 10_000;
+    this.#minGapMs = o.minGapMs ?? 20;
+    this.#timer = setInterval(() => {
+      this.#o.onTimerFlush?.();
+      this.flush();
+    }, o.flushIntervalMs);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Spans waiting for the next report. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /** Adds a finished span; flushes when `minFlushSpans` are pending. */
+  add(span: T): void {
+    if (this.#closed) return;
+    const p = this.#pending;
+    if (p.length >= this.#maxPending) {
+      this.#o.onDropped?.(p.length);
+      this.#pending = [];
+    }
+    this.#pending.push(span);
+    if (this.#pending.length === this.#o.minFlushSpans) this.flush();
+  }
+
+  /**
+   * Sends what is pending: now, or once the report in flight ended and `minGapMs` passed since it started
+   * (nothing when empty).
+   */
+  flush(): void {
+    if (this.#pending.length === 0 || this.#inFlight !== null || this.#gapTimer !== undefined) return;
+    const wait = this.#closed ? 0 : this.#lastStart + this.#minGapMs - performance.now();
+    if (wait > 0) {
+      this.#gapTimer = setTimeout(() => {
+        this.#gapTimer = undefined;
+        this.flush();
+      }, wait);
+      Deno.unrefTimer(this.#gapTimer);
+      return;
+    }
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#lastStart = performance.now();
+    this.#inFlight = this.#o.send(batch).catch(() => {}).then(() => {
+      this.#inFlight = null;
+      if (this.#closed || this.#pending.length >= this.#o.minFlushSpans) this.flush();
+    });
+  }
+
+  /** Stops the timers, sends what is pending and waits until nothing is in flight. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (this.#gapTimer !== undefined) {
+      clearTimeout(this.#gapTimer);
+      this.#gapTimer = undefined;
+    }
+    this.flush();
+    while (this.#inFlight !== null) await this.#inFlight;
+  }
+}
+
+/** 16 random lowercase hex digits (a 64-bit span or trace id; never all zero). */
+export function randomHex64(): string {
+  const hi = (Math.random() * 0x100000000) >>> 0;
+  const lo = ((Math.random() * 0x100000000) >>> 0) || 1;
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+}

@@ -1,0 +1,152 @@
+/**
+ * One HTTP/1.1 POST to a collector cluster (Envoy's async client as the tracers use it): a pooled keep-alive
+ * connection from the cluster (its stats and breakers count the call), the body, the response status read
+ * and its body skipped. Runs off the request path, from a tracer's flush; never rejects.
+ */
+import { encodeRequestHead, parseResponseHead, responseBodyKind } from "../http/h1_glue.ts";
+import type { ResponseHead } from "../http/h1_glue.ts";
+import { HeaderMap } from "../http/headers.ts";
+import { connRead, connWriteAll } from "../network/raw_io.ts";
+import type { AcquireOptions, ClusterManager, UpstreamConnection } from "../upstream/types.ts";
+
+const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
+const ACQUIRE: AcquireOptions = { priority: 0 };
+
+/** What to send. */
+export interface CollectorPost {
+  readonly cluster: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly contentType: string;
+  readonly body: Uint8Array;
+  /** Extra request headers (lowercase names). */
+  readonly headers?: readonly [string, string][];
+  /** Bound on the whole exchange, ms (0: none). */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Posts `p` to a host of its cluster. Resolves with the response status, 0 when the call failed (unknown
+ * cluster, no host, connect failure, reset, timeout); -1 when the cluster does not exist.
+ */
+export async function postToCollector(cm: ClusterManager, p: CollectorPost): Promise<number> {
+  const cluster = cm.get(p.cluster);
+  if (cluster === undefined) return -1;
+  const host = cluster.chooseHost({});
+  if (host === null) return 0;
+  const breakers = cluster.circuitBreakers.forPriority(0);
+  if (!breakers.tryRequest()) {
+    cluster.circuitBreakers.stats.upstream_rq_pending_overflow.inc();
+    return 0;
+  }
+  const headers = new HeaderMap();
+  headers.addLower("content-type", p.contentType);
+  headers.addLower("content-length", String(p.body.length));
+  for (const [k, v] of p.headers ?? []) headers.addLower(k, v);
+  let up: UpstreamConnection | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  try {
+    // head and body in one write: a report is one syscall to the collector
+    const head = encodeRequestHead("POST", p.path, headers, { authority: p.authority });
+    const message = new Uint8Array(head.length + p.body.length);
+    message.set(head);
+    message.set(p.body, head.length);
+    const acq = cluster.takeIdleHttp1(host) ?? await cluster.acquireHttp1(host, ACQUIRE);
+    if (!acq.ok) return 0;
+    const conn = up = acq.connection;
+    cluster.stats.upstream_rq_total.inc();
+    if (p.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        cluster.stats.upstream_rq_timeout.inc();
+        try {
+          conn.conn.close();
+        } catch {
+          // already closed
+        }
+      }, p.timeoutMs);
+    }
+    await connWriteAll(conn.conn, message);
+    const res = await readResponse(conn);
+    if (res === null || timedOut) {
+      conn.release(false);
+      up = null;
+      return 0;
+    }
+    cluster.stats.recordResponseCode(res.head.status);
+    conn.release(res.reusable);
+    up = null;
+    return res.head.status;
+  } catch {
+    if (up !== null) up.release(false);
+    return 0;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    breakers.releaseRequest();
+  }
+}
+
+/** Reads a response head and skips its body; null when the connection ended first. */
+async function readResponse(
+  up: UpstreamConnection,
+): Promise<{ head: ResponseHead; reusable: boolean } | null> {
+  const buf = up.readBuf;
+  let start = up.readStart;
+  let end = up.readEnd;
+  const more = async (): Promise<boolean> => {
+    if (start === end) start = end = 0;
+    let n: number | null;
+    if (up.pendingRead) {
+      const pr = up.pendingRead;
+      up.pendingRead = null;
+      n = (await pr) || null;
+      if (n !== null) {
+        start = up.readStart;
+        end = up.readEnd + n;
+      }
+    } else {
+      if (end === buf.length) {
+        buf.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+        if (end === buf.length) throw new Error("Collector response head too large");
+      }
+      n = (await connRead(up.conn, buf.subarray(end))) || null;
+      if (n !== null) end += n;
+    }
+    return n !== null;
+  };
+  let head: ResponseHead | null = null;
+  for (;;) {
+    if (end > start) {
+      head = parseResponseHead(buf, start, end, LIMITS);
+      if (head !== null) {
+        start = head.headEnd;
+        if (head.status >= 100 && head.status < 200) {
+          head = null;
+          continue;
+        }
+        break;
+      }
+    }
+    if (!(await more())) return null;
+  }
+  const kind = responseBodyKind(head, "POST");
+  if (kind === "length") {
+    let remaining = head.contentLength;
+    for (;;) {
+      const take = Math.min(remaining, end - start);
+      start += take;
+      remaining -= take;
+      if (remaining === 0) break;
+      if (!(await more())) return null;
+    }
+  } else if (kind !== "none") {
+    // chunked or close-delimited: the status is all a tracer needs; the connection is not reused
+    return { head, reusable: false };
+  }
+  up.readStart = start;
+  up.readEnd = end;
+  return { head, reusable: head.keepAlive && start === end };
+}

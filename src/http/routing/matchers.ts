@@ -118,8 +118,11 @@ export class HeaderMatch {
   #present = true;
   #invert: boolean;
   #missingAsEmpty: boolean;
+  /** How it matches, for admin explanations: "x-a exact 'b'", "x-b present (inverted)". */
+  readonly description: string;
 
   constructor(c: HeaderMatcherConfig) {
+    this.description = describeHeaderMatcher(c);
     this.#name = c.name.toLowerCase();
     this.#invert = c.invert_match ?? false;
     this.#missingAsEmpty = c.treat_missing_header_as_empty ?? false;
@@ -201,8 +204,13 @@ export function queryParamValue(path: string, qStart: number, name: string): str
 export class QueryMatch {
   #name: string;
   #string: StringMatch | undefined;
+  /** How it matches, for admin explanations: "debug exact '1'", "debug present". */
+  readonly description: string;
 
   constructor(c: QueryParameterMatcherConfig) {
+    this.description = `${c.name} ${
+      c.string_match && !c.present_match ? describeStringMatcher(c.string_match) : "present"
+    }`;
     this.#name = c.name;
     this.#string = c.string_match && !c.present_match ? StringMatch.from(c.string_match) : undefined;
   }
@@ -213,4 +221,28 @@ export class QueryMatch {
     if (v === undefined) return false;
     return this.#string === undefined || this.#string.match(v);
   }
+}
+
+/** "exact 'v'", "prefix 'v' (ignore case)", "safe_regex 'x.*'": a StringMatcher in words (config time). */
+export function describeStringMatcher(c: StringMatcherConfig): string {
+  const ic = c.ignore_case ? " (ignore case)" : "";
+  if (c.exact !== undefined) return `exact '${c.exact}'${ic}`;
+  if (c.prefix !== undefined) return `prefix '${c.prefix}'${ic}`;
+  if (c.suffix !== undefined) return `suffix '${c.suffix}'${ic}`;
+  if (c.contains !== undefined) return `contains '${c.contains}'${ic}`;
+  return `safe_regex '${c.safe_regex?.regex ?? ""}'`;
+}
+
+/** A HeaderMatcher in words (config time, once per matcher). */
+function describeHeaderMatcher(c: HeaderMatcherConfig): string {
+  let d: string;
+  if (c.exact_match !== undefined) d = `exact '${c.exact_match}'`;
+  else if (c.prefix_match !== undefined) d = `prefix '${c.prefix_match}'`;
+  else if (c.suffix_match !== undefined) d = `suffix '${c.suffix_match}'`;
+  else if (c.contains_match !== undefined) d = `contains '${c.contains_match}'`;
+  else if (c.safe_regex_match !== undefined) d = `safe_regex '${c.safe_regex_match.regex}'`;
+  else if (c.string_match !== undefined) d = describeStringMatcher(c.string_match);
+  else if (c.range_match !== undefined) d = `range [${c.range_match.start}, ${c.range_match.end})`;
+  else d = (c.present_match ?? true) ? "present" : "absent";
+  return `${c.name.toLowerCase()} ${d}${c.invert_match ? " (inverted)" : ""}`;
 }

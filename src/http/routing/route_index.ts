@@ -235,6 +235,25 @@ export class RouteIndex<T> {
     return null;
   }
 
+  /**
+   * Every route in config order with why it does not match `req`, ending with the first that does (admin
+   * `/debug/route`; never called per request). `random` is the runtime_fraction draw (as `match` draws it).
+   */
+  explain(req: RouteRequest, random: number): RouteAttempt<T>[] {
+    const out: RouteAttempt<T>[] = [];
+    const path = req.path;
+    const end = pathEnd(path);
+    const bare = path.slice(0, end);
+    const lower = path.toLowerCase();
+    const q = end < path.length && path.charCodeAt(end) === 63 ? end + 1 : -1;
+    for (let i = 0; i < this.#matches.length; i++) {
+      const reason = explainMatch(this.#matches[i], req, path, lower, bare, end, q, random);
+      out.push({ index: i, entry: this.#entries[i], matched: reason === null, reason: reason ?? "matched" });
+      if (reason === null) break;
+    }
+    return out;
+  }
+
   #verify(i: number, req: RouteRequest, path: string, lower: string, bare: string, end: number, q: number) {
     const m = this.#matches[i];
     if (m.kind === PathKind.Regex) {
@@ -254,4 +273,63 @@ export class RouteIndex<T> {
     if (m.grpc === true && !isGrpcContentType(req.headers.get("content-type"))) return false;
     return true;
   }
+}
+
+/** One route tried by RouteIndex.explain. */
+export interface RouteAttempt<T> {
+  /** Position of the route in its virtual host. */
+  index: number;
+  entry: T;
+  matched: boolean;
+  /** "matched", or why not: "prefix '/api' does not match path '/x'", "header matcher x-a exact 'b' failed". */
+  reason: string;
+}
+
+/** Why `m` does not match, or null when it does (the same tests as RouteIndex's verify, with words). */
+function explainMatch(
+  m: CompiledMatch,
+  req: RouteRequest,
+  path: string,
+  lower: string,
+  bare: string,
+  end: number,
+  q: number,
+  random: number,
+): string | null {
+  const p = m.caseSensitive ? path : lower;
+  const ci = m.caseSensitive ? "" : " (case-insensitive)";
+  const shown = path.slice(0, end);
+  switch (m.kind) {
+    case PathKind.Prefix:
+      if (m.value.length > end || !p.startsWith(m.value)) {
+        return `prefix '${m.value}'${ci} does not match path '${shown}'`;
+      }
+      break;
+    case PathKind.Path:
+      if (m.value.length !== end || !p.startsWith(m.value)) return `path '${m.value}'${ci} != '${shown}'`;
+      break;
+    case PathKind.SeparatedPrefix: {
+      const len = m.value.length;
+      if (len > end || !p.startsWith(m.value) || (len !== end && p.charCodeAt(len) !== 47)) {
+        return `path_separated_prefix '${m.value}'${ci} does not match path '${shown}'`;
+      }
+      break;
+    }
+    default:
+      if (!m.regex!.test(bare)) {
+        return `safe_regex '${
+          m.regex!.source.replace(/^\^\(\?:|\)\$$/g, "")
+        }' does not match path '${shown}'`;
+      }
+  }
+  for (const h of m.headers) if (!h.match(req)) return `header matcher ${h.description} failed`;
+  for (const qm of m.query) if (!qm.match(path, q)) return `query parameter matcher ${qm.description} failed`;
+  const rf = m.runtimeFraction;
+  if (rf !== undefined && !runtime().fractionEnabled(rf.key, rf.numerator, rf.denominator, random)) {
+    return `runtime_fraction '${rf.key}' (${rf.numerator}/${rf.denominator} by default) not enabled for this draw`;
+  }
+  if (m.grpc === true && !isGrpcContentType(req.headers.get("content-type"))) {
+    return `grpc: content-type '${req.headers.get("content-type") ?? ""}' is not gRPC`;
+  }
+  return null;
 }

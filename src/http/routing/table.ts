@@ -3,6 +3,7 @@
  * reads per request. Everything (matchers, regexes, header formatters, indexes) is built here, once.
  */
 import { type Clock, systemClock } from "../../common/clock.ts";
+import { compileRouteTracing } from "../../tracing/http_tracing.ts";
 import { compileRateLimits } from "./rate_limits.ts";
 import {
   type ClusterMutations,
@@ -93,15 +94,32 @@ function compileMatch(r: RouteConfig): CompiledMatch {
   };
 }
 
-class VirtualHostTable {
-  constructor(readonly name: string, readonly index: RouteIndex<RouteEntry>) {}
+/** One compiled virtual host: its routes' index (and domains, for admin explanations). */
+export class VirtualHostTable {
+  constructor(
+    readonly name: string,
+    readonly index: RouteIndex<RouteEntry>,
+    readonly domains: readonly string[] = [],
+  ) {}
 }
 
 /** The RouteTable implementation; matchLinear gives the same answers without the index (tests, benchmarks). */
 export class CompiledRouteTable implements RouteTable {
   #hosts: DomainMatcher<VirtualHostTable>;
-  constructor(readonly name: string, hosts: DomainMatcher<VirtualHostTable>) {
+  constructor(
+    readonly name: string,
+    hosts: DomainMatcher<VirtualHostTable>,
+    /** Every virtual host in config order (admin `/debug/route`). */
+    readonly virtualHosts: readonly VirtualHostTable[] = [],
+    /** ignore_port_in_host_matching. */
+    readonly ignorePort = false,
+  ) {
     this.#hosts = hosts;
+  }
+
+  /** The virtual host `authority` selects, as match() picks it (admin explanations); undefined when none. */
+  findVirtualHost(authority: string): VirtualHostTable | undefined {
+    return this.#hosts.find(authority);
   }
 
   match(req: RouteRequest): RouteEntry | null {
@@ -164,6 +182,7 @@ export function compileRouteTable(
           ? new Map([...vhFilters, ...Object.entries(r.typed_per_filter_config)])
           : vhFilters,
         decorator: r.decorator,
+        tracing: r.tracing === undefined ? undefined : compileRouteTracing(r.tracing),
       };
       const matched = m.kind === PathKind.Prefix || m.kind === PathKind.SeparatedPrefix ? m.value.length : -1;
       let entry: RouteEntry;
@@ -194,14 +213,16 @@ export function compileRouteTable(
       matches.push(m);
       entries.push(entry);
     }
-    return new VirtualHostTable(vh.name, new RouteIndex(matches, entries));
+    return new VirtualHostTable(vh.name, new RouteIndex(matches, entries), vh.domains);
   };
 
+  const all: VirtualHostTable[] = [];
   for (const vh of config.virtual_hosts) {
     const t = compileVirtualHost(vh);
+    all.push(t);
     for (const d of vh.domains) hosts.add(d, t);
   }
-  return new CompiledRouteTable(config.name, hosts);
+  return new CompiledRouteTable(config.name, hosts, all, config.ignore_port_in_host_matching);
 }
 
 /** "#2 prefix '/api' (+2 header, +1 query matchers)": how a route matches, for debug logs (config time). */

@@ -50,7 +50,8 @@ export const USAGE = `usage: deno task bench [options]
                        compression: gzip responses/s of nuncio's compressor vs nginx's gzip, level 6;
                        startup: exec to serving and to /ready on the demo config;
                        mongo: Mongo round trips/s through mongo_proxy against direct;
-                       redis: redis-benchmark GET/SET through redis_proxy against twemproxy and direct)
+                       redis: redis-benchmark GET/SET through redis_proxy against twemproxy and direct;
+                       tracing: req/s with zipkin tracing at 100 % sampling against off)
   --xds-clusters N     xDS bench: dynamic clusters to warm (default 1000)
   --xds-endpoints N    xDS bench: endpoints over those clusters (default 10000)
   --xds-updates N      xDS bench: successive versions of the RSS test (default 1000, 0 to skip)

@@ -50,6 +50,7 @@ import {
   type RedisBenchRow,
   runRedisBench,
 } from "./redis_bench.ts";
+import { formatTracingBench, runTracingBench, type TracingBenchResult } from "./tracing_bench.ts";
 import { formatStartup, runStartupBench, STARTUP_TARGET_MS, type StartupResult } from "./startup_bench.ts";
 import {
   formatXdsReport,
@@ -188,6 +189,7 @@ async function main(): Promise<number> {
   let compression: CompressionBenchResult | undefined;
   let startup: StartupResult | undefined;
   let mongo: MongoBenchResult | undefined;
+  let tracing: TracingBenchResult | undefined;
   let redis: RedisBenchRow[] | undefined;
   let redisOpts: RedisBenchOptions | undefined;
   let mongoOpts: MongoBenchOptions | undefined;
@@ -322,6 +324,21 @@ async function main(): Promise<number> {
         keep: o.keep,
       });
     }
+    if (o.nuncio && want("tracing")) {
+      // issue 16: req/s with zipkin tracing at 100 % sampling against without, same run, only the origin up
+      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      tracing = await runTracingBench(env, {
+        launch,
+        rounds: o.rounds,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        connections: o.connections,
+        threads: o.threads,
+      }).catch((e) => {
+        console.error(`tracing bench: ${(e as Error).message}`);
+        return undefined;
+      });
+    }
     if (o.nuncio && want("mongo")) {
       // issue 14: Mongo round trips/s through nuncio's mongo_proxy against direct, only the origin up
       for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
@@ -398,6 +415,10 @@ async function main(): Promise<number> {
   }
   if (registry) console.log(`\n${formatRegistry(registry, registryOpts)}`);
   if (controlPlane) console.log(`\n${formatControlPlane(controlPlane)}`);
+  if (tracing) {
+    console.log(`\n${formatTracingBench(tracing)}`);
+    ratios.push(tracing.ratio);
+  }
   if (mongo && mongoOpts) console.log(`\n${formatMongoBench(mongo, mongoOpts)}`);
   if (redis && redisOpts) console.log(`\n${formatRedisBench(redis, redisOpts)}`);
   if (startup) console.log(`\n${formatStartup(startup).join("\n")}`);
@@ -423,6 +444,7 @@ async function main(): Promise<number> {
       startup,
       mongo,
       redis,
+      tracing,
     };
     Deno.writeTextFileSync(o.json, JSON.stringify(out, null, 2) + "\n");
     console.log(`\nwrote ${o.json}`);

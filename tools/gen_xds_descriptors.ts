@@ -22,6 +22,8 @@ const CATEGORIES: ExtensionCategory[] = [
   "bootstrap_extension",
   "compressor",
   "decompressor",
+  "tracer",
+  "stats_sink",
 ];
 
 /** Files loaded whole: the discovery, HDS, LRS and ext_authz services and the resource types. */
@@ -93,9 +95,21 @@ function exists(path: string): boolean {
   }
 }
 
+/**
+ * Packages whose directory also holds files importing protos the npm package lacks (the trace package's
+ * opencensus.proto): only the files of the messages nuncio registers are loaded.
+ */
+const PACKAGE_FILES: Record<string, string[]> = {
+  "envoy/config/trace/v3": [
+    "envoy/config/trace/v3/opentelemetry.proto",
+    "envoy/config/trace/v3/zipkin.proto",
+  ],
+};
+
 /** The .proto files of a message's package directory (Envoy keeps one package per directory). */
 function filesOfPackage(dirs: string[], message: string): string[] {
   const pkgPath = message.split(".").slice(0, -1).join("/");
+  if (PACKAGE_FILES[pkgPath] !== undefined) return PACKAGE_FILES[pkgPath];
   for (const d of dirs) {
     try {
       return [...Deno.readDirSync(`${d}/${pkgPath}`)].filter((e) => e.isFile && e.name.endsWith(".proto"))

@@ -1,6 +1,7 @@
 /** The envoy.config.bootstrap.v3.Bootstrap subset nuncio implements, and its cross-reference checks. */
 import { z } from "zod/mini";
-import { address } from "./common.ts";
+import { bootstrapTracingSchema } from "../tracing/config.ts";
+import { address, duration } from "./common.ts";
 import { typedExtension } from "./extension_ref.ts";
 import { dynamicResourcesSchema, grpcServiceConfigSourceSchema } from "./config_source.ts";
 import { configError, type ConfigIssue } from "./errors.ts";
@@ -9,6 +10,7 @@ import { notSupportedFields } from "./schema_util.ts";
 import { clusterSchema } from "../upstream/config.ts";
 import { secretSchema } from "../transport/secret.ts";
 import { layeredRuntimeSchema } from "../runtime/config.ts";
+import { statsConfigSchema } from "../stats/config.ts";
 
 /** envoy.config.core.v3.Locality. */
 export const localitySchema = z.strictObject({
@@ -78,17 +80,28 @@ export const bootstrapSchema = z.strictObject({
   hds_config: z.optional(grpcServiceConfigSourceSchema),
   /** The runtime's layers (static, disk, admin); src/runtime/. Absent: no layers, every default applies. */
   layered_runtime: z.optional(layeredRuntimeSchema),
+  /** Stats sinks (src/stats/sink.ts), flushed from the main thread. */
+  stats_sinks: z._default(z.array(typedExtension("stats_sink")), []),
+  /** Tags, the stats matcher and histogram buckets (src/stats/config.ts). */
+  stats_config: z.optional(statsConfigSchema),
+  /** How often sinks are flushed (Envoy: 5 s by default, at least 1 ms, below 300 s). */
+  stats_flush_interval: z.optional(
+    duration.check(
+      z.refine((ms) => ms >= 1 && ms < 300_000, { message: "Must be at least 1ms and below 300s" }),
+    ),
+  ),
+  /** Flush sinks only when admin reads stats (no flush timer); excludes stats_flush_interval. */
+  stats_flush_on_admin: z.optional(
+    z.boolean().check(z.refine((v) => v, { message: "stats_flush_on_admin may only be true" })),
+  ),
+  /** envoy.config.trace.v3.Tracing: the `tracing.http` provider HCMs use when their tracing names none. */
+  tracing: z.optional(bootstrapTracingSchema),
   ...notSupportedFields([
     "node_context_params",
     "flags_path",
-    "stats_sinks",
     "deferred_stat_options",
-    "stats_config",
-    "stats_flush_interval",
-    "stats_flush_on_admin",
     "watchdog",
     "watchdogs",
-    "tracing",
     "runtime",
     "overload_manager",
     "enable_dispatcher_stats",
@@ -152,6 +165,12 @@ export function crossValidate(b: Bootstrap): ConfigIssue[] {
       ));
     } else clusterNames.set(c.name, i);
   });
+  if (b.stats_flush_on_admin && b.stats_flush_interval !== undefined) {
+    issues.push(configError(
+      ["stats_flush_on_admin"],
+      "Only one of stats_flush_interval or stats_flush_on_admin may be set",
+    ));
+  }
   const local = b.cluster_manager?.local_cluster_name;
   if (local && !clusterNames.has(local)) {
     issues.push(configError(

@@ -36,6 +36,9 @@ import {
 } from "./stream_encode.ts";
 import { applyStreamDuration, startStreamTimeouts, streamTimedOut } from "./stream_timeouts.ts";
 import { sendLocalReply } from "./local_reply.ts";
+import { DEBUG_HEADER, traceFilters } from "./debug_header.ts";
+import type { HcmTracing } from "../tracing/http_tracing.ts";
+import type { Span } from "../tracing/types.ts";
 
 const RESOLVED = Promise.resolve();
 const log = new Logger("http");
@@ -85,6 +88,10 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   headResolve: (() => void) | undefined;
   /** Resolves when response headers went downstream (used for upgrades). */
   headersSent: Promise<void> | undefined;
+  /** The request's span (HCM tracing configured and a span started), else null. */
+  activeSpan: Span | null = null;
+  /** The route decorator's operation to return in x-envoy-decorator-operation (tracing, ingress), else "". */
+  decoratedOperation = "";
 
   constructor(
     readonly encoder: ResponseEncoder,
@@ -129,6 +136,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
       this.filters.push(x);
       if (x.encodeHeaders || x.encodeData || x.encodeTrailers) enc = true;
     }
+    // x-nuncio-debug (debug_header.ts): internal requests only; one header lookup for those, nothing otherwise
+    if (this.internal && this.request.headers.get(DEBUG_HEADER) === "1") enc = traceFilters(this);
     this.#encFilters = enc;
   }
 
@@ -200,6 +209,11 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   get upgradeType(): string {
     return this.encoder.upgradeType;
+  }
+
+  /** See HttpFilterCallbacks.tracing. */
+  get tracing(): HcmTracing | null {
+    return this.cfg.tracing;
   }
 
   /** See HttpFilterCallbacks.routeClusterName. */
@@ -336,6 +350,8 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
     }
     stats.downstream_rq_time.record(now - info.startMono);
     if (this.upgraded) stats.downstream_cx_upgrades_active.dec();
+    const span = this.activeSpan;
+    if (span !== null) cfg.tracing!.finishDownstream(span, this, cfg.clock.now());
     const logs = cfg.accessLogs;
     for (let i = 0; i < logs.length; i++) logs[i].log(info);
     if (!this.requestDone) this.closeConnection = true;

@@ -9,6 +9,7 @@ import type { Logger } from "../common/log.ts";
 import type { DownstreamTlsInfo } from "../common/tls_info.ts";
 import type { StreamInfo } from "../common/stream_info.ts";
 import type { RouteConfigRegistry } from "../http/routing/provider.ts";
+import type { ExtensionRef } from "../config/extension_ref.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Scope, StatsStore } from "../stats/store.ts";
 import type { ClusterManager } from "../upstream/types.ts";
@@ -140,6 +141,10 @@ export interface FactoryContext {
   readonly shared: SharedArena;
   /** The data plane's RDS route configs by name (absent outside a DataPlane: `rds` cannot be built). */
   readonly routes?: RouteConfigRegistry;
+  /** The bootstrap's `tracing.http` provider (a `tracer` extension), the default of HCM `tracing` blocks. */
+  readonly tracingProvider?: ExtensionRef;
+  /** The listener's traffic_direction: OUTBOUND makes HCM spans egress spans (Envoy's operation name). */
+  readonly trafficDirection?: string;
 }
 
 /** The `create` signature of network filter extensions. */

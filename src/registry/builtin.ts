@@ -33,6 +33,10 @@ import { zstdCompressor } from "../extensions/compression/zstd/compressor/mod.ts
 import { zstdDecompressor } from "../extensions/compression/zstd/decompressor/mod.ts";
 import { redisProxy } from "../extensions/filters/network/redis_proxy/mod.ts";
 import { mongoProxy } from "../extensions/filters/network/mongo_proxy/mod.ts";
+import { statsdSink } from "../extensions/stat_sinks/statsd/mod.ts";
+import { dogStatsdSink } from "../extensions/stat_sinks/dog_statsd/mod.ts";
+import { zipkinTracer } from "../extensions/tracers/zipkin/mod.ts";
+import { openTelemetryTracer } from "../extensions/tracers/opentelemetry/mod.ts";
 import { registry } from "./registry.ts";
 
 /** Every built-in extension, in registration order. */
@@ -73,6 +77,10 @@ export const BUILTIN_EXTENSIONS = [
   registerExtension,
   embeddedRegistryExtension,
   embeddedControlPlaneExtension,
+  zipkinTracer,
+  openTelemetryTracer,
+  statsdSink,
+  dogStatsdSink,
 ];
 
 for (const ext of BUILTIN_EXTENSIONS) {

@@ -16,7 +16,9 @@ export type ExtensionCategory =
   | "upstream_protocol_options"
   | "bootstrap_extension"
   | "compressor"
-  | "decompressor";
+  | "decompressor"
+  | "tracer"
+  | "stats_sink";
 
 /** One registered extension: its names, its config schema and its factory. */
 export interface Extension<C = unknown, F = unknown> {

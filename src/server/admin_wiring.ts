@@ -10,6 +10,7 @@ import type { Bootstrap } from "../config/bootstrap.ts";
 import { registry } from "../registry/registry.ts";
 import { runtimeView } from "../runtime/admin.ts";
 import type { StatsStore } from "../stats/store.ts";
+import { createDebugAdmin } from "./admin_debug.ts";
 import { bindErrorMessage } from "./data_plane.ts";
 import { type Server, VERSION } from "./server.ts";
 
@@ -20,8 +21,8 @@ export interface AdminHandle {
   close(): Promise<void>;
 }
 
-/** Builds AdminDeps over a server. */
-export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
+/** Builds AdminDeps over a server; `extra` endpoints join the operations ones (the debug endpoints). */
+export function adminDeps(server: Server, bootstrap: Bootstrap, extra: AdminEndpoint[] = []): AdminDeps {
   const loadedAt = Date.now();
   return {
     stats: () => server.stats(),
@@ -73,7 +74,7 @@ export function adminDeps(server: Server, bootstrap: Bootstrap): AdminDeps {
       view: () => runtimeView(server.runtime.snapshot),
       modify: (params) => server.runtime.mergeValues(params),
     },
-    endpoints: operationsEndpoints(server),
+    endpoints: [...operationsEndpoints(server), ...extra],
   };
 }
 
@@ -140,7 +141,8 @@ export function createAdminAccessLogs(admin: Bootstrap["admin"], stats: StatsSto
 export function startAdmin(server: Server, bootstrap: Bootstrap): Promise<AdminHandle | null> {
   const sa = bootstrap.admin?.address?.socket_address;
   if (!sa) return Promise.resolve(null);
-  const app = createAdminApp(adminDeps(server, bootstrap));
+  const debug = createDebugAdmin(server);
+  const app = createAdminApp(adminDeps(server, bootstrap, debug.endpoints));
   const loggers = createAdminAccessLogs(bootstrap.admin, server.mainStats);
   let s;
   try {
@@ -151,6 +153,7 @@ export function startAdmin(server: Server, bootstrap: Bootstrap): Promise<AdminH
     });
   } catch (e) {
     // one line naming the address (`admin cannot bind 127.0.0.1:9901: address already in use`)
+    debug.close();
     return Promise.all(loggers.map((l) => l.close())).then(() => {
       throw new Error(bindErrorMessage("admin", sa.address, sa.port_value, e));
     });
@@ -159,6 +162,7 @@ export function startAdmin(server: Server, bootstrap: Bootstrap): Promise<AdminH
     address: `${sa.address}:${s.port}`,
     port: s.port,
     close: async () => {
+      debug.close(); // ends open /dashboard/events streams, which would hold the server's close
       await s.close();
       await Promise.all(loggers.map((l) => l.close()));
     },

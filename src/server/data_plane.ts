@@ -22,6 +22,7 @@ import { DownstreamTls, tlsWarmingFactory } from "../transport/tls_downstream.ts
 import type { FactoryContext, NetworkFilterCreate, NetworkFilterFactory } from "../network/filter.ts";
 import { registry } from "../registry/registry.ts";
 import { StatsStore } from "../stats/store.ts";
+import { configureStats, type StatsSetup } from "../stats/flush.ts";
 import { createClusterManager } from "../upstream/cluster_manager.ts";
 import { clusterStatusOf } from "../admin/clusters.ts";
 import type { ClusterStatus } from "../admin/types.ts";
@@ -78,7 +79,11 @@ export class DataPlane {
   /** Static and dynamic (LDS) listeners. */
   readonly listenerManager: ListenerManager;
   readonly shared: SharedArena;
-  readonly #node: { id: string; cluster: string };
+  /** stats_config applied to `stats`, and the stats sinks' histogram writers of this event loop. */
+  readonly #statsSetup: StatsSetup;
+  readonly #node: { id: string; cluster: string; zone: string };
+  /** The bootstrap's `tracing.http` provider: the default of HCMs whose tracing names none. */
+  readonly #tracingProvider: FactoryContext["tracingProvider"];
 
   /**
    * Builds (does not start) the data plane. `shared` is the process-wide arena (the main thread creates it and
@@ -96,6 +101,8 @@ export class DataPlane {
     opts: Omit<DataPlaneOptions, "shared" | "healthOwner"> = {},
   ) {
     this.shared = shared;
+    // stats_config and the sinks' histogram writers, before any stat is declared
+    this.#statsSetup = configureStats(this.stats, bootstrap, () => this.clusters);
     this.statics = {
       listeners: new Set(bootstrap.static_resources.listeners.map((l) => l.name)),
       clusters: new Set(bootstrap.static_resources.clusters.map((c) => c.name)),
@@ -109,7 +116,12 @@ export class DataPlane {
       localClusterName: bootstrap.cluster_manager?.local_cluster_name,
       locality: bootstrap.node?.locality,
     });
-    this.#node = { id: bootstrap.node?.id ?? "", cluster: bootstrap.node?.cluster ?? "" };
+    this.#node = {
+      id: bootstrap.node?.id ?? "",
+      cluster: bootstrap.node?.cluster ?? "",
+      zone: bootstrap.node?.locality?.zone ?? "",
+    };
+    this.#tracingProvider = bootstrap.tracing?.http;
     this.listenerManager = new ListenerManager({
       // listener_manager.* describe the server, not a worker: every worker applies the same updates, so the
       // first one reports them and the others count into a store nobody merges (the sum would be N times)
@@ -165,6 +177,8 @@ export class DataPlane {
       node: this.#node,
       shared: this.shared,
       routes: this.routes,
+      tracingProvider: this.#tracingProvider,
+      trafficDirection: l.traffic_direction,
     };
     const all: NetworkFilterFactory[] = [];
     try {
@@ -295,6 +309,7 @@ export class DataPlane {
     // after the drain: closes pooled upstream connections, idle and still in use (shadows, stuck requests)
     this.clusters.close();
     this.timers.close();
+    await this.#statsSetup.close();
     log.debug("data plane stopped");
   }
 }

@@ -13,6 +13,14 @@ import { Logger, logSettings, reopenLogFile } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
 import type { Bootstrap } from "../config/bootstrap.ts";
 import { mergeSnapshots, type StatsSnapshot, StatsStore } from "../stats/store.ts";
+import {
+  configureStats,
+  createSinks,
+  DEFAULT_FLUSH_INTERVAL_MS,
+  StatsFlusher,
+  type StatsSetup,
+} from "../stats/flush.ts";
+import { activeTagProducer, setActiveTagProducer, type TagProducer } from "../stats/tags.ts";
 import { createClusterManager, syncClusterHealth } from "../upstream/cluster_manager.ts";
 import { healthCheckFailed, healthCheckFailSlot, setHealthCheckFailed } from "../upstream/health/hc_fail.ts";
 import type { ClusterManager } from "../upstream/types.ts";
@@ -105,7 +113,51 @@ export class Server {
   /** The runtime (layered_runtime): this thread builds every snapshot and hands it to each event loop. */
   readonly runtime: RuntimeLoader;
 
+  // --- stats sinks and stats_config (src/stats/flush.ts) ---
+  /** stats_config applied to mainStats, and this thread's histogram writers. */
+  readonly #statsSetup: StatsSetup;
+  /** Flushes stats_sinks (absent without sinks). */
+  #flusher: StatsFlusher | undefined;
+  /** The tag producer /stats/prometheus used before this server installed its own. */
+  #previousTags: TagProducer | undefined;
+
+  /** Builds the sinks and arms the flush timer (at start; stats_flush_on_admin: no timer). */
+  #startStatsFlush(): void {
+    setActiveTagProducer(this.#statsSetup.compiled.tags);
+    if ((this.bootstrap.stats_sinks ?? []).length === 0) return;
+    const sinks = createSinks(this.bootstrap, this.#statsSetup.compiled, {
+      stats: this.mainStats,
+      clusters: () => this.#plane?.clusters ?? this.#membership,
+    });
+    this.#flusher = new StatsFlusher(sinks, {
+      snapshot: () => this.#collectStats(),
+      intervalMs: this.bootstrap.stats_flush_on_admin
+        ? undefined
+        : this.bootstrap.stats_flush_interval ?? DEFAULT_FLUSH_INTERVAL_MS,
+      clock: systemClock,
+    });
+    this.#flusher.start();
+  }
+
+  /** Stops flushing and closes the sinks and this thread's histogram writers (at stop). */
+  async #stopStatsFlush(): Promise<void> {
+    const f = this.#flusher;
+    this.#flusher = undefined;
+    await f?.close();
+    await this.#statsSetup.close();
+    if (activeTagProducer() === this.#statsSetup.compiled.tags && this.#previousTags) {
+      setActiveTagProducer(this.#previousTags);
+    }
+  }
+  // --- end stats sinks ---
+
   constructor(readonly bootstrap: Bootstrap, readonly opts: ServerOptions) {
+    this.#statsSetup = configureStats(
+      this.mainStats,
+      bootstrap,
+      () => this.#plane?.clusters ?? this.#membership,
+    );
+    this.#previousTags = activeTagProducer();
     this.quitRequested = new Promise((r) => this.#quit = r);
     this.runtime = new RuntimeLoader(bootstrap.layered_runtime, {
       serviceCluster: bootstrap.node?.cluster ?? "",
@@ -172,8 +224,9 @@ export class Server {
       stats: this.mainStats,
       owner: (this.#plane?.clusters ?? this.#membership)!,
       arena: this.shared,
-      snapshot: () => this.stats(),
+      snapshot: () => this.#collectStats(),
     });
+    this.#startStatsFlush();
     if (!usesXds(this.bootstrap)) {
       this.state = "LIVE";
       return;
@@ -368,8 +421,18 @@ export class Server {
     });
   }
 
-  /** Stats of every worker and the main thread, summed. */
+  /**
+   * Stats of every worker and the main thread, summed (admin and hot restart); with stats_flush_on_admin the
+   * sinks are flushed with the same snapshot, as Envoy flushes when admin reads stats.
+   */
   async stats(): Promise<StatsSnapshot> {
+    const s = await this.#collectStats();
+    if (this.bootstrap.stats_flush_on_admin) this.#flusher?.flushSnapshot(s);
+    return s;
+  }
+
+  /** Stats of every worker and the main thread, summed. */
+  async #collectStats(): Promise<StatsSnapshot> {
     this.#updateServerStats();
     const owner = this.#plane?.clusters ?? this.#membership;
     if (owner) syncClusterHealth(owner);
@@ -434,6 +497,11 @@ export class Server {
     setHealthCheckFailed(this.shared, failed);
   }
 
+  /** The cluster manager of this thread that owns health (admin /debug/route previews hosts with it). */
+  get healthOwner(): ClusterManager | undefined {
+    return this.#plane?.clusters ?? this.#membership;
+  }
+
   /** Listener names and bound addresses. */
   listeners(): ListenerAddress[] {
     if (this.#plane) return this.#plane.addresses();
@@ -483,6 +551,7 @@ export class Server {
    */
   async stop(graceMs = 0, drain: DrainOptions = {}): Promise<void> {
     this.state = "DRAINING";
+    await this.#stopStatsFlush();
     // before any listener drains: extensions that must act while new connections are still taken (deregister)
     await Promise.all(
       this.#extensions.map((e) =>

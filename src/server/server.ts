@@ -292,6 +292,12 @@ export class Server {
    * throws with the reason when nothing or only part could be applied.
    */
   async reload(nextRaw: unknown): Promise<string> {
+    if (this.state !== "LIVE" && this.state !== "INITIALIZING") {
+      throw new Error(`the server is ${this.state.toLowerCase()}: nothing to reload into`);
+    }
+    if (this.#plane === undefined && this.#workers.length === 0) {
+      throw new Error("the server is still starting: reload once it serves");
+    }
     const before = this.opts.raw as Record<string, unknown>;
     const after = nextRaw as Record<string, unknown>;
     for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {

@@ -10,7 +10,7 @@ import type { Bootstrap } from "../config/bootstrap.ts";
 import { registry } from "../registry/registry.ts";
 import { runtimeView } from "../runtime/admin.ts";
 import type { StatsStore } from "../stats/store.ts";
-import { createDebugAdmin } from "./admin_debug.ts";
+import type { DebugAdmin } from "./admin_debug.ts";
 import { bindErrorMessage } from "./data_plane.ts";
 import { type Server, VERSION } from "./server.ts";
 
@@ -137,11 +137,57 @@ export function createAdminAccessLogs(admin: Bootstrap["admin"], stats: StatsSto
   return loggers;
 }
 
+/** The debug endpoints (src/server/admin_debug.ts), listed here so their code loads on their first request. */
+export const DEBUG_ENDPOINTS: readonly Omit<AdminEndpoint, "handler">[] = [
+  {
+    path: "/dashboard",
+    method: "GET",
+    help: "live dashboard: per listener and cluster rates, latency, errors, connections and health",
+  },
+  {
+    path: "/dashboard/events",
+    method: "GET",
+    help: "the dashboard's server-sent events: one JSON frame a second while connected",
+  },
+  {
+    path: "/debug/route",
+    method: "GET",
+    help:
+      "explain how a request would be routed (?authority=&path=&method=&header=k:v&listener=name|address)",
+  },
+  {
+    path: "/debug/suggest",
+    method: "GET",
+    help:
+      "suggest timeouts, retry budgets and circuit breakers from observed latency, errors and concurrency",
+  },
+];
+
+/**
+ * The debug endpoints with their implementation (dashboard page, route explain, suggestions) imported on the
+ * first request to any of them: a proxy nobody debugs keeps that code out of its memory.
+ */
+function lazyDebugAdmin(server: Server): DebugAdmin {
+  let real: DebugAdmin | undefined;
+  let loading: Promise<DebugAdmin> | undefined;
+  const load = () => loading ??= import("./admin_debug.ts").then((m) => real = m.createDebugAdmin(server));
+  return {
+    endpoints: DEBUG_ENDPOINTS.map((meta) => ({
+      ...meta,
+      handler: async (c) => {
+        const e = (await load()).endpoints.find((x) => x.path === meta.path);
+        return e ? await e.handler(c) : c.text("not found\n", 404);
+      },
+    })),
+    close: () => real?.close(),
+  };
+}
+
 /** Starts the admin listener configured in `bootstrap.admin`, or returns null when there is none. */
 export function startAdmin(server: Server, bootstrap: Bootstrap): Promise<AdminHandle | null> {
   const sa = bootstrap.admin?.address?.socket_address;
   if (!sa) return Promise.resolve(null);
-  const debug = createDebugAdmin(server);
+  const debug = lazyDebugAdmin(server);
   const app = createAdminApp(adminDeps(server, bootstrap, debug.endpoints));
   const loggers = createAdminAccessLogs(bootstrap.admin, server.mainStats);
   let s;

@@ -9,11 +9,17 @@ import {
   bootstrapYaml,
   curl,
   httpListener,
+  refusedPort,
   startOrigin,
   startProxy,
   staticCluster,
 } from "./helpers.ts";
-import { startOtlpReceiver, startZipkinReceiver } from "./tracing_peers.ts";
+import {
+  startOtlpReceiver,
+  startZipkinReceiver,
+  type ZipkinReceiver,
+  type ZipkinSpanJson,
+} from "./tracing_peers.ts";
 import { GrpcServer } from "../src/grpc/server.ts";
 import type { HeaderMap } from "../src/http/headers.ts";
 
@@ -398,6 +404,47 @@ Deno.test("tracing: opentelemetry over gRPC (envoy_grpc) with a child span per a
   assert.equal(origin.requests[0].headers.get("traceparent"), `00-${server.traceId}-${client.spanId}-01`);
 });
 
+/**
+ * One request through a proxy whose HTTP filter chain starts with `filter` (which calls the cluster `side`),
+ * traced to `zipkin`; resolves to the request's SERVER span and the filter call's CLIENT span.
+ */
+async function tracedFilterCall(
+  zipkin: ZipkinReceiver,
+  originPort: number,
+  filter: Obj,
+  side: [string, number],
+  path: string,
+  vhostExtra: Obj = {},
+): Promise<{ server: ZipkinSpanJson; client: ZipkinSpanJson; spans: ZipkinSpanJson[] }> {
+  const listener = httpListener({
+    statPrefix: "ingress",
+    virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "next" } }], vhostExtra)],
+    hcm: { tracing: { provider: ZIPKIN("collector") } },
+  });
+  // deno-lint-ignore no-explicit-any -- reaching into the listener literal
+  (listener as any).filter_chains[0].filters[0].typed_config.http_filters.unshift(filter);
+  const p = await startProxy(bootstrapYaml(
+    [listener],
+    [
+      staticCluster("next", [originPort]),
+      staticCluster("collector", [zipkin.port]),
+      staticCluster(side[0], [side[1]]),
+    ],
+  ));
+  try {
+    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", p.url(path)]);
+    assert.equal(r.stdout, "200");
+  } finally {
+    await p.close();
+  }
+  const spans = await zipkin.waitSpans(2);
+  return {
+    server: spans.find((s) => s.kind === "SERVER")!,
+    client: spans.find((s) => s.kind === "CLIENT")!,
+    spans,
+  };
+}
+
 Deno.test("tracing: an ext_authz HTTP check is a child span carrying the request's context", async () => {
   await using zipkin = startZipkinReceiver();
   await using origin = startOrigin("web");
@@ -406,39 +453,26 @@ Deno.test("tracing: an ext_authz HTTP check is a child span carrying the request
     checks.push(req.headers);
     return new Response(null, { status: 200 });
   });
-  const listener = httpListener({
-    statPrefix: "ingress",
-    virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "next" } }])],
-    hcm: { tracing: { provider: ZIPKIN("collector") } },
-  });
-  // deno-lint-ignore no-explicit-any -- reaching into the listener literal
-  const hcm = (listener as any).filter_chains[0].filters[0].typed_config;
-  hcm.http_filters.unshift({
-    name: "envoy.filters.http.ext_authz",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-      http_service: { server_uri: { uri: "http://authz/", cluster: "authz", timeout: "2s" } },
-    },
-  });
-  const p = await startProxy(bootstrapYaml(
-    [listener],
-    [
-      staticCluster("next", [origin.port]),
-      staticCluster("collector", [zipkin.port]),
-      staticCluster("authz", [authz.addr.port]),
-    ],
-  ));
+  let traced;
   try {
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", p.url("/a")]);
-    assert.equal(r.stdout, "200");
+    traced = await tracedFilterCall(
+      zipkin,
+      origin.port,
+      {
+        name: "envoy.filters.http.ext_authz",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+          http_service: { server_uri: { uri: "http://authz/", cluster: "authz", timeout: "2s" } },
+        },
+      },
+      ["authz", authz.addr.port],
+      "/a",
+    );
   } finally {
-    await p.close();
     await authz.shutdown();
   }
-  const spans = await zipkin.waitSpans(2);
+  const { server, client: check, spans } = traced;
   assert.equal(spans.length, 2);
-  const server = spans.find((s) => s.kind === "SERVER")!;
-  const check = spans.find((s) => s.kind === "CLIENT")!;
   assert.equal(check.name, "async authz egress");
   assert.equal(check.parentId, server.id);
   assert.equal(check.tags["upstream_cluster"], "authz");
@@ -450,47 +484,25 @@ Deno.test("tracing: an ext_authz HTTP check is a child span carrying the request
 Deno.test("tracing: a rate-limit service call is a child span (an unreachable service: error tagged)", async () => {
   await using zipkin = startZipkinReceiver();
   await using origin = startOrigin("web");
-  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = (dead.addr as Deno.NetAddr).port;
-  dead.close();
-  const listener = httpListener({
-    statPrefix: "ingress",
-    virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "next" } }], {
-      rate_limits: [{ actions: [{ generic_key: { descriptor_value: "k" } }] }],
-    })],
-    hcm: { tracing: { provider: ZIPKIN("collector") } },
-  });
-  // deno-lint-ignore no-explicit-any -- reaching into the listener literal
-  const hcm = (listener as any).filter_chains[0].filters[0].typed_config;
-  hcm.http_filters.unshift({
-    name: "envoy.filters.http.ratelimit",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-      domain: "d",
-      timeout: "0.5s",
-      rate_limit_service: {
-        grpc_service: { envoy_grpc: { cluster_name: "rls" } },
-        transport_api_version: "V3",
+  const { server, client: call } = await tracedFilterCall(
+    zipkin,
+    origin.port,
+    {
+      name: "envoy.filters.http.ratelimit",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+        domain: "d",
+        timeout: "0.5s",
+        rate_limit_service: {
+          grpc_service: { envoy_grpc: { cluster_name: "rls" } },
+          transport_api_version: "V3",
+        },
       },
     },
-  });
-  const p = await startProxy(bootstrapYaml(
-    [listener],
-    [
-      staticCluster("next", [origin.port]),
-      staticCluster("collector", [zipkin.port]),
-      staticCluster("rls", [deadPort]),
-    ],
-  ));
-  try {
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", p.url("/r")]);
-    assert.equal(r.stdout, "200");
-  } finally {
-    await p.close();
-  }
-  const spans = await zipkin.waitSpans(2);
-  const server = spans.find((s) => s.kind === "SERVER")!;
-  const call = spans.find((s) => s.kind === "CLIENT")!;
+    ["rls", refusedPort()],
+    "/r",
+    { rate_limits: [{ actions: [{ generic_key: { descriptor_value: "k" } }] }] },
+  );
   assert.equal(call.name, "async envoy.service.ratelimit.v3.RateLimitService.ShouldRateLimit egress");
   assert.equal(call.parentId, server.id);
   assert.equal(call.tags["upstream_cluster"], "rls");
@@ -594,39 +606,26 @@ Deno.test("tracing: an ext_authz gRPC check is a child span; its context goes in
     return new Uint8Array(0);
   });
   const grpcPort = grpc.listen({ port: 0, hostname: "127.0.0.1" }).port;
-  const listener = httpListener({
-    statPrefix: "ingress",
-    virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "next" } }])],
-    hcm: { tracing: { provider: ZIPKIN("collector") } },
-  });
-  // deno-lint-ignore no-explicit-any -- reaching into the listener literal
-  const hcm = (listener as any).filter_chains[0].filters[0].typed_config;
-  hcm.http_filters.unshift({
-    name: "envoy.filters.http.ext_authz",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-      grpc_service: { envoy_grpc: { cluster_name: "authz" } },
-      transport_api_version: "V3",
-    },
-  });
-  const p = await startProxy(bootstrapYaml(
-    [listener],
-    [
-      staticCluster("next", [origin.port]),
-      staticCluster("collector", [zipkin.port]),
-      staticCluster("authz", [grpcPort]),
-    ],
-  ));
+  let traced;
   try {
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", p.url("/g")]);
-    assert.equal(r.stdout, "200");
+    traced = await tracedFilterCall(
+      zipkin,
+      origin.port,
+      {
+        name: "envoy.filters.http.ext_authz",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+          grpc_service: { envoy_grpc: { cluster_name: "authz" } },
+          transport_api_version: "V3",
+        },
+      },
+      ["authz", grpcPort],
+      "/g",
+    );
   } finally {
-    await p.close();
     await grpc.close();
   }
-  const spans = await zipkin.waitSpans(2);
-  const server = spans.find((s) => s.kind === "SERVER")!;
-  const check = spans.find((s) => s.kind === "CLIENT")!;
+  const { server, client: check } = traced;
   assert.equal(check.name, "async envoy.service.auth.v3.Authorization.Check egress");
   assert.equal(check.parentId, server.id);
   assert.equal(server.tags["ext_authz_status"], "ext_authz_ok");

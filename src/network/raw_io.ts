@@ -63,3 +63,18 @@ export async function connWriteAll(conn: Deno.Conn, data: Uint8Array): Promise<v
   let off = await connWrite(conn, data);
   while (off < n) off += await connWrite(conn, data.subarray(off));
 }
+
+/**
+ * Room to read more into a buffer whose unparsed bytes are [start, end) and whose end is reached: those bytes
+ * moved to the front, or, when they fill it, copied into a buffer twice the size. The caller then has them at
+ * [0, end - start).
+ */
+export function readRoom(buf: Uint8Array<ArrayBuffer>, start: number, end: number): Uint8Array<ArrayBuffer> {
+  if (start > 0) {
+    buf.copyWithin(0, start, end);
+    return buf;
+  }
+  const bigger = new Uint8Array(buf.length * 2);
+  bigger.set(buf);
+  return bigger;
+}

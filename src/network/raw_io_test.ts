@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { connRead, connWrite, connWriteAll, RAW_IO_AVAILABLE } from "./raw_io.ts";
+import { connRead, connWrite, connWriteAll, RAW_IO_AVAILABLE, readRoom } from "./raw_io.ts";
 
 async function pair(): Promise<{ a: Deno.TcpConn; b: Deno.TcpConn; close: () => void }> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -73,4 +73,13 @@ Deno.test("raw_io on real sockets", async (t) => {
     await connWriteAll(fake, new Uint8Array(5));
     assert.deepEqual(calls, ["read 5", "write 5", "write 3", "write 1"]);
   });
+});
+
+Deno.test("readRoom: unparsed bytes move to the front, or a full buffer doubles", () => {
+  const buf = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(readRoom(buf, 2, 4), buf);
+  assert.deepEqual([...buf.subarray(0, 2)], [3, 4]);
+  const grown = readRoom(new Uint8Array([5, 6, 7, 8]), 0, 4);
+  assert.equal(grown.length, 8);
+  assert.deepEqual([...grown.subarray(0, 4)], [5, 6, 7, 8]);
 });

@@ -4,6 +4,7 @@
  * exponential back-off. While disconnected, commands fail at once so callers can apply a failure mode.
  */
 import { connectWithTimeout, parseRedisUrl, type RedisAddress, RedisError } from "./redis_address.ts";
+import { readRoom } from "../network/raw_io.ts";
 import {
   encodeCommands,
   INCOMPLETE,
@@ -177,15 +178,9 @@ export class RedisClient {
     try {
       for (;;) {
         if (end === buf.length) {
-          if (start > 0) {
-            buf.copyWithin(0, start, end);
-            end -= start;
-            start = 0;
-          } else {
-            const bigger = new Uint8Array(buf.length * 2);
-            bigger.set(buf);
-            buf = bigger;
-          }
+          buf = readRoom(buf, start, end);
+          end -= start;
+          start = 0;
         }
         const n = await conn.read(buf.subarray(end));
         if (n === null) {

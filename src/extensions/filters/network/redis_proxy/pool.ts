@@ -7,7 +7,7 @@
  * restarts on each reply; when it fires the connection closes and every pending request fails. A failed or closed
  * connection is replaced on next use.
  */
-import { connRead, connWrite } from "../../../../network/raw_io.ts";
+import { connRead, connWrite, readRoom } from "../../../../network/raw_io.ts";
 import { type TimeoutTarget, TimerEntry, type TimerWheel } from "../../../../common/timer_wheel.ts";
 import type { Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
 import { Fifo } from "./fifo.ts";
@@ -210,15 +210,9 @@ export class RedisClient implements TimeoutTarget {
     try {
       while (true) {
         if (end === buf.length) {
-          if (start > 0) {
-            buf.copyWithin(0, start, end);
-            end -= start;
-            start = 0;
-          } else {
-            const bigger = new Uint8Array(buf.length * 2);
-            bigger.set(buf);
-            buf = bigger;
-          }
+          buf = readRoom(buf, start, end);
+          end -= start;
+          start = 0;
         }
         const n = await connRead(up.conn, end === 0 ? buf : buf.subarray(end));
         if (!n) break;

@@ -4,7 +4,7 @@
  * its slot; the head of the queue is written straight from the upstream read buffer). Output is written one
  * write at a time from two swapped buffers; QUIT and drain close once nothing is owed.
  */
-import { connRead, connWrite } from "../../../../network/raw_io.ts";
+import { connRead, connWrite, readRoom } from "../../../../network/raw_io.ts";
 import type { DownstreamConnection, TerminalFilter } from "../../../../network/filter.ts";
 import type { RedisProxyFactory } from "./filter.ts";
 import { Fifo } from "./fifo.ts";
@@ -79,15 +79,9 @@ export class RedisSession implements TerminalFilter, SlotOwner {
       if (this.#draining) return;
       while (!this.#closed) {
         if (end === buf.length) {
-          if (start > 0) {
-            buf.copyWithin(0, start, end);
-            end -= start;
-            start = 0;
-          } else {
-            const bigger = new Uint8Array(buf.length * 2);
-            bigger.set(buf);
-            buf = bigger;
-          }
+          buf = readRoom(buf, start, end);
+          end -= start;
+          start = 0;
         }
         const n = await connRead(down.conn, end === 0 ? buf : buf.subarray(end));
         if (!n) break;

@@ -20,6 +20,7 @@
  */
 import { Supervisor, tailFile } from "./lib/proc.ts";
 import { findFreePorts, waitForPort } from "./lib/net.ts";
+import { yamlAdmin, yamlStaticCluster } from "./targets.ts";
 import { median } from "./lib/wrk.ts";
 import { frame, legacy, OP, WireClient } from "../tests/mongo_wire_server.ts";
 
@@ -166,8 +167,7 @@ function nuncioConfig(
           stat_prefix: benchmongo
           cluster: mongo
 `;
-  return `admin: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.admin}}}}
-static_resources:
+  return `${yamlAdmin(ports.admin)}static_resources:
   listeners:
 ${withMongo ? mongoListener : ""}  - name: tcp
     address: {socket_address: {address: 127.0.0.1, port_value: ${ports.tcp}}}
@@ -179,13 +179,7 @@ ${withMongo ? mongoListener : ""}  - name: tcp
           stat_prefix: benchtcp
           cluster: mongo
   clusters:
-  - name: mongo
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: mongo
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${ports.server}}}}}]}]
-`;
+${yamlStaticCluster("mongo", ports.server)}`;
 }
 
 /** Reads nuncio's admin `/stats` and returns the `mongo.bench.*` and `tcp.bench*` counters. */

@@ -3,6 +3,7 @@
  * Kafka requests and responses of any api_key/version from the schema table, with random tagged fields in
  * flexible versions, plus small helpers to frame bytes by hand.
  */
+import { seededRandom } from "../../../../upstream/lb/lb.ts";
 import {
   type ApiInfo,
   F_ARRAY,
@@ -18,17 +19,8 @@ import {
   STRUCTS,
 } from "./schema.ts";
 
-/** mulberry32: a small seeded PRNG returning [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG returning [0, 1): the project's mulberry32. */
+export const prng = seededRandom;
 
 /** A growable byte writer with Kafka's primitive encodings. */
 export class Writer {

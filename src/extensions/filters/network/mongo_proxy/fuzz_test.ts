@@ -4,6 +4,7 @@
  * message stays within the message bound and twice the bytes received.
  */
 import assert from "node:assert/strict";
+import { seededRandom } from "../../../../upstream/lb/lb.ts";
 import { MongoDecoder } from "./codec.ts";
 import {
   concat,
@@ -19,17 +20,8 @@ import {
   opReply,
 } from "./test_frames.ts";
 
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32). */
+const prng = seededRandom;
 
 const MAX = 64 * 1024;
 

@@ -179,6 +179,18 @@ async function main(): Promise<number> {
     bins: { nginx: bins.get("nginx")!, haproxy: bins.get("haproxy")! },
     nofile: hardNofile(),
   };
+  /** Each later part runs alone on the machine: every process but the origin stops first. */
+  const stopAllButOrigin = async () => {
+    for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+  };
+  /** The wrk load every part measuring req/s uses. */
+  const wrkLoad = {
+    rounds: o.rounds,
+    durationS: o.durationS,
+    warmupS: o.warmupS,
+    connections: o.connections,
+    threads: o.threads,
+  };
   const targets: TargetResult[] = [];
   let memory: MemoryResult | undefined;
   let rlCalls = 0;
@@ -274,19 +286,15 @@ async function main(): Promise<number> {
     }
     if (o.nuncio && want("compression")) {
       // compressed responses/s of nuncio's compressor vs nginx's gzip, with only the origin left running
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       compression = await runCompressionBench(env, {
         launch,
-        rounds: o.rounds,
-        durationS: o.durationS,
-        warmupS: o.warmupS,
-        connections: o.connections,
-        threads: o.threads,
+        ...wrkLoad,
       });
     }
     if (o.nuncio && want("xds")) {
       // issue 11, alone on the machine: only the origin stays up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       const [o2, o3] = findFreePorts(2);
       try {
         await startMultiOrigin(env, [o2, o3]);
@@ -306,16 +314,16 @@ async function main(): Promise<number> {
       } catch (e) {
         console.error(`xds bench: ${(e as Error).message}`);
       }
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
     }
     if (o.nuncio && want("registry")) {
       // issue 12: registry check-ins/s, memory then Redis, with only the origin up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       registry = await runRegistryBench(registryOpts);
     }
     if (o.nuncio && want("control-plane")) {
       // control plane: snapshot build of 1,000 services, 100 ADS proxies' convergence, RSS; only the origin up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       controlPlane = await runControlPlaneBench({
         ...CONTROL_PLANE_DEFAULTS,
         buildRounds: Math.min(CONTROL_PLANE_DEFAULTS.buildRounds, o.rounds),
@@ -326,14 +334,10 @@ async function main(): Promise<number> {
     }
     if (o.nuncio && want("tracing")) {
       // issue 16: req/s with zipkin tracing at 100 % sampling against without, same run, only the origin up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       tracing = await runTracingBench(env, {
         launch,
-        rounds: o.rounds,
-        durationS: o.durationS,
-        warmupS: o.warmupS,
-        connections: o.connections,
-        threads: o.threads,
+        ...wrkLoad,
       }).catch((e) => {
         console.error(`tracing bench: ${(e as Error).message}`);
         return undefined;
@@ -341,7 +345,7 @@ async function main(): Promise<number> {
     }
     if (o.nuncio && want("mongo")) {
       // issue 14: Mongo round trips/s through nuncio's mongo_proxy against direct, only the origin up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       mongoOpts = {
         durationMs: o.durationS * 1000,
         connections: 16,
@@ -354,7 +358,7 @@ async function main(): Promise<number> {
     }
     if (o.nuncio && want("redis")) {
       // issue 14: redis-benchmark through nuncio's redis_proxy against twemproxy and direct, only the origin up
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       redisOpts = { requests: 200_000, clients: 50, pipelines: [1, 16], rounds: o.rounds, keyspace: 100_000 };
       redis = await runRedisBench(redisOpts).catch((e) => {
         console.error(`redis bench: ${(e as Error).message}`);
@@ -363,12 +367,12 @@ async function main(): Promise<number> {
     }
     if (o.nuncio && want("startup")) {
       // issue 15: exec to serving and to /ready on the demo config, nothing else running
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       startup = await runStartupBench({ root: ROOT, bin: o.nuncioBin, rounds: Math.max(5, o.rounds) });
     }
     if (o.memory && (o.nuncio || o.compareMemory)) {
       // Free the CPU for the memory run: keep only the origin.
-      for (const p of sup.live().filter((p) => p.name !== "origin")) await p.stop();
+      await stopAllButOrigin();
       memory = await measureMemory(env, {
         launch: o.nuncio ? launch : undefined,
         origin,

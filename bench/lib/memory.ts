@@ -66,7 +66,7 @@ async function readLine(stream: ReadableStream<Uint8Array>, timeoutMs: number): 
 export async function measureIdleConnections(sup: Supervisor, opts: IdleOptions): Promise<IdleResult> {
   const count = opts.count ?? 10_000;
   const mode = opts.mode ?? "request";
-  const beforeKiB = await settledRssKiB(opts.pid, 5000);
+  const beforeKiB = await settledRssKiB(opts.pid, 20_000, 500, 5000);
   const opener = sup.spawn("idle-conns", Deno.execPath(), [
     "run",
     "--allow-net",
@@ -85,7 +85,9 @@ export async function measureIdleConnections(sup: Supervisor, opts: IdleOptions)
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${tailFile(opts.logPath)}`);
     }
-    const heldKiB = await settledRssKiB(opts.pid, 5000);
+    // idle means RSS unchanged for 5 s: a runtime that gives a burst's garbage back (nuncio's idle memory
+    // reducer, a second or two after the burst) is measured after it did
+    const heldKiB = await settledRssKiB(opts.pid, 20_000, 500, 5000);
     return {
       mode,
       opened: report.opened,

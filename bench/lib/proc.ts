@@ -242,17 +242,32 @@ export function treeRssKiB(pid: number): number {
   return treeOf(psTable(), pid).reduce((n, r) => n + r.rssKiB, 0);
 }
 
-/** Samples treeRssKiB until two samples `intervalMs` apart differ by < 1%, or maxMs passes. */
-export async function settledRssKiB(pid: number, maxMs = 5000, intervalMs = 500): Promise<number> {
-  let last = treeRssKiB(pid);
+/**
+ * Samples treeRssKiB every `intervalMs` until it has stayed within 1 % for `quietMs` (by default one interval:
+ * two samples that agree), or maxMs passes; returns the last sample.
+ */
+export async function settledRssKiB(
+  pid: number,
+  maxMs = 5000,
+  intervalMs = 500,
+  quietMs = intervalMs,
+): Promise<number> {
+  let ref = treeRssKiB(pid);
+  let stableMs = 0;
+  let now = ref;
   const deadline = Date.now() + maxMs;
   while (Date.now() < deadline) {
     await sleep(intervalMs);
-    const now = treeRssKiB(pid);
-    if (Math.abs(now - last) <= last * 0.01) return now;
-    last = now;
+    now = treeRssKiB(pid);
+    if (Math.abs(now - ref) <= ref * 0.01) {
+      stableMs += intervalMs;
+      if (stableMs >= quietMs) return now;
+    } else {
+      ref = now;
+      stableMs = 0;
+    }
   }
-  return last;
+  return now;
 }
 
 /** What a load generator printed and how it exited. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { getHeapSpaceStatistics } from "node:v8";
-import { compactHeap, CompactionScheduler } from "./heap.ts";
+import { compactHeap, CompactionScheduler, IdleMemoryReducer } from "./heap.ts";
 
 function newSpaceBytes(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? -1;
@@ -39,4 +39,84 @@ Deno.test("CompactionScheduler: one compaction after a burst goes quiet, none wh
   s.close();
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(runs, 1, "closed: nothing left to run");
+});
+
+Deno.test("IdleMemoryReducer: collects once a grown heap goes quiet, not while it allocates, not when small", () => {
+  let s = { heapTotal: 20e6, heapUsed: 15e6, external: 1e6 };
+  let runs = 0;
+  const r = new IdleMemoryReducer({
+    intervalMs: 3_600_000,
+    growthBytes: 4e6,
+    quietBytes: 0.5e6,
+    sample: () => s,
+    compact: () => {
+      runs++;
+      s = { heapTotal: 21e6, heapUsed: 16e6, external: 1e6 };
+      return true;
+    },
+  });
+  try {
+    // a burst: the heap grows and keeps allocating
+    s = { heapTotal: 40e6, heapUsed: 30e6, external: 3e6 };
+    r.tick();
+    s = { heapTotal: 45e6, heapUsed: 38e6, external: 3e6 };
+    r.tick();
+    assert.equal(runs, 0, "busy: no pause");
+    // the burst is over: heapUsed stands still
+    r.tick();
+    assert.equal(runs, 1);
+    // that collection freed a lot: one more at the next quiet sample, which frees nothing, so none after it
+    r.tick();
+    assert.equal(runs, 2);
+    assert.equal(r.runs, 2);
+    // quiet and small: nothing more
+    r.tick();
+    r.tick();
+    assert.equal(runs, 2);
+    // a little growth (below growthBytes) is left alone
+    s = { heapTotal: 23e6, heapUsed: 17e6, external: 1e6 };
+    r.tick();
+    r.tick();
+    assert.equal(runs, 2);
+  } finally {
+    r.close();
+  }
+});
+
+Deno.test("IdleMemoryReducer: a scavenge that shrinks the heap lowers the baseline; close leaves no timer", async () => {
+  let s = { heapTotal: 30e6, heapUsed: 20e6, external: 0 };
+  let runs = 0;
+  const r = new IdleMemoryReducer({
+    intervalMs: 5,
+    growthBytes: 4e6,
+    sample: () => s,
+    compact: () => {
+      runs++;
+      return true;
+    },
+  });
+  s = { heapTotal: 25e6, heapUsed: 20e6, external: 0 }; // V8 shrank on its own
+  await new Promise((res) => setTimeout(res, 30));
+  s = { heapTotal: 28e6, heapUsed: 20e6, external: 0 }; // +3 MB over the new baseline: below the threshold
+  await new Promise((res) => setTimeout(res, 30));
+  assert.equal(runs, 0);
+  s = { heapTotal: 30e6, heapUsed: 20e6, external: 0 }; // +5 MB: collected
+  await new Promise((res) => setTimeout(res, 30));
+  assert.ok(runs >= 1);
+  r.close();
+});
+
+Deno.test("IdleMemoryReducer on the real heap: garbage of a burst is given back once quiet", () => {
+  const r = new IdleMemoryReducer({ intervalMs: 3_600_000, growthBytes: 1024 * 1024 });
+  try {
+    let keep: unknown[] = [];
+    for (let i = 0; i < 300_000; i++) keep.push({ i, s: `v${i}`, b: new Uint8Array(16) });
+    keep = [];
+    r.tick(); // the burst's allocation shows as movement
+    r.tick(); // quiet now
+    assert.ok(r.runs >= 1, "a collection after the burst");
+    assert.equal(keep.length, 0);
+  } finally {
+    r.close();
+  }
 });

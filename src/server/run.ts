@@ -3,7 +3,7 @@
  * server and admin, handles signals (SIGTERM/SIGINT drain and exit, SIGUSR1 reopens logs, SIGHUP is logged and
  * ignored) and drains on the way out. main.ts calls it after parsing flags.
  */
-import { compactHeap } from "../common/heap.ts";
+import { compactHeap, IdleMemoryReducer } from "../common/heap.ts";
 import {
   Logger,
   parseComponentLogLevels,
@@ -233,6 +233,9 @@ async function run(
   log.info(`nuncio ${VERSION} started with ${f.concurrency} worker(s)`);
   // start-up garbage (YAML document, zod parse, module evaluation) goes back to the OS now, not never
   compactHeap();
+  // and what a burst of traffic leaves, once it is over (V8's memory reducer, which Deno does not run); its
+  // timer is unref'd, so an exception on the way out cannot keep the process alive
+  const reducer = new IdleMemoryReducer();
   let handedOver: Promise<void> | undefined;
   let handOver!: () => void;
   const handOverRequested = new Promise<"hand-over">((r) => handOver = () => r("hand-over"));
@@ -297,6 +300,7 @@ async function run(
     // the last stats go to the next epoch before this one exits
     await handedOver;
   }
+  reducer.close();
   await admin?.close();
   return 0;
 }

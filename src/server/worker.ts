@@ -2,7 +2,7 @@
 /** Entry point of a data-plane worker: loads the bootstrap, runs a DataPlane, answers stats requests. */
 import "../config/zod_setup.ts";
 import "../registry/builtin.ts";
-import { compactHeap, CompactionScheduler } from "../common/heap.ts";
+import { compactHeap, CompactionScheduler, IdleMemoryReducer } from "../common/heap.ts";
 import { SharedArena } from "../common/shared_arena.ts";
 import { applyLogSettings, reopenLogFile, setLogTag } from "../common/log.ts";
 import { reopenAccessLogs } from "../access_log/writer.ts";
@@ -31,6 +31,8 @@ async function applyRawUpdate(p: DataPlane, u: RawUpdate): Promise<{ error?: str
 let plane: DataPlane | undefined;
 /** After xDS updates go quiet, this worker's heap is compacted as at start-up. */
 const compaction = new CompactionScheduler();
+/** Gives a burst's garbage back once this worker goes quiet (started with the data plane). */
+let reducer: IdleMemoryReducer | undefined;
 
 function send(m: FromWorker): void {
   self.postMessage(m);
@@ -59,6 +61,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       await plane.start(true);
       send({ type: "started", addresses: plane.addresses() });
       compactHeap();
+      reducer = new IdleMemoryReducer();
     } else if (m.type === "stats") {
       send({ type: "stats", id: m.id, snapshot: plane!.stats.snapshot(), clusters: plane!.clusterStatus() });
     } else if (m.type === "xds") {
@@ -85,6 +88,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
       send({ type: "reset_counters", id: m.id });
     } else if (m.type === "stop") {
       compaction.close();
+      reducer?.close();
       await plane?.stop(m.graceMs, m.drain);
       send({ type: "stopped", snapshot: plane?.stats.snapshot() });
       self.close();

@@ -8,14 +8,50 @@
  * counted (`onDropped`), so a slow or dead collector costs bounded memory and nothing on the request path.
  */
 
+/**
+ * Where a batcher keeps finished spans until a report takes them: an array by default (`ArraySpans`); a tracer
+ * may encode each span as it finishes instead, so that nothing of it outlives the request.
+ */
+export interface SpanBuffer<T, B> {
+  /** Spans buffered. */
+  readonly length: number;
+  /** Buffers a finished span. */
+  push(span: T): void;
+  /** What is buffered as one report's batch; the buffer is empty afterwards. */
+  take(): B;
+  /** Drops what is buffered. */
+  clear(): void;
+}
+
+/** The default buffer: the spans themselves. */
+export class ArraySpans<T> implements SpanBuffer<T, T[]> {
+  #spans: T[] = [];
+  get length(): number {
+    return this.#spans.length;
+  }
+  push(span: T): void {
+    this.#spans.push(span);
+  }
+  take(): T[] {
+    const b = this.#spans;
+    this.#spans = [];
+    return b;
+  }
+  clear(): void {
+    this.#spans = [];
+  }
+}
+
 /** Options of a batcher. */
-export interface BatcherOptions<T> {
+export interface BatcherOptions<T, B = T[]> {
   /** Flush when this many spans are pending (Envoy: min_flush_spans, 5). */
   readonly minFlushSpans: number;
   /** Flush at least this often, ms (Envoy: flush_interval_ms, 5000). */
   readonly flushIntervalMs: number;
   /** Sends one batch; resolves when the collector answered or the send failed. */
-  readonly send: (batch: T[]) => Promise<void>;
+  readonly send: (batch: B, spans: number) => Promise<void>;
+  /** Where spans wait (default: an `ArraySpans`; give one whenever B is not T[]). */
+  readonly buffer?: SpanBuffer<T, B>;
   /** A timer flush ran (Envoy's timer_flushed). */
   readonly onTimerFlush?: () => void;
   /** `spans` were dropped because `maxPending` waited for a report in flight. */
@@ -27,9 +63,9 @@ export interface BatcherOptions<T> {
 }
 
 /** Buffers finished spans and sends them in batches. */
-export class SpanBatcher<T> {
-  #pending: T[] = [];
-  readonly #o: BatcherOptions<T>;
+export class SpanBatcher<T, B = T[]> {
+  readonly #pending: SpanBuffer<T, B>;
+  readonly #o: BatcherOptions<T, B>;
   readonly #maxPending: number;
   readonly #minGapMs: number;
   #inFlight: Promise<void> | null = null;
@@ -40,8 +76,9 @@ export class SpanBatcher<T> {
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
 
-  constructor(o: BatcherOptions<T>) {
+  constructor(o: BatcherOptions<T, B>) {
     this.#o = o;
+    this.#pending = o.buffer ?? (new ArraySpans<T>() as unknown as SpanBuffer<T, B>);
     this.#maxPending = o.maxPending ?? 10_000;
     this.#minGapMs = o.minGapMs ?? 20;
     this.#timer = setInterval(() => {
@@ -62,10 +99,10 @@ export class SpanBatcher<T> {
     const p = this.#pending;
     if (p.length >= this.#maxPending) {
       this.#o.onDropped?.(p.length);
-      this.#pending = [];
+      p.clear();
     }
-    this.#pending.push(span);
-    if (this.#pending.length === this.#o.minFlushSpans) this.flush();
+    p.push(span);
+    if (p.length === this.#o.minFlushSpans) this.flush();
   }
 
   /**
@@ -83,10 +120,10 @@ export class SpanBatcher<T> {
       Deno.unrefTimer(this.#gapTimer);
       return;
     }
-    const batch = this.#pending;
-    this.#pending = [];
+    const spans = this.#pending.length;
+    const batch = this.#pending.take();
     this.#lastStart = performance.now();
-    this.#inFlight = this.#o.send(batch).catch(() => {}).then(() => {
+    this.#inFlight = this.#o.send(batch, spans).catch(() => {}).then(() => {
       this.#inFlight = null;
       if (this.#closed || this.#pending.length >= this.#o.minFlushSpans) this.flush();
     });

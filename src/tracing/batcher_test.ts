@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomHex64, SpanBatcher } from "./batcher.ts";
+import { randomHex64, SpanBatcher, type SpanBuffer } from "./batcher.ts";
 import { JsonBytes } from "./json_bytes.ts";
 
 Deno.test("SpanBatcher: min_flush_spans, one report in flight, bounded buffer, close flushes", async () => {
@@ -37,6 +37,40 @@ Deno.test("SpanBatcher: min_flush_spans, one report in flight, bounded buffer, c
   assert.deepEqual(sent[2], [11]);
   release();
   await closing;
+});
+
+Deno.test("SpanBatcher with a buffer of its own: spans encoded as they are added, the batch is its text", async () => {
+  const sent: [string, number][] = [];
+  let text = "";
+  const buffer: SpanBuffer<number, string> = {
+    get length() {
+      return text === "" ? 0 : text.split(",").length;
+    },
+    push: (n) => text += text === "" ? `${n}` : `,${n}`,
+    take: () => {
+      const t = text;
+      text = "";
+      return t;
+    },
+    clear: () => text = "",
+  };
+  const b = new SpanBatcher<number, string>({
+    minFlushSpans: 2,
+    flushIntervalMs: 60_000,
+    minGapMs: 0,
+    maxPending: 3,
+    buffer,
+    send: (batch, spans) => {
+      sent.push([batch, spans]);
+      return Promise.resolve();
+    },
+  });
+  b.add(1);
+  b.add(2);
+  assert.deepEqual(sent, [["1,2", 2]]);
+  b.add(3);
+  await b.close();
+  assert.deepEqual(sent, [["1,2", 2], ["3", 1]]);
 });
 
 Deno.test("JsonBytes: ASCII copied, escapes and non-ASCII through JSON.stringify", () => {

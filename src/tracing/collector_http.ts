@@ -9,6 +9,9 @@ import { HeaderMap } from "../http/headers.ts";
 import { connRead, connWriteAll } from "../network/raw_io.ts";
 import type { AcquireOptions, ClusterManager, UpstreamConnection } from "../upstream/types.ts";
 
+/** Bytes a caller may leave free in front of `body` (see `CollectorPost.headRoom`): room for a request head. */
+export const COLLECTOR_HEAD_ROOM = 512;
+
 const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
 const ACQUIRE: AcquireOptions = { priority: 0 };
 
@@ -19,6 +22,11 @@ export interface CollectorPost {
   readonly authority: string;
   readonly contentType: string;
   readonly body: Uint8Array;
+  /**
+   * Bytes of `body.buffer` right before `body` that the call may overwrite with the request head, so that head
+   * and body go out in one write without copying the body (0 or absent: the body is copied behind the head).
+   */
+  readonly headRoom?: number;
   /** Extra request headers (lowercase names). */
   readonly headers?: readonly [string, string][];
   /** Bound on the whole exchange, ms (0: none). */
@@ -49,9 +57,15 @@ export async function postToCollector(cm: ClusterManager, p: CollectorPost): Pro
   try {
     // head and body in one write: a report is one syscall to the collector
     const head = encodeRequestHead("POST", p.path, headers, { authority: p.authority });
-    const message = new Uint8Array(head.length + p.body.length);
+    const body = p.body;
+    let message: Uint8Array;
+    if (head.length <= (p.headRoom ?? 0) && body.byteOffset >= head.length) {
+      message = new Uint8Array(body.buffer, body.byteOffset - head.length, head.length + body.length);
+    } else {
+      message = new Uint8Array(head.length + body.length);
+      message.set(body, head.length);
+    }
     message.set(head);
-    message.set(p.body, head.length);
     const acq = cluster.takeIdleHttp1(host) ?? await cluster.acquireHttp1(host, ACQUIRE);
     if (!acq.ok) return 0;
     const conn = up = acq.connection;

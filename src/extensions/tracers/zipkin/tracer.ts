@@ -3,9 +3,9 @@
  * (multi-header, as Envoy), Zipkin v2 spans (kind, shared server spans), and a per-event-loop reporter posting
  * JSON batches to `collector_endpoint` on `collector_cluster` with Envoy's `tracing.zipkin.*` stats.
  */
-import { randomHex64, SpanBatcher } from "../../../tracing/batcher.ts";
-import { postToCollector } from "../../../tracing/collector_http.ts";
-import { JsonBytes } from "../../../tracing/json_bytes.ts";
+import { randomHex64, SpanBatcher, type SpanBuffer } from "../../../tracing/batcher.ts";
+import { COLLECTOR_HEAD_ROOM, postToCollector } from "../../../tracing/collector_http.ts";
+import { JsonBytes, putRaw, putStr } from "../../../tracing/json_bytes.ts";
 import type { Span, SpanStart, TracerDriver } from "../../../tracing/types.ts";
 import type { HeaderMap } from "../../../http/headers.ts";
 import type { FactoryContext } from "../../../network/filter.ts";
@@ -123,6 +123,8 @@ export class ZipkinSpan implements Span {
   /** Duration in µs once finished. */
   duration = 0;
   #done = false;
+  /** Bit `length & 31` of every tag name held: a name whose bit is clear is new, no search needed. */
+  #nameLengths = 0;
 
   constructor(
     readonly driver: ZipkinDriver,
@@ -139,12 +141,15 @@ export class ZipkinSpan implements Span {
 
   setTag(name: string, value: string): void {
     const names = this.tagNames;
-    for (let i = 0; i < names.length; i++) {
-      if (names[i] === name) {
-        this.tagValues[i] = value;
-        return;
+    const bit = 1 << (name.length & 31);
+    if ((this.#nameLengths & bit) !== 0) {
+      for (let i = 0; i < names.length; i++) {
+        if (names[i] === name) {
+          this.tagValues[i] = value;
+          return;
+        }
       }
-    }
+    } else this.#nameLengths |= bit;
     names.push(name);
     this.tagValues.push(value);
   }
@@ -199,47 +204,53 @@ export class ZipkinSpan implements Span {
     return JSON.parse(new TextDecoder().decode(w.bytes()));
   }
 
-  /** Writes the Zipkin v2 JSON object. */
+  /** Writes the Zipkin v2 JSON object (room reserved once, the position kept in a local). */
   write(w: JsonBytes): void {
-    w.raw('{"traceId":"');
-    w.raw(this.traceId);
+    const names = this.tagNames, values = this.tagValues, a = this.annotations;
+    const service = this.driver.localEndpoint.serviceName;
+    // ids are hex (generated or validated), numbers at most 17 bytes; strings at most 6 bytes a unit
+    let room = 256 + 6 * (this.name.length + service.length) + this.traceId.length + this.parentId.length;
+    for (let i = 0; i < names.length; i++) room += 6 * (names[i].length + values[i].length) + 6;
+    if (a !== null) { for (let i = 0; i < a.length; i++) room += 64 + 6 * a[i].value.length; }
+    const b = w.reserve(room);
+    let p = putRaw(b, w.pos, '{"traceId":"');
+    p = putRaw(b, p, this.traceId);
     if (this.parentId !== "") {
-      w.raw('","parentId":"');
-      w.raw(this.parentId);
+      p = putRaw(b, p, '","parentId":"');
+      p = putRaw(b, p, this.parentId);
     }
-    w.raw('","id":"');
-    w.raw(this.id);
-    w.raw(this.kind === "SERVER" ? '","kind":"SERVER","name":' : '","kind":"CLIENT","name":');
-    w.str(this.name);
-    w.raw(',"timestamp":');
-    w.num(this.timestamp);
-    w.raw(',"duration":');
-    w.num(this.duration);
-    w.raw(',"localEndpoint":{"serviceName":');
-    w.str(this.driver.localEndpoint.serviceName);
-    w.raw("}");
-    if (this.shared) w.raw(',"shared":true');
-    const a = this.annotations;
+    p = putRaw(b, p, '","id":"');
+    p = putRaw(b, p, this.id);
+    p = putRaw(b, p, this.kind === "SERVER" ? '","kind":"SERVER","name":' : '","kind":"CLIENT","name":');
+    p = putStr(b, p, this.name);
+    p = putRaw(b, p, ',"timestamp":');
+    p = putRaw(b, p, String(this.timestamp));
+    p = putRaw(b, p, ',"duration":');
+    p = putRaw(b, p, String(this.duration));
+    p = putRaw(b, p, ',"localEndpoint":{"serviceName":');
+    p = putStr(b, p, service);
+    p = putRaw(b, p, this.shared ? '},"shared":true' : "}");
     if (a !== null) {
-      w.raw(',"annotations":[');
+      p = putRaw(b, p, ',"annotations":[');
       for (let i = 0; i < a.length; i++) {
-        w.raw(i === 0 ? '{"timestamp":' : ',{"timestamp":');
-        w.num(a[i].timestamp);
-        w.raw(',"value":');
-        w.str(a[i].value);
-        w.raw("}");
+        p = putRaw(b, p, i === 0 ? '{"timestamp":' : ',{"timestamp":');
+        p = putRaw(b, p, String(a[i].timestamp));
+        p = putRaw(b, p, ',"value":');
+        p = putStr(b, p, a[i].value);
+        b[p++] = 125; // }
       }
-      w.raw("]");
+      b[p++] = 93; // ]
     }
-    w.raw(',"tags":{');
-    const names = this.tagNames, values = this.tagValues;
+    p = putRaw(b, p, ',"tags":{');
     for (let i = 0; i < names.length; i++) {
-      if (i > 0) w.raw(",");
-      w.str(names[i]);
-      w.raw(":");
-      w.str(values[i]);
+      if (i > 0) b[p++] = 44; // ,
+      p = putStr(b, p, names[i]);
+      b[p++] = 58; // :
+      p = putStr(b, p, values[i]);
     }
-    w.raw("}}");
+    b[p++] = 125;
+    b[p++] = 125;
+    w.pos = p;
   }
 }
 
@@ -258,16 +269,38 @@ const NOT_SAMPLED: Span = {
   finish() {},
 };
 
-/** A report body: the JSON array of the batch's spans. */
-function encodeBatch(batch: ZipkinSpan[]): Uint8Array {
-  const w = new JsonBytes(batch.length * 768 + 2);
-  w.raw("[");
-  for (let i = 0; i < batch.length; i++) {
-    if (i > 0) w.raw(",");
-    batch[i].write(w);
+/**
+ * A driver's report buffer: each span is written as JSON when it finishes, so nothing of it outlives its
+ * request; `take` closes the array and hands over the bytes. Two writers alternate: one fills while the other's
+ * bytes are in flight (the batcher takes again only once that report ended). Both leave room in front for the
+ * request head.
+ */
+class SpanJson implements SpanBuffer<ZipkinSpan, Uint8Array> {
+  length = 0;
+  #w = new JsonBytes(16 * 1024, COLLECTOR_HEAD_ROOM);
+  #other = new JsonBytes(16 * 1024, COLLECTOR_HEAD_ROOM);
+
+  push(span: ZipkinSpan): void {
+    const w = this.#w;
+    w.reserve(1)[w.pos++] = this.length === 0 ? 91 : 44; // [ or ,
+    span.write(w);
+    this.length++;
   }
-  w.raw("]");
-  return w.bytes();
+
+  take(): Uint8Array {
+    const w = this.#w;
+    w.raw("]");
+    this.#w = this.#other;
+    this.#w.reset();
+    this.#other = w;
+    this.length = 0;
+    return w.bytes();
+  }
+
+  clear(): void {
+    this.#w.reset();
+    this.length = 0;
+  }
 }
 
 /** One Zipkin tracer per config and event loop. */
@@ -275,7 +308,7 @@ export class ZipkinDriver implements TracerDriver {
   readonly stats: ZipkinStats;
   readonly localEndpoint: { serviceName: string };
 
-  readonly #batcher: SpanBatcher<ZipkinSpan>;
+  readonly #batcher: SpanBatcher<ZipkinSpan, Uint8Array>;
   readonly #config: ZipkinConfig;
 
   constructor(config: ZipkinConfig, readonly ctx: FactoryContext, opts?: { flushIntervalMs?: number }) {
@@ -283,10 +316,11 @@ export class ZipkinDriver implements TracerDriver {
     this.stats = new ZipkinStats(ctx);
     this.localEndpoint = { serviceName: ctx.node.cluster };
 
-    this.#batcher = new SpanBatcher<ZipkinSpan>({
+    this.#batcher = new SpanBatcher<ZipkinSpan, Uint8Array>({
       minFlushSpans: 5,
       flushIntervalMs: opts?.flushIntervalMs ?? 5000,
-      send: (batch) => this.#send(batch),
+      buffer: new SpanJson(),
+      send: (body, spans) => this.#send(body, spans),
       onTimerFlush: () => this.stats.timer_flushed.inc(),
       onDropped: () => this.stats.reports_dropped.inc(),
     });
@@ -329,16 +363,17 @@ export class ZipkinDriver implements TracerDriver {
     this.#batcher.add(span);
   }
 
-  async #send(batch: ZipkinSpan[]): Promise<void> {
+  async #send(body: Uint8Array, spans: number): Promise<void> {
     const c = this.#config;
     const stats = this.stats;
-    stats.spans_sent.inc(batch.length);
+    stats.spans_sent.inc(spans);
     const status = await postToCollector(this.ctx.clusterManager, {
       cluster: c.collector_cluster,
       path: c.collector_endpoint,
       authority: c.collector_hostname || c.collector_cluster,
       contentType: "application/json",
-      body: encodeBatch(batch),
+      body,
+      headRoom: COLLECTOR_HEAD_ROOM,
       timeoutMs: 5000,
     });
     if (status === -1) stats.reports_skipped_no_cluster.inc();

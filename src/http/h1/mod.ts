@@ -27,3 +27,11 @@ export {
   responseHeadString,
 } from "./encode.ts";
 export { reasonPhrase } from "./status_text.ts";
+export {
+  BodyEvent,
+  BodyFraming,
+  CLIENT_READ_BUF_SIZE,
+  H1ClientCodec,
+  H1ClosedError,
+  RESPONSE_LIMITS,
+} from "./client.ts";

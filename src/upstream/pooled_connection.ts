@@ -1,10 +1,10 @@
 /** A pooled (or unpooled, for tcp_proxy) upstream connection and its idle-read bookkeeping. */
-import { connRead } from "../network/raw_io.ts";
+import { CLIENT_READ_BUF_SIZE, H1ClientCodec } from "../http/h1/client.ts";
 import type { PriorityBreakers } from "./circuit_breaker.ts";
 import type { AcquireResult, Host, UpstreamConnection } from "./types.ts";
 
 /** Size of each connection's read buffer. */
-export const READ_BUF_SIZE = 16 * 1024;
+export const READ_BUF_SIZE = CLIENT_READ_BUF_SIZE;
 
 /** Connection state: owned by a user. */
 export const BUSY = 0;
@@ -36,10 +36,8 @@ export class PooledConnection implements UpstreamConnection {
   readonly conn: Deno.Conn;
   readonly host: Host;
   reused = false;
-  pendingRead: Promise<number | null> | null = null;
-  readonly readBuf: Uint8Array = new Uint8Array(READ_BUF_SIZE);
-  readStart = 0;
-  readEnd = 0;
+  /** The HTTP/1.1 client codec: the read buffer and the pending idle read. */
+  readonly h1: H1ClientCodec;
   lastRxMono = 0;
   /** BUSY, IDLE or CLOSED. */
   state = BUSY;
@@ -66,7 +64,37 @@ export class PooledConnection implements UpstreamConnection {
     this.host = host;
     this.createdAt = createdAt;
     this.#tcp = tcp;
+    this.h1 = new H1ClientCodec(conn);
     this.acquired = { ok: true, connection: this };
+  }
+
+  /** The codec's pending idle read (for users still reading by hand). */
+  get pendingRead(): Promise<number | null> | null {
+    return this.h1.pendingRead;
+  }
+  set pendingRead(p: Promise<number | null> | null) {
+    this.h1.pendingRead = p;
+  }
+
+  /** The codec's read buffer. */
+  get readBuf(): Uint8Array {
+    return this.h1.buf;
+  }
+
+  /** Start of the unconsumed bytes of `readBuf`. */
+  get readStart(): number {
+    return this.h1.start;
+  }
+  set readStart(n: number) {
+    this.h1.start = n;
+  }
+
+  /** End of the received bytes of `readBuf`. */
+  get readEnd(): number {
+    return this.h1.end;
+  }
+  set readEnd(n: number) {
+    this.h1.end = n;
   }
 
   /** "ip:port" of the socket's local end, formatted once ("" when the socket is already closed). */
@@ -86,14 +114,7 @@ export class PooledConnection implements UpstreamConnection {
   armIdleRead(): void {
     if (this.#readInFlight) return;
     this.#readInFlight = true;
-    this.readStart = this.readEnd = 0;
-    let p: Promise<number | null>;
-    try {
-      p = connRead(this.conn, this.readBuf);
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    this.pendingRead = p;
+    const p = this.h1.armIdleRead();
     p.then(this.#onRead, this.#onReadError);
   }
 

@@ -5,6 +5,7 @@
 import type { MetadataMatchCriteria } from "../common/metadata_match.ts";
 import type { Counter, Gauge, Histogram } from "../stats/store.ts";
 import type { CircuitBreakers } from "./circuit_breaker.ts";
+import type { H1ClientCodec } from "../http/h1/client.ts";
 import type { H2ClientConnection } from "../http/h2/client.ts";
 import type { ClusterConfig, ClusterLoadAssignment } from "./config.ts";
 
@@ -96,11 +97,13 @@ export interface UpstreamConnection {
   /** True when this connection served an earlier request. */
   readonly reused: boolean;
   /**
-   * A read already in flight into `readBuf` (idle connections keep one pending to notice a peer close);
-   * the user must await it before issuing its own reads. Null when none is pending.
+   * The HTTP/1.1 client codec of this connection: it owns the read buffer and the read the pool keeps pending
+   * while the connection is idle (to notice a peer close), so a user reads through it.
    */
+  readonly h1: H1ClientCodec;
+  /** The codec's pending idle read (users still reading by hand must await it before their own reads). */
   pendingRead: Promise<number | null> | null;
-  /** The connection's own read buffer (at least 16 KiB). */
+  /** The codec's read buffer (at least 16 KiB). */
   readonly readBuf: Uint8Array;
   /** Bytes [readStart, readEnd) of readBuf are unconsumed data left over from the last read. */
   readStart: number;

@@ -20,9 +20,6 @@ const ignore = () => {};
 export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
   /** The connection while the attempt owns one. */
   up: UpstreamConnection | null = null;
-  /** Read window after the last read (response_reader). */
-  lastStart = 0;
-  lastEnd = 0;
   #chunked = false;
   #acquiring = false;
 
@@ -176,8 +173,7 @@ export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
     const u = this.up;
     if (u !== null) {
       this.up = null;
-      u.readStart = 0;
-      u.readEnd = 0;
+      u.h1.endResponse();
       u.lastRxMono = this.rxMono;
       u.release(reusable && this.requestSent && !this.tunnel);
     }

@@ -219,12 +219,8 @@ Deno.test("network ratelimit: over the limit closes new connections before they 
   });
 });
 
-Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's filter, 2 workers share the limit", async () => {
-  await using origin = startOrigin("o");
-  const dir = await Deno.makeTempDir({ prefix: "nuncio_rl_embedded_" });
-  await Deno.writeTextFile(`${dir}/edge.yaml`, LIMITS);
-  const rlsPort = freePort();
-  const listenPort = freePort();
+/** A proxy on `listenPort` whose route asks the embedded service (limits in `dir`) bound on `rlsPort`. */
+function embeddedYaml(originPort: number, dir: string, rlsPort: number, listenPort: number, extra: Obj = {}) {
   const listener = httpListener({
     virtualHosts: [anyHost([{
       match: { prefix: "/" },
@@ -233,11 +229,11 @@ Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's
         rate_limits: [{ actions: [{ generic_key: { descriptor_value: "slow" } }] }],
       },
     }])],
-    hcm: { http_filters: [rlFilter(), ROUTER] },
+    hcm: { http_filters: [rlFilter(extra), ROUTER] },
   }) as { address: { socket_address: { port_value: number } } };
   listener.address.socket_address.port_value = listenPort;
-  const yaml = bootstrapYaml([listener], [
-    staticCluster("origin", [origin.port]),
+  return bootstrapYaml([listener], [
+    staticCluster("origin", [originPort]),
     staticCluster("rls", [rlsPort]),
   ], {
     admin: ADMIN,
@@ -247,9 +243,17 @@ Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's
         "@type": "type.googleapis.com/nuncio.ratelimit.v1.EmbeddedRateLimitService",
         limits_path: dir,
         grpc_address: { socket_address: { address: "127.0.0.1", port_value: rlsPort } },
+        watch_interval: "0s",
       },
     }],
   });
+}
+
+Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's filter, 2 workers share the limit", async () => {
+  await using origin = startOrigin("o");
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_rl_embedded_" });
+  await Deno.writeTextFile(`${dir}/edge.yaml`, LIMITS);
+  const yaml = embeddedYaml(origin.port, dir, freePort(), freePort());
   try {
     await using s = await startServer(yaml, 2);
     const codes = new Map<number, number>();
@@ -264,6 +268,58 @@ Deno.test("embedded rate-limit service (bootstrap_extensions) serves the proxy's
     // the service's own stats show on the proxy's admin port
     const stats = await s.admin("/stats?filter=ratelimit.service");
     assert.match(stats, /ratelimit\.service\.rate_limit\.edge\.generic_key_slow\.over_limit: 20/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("embedded rate-limit service on the proxy's own thread is called directly: same answers, no gRPC", async () => {
+  await using origin = startOrigin("o");
+  const dir = await Deno.makeTempDir({ prefix: "nuncio_rl_direct_" });
+  await Deno.writeTextFile(`${dir}/edge.yaml`, LIMITS);
+  const stat = (text: string, name: string) =>
+    Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+  try {
+    {
+      const extra = { enable_x_ratelimit_headers: "DRAFT_VERSION_03" };
+      await using s = await startServer(embeddedYaml(origin.port, dir, freePort(), freePort(), extra), 1);
+      const codes = new Map<number, number>();
+      for (let i = 0; i < 30; i++) {
+        const r = await fetch(`http://127.0.0.1:${s.port}/`);
+        await r.body?.cancel();
+        codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+        if (i === 0) {
+          assert.equal(r.headers.get("x-ratelimit-limit"), "10, 10;w=60");
+          assert.equal(r.headers.get("x-ratelimit-remaining"), "9");
+          assert.ok(Number(r.headers.get("x-ratelimit-reset")) <= 60);
+        }
+        if (i === 29) {
+          assert.equal(r.headers.get("x-envoy-ratelimited"), "true");
+          assert.equal(r.headers.get("x-ratelimit-remaining"), "0");
+        }
+      }
+      assert.equal(codes.get(200), 10);
+      assert.equal(codes.get(429), 20);
+      const stats = await s.admin("/stats");
+      assert.equal(stat(stats, "cluster.origin.ratelimit.ok"), 10);
+      assert.equal(stat(stats, "cluster.origin.ratelimit.over_limit"), 20);
+      assert.equal(stat(stats, "ratelimit.service.rate_limit.edge.generic_key_slow.over_limit"), 20);
+      // decided in process: the rls cluster never opened a connection
+      assert.equal(stat(stats, "cluster.rls.upstream_cx_total"), 0);
+    }
+    // a service whose limits failed to load answers UNAVAILABLE: fail open (RLSE), or 500 with failure_mode_deny
+    await Deno.writeTextFile(`${dir}/edge.yaml`, "domain: [");
+    for (const deny of [false, true]) {
+      const yaml = embeddedYaml(origin.port, dir, freePort(), freePort(), { failure_mode_deny: deny });
+      await using s = await startServer(yaml, 1);
+      const r = await fetch(`http://127.0.0.1:${s.port}/`);
+      await r.body?.cancel();
+      assert.equal(r.status, deny ? 500 : 200);
+      const stats = await s.admin("/stats");
+      assert.equal(stat(stats, "cluster.origin.ratelimit.error"), 1);
+      assert.equal(stat(stats, "cluster.origin.ratelimit.failure_mode_allowed"), deny ? 0 : 1);
+      assert.equal(stat(stats, "cluster.rls.upstream_cx_total"), 0);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,10 +11,12 @@
  *     watch_interval: 1s
  *     shadow_mode: false
  *
- * Data-plane workers reach it like any RLS: a STATIC cluster pointing at grpc_address.
+ * Data-plane workers reach it like any RLS: a STATIC cluster pointing at grpc_address. A data plane on the
+ * same thread (`--concurrency 1`) whose cluster picks that address calls the service directly (local.ts).
  */
 import type { StatsStore } from "../stats/store.ts";
 import { type RatelimitHandle, type RatelimitServiceOptions, startRatelimitService } from "./run.ts";
+import { registerLocalRateLimitService } from "./local.ts";
 
 export { type EmbeddedRatelimitConfig, embeddedRatelimitSchema } from "./embedded_config.ts";
 import type { EmbeddedRatelimitConfig } from "./embedded_config.ts";
@@ -41,10 +43,21 @@ export function embeddedOptions(c: EmbeddedRatelimitConfig, stats?: StatsStore):
   };
 }
 
-/** Runs at proxy start (main thread): starts the embedded service; close the handle at shutdown. */
-export function startEmbeddedRatelimit(
+/**
+ * Runs at proxy start (main thread): starts the embedded service and registers it by its gRPC address for
+ * direct calls from this thread's filters; close the handle at shutdown (which unregisters it first).
+ */
+export async function startEmbeddedRatelimit(
   c: EmbeddedRatelimitConfig,
   stats?: StatsStore,
 ): Promise<RatelimitHandle> {
-  return startRatelimitService(embeddedOptions(c, stats));
+  const o = embeddedOptions(c, stats);
+  const handle = await startRatelimitService(o);
+  if (handle.grpcPort === undefined) return handle;
+  const unregister = registerLocalRateLimitService(o.hostname!, handle.grpcPort, handle.service);
+  const close = () => {
+    unregister();
+    return handle.close();
+  };
+  return { ...handle, close, [Symbol.asyncDispose]: close };
 }

@@ -41,8 +41,11 @@ export interface RlsRequest {
 
 /** A client of the rate-limit service (one per filter config; reuses its connection). */
 export interface RateLimitClient {
-  /** Resolves with the decision, or with an Error (service error, unreachable, deadline passed). Never rejects. */
-  shouldRateLimit(req: RlsRequest, timeoutMs: number): Promise<RlsDecision | Error>;
+  /**
+   * The decision, or an Error (service error, unreachable, deadline passed): at once when the answer is known
+   * without waiting (the embedded service on this event loop), else a promise that never rejects.
+   */
+  shouldRateLimit(req: RlsRequest, timeoutMs: number): RlsDecision | Error | Promise<RlsDecision | Error>;
   /** Closes the connection (snapshot retired). */
   close(): void;
 }

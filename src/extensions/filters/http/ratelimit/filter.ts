@@ -13,6 +13,7 @@ import {
   type HttpFilterFactory,
   HttpFilterStatus,
   type HttpResponse,
+  type LocalReplyOptions,
 } from "../../../../http/filter.ts";
 import { HeaderMap } from "../../../../http/headers.ts";
 import type { DescriptorEntry } from "../../../../http/routing/rate_limits.ts";
@@ -22,6 +23,7 @@ import { type RateLimitClient, RlsCode, type RlsDecision } from "../../common/ra
 import type { HttpRateLimitConfig } from "./config.ts";
 import { RuntimeFraction } from "../../common/config.ts";
 import { runtime } from "../../../../runtime/current.ts";
+import type { Span } from "../../../../tracing/types.ts";
 
 /** The child span of a ShouldRateLimit call (Envoy's async gRPC client: "async <service>.<method> egress"). */
 const RLS_SPAN = "async envoy.service.ratelimit.v3.RateLimitService.ShouldRateLimit egress";
@@ -175,17 +177,37 @@ class HttpRateLimitFilter implements HttpFilter {
     return this.#ask(descriptors, cluster);
   }
 
-  async #ask(descriptors: DescriptorEntry[][], cluster: string): Promise<HttpFilterStatus> {
+  /** Asks the service; the decision is applied at once when the client has it without waiting. */
+  #ask(descriptors: DescriptorEntry[][], cluster: string): HttpFilterStatus | Promise<HttpFilterStatus> {
     const f = this.f, cb = this.cb;
     // tracing: the call is a child span of the request's (Envoy's gRPC async client span)
     const parent = cb.activeSpan;
     const span = parent != null && parent.sampled ? parent.spawnChild(RLS_SPAN, f.ctx.clock.now()) : null;
     let metadata: HeaderMap | null = null;
     if (span !== null) span.injectContext(metadata = new HeaderMap());
-    const res = await f.client.shouldRateLimit(
+    const res = f.client.shouldRateLimit(
       { domain: f.config.domain, descriptors, hitsAddend: 0, metadata },
       f.timeoutMs,
     );
+    if (res instanceof Promise) return this.#awaitDecision(res, span, cluster);
+    return this.#apply(res, span, cluster);
+  }
+
+  async #awaitDecision(
+    res: Promise<RlsDecision | Error>,
+    span: Span | null,
+    cluster: string,
+  ): Promise<HttpFilterStatus> {
+    return this.#apply(await res, span, cluster);
+  }
+
+  /** Stats, flags, headers and the local reply for one answer of the service. */
+  #apply(
+    res: RlsDecision | Error,
+    span: Span | null,
+    cluster: string,
+  ): HttpFilterStatus | Promise<HttpFilterStatus> {
+    const f = this.f, cb = this.cb;
     if (span !== null) {
       span.setTag("component", "proxy");
       span.setTag("upstream_cluster", f.config.rate_limit_service.grpc_service.envoy_grpc.cluster_name);
@@ -199,12 +221,11 @@ class HttpRateLimitFilter implements HttpFilter {
       stats.error.inc();
       cb.streamInfo.responseFlags |= ResponseFlag.RateLimitServiceError;
       if (f.failureModeDeny) {
-        await cb.sendLocalReply(f.errorStatus, "", {
+        return this.#reply(f.errorStatus, {
           flags: ResponseFlag.RateLimitServiceError,
           details: "rate_limiter_error",
           grpcStatus: GRPC_UNAVAILABLE,
         });
-        return HttpFilterStatus.StopIteration;
       }
       stats.failure_mode_allowed.inc();
       return HttpFilterStatus.Continue;
@@ -220,18 +241,22 @@ class HttpRateLimitFilter implements HttpFilter {
     if (res.overallCode === RlsCode.OverLimit) stats.over_limit.inc();
     if (res.overallCode === RlsCode.OverLimit && f.enforced()) {
       if (f.ratelimitedHeader) headers.push(["x-envoy-ratelimited", "true"]);
-      await cb.sendLocalReply(f.limitedStatus, "", {
+      return this.#reply(f.limitedStatus, {
         flags: ResponseFlag.RateLimited,
         details: "request_rate_limited",
         headers,
         grpcStatus: f.limitedGrpcStatus,
       });
-      return HttpFilterStatus.StopIteration;
     }
     if (res.overallCode !== RlsCode.OverLimit) stats.ok.inc();
     for (const [k, v] of res.requestHeadersToAdd) cb.request.headers.set(k, v);
     if (headers.length > 0) this.#responseHeaders = headers;
     return HttpFilterStatus.Continue;
+  }
+
+  async #reply(status: number, opts: LocalReplyOptions): Promise<HttpFilterStatus> {
+    await this.cb.sendLocalReply(status, "", opts);
+    return HttpFilterStatus.StopIteration;
   }
 
   /** RLS response_headers_to_add plus the draft-03 X-RateLimit-* headers when enabled. */

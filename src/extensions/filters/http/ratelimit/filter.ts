@@ -240,16 +240,16 @@ class HttpRateLimitFilter implements HttpFilter {
     }
     if (res.overallCode === RlsCode.OverLimit) stats.over_limit.inc();
     if (res.overallCode === RlsCode.OverLimit && f.enforced()) {
-      if (f.ratelimitedHeader) headers.push(["x-envoy-ratelimited", "true"]);
       return this.#reply(f.limitedStatus, {
         flags: ResponseFlag.RateLimited,
         details: "request_rate_limited",
-        headers,
+        headers: f.ratelimitedHeader ? [...headers, ["x-envoy-ratelimited", "true"]] : headers,
         grpcStatus: f.limitedGrpcStatus,
       });
     }
     if (res.overallCode !== RlsCode.OverLimit) stats.ok.inc();
-    for (const [k, v] of res.requestHeadersToAdd) cb.request.headers.set(k, v);
+    const add = res.requestHeadersToAdd;
+    for (let i = 0; i < add.length; i++) cb.request.headers.set(add[i][0], add[i][1]);
     if (headers.length > 0) this.#responseHeaders = headers;
     return HttpFilterStatus.Continue;
   }
@@ -259,10 +259,10 @@ class HttpRateLimitFilter implements HttpFilter {
     return HttpFilterStatus.StopIteration;
   }
 
-  /** RLS response_headers_to_add plus the draft-03 X-RateLimit-* headers when enabled. */
+  /** RLS response_headers_to_add plus the draft-03 X-RateLimit-* headers when enabled (read-only: may be the response's). */
   #decisionHeaders(res: RlsDecision): [string, string][] {
+    if (!this.f.xRateLimitHeaders) return res.responseHeadersToAdd;
     const out: [string, string][] = res.responseHeadersToAdd.slice();
-    if (!this.f.xRateLimitHeaders) return out;
     let min = -1;
     for (let i = 0; i < res.statuses.length; i++) {
       const s = res.statuses[i];

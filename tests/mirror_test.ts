@@ -1,6 +1,7 @@
 /** request_mirror_policies end to end: the shadow gets the request with a -shadow host, fire and forget. */
 import assert from "node:assert/strict";
 import { request, scriptedOrigin, type Step } from "./fault_peers.ts";
+import { startH2Origin } from "./h2_upstream_peers.ts";
 import {
   anyHost,
   bootstrapYaml,
@@ -127,6 +128,42 @@ Deno.test("mirror", async (t) => {
       assert.equal(primary.requests.length, 4);
     },
   );
+
+  await t.step("an HTTP/2 mirror cluster gets the shadow over HTTP/2, body included", async () => {
+    await using primary = scriptedOrigin(ok);
+    await using shadow = await startH2Origin((_req, res) => {
+      res.writeHead(503);
+      res.end("shadow");
+    });
+    await using proxy = await startProxy(bootstrapYaml(
+      [httpListener({
+        virtualHosts: [anyHost([{
+          match: { prefix: "/" },
+          route: { cluster: "web", request_mirror_policies: [{ cluster: "shadow" }] },
+        }])],
+      })],
+      [
+        staticCluster("web", [primary.port]),
+        staticCluster("shadow", [shadow.port], { http2_protocol_options: {} }),
+      ],
+    ));
+    for (let i = 0; i < 2; i++) {
+      const r = await request(proxy.port(), `/h2/${i}`, {
+        body: "mirror-me",
+        headers: { host: "api.local" },
+      });
+      assert.equal(r.status, 200);
+    }
+    assert.ok(await waitFor(() => proxy.stat("cluster.shadow.upstream_rq_503") === 2));
+    assert.equal(shadow.requests.length, 2);
+    const s = shadow.requests[0];
+    assert.equal(s.httpVersion, "2.0");
+    assert.equal(s.path, "/h2/0");
+    assert.equal(s.authority, "api.local-shadow");
+    assert.equal(s.bodyBytes, "mirror-me".length);
+    assert.equal(shadow.sessions, 1, "one multiplexed connection");
+    assert.ok(await waitFor(() => proxy.stat("cluster.shadow.upstream_rq_active") === 0));
+  });
 
   await t.step("cluster and cluster_header together are a config error", async () => {
     await assert.rejects(

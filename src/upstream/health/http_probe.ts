@@ -3,10 +3,8 @@
  * expected_statuses / retriable_statuses, `x-envoy-degraded` and `x-envoy-immediate-health-check-fail`.
  */
 import { HeaderMap } from "../../http/headers.ts";
-import { ChunkedDecoder } from "../../http/h1/chunked.ts";
+import { H1ClientCodec } from "../../http/h1/client.ts";
 import { encodeRequestHead } from "../../http/h1/encode.ts";
-import { parseResponseHead, responseBodyKind } from "../../http/h1/response.ts";
-import type { H1Limits } from "../../http/h1/types.ts";
 import type { HostImpl } from "../host.ts";
 import type { HealthCheckConfig } from "./config.ts";
 import {
@@ -19,7 +17,7 @@ import {
   writeAll,
 } from "./probe.ts";
 
-const LIMITS: H1Limits = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
+/** The most of a response body a check reads (then the connection is dropped). */
 const MAX_BODY = 1 << 20;
 
 /** A status range [start, end). */
@@ -78,7 +76,8 @@ export class HttpProbeFactory implements ProbeFactory {
 
 class HttpProbe extends ConnProbe {
   readonly #opts: HttpProbeOptions;
-  #buf = new Uint8Array(16 * 1024);
+  /** The HTTP/1.1 client codec of the kept connection. */
+  #h1: H1ClientCodec | null = null;
 
   constructor(host: HostImpl, sink: ProbeSink, opts: HttpProbeOptions) {
     super(host, sink, opts.connect);
@@ -93,79 +92,20 @@ class HttpProbe extends ConnProbe {
   protected async exchange(conn: Deno.Conn): Promise<ProbeOutcome> {
     const o = this.#opts;
     await writeAll(conn, o.request);
-    let end = 0;
-    let head = null;
-    for (;;) {
-      if (end === this.#buf.length) this.#grow(end);
-      const n = await conn.read(this.#buf.subarray(end));
-      if (n === null) throw new Error("Closed before the response head");
-      end += n;
-      head = parseResponseHead(this.#buf, 0, end, LIMITS);
-      if (head !== null) {
-        if (head.status >= 100 && head.status < 200 && head.status !== 101) {
-          this.#buf.copyWithin(0, head.headEnd, end);
-          end -= head.headEnd;
-          head = null;
-          continue;
-        }
-        break;
-      }
+    let h1 = this.#h1;
+    if (h1 === null || h1.conn !== conn) h1 = this.#h1 = new H1ClientCodec(conn);
+    const head = await h1.readResponseHead(o.method);
+    const reusable = await h1.skipBody(MAX_BODY);
+    h1.endResponse();
+    if (!o.reuseConnection || !reusable) {
+      this.#h1 = null;
+      this.drop();
     }
-    const kind = responseBodyKind(head, o.method);
-    let pos = head.headEnd;
-    if (kind === "length") {
-      let left = head.contentLength - (end - pos);
-      while (left > 0) {
-        const n = await conn.read(this.#buf);
-        if (n === null) throw new Error("Closed inside the body");
-        left -= n;
-      }
-    } else if (kind === "chunked") {
-      await this.#skipChunked(conn, pos, end);
-    } else if (kind === "close") {
-      let total = 0;
-      while ((pos = (await conn.read(this.#buf)) ?? -1) >= 0) {
-        total += pos;
-        if (total > MAX_BODY) break;
-      }
-    }
-    if (!o.reuseConnection || !head.keepAlive || kind === "close") this.drop();
     const h = head.headers;
     if (h.has("x-envoy-immediate-health-check-fail")) return ProbeOutcome.IMMEDIATE_FAILURE;
     if (inRanges(head.status, o.expected)) {
       return h.has("x-envoy-degraded") ? ProbeOutcome.DEGRADED : ProbeOutcome.SUCCESS;
     }
     return inRanges(head.status, o.retriable) ? ProbeOutcome.RETRIABLE_FAILURE : ProbeOutcome.ACTIVE_FAILURE;
-  }
-
-  async #skipChunked(conn: Deno.Conn, pos: number, end: number): Promise<void> {
-    const dec = new ChunkedDecoder(LIMITS, 502);
-    let total = 0;
-    for (;;) {
-      const r = dec.next(this.#buf, pos, end);
-      if (r.kind === "done") return;
-      if (r.kind === "data") {
-        pos = r.consumed;
-        total += r.end - r.start;
-        if (total > MAX_BODY) throw new Error("Health check body too large");
-        continue;
-      }
-      // need_more: keep [consumed, end), read more after it
-      const keep = end - r.consumed;
-      this.#buf.copyWithin(0, r.consumed, end);
-      pos = 0;
-      end = keep;
-      if (end === this.#buf.length) this.#grow(end);
-      const n = await conn.read(this.#buf.subarray(end));
-      if (n === null) throw new Error("Closed inside the body");
-      end += n;
-    }
-  }
-
-  #grow(len: number): void {
-    if (len >= LIMITS.maxHeadersBytes + 16 * 1024) throw new Error("Health check response head too large");
-    const bigger = new Uint8Array(len * 2);
-    bigger.set(this.#buf);
-    this.#buf = bigger;
   }
 }

@@ -263,7 +263,7 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
   /** The downstream request is complete (at monotonic `now`): send shadows, start the global timeout. */
   requestComplete(now: number): void {
     if (this.shadows !== null) {
-      this.shadows.send(this.cb.request.method, this.path, this.body ?? []);
+      this.shadows.send(this.cb.request, this.path, this.body ?? []);
       this.shadows = null;
     }
     if (this.timeoutMs > 0 && !this.finished && !this.attempt?.tunnel) startGlobalTimeout(this, now);

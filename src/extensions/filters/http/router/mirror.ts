@@ -1,25 +1,33 @@
 /**
  * request_mirror_policies: fire-and-forget shadow requests. A shadow goes to the mirror cluster with the
  * primary's upstream headers, `-shadow` appended to the host, and the whole (buffered) request body; its
- * response is read and dropped. Nothing about it reaches the primary request: errors end only the shadow.
+ * response is read (the HTTP/1.1 client codec, or an HTTP/2 stream when the cluster speaks HTTP/2 as the
+ * primary would) and dropped. Nothing about it reaches the primary request: errors end only the shadow.
  */
 import { Logger } from "../../../../common/log.ts";
-import type { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
-import {
-  ChunkedDecoder,
-  encodeRequestHead,
-  type HeadScanState,
-  parseResponseHead,
-  responseBodyKind,
-} from "../../../../http/h1_glue.ts";
+import type { HttpFilterCallbacks, HttpRequest } from "../../../../http/filter.ts";
+import { BodyFraming } from "../../../../http/h1/client.ts";
+import { encodeRequestHead } from "../../../../http/h1/encode.ts";
+import type { H2ClientConnection } from "../../../../http/h2/client.ts";
+import { ErrorCode } from "../../../../http/h2/constants.ts";
+import type { H2Head } from "../../../../http/h2/head.ts";
+import type { H2Stream, H2StreamHandler } from "../../../../http/h2/stream.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import type { RouteActionEntry } from "../../../../http/routing/types.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
-import type { AcquireOptions, Cluster, Host, UpstreamConnection } from "../../../../upstream/types.ts";
+import type {
+  AcquireOptions,
+  Cluster,
+  ConnectFailure,
+  H2StreamRequester,
+  Host,
+  UpstreamConnection,
+} from "../../../../upstream/types.ts";
+import { useH2 } from "./request_head.ts";
 
-const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
 const log = new Logger("router");
+const EMPTY = new Uint8Array(0);
 
 /** `host` with "-shadow" appended to the host name (before any port), as Envoy does. */
 export function shadowHost(host: string): string {
@@ -29,30 +37,34 @@ export function shadowHost(host: string): string {
 }
 
 /** One shadow request; `send` starts it and returns at once. */
-export class ShadowRequest implements TimeoutTarget, AcquireOptions {
+export class ShadowRequest implements TimeoutTarget, AcquireOptions, H2StreamRequester, H2StreamHandler {
   #up: UpstreamConnection | null = null;
+  #stream: H2Stream | null = null;
   #host: Host | null = null;
   #timer: TimerEntry | null = null;
   #acquiring = false;
+  #inH2Pool = false;
   #done = false;
   #counted = false;
+  #h2Head: H2Head | null = null;
+  #body: readonly Uint8Array[] = [];
+  #method = "";
+  #path = "";
 
   constructor(
     readonly ctx: FactoryContext,
     readonly cluster: Cluster,
     readonly priority: number,
     readonly timeoutMs: number,
+    /** The shadow goes over HTTP/2 (the cluster speaks it for this request, as the primary would). */
+    readonly h2: boolean,
   ) {}
 
   /**
-   * Sends `method path` with `headers` (the primary's upstream headers; Host is rewritten here) and the
-   * complete `body`. Fire and forget: never throws, never rejects.
+   * Sends `req`'s method to `path` with `headers` (the primary's upstream headers; Host is rewritten here) and
+   * the complete `body`. Fire and forget: never throws, never rejects.
    */
-  send(method: string, path: string, headers: HeaderMap, body: readonly Uint8Array[]): void {
-    this.#run(method, path, headers, body).catch(() => this.#end(false));
-  }
-
-  async #run(method: string, path: string, headers: HeaderMap, body: readonly Uint8Array[]): Promise<void> {
+  send(req: HttpRequest, path: string, headers: HeaderMap, body: readonly Uint8Array[]): void {
     const cluster = this.cluster;
     const host = cluster.chooseHost({});
     if (host === null) return;
@@ -76,7 +88,31 @@ export class ShadowRequest implements TimeoutTarget, AcquireOptions {
     headers.set("host", shadowHost(headers.get("host") ?? ""));
     headers.remove("transfer-encoding");
     if (total > 0 || headers.has("content-length")) headers.set("content-length", String(total));
-    const head = encodeRequestHead(method, path, headers);
+    this.#body = body;
+    this.#method = req.method;
+    this.#path = path;
+    if (this.h2) {
+      this.#h2Head = {
+        method: req.method,
+        scheme: req.scheme || "http",
+        authority: headers.get("host")!,
+        path,
+        protocol: "",
+        status: 0,
+        headers,
+      };
+      this.#inH2Pool = true;
+      cluster.newH2Stream!(host, this);
+      return;
+    }
+    this.#runH1(headers).catch(() => this.#end(false));
+  }
+
+  async #runH1(headers: HeaderMap): Promise<void> {
+    const cluster = this.cluster;
+    const host = this.#host!;
+    const method = this.#method;
+    const head = encodeRequestHead(method, this.#path, headers);
     this.#acquiring = true;
     const acq = await cluster.acquireHttp1(host, this);
     this.#acquiring = false;
@@ -92,77 +128,72 @@ export class ShadowRequest implements TimeoutTarget, AcquireOptions {
     const up = acq.connection;
     this.#up = up;
     await write(up, head);
-    for (const b of body) await write(up, b);
-    await this.#drain(up, method);
+    for (const b of this.#body) await write(up, b);
+    // read the response and drop it; the connection stays when it ended cleanly
+    const h1 = up.h1;
+    const res = await h1.readResponseHead(method);
+    if (this.#done) return;
+    this.#responded(res.status);
+    if (h1.framing === BodyFraming.Close) return this.#end(false); // not worth reading to the end
+    const reusable = await h1.skipBody();
+    this.#end(reusable);
   }
 
-  /** Reads the response and drops it; keeps the connection when it ended cleanly. */
-  async #drain(up: UpstreamConnection, method: string): Promise<void> {
-    const buf = up.readBuf;
-    let start = up.readStart;
-    let end = up.readEnd;
-    const scan: HeadScanState = { scanned: 0 };
-    const read = async (): Promise<boolean> => {
-      if (start === end) start = end = 0;
-      else if (end === buf.length) {
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      }
-      let n: number | null;
-      if (up.pendingRead) {
-        const p = up.pendingRead;
-        up.pendingRead = null;
-        n = await p;
-        if (n !== null) {
-          start = up.readStart;
-          end = up.readEnd + n;
-        }
-      } else {
-        if (end === buf.length) return false;
-        n = await up.conn.read(buf.subarray(end));
-        if (n !== null) end += n;
-      }
-      return n !== null && !this.#done;
-    };
-    let head = null;
-    for (;;) {
-      if (end > start) {
-        head = parseResponseHead(buf, start, end, LIMITS, scan);
-        if (head && head.status >= 100 && head.status < 200) {
-          start = head.headEnd;
-          head = null;
-          continue;
-        }
-        if (head) break;
-      }
-      if (!(await read())) return this.#end(false);
+  #responded(status: number): void {
+    this.cluster.recordOutcome(this.#host!, status);
+    this.cluster.stats.recordResponseCode(status);
+  }
+
+  // ---- H2StreamRequester ----
+
+  onPoolReady(h2: H2ClientConnection, _reused: boolean): void {
+    this.#inH2Pool = false;
+    if (this.#done) return;
+    const head = this.#h2Head!;
+    this.#h2Head = null;
+    const body = this.#body;
+    const st = h2.request(head, body.length === 0, this);
+    if (st === null) return this.#end(false);
+    this.#stream = st;
+    if (body.length > 0) {
+      for (let i = 0; i < body.length; i++) st.sendData(body[i], false);
+      st.sendData(EMPTY, true);
     }
-    start = head.headEnd;
-    this.cluster.recordOutcome(this.#host!, head.status);
-    this.cluster.stats.recordResponseCode(head.status);
-    const kind = responseBodyKind(head, method);
-    if (kind === "length") {
-      let remaining = head.contentLength;
-      for (;;) {
-        const take = Math.min(remaining, end - start);
-        remaining -= take;
-        start += take;
-        if (remaining === 0) break;
-        if (!(await read())) return this.#end(false);
-      }
-    } else if (kind === "chunked") {
-      const dec = new ChunkedDecoder(LIMITS, 502);
-      for (;;) {
-        const r = dec.next(buf, start, end);
-        start = r.consumed;
-        if (r.kind === "done") break;
-        if (r.kind !== "data" && !(await read())) return this.#end(false);
-      }
-    } else if (kind !== "none") {
-      return this.#end(false); // close-delimited: not worth reading to the end
+  }
+
+  onPoolFailure(reason: ConnectFailure | "http1", _detail: string): void {
+    this.#inH2Pool = false;
+    if (this.#done) return;
+    if (reason === "http1") {
+      // ALPN chose HTTP/1.1 for this host
+      const headers = this.#h2Head!.headers;
+      this.#h2Head = null;
+      this.#runH1(headers).catch(() => this.#end(false));
+      return;
     }
-    this.#end(head.keepAlive && start === end);
+    if (reason !== "cancelled" && reason !== "overflow") this.cluster.recordOutcome(this.#host!, 503);
+    this.#end(false);
+  }
+
+  // ---- H2StreamHandler ----
+
+  onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
+    if (this.#done) return;
+    this.#responded(head.status);
+    if (endStream) this.#end(true);
+  }
+
+  onData(_st: H2Stream, _data: Uint8Array, endStream: boolean): void {
+    if (endStream) this.#end(true);
+  }
+
+  onTrailers(): void {
+    this.#end(true);
+  }
+
+  onReset(): void {
+    this.#stream = null;
+    this.#end(false);
   }
 
   onTimeout(): void {
@@ -170,6 +201,10 @@ export class ShadowRequest implements TimeoutTarget, AcquireOptions {
     this.cluster.stats.upstream_rq_timeout.inc();
     if (this.#host) this.cluster.recordOutcome(this.#host, 504);
     if (this.#acquiring) this.cluster.cancelAcquire(this);
+    if (this.#inH2Pool) {
+      this.#inH2Pool = false;
+      this.cluster.cancelH2Stream?.(this);
+    }
     this.#end(false);
   }
 
@@ -180,8 +215,13 @@ export class ShadowRequest implements TimeoutTarget, AcquireOptions {
     const up = this.#up;
     if (up !== null) {
       this.#up = null;
-      up.readStart = up.readEnd = 0;
+      up.h1.endResponse();
       up.release(reusable);
+    }
+    const st = this.#stream;
+    if (st !== null) {
+      this.#stream = null;
+      if (!st.isClosed) st.reset(ErrorCode.CANCEL);
     }
     if (!this.#counted) return;
     const cluster = this.cluster;
@@ -214,15 +254,20 @@ export class MirrorSet {
     headers: HeaderMap,
     timeoutMs: number,
     random: () => number,
-    info: StreamInfo,
+    cb: HttpFilterCallbacks,
   ): MirrorSet | null {
+    const info = cb.streamInfo;
     const shadows: ShadowRequest[] = [];
     for (const m of route.mirrorPolicies) {
       if (m.fraction < 1 && !(random() < m.fraction)) continue;
       const name = m.clusterHeader === "" ? m.cluster : headers.get(m.clusterHeader) ?? "";
       const cluster = name === "" ? undefined : ctx.clusterManager.get(name);
-      if (cluster) shadows.push(new ShadowRequest(ctx, cluster, route.priority, timeoutMs));
-      else if (log.enabled("debug")) {
+      if (cluster) {
+        const proto = cluster.httpProtocol;
+        const h2 = proto !== undefined && proto !== 0 && cluster.newH2Stream !== undefined &&
+          useH2(proto, cb);
+        shadows.push(new ShadowRequest(ctx, cluster, route.priority, timeoutMs, h2));
+      } else if (log.enabled("debug")) {
         log.debug(
           name === ""
             ? `${info.logPrefix()}There is no cluster name in header: ${m.clusterHeader}`
@@ -233,11 +278,11 @@ export class MirrorSet {
     return shadows.length > 0 ? new MirrorSet(shadows, headers.clone()) : null;
   }
 
-  /** Sends every shadow with the complete request `body`. */
-  send(method: string, path: string, body: readonly Uint8Array[]): void {
+  /** Sends every shadow of `req` to `path` with the complete request `body`. */
+  send(req: HttpRequest, path: string, body: readonly Uint8Array[]): void {
     const s = this.shadows;
     for (let i = 0; i < s.length; i++) {
-      s[i].send(method, path, i === s.length - 1 ? this.headers : this.headers.clone(), body);
+      s[i].send(req, path, i === s.length - 1 ? this.headers : this.headers.clone(), body);
     }
   }
 }

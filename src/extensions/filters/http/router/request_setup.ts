@@ -50,7 +50,7 @@ export function prepareRequest(f: RouterFilter, endStream: boolean): void {
     f.chunkedUp = true;
   }
   if (route.mirrorPolicies.length > 0) {
-    f.shadows = MirrorSet.create(ctx, route, h, f.timeoutMs, f.f.random, f.cb.streamInfo);
+    f.shadows = MirrorSet.create(ctx, route, h, f.timeoutMs, f.f.random, f.cb);
   }
   if (!endStream && (f.retry !== null || f.shadows !== null)) {
     f.body = [];

@@ -143,9 +143,36 @@ export class SpanBatcher<T, B = T[]> {
   }
 }
 
+/** Random 32-bit words for ids, refilled from crypto.getRandomValues a pool at a time. */
+const POOL = new Uint32Array(256);
+let poolAt = POOL.length;
+/** Char codes of the hex digits. */
+const HEX = [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102];
+
 /** 16 random lowercase hex digits (a 64-bit span or trace id; never all zero). */
 export function randomHex64(): string {
-  const hi = (Math.random() * 0x100000000) >>> 0;
-  const lo = ((Math.random() * 0x100000000) >>> 0) || 1;
-  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+  if (poolAt + 2 > POOL.length) {
+    crypto.getRandomValues(POOL);
+    poolAt = 0;
+  }
+  const hi = POOL[poolAt++];
+  const lo = POOL[poolAt++] || 1;
+  return String.fromCharCode(
+    HEX[hi >>> 28],
+    HEX[(hi >>> 24) & 15],
+    HEX[(hi >>> 20) & 15],
+    HEX[(hi >>> 16) & 15],
+    HEX[(hi >>> 12) & 15],
+    HEX[(hi >>> 8) & 15],
+    HEX[(hi >>> 4) & 15],
+    HEX[hi & 15],
+    HEX[lo >>> 28],
+    HEX[(lo >>> 24) & 15],
+    HEX[(lo >>> 20) & 15],
+    HEX[(lo >>> 16) & 15],
+    HEX[(lo >>> 12) & 15],
+    HEX[(lo >>> 8) & 15],
+    HEX[(lo >>> 4) & 15],
+    HEX[lo & 15],
+  );
 }

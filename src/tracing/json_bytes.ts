@@ -33,6 +33,57 @@ export function putStr(b: Uint8Array, p: number, s: string): number {
   return p;
 }
 
+/** ASCII `s` as bytes: a constant fragment for `putBytes` (copying bytes costs half of reading a string's). */
+export function asciiBytes(s: string): Uint8Array {
+  const b = new Uint8Array(s.length);
+  putRaw(b, 0, s);
+  return b;
+}
+
+/** Writes `f` at `p`; returns the end. */
+export function putBytes(b: Uint8Array, p: number, f: Uint8Array): number {
+  const n = f.length;
+  for (let i = 0; i < n; i++) b[p++] = f[i];
+  return p;
+}
+
+/**
+ * The strings an encoder wrote at each position of the last object (a span's tag names and values: the same
+ * code path sets them in the same order, mostly to the same strings), with their JSON bytes once a string
+ * repeated: a string equal to the last one at its position is copied as bytes, one that changes every time
+ * costs a comparison and allocates nothing.
+ */
+export class RepeatCache {
+  readonly #strs: string[] = [];
+  readonly #bytes: (Uint8Array | null)[] = [];
+  readonly #max: number;
+
+  /** A cache of the first `max` positions. */
+  constructor(max = 64) {
+    this.#max = max;
+  }
+
+  /** Writes the JSON string literal of `s` at `p` as position `i` (room as `putStr`); returns the end. */
+  put(b: Uint8Array, p: number, i: number, s: string): number {
+    const strs = this.#strs;
+    if (i < strs.length) {
+      if (strs[i] === s) {
+        const f = this.#bytes[i];
+        if (f !== null) return putBytes(b, p, f);
+        const end = putStr(b, p, s);
+        this.#bytes[i] = b.slice(p, end);
+        return end;
+      }
+      strs[i] = s;
+      this.#bytes[i] = null;
+    } else if (i === strs.length && i < this.#max) {
+      strs.push(s);
+      this.#bytes.push(null);
+    }
+    return putStr(b, p, s);
+  }
+}
+
 /** Rare: escapes or non-ASCII, the general path. */
 function putGeneral(b: Uint8Array, start: number, s: string): number {
   return enc.encodeInto(JSON.stringify(s), b.subarray(start)).written;

@@ -5,7 +5,7 @@
  */
 import { randomHex64, SpanBatcher, type SpanBuffer } from "../../../tracing/batcher.ts";
 import { COLLECTOR_HEAD_ROOM, postToCollector } from "../../../tracing/collector_http.ts";
-import { JsonBytes, putRaw, putStr } from "../../../tracing/json_bytes.ts";
+import { asciiBytes, JsonBytes, putBytes, putRaw, putStr, RepeatCache } from "../../../tracing/json_bytes.ts";
 import type { Span, SpanStart, TracerDriver } from "../../../tracing/types.ts";
 import type { HeaderMap } from "../../../http/headers.ts";
 import type { FactoryContext } from "../../../network/filter.ts";
@@ -21,6 +21,17 @@ export interface B3Context {
 }
 
 const HEX = /^[0-9a-fA-F]+$/;
+
+/** Whether `h` has a `b3` or `x-b3-*` line: one pass over the names (most requests carry none). */
+function hasB3(h: HeaderMap): boolean {
+  const names = h.names;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i];
+    const c = n.charCodeAt(0);
+    if (c === 98 ? n === "b3" : c === 120 && n.charCodeAt(2) === 98 && n.startsWith("x-b3-")) return true;
+  }
+  return false;
+}
 
 function validFlag(c: string): boolean {
   return c === "0" || c === "1" || c === "d";
@@ -168,6 +179,14 @@ export class ZipkinSpan implements Span {
   }
 
   injectContext(h: HeaderMap): void {
+    if (!hasB3(h)) {
+      // nothing to replace or remove: append (what set does then, without a search per name)
+      h.addLower("x-b3-traceid", this.traceId);
+      h.addLower("x-b3-spanid", this.id);
+      if (this.parentId !== "") h.addLower("x-b3-parentspanid", this.parentId);
+      h.addLower("x-b3-sampled", "1");
+      return;
+    }
     h.set("x-b3-traceid", this.traceId);
     h.set("x-b3-spanid", this.id);
     if (this.parentId !== "") h.set("x-b3-parentspanid", this.parentId);
@@ -200,36 +219,38 @@ export class ZipkinSpan implements Span {
   /** The Zipkin v2 JSON object (as `write` serializes it). */
   plain(): Record<string, unknown> {
     const w = new JsonBytes();
-    this.write(w);
+    this.write(w, new RepeatCache());
     return JSON.parse(new TextDecoder().decode(w.bytes()));
   }
 
-  /** Writes the Zipkin v2 JSON object (room reserved once, the position kept in a local). */
-  write(w: JsonBytes): void {
+  /**
+   * Writes the Zipkin v2 JSON object: room reserved once, the position kept in a local, constant parts copied as
+   * bytes, the name and tags through `cache` (the previous span's strings at the same positions).
+   */
+  write(w: JsonBytes, cache: RepeatCache): void {
     const names = this.tagNames, values = this.tagValues, a = this.annotations;
-    const service = this.driver.localEndpoint.serviceName;
+    const endpoint = this.driver.endpointJson;
     // ids are hex (generated or validated), numbers at most 17 bytes; strings at most 6 bytes a unit
-    let room = 256 + 6 * (this.name.length + service.length) + this.traceId.length + this.parentId.length;
+    let room = 256 + endpoint.length + 6 * this.name.length + this.traceId.length + this.parentId.length;
     for (let i = 0; i < names.length; i++) room += 6 * (names[i].length + values[i].length) + 6;
     if (a !== null) { for (let i = 0; i < a.length; i++) room += 64 + 6 * a[i].value.length; }
     const b = w.reserve(room);
-    let p = putRaw(b, w.pos, '{"traceId":"');
+    let p = putBytes(b, w.pos, K_TRACE_ID);
     p = putRaw(b, p, this.traceId);
     if (this.parentId !== "") {
-      p = putRaw(b, p, '","parentId":"');
+      p = putBytes(b, p, K_PARENT_ID);
       p = putRaw(b, p, this.parentId);
     }
-    p = putRaw(b, p, '","id":"');
+    p = putBytes(b, p, K_ID);
     p = putRaw(b, p, this.id);
-    p = putRaw(b, p, this.kind === "SERVER" ? '","kind":"SERVER","name":' : '","kind":"CLIENT","name":');
-    p = putStr(b, p, this.name);
-    p = putRaw(b, p, ',"timestamp":');
+    p = putBytes(b, p, this.kind === "SERVER" ? K_SERVER_NAME : K_CLIENT_NAME);
+    p = cache.put(b, p, 0, this.name);
+    p = putBytes(b, p, K_TIMESTAMP);
     p = putRaw(b, p, String(this.timestamp));
-    p = putRaw(b, p, ',"duration":');
+    p = putBytes(b, p, K_DURATION);
     p = putRaw(b, p, String(this.duration));
-    p = putRaw(b, p, ',"localEndpoint":{"serviceName":');
-    p = putStr(b, p, service);
-    p = putRaw(b, p, this.shared ? '},"shared":true' : "}");
+    p = putBytes(b, p, endpoint);
+    if (this.shared) p = putBytes(b, p, K_SHARED);
     if (a !== null) {
       p = putRaw(b, p, ',"annotations":[');
       for (let i = 0; i < a.length; i++) {
@@ -241,18 +262,28 @@ export class ZipkinSpan implements Span {
       }
       b[p++] = 93; // ]
     }
-    p = putRaw(b, p, ',"tags":{');
+    p = putBytes(b, p, K_TAGS);
     for (let i = 0; i < names.length; i++) {
       if (i > 0) b[p++] = 44; // ,
-      p = putStr(b, p, names[i]);
+      p = cache.put(b, p, 2 * i + 1, names[i]);
       b[p++] = 58; // :
-      p = putStr(b, p, values[i]);
+      p = cache.put(b, p, 2 * i + 2, values[i]);
     }
     b[p++] = 125;
     b[p++] = 125;
     w.pos = p;
   }
 }
+
+const K_TRACE_ID = asciiBytes('{"traceId":"');
+const K_PARENT_ID = asciiBytes('","parentId":"');
+const K_ID = asciiBytes('","id":"');
+const K_SERVER_NAME = asciiBytes('","kind":"SERVER","name":');
+const K_CLIENT_NAME = asciiBytes('","kind":"CLIENT","name":');
+const K_TIMESTAMP = asciiBytes(',"timestamp":');
+const K_DURATION = asciiBytes(',"duration":');
+const K_SHARED = asciiBytes(',"shared":true');
+const K_TAGS = asciiBytes(',"tags":{');
 
 /** The span of a request not sampled: propagates "not sampled" and records nothing (shared, stateless). */
 const NOT_SAMPLED: Span = {
@@ -279,11 +310,12 @@ class SpanJson implements SpanBuffer<ZipkinSpan, Uint8Array> {
   length = 0;
   #w = new JsonBytes(16 * 1024, COLLECTOR_HEAD_ROOM);
   #other = new JsonBytes(16 * 1024, COLLECTOR_HEAD_ROOM);
+  readonly #cache = new RepeatCache();
 
   push(span: ZipkinSpan): void {
     const w = this.#w;
     w.reserve(1)[w.pos++] = this.length === 0 ? 91 : 44; // [ or ,
-    span.write(w);
+    span.write(w, this.#cache);
     this.length++;
   }
 
@@ -307,6 +339,8 @@ class SpanJson implements SpanBuffer<ZipkinSpan, Uint8Array> {
 export class ZipkinDriver implements TracerDriver {
   readonly stats: ZipkinStats;
   readonly localEndpoint: { serviceName: string };
+  /** `,"localEndpoint":{...}` as JSON bytes (the same in every span). */
+  readonly endpointJson: Uint8Array;
 
   readonly #batcher: SpanBatcher<ZipkinSpan, Uint8Array>;
   readonly #config: ZipkinConfig;
@@ -315,6 +349,11 @@ export class ZipkinDriver implements TracerDriver {
     this.#config = config;
     this.stats = new ZipkinStats(ctx);
     this.localEndpoint = { serviceName: ctx.node.cluster };
+    const ep = new JsonBytes(64);
+    ep.raw(',"localEndpoint":{"serviceName":');
+    ep.str(this.localEndpoint.serviceName);
+    ep.raw("}");
+    this.endpointJson = ep.bytes().slice();
 
     this.#batcher = new SpanBatcher<ZipkinSpan, Uint8Array>({
       minFlushSpans: 5,
@@ -328,8 +367,9 @@ export class ZipkinDriver implements TracerDriver {
 
   startSpan(s: SpanStart): Span | null {
     const h = s.headers;
-    const sampled = extractSampled(h, s.traced);
-    const ctx = extractContext(h, sampled);
+    const b3 = hasB3(h);
+    const sampled = b3 ? extractSampled(h, s.traced) : s.traced;
+    const ctx = b3 ? extractContext(h, sampled) : null;
     if (ctx === "invalid") return null;
     if (!sampled) return NOT_SAMPLED;
     const startUs = Math.round(s.startMs * 1000);

@@ -1,6 +1,8 @@
 /**
  * Rate-limit service benchmark: decisions per second with in-memory and with Redis counters (a real
  * redis-server started here on a free port), through these entry points:
+ *   - in-process: `service.shouldRateLimit(request)`, what the rate-limit filters call when the service is
+ *     embedded on their own event loop (`--concurrency 1`): no protobuf, no transport
  *   - direct: `service.handleShouldRateLimit(bytes)` (protobuf decode + decide + encode, no transport)
  *   - gRPC (h2load): h2load -c4 -m16 against the service's gRPC port (nuncio's HTTP/2 codec, src/grpc/server.ts);
  *     the client runs in its own process, so this is the service's rate
@@ -15,6 +17,7 @@
  */
 import { encodeRateLimitRequest, SHOULD_RATE_LIMIT_PATH } from "../src/ratelimit/rls_proto.ts";
 import { startRatelimitService } from "../src/ratelimit/run.ts";
+import type { RateLimitRequest } from "../src/ratelimit/types.ts";
 import { startRedis } from "../src/ratelimit/test_redis.ts";
 import { setLogLevel } from "../src/common/log.ts";
 import { encodeGrpcFrame } from "../src/grpc/frame.ts";
@@ -41,6 +44,11 @@ const bodies = Array.from({ length: VALUES }, (_, i) =>
     hitsAddend: 1,
   }));
 const frames = bodies.map(encodeGrpcFrame);
+const requests: RateLimitRequest[] = Array.from({ length: VALUES }, (_, i) => ({
+  domain: "bench",
+  descriptors: [{ entries: [{ key: "remote_address", value: `10.0.${i >> 8}.${i & 255}` }] }],
+  hitsAddend: 0,
+}));
 const jsonBodies = Array.from({ length: VALUES }, (_, i) =>
   JSON.stringify({
     domain: "bench",
@@ -161,6 +169,11 @@ export async function runDecisionsBench(o: DecisionsOptions): Promise<DecisionsR
         watchIntervalMs: 0,
       });
       try {
+        rows.push([
+          store,
+          "in-process (filters' call)",
+          await measure(o, (i) => Promise.resolve(svc.service.shouldRateLimit(requests[i]))),
+        ]);
         rows.push([store, "direct", await measure(o, (i) => svc.service.handleShouldRateLimit(bodies[i]))]);
         const viaH2load = await h2load(dir, svc.grpcPort!, o.durationMs);
         if (viaH2load !== undefined) rows.push([store, "gRPC (h2load -c4 -m16)", viaH2load]);

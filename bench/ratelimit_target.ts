@@ -3,8 +3,10 @@
  * STATIC cluster `origin`) with the global rate-limit filter in front of the router: the route's
  * `rate_limits` (remote_address) make one ShouldRateLimit call per request to the rate-limit service
  * embedded in the same process (bootstrap extension, in-memory counters, gRPC on nuncio's HTTP/2 codec)
- * through the STATIC cluster `rls`. The limit (10^9 per hour) never trips, so every request reaches the
- * origin: the latency against the plain target is what a rate-limited route adds.
+ * through the STATIC cluster `rls`. With `--concurrency 1` the data plane shares the service's event loop, so
+ * the filter's client calls it directly (src/ratelimit/local.ts) rather than over the loopback socket; every
+ * request still makes one decision (`ratelimit.ok` counts them). The limit (10^9 per hour) never trips, so
+ * every request reaches the origin: the latency against the plain target is what a rate-limited route adds.
  */
 
 import type { Managed } from "./lib/proc.ts";

@@ -32,6 +32,8 @@ export class H1ReadBuffer {
   /** Where the pending read-ahead writes: the buffer and offset it was started with. */
   #aheadBuf: Uint8Array | null = null;
   #aheadAt = 0;
+  /** Called once the read-ahead of a parked connection completed (see park). */
+  #wake: (() => void) | null = null;
   readonly #onReadAhead = (n: number | null) => this.#readAheadDone(n);
   readonly #onReadAheadError = () => this.#readAheadDone(null);
 
@@ -92,6 +94,18 @@ export class H1ReadBuffer {
     if (this.buf.length > INITIAL_BUF) this.buf = new Uint8Array(INITIAL_BUF);
   }
 
+  /**
+   * Waits for the next bytes without a suspended async function: starts the read (as a read-ahead) unless one
+   * is pending already, and calls `wake` once bytes or EOF arrived. False when no read could start (EOF seen,
+   * or the buffer is full).
+   */
+  park(wake: () => void): boolean {
+    if (this.readAhead === null) this.startReadAhead();
+    if (this.readAhead === null) return false;
+    this.#wake = wake;
+    return true;
+  }
+
   /** Starts reading ahead (pipelined bytes or EOF) while a response is in flight. */
   startReadAhead(): void {
     if (this.readAhead || this.eof) return;
@@ -118,14 +132,19 @@ export class H1ReadBuffer {
     if (!n) {
       this.eof = true;
       this.onClientGone();
-      return null;
+    } else {
+      // A body pump may have reset [start, end) or swapped the buffer while the read was pending: the bytes
+      // landed where the read started, so move them to the end of what is buffered now.
+      if (src !== this.buf || at !== this.end) this.#place(src, at, n);
+      this.#gotBytes(this.buf, this.end, n);
+      this.end += n;
     }
-    // A body pump may have reset [start, end) or swapped the buffer while the read was pending: the bytes
-    // landed where the read started, so move them to the end of what is buffered now.
-    if (src !== this.buf || at !== this.end) this.#place(src, at, n);
-    this.#gotBytes(this.buf, this.end, n);
-    this.end += n;
-    return n;
+    const wake = this.#wake;
+    if (wake !== null) {
+      this.#wake = null;
+      wake();
+    }
+    return n || null;
   }
 
   /** Copies `n` bytes read into `src` at `at` to [end, end + n) of the current buffer (compacting or growing). */

@@ -417,51 +417,108 @@ export class Listener {
     this.#run(c, chain.filters, this.clock.monotonic());
   }
 
-  async #run(c: ActiveConnection, filters: NetworkFilterFactory[], start: number): Promise<void> {
+  /**
+   * Builds the connection's filter chain and runs its terminal filter. The common chain (no filter waits in
+   * onNewConnection) is built synchronously and the terminal's promise is followed with callbacks, so a
+   * connection holds no suspended async function of the listener while it lives.
+   */
+  #run(c: ActiveConnection, filters: NetworkFilterFactory[], start: number): void {
     const observers: ReadFilter[] = [];
+    let waitAt: number;
     try {
-      let terminal: TerminalFilter | undefined;
-      let stopped = false;
-      for (let i = 0; i < filters.length; i++) {
-        const f = filters[i].createFilter(c);
-        if (filters[i].terminal) {
-          terminal = f as TerminalFilter;
-          c.terminal = terminal;
-          if (this.#draining) c.drain(this.#keepIdle);
-          break;
-        }
-        const rf = f as ReadFilter;
-        observers.push(rf);
-        if (rf.onNewConnection) {
-          const st = await rf.onNewConnection(c);
-          if (st === FilterStatus.StopIteration) {
-            stopped = true;
-            break;
-          }
-        }
-      }
-      if (observers.some((o) => o.onData || o.onWrite)) {
-        c.observers = observers;
-        c.observed = true;
-      }
-      if (!stopped && terminal && !c.closed) await terminal.run(c);
+      waitAt = this.#build(c, filters, 0, observers);
     } catch (err) {
-      log.error(`Connection ${c.id} on ${this.spec.name} failed: ${(err as Error).stack ?? err}`);
-    } finally {
-      c.close();
-      for (const o of observers) {
-        try {
-          o.onClose?.();
-        } catch (err) {
-          log.error(`onClose failed: ${(err as Error).message}`);
+      this.#failed(c, err);
+      return this.#ended(c, observers, start);
+    }
+    if (waitAt < 0) this.#runTerminal(c, observers, start);
+    else void this.#runAfterNewConnection(c, filters, waitAt, observers, start);
+  }
+
+  /**
+   * Creates the filters of `filters` from `from` on, up to and including the terminal one (which becomes
+   * `c.terminal`); returns the index of a read filter whose onNewConnection must run first, or -1.
+   */
+  #build(
+    c: ActiveConnection,
+    filters: NetworkFilterFactory[],
+    from: number,
+    observers: ReadFilter[],
+  ): number {
+    for (let i = from; i < filters.length; i++) {
+      const f = filters[i].createFilter(c);
+      if (filters[i].terminal) {
+        c.terminal = f as TerminalFilter;
+        if (this.#draining) c.drain(this.#keepIdle);
+        return -1;
+      }
+      const rf = f as ReadFilter;
+      observers.push(rf);
+      if (rf.onNewConnection) return i;
+    }
+    return -1;
+  }
+
+  /** A chain with read filters that act on a new connection: each is awaited in order, then the rest built. */
+  async #runAfterNewConnection(
+    c: ActiveConnection,
+    filters: NetworkFilterFactory[],
+    at: number,
+    observers: ReadFilter[],
+    start: number,
+  ): Promise<void> {
+    try {
+      for (let i = at; i >= 0; i = this.#build(c, filters, i + 1, observers)) {
+        if (await observers[observers.length - 1].onNewConnection!(c) === FilterStatus.StopIteration) {
+          return this.#ended(c, observers, start);
         }
       }
-      this.#connections.delete(c);
-      this.#stats.downstream_cx_active.dec();
-      this.#stats.downstream_cx_destroy.inc();
-      this.#stats.downstream_cx_length_ms.record(this.clock.monotonic() - start);
-      this.#idleCheck();
+    } catch (err) {
+      this.#failed(c, err);
+      return this.#ended(c, observers, start);
     }
+    this.#runTerminal(c, observers, start);
+  }
+
+  #runTerminal(c: ActiveConnection, observers: ReadFilter[], start: number): void {
+    if (observers.some((o) => o.onData || o.onWrite)) {
+      c.observers = observers;
+      c.observed = true;
+    }
+    const terminal = c.terminal;
+    if (terminal === null || c.closed) return this.#ended(c, observers, start);
+    let running: Promise<void>;
+    try {
+      running = terminal.run(c);
+    } catch (err) {
+      this.#failed(c, err);
+      return this.#ended(c, observers, start);
+    }
+    running.then(() => this.#ended(c, observers, start), (err) => {
+      this.#failed(c, err);
+      this.#ended(c, observers, start);
+    });
+  }
+
+  #failed(c: ActiveConnection, err: unknown): void {
+    log.error(`Connection ${c.id} on ${this.spec.name} failed: ${(err as Error).stack ?? err}`);
+  }
+
+  /** The connection ended: close it, tell its read filters, count it. */
+  #ended(c: ActiveConnection, observers: ReadFilter[], start: number): void {
+    c.close();
+    for (const o of observers) {
+      try {
+        o.onClose?.();
+      } catch (err) {
+        log.error(`onClose failed: ${(err as Error).message}`);
+      }
+    }
+    this.#connections.delete(c);
+    this.#stats.downstream_cx_active.dec();
+    this.#stats.downstream_cx_destroy.inc();
+    this.#stats.downstream_cx_length_ms.record(this.clock.monotonic() - start);
+    this.#idleCheck();
   }
 
   /** A draining listener whose last connection (or pending TLS accept) ended stops waiting. */

@@ -117,13 +117,73 @@ export interface UpstreamConnection {
   release(reusable: boolean): void;
 }
 
-/** Why acquiring an upstream connection failed. */
-export type ConnectFailure =
-  | "connect_failure"
-  | "connect_timeout"
+/** Where an upstream error came from (Pingora's ErrorSource). */
+export const ErrorSource = {
+  /** The upstream host or the way to it: connect, reset, a malformed or late response. */
+  Upstream: 0,
+  /** The downstream client. */
+  Downstream: 1,
+  /** The proxy's own limits and state: circuit breakers, a cancelled acquire. */
+  Internal: 2,
+} as const;
+/** One of ErrorSource. */
+export type ErrorSource = typeof ErrorSource[keyof typeof ErrorSource];
+
+/**
+ * What went wrong with an upstream request, named as Envoy's reset reasons and response code details. A pool
+ * reports the first five (ConnectFailure); attempts add the others.
+ */
+export type UpstreamErrorKind =
+  /** max_requests, max_pending_requests or max_connections reached (UO); never retried. */
   | "overflow"
+  /** The TCP (or TLS) connect failed (UF). */
+  | "connect_failure"
+  /** The connect timed out (UF). */
+  | "connect_timeout"
+  /** No host to connect to (UF). */
   | "no_healthy_host"
-  | "cancelled";
+  /** The acquire was given up by its requester. */
+  | "cancelled"
+  /** The connection closed or failed before a full response (UC). */
+  | "connection_termination"
+  /** The response was malformed (UPE). */
+  | "protocol_error"
+  /** per_try_timeout fired (UT). */
+  | "per_try_timeout"
+  /** The upstream reset the HTTP/2 stream (UR). */
+  | "remote_reset"
+  /** The upstream refused the HTTP/2 stream (REFUSED_STREAM, or GOAWAY above its id): safe to retry (UR). */
+  | "remote_refused_stream_reset";
+
+/** The kinds a connection pool reports when it cannot give a connection or a stream. */
+export type ConnectFailure = Extract<
+  UpstreamErrorKind,
+  "connect_failure" | "connect_timeout" | "overflow" | "no_healthy_host" | "cancelled"
+>;
+
+/**
+ * One upstream failure, as Pingora's Error: its kind, where it came from, whether a retry policy may retry it
+ * (retry_on then decides), and the transport detail (`%UPSTREAM_TRANSPORT_FAILURE_REASON%` for connect
+ * failures). Made only on failure paths.
+ */
+export class UpstreamError {
+  /** Where it came from. */
+  readonly source: ErrorSource;
+  /** False when no retry policy may retry it (overflow: retrying would only add load). */
+  readonly retryable: boolean;
+
+  /** An error of `kind`; `detail` defaults to the kind's name. */
+  constructor(readonly kind: UpstreamErrorKind, readonly detail: string = kind) {
+    this.source = kind === "overflow" || kind === "cancelled" ? ErrorSource.Internal : ErrorSource.Upstream;
+    this.retryable = kind !== "overflow";
+  }
+
+  /** True when no connection was made (retry_on connect-failure and reset-before-request apply). */
+  get beforeConnect(): boolean {
+    const k = this.kind;
+    return k === "connect_failure" || k === "connect_timeout" || k === "no_healthy_host" || k === "cancelled";
+  }
+}
 
 /**
  * Options of an HTTP/1.1 acquire: the routing priority whose circuit breakers apply. The object's identity

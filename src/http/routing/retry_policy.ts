@@ -2,6 +2,7 @@
  * Route retry policies (envoy.config.route.v3.RetryPolicy), compiled once per route: retry_on conditions as
  * bits, retriable status codes and headers, back-off, host predicate. The router reads it per attempt.
  */
+import type { UpstreamError } from "../../upstream/types.ts";
 import type { HeaderMap } from "../headers.ts";
 import type { RetryPolicyConfig } from "./config_retry.ts";
 import { HeaderMatch } from "./matchers.ts";
@@ -82,18 +83,6 @@ export function parseRetryOn(value: string, grpcOnly = false): { bits: number; u
   }
   return { bits, unknown };
 }
-
-/** Why an attempt failed without a usable response. */
-export const ResetKind = {
-  /** The TCP connect failed or timed out. */
-  ConnectFailure: 0,
-  /** The connection closed or failed after connecting, before a full response head. */
-  Reset: 1,
-  /** The per-try timeout fired. */
-  PerTryTimeout: 2,
-} as const;
-/** One of ResetKind. */
-export type ResetKind = typeof ResetKind[keyof typeof ResetKind];
 
 /** A compiled RetryPolicy (route or virtual host level). */
 export class RetryPolicy {
@@ -177,13 +166,16 @@ export function retriableResponse(
   return false;
 }
 
-/** Whether a failed attempt (no response) is retriable under `retryOn`. */
-export function retriableReset(retryOn: number, kind: ResetKind): boolean {
+/**
+ * Whether a failed attempt (no response; `err.retryable` already checked) is retriable under `retryOn`: 5xx and
+ * reset take any failure, connect-failure and reset-before-request a failure to connect, gateway-error the
+ * per-try timeout, refused-stream an HTTP/2 stream the upstream refused.
+ */
+export function retriableReset(retryOn: number, err: UpstreamError): boolean {
   if (retryOn & (RetryOn.FiveXx | RetryOn.Reset)) return true;
-  if (kind === ResetKind.ConnectFailure) {
-    return (retryOn & (RetryOn.ConnectFailure | RetryOn.ResetBeforeRequest)) !== 0;
-  }
-  if (kind === ResetKind.PerTryTimeout) return (retryOn & RetryOn.GatewayError) !== 0;
+  if (err.beforeConnect) return (retryOn & (RetryOn.ConnectFailure | RetryOn.ResetBeforeRequest)) !== 0;
+  if (err.kind === "per_try_timeout") return (retryOn & RetryOn.GatewayError) !== 0;
+  if (err.kind === "remote_refused_stream_reset") return (retryOn & RetryOn.RefusedStream) !== 0;
   return false;
 }
 

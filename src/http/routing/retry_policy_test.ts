@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { UpstreamError } from "../../upstream/types.ts";
 import { HeaderMap } from "../headers.ts";
 import { retryPolicySchema } from "./config_retry.ts";
 import {
   backOffMs,
   parseRetryOn,
-  ResetKind,
   retriableReset,
   retriableResponse,
   RetryOn,
@@ -70,10 +70,15 @@ Deno.test("retry policy", async (t) => {
       retriableResponse(null, RetryOn.GrpcUnavailable, 200, HeaderMap.from([["grpc-status", "14"]]), null),
       true,
     );
-    assert.equal(retriableReset(RetryOn.ConnectFailure, ResetKind.ConnectFailure), true);
-    assert.equal(retriableReset(RetryOn.ConnectFailure, ResetKind.Reset), false);
-    assert.equal(retriableReset(RetryOn.Reset, ResetKind.Reset), true);
-    assert.equal(retriableReset(RetryOn.GatewayError, ResetKind.PerTryTimeout), true);
-    assert.equal(retriableReset(RetryOn.Retriable4xx, ResetKind.PerTryTimeout), false);
+    assert.equal(retriableReset(RetryOn.ConnectFailure, new UpstreamError("connect_failure")), true);
+    assert.equal(retriableReset(RetryOn.ConnectFailure, new UpstreamError("connection_termination")), false);
+    assert.equal(retriableReset(RetryOn.Reset, new UpstreamError("connection_termination")), true);
+    assert.equal(retriableReset(RetryOn.GatewayError, new UpstreamError("per_try_timeout")), true);
+    assert.equal(retriableReset(RetryOn.Retriable4xx, new UpstreamError("per_try_timeout")), false);
+    const refused = new UpstreamError("remote_refused_stream_reset");
+    assert.equal(retriableReset(RetryOn.RefusedStream, refused), true);
+    assert.equal(retriableReset(RetryOn.ConnectFailure, refused), false);
+    assert.equal(retriableReset(RetryOn.ResetBeforeRequest, new UpstreamError("connect_timeout")), true);
+    assert.equal(new UpstreamError("overflow").retryable, false);
   });
 });

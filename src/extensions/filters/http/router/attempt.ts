@@ -2,27 +2,7 @@
 import type { HttpFilterCallbacks } from "../../../../http/filter.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
-import type { Host } from "../../../../upstream/types.ts";
-
-/** Why an attempt failed before its response head was accepted. */
-export const AttemptFailure = {
-  /** max_requests or max_pending_requests reached (UO). */
-  Overflow: 0,
-  /** TCP connect failed or timed out (UF). */
-  ConnectFailure: 1,
-  /** The connection closed or failed before a full response (UC). */
-  Termination: 2,
-  /** The response head was malformed (UPE). */
-  ProtocolError: 3,
-  /** per_try_timeout fired (UT). */
-  PerTryTimeout: 4,
-  /** The upstream reset the HTTP/2 stream (UR). */
-  RemoteReset: 5,
-  /** The upstream refused the HTTP/2 stream (REFUSED_STREAM, or GOAWAY above its id): safe to retry (UR). */
-  Refused: 6,
-} as const;
-/** One of AttemptFailure. */
-export type AttemptFailure = typeof AttemptFailure[keyof typeof AttemptFailure];
+import type { Host, UpstreamError } from "../../../../upstream/types.ts";
 
 /** One attempt of a routed request, as the router drives it. */
 export interface Attempt {
@@ -68,8 +48,8 @@ export interface AttemptOwner {
   onAttemptHeaders(a: Attempt, status: number, headers: HeaderMap): boolean;
   /** Upstream bytes arrived at monotonic `now` (0: not taken; route idle timeout). */
   onUpstreamActivity(now: number): void;
-  /** The attempt failed before its head was forwarded (the attempt already released everything). */
-  onAttemptFailed(a: Attempt, why: AttemptFailure, detail: string): void;
+  /** The attempt failed with `err` before its head was forwarded (the attempt already released everything). */
+  onAttemptFailed(a: Attempt, err: UpstreamError): void;
   /** The attempt failed after the response started downstream; `flag` is the ResponseFlag (UC by default). */
   onAttemptResetAfterHeaders(a: Attempt, flag?: number, reason?: string): void;
 }

@@ -24,8 +24,8 @@ import type { RouteActionEntry, RouteEntry } from "../../../../http/routing/type
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type { Counter } from "../../../../stats/store.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
-import type { Cluster } from "../../../../upstream/types.ts";
-import type { Attempt, AttemptFailure, AttemptOwner } from "./attempt.ts";
+import type { Cluster, UpstreamError } from "../../../../upstream/types.ts";
+import type { Attempt, AttemptOwner } from "./attempt.ts";
 import { startAttempt } from "./attempt_runner.ts";
 import type { RouterConfig } from "./config.ts";
 import type { MirrorSet } from "./mirror.ts";
@@ -285,8 +285,8 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
     return acceptResponseHead(this, a, status, headers);
   }
 
-  onAttemptFailed(a: Attempt, why: AttemptFailure, detail: string): void {
-    attemptFailed(this, a, why, detail);
+  onAttemptFailed(a: Attempt, err: UpstreamError): void {
+    attemptFailed(this, a, err);
   }
 
   onAttemptResetAfterHeaders(

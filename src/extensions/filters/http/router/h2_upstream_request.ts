@@ -12,8 +12,7 @@ import { ErrorCode } from "../../../../http/h2/constants.ts";
 import type { H2Head } from "../../../../http/h2/head.ts";
 import { type H2Stream, type H2StreamHandler, ResetReason } from "../../../../http/h2/stream.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
-import type { ConnectFailure, H2StreamRequester } from "../../../../upstream/types.ts";
-import { AttemptFailure } from "./attempt.ts";
+import { type ConnectFailure, type H2StreamRequester, UpstreamError } from "../../../../upstream/types.ts";
 import { type GrpcMethodStats, grpcMethodStats, grpcStatusOf, isGrpcRequest } from "./grpc_stats.ts";
 import { H2ResponseQueue } from "./h2_response.ts";
 import { UpstreamAttempt } from "./upstream_attempt.ts";
@@ -80,7 +79,7 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
     const st = h2.request(head, endNow, this);
     if (st === null) {
       // the connection lost its room meanwhile (GOAWAY): as a refused stream, safe to retry
-      this.fail(AttemptFailure.Refused, "remote_refused_stream_reset", 0);
+      this.fail(new UpstreamError("remote_refused_stream_reset"), 0);
       this.#settle(H2Start.Failed);
       return;
     }
@@ -204,10 +203,10 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
       } else this.resetAfterHeaders(ResponseFlag.UpstreamRemoteReset, "remote_reset");
       return;
     }
-    if (reason === ResetReason.REFUSED) this.fail(AttemptFailure.Refused, "remote_refused_stream_reset", 0);
-    else if (reason === ResetReason.REMOTE) this.fail(AttemptFailure.RemoteReset, "remote_reset", 503);
-    else if (reason === ResetReason.LOCAL) this.fail(AttemptFailure.ProtocolError, "protocol_error", 503);
-    else this.fail(AttemptFailure.Termination, "connection_termination", 503);
+    if (reason === ResetReason.REFUSED) this.fail(new UpstreamError("remote_refused_stream_reset"), 0);
+    else if (reason === ResetReason.REMOTE) this.fail(new UpstreamError("remote_reset"), 503);
+    else if (reason === ResetReason.LOCAL) this.fail(new UpstreamError("protocol_error"), 503);
+    else this.fail(new UpstreamError("connection_termination"), 503);
   }
 
   onWritable(): void {

@@ -3,8 +3,7 @@ import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { type HttpFilterCallbacks, HttpFilterStatus } from "../../../../http/filter.ts";
 import { HeaderMap } from "../../../../http/headers.ts";
 import type { RouteEntry } from "../../../../http/routing/types.ts";
-import { ResetKind } from "../../../../http/routing/retry_policy.ts";
-import { AttemptFailure } from "./attempt.ts";
+import type { UpstreamError } from "../../../../upstream/types.ts";
 
 /** A local reply for an attempt failure. */
 export interface FailureReply {
@@ -21,14 +20,11 @@ export interface FailureReply {
 
 const RESET = "upstream connect error or disconnect/reset before headers. reset reason:";
 
-/** Envoy's reply for `why` (`detail` from the pool or the attempt). */
-export function failureReply(
-  why: AttemptFailure,
-  detail: string,
-  suppressEnvoyHeaders: boolean,
-): FailureReply {
-  switch (why) {
-    case AttemptFailure.Overflow:
+/** Envoy's reply for an attempt that failed with `err` before its response head. */
+export function failureReply(err: UpstreamError, suppressEnvoyHeaders: boolean): FailureReply {
+  const kind = err.kind;
+  switch (kind) {
+    case "overflow":
       return {
         status: 503,
         body: `${RESET} overflow`,
@@ -38,17 +34,20 @@ export function failureReply(
         timeout: false,
         transportFailure: false,
       };
-    case AttemptFailure.ConnectFailure:
+    case "connect_failure":
+    case "connect_timeout":
+    case "no_healthy_host":
+    case "cancelled":
       return {
         status: 503,
-        body: `${RESET} connection failure, transport failure reason: ${detail}`,
+        body: `${RESET} connection failure, transport failure reason: ${err.detail}`,
         flag: ResponseFlag.UpstreamConnectionFailure,
         details: "upstream_reset_before_response_started{connection_failure}",
         headers: undefined,
         timeout: false,
         transportFailure: true,
       };
-    case AttemptFailure.ProtocolError:
+    case "protocol_error":
       return {
         status: 502,
         body: "upstream protocol error",
@@ -58,20 +57,19 @@ export function failureReply(
         timeout: false,
         transportFailure: false,
       };
-    case AttemptFailure.RemoteReset:
-    case AttemptFailure.Refused: {
-      const reason = why === AttemptFailure.Refused ? "remote_refused_stream_reset" : "remote_reset";
+    case "remote_reset":
+    case "remote_refused_stream_reset": {
       return {
         status: 503,
-        body: `${RESET} ${why === AttemptFailure.Refused ? "remote refused stream reset" : "remote reset"}`,
+        body: `${RESET} ${kind === "remote_reset" ? "remote reset" : "remote refused stream reset"}`,
         flag: ResponseFlag.UpstreamRemoteReset,
-        details: `upstream_reset_before_response_started{${reason}}`,
+        details: `upstream_reset_before_response_started{${kind}}`,
         headers: undefined,
         timeout: false,
         transportFailure: false,
       };
     }
-    case AttemptFailure.PerTryTimeout:
+    case "per_try_timeout":
       return {
         status: 504,
         body: "upstream request timeout",
@@ -91,20 +89,6 @@ export function failureReply(
         timeout: false,
         transportFailure: false,
       };
-  }
-}
-
-/** How a failure counts for retry_on, or null when it is never retried (overflow). */
-export function retriedFailureKind(why: AttemptFailure): ResetKind | null {
-  switch (why) {
-    case AttemptFailure.Overflow:
-      return null;
-    case AttemptFailure.ConnectFailure:
-      return ResetKind.ConnectFailure;
-    case AttemptFailure.PerTryTimeout:
-      return ResetKind.PerTryTimeout;
-    default:
-      return ResetKind.Reset;
   }
 }
 

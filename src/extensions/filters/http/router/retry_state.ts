@@ -6,15 +6,13 @@ import { type TimeoutTarget, TimerEntry, type TimerWheel } from "../../../../com
 import type { HeaderMap } from "../../../../http/headers.ts";
 import {
   backOffMs,
-  type ResetKind,
   retriableReset,
   retriableResponse,
-  RetryOn,
   type RetryPolicy,
 } from "../../../../http/routing/retry_policy.ts";
 import type { Counter, Scope } from "../../../../stats/store.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
-import type { Cluster, Host } from "../../../../upstream/types.ts";
+import type { Cluster, Host, UpstreamError } from "../../../../upstream/types.ts";
 
 /** Router stats under `cluster.<name>.` beyond the cluster's own (created once per cluster, on first use). */
 export interface RetryStats {
@@ -116,14 +114,11 @@ export class RetryState implements TimeoutTarget {
   }
 
   /**
-   * Whether a failed attempt (no response) should be retried; `refused` marks an HTTP/2 stream the upstream
-   * refused (REFUSED_STREAM or GOAWAY), retried under refused-stream as well.
+   * Whether an attempt that failed with `err` (no response; retryable) should be retried under retry_on.
    */
-  onReset(kind: ResetKind, breakers: PriorityBreakers, stats: RetryStats, refused = false): RetryDecision {
+  onReset(err: UpstreamError, breakers: PriorityBreakers, stats: RetryStats): RetryDecision {
     this.#releaseSlot(breakers);
-    if (!retriableReset(this.retryOn, kind) && !(refused && (this.retryOn & RetryOn.RefusedStream) !== 0)) {
-      return RetryDecision.No;
-    }
+    if (!retriableReset(this.retryOn, err)) return RetryDecision.No;
     return this.#schedule(breakers, stats);
   }
 

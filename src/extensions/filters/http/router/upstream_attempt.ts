@@ -8,8 +8,8 @@
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
 import type { PriorityBreakers } from "../../../../upstream/circuit_breaker.ts";
-import type { Cluster, ConnectFailure, Host } from "../../../../upstream/types.ts";
-import { type Attempt, AttemptFailure, type AttemptOwner } from "./attempt.ts";
+import { type Cluster, type ConnectFailure, type Host, UpstreamError } from "../../../../upstream/types.ts";
+import type { Attempt, AttemptOwner } from "./attempt.ts";
 import type { HcmTracing } from "../../../../tracing/http_tracing.ts";
 import type { Span } from "../../../../tracing/types.ts";
 
@@ -102,7 +102,7 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
     if (!this.breakers.tryRequest()) {
       this.cluster.circuitBreakers.stats.upstream_rq_pending_overflow.inc();
       this.finish(false);
-      this.owner.onAttemptFailed(this, AttemptFailure.Overflow, "overflow");
+      this.owner.onAttemptFailed(this, new UpstreamError("overflow"));
       return false;
     }
     this.#holdsRequest = true;
@@ -142,7 +142,7 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
     this.cluster.recordOutcome(this.host, 504);
     this.release();
     this.finish(false);
-    this.owner.onAttemptFailed(this, AttemptFailure.PerTryTimeout, "per_try_timeout");
+    this.owner.onAttemptFailed(this, new UpstreamError("per_try_timeout"));
   }
 
   /** The router gives up on this attempt (global timeout, downstream reset, retry): release everything. */
@@ -176,21 +176,20 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
     return true;
   }
 
-  /** The pool could not give a connection or stream. */
+  /** The pool could not give a connection or stream (`reason` is the error's kind as it is). */
   protected poolFailed(reason: ConnectFailure, detail: string): void {
-    if (reason === "overflow") this.fail(AttemptFailure.Overflow, detail, 0);
-    else this.fail(AttemptFailure.ConnectFailure, detail, 503);
+    this.fail(new UpstreamError(reason, detail), reason === "overflow" ? 0 : 503);
   }
 
   /**
-   * The attempt failed before its head went downstream: releases everything, records `outcome` for the host
-   * (0: none) and tells the router, which retries or answers locally.
+   * The attempt failed with `err` before its head went downstream: releases everything, records `outcome` for
+   * the host (0: none) and tells the router, which retries or answers locally.
    */
-  protected fail(why: AttemptFailure, detail: string, outcome: number): void {
+  protected fail(err: UpstreamError, outcome: number): void {
     this.release();
     this.finish(false);
     if (outcome !== 0) this.cluster.recordOutcome(this.host, outcome);
-    this.owner.onAttemptFailed(this, why, detail);
+    this.owner.onAttemptFailed(this, err);
   }
 
   /** The upstream failed after the head went downstream: the router resets the downstream stream. */

@@ -7,9 +7,8 @@ import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { connWrite } from "../../../../network/raw_io.ts";
 import { chunkFrame, LAST_CHUNK } from "../../../../http/h1_glue.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
-import type { AcquireOptions, UpstreamConnection } from "../../../../upstream/types.ts";
+import { type AcquireOptions, type UpstreamConnection, UpstreamError } from "../../../../upstream/types.ts";
 import { localAddressOf, PooledConnection } from "../../../../upstream/pooled_connection.ts";
-import { AttemptFailure } from "./attempt.ts";
 import { readResponse } from "./response_reader.ts";
 import { UpstreamAttempt } from "./upstream_attempt.ts";
 
@@ -64,7 +63,7 @@ export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
       up.release(false);
       if (this.aborted) return false;
       if (!up.reused || attempt === 1) {
-        this.fail(AttemptFailure.Termination, "connection_termination", 503);
+        this.fail(new UpstreamError("connection_termination"), 503);
         return false;
       }
     }
@@ -164,7 +163,7 @@ export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
 
   /** The response head was malformed. */
   protocolError(): void {
-    this.fail(AttemptFailure.ProtocolError, "protocol_error", 0);
+    this.fail(new UpstreamError("protocol_error"), 0);
   }
 
   /** The whole response went downstream: bookkeeping, and the connection goes back to the pool. */
@@ -185,6 +184,6 @@ export class UpstreamRequest extends UpstreamAttempt implements AcquireOptions {
     this.cluster.stats.upstream_rq_rx_reset.inc();
     if (this.headersForwarded) {
       this.resetAfterHeaders(ResponseFlag.UpstreamConnectionTermination, "connection_termination");
-    } else this.fail(AttemptFailure.Termination, "connection_termination", 503);
+    } else this.fail(new UpstreamError("connection_termination"), 503);
   }
 }

@@ -8,9 +8,10 @@ import { Logger } from "../../../../common/log.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { retryOnNames } from "../../../../http/routing/retry_policy.ts";
 import type { HeaderMap } from "../../../../http/headers.ts";
-import { type Attempt, AttemptFailure } from "./attempt.ts";
+import type { UpstreamError } from "../../../../upstream/types.ts";
+import type { Attempt } from "./attempt.ts";
 import type { RouterFilter } from "./filter.ts";
-import { failureReply, retriedFailureKind } from "./replies.ts";
+import { failureReply } from "./replies.ts";
 import { RetryDecision, retryStats } from "./retry_state.ts";
 
 const log = new Logger("router");
@@ -69,36 +70,30 @@ export function acceptResponseHead(f: RouterFilter, a: Attempt, status: number, 
   return true;
 }
 
-/** `a` failed before its head went downstream: a retry, or the local reply for `why`. */
-export function attemptFailed(f: RouterFilter, a: Attempt, why: AttemptFailure, detail: string): void {
+/** `a` failed with `err` before its head went downstream: a retry, or the local reply for it. */
+export function attemptFailed(f: RouterFilter, a: Attempt, err: UpstreamError): void {
   if (a !== f.attempt || f.finished || f.destroyed) return;
   f.attempt = null;
   const retry = f.retry;
-  const kind = retriedFailureKind(why);
   const ctx = f.f.ctx;
-  if (why === AttemptFailure.PerTryTimeout) {
-    retryStats(f.cluster!, ctx.stats).upstream_rq_per_try_timeout.inc();
-  }
+  const kind = err.kind;
+  const detail = err.detail;
+  if (kind === "per_try_timeout") retryStats(f.cluster!, ctx.stats).upstream_rq_per_try_timeout.inc();
   if (log.enabled("debug")) {
     const p = f.cb.streamInfo.logPrefix();
     const host = f.cb.streamInfo.upstreamHost;
-    if (why === AttemptFailure.PerTryTimeout) {
-      log.debug(`${p}upstream per try timeout (${f.perTryMs} ms) on ${host}`);
-    } else if (why === AttemptFailure.ConnectFailure) {
-      log.debug(`${p}upstream connect failure to ${host}: ${detail}`);
-    } else log.debug(`${p}upstream attempt to ${host} failed before response headers: ${detail}`);
+    if (kind === "per_try_timeout") log.debug(`${p}upstream per try timeout (${f.perTryMs} ms) on ${host}`);
+    else if (err.beforeConnect) log.debug(`${p}upstream connect failure to ${host}: ${detail}`);
+    else log.debug(`${p}upstream attempt to ${host} failed before response headers: ${detail}`);
   }
-  if (retry !== null) {
-    const stats = retry.stats(f.cluster!, ctx.stats);
-    if (kind !== null) {
-      const d = retry.onReset(kind, f.breakers!, stats, why === AttemptFailure.Refused);
-      if (log.enabled("debug")) logRetry(f, d, `failure '${detail}'`);
-      if (d === RetryDecision.Yes) return;
-      f.flags |= retryFlag(d);
-    }
+  if (retry !== null && err.retryable) {
+    const d = retry.onReset(err, f.breakers!, retry.stats(f.cluster!, ctx.stats));
+    if (log.enabled("debug")) logRetry(f, d, `failure '${detail}'`);
+    if (d === RetryDecision.Yes) return;
+    f.flags |= retryFlag(d);
   }
   f.finish();
-  const r = failureReply(why, detail, f.f.config.suppress_envoy_headers);
+  const r = failureReply(err, f.f.config.suppress_envoy_headers);
   if (r.timeout) f.cluster!.stats.upstream_rq_timeout.inc();
   if (r.transportFailure) f.cb.streamInfo.upstreamTransportFailureReason = detail;
   f.localReply(r.status, r.body, r.flag, r.details, r.headers).catch(() => f.cb.resetStream());

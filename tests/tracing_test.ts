@@ -105,6 +105,7 @@ Deno.test("tracing: zipkin, two hops with spawn_upstream_span: one trace, parent
   assert.equal(aServer.tags["http.protocol"], "HTTP/1.1");
   assert.match(aServer.tags["guid:x-request-id"], /^[0-9a-f-]{36}$/);
   assert.equal(aServer.tags["user_agent"].startsWith("curl/"), true);
+  assert.equal(aServer.tags["downstream_cluster"], "-");
   assert.equal(aServer.tags["error"], undefined);
   assert.equal(aClient.tags["http.status_code"], "200");
   assert.equal(bClient.tags["upstream_address"], `127.0.0.1:${origin.port}`);

@@ -263,18 +263,33 @@ export class HcmTracing {
     }
     const req = stream.request;
     const info = stream.streamInfo;
-    const h = req.headers;
-    const id = h.get("x-request-id");
+    // the five request headers the tags read, first values, in one pass over the names
+    const names = req.headers.names, values = req.headers.values;
+    let id: string | undefined, proto: string | undefined, cluster: string | undefined;
+    let ua: string | undefined, ct: string | undefined;
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i];
+      const len = n.length;
+      if (len === 12) {
+        if (id === undefined && n === "x-request-id") id = values[i];
+      } else if (len === 17) {
+        if (proto === undefined && n === "x-forwarded-proto") proto = values[i];
+        else if (ct === undefined && n === "x-client-trace-id") ct = values[i];
+      } else if (len === 10) {
+        if (ua === undefined && n === "user-agent") ua = values[i];
+      } else if (len === 34) {
+        if (cluster === undefined && n === "x-envoy-downstream-service-cluster") cluster = values[i];
+      }
+    }
     if (id !== undefined) span.setTag("guid:x-request-id", id);
     let path = info.originalPath || req.path;
     if (path.length > this.maxPathTagLength) path = path.slice(0, this.maxPathTagLength);
-    span.setTag("http.url", `${h.get("x-forwarded-proto") ?? req.scheme}://${req.authority}${path}`);
+    span.setTag("http.url", `${proto ?? req.scheme}://${req.authority}${path}`);
     span.setTag("http.method", req.method);
-    span.setTag("downstream_cluster", h.get("x-envoy-downstream-service-cluster") ?? "-");
-    span.setTag("user_agent", h.get("user-agent") ?? "-");
+    span.setTag("downstream_cluster", cluster ?? "-");
+    span.setTag("user_agent", ua ?? "-");
     span.setTag("http.protocol", info.protocol);
     span.setTag("peer.address", info.downstreamDirectRemoteAddress);
-    const ct = h.get("x-client-trace-id");
     if (ct !== undefined) span.setTag("guid:x-client-trace-id", ct);
     this.#customTags(span, this.tags, req, info);
     const route = stream.route();

@@ -37,6 +37,19 @@ export interface RedisBenchRow {
   /** CPU µs per request (user + system) of each proxy over its runs of both tests (median of rounds). */
   nuncioCpuUs: number;
   twemproxyCpuUs: number;
+  /**
+   * The 1-minute load average before and after this pipeline depth's rounds: on a small shared machine another
+   * process's load swings these ratios by tens of percent, so a contended run shows as such.
+   */
+  load: [number, number];
+}
+
+function loadAverage(): number {
+  try {
+    return Deno.loadavg()[0];
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -205,6 +218,7 @@ export async function runRedisBench(o: RedisBenchOptions): Promise<RedisBenchRow
     for (const pipeline of o.pipelines) {
       const samples: Record<string, Record<string, number[]>> = {};
       const cpu: Record<string, number[]> = { nuncio: [], twemproxy: [] };
+      const loadBefore = loadAverage();
       for (let r = 0; r < o.rounds; r++) {
         for (const [name, port] of Object.entries(targets)) {
           const before = pids[name] ? cpuSeconds(pids[name]) : 0;
@@ -213,6 +227,7 @@ export async function runRedisBench(o: RedisBenchOptions): Promise<RedisBenchRow
           for (const [test, v] of rates) ((samples[name] ??= {})[test] ??= []).push(v);
         }
       }
+      const load: [number, number] = [loadBefore, loadAverage()];
       for (const test of ["GET", "SET"] as const) {
         rows.push({
           pipeline,
@@ -222,6 +237,7 @@ export async function runRedisBench(o: RedisBenchOptions): Promise<RedisBenchRow
           direct: median(samples.direct[test]),
           nuncioCpuUs: median(cpu.nuncio),
           twemproxyCpuUs: median(cpu.twemproxy),
+          load,
         });
       }
     }
@@ -241,9 +257,11 @@ export function formatRedisBench(rows: RedisBenchRow[], o: RedisBenchOptions): s
       (r.nuncio / r.twemproxy).toFixed(2)
     }x (nuncio ${f(r.nuncio)}/s, twemproxy ${f(r.twemproxy)}/s, direct ${
       f(r.direct)
-    }/s; -c ${o.clients} -n ${o.requests}; CPU per request: nuncio ${
+    }/s; -c ${o.clients} -n ${o.requests}, ${o.rounds} rounds; CPU per request: nuncio ${
       r.nuncioCpuUs.toFixed(1)
-    } us, twemproxy ${r.twemproxyCpuUs.toFixed(1)} us)`
+    } us, twemproxy ${r.twemproxyCpuUs.toFixed(1)} us; load ${r.load[0].toFixed(1)} -> ${
+      r.load[1].toFixed(1)
+    })`
   ).join("\n");
 }
 

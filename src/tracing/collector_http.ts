@@ -3,16 +3,16 @@
  * connection from the cluster (its stats and breakers count the call), the body, the response status read
  * and its body skipped. Runs off the request path, from a tracer's flush; never rejects.
  */
-import { encodeRequestHead, parseResponseHead, responseBodyKind } from "../http/h1_glue.ts";
+import { encodeRequestHead } from "../http/h1_glue.ts";
 import type { ResponseHead } from "../http/h1_glue.ts";
+import { BodyFraming, H1ClosedError } from "../http/h1/client.ts";
 import { HeaderMap } from "../http/headers.ts";
-import { connRead, connWriteAll } from "../network/raw_io.ts";
+import { connWriteAll } from "../network/raw_io.ts";
 import type { AcquireOptions, ClusterManager, UpstreamConnection } from "../upstream/types.ts";
 
 /** Bytes a caller may leave free in front of `body` (see `CollectorPost.headRoom`): room for a request head. */
 export const COLLECTOR_HEAD_ROOM = 512;
 
-const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
 const ACQUIRE: AcquireOptions = { priority: 0 };
 
 /** What to send. */
@@ -101,66 +101,24 @@ export async function postToCollector(cm: ClusterManager, p: CollectorPost): Pro
   }
 }
 
-/** Reads a response head and skips its body; null when the connection ended first. */
+/**
+ * Reads the response head and skips a Content-Length body with the connection's HTTP/1.1 codec; null when the
+ * connection ended first. A chunked or close-delimited body is not read: the status is all a tracer needs,
+ * and the connection is not reused.
+ */
 async function readResponse(
   up: UpstreamConnection,
 ): Promise<{ head: ResponseHead; reusable: boolean } | null> {
-  const buf = up.readBuf;
-  let start = up.readStart;
-  let end = up.readEnd;
-  const more = async (): Promise<boolean> => {
-    if (start === end) start = end = 0;
-    let n: number | null;
-    if (up.pendingRead) {
-      const pr = up.pendingRead;
-      up.pendingRead = null;
-      n = (await pr) || null;
-      if (n !== null) {
-        start = up.readStart;
-        end = up.readEnd + n;
-      }
-    } else {
-      if (end === buf.length) {
-        buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-        if (end === buf.length) throw new Error("Collector response head too large");
-      }
-      n = (await connRead(up.conn, buf.subarray(end))) || null;
-      if (n !== null) end += n;
-    }
-    return n !== null;
-  };
-  let head: ResponseHead | null = null;
-  for (;;) {
-    if (end > start) {
-      head = parseResponseHead(buf, start, end, LIMITS);
-      if (head !== null) {
-        start = head.headEnd;
-        if (head.status >= 100 && head.status < 200) {
-          head = null;
-          continue;
-        }
-        break;
-      }
-    }
-    if (!(await more())) return null;
+  const h1 = up.h1;
+  try {
+    const head = await h1.readResponseHead("POST");
+    const f = h1.framing;
+    const reusable = f === BodyFraming.Length || f === BodyFraming.None ? await h1.skipBody() : false;
+    return { head, reusable };
+  } catch (e) {
+    if (e instanceof H1ClosedError) return null;
+    throw e;
+  } finally {
+    h1.endResponse();
   }
-  const kind = responseBodyKind(head, "POST");
-  if (kind === "length") {
-    let remaining = head.contentLength;
-    for (;;) {
-      const take = Math.min(remaining, end - start);
-      start += take;
-      remaining -= take;
-      if (remaining === 0) break;
-      if (!(await more())) return null;
-    }
-  } else if (kind !== "none") {
-    // chunked or close-delimited: the status is all a tracer needs; the connection is not reused
-    return { head, reusable: false };
-  }
-  up.readStart = start;
-  up.readEnd = end;
-  return { head, reusable: head.keepAlive && start === end };
 }

@@ -231,7 +231,7 @@ export class ConnPool implements ConnectionOwner {
     const hp = this.#hosts.get(c.host);
     if (
       this.#closed || hp === undefined || hp.removed || (max > 0 && c.requests >= max) ||
-      c.readStart !== c.readEnd
+      c.h1.start !== c.h1.end
     ) {
       this.destroy(c, true);
       return;

@@ -71,22 +71,22 @@ class Upstream {
   }
 }
 
-/** Sends one request on `uc` and reads one full RESPONSE, honouring pendingRead/readBuf. */
+/** Sends one request on `uc` and reads one full RESPONSE, honouring the codec's pending read and buffer. */
 async function roundTrip(uc: UpstreamConnection): Promise<string> {
   await uc.conn.write(enc.encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
   let got = "";
-  if (uc.pendingRead) {
-    const n = await uc.pendingRead;
-    uc.pendingRead = null;
+  if (uc.h1.pendingRead) {
+    const n = await uc.h1.pendingRead;
+    uc.h1.pendingRead = null;
     assert.ok(n !== null, "pending read hit EOF");
-    got += dec.decode(uc.readBuf.subarray(0, n));
+    got += dec.decode(uc.h1.buf.subarray(0, n));
   }
   while (got.length < RESPONSE.length) {
-    const n = await uc.conn.read(uc.readBuf);
+    const n = await uc.conn.read(uc.h1.buf);
     assert.ok(n !== null);
-    got += dec.decode(uc.readBuf.subarray(0, n));
+    got += dec.decode(uc.h1.buf.subarray(0, n));
   }
-  uc.readStart = uc.readEnd = 0;
+  uc.h1.start = uc.h1.end = 0;
   return got;
 }
 
@@ -140,7 +140,7 @@ Deno.test("HTTP/1.1 pool", async (t) => {
     const b = await acquire(cluster);
     assert.notEqual(a, b);
     assert.equal(a.reused, false);
-    assert.equal(a.pendingRead, null);
+    assert.equal(a.h1.pendingRead, null);
     assert.equal(await roundTrip(a), RESPONSE);
     assert.equal(await roundTrip(b), RESPONSE);
     a.release(true);
@@ -148,7 +148,7 @@ Deno.test("HTTP/1.1 pool", async (t) => {
     const c = await acquire(cluster);
     assert.equal(c, b, "most recently released first");
     assert.equal(c.reused, true);
-    assert.ok(c.pendingRead !== null, "idle connection keeps a read pending");
+    assert.ok(c.h1.pendingRead !== null, "idle connection keeps a read pending");
     assert.equal(await roundTrip(c), RESPONSE);
     c.release(true);
     assert.equal(v("upstream_cx_total"), 2);
@@ -187,7 +187,7 @@ Deno.test("HTTP/1.1 pool", async (t) => {
     await a.conn.write(enc.encode("GET / HTTP/1.1\r\n\r\n"));
     // Read exactly the response; the trailing junk arrives after release.
     let got = 0;
-    while (got < RESPONSE.length) got += (await a.conn.read(a.readBuf.subarray(0, RESPONSE.length - got)))!;
+    while (got < RESPONSE.length) got += (await a.conn.read(a.h1.buf.subarray(0, RESPONSE.length - got)))!;
     a.release(true);
     await until(() => v("upstream_cx_destroy_local") === 1);
     assert.equal(v("upstream_cx_active"), 0);
@@ -198,7 +198,7 @@ Deno.test("HTTP/1.1 pool", async (t) => {
   await t.step("unconsumed bytes at release close instead of pooling", async () => {
     const { cm, cluster, v } = setup(up.port);
     const a = await acquire(cluster);
-    a.readEnd = 3;
+    a.h1.end = 3;
     a.release(true);
     assert.equal(v("upstream_cx_destroy_local"), 1);
     a.release(true); // second release is ignored

@@ -68,35 +68,6 @@ export class PooledConnection implements UpstreamConnection {
     this.acquired = { ok: true, connection: this };
   }
 
-  /** The codec's pending idle read (for users still reading by hand). */
-  get pendingRead(): Promise<number | null> | null {
-    return this.h1.pendingRead;
-  }
-  set pendingRead(p: Promise<number | null> | null) {
-    this.h1.pendingRead = p;
-  }
-
-  /** The codec's read buffer. */
-  get readBuf(): Uint8Array {
-    return this.h1.buf;
-  }
-
-  /** Start of the unconsumed bytes of `readBuf`. */
-  get readStart(): number {
-    return this.h1.start;
-  }
-  set readStart(n: number) {
-    this.h1.start = n;
-  }
-
-  /** End of the received bytes of `readBuf`. */
-  get readEnd(): number {
-    return this.h1.end;
-  }
-  set readEnd(n: number) {
-    this.h1.end = n;
-  }
-
   /** "ip:port" of the socket's local end, formatted once ("" when the socket is already closed). */
   get localAddress(): string {
     if (this.#localAddress === "") this.#localAddress = localAddressOf(this.conn);
@@ -120,7 +91,7 @@ export class PooledConnection implements UpstreamConnection {
 
   #idleReadDone(n: number | null): void {
     this.#readInFlight = false;
-    if (this.state !== IDLE) return; // a user owns it and awaits pendingRead itself
+    if (this.state !== IDLE) return; // a user owns it and takes the pending read over through h1.read()
     // EOF or error: the peer closed; data while idle is a protocol violation: close.
     this.#pool.destroy(this, !!n);
   }

@@ -101,13 +101,6 @@ export interface UpstreamConnection {
    * while the connection is idle (to notice a peer close), so a user reads through it.
    */
   readonly h1: H1ClientCodec;
-  /** The codec's pending idle read (users still reading by hand must await it before their own reads). */
-  pendingRead: Promise<number | null> | null;
-  /** The codec's read buffer (at least 16 KiB). */
-  readonly readBuf: Uint8Array;
-  /** Bytes [readStart, readEnd) of readBuf are unconsumed data left over from the last read. */
-  readStart: number;
-  readEnd: number;
   /**
    * Monotonic ms of the last byte its user read, set before `release` (0: unknown); the pool takes it as
    * the start of the idle period instead of reading the clock again.

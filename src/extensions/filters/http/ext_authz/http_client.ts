@@ -6,16 +6,10 @@
  */
 import { Logger } from "../../../../common/log.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
-import {
-  ChunkedDecoder,
-  encodeRequestHead,
-  type HeadScanState,
-  parseResponseHead,
-  responseBodyKind,
-  type ResponseHead,
-} from "../../../../http/h1_glue.ts";
+import { encodeRequestHead, type ResponseHead } from "../../../../http/h1_glue.ts";
+import { BodyEvent, H1ClosedError } from "../../../../http/h1/client.ts";
 import type { RouteContext } from "../../../../http/routing/types.ts";
-import { connRead, connWriteAll } from "../../../../network/raw_io.ts";
+import { connWriteAll } from "../../../../network/raw_io.ts";
 import type { FactoryContext } from "../../../../network/filter.ts";
 import type {
   AcquireOptions,
@@ -36,7 +30,6 @@ import { authzRequest, type HttpClientConfig, toAuthzResponse } from "./http_map
 import type { Span } from "../../../../tracing/types.ts";
 
 const log = new Logger("ext_authz");
-const LIMITS = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
 /** The largest authorization response body read (Envoy's async client buffers it whole). */
 const MAX_BODY = 1 << 20;
 const decoder = new TextDecoder();
@@ -82,9 +75,6 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
   #up: UpstreamConnection | null = null;
   #acquiring = false;
   #done = false;
-  /** Unread bytes [#start, #end) of the connection's buffer while reading the response. */
-  #start = 0;
-  #end = 0;
   #parts: Uint8Array[] | null = null;
   #total = 0;
 
@@ -168,7 +158,7 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
         // a kept-alive connection the service closed while idle: once more on another connection
         if (up.reused && attempt === 0) {
           this.#up = null;
-          up.readStart = up.readEnd = 0;
+          up.h1.endResponse();
           up.release(false);
           continue;
         }
@@ -201,94 +191,36 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
     return acq.connection;
   }
 
-  /** Reads the response head and body; null when the connection ended first. */
+  /**
+   * Reads the response head and body with the connection's HTTP/1.1 codec; null when the connection ended
+   * first (or the call is over). Throws on a malformed response.
+   */
   async #read(
     up: UpstreamConnection,
     method: string,
   ): Promise<{ head: ResponseHead; body: string; reusable: boolean } | null> {
-    const buf = up.readBuf;
-    this.#start = up.readStart;
-    this.#end = up.readEnd;
-    const scan: HeadScanState = { scanned: 0 };
-    let head: ResponseHead | null = null;
-    for (;;) {
-      if (this.#end > this.#start) {
-        head = parseResponseHead(buf, this.#start, this.#end, LIMITS, scan);
-        if (head !== null) {
-          this.#start = head.headEnd;
-          if (head.status >= 100 && head.status < 200) {
-            head = null;
-            continue;
-          }
-          break;
-        }
-      }
-      if (!(await this.#more(up))) return null;
+    const h1 = up.h1;
+    let head: ResponseHead;
+    try {
+      head = await h1.readResponseHead(method);
+    } catch (e) {
+      if (e instanceof H1ClosedError) return null;
+      throw e;
     }
-    const kind = responseBodyKind(head, method);
     this.#parts = [];
     this.#total = 0;
-    if (kind === "length") {
-      let remaining = head.contentLength;
-      for (;;) {
-        const take = Math.min(remaining, this.#end - this.#start);
-        if (take > 0) this.#keep(buf, this.#start, this.#start + take);
-        remaining -= take;
-        this.#start += take;
-        if (remaining === 0) break;
-        if (!(await this.#more(up))) return null;
-      }
-    } else if (kind === "chunked") {
-      const dec = new ChunkedDecoder(LIMITS, 502);
-      for (;;) {
-        const r = dec.next(buf, this.#start, this.#end);
-        if (r.kind === "data") this.#keep(buf, r.start, r.end);
-        this.#start = r.consumed;
-        if (r.kind === "done") break;
-        if (r.kind !== "data" && !(await this.#more(up))) return null;
-      }
-    } else if (kind === "close") {
-      for (;;) {
-        if (this.#end > this.#start) this.#keep(buf, this.#start, this.#end);
-        this.#start = this.#end;
-        if (!(await this.#more(up))) break;
-      }
-      if (this.#done) return null;
+    for (;;) {
+      const ev = h1.nextBody();
+      if (ev === BodyEvent.Done) break;
+      if (ev === BodyEvent.Data) this.#keep(h1.buf, h1.dataStart, h1.dataEnd);
+      else if (this.#done || !h1.received(await h1.read())) return null;
     }
-    up.readStart = this.#start;
-    up.readEnd = this.#end;
+    if (this.#done) return null;
     const parts = this.#parts;
     const body = parts.length === 0
       ? ""
       : decoder.decode(parts.length === 1 ? parts[0] : concat(parts, this.#total));
-    return { head, body, reusable: kind !== "close" && head.keepAlive && this.#start === this.#end };
-  }
-
-  /** Reads more of the response into the connection's buffer; false at its end (or once the call is over). */
-  async #more(up: UpstreamConnection): Promise<boolean> {
-    const buf = up.readBuf;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    else if (this.#end === buf.length && this.#start > 0) {
-      buf.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
-      this.#start = 0;
-    }
-    let n: number | null;
-    if (up.pendingRead) {
-      // the pool's idle read landed at readEnd of the connection's buffer
-      const p = up.pendingRead;
-      up.pendingRead = null;
-      n = (await p) || null;
-      if (n !== null) {
-        this.#start = up.readStart;
-        this.#end = up.readEnd + n;
-      }
-    } else {
-      if (this.#end === buf.length) throw new Error("Authorization response head too large");
-      n = (await connRead(up.conn, buf.subarray(this.#end))) || null;
-      if (n !== null) this.#end += n;
-    }
-    return n !== null && !this.#done;
+    return { head, body, reusable: h1.reusable };
   }
 
   /** Keeps a copy of body bytes [from, to). */
@@ -309,7 +241,7 @@ class HttpCheckCall implements AuthzCall, TimeoutTarget, AcquireOptions {
     const up = this.#up;
     if (up !== null) {
       this.#up = null;
-      if (!reusable) up.readStart = up.readEnd = 0;
+      up.h1.endResponse();
       up.release(reusable);
     }
     const host = this.#host;

@@ -114,27 +114,6 @@ export class FakeConnection implements UpstreamConnection {
     this.conn = socket as unknown as Deno.Conn;
     this.h1 = new H1ClientCodec(this.conn);
   }
-  get pendingRead(): Promise<number | null> | null {
-    return this.h1.pendingRead;
-  }
-  set pendingRead(p: Promise<number | null> | null) {
-    this.h1.pendingRead = p;
-  }
-  get readBuf(): Uint8Array {
-    return this.h1.buf;
-  }
-  get readStart(): number {
-    return this.h1.start;
-  }
-  set readStart(n: number) {
-    this.h1.start = n;
-  }
-  get readEnd(): number {
-    return this.h1.end;
-  }
-  set readEnd(n: number) {
-    this.h1.end = n;
-  }
   release(reusable: boolean): void {
     this.releasedReusable = reusable;
     if (!reusable) this.socket.close();

@@ -65,6 +65,19 @@ export async function connWriteAll(conn: Deno.Conn, data: Uint8Array): Promise<v
 }
 
 /**
+ * `buf` when it holds `need` bytes, else a buffer of twice its size (doubled until it does) holding its first
+ * `len` bytes: the growth step of append-only output buffers.
+ */
+export function grownTo(buf: Uint8Array, len: number, need: number): Uint8Array {
+  if (need <= buf.length) return buf;
+  let size = buf.length * 2;
+  while (size < need) size *= 2;
+  const b = new Uint8Array(size);
+  b.set(buf.subarray(0, len));
+  return b;
+}
+
+/**
  * Room to read more into a buffer whose unparsed bytes are [start, end) and whose end is reached: those bytes
  * moved to the front, or, when they fill it, copied into a buffer twice the size. The caller then has them at
  * [0, end - start).

@@ -3,6 +3,7 @@
  * the buffer to the socket as a whole and counts queued frames for the outbound flood limits.
  */
 import { Flag, FRAME_HEADER, FrameType } from "./constants.ts";
+import { grownTo } from "../../network/raw_io.ts";
 
 /** A growable byte buffer that frames and HPACK blocks are written into. */
 export class OutBuf {
@@ -23,12 +24,7 @@ export class OutBuf {
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     const need = this.len + n;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const b = new Uint8Array(size);
-    b.set(this.buf.subarray(0, this.len));
-    this.buf = b;
+    if (need > this.buf.length) this.buf = grownTo(this.buf, this.len, need);
   }
 
   /** Empties the buffer (after a write), shrinking it when a burst made it large. */

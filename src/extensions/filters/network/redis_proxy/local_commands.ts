@@ -7,14 +7,17 @@ import type { RedisSession } from "./session.ts";
 import { errorBytes, Response } from "./requests.ts";
 import { OutBuf, text } from "./resp.ts";
 
-const local = new OutBuf(1024);
+/** A scratch buffer for the replies the proxy makes itself (written and handed to the session at once). */
+export const local = new OutBuf(1024);
 
-function replyError(session: RedisSession, message: string): void {
+/** Answers `session` with an error reply the proxy makes itself. */
+export function replyError(session: RedisSession, message: string): void {
   const o = errorBytes(message);
   session.local(o.buf, 0, o.len);
 }
 
-function replySimple(session: RedisSession, message: string): void {
+/** Answers `session` with a simple string reply the proxy makes itself. */
+export function replySimple(session: RedisSession, message: string): void {
   local.len = 0;
   local.simple(message);
   session.local(local.buf, 0, local.len);

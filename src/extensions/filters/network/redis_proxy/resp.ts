@@ -6,6 +6,7 @@
  * decoder throws ProtocolError: "downstream protocol error" and a close); well-framed values that are not an
  * array of bulk strings are "invalid request" (Envoy's splitter).
  */
+import { grownTo } from "../../../../network/raw_io.ts";
 
 /** The input ends before the value does: read more. */
 export const INCOMPLETE = -1;
@@ -219,12 +220,7 @@ export class OutBuf {
   /** Makes room for `n` more bytes. */
   reserve(n: number): void {
     const need = this.len + n;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const b = new Uint8Array(size);
-    b.set(this.buf.subarray(0, this.len));
-    this.buf = b;
+    if (need > this.buf.length) this.buf = grownTo(this.buf, this.len, need);
   }
 
   /** Appends bytes [s, e) of `src`. */

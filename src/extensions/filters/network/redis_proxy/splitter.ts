@@ -11,24 +11,11 @@ import type { RedisSession } from "./session.ts";
 import { hashBigInt, hashTag, murmurHash2, tagRange } from "./hash.ts";
 import { IGNORE_REPLY, type RedisClient, type ReplyHandler } from "./pool.ts";
 import { errorBytes, FragmentedRequest, Response, SingleServerRequest, Split } from "./requests.ts";
-import { OutBuf, text } from "./resp.ts";
-import { auth, hello } from "./local_commands.ts";
+import { type OutBuf, text } from "./resp.ts";
+import { auth, hello, local, replyError, replySimple } from "./local_commands.ts";
 import { CountingHandler } from "./upstream_stats.ts";
 import { transaction } from "./transaction.ts";
 import { type RedisRoute, shouldMirror } from "./router.ts";
-
-const local = new OutBuf(1024);
-
-function replyError(session: RedisSession, message: string): void {
-  const o = errorBytes(message);
-  session.local(o.buf, 0, o.len);
-}
-
-function replySimple(session: RedisSession, message: string): void {
-  local.len = 0;
-  local.simple(message);
-  session.local(local.buf, 0, local.len);
-}
 
 const GET = new TextEncoder().encode("get");
 const SET = new TextEncoder().encode("set");

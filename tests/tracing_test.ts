@@ -36,6 +36,25 @@ const ZIPKIN = (cluster: string) => ({
 });
 
 /** One hop: listener -> cluster `next` on `nextPort`; tracing as given; collector cluster `collector`. */
+/** GETs `path` through hop a -> hop b -> `origin` (both reporting to `collectorPort`); the origin's request headers. */
+async function callThroughTwoHops(
+  origin: { port: number; requests: { headers: Headers }[] },
+  collectorPort: number,
+  tracing: Obj,
+  path: string,
+): Promise<Headers> {
+  const b = await startProxy(hop("b", origin.port, collectorPort, tracing));
+  const a = await startProxy(hop("a", b.port(), collectorPort, tracing));
+  try {
+    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", a.url(path)]);
+    assert.equal(r.stdout, "200");
+    return origin.requests[0].headers;
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
 function hop(node: string, nextPort: number, collectorPort: number, tracing: Obj, extra: Obj = {}): string {
   return bootstrapYaml(
     [httpListener({
@@ -116,17 +135,7 @@ Deno.test("tracing: zipkin shared span context (default): the next hop shares th
   await using zipkin = startZipkinReceiver();
   await using origin = startOrigin("web");
   const tracing = { provider: ZIPKIN("collector") };
-  const b = await startProxy(hop("b", origin.port, zipkin.port, tracing));
-  const a = await startProxy(hop("a", b.port(), zipkin.port, tracing));
-  let seen: Headers;
-  try {
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", a.url("/x")]);
-    assert.equal(r.stdout, "200");
-    seen = origin.requests[0].headers;
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  const seen = await callThroughTwoHops(origin, zipkin.port, tracing, "/x");
   const spans = await zipkin.waitSpans(2);
   assert.equal(spans.length, 2);
   const sa = spans.find((s) => s.localEndpoint?.serviceName === "a-cluster")!;
@@ -336,17 +345,7 @@ Deno.test("tracing: opentelemetry OTLP/HTTP protobuf, two hops via traceparent",
   await using otlp = startOtlpReceiver();
   await using origin = startOrigin("web");
   const tracing = { provider: OTEL_HTTP("collector") };
-  const b = await startProxy(hop("b", origin.port, otlp.httpPort, tracing));
-  const a = await startProxy(hop("a", b.port(), otlp.httpPort, tracing));
-  let seen: Headers;
-  try {
-    const r = await curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", a.url("/o")]);
-    assert.equal(r.stdout, "200");
-    seen = origin.requests[0].headers;
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  const seen = await callThroughTwoHops(origin, otlp.httpPort, tracing, "/o");
   const spans = await otlp.waitSpans(2);
   assert.equal(spans.length, 2);
   assert.deepEqual(otlp.contentTypes, ["application/x-protobuf", "application/x-protobuf"]);

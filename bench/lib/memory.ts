@@ -62,10 +62,27 @@ async function readLine(stream: ReadableStream<Uint8Array>, timeoutMs: number): 
   }
 }
 
+/**
+ * Serves a few requests before the baseline is taken: the code a server runs for its first requests (pages
+ * of its executable, nuncio's start-up pages released by code_pages.ts, lazily compiled functions) is not a
+ * cost of each connection held afterwards. Eight connections of 25 keep-alive requests each (curl).
+ */
+async function warmUp(port: number): Promise<void> {
+  const urls = Array.from({ length: 25 }, () => `http://127.0.0.1:${port}/`);
+  const runs = Array.from(
+    { length: 8 },
+    () =>
+      new Deno.Command("curl", { args: ["-s", "-o", "/dev/null", ...urls], stdout: "null", stderr: "null" })
+        .output(),
+  );
+  await Promise.all(runs);
+}
+
 /** Holds `count` idle connections to the server and returns its RSS growth per connection. */
 export async function measureIdleConnections(sup: Supervisor, opts: IdleOptions): Promise<IdleResult> {
   const count = opts.count ?? 10_000;
   const mode = opts.mode ?? "request";
+  await warmUp(opts.port);
   const beforeKiB = await settledRssKiB(opts.pid, 20_000, 500, 5000);
   const opener = sup.spawn("idle-conns", Deno.execPath(), [
     "run",

@@ -1,8 +1,9 @@
 /**
  * `nuncio -c FILE`: applies the log flags, loads the bootstrap (with --config-yaml and --service-*), starts the
- * server and admin, handles signals (SIGTERM/SIGINT drain and exit, SIGUSR1 reopens logs, SIGHUP is logged and
- * ignored) and drains on the way out. main.ts calls it after parsing flags.
+ * server and admin, handles signals (SIGTERM/SIGINT drain and exit, SIGUSR1 reopens logs, SIGHUP reloads the
+ * config as POST /reload does) and drains on the way out. main.ts calls it after parsing flags.
  */
+import { releaseStartupPages } from "../common/code_pages.ts";
 import { compactHeap, IdleMemoryReducer } from "../common/heap.ts";
 import {
   Logger,
@@ -236,6 +237,13 @@ async function run(
   // and what a burst of traffic leaves, once it is over (V8's memory reducer, which Deno does not run); its
   // timer is unref'd, so an exception on the way out cannot keep the process alive
   const reducer = new IdleMemoryReducer();
+  // the executable's start-up code (module loading, transpiling, config parsing) is not run again: a second
+  // after serving, its pages go back to the page cache (common/code_pages.ts)
+  const pageRelease = setTimeout(() => {
+    const bytes = releaseStartupPages();
+    if (bytes >= 0) log.debug(`start-up code pages released (${(bytes / 1048576).toFixed(0)} MiB advised)`);
+  }, 1000);
+  Deno.unrefTimer(pageRelease);
   let handedOver: Promise<void> | undefined;
   let handOver!: () => void;
   const handOverRequested = new Promise<"hand-over">((r) => handOver = () => r("hand-over"));
@@ -301,6 +309,7 @@ async function run(
     await handedOver;
   }
   reducer.close();
+  clearTimeout(pageRelease);
   await admin?.close();
   return 0;
 }

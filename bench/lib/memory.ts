@@ -62,15 +62,21 @@ async function readLine(stream: ReadableStream<Uint8Array>, timeoutMs: number): 
   }
 }
 
+/** Connections and keep-alive requests on each of the warm-up (see warmUp). */
+const WARM_UP_CONNECTIONS = 8;
+const WARM_UP_PER_CONNECTION = 25;
+/** Requests the warm-up makes before the baseline. */
+export const WARM_UP_REQUESTS = WARM_UP_CONNECTIONS * WARM_UP_PER_CONNECTION;
+
 /**
  * Serves a few requests before the baseline is taken: the code a server runs for its first requests (pages
  * of its executable, nuncio's start-up pages released by code_pages.ts, lazily compiled functions) is not a
  * cost of each connection held afterwards. Eight connections of 25 keep-alive requests each (curl).
  */
 async function warmUp(port: number): Promise<void> {
-  const urls = Array.from({ length: 25 }, () => `http://127.0.0.1:${port}/`);
+  const urls = Array.from({ length: WARM_UP_PER_CONNECTION }, () => `http://127.0.0.1:${port}/`);
   const runs = Array.from(
-    { length: 8 },
+    { length: WARM_UP_CONNECTIONS },
     () =>
       new Deno.Command("curl", { args: ["-s", "-o", "/dev/null", ...urls], stdout: "null", stderr: "null" })
         .output(),

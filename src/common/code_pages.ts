@@ -12,7 +12,8 @@
  * maps too (the same binary serving another role, a hot-restart parent, `deno` itself under `deno run`).
  * Writable mappings, and read-only ones holding copied-on-write pages (relocations), are never touched, so no
  * byte of the process's own changes can be lost. Where the call is not available (another OS, no FFI
- * permission) nothing happens.
+ * permission) nothing happens. /proc/self/smaps is read through libc as well: Deno opens /proc files only
+ * with --allow-all, and nuncio runs with named permissions.
  */
 
 /** madvise(2): drop these pages from the page tables; file pages are read again from the page cache. */
@@ -54,25 +55,80 @@ export function releasableMappings(smaps: string): Mapping[] {
   return out;
 }
 
+const LIBC = {
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
+
+/**
+ * Reads a whole /proc file through libc: Deno allows /proc only with --allow-all, while this runs wherever
+ * --allow-ffi was granted (which gives the same access). Null when it cannot be opened.
+ */
+function readProcFile(libc: Libc, path: string): string | null {
+  const fd = libc.open(new TextEncoder().encode(path + "\0"), 0 /* O_RDONLY */);
+  if (fd < 0) return null;
+  try {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(256 * 1024);
+      const n = Number(libc.read(fd, buf, BigInt(buf.length)));
+      if (n <= 0) break;
+      parts.push(buf.subarray(0, n));
+      total += n;
+    }
+    const all = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      all.set(p, off);
+      off += p.length;
+    }
+    return new TextDecoder().decode(all);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** Opens libc (Linux only); null where FFI or libc is not available. */
+function openLibc(): Deno.DynamicLibrary<typeof LIBC> | null {
+  if (Deno.build.os !== "linux") return null;
+  try {
+    return Deno.dlopen("libc.so.6", LIBC);
+  } catch {
+    return null;
+  }
+}
+
+/** This process's /proc/self/`name` (read through libc, see readProcFile); null where unavailable. */
+export function readOwnProcFile(name: string): string | null {
+  const lib = openLibc();
+  if (lib === null) return null;
+  try {
+    return readProcFile(lib.symbols, `/proc/self/${name}`);
+  } finally {
+    lib.close();
+  }
+}
+
 /**
  * Releases the process's clean file pages (see the module comment). Returns the bytes of address space
  * advised, or -1 when the call is not available here. Never throws.
  */
 export function releaseStartupPages(): number {
-  if (Deno.build.os !== "linux") return -1;
-  let lib: Deno.DynamicLibrary<{ madvise: { parameters: ["pointer", "usize", "i32"]; result: "i32" } }>;
+  const lib = openLibc();
+  if (lib === null) return -1;
   try {
-    lib = Deno.dlopen("libc.so.6", { madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" } });
-  } catch {
-    return -1;
-  }
-  try {
+    const libc = lib.symbols;
+    const smaps = readProcFile(libc, "/proc/self/smaps");
+    if (smaps === null) return -1;
     let advised = 0;
-    for (const m of releasableMappings(Deno.readTextFileSync("/proc/self/smaps"))) {
+    for (const m of releasableMappings(smaps)) {
       const len = m.end - m.start;
-      if (lib.symbols.madvise(Deno.UnsafePointer.create(m.start), len, MADV_DONTNEED) === 0) {
-        advised += Number(len);
-      }
+      if (libc.madvise(Deno.UnsafePointer.create(m.start), len, MADV_DONTNEED) === 0) advised += Number(len);
     }
     return advised;
   } catch {

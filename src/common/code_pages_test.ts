@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { releasableMappings, releaseStartupPages } from "./code_pages.ts";
+import { readOwnProcFile, releasableMappings, releaseStartupPages } from "./code_pages.ts";
 
 /** An smaps entry with the given private figures (kB). */
 function entry(
@@ -59,7 +59,7 @@ Deno.test("releasableMappings: clean read-only file mappings only", () => {
 });
 
 function rssFileKiB(): number {
-  return Number(/RssFile:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]);
+  return Number(/RssFile:\s+(\d+)/.exec(readOwnProcFile("status")!)![1]);
 }
 
 Deno.test({
@@ -74,6 +74,6 @@ Deno.test({
     assert.ok(after < before * 0.8, `RssFile ${before} -> ${after} KiB`);
     // released pages come back from the page cache as they are used
     assert.equal(JSON.parse(JSON.stringify({ a: [1, "x"] })).a[1], "x");
-    assert.equal(releasableMappings(Deno.readTextFileSync("/proc/self/smaps")).length > 0, true);
+    assert.equal(releasableMappings(readOwnProcFile("smaps")!).length > 0, true);
   },
 });

@@ -9,11 +9,12 @@ import { type H2ConnectionOptions, H2Core, type H2Transport } from "./core.ts";
 import { beginHeaders, endHeaders, writeData, writeRst, writeWindowUpdate } from "./frame.ts";
 import { encodeResponseHead, encodeTrailers } from "./head.ts";
 import { H2Stream, type H2StreamHandler, ResetReason, type StreamOwner } from "./stream.ts";
+import { StreamTable } from "./stream_table.ts";
 
 /** Streams and sending; the receive half is H2Session (session.ts). */
 export abstract class H2Streams extends H2Core implements StreamOwner {
   /** Open streams by id. */
-  protected readonly streams = new Map<number, H2Stream>();
+  protected readonly streams = new StreamTable();
   /** Count premature resets (server role). */
   protected countPremature = false;
   /** Streams reset by the peer soon after opening. */

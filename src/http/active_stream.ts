@@ -13,12 +13,13 @@ import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection } from "../network/filter.ts";
-import type {
-  HttpFilter,
-  HttpFilterCallbacks,
-  HttpRequest,
-  HttpResponse,
-  LocalReplyOptions,
+import {
+  DONE,
+  type HttpFilter,
+  type HttpFilterCallbacks,
+  type HttpRequest,
+  type HttpResponse,
+  type LocalReplyOptions,
 } from "./filter.ts";
 import type { HeaderMap } from "./headers.ts";
 import type { HcmConfig } from "./hcm_config.ts";
@@ -33,6 +34,7 @@ import {
   encodeTrailersChain,
   type HeldResponse,
   sendHeaders,
+  sendTrailers,
 } from "./stream_encode.ts";
 import { applyStreamDuration, startStreamTimeouts, streamTimedOut } from "./stream_timeouts.ts";
 import { sendLocalReply } from "./local_reply.ts";
@@ -40,7 +42,6 @@ import { DEBUG_HEADER, traceFilters } from "./debug_header.ts";
 import type { HcmTracing } from "../tracing/http_tracing.ts";
 import type { Span } from "../tracing/types.ts";
 
-const RESOLVED = Promise.resolve();
 const log = new Logger("http");
 let nextStreamId = 0;
 
@@ -164,14 +165,17 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
 
   // ---- decode path (driven by the connection) ----
 
-  /** Runs decodeHeaders through the chain. */
-  decodeHeaders(endStream: boolean): Promise<void> {
+  /** Runs decodeHeaders through the chain; undefined when no filter had to wait, else a promise of the rest. */
+  decodeHeaders(endStream: boolean): Promise<void> | undefined {
     if (endStream) this.#markRequestDone();
     return decodeHeadersFrom(this, 0, endStream);
   }
 
-  /** Runs decodeData through the chain (`data` is only valid during the call). */
-  decodeData(data: Uint8Array, endStream: boolean): Promise<void> {
+  /**
+   * Runs decodeData through the chain (`data` is only valid until it finished); undefined when no filter had
+   * to wait, else a promise of the rest.
+   */
+  decodeData(data: Uint8Array, endStream: boolean): Promise<void> | undefined {
     this.streamInfo.bytesReceived += data.length;
     if (endStream) this.#markRequestDone();
     return decodeDataFrom(this, 0, data, endStream);
@@ -289,7 +293,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
    * encodeData (end of stream) or encodeTrailers, then the remaining filters and the codec get it all.
    */
   encodeHeaders(res: HttpResponse, endStream: boolean, knownLength = -1): Promise<void> {
-    if (this.encStarted || this.reset) return RESOLVED;
+    if (this.encStarted || this.reset) return DONE;
     this.encStarted = true;
     this.touch();
     if (!this.#encFilters) return sendHeaders(this, res, endStream, knownLength);
@@ -297,7 +301,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   }
 
   encodeData(data: Uint8Array, endStream: boolean): Promise<void> {
-    if (this.responseDone) return RESOLVED;
+    if (this.responseDone) return DONE;
     if (!this.responseStarted && (this.encHold === null || this.encHold.index < 0)) {
       throw new Error("encodeData before encodeHeaders");
     }
@@ -310,6 +314,7 @@ export class ActiveStream implements HttpFilterCallbacks, TimeoutTarget {
   }
 
   encodeTrailers(trailers: HeaderMap): Promise<void> {
+    if (!this.#encFilters) return this.responseDone ? DONE : sendTrailers(this, trailers);
     return encodeTrailersChain(this, trailers);
   }
 

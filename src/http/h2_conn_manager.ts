@@ -9,7 +9,7 @@ import { ResponseFlag } from "../common/response_flags.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
 import type { DownstreamConnection, TerminalFilter } from "../network/filter.ts";
 import { ActiveStream } from "./active_stream.ts";
-import type { HttpRequest } from "./filter.ts";
+import { DONE, type HttpRequest } from "./filter.ts";
 import { preparePath } from "./h1_glue.ts";
 import {
   ErrorCode,
@@ -142,7 +142,7 @@ export class Http2ServerConnection implements TerminalFilter, H2StreamHandler, T
       cfg.stats.downstream_cx_max_requests_reached.inc();
       void this.#codec.shutdown();
     }
-    void s.run(head, endStream);
+    s.run(head, endStream);
   }
 
   onData(): void {}
@@ -164,11 +164,14 @@ class H2StreamCodec implements H2StreamHandler, ResponseEncoder {
 
   constructor(readonly conn: Http2ServerConnection, readonly st: H2Stream) {}
 
-  /** Builds and checks the request, runs the stream, then feeds any body that queued meanwhile. */
-  async run(head: H2Head, endStream: boolean): Promise<void> {
+  /**
+   * Builds and checks the request, runs the stream, then feeds any body that queued meanwhile. When the filter
+   * chain and the queued body get through without waiting (the common case) no async frame is kept per stream:
+   * only the end of the response is waited for.
+   */
+  run(head: H2Head, endStream: boolean): void {
     const conn = this.conn;
     const cfg = conn.cfg;
-    const o = cfg.opts;
     const down = conn.down;
     const stats = cfg.stats;
     stats.downstream_rq_total.inc();
@@ -187,53 +190,86 @@ class H2StreamCodec implements H2StreamHandler, ResponseEncoder {
     };
     const as = this.#as = new ActiveStream(this, cfg, down, request, 1, true);
     as.remoteIp = down.remoteIp;
+    let wait: Promise<void> | undefined;
     try {
-      let reject: [number, string] | null = null;
-      if (head.method === "CONNECT") reject = [403, "connect_not_enabled"];
-      else if (underscoreHeaders(o, as)) {
-        // Envoy resets an HTTP/2 stream carrying a header with an underscore under REJECT_REQUEST
-        as.streamInfo.responseCodeDetails = "unexpected_underscore";
-        as.streamInfo.responseFlags |= ResponseFlag.DownstreamProtocolError;
-        as.resetStream();
-        return;
-      } else if (request.path !== "*") {
-        if (request.path[0] !== "/") {
-          stats.downstream_rq_non_relative_path.inc();
-          reject = [404, "absolute_path_rejected"];
-        } else {
-          const p = preparePath(request.path, o.pathOptions);
-          if (!p.ok) {
-            if (p.status === 307 && p.location) {
-              await as.sendLocalReply(307, "", { details: p.details, headers: [["location", p.location]] });
-              return;
-            }
-            reject = [p.status, p.details];
-          } else if (p.changed) request.path = p.path;
-        }
-      }
-      if (reject) {
-        await as.sendLocalReply(reject[0], "", {
-          details: reject[1],
-          flags: ResponseFlag.DownstreamProtocolError,
-        });
-        return;
-      }
-      mutateRequestHeaders(o, down, as);
-      as.createFilters();
-      await as.decodeHeaders(endStream);
-      await this.#drain();
-      await as.done;
+      wait = this.#begin(head.method, request, endStream);
     } catch (err) {
-      console.error("http2 stream failed", err);
+      this.#crashed(err);
+      this.#ended();
+      return;
+    }
+    if (wait === undefined) as.done.then(this.#ended);
+    else void this.#rest(wait);
+  }
+
+  /** Checks and decodes the request; a promise when something has to be waited for, else undefined. */
+  #begin(method: string, request: HttpRequest, endStream: boolean): Promise<void> | undefined {
+    const as = this.#as;
+    const cfg = this.conn.cfg;
+    const o = cfg.opts;
+    let reject: [number, string] | null = null;
+    if (method === "CONNECT") reject = [403, "connect_not_enabled"];
+    else if (underscoreHeaders(o, as)) {
+      // Envoy resets an HTTP/2 stream carrying a header with an underscore under REJECT_REQUEST
+      as.streamInfo.responseCodeDetails = "unexpected_underscore";
+      as.streamInfo.responseFlags |= ResponseFlag.DownstreamProtocolError;
       as.resetStream();
+      return;
+    } else if (request.path !== "*") {
+      if (request.path[0] !== "/") {
+        cfg.stats.downstream_rq_non_relative_path.inc();
+        reject = [404, "absolute_path_rejected"];
+      } else {
+        const p = preparePath(request.path, o.pathOptions);
+        if (!p.ok) {
+          if (p.status === 307 && p.location) {
+            return as.sendLocalReply(307, "", { details: p.details, headers: [["location", p.location]] });
+          }
+          reject = [p.status, p.details];
+        } else if (p.changed) request.path = p.path;
+      }
+    }
+    if (reject) {
+      return as.sendLocalReply(reject[0], "", {
+        details: reject[1],
+        flags: ResponseFlag.DownstreamProtocolError,
+      });
+    }
+    mutateRequestHeaders(o, this.conn.down, as);
+    as.createFilters();
+    const decoded = as.decodeHeaders(endStream);
+    if (decoded !== undefined) return decoded.then(this.#drainRest);
+    return this.#drain();
+  }
+
+  /** The stream had to wait in #begin: the rest of it, then the end of the response. */
+  async #rest(wait: Promise<void>): Promise<void> {
+    try {
+      await wait;
+      await this.#as.done;
+    } catch (err) {
+      this.#crashed(err);
     } finally {
-      this.#queue.length = 0;
-      conn.streamEnded();
+      this.#ended();
     }
   }
 
-  /** Feeds queued body chunks and trailers through the filter chain, returning window as each is taken. */
-  async #drain(): Promise<void> {
+  #crashed(err: unknown): void {
+    console.error("http2 stream failed", err);
+    this.#as.resetStream();
+  }
+
+  /** The stream is over (response done or reset). */
+  readonly #ended = (): void => {
+    this.#queue.length = 0;
+    this.conn.streamEnded();
+  };
+
+  /**
+   * Feeds queued body chunks and trailers through the filter chain, returning window as each is taken;
+   * undefined when it got through without waiting, else a promise of the rest.
+   */
+  #drain(): Promise<void> | undefined {
     const as = this.#as;
     const q = this.#queue;
     const st = this.st;
@@ -241,14 +277,38 @@ class H2StreamCodec implements H2StreamHandler, ResponseEncoder {
       const item = q.shift()!;
       if (item instanceof Uint8Array) {
         as.touch();
-        await as.decodeData(item, q.length === 0 && this.#queueEnd);
+        const p = as.decodeData(item, q.length === 0 && this.#queueEnd);
+        if (p !== undefined) return p.then(() => this.#consumed(item.length));
         if (item.length > 0) st.consume(item.length);
       } else {
-        await as.decodeTrailers(item);
+        return as.decodeTrailers(item).then(this.#drainRest);
       }
     }
     this.#busy = false;
   }
+
+  /** A chunk that had to wait went through: its window goes back, and the queue drains on. */
+  #consumed(n: number): Promise<void> | undefined {
+    if (n > 0) this.st.consume(n);
+    return this.#drain();
+  }
+
+  readonly #drainRest = (): Promise<void> | undefined => this.#drain();
+
+  /** Starts draining what a frame queued, unless a drain runs (errors reset the stream). */
+  #kick(): void {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      this.#drain()?.catch(this.#failed);
+    } catch {
+      this.#failed();
+    }
+  }
+
+  readonly #failed = (): void => {
+    this.#as.resetStream();
+  };
 
   onHeaders(): void {}
 
@@ -260,20 +320,14 @@ class H2StreamCodec implements H2StreamHandler, ResponseEncoder {
     }
     this.#queue.push(data.length > 0 ? data.slice() : EMPTY);
     if (endStream) this.#queueEnd = true;
-    if (!this.#busy) {
-      this.#busy = true;
-      this.#drain().catch(() => as.resetStream());
-    }
+    this.#kick();
   }
 
   onTrailers(_st: H2Stream, trailers: HeaderMap): void {
     const as = this.#as;
     if (as === undefined || as.responseDone) return;
     this.#queue.push(trailers);
-    if (!this.#busy) {
-      this.#busy = true;
-      this.#drain().catch(() => as.resetStream());
-    }
+    this.#kick();
   }
 
   onReset(_st: H2Stream, _code: number): void {
@@ -311,23 +365,26 @@ class H2StreamCodec implements H2StreamHandler, ResponseEncoder {
     const end = endStream || this.#noBody;
     this.st.respond(status, h, end);
     if (end) s.finishResponse();
-    return Promise.resolve();
+    return DONE;
   }
 
-  async encodeData(s: ActiveStream, data: Uint8Array, endStream: boolean): Promise<void> {
+  encodeData(s: ActiveStream, data: Uint8Array, endStream: boolean): Promise<void> {
     if (data.length > 0 || endStream) {
       if (!this.st.sendData(data, endStream) && !this.st.isClosed) {
         // flow control or a full socket: the codec holds `data` until onWritable
-        await new Promise<void>((r) => this.#writable = r);
+        return new Promise<void>((r) => this.#writable = r).then(() => {
+          if (endStream) s.finishResponse();
+        });
       }
     }
     if (endStream) s.finishResponse();
+    return DONE;
   }
 
   encodeTrailers(s: ActiveStream, trailers: HeaderMap): Promise<void> {
     this.st.sendTrailers(trailers);
     s.finishResponse();
-    return Promise.resolve();
+    return DONE;
   }
 
   resetStream(_s: ActiveStream): void {

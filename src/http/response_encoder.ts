@@ -3,12 +3,12 @@
  * hands the head, body and trailers to its connection's ResponseEncoder, which frames them for the wire
  * (HTTP/1.1: status line, content-length or chunked; HTTP/2: HEADERS/DATA frames on the stream).
  */
+import { DONE } from "./filter.ts";
 import type { HeaderMap } from "./headers.ts";
 import type { ActiveStream } from "./active_stream.ts";
 import { chunkFrame, encodeResponseHead, joinBytes, LAST_CHUNK, trailersBlock } from "./h1_glue.ts";
 
 const EMPTY = new Uint8Array(0);
-const RESOLVED = Promise.resolve();
 
 /** What ActiveStream needs from its codec to send a response; one per HTTP/1.1 connection or HTTP/2 stream. */
 export interface ResponseEncoder {
@@ -112,7 +112,7 @@ export class H1ResponseEncoder implements ResponseEncoder {
     const head = encodeResponseHead(status, h, s.versionMinor);
     if (endStream || (noBody && !upgrade)) return this.#writeLast(s, head);
     this.#pendingHead = head;
-    return RESOLVED;
+    return DONE;
   }
 
   async #writeLast(s: ActiveStream, head: Uint8Array): Promise<void> {

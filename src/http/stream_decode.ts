@@ -22,19 +22,41 @@ export class HeldRequest {
   bytes = 0;
 }
 
-/** @internal Runs decodeHeaders from filter `start` on. */
-export async function decodeHeadersFrom(s: ActiveStream, start: number, endStream: boolean): Promise<void> {
+/**
+ * @internal Runs decodeHeaders from filter `start` on. Returns undefined when the chain finished without
+ * waiting (every filter answered synchronously: the common case, no promise or suspended frame per request),
+ * else a promise of the rest.
+ */
+export function decodeHeadersFrom(
+  s: ActiveStream,
+  start: number,
+  endStream: boolean,
+): Promise<void> | undefined {
   const fs = s.filters;
   for (let i = start; i < fs.length && !s.responseDone; i++) {
     const f = fs[i];
     if (!f.decodeHeaders) continue;
-    let st = f.decodeHeaders(endStream);
-    if (st instanceof Promise) st = await st;
-    if (st === HttpFilterStatus.StopIteration) return;
-    if (st === HttpFilterStatus.StopIterationAndBuffer) {
-      if (!endStream) (s.decHold ??= new HeldRequest()).index = i;
-      return;
-    }
+    const st = f.decodeHeaders(endStream);
+    if (st instanceof Promise) return st.then((r) => headersAfter(s, i, endStream, r));
+    if (st !== HttpFilterStatus.Continue) return void stopHeaders(s, i, endStream, st);
+  }
+}
+
+/** Filter `i` answered `st` after waiting: the chain goes on from `i + 1` unless it stopped. */
+function headersAfter(
+  s: ActiveStream,
+  i: number,
+  endStream: boolean,
+  st: HttpFilterStatus,
+): Promise<void> | undefined {
+  if (st !== HttpFilterStatus.Continue) return void stopHeaders(s, i, endStream, st);
+  return decodeHeadersFrom(s, i + 1, endStream);
+}
+
+/** Filter `i` stopped the headers: with StopIterationAndBuffer it holds the request (unless it is complete). */
+function stopHeaders(s: ActiveStream, i: number, endStream: boolean, st: HttpFilterStatus): void {
+  if (st === HttpFilterStatus.StopIterationAndBuffer && !endStream) {
+    (s.decHold ??= new HeldRequest()).index = i;
   }
 }
 
@@ -51,31 +73,67 @@ export function joinHeldBody(parts: Uint8Array[] | null, bytes: number, last: Ui
   return body;
 }
 
-/** @internal Runs decodeData from filter `start` on, up to the holding filter if any. */
-export async function decodeDataFrom(
+/**
+ * @internal Runs decodeData from filter `start` on, up to the holding filter if any. Returns undefined when
+ * nothing had to wait, else a promise of the rest (as decodeHeadersFrom).
+ */
+export function decodeDataFrom(
   s: ActiveStream,
   start: number,
   data: Uint8Array,
   endStream: boolean,
-): Promise<void> {
-  const fs = s.filters;
+): Promise<void> | undefined {
   const hold = s.decHold;
   const held = hold === null ? -1 : hold.index;
+  return dataFrom(s, start, held, data, endStream);
+}
+
+/** decodeData from filter `start` with `held` (the holding filter's index, -1 for none) fixed at entry. */
+function dataFrom(
+  s: ActiveStream,
+  start: number,
+  held: number,
+  data: Uint8Array,
+  endStream: boolean,
+): Promise<void> | undefined {
+  const fs = s.filters;
   const end = held >= 0 ? held + 1 : fs.length;
   for (let i = start; i < end && !s.responseDone; i++) {
     const f = fs[i];
     if (!f.decodeData) continue;
-    let st = f.decodeData(data, endStream);
-    if (st instanceof Promise) st = await st;
+    const st = f.decodeData(data, endStream);
+    if (st instanceof Promise) return st.then((r) => dataAfter(s, i, held, data, endStream, r));
     if (st === HttpFilterStatus.Continue) continue;
-    if (st === HttpFilterStatus.StopIteration) return;
-    if (st === HttpFilterStatus.StopIterationAndBuffer) {
-      if (i === held) await bufferRequest(s, hold!, data);
-      return;
-    }
+    if (typeof st === "number") return stopData(s, i, held, data, st);
     data = st; // the filter replaced the chunk (HttpFilterDataResult)
   }
-  if (held >= 0 && !s.responseDone) await releaseRequest(s, hold!, data, endStream, null);
+  if (held >= 0 && !s.responseDone) return releaseRequest(s, s.decHold!, data, endStream, null);
+}
+
+/** Filter `i` answered `st` after waiting: as the loop of dataFrom would, then on from `i + 1`. */
+function dataAfter(
+  s: ActiveStream,
+  i: number,
+  held: number,
+  data: Uint8Array,
+  endStream: boolean,
+  st: HttpFilterStatus | Uint8Array,
+): Promise<void> | undefined {
+  if (typeof st === "number") {
+    if (st !== HttpFilterStatus.Continue) return stopData(s, i, held, data, st);
+  } else data = st;
+  return dataFrom(s, i + 1, held, data, endStream);
+}
+
+/** Filter `i` stopped the data: the holding filter buffers a copy. */
+function stopData(
+  s: ActiveStream,
+  i: number,
+  held: number,
+  data: Uint8Array,
+  st: HttpFilterStatus,
+): Promise<void> | undefined {
+  if (st === HttpFilterStatus.StopIterationAndBuffer && i === held) return bufferRequest(s, s.decHold!, data);
 }
 
 /** @internal Runs decodeTrailers from filter `start` on, up to the holding filter if any. */

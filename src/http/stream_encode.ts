@@ -90,7 +90,8 @@ export function sendHeaders(
   return s.encoder.encodeHeaders(s, res.status, h, endStream, knownLength);
 }
 
-function sendTrailers(s: ActiveStream, trailers: HeaderMap): Promise<void> {
+/** @internal The trailers to the codec. */
+export function sendTrailers(s: ActiveStream, trailers: HeaderMap): Promise<void> {
   s.streamInfo.responseTrailers = trailers;
   return s.encoder.encodeTrailers(s, trailers);
 }

@@ -22,8 +22,11 @@ export interface Attempt {
   readonly rxMono: number;
   /** Sets the per-try timeout (armed when the request is complete). */
   setPerTryTimeout(ms: number): void;
-  /** Sends request body bytes; resolves when they may be reused (false when the attempt failed). */
-  sendData(data: Uint8Array, endStream: boolean): Promise<boolean>;
+  /**
+   * Sends request body bytes: the answer (false when the attempt failed) once they may be reused, a promise of
+   * it when they are held (flow control, a busy socket).
+   */
+  sendData(data: Uint8Array, endStream: boolean): boolean | Promise<boolean>;
   /** Sends the owner's request trailers, ending the request. */
   sendTrailers(): Promise<void>;
   /** The router gives up on this attempt: release everything. */

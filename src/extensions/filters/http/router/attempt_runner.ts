@@ -60,8 +60,11 @@ function attemptStart(f: RouterFilter): number {
   return f.attempts === 1 ? f.upstreamStart : f.f.ctx.clock.monotonic();
 }
 
-/** Picks a host and runs one attempt of `f`; resolves when it is under way (or failed). */
-export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
+/**
+ * Picks a host and runs one attempt of `f`: StopIteration once it is under way (or failed), a promise of that
+ * when the attempt had to wait (a connection to open; HTTP/1.1).
+ */
+export function startAttempt(f: RouterFilter): HttpFilterStatus | Promise<HttpFilterStatus> {
   const cb = f.cb;
   const route = f.route!;
   const cluster = f.cluster!;
@@ -99,16 +102,36 @@ export async function startAttempt(f: RouterFilter): Promise<HttpFilterStatus> {
     a2.startMono = attemptStart(f);
     if (f.perTryMs > 0) a2.setPerTryTimeout(f.perTryMs);
     f.attempt = a2;
-    const r = await a2.start(h2RequestHead(req, f.path));
-    if (r !== H2Start.Http1 || f.attempt !== a2 || f.finished) {
-      return HttpFilterStatus.StopIteration;
-    }
-    // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
-    a2.span = null;
+    const r = a2.start(h2RequestHead(req, f.path));
+    if (r instanceof Promise) return r.then((v) => afterH2Start(f, a2, v, host, span));
+    return afterH2Start(f, a2, r, host, span);
   }
+  return startHttp1(f, host, span);
+}
+
+/** The HTTP/2 start ended with `r`: done, unless ALPN chose HTTP/1.1 for the host. */
+function afterH2Start(
+  f: RouterFilter,
+  a2: H2UpstreamRequest,
+  r: H2Start,
+  host: Host,
+  span: Span | null,
+): HttpFilterStatus | Promise<HttpFilterStatus> {
+  if (r !== H2Start.Http1 || f.attempt !== a2 || f.finished) return HttpFilterStatus.StopIteration;
+  // ALPN chose HTTP/1.1 for this host: the same attempt goes over HTTP/1.1
+  a2.span = null;
+  return startHttp1(f, host, span);
+}
+
+/** Runs the attempt over HTTP/1.1. */
+async function startHttp1(f: RouterFilter, host: Host, span: Span | null): Promise<HttpFilterStatus> {
+  const cb = f.cb;
+  const route = f.route!;
+  const cluster = f.cluster!;
+  const req = cb.request;
   let head: Uint8Array;
   try {
-    head = encodeRequestHead(req.method, f.path, h);
+    head = encodeRequestHead(req.method, f.path, req.headers);
   } catch (e) {
     // a filter set a value HTTP/1.1 cannot carry (a CR or LF from an authorization service, say): the
     // request fails, the connection and the other streams on it do not

@@ -213,7 +213,7 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
       .then(stopIteration);
   }
 
-  async decodeData(data: Uint8Array, endStream: boolean): Promise<HttpFilterStatus> {
+  decodeData(data: Uint8Array, endStream: boolean): HttpFilterStatus | Promise<HttpFilterStatus> {
     if (this.finished) return HttpFilterStatus.StopIteration;
     if (this.idleMs > 0) this.lastActivity = this.f.ctx.clock.monotonic();
     if (this.body !== null) {
@@ -223,10 +223,19 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
     }
     if (endStream) this.bodyEnd = true;
     const a = this.attempt;
-    if (a !== null && a.ready) await a.sendData(data, endStream);
+    if (a !== null && a.ready) {
+      // an HTTP/2 stream with window takes the chunk at once; a held chunk (or HTTP/1.1) is waited for
+      const sent = a.sendData(data, endStream);
+      if (sent instanceof Promise) return sent.then(endStream ? this.#completeAfterData : stopIteration);
+    }
     if (endStream) this.requestComplete(this.f.ctx.clock.monotonic());
     return HttpFilterStatus.StopIteration;
   }
+
+  readonly #completeAfterData = (): HttpFilterStatus => {
+    this.requestComplete(this.f.ctx.clock.monotonic());
+    return HttpFilterStatus.StopIteration;
+  };
 
   async decodeTrailers(trailers: HeaderMap): Promise<HttpFilterStatus> {
     this.requestTrailers = trailers;
@@ -300,7 +309,12 @@ export class RouterFilter implements HttpFilter, TimeoutTarget, AttemptOwner, Re
   /** The back-off passed: next attempt. */
   onRetry(): void {
     if (this.finished || this.destroyed) return;
-    startAttempt(this).catch(() => this.cb.resetStream());
+    try {
+      const started = startAttempt(this);
+      if (started instanceof Promise) started.catch(() => this.cb.resetStream());
+    } catch {
+      this.cb.resetStream();
+    }
   }
 
   /** The router is done with this request (a final answer is decided). */

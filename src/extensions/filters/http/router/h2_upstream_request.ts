@@ -19,6 +19,10 @@ import { UpstreamAttempt } from "./upstream_attempt.ts";
 
 const EMPTY = new Uint8Array(0);
 
+/** `#startResult` outside `start`, and inside it before the pool answered. */
+const NOT_STARTING = -1;
+const STARTING = -2;
+
 /** How `H2UpstreamRequest.start` ended. */
 export const H2Start = {
   /** The attempt failed (the owner was told) or was aborted. */
@@ -38,6 +42,8 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
   #head: H2Head | null = null;
   #inPool = false;
   #resolveStart: ((r: H2Start) => void) | null = null;
+  /** While `start` asks the pool: STARTING, or how it ended if the pool answered synchronously. */
+  #startResult: number = NOT_STARTING;
   #resolveWritable: (() => void) | null = null;
   #res: H2ResponseQueue | null = null;
   #grpc: GrpcMethodStats | null = null;
@@ -47,17 +53,27 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
     return this.stream !== null || this.#inPool;
   }
 
-  /** Takes a request slot and asks the pool for a stream; resolves once the request flows (or failed). */
-  start(head: H2Head): Promise<H2Start> {
-    if (!this.takeRequest()) return Promise.resolve(H2Start.Failed);
+  /**
+   * Takes a request slot and asks the pool for a stream: how the start ended when the pool answered at once (a
+   * connection with room: the common case), else a promise of it.
+   */
+  start(head: H2Head): H2Start | Promise<H2Start> {
+    if (!this.takeRequest()) return H2Start.Failed;
     this.#head = head;
-    const p = new Promise<H2Start>((r) => this.#resolveStart = r);
     this.#inPool = true;
+    this.#startResult = STARTING;
     this.cluster.newH2Stream!(this.host, this);
-    return p;
+    const r = this.#startResult;
+    this.#startResult = NOT_STARTING;
+    if (r !== STARTING) return r as H2Start;
+    return new Promise<H2Start>((resolve) => this.#resolveStart = resolve);
   }
 
   #settle(r: H2Start): void {
+    if (this.#startResult === STARTING) {
+      this.#startResult = r;
+      return;
+    }
     const f = this.#resolveStart;
     this.#resolveStart = null;
     f?.(r);
@@ -109,13 +125,17 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
     this.#settle(H2Start.Failed);
   }
 
-  async sendData(data: Uint8Array, endStream: boolean): Promise<boolean> {
+  sendData(data: Uint8Array, endStream: boolean): boolean | Promise<boolean> {
     const st = this.stream;
     if (st === null || this.finished) return false;
     if (!st.sendData(data, endStream)) {
       // part of `data` is held by the codec until there is window: wait before it may be reused
-      await new Promise<void>((r) => this.#resolveWritable = r);
+      return new Promise<void>((r) => this.#resolveWritable = r).then(() => this.#dataSent(endStream));
     }
+    return this.#dataSent(endStream);
+  }
+
+  #dataSent(endStream: boolean): boolean {
     if (endStream) this.#endRequest();
     return !this.finished;
   }

@@ -64,7 +64,7 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
   abstract get active(): boolean;
 
   /** Sends request body bytes; resolves when they may be reused (false when the attempt failed). */
-  abstract sendData(data: Uint8Array, endStream: boolean): Promise<boolean>;
+  abstract sendData(data: Uint8Array, endStream: boolean): boolean | Promise<boolean>;
 
   /** Sends the owner's request trailers, ending the request. */
   abstract sendTrailers(): Promise<void>;

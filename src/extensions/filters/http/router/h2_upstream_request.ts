@@ -178,12 +178,7 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
 
   onHeaders(_st: H2Stream, head: H2Head, endStream: boolean): void {
     if (this.finished) return;
-    const owner = this.owner;
-    const now = owner.ctx.clock.monotonic();
-    this.rxMono = now;
-    const info = owner.cb.streamInfo;
-    if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
-    owner.onUpstreamActivity(now);
+    this.noteReceived();
     const status = head.status;
     const headers = head.headers;
     if (!this.acceptHead(status, headers)) return;
@@ -204,9 +199,7 @@ export class H2UpstreamRequest extends UpstreamAttempt implements H2StreamReques
 
   onTrailers(_st: H2Stream, trailers: HeaderMap): void {
     if (this.finished) return;
-    const now = this.owner.ctx.clock.monotonic();
-    this.rxMono = now;
-    this.owner.onUpstreamActivity(now);
+    this.noteReceived();
     const res = this.#res!;
     res.trailers = trailers;
     this.#ended(trailers);

@@ -87,10 +87,5 @@ export async function readResponse(a: UpstreamRequest): Promise<void> {
 /** `n` upstream bytes arrived for `a`: rx stats, the attempt's and the stream's receive times, idle timeout. */
 function received(a: UpstreamRequest, n: number): void {
   a.cluster.stats.upstream_cx_rx_bytes_total.inc(n);
-  const owner = a.owner;
-  const now = owner.ctx.clock.monotonic();
-  a.rxMono = now;
-  const info = owner.cb.streamInfo;
-  if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
-  owner.onUpstreamActivity(now);
+  a.noteReceived();
 }

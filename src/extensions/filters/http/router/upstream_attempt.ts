@@ -50,6 +50,16 @@ export abstract class UpstreamAttempt implements Attempt, TimeoutTarget {
     readonly priority: number,
   ) {}
 
+  /** Upstream bytes arrived now: the attempt's and the stream's receive times, the router's idle timeout. */
+  noteReceived(): void {
+    const owner = this.owner;
+    const now = owner.ctx.clock.monotonic();
+    this.rxMono = now;
+    const info = owner.cb.streamInfo;
+    if (info.firstUpstreamRxMono === 0) info.firstUpstreamRxMono = now;
+    owner.onUpstreamActivity(now);
+  }
+
   /** True once the attempt ended (completed, failed or aborted). */
   get finished(): boolean {
     return this.#finished;

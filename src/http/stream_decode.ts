@@ -74,27 +74,16 @@ export function joinHeldBody(parts: Uint8Array[] | null, bytes: number, last: Ui
 }
 
 /**
- * @internal Runs decodeData from filter `start` on, up to the holding filter if any. Returns undefined when
- * nothing had to wait, else a promise of the rest (as decodeHeadersFrom).
+ * @internal Runs decodeData from filter `start` on, up to the holding filter if any (`held`: its index, -1 for
+ * none, fixed when the chunk entered the chain). Returns undefined when nothing had to wait, else a promise of
+ * the rest (as decodeHeadersFrom).
  */
 export function decodeDataFrom(
   s: ActiveStream,
   start: number,
   data: Uint8Array,
   endStream: boolean,
-): Promise<void> | undefined {
-  const hold = s.decHold;
-  const held = hold === null ? -1 : hold.index;
-  return dataFrom(s, start, held, data, endStream);
-}
-
-/** decodeData from filter `start` with `held` (the holding filter's index, -1 for none) fixed at entry. */
-function dataFrom(
-  s: ActiveStream,
-  start: number,
-  held: number,
-  data: Uint8Array,
-  endStream: boolean,
+  held = s.decHold === null ? -1 : s.decHold.index,
 ): Promise<void> | undefined {
   const fs = s.filters;
   const end = held >= 0 ? held + 1 : fs.length;
@@ -110,7 +99,7 @@ function dataFrom(
   if (held >= 0 && !s.responseDone) return releaseRequest(s, s.decHold!, data, endStream, null);
 }
 
-/** Filter `i` answered `st` after waiting: as the loop of dataFrom would, then on from `i + 1`. */
+/** Filter `i` answered `st` after waiting: as the loop of decodeDataFrom would, then on from `i + 1`. */
 function dataAfter(
   s: ActiveStream,
   i: number,
@@ -122,7 +111,7 @@ function dataAfter(
   if (typeof st === "number") {
     if (st !== HttpFilterStatus.Continue) return stopData(s, i, held, data, st);
   } else data = st;
-  return dataFrom(s, i + 1, held, data, endStream);
+  return decodeDataFrom(s, i + 1, data, endStream, held);
 }
 
 /** Filter `i` stopped the data: the holding filter buffers a copy. */

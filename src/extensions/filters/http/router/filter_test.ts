@@ -141,20 +141,29 @@ Deno.test("router: overflow is UO with x-envoy-overloaded and never retried", as
   assert.deepEqual(t.cluster.outcomes, []);
 });
 
-Deno.test("router: a 503 is retried under 5xx; the retried connection is dropped", async () => {
-  using t = setup({ retry_policy: { retry_on: "5xx", num_retries: 2 } });
+/**
+ * One request over two scripted connections: the first answers `first`, and once the back-off passed the retry
+ * on the second gets `second`; resolves with the stream's callbacks once it ended.
+ */
+async function retriedOnce(t: ReturnType<typeof setup>, first: string, second: string) {
   const a = new FakeSocket();
   const b = new FakeSocket();
   t.cluster.script.push(a, b);
   const { cb, status } = t.start();
   await status;
-  a.push("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+  a.push(first);
   await settle(() => t.cluster.connections[0].releasedReusable !== null);
-  assert.equal(t.cluster.connections[0].releasedReusable, false);
   await t.elapse(30);
   await settle(() => b.written !== "");
-  b.push(OK);
+  b.push(second);
   await settle(() => cb.ended);
+  return cb;
+}
+
+Deno.test("router: a 503 is retried under 5xx; the retried connection is dropped", async () => {
+  using t = setup({ retry_policy: { retry_on: "5xx", num_retries: 2 } });
+  const cb = await retriedOnce(t, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n", OK);
+  assert.equal(t.cluster.connections[0].releasedReusable, false);
   assert.equal(cb.response?.status, 200);
   assert.equal(t.counter("cluster.web.upstream_rq_retry"), 1);
   assert.equal(t.counter("cluster.web.upstream_rq_retry_success"), 1);
@@ -162,17 +171,11 @@ Deno.test("router: a 503 is retried under 5xx; the retried connection is dropped
 
 Deno.test("router: retries run out: the last response goes downstream with URX", async () => {
   using t = setup({ retry_policy: { retry_on: "5xx", num_retries: 1 } });
-  const a = new FakeSocket();
-  const b = new FakeSocket();
-  t.cluster.script.push(a, b);
-  const { cb, status } = t.start();
-  await status;
-  a.push("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
-  await settle(() => t.cluster.connections[0].releasedReusable !== null);
-  await t.elapse(30);
-  await settle(() => b.written !== "");
-  b.push("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 3\r\n\r\nbad");
-  await settle(() => cb.ended);
+  const cb = await retriedOnce(
+    t,
+    "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n",
+    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 3\r\n\r\nbad",
+  );
   assert.equal(cb.response?.status, 503);
   assert.equal(cb.body, "bad");
   assert.ok(cb.streamInfo.responseFlags & ResponseFlag.UpstreamRetryLimitExceeded);

@@ -1,0 +1,68 @@
+/**
+ * With the permissions `deno task start` grants (not -A), nuncio gives its start-up code pages back a second
+ * after serving (common/code_pages.ts): its /proc reads go through libc, since Deno opens /proc only with
+ * --allow-all.
+ */
+import assert from "node:assert/strict";
+import { refusedPort, waitForPort } from "./helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = `${ROOT}main.ts`;
+
+/** The `deno run` permission flags of deno.json's `nuncio` task (what `deno task start` runs with). */
+function taskPermissions(): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
+  return tasks.nuncio.split(/\s+/).filter((a) => a.startsWith("--allow-"));
+}
+
+Deno.test({
+  name: "start-up pages are released under the start task's permissions",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const port = refusedPort();
+    const path = await Deno.makeTempFile({ prefix: "nuncio_pages_", suffix: ".yaml" });
+    await Deno.writeTextFile(
+      path,
+      `static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          route_config:
+            virtual_hosts:
+            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 200}}]}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+`,
+    );
+    const perms = taskPermissions();
+    assert.ok(perms.includes("--allow-ffi") && !perms.includes("--allow-all"), perms.join(" "));
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...perms, MAIN, "-c", path, "--concurrency", "1", "--log-level", "debug"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const stderr = new Response(proc.stderr).text();
+    try {
+      await waitForPort(port);
+      // released one second after serving
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      proc.kill("SIGTERM");
+      await proc.status;
+      await Deno.remove(path);
+    }
+    const err = await stderr;
+    const m = /start-up code pages released \((\d+) MiB advised\)/.exec(err);
+    assert.ok(m !== null, err);
+    assert.ok(Number(m[1]) > 0, m[0]);
+  },
+});

@@ -4,7 +4,8 @@
  * --allow-all.
  */
 import assert from "node:assert/strict";
-import { refusedPort, waitForPort } from "./helpers.ts";
+import { stringify } from "yaml";
+import { okListener, refusedPort, waitForPort } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -23,23 +24,7 @@ Deno.test({
     const path = await Deno.makeTempFile({ prefix: "nuncio_pages_", suffix: ".yaml" });
     await Deno.writeTextFile(
       path,
-      `static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: ${port}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: http
-          route_config:
-            virtual_hosts:
-            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 200}}]}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-`,
+      stringify({ static_resources: { listeners: [okListener("http", port)] } }),
     );
     const perms = taskPermissions();
     assert.ok(perms.includes("--allow-ffi") && !perms.includes("--allow-all"), perms.join(" "));

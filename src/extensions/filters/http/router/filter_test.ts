@@ -50,6 +50,16 @@ function setup(route: Record<string, unknown> = {}, opts: ConstructorParameters<
   return { clock, cluster, factory, start, elapse, counter, ctx, [Symbol.dispose]: dispose };
 }
 
+/** Two scripted upstream connections, and a request started (its head sent) on the first. */
+async function twoConnections(t: ReturnType<typeof setup>) {
+  const a = new FakeSocket();
+  const b = new FakeSocket();
+  t.cluster.script.push(a, b);
+  const first = t.start();
+  await first.status;
+  return { a, b, first };
+}
+
 Deno.test("router: a response is forwarded and the connection goes back to the pool", async () => {
   using t = setup();
   const up = new FakeSocket();
@@ -73,11 +83,7 @@ Deno.test("router: a response is forwarded and the connection goes back to the p
 
 Deno.test("router: chunked body with trailers, and a close-delimited body", async () => {
   using t = setup();
-  const a = new FakeSocket();
-  const b = new FakeSocket();
-  t.cluster.script.push(a, b);
-  const first = t.start();
-  await first.status;
+  const { a, b, first } = await twoConnections(t);
   a.push("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n");
   await settle(() => first.cb.body === "abc");
   a.push("2\r\nde\r\n0\r\nx-sum: 1\r\n\r\n");
@@ -146,11 +152,7 @@ Deno.test("router: overflow is UO with x-envoy-overloaded and never retried", as
  * on the second gets `second`; resolves with the stream's callbacks once it ended.
  */
 async function retriedOnce(t: ReturnType<typeof setup>, first: string, second: string) {
-  const a = new FakeSocket();
-  const b = new FakeSocket();
-  t.cluster.script.push(a, b);
-  const { cb, status } = t.start();
-  await status;
+  const { a, b, first: { cb } } = await twoConnections(t);
   a.push(first);
   await settle(() => t.cluster.connections[0].releasedReusable !== null);
   await t.elapse(30);
@@ -184,11 +186,7 @@ Deno.test("router: retries run out: the last response goes downstream with URX",
 
 Deno.test("router: a close before the head is UC; a malformed head is UPE", async () => {
   using t = setup();
-  const a = new FakeSocket();
-  const b = new FakeSocket();
-  t.cluster.script.push(a, b);
-  const first = t.start();
-  await first.status;
+  const { a, b, first } = await twoConnections(t);
   a.end();
   await settle(() => first.cb.ended);
   assert.equal(first.cb.local?.status, 503);

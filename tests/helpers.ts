@@ -244,10 +244,10 @@ export interface NuncioProcess {
   done: Promise<{ code: number; stderr: string }>;
 }
 
-/** Starts `main.ts` with `args`; waits for nothing. */
-export function spawnNuncio(args: string[]): NuncioProcess {
+/** Starts `main.ts` with `args` (and `permissions`, -A unless given); waits for nothing. */
+export function spawnNuncio(args: string[], permissions = ["-A"]): NuncioProcess {
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...permissions, MAIN, ...args],
     stdin: "null",
     stdout: "null",
     stderr: "piped",

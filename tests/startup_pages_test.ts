@@ -5,10 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
-import { okListener, refusedPort, waitForPort } from "./helpers.ts";
+import { okListener, refusedPort, spawnNuncio, waitForPort } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = `${ROOT}main.ts`;
 
 /** The `deno run` permission flags of deno.json's `nuncio` task (what `deno task start` runs with). */
 function taskPermissions(): string[] {
@@ -28,24 +27,17 @@ Deno.test({
     );
     const perms = taskPermissions();
     assert.ok(perms.includes("--allow-ffi") && !perms.includes("--allow-all"), perms.join(" "));
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...perms, MAIN, "-c", path, "--concurrency", "1", "--log-level", "debug"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const stderr = new Response(proc.stderr).text();
+    const child = spawnNuncio(["-c", path, "--concurrency", "1", "--log-level", "debug"], perms);
     try {
       await waitForPort(port);
       // released one second after serving
       await new Promise((r) => setTimeout(r, 2000));
     } finally {
-      proc.kill("SIGTERM");
-      await proc.status;
+      child.proc.kill("SIGTERM");
+      await child.proc.status;
       await Deno.remove(path);
     }
-    const err = await stderr;
+    const err = await child.stderr;
     const m = /start-up code pages released \((\d+) MiB advised\)/.exec(err);
     assert.ok(m !== null, err);
     assert.ok(Number(m[1]) > 0, m[0]);

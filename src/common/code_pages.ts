@@ -16,6 +16,8 @@
  * with --allow-all, and nuncio runs with named permissions.
  */
 
+import { type Libc, libc } from "./libc.ts";
+
 /** madvise(2): drop these pages from the page tables; file pages are read again from the page cache. */
 const MADV_DONTNEED = 4;
 
@@ -55,28 +57,19 @@ export function releasableMappings(smaps: string): Mapping[] {
   return out;
 }
 
-const LIBC = {
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
-
 /**
  * Reads a whole /proc file through libc: Deno allows /proc only with --allow-all, while this runs wherever
  * --allow-ffi was granted (which gives the same access). Null when it cannot be opened.
  */
-function readProcFile(libc: Libc, path: string): string | null {
-  const fd = libc.open(new TextEncoder().encode(path + "\0"), 0 /* O_RDONLY */);
+function readProcFile(l: Libc, path: string): string | null {
+  const fd = l.open(new TextEncoder().encode(path + "\0"), 0 /* O_RDONLY */);
   if (fd < 0) return null;
   try {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (;;) {
       const buf = new Uint8Array(256 * 1024);
-      const n = Number(libc.read(fd, buf, BigInt(buf.length)));
+      const n = Number(l.read(fd, buf, BigInt(buf.length)));
       if (n <= 0) break;
       parts.push(buf.subarray(0, n));
       total += n;
@@ -89,29 +82,14 @@ function readProcFile(libc: Libc, path: string): string | null {
     }
     return new TextDecoder().decode(all);
   } finally {
-    libc.close(fd);
-  }
-}
-
-/** Opens libc (Linux only); null where FFI or libc is not available. */
-function openLibc(): Deno.DynamicLibrary<typeof LIBC> | null {
-  if (Deno.build.os !== "linux") return null;
-  try {
-    return Deno.dlopen("libc.so.6", LIBC);
-  } catch {
-    return null;
+    l.close(fd);
   }
 }
 
 /** This process's /proc/self/`name` (read through libc, see readProcFile); null where unavailable. */
 export function readOwnProcFile(name: string): string | null {
-  const lib = openLibc();
-  if (lib === null) return null;
-  try {
-    return readProcFile(lib.symbols, `/proc/self/${name}`);
-  } finally {
-    lib.close();
-  }
+  const l = libc();
+  return l === null ? null : readProcFile(l, `/proc/self/${name}`);
 }
 
 /**
@@ -119,21 +97,18 @@ export function readOwnProcFile(name: string): string | null {
  * advised, or -1 when the call is not available here. Never throws.
  */
 export function releaseStartupPages(): number {
-  const lib = openLibc();
-  if (lib === null) return -1;
+  const l = libc();
+  if (l === null) return -1;
   try {
-    const libc = lib.symbols;
-    const smaps = readProcFile(libc, "/proc/self/smaps");
+    const smaps = readProcFile(l, "/proc/self/smaps");
     if (smaps === null) return -1;
     let advised = 0;
     for (const m of releasableMappings(smaps)) {
       const len = m.end - m.start;
-      if (libc.madvise(Deno.UnsafePointer.create(m.start), len, MADV_DONTNEED) === 0) advised += Number(len);
+      if (l.madvise(Deno.UnsafePointer.create(m.start), len, MADV_DONTNEED) === 0) advised += Number(len);
     }
     return advised;
   } catch {
     return -1;
-  } finally {
-    lib.close();
   }
 }

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { readOwnProcFile, releasableMappings, releaseStartupPages } from "./code_pages.ts";
+import { libc } from "./libc.ts";
+
+libc(); // opened once per isolate and kept (common/libc.ts), not by whichever test comes first
 
 /** An smaps entry with the given private figures (kB). */
 function entry(

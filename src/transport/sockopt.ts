@@ -2,12 +2,13 @@
  * Socket options Deno's API does not offer, read and set on the socket's descriptor through libc
  * (`Deno.dlopen`, needs --allow-ffi): SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST for the original_dst listener
  * filter (where iptables REDIRECT sent a connection), TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT for
- * `upstream_connection_options.tcp_keepalive` timings. Linux only. libc is opened on first use, so an isolate
- * whose config needs none of this never loads it.
+ * `upstream_connection_options.tcp_keepalive` timings. Linux only; libc comes from common/libc.ts.
  *
  * The descriptor comes from Deno's internal `Deno.internal.fd` symbol on accepted and connected TCP sockets
  * (there is no public accessor); `socketFd` answers undefined where it is missing, and callers then say why.
  */
+
+import { type Libc, libc, libcUnavailable } from "../common/libc.ts";
 
 const SOL_IP = 0;
 const SOL_IPV6 = 41;
@@ -19,43 +20,6 @@ const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
 const AF_INET = 2;
 const AF_INET6 = 10;
-
-const SYMBOLS = {
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | null | undefined;
-
-/** libc's getsockopt/setsockopt, or null (with the reason in `libcError`) where FFI or libc is unavailable. */
-function lib(): Libc | null {
-  if (libc !== undefined) return libc;
-  if (Deno.build.os !== "linux") {
-    libcError = `socket options are read through Linux's libc, and this is ${Deno.build.os}`;
-    return libc = null;
-  }
-  // never a permission prompt on a terminal: without --allow-ffi socket options are simply unavailable
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    libcError = "socket options are read through libc, which needs --allow-ffi";
-    return libc = null;
-  }
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      return libc = Deno.dlopen(name, SYMBOLS).symbols;
-    } catch (e) {
-      libcError = `cannot open ${name} (${
-        (e as Error).message
-      }); nuncio needs --allow-ffi for socket options`;
-    }
-  }
-  return libc = null;
-}
-
-/** Why `lib()` answered null. */
-let libcError = "";
 
 let fdSymbol: symbol | undefined;
 
@@ -102,7 +66,7 @@ function same(buf: Uint8Array, a: Deno.NetAddr): boolean {
 const FD_SCAN_LIMIT = 65536;
 
 function findFd(conn: Deno.Conn): number | undefined {
-  const l = lib();
+  const l = libc();
   const local = conn.localAddr as Deno.NetAddr, remote = conn.remoteAddr as Deno.NetAddr;
   if (l === null || local?.transport !== "tcp" || remote?.transport !== "tcp") return undefined;
   const addr = new Uint8Array(28);
@@ -125,12 +89,16 @@ function findFd(conn: Deno.Conn): number | undefined {
  * (Deno's resource sanitizer would otherwise count the library as leaked by the first test to open it).
  */
 export function sockoptAvailable(): boolean {
-  return lib() !== null;
+  return libc() !== null;
 }
 
 /** Why socket options cannot be used ("" when they can). */
 export function sockoptUnavailable(): string {
-  return lib() === null ? libcError : "";
+  const why = libcUnavailable();
+  if (why === null) return "";
+  if (why.kind === "os") return `socket options are read through Linux's libc, and this is ${why.detail}`;
+  if (why.kind === "permission") return "socket options are read through libc, which needs --allow-ffi";
+  return `${why.detail}; nuncio needs --allow-ffi for socket options`;
 }
 
 /**
@@ -138,7 +106,7 @@ export function sockoptUnavailable(): string {
  * when it was not redirected (no conntrack entry) or the socket cannot be read. IPv4 and IPv6 sockets.
  */
 export function originalDst(conn: Deno.Conn): Deno.NetAddr | undefined {
-  const l = lib();
+  const l = libc();
   const fd = socketFd(conn);
   if (l === null || fd === undefined) return undefined;
   const v6 = (conn.localAddr as Deno.NetAddr).hostname?.includes(":") ?? false;
@@ -182,7 +150,7 @@ function setInt(l: Libc, fd: number, level: number, name: number, value: number)
 
 /** Sets TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT on a connected socket; false when one could not be set. */
 export function setKeepaliveTimings(conn: Deno.Conn, t: KeepaliveTimings): boolean {
-  const l = lib();
+  const l = libc();
   const fd = socketFd(conn);
   if (l === null || fd === undefined) return false;
   let ok = true;
@@ -194,7 +162,7 @@ export function setKeepaliveTimings(conn: Deno.Conn, t: KeepaliveTimings): boole
 
 /** The keepalive timings a socket has now (tests and /clusters debugging); undefined when unreadable. */
 export function keepaliveTimings(conn: Deno.Conn): Required<KeepaliveTimings> | undefined {
-  const l = lib();
+  const l = libc();
   const fd = socketFd(conn);
   if (l === null || fd === undefined) return undefined;
   const get = (name: number) => {

@@ -9,7 +9,7 @@ import { connWrite } from "../network/raw_io.ts";
 import { ResponseFlag } from "../common/response_flags.ts";
 import { StreamInfo } from "../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../common/timer_wheel.ts";
-import type { DownstreamConnection, TerminalFilter } from "../network/filter.ts";
+import type { ConnectionEnd, DownstreamConnection, TerminalFilter } from "../network/filter.ts";
 import { ActiveStream } from "./active_stream.ts";
 import type { HttpRequest } from "./filter.ts";
 import type { HcmConfig } from "./hcm_config.ts";
@@ -55,13 +55,10 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   draining = false;
   #keepIdle = false;
   readonly #enc: H1ResponseEncoder = new H1ResponseEncoder(this);
-  /** Resolves / rejects `run`'s promise. */
-  #ended!: () => void;
-  #failed!: (err: unknown) => void;
+  /** Told when the connection is done (see `start`). */
+  #end!: ConnectionEnd;
   /** When the connection started as HTTP/1.1 (monotonic ms). */
   #started = 0;
-  /** A parked connection's read completed: serve again. */
-  readonly #wake = () => void this.#loop();
 
   /** `sniff`: look for the HTTP/2 preface first (codec_type AUTO without TLS ALPN). */
   constructor(readonly cfg: HcmConfig, readonly sniff = false) {}
@@ -151,25 +148,28 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
     return max > 0 && this.#requests >= max;
   }
 
-  /**
-   * Serves the connection; resolves when it has ended. While it waits for a request with nothing buffered the
-   * connection is parked: a read is pending with `#wake` as its callback and no async function is suspended,
-   * so an idle keep-alive connection holds its objects and read buffer only (each suspended async frame cost
-   * ~0.6 KiB; the memory bench's per-idle-connection line).
-   */
+  /** Serves the connection; resolves when it has ended (see `start`). */
   run(down: DownstreamConnection): Promise<void> {
+    return new Promise<void>((resolve) => this.start(down, { connectionEnded: () => resolve() }));
+  }
+
+  /**
+   * Serves the connection and tells `end` when it has ended. While it waits for a request with nothing
+   * buffered the connection is parked: a read is pending (into an idle slot, see h1_read_buffer.ts) and `wake`
+   * runs when it completes; no async function or promise of the connection's own is suspended, so an idle
+   * keep-alive connection holds its objects and the slot only (a suspended async frame cost ~0.6 KiB, a
+   * promise with its reactions ~0.4 KiB: the memory bench's per-idle-connection line).
+   */
+  start(down: DownstreamConnection, end: ConnectionEnd): void {
     this.#down = down;
-    this.#rb = new H1ReadBuffer(down, this.cfg.stats, () => this.#clientGone());
+    this.#end = end;
+    this.#rb = new H1ReadBuffer(down, this.cfg.stats, this);
     this.#sniffing = this.sniff;
     if (this.sniff) {
       const o = this.cfg.opts;
       if (o.idleTimeoutMs > 0) this.cfg.timers.arm(this.#timer, o.idleTimeoutMs, T_IDLE);
     } else this.#startHttp1();
-    return new Promise<void>((resolve, reject) => {
-      this.#ended = resolve;
-      this.#failed = reject;
-      void this.#loop();
-    });
+    void this.#loop();
   }
 
   /** Counts the connection as HTTP/1.1 (after the preface sniff, if any, decided). */
@@ -199,7 +199,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
     stats.downstream_cx_http1_active.dec();
     stats.downstream_cx_destroy.inc();
     stats.downstream_cx_length_ms.record(this.cfg.clock.monotonic() - this.#started);
-    this.#ended();
+    this.#end.connectionEnded(this.#down);
   }
 
   /**
@@ -221,18 +221,23 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   #park(): boolean {
     const rb = this.#rb;
     if (rb.start !== rb.end || rb.eof) return false;
-    return rb.park(this.#wake);
+    return rb.park();
+  }
+
+  /** A parked connection's read completed: serve again. */
+  wake(): void {
+    void this.#loop();
   }
 
   /** A read-ahead saw EOF: the client went away while its response was in flight, so reset the stream (DC). */
-  #clientGone(): void {
+  clientGone(): void {
     const stream = this.#stream;
     if (stream && !stream.responseDone) stream.downstreamReset();
   }
 
   /**
    * The request loop: runs until the connection ends (then `#finish`) or parks; a parked connection re-enters
-   * here through `#wake` once bytes (or EOF) arrived.
+   * here through `wake` once bytes (or EOF) arrived.
    */
   async #loop(): Promise<void> {
     const cfg = this.cfg;
@@ -308,7 +313,9 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
     const rb = this.#rb;
     const conn = this.#h2 = new Http2ServerConnection(this.cfg, rb.buf.slice(rb.start, rb.end));
     if (this.draining) conn.drain();
-    conn.run(this.#down).then(this.#ended, this.#failed);
+    const down = this.#down;
+    const end = this.#end;
+    conn.run(down).then(() => end.connectionEnded(down), (err) => end.connectionEnded(down, err));
   }
 
   /** Validates one request head, runs its stream; false when the connection must close. */

@@ -12,6 +12,9 @@ function addrString(a: Deno.Addr): { ip: string; full: string } {
   return { ip: "", full: "" };
 }
 
+/** The (never modified) observer list of a connection without any. */
+const NO_OBSERVERS: ReadFilter[] = [];
+
 /** How a connection arrived (set by the listener after TLS termination). */
 export interface ConnectionOptions {
   /** The TLS session when TLS was terminated. */
@@ -33,11 +36,15 @@ export class ActiveConnection implements DownstreamConnection {
   readonly tls: DownstreamTlsInfo | undefined;
   #closed = false;
   /** Non-terminal filters observing bytes. */
-  observers: ReadFilter[] = [];
+  observers: ReadFilter[] = NO_OBSERVERS;
   /** The connection's terminal filter once created (told when the listener drains). */
   terminal: TerminalFilter | null = null;
   observed = false;
   streamInfo: StreamInfo | null = null;
+  /** The listener's: all read filters of the chain (told onClose), when the terminal runs with `start`. */
+  endObservers: ReadFilter[] = NO_OBSERVERS;
+  /** The listener's: when the connection was accepted (monotonic ms), when the terminal runs with `start`. */
+  startedAt = 0;
 
   constructor(
     readonly id: number,

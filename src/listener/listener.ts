@@ -4,7 +4,13 @@
  */
 import type { Clock } from "../common/clock.ts";
 import { Logger } from "../common/log.ts";
-import type { NetworkFilterFactory, ReadFilter, TerminalFilter } from "../network/filter.ts";
+import type {
+  ConnectionEnd,
+  DownstreamConnection,
+  NetworkFilterFactory,
+  ReadFilter,
+  TerminalFilter,
+} from "../network/filter.ts";
 import { FilterStatus } from "../network/filter.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
 import { type ChainMatch, ChainSelector, explainChain, needsInspection } from "../transport/chain_select.ts";
@@ -487,6 +493,18 @@ export class Listener {
     }
     const terminal = c.terminal;
     if (terminal === null || c.closed) return this.#ended(c, observers, start);
+    if (terminal.start !== undefined) {
+      // no promise or callback per connection: the terminal tells #connectionEnd, which finds these on `c`
+      c.endObservers = observers;
+      c.startedAt = start;
+      try {
+        terminal.start(c, this.#connectionEnd);
+      } catch (err) {
+        this.#failed(c, err);
+        this.#ended(c, observers, start);
+      }
+      return;
+    }
     let running: Promise<void>;
     try {
       running = terminal.run(c);
@@ -499,6 +517,15 @@ export class Listener {
       this.#ended(c, observers, start);
     });
   }
+
+  /** Told by a terminal filter run with `start` that its connection is done. */
+  readonly #connectionEnd: ConnectionEnd = {
+    connectionEnded: (conn: DownstreamConnection, err?: unknown): void => {
+      const c = conn as ActiveConnection;
+      if (err !== undefined) this.#failed(c, err);
+      this.#ended(c, c.endObservers, c.startedAt);
+    },
+  };
 
   #failed(c: ActiveConnection, err: unknown): void {
     log.error(`Connection ${c.id} on ${this.spec.name} failed: ${(err as Error).stack ?? err}`);

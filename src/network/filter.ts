@@ -92,6 +92,12 @@ export interface TerminalFilter {
   /** Owns the connection's reads and writes; resolves when the connection is done. Never rejects. */
   run(conn: DownstreamConnection): Promise<void>;
   /**
+   * `run` without a promise: calls `end.connectionEnded(conn)` once when the connection is done. The listener
+   * prefers it when present, so a connection that waits long (an idle keep-alive one) holds no promise,
+   * reaction or callback of its own; `end` is one object for all of a listener's connections.
+   */
+  start?(conn: DownstreamConnection, end: ConnectionEnd): void;
+  /**
    * The listener is draining (shutdown, hot restart, a listener update): let in-flight work finish and tell
    * the peer to go away (HTTP/1.1 `Connection: close` on the next response, and idle connections closed at
    * once unless `keepIdle`: an LDS update leaves them to the end of the drain time, as Envoy does, so a client
@@ -99,6 +105,11 @@ export interface TerminalFilter {
    * means "nothing to tell" (tcp_proxy).
    */
   drain?(keepIdle?: boolean): void;
+}
+
+/** Told when a connection run by `TerminalFilter.start` is done; `err` is an unexpected failure, if one ended it. */
+export interface ConnectionEnd {
+  connectionEnded(conn: DownstreamConnection, err?: unknown): void;
 }
 
 /** The long-lived factory built once per config snapshot (Envoy's FilterConfig). */

@@ -1,6 +1,7 @@
 /**
  * Linux's libc through `Deno.dlopen` (needs --allow-ffi), opened once per isolate on first use and kept: the
- * socket options Deno's API lacks (transport/sockopt.ts) and the start-up page release (common/code_pages.ts).
+ * socket options Deno's API lacks (transport/sockopt.ts), the start-up page release (common/code_pages.ts)
+ * and the C heap trim (common/heap.ts).
  * An isolate whose config needs none of it never loads it. Without --allow-ffi nothing is asked for (no
  * permission prompt on a terminal): `libc()` answers null and `libcUnavailable()` says why.
  */
@@ -14,6 +15,8 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
+  // glibc only (null elsewhere)
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
 } as const;
 
 /** The libc functions nuncio calls. */

@@ -67,3 +67,56 @@ Deno.test("HTTP/1.1 pipelining", async (t) => {
     });
   }
 });
+
+Deno.test("HTTP/1.1 keep-alive heads larger than the idle read (512 bytes) arrive intact", async (t) => {
+  await using origin = startOrigin("a", (req) => {
+    const v = req.headers.get("x-big") ?? "";
+    return new Response(`${new URL(req.url).pathname}:${v.length}:${v.slice(-6)}`);
+  });
+  await using proxy = await startProxy(bootstrapYaml(
+    [httpListener({ virtualHosts: [anyHost([{ match: { prefix: "/" }, route: { cluster: "c" } }])] })],
+    [staticCluster("c", [origin.port])],
+  ));
+  // a request whose x-big value is `n` bytes, ending in a tag the origin echoes back with the value's length
+  const tag = (n: number) => `t${String(n).padStart(5, "0")}`;
+  const head = (path: string, n: number) =>
+    `GET ${path} HTTP/1.1\r\nhost: x\r\nx-big: ${"b".repeat(n - 6)}${tag(n)}\r\n\r\n`;
+  const want = (path: string, n: number) => `${path}:${n}:${tag(n)}`;
+
+  await t.step(
+    "one connection: header values of 3000, 600, 100 and 470 bytes, one after the other",
+    async () => {
+      const c = await Deno.connect({ port: proxy.port() });
+      try {
+        for (const [i, n] of [3000, 600, 100, 470].entries()) {
+          await writeAll(c, head(`/r${i}`, n));
+          const text = await readUntil(c, (s) => s.endsWith(want(`/r${i}`, n)));
+          assert.ok(text.endsWith(want(`/r${i}`, n)), JSON.stringify(text.slice(-80)));
+          await sleep(20); // the connection parks on its idle read between requests
+        }
+      } finally {
+        c.close();
+      }
+    },
+  );
+
+  await t.step(
+    "three pipelined heads (1.9 KB) in one write, then a head trickled a byte at a time",
+    async () => {
+      const c = await Deno.connect({ port: proxy.port() });
+      try {
+        await writeAll(c, head("/p0", 700) + head("/p1", 500) + head("/p2", 700));
+        const all = await readUntil(c, (s) => s.endsWith(want("/p2", 700)));
+        for (const [p, n] of [["/p0", 700], ["/p1", 500], ["/p2", 700]] as const) {
+          assert.ok(all.includes(want(p, n)), `${p} in ${JSON.stringify(all.slice(-200))}`);
+        }
+        const slow = head("/t", 40);
+        for (const ch of slow) await writeAll(c, ch);
+        const text = await readUntil(c, (s) => s.endsWith(want("/t", 40)));
+        assert.ok(text.endsWith(want("/t", 40)));
+      } finally {
+        c.close();
+      }
+    },
+  );
+});

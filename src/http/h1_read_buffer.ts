@@ -53,8 +53,8 @@ export class H1ReadBuffer {
   #slot: Uint8Array | null = null;
   /** True while the connection is parked: `owner.wake` runs once the read-ahead completed (see park). */
   #parked = false;
-  readonly #onReadAhead = (n: number | null) => this.#readAheadDone(n);
-  readonly #onReadAheadError = () => this.#readAheadDone(null);
+  /** The read-ahead's settlement: a byte count (0 or null at EOF), or the error a failed read rejects with. */
+  readonly #onReadAhead = (r: unknown) => this.#readAheadDone(typeof r === "number" ? r : null);
 
   /**
    * `owner.clientGone` runs when a read-ahead hits EOF, i.e. the client left while its response was in flight;
@@ -155,7 +155,7 @@ export class H1ReadBuffer {
       this.#aheadAt = this.end;
     }
     this.#aheadBuf = this.#slot ?? this.buf;
-    this.readAhead = connRead(this.down.conn, into).then(this.#onReadAhead, this.#onReadAheadError);
+    this.readAhead = connRead(this.down.conn, into).then(this.#onReadAhead, this.#onReadAhead);
   }
 
   #readAheadDone(n: number | null): number | null {

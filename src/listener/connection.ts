@@ -12,6 +12,21 @@ function addrString(a: Deno.Addr): { ip: string; full: string } {
   return { ip: "", full: "" };
 }
 
+/** The last local address seen: a listener's connections share one string for it (one less per connection). */
+let lastLocal: { host: string; port: number; full: string } = { host: "", port: -1, full: "" };
+
+function localString(a: Deno.Addr): string {
+  if (
+    (a.transport === "tcp" || a.transport === "udp") && a.port === lastLocal.port &&
+    a.hostname === lastLocal.host
+  ) {
+    return lastLocal.full;
+  }
+  const full = addrString(a).full;
+  if (a.transport === "tcp" || a.transport === "udp") lastLocal = { host: a.hostname, port: a.port, full };
+  return full;
+}
+
 /** The (never modified) observer list of a connection without any. */
 const NO_OBSERVERS: ReadFilter[] = [];
 
@@ -54,10 +69,9 @@ export class ActiveConnection implements DownstreamConnection {
   ) {
     const a = opts.addressesOf ?? conn;
     const r = addrString(a.remoteAddr);
-    const l = addrString(a.localAddr);
     this.remoteIp = r.ip;
     this.remoteAddress = r.full;
-    this.localAddress = l.full;
+    this.localAddress = localString(a.localAddr);
     this.localAddressRestored = isLocalRestored(a);
     this.scheme = opts.tls ? "https" : "http";
     this.serverName = opts.tls?.sni ?? "";

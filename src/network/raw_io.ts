@@ -10,9 +10,12 @@
  * public methods. Closing the connection still cancels a pending read (it resolves 0 or rejects).
  */
 
-interface CoreIo {
+/** The runtime's resource ops nuncio calls directly (Deno's `core`). */
+export interface CoreIo {
   read(rid: number, buf: Uint8Array): Promise<number>;
   write(rid: number, buf: Uint8Array): Promise<number>;
+  close(rid: number): void;
+  shutdown(rid: number): Promise<void>;
   internalRidSymbol: symbol;
 }
 
@@ -34,6 +37,12 @@ const RID: symbol | undefined = core?.internalRidSymbol;
 
 /** True when this runtime exposes the ops (else every call takes the public, slower methods). */
 export const RAW_IO_AVAILABLE: boolean = core !== undefined;
+
+/** The runtime's ops when all of read, write, close and shutdown are there (network/slim_conn.ts), else undefined. */
+export const FULL_CORE: CoreIo | undefined = core !== undefined && typeof core.close === "function" &&
+    typeof core.shutdown === "function"
+  ? core
+  : undefined;
 
 /** The runtime resource id of `conn`, or -1 when it has none we can use. */
 function ridOf(conn: Deno.Conn): number {

@@ -34,7 +34,9 @@ export function socketFd(conn: Deno.Conn): number | undefined {
   // a listener filter's wrapper (transport/prefixed_conn.ts) names the socket beneath it
   const socket = (conn as { socket?: Deno.Conn }).socket;
   if (socket !== undefined) conn = socket;
-  fdSymbol ??= Object.getOwnPropertySymbols(conn).find((s) => s.description === "Deno.internal.fd");
+  // an own property of Deno's TcpConn, an accessor on network/slim_conn.ts's prototype
+  fdSymbol ??= [conn, Object.getPrototypeOf(conn)].flatMap((o) => o ? Object.getOwnPropertySymbols(o) : [])
+    .find((s) => s.description === "Deno.internal.fd");
   const fd = fdSymbol === undefined ? undefined : (conn as unknown as Record<symbol, unknown>)[fdSymbol];
   if (typeof fd === "number" && fd >= 0) return fd;
   return findFd(conn);

@@ -9,9 +9,10 @@
  * `TcpConn` go: the socket is a runtime resource, closed only by an explicit close, never by the collector.
  *
  * It keeps the resource id, the descriptor (readable under Deno's own `Deno.internal.fd` symbol, so
- * transport/sockopt.ts finds it) and the two addresses as host strings and ports; `remoteAddr`/`localAddr` build the address objects
- * on demand. Reads and writes are the runtime's ops (what `TcpConn` calls); `setNoDelay`/`setKeepAlive` go
- * through libc (common/libc.ts) on the descriptor, since Deno does not expose those ops by id.
+ * transport/sockopt.ts finds it) and the two addresses as host strings and ports; `remoteAddr`/`localAddr`
+ * build the address objects on demand. Reads, writes, close and half-close are the runtime's ops (what
+ * `TcpConn` calls); `setNoDelay`/`setKeepAlive` go through libc (common/libc.ts) on the descriptor, since
+ * the runtime's socket-option ops are not reachable by resource id from JavaScript.
  */
 import { libc } from "../common/libc.ts";
 import { type CoreIo, FULL_CORE } from "./raw_io.ts";

@@ -11,23 +11,16 @@
  * It keeps the resource id, the descriptor (readable under Deno's own `Deno.internal.fd` symbol, so
  * transport/sockopt.ts finds it) and the two addresses as host strings and ports; `remoteAddr`/`localAddr`
  * build the address objects on demand. Reads, writes, close and half-close are the runtime's ops (what
- * `TcpConn` calls); `setNoDelay`/`setKeepAlive` go through libc (common/libc.ts) on the descriptor, since
+ * `TcpConn` calls); `setNoDelay`/`setKeepAlive` go through libc (transport/sockopt.ts) on the descriptor, since
  * the runtime's socket-option ops are not reachable by resource id from JavaScript.
  */
-import { libc } from "../common/libc.ts";
-import { type CoreIo, FULL_CORE } from "./raw_io.ts";
+import { descriptorSymbol, setSocketInt } from "../transport/sockopt.ts";
+import { FULL_CORE } from "./raw_io.ts";
 
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const SOL_SOCKET = 1;
 const SO_KEEPALIVE = 9;
-
-/** Deno's symbol for an accepted socket's descriptor (found on the first TcpConn seen). */
-let fdSymbol: symbol | undefined;
-
-function symbolOf(conn: object, description: string): symbol | undefined {
-  return Object.getOwnPropertySymbols(conn).find((s) => s.description === description);
-}
 
 /** Stream views made on demand (rarely: the byte path reads and writes by id), kept per connection. */
 const streams = new WeakMap<SlimTcpConn, {
@@ -40,7 +33,6 @@ let lastLocalHost = "";
 
 /** See the module comment. Built by `slimTcpConn`. */
 export class SlimTcpConn {
-  readonly #core: CoreIo;
   readonly #rid: number;
   readonly #fd: number;
   readonly #remoteHost: string;
@@ -48,8 +40,7 @@ export class SlimTcpConn {
   readonly #localHost: string;
   readonly #localPort: number;
 
-  constructor(core: CoreIo, rid: number, fd: number, remote: Deno.NetAddr, local: Deno.NetAddr) {
-    this.#core = core;
+  constructor(rid: number, fd: number, remote: Deno.NetAddr, local: Deno.NetAddr) {
     this.#rid = rid;
     this.#fd = fd;
     this.#remoteHost = remote.hostname;
@@ -63,20 +54,18 @@ export class SlimTcpConn {
    * The resource id where network/raw_io.ts looks for it and the descriptor where transport/sockopt.ts does,
    * as accessors on the prototype (symbol-keyed own properties would give each connection a property array).
    */
-  static define(core: CoreIo, fdKey: symbol | undefined): void {
-    if (Object.getOwnPropertySymbols(SlimTcpConn.prototype).includes(core.internalRidSymbol)) return;
-    Object.defineProperty(SlimTcpConn.prototype, core.internalRidSymbol, {
+  static define(ridKey: symbol, fdKey: symbol): void {
+    if (Object.getOwnPropertySymbols(SlimTcpConn.prototype).includes(ridKey)) return;
+    Object.defineProperty(SlimTcpConn.prototype, ridKey, {
       get(this: SlimTcpConn): number {
         return this.#rid;
       },
     });
-    if (fdKey !== undefined) {
-      Object.defineProperty(SlimTcpConn.prototype, fdKey, {
-        get(this: SlimTcpConn): number {
-          return this.#fd;
-        },
-      });
-    }
+    Object.defineProperty(SlimTcpConn.prototype, fdKey, {
+      get(this: SlimTcpConn): number {
+        return this.#fd;
+      },
+    });
   }
 
   /** The runtime resource id. */
@@ -95,23 +84,23 @@ export class SlimTcpConn {
   /** Reads into `p`: the byte count, or null at end of stream (as `Deno.Conn.read`). */
   async read(p: Uint8Array): Promise<number | null> {
     if (p.length === 0) return 0;
-    const n = await this.#core.read(this.#rid, p);
+    const n = await FULL_CORE!.read(this.#rid, p);
     return n === 0 ? null : n;
   }
 
   /** Writes some of `p`; resolves how many bytes went out. */
   write(p: Uint8Array): Promise<number> {
-    return this.#core.write(this.#rid, p);
+    return FULL_CORE!.write(this.#rid, p);
   }
 
   /** Closes the socket (throws as `Deno.Conn.close` does when it is closed already). */
   close(): void {
-    this.#core.close(this.#rid);
+    FULL_CORE!.close(this.#rid);
   }
 
   /** Half-closes the write side. */
   closeWrite(): Promise<void> {
-    return this.#core.shutdown(this.#rid);
+    return FULL_CORE!.shutdown(this.#rid);
   }
 
   /** Sets TCP_NODELAY (through libc on the descriptor; throws when that is unavailable or fails). */
@@ -125,12 +114,8 @@ export class SlimTcpConn {
   }
 
   #setOption(level: number, name: number, on: boolean, what: string): void {
-    const l = libc();
-    if (l === null) throw new Error(`${what} cannot be set without libc (--allow-ffi)`);
-    const v = new Int32Array([on ? 1 : 0]);
-    if (l.setsockopt(this.#fd, level, name, new Uint8Array(v.buffer), 4) !== 0) {
-      throw new Error(`${what} failed`);
-    }
+    const why = setSocketInt(this.#fd, level, name, on ? 1 : 0);
+    if (why !== "") throw new Error(`${what} cannot be set: ${why}`);
   }
 
   /** Reads are always referenced: the raw ops the byte path uses have no unref (a listener's sockets keep it alive). */
@@ -180,17 +165,18 @@ export function slimTcpConn(conn: Deno.Conn): Deno.Conn {
   const core = FULL_CORE;
   // the runtime's own TcpConn only (not TLS, not a wrapper or a test double)
   if (core === undefined || conn.constructor?.name !== "TcpConn") return conn;
-  const rid = (conn as unknown as Record<symbol, unknown>)[core.internalRidSymbol];
-  fdSymbol ??= symbolOf(conn, "Deno.internal.fd");
-  const fd = fdSymbol === undefined ? undefined : (conn as unknown as Record<symbol, unknown>)[fdSymbol];
+  const fdKey = descriptorSymbol(conn);
+  const raw = conn as unknown as Record<symbol, unknown>;
+  const rid = raw[core.internalRidSymbol];
+  const fd = fdKey === undefined ? undefined : raw[fdKey];
   const remote = conn.remoteAddr;
   const local = conn.localAddr;
   if (
-    typeof rid !== "number" || typeof fd !== "number" || remote.transport !== "tcp" ||
+    fdKey === undefined || typeof rid !== "number" || typeof fd !== "number" || remote.transport !== "tcp" ||
     local.transport !== "tcp"
   ) {
     return conn;
   }
-  SlimTcpConn.define(core, fdSymbol);
-  return new SlimTcpConn(core, rid, fd, remote, local) as unknown as Deno.Conn;
+  SlimTcpConn.define(core.internalRidSymbol, fdKey);
+  return new SlimTcpConn(rid, fd, remote, local) as unknown as Deno.Conn;
 }

@@ -24,6 +24,17 @@ const AF_INET6 = 10;
 let fdSymbol: symbol | undefined;
 
 /**
+ * Deno's symbol for a socket's descriptor (`Deno.internal.fd`): an own property of an accepted TcpConn, an
+ * accessor on the prototype of network/slim_conn.ts's SlimTcpConn. Undefined until a socket carrying it is seen.
+ */
+export function descriptorSymbol(conn: object): symbol | undefined {
+  return fdSymbol ??= [conn, Object.getPrototypeOf(conn)].flatMap((o) =>
+    o ? Object.getOwnPropertySymbols(o) : []
+  )
+    .find((s) => s.description === "Deno.internal.fd");
+}
+
+/**
  * The socket descriptor of a Deno TCP connection, undefined when it cannot be found. Accepted sockets carry it
  * (`Deno.internal.fd`); connected ones do not, so their descriptor is found among the process's open ones by
  * its local and peer address (getsockname/getpeername from descriptor 0 up; /proc/self/fd is not readable
@@ -34,10 +45,8 @@ export function socketFd(conn: Deno.Conn): number | undefined {
   // a listener filter's wrapper (transport/prefixed_conn.ts) names the socket beneath it
   const socket = (conn as { socket?: Deno.Conn }).socket;
   if (socket !== undefined) conn = socket;
-  // an own property of Deno's TcpConn, an accessor on network/slim_conn.ts's prototype
-  fdSymbol ??= [conn, Object.getPrototypeOf(conn)].flatMap((o) => o ? Object.getOwnPropertySymbols(o) : [])
-    .find((s) => s.description === "Deno.internal.fd");
-  const fd = fdSymbol === undefined ? undefined : (conn as unknown as Record<symbol, unknown>)[fdSymbol];
+  const sym = descriptorSymbol(conn);
+  const fd = sym === undefined ? undefined : (conn as unknown as Record<symbol, unknown>)[sym];
   if (typeof fd === "number" && fd >= 0) return fd;
   return findFd(conn);
 }
@@ -148,6 +157,13 @@ export interface KeepaliveTimings {
 
 function setInt(l: Libc, fd: number, level: number, name: number, value: number): boolean {
   return l.setsockopt(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), 4) === 0;
+}
+
+/** Sets an int socket option on a descriptor: "" when set, else why not (no libc, or the call failed). */
+export function setSocketInt(fd: number, level: number, name: number, value: number): string {
+  const l = libc();
+  if (l === null) return sockoptUnavailable();
+  return setInt(l, fd, level, name, value) ? "" : "setsockopt failed";
 }
 
 /** Sets TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT on a connected socket; false when one could not be set. */

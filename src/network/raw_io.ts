@@ -11,7 +11,7 @@
  */
 
 /** The runtime's resource ops nuncio calls directly (Deno's `core`). */
-export interface CoreIo {
+interface CoreIo {
   read(rid: number, buf: Uint8Array): Promise<number>;
   write(rid: number, buf: Uint8Array): Promise<number>;
   close(rid: number): void;

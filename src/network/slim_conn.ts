@@ -68,11 +68,6 @@ export class SlimTcpConn {
     });
   }
 
-  /** The runtime resource id. */
-  get rid(): number {
-    return this.#rid;
-  }
-
   get remoteAddr(): Deno.NetAddr {
     return { transport: "tcp", hostname: this.#remoteHost, port: this.#remotePort };
   }

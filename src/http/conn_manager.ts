@@ -17,7 +17,6 @@ import {
   CONTINUE_100,
   H1ParseError,
   h2PrefaceState,
-  type HeadScanState,
   isH2Preface,
   localReplyHead,
   parseRequestHead,
@@ -41,7 +40,6 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
   #rb!: H1ReadBuffer;
   #down!: DownstreamConnection;
   #timer = new TimerEntry(this);
-  #scan: HeadScanState = { scanned: 0 };
   #requests = 0;
   #stream: ActiveStream | null = null;
   #closed = false;
@@ -263,7 +261,7 @@ export class Http1ServerConnection implements TerminalFilter, TimeoutTarget, H1W
         for (;;) {
           if (rb.end > rb.start) {
             try {
-              head = parseRequestHead(rb.buf, rb.start, rb.end, o, this.#scan);
+              head = parseRequestHead(rb.buf, rb.start, rb.end, o, rb);
             } catch (err) {
               timers.disarm(this.#timer);
               if (err instanceof H1ParseError) {

@@ -12,6 +12,7 @@ import { connRead } from "../network/raw_io.ts";
 import type { DownstreamConnection } from "../network/filter.ts";
 import { BufferPool, SlotPool } from "../network/read_memory.ts";
 import type { HcmStats } from "./hcm_config.ts";
+import type { HeadScanState } from "./h1/types.ts";
 
 /** Working buffer of a connection reading a head (nginx's client_header_buffer_size); grows on demand. */
 export const INITIAL_BUF = 1024;
@@ -35,7 +36,7 @@ const workingBuffers = new BufferPool(INITIAL_BUF, 1024);
  * `start` and `end` and advance `start`; they may also replace `buf` (growing it for a body) and reset
  * `start`/`end` to 0 when the buffer is empty.
  */
-export class H1ReadBuffer {
+export class H1ReadBuffer implements HeadScanState {
   /** The buffer; unconsumed bytes are [start, end). Empty (no buffer held) until bytes come. */
   buf: Uint8Array = NO_BUFFER;
   /** First unconsumed byte. */
@@ -53,8 +54,13 @@ export class H1ReadBuffer {
   #slot: Uint8Array | null = null;
   /** True while the connection is parked: `owner.wake` runs once the read-ahead completed (see park). */
   #parked = false;
-  /** The read-ahead's settlement: a byte count (0 or null at EOF), or the error a failed read rejects with. */
-  readonly #onReadAhead = (r: unknown) => this.#readAheadDone(typeof r === "number" ? r : null);
+  /**
+   * The read-ahead's settlement (fulfilled or rejected): a bound method, which costs less per connection than
+   * an arrow function with its context.
+   */
+  readonly #onReadAhead: (r: unknown) => number | null = this.#settled.bind(this);
+  /** Incremental head-scan state of the request parser (where the last incomplete scan stopped). */
+  scanned = 0;
 
   /**
    * `owner.clientGone` runs when a read-ahead hits EOF, i.e. the client left while its response was in flight;
@@ -156,6 +162,11 @@ export class H1ReadBuffer {
     }
     this.#aheadBuf = this.#slot ?? this.buf;
     this.readAhead = connRead(this.down.conn, into).then(this.#onReadAhead, this.#onReadAhead);
+  }
+
+  /** A byte count (0 or null at EOF), or the error a failed read rejects with. */
+  #settled(r: unknown): number | null {
+    return this.#readAheadDone(typeof r === "number" ? r : null);
   }
 
   #readAheadDone(n: number | null): number | null {

@@ -28,7 +28,8 @@ function localString(a: Deno.Addr): string {
 }
 
 /** The (never modified) observer list of a connection without any. */
-const NO_OBSERVERS: ReadFilter[] = [];
+/** The shared empty observer list (a connection without read filters holds no array of its own). */
+export const NO_OBSERVERS: ReadFilter[] = [];
 
 /** How a connection arrived (set by the listener after TLS termination). */
 export interface ConnectionOptions {

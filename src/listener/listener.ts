@@ -15,7 +15,7 @@ import { FilterStatus } from "../network/filter.ts";
 import type { Counter, Gauge, Histogram, Scope } from "../stats/store.ts";
 import { type ChainMatch, ChainSelector, explainChain, needsInspection } from "../transport/chain_select.ts";
 import type { DownstreamTls } from "../transport/tls_downstream.ts";
-import { ActiveConnection } from "./connection.ts";
+import { ActiveConnection, NO_OBSERVERS } from "./connection.ts";
 import { slimTcpConn } from "../network/slim_conn.ts";
 import { TlsAccept } from "../transport/tls_accept.ts";
 import { DefaultingSelector } from "./default_chain.ts";
@@ -502,7 +502,7 @@ export class Listener {
     if (terminal === null || c.closed) return this.#ended(c, observers, start);
     if (terminal.start !== undefined) {
       // no promise or callback per connection: the terminal tells #connectionEnd, which finds these on `c`
-      c.endObservers = observers;
+      c.endObservers = observers.length === 0 ? NO_OBSERVERS : observers;
       c.startedAt = start;
       try {
         terminal.start(c, this.#connectionEnd);

@@ -1,10 +1,7 @@
 /** A pooled (or unpooled, for tcp_proxy) upstream connection and its idle-read bookkeeping. */
-import { CLIENT_READ_BUF_SIZE, H1ClientCodec } from "../http/h1/client.ts";
+import { H1ClientCodec } from "../http/h1/client.ts";
 import type { PriorityBreakers } from "./circuit_breaker.ts";
 import type { AcquireResult, Host, UpstreamConnection } from "./types.ts";
-
-/** Size of each connection's read buffer. */
-export const READ_BUF_SIZE = CLIENT_READ_BUF_SIZE;
 
 /** Connection state: owned by a user. */
 export const BUSY = 0;

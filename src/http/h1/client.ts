@@ -18,8 +18,19 @@ import { type H1Limits, H1ParseError, type HeadScanState, type ResponseHead } fr
 /** Envoy's defaults for upstream response heads: 60 KiB and 100 fields. */
 export const RESPONSE_LIMITS: H1Limits = { maxHeadersBytes: 60 * 1024, maxHeadersCount: 100 };
 
-/** The read buffer of a connection: enough for most heads; grown (up to the head limit) only for larger ones. */
+/**
+ * The largest read buffer of a connection, reached while bodies stream (Envoy reads 16 KiB at a time); a head
+ * larger than it grows the buffer up to the head limit for that response only.
+ */
 export const CLIENT_READ_BUF_SIZE = 16 * 1024;
+/**
+ * The buffer a connection starts with, allocated on its first read (a connection that never reads HTTP/1.1,
+ * such as tcp_proxy's, holds none). A read that fills it doubles it for the next read, up to
+ * CLIENT_READ_BUF_SIZE: a pooled connection serving small responses keeps 4 KiB, not 16.
+ */
+export const CLIENT_FIRST_BUF_SIZE = 4 * 1024;
+
+const NO_BUFFER = new Uint8Array(0);
 
 /** How the body of the current response is framed. */
 export const BodyFraming = {
@@ -59,8 +70,8 @@ export class H1ClosedError extends Error {
 export class H1ClientCodec {
   /** The socket it reads from. */
   readonly conn: Deno.Conn;
-  /** The read buffer; bytes [start, end) are received and not consumed. */
-  buf: Uint8Array;
+  /** The read buffer; bytes [start, end) are received and not consumed. Empty until the first read. */
+  buf: Uint8Array = NO_BUFFER;
   /** Start of the unconsumed bytes. */
   start = 0;
   /** End of the received bytes. */
@@ -89,12 +100,23 @@ export class H1ClientCodec {
   #remaining = 0;
   #chunked: ChunkedDecoder | null = null;
   #eof = false;
+  /** Bytes the read in flight may fill (its buffer's free space). */
+  #asked = 0;
+  /** The last read filled its space: the next read from an empty buffer gets a bigger one. */
+  #filled = false;
 
-  /** A codec reading `conn` into its own buffer of `bufSize` bytes, heads checked against `limits`. */
-  constructor(conn: Deno.Conn, opts: { bufSize?: number; limits?: H1Limits } = {}) {
+  /** A codec reading `conn` into its own buffer, heads checked against `limits`. */
+  constructor(conn: Deno.Conn, opts: { limits?: H1Limits } = {}) {
     this.conn = conn;
-    this.buf = new Uint8Array(opts.bufSize ?? CLIENT_READ_BUF_SIZE);
     this.#limits = opts.limits ?? RESPONSE_LIMITS;
+  }
+
+  /** An empty buffer before a read: allocated on first use, doubled after a read that filled it (capped). */
+  #freshBuffer(): void {
+    const size = this.buf.length;
+    if (size === 0) this.buf = new Uint8Array(CLIENT_FIRST_BUF_SIZE);
+    else if (this.#filled && size < CLIENT_READ_BUF_SIZE) this.buf = new Uint8Array(size * 2);
+    this.#filled = false;
   }
 
   /** True once the upstream closed (a read returned end of stream). */
@@ -108,6 +130,8 @@ export class H1ClientCodec {
    */
   armIdleRead(): Promise<number | null> {
     this.start = this.end = 0;
+    this.#freshBuffer();
+    this.#asked = this.buf.length;
     let p: Promise<number | null>;
     try {
       p = connRead(this.conn, this.buf);
@@ -129,10 +153,14 @@ export class H1ClientCodec {
       this.pendingRead = null;
       return p;
     }
-    if (this.start === this.end) this.start = this.end = 0;
-    else if (this.end === this.buf.length) this.#makeRoom();
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      this.#freshBuffer();
+    } else if (this.end === this.buf.length) this.#makeRoom();
+    const into = this.buf.subarray(this.end);
+    this.#asked = into.length;
     try {
-      return connRead(this.conn, this.buf.subarray(this.end));
+      return connRead(this.conn, into);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -163,6 +191,7 @@ export class H1ClientCodec {
   received(n: number | null): boolean {
     if (n !== null && n > 0) {
       this.end += n;
+      this.#filled = n === this.#asked;
       return true;
     }
     this.#eof = true;

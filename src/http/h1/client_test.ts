@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { BodyEvent, BodyFraming, CLIENT_READ_BUF_SIZE, H1ClientCodec, H1ClosedError } from "./client.ts";
+import {
+  BodyEvent,
+  BodyFraming,
+  CLIENT_FIRST_BUF_SIZE,
+  CLIENT_READ_BUF_SIZE,
+  H1ClientCodec,
+  H1ClosedError,
+} from "./client.ts";
 import { H1ParseError } from "./types.ts";
 
 const enc = new TextEncoder();
@@ -166,6 +173,37 @@ Deno.test("client codec: a head larger than the buffer grows it, up to Envoy's 6
   const many = Array.from({ length: 101 }, (_, i) => `x-${i}: 1\r\n`).join("");
   const m = new H1ClientCodec(fakeConn([`HTTP/1.1 200 OK\r\n${many}\r\n`]));
   await assert.rejects(() => exchange(m), H1ParseError);
+});
+
+Deno.test("client codec: no buffer before the first read; 4 KiB for small responses, doubled by reads that fill it", async () => {
+  const small = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi";
+  const idle = new H1ClientCodec(fakeConn([small]));
+  assert.equal(idle.buf.length, 0, "a connection that never reads HTTP/1.1 (tcp_proxy) holds no buffer");
+  const c = new H1ClientCodec(fakeConn([small, small]));
+  await exchange(c);
+  c.armIdleRead();
+  await exchange(c);
+  assert.equal(c.buf.length, CLIENT_FIRST_BUF_SIZE, "small responses keep the first buffer");
+  // a 40 KB body: reads of 4, 8 and then 16 KiB (the cap), all bytes delivered in order
+  const body = Array.from({ length: 40_000 }, (_, i) => String.fromCharCode(97 + i % 26)).join("");
+  const big = new H1ClientCodec(
+    fakeConn([`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`]),
+  );
+  const sizes: number[] = [];
+  const read = big.read.bind(big);
+  big.read = () => {
+    const p = read();
+    sizes.push(big.buf.length);
+    return p;
+  };
+  const r = await exchange(big);
+  assert.equal(r.body, body);
+  assert.deepEqual([...new Set(sizes)], [CLIENT_FIRST_BUF_SIZE, 8192, CLIENT_READ_BUF_SIZE]);
+  assert.equal(
+    big.buf.length,
+    CLIENT_READ_BUF_SIZE,
+    "kept for the connection's next responses, never above the cap",
+  );
 });
 
 Deno.test("client codec: the pending idle read is taken over by the next user", async () => {

@@ -30,6 +30,7 @@ export { reasonPhrase } from "./status_text.ts";
 export {
   BodyEvent,
   BodyFraming,
+  CLIENT_FIRST_BUF_SIZE,
   CLIENT_READ_BUF_SIZE,
   H1ClientCodec,
   H1ClosedError,

@@ -3,6 +3,7 @@
  * bytes both ways with plain read()/write() loops (the fast path measured in facts.md), keeping half-close.
  */
 import { connRead, connWrite } from "../../../../network/raw_io.ts";
+import { BufferPool, SlotPool } from "../../../../network/read_memory.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
@@ -18,7 +19,16 @@ import type { Counter, Gauge } from "../../../../stats/store.ts";
 import type { Cluster, LbContext, UpstreamConnection } from "../../../../upstream/types.ts";
 import type { TcpProxyConfig } from "./config.ts";
 
+/** The buffer of a direction while bytes stream in bulk. */
 const BUF_SIZE = 32 * 1024;
+/**
+ * What a direction reads into while its traffic is small messages or none: a slot of a shared slab (see
+ * network/read_memory.ts), so an idle connection, whose read is pending, holds 2 x 512 bytes and no buffer.
+ */
+const SLOT_SIZE = 512;
+const slots = new SlotPool(SLOT_SIZE, 128);
+/** Bulk buffers of directions that went back to small reads (2 MiB kept at most). */
+const bulkBuffers = new BufferPool(BUF_SIZE, 64);
 /** The load-balancer context of a connection with nothing to hash or avoid (shared, never mutated). */
 const NO_LB_CONTEXT: LbContext = {};
 const IDLE_DEFAULT_MS = 3_600_000;
@@ -242,9 +252,14 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
     }
   }
 
-  /** Copies src -> dst until EOF, then half-closes dst; on error closes both. */
+  /**
+   * Copies src -> dst until EOF, then half-closes dst; on error closes both. Reads go into a slot; a read that
+   * fills it switches the direction to a bulk buffer, and a bulk read that would have fit the slot switches it
+   * back (the buffer returns to a pool: its bytes were written, and observers copy what they keep).
+   */
   async #pump(src: Deno.Conn, dst: Deno.Conn, fromDownstream: boolean): Promise<void> {
-    const buf = new Uint8Array(BUF_SIZE);
+    const slot = slots.take();
+    let buf = slot;
     const f = this.f;
     const down = this.#down!;
     // the wheel's coarse time (no clock call per chunk): the idle timer is armed, so the wheel runs
@@ -270,6 +285,12 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
         while (off < n) off += await connWrite(dst, chunk.subarray(off));
         // observed once written, so an observer may close the connection after the bytes it saw (mongo drain)
         if (!fromDownstream && down.observed) down.observeWrite(chunk, false);
+        if (buf === slot) {
+          if (n === SLOT_SIZE) buf = bulkBuffers.take();
+        } else if (n <= SLOT_SIZE) {
+          bulkBuffers.give(buf);
+          buf = slot;
+        }
       }
       if (down.observed) {
         if (fromDownstream) down.observeRead(new Uint8Array(0), true);
@@ -286,6 +307,10 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
         this.info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
       }
       this.#closeBoth();
+    } finally {
+      // no read is pending any more: the slot and the buffer go back
+      if (buf !== slot) bulkBuffers.give(buf);
+      slots.give(slot);
     }
   }
 }

@@ -117,10 +117,11 @@ export function ratio(
   return { name, value, target, pass: Number.isFinite(value) && value >= target, perRound };
 }
 
-/** Formats `ratio NAME = 0.xx (target >= 0.60) PASS`. */
+/** Formats `ratio NAME = 0.xx (target >= 0.60) PASS`, or `(reference, no target)` for a NaN target. */
 export function formatRatio(r: Ratio): string {
   const v = Number.isFinite(r.value) ? r.value.toFixed(2) : "n/a";
   const rounds = r.perRound.length > 1 ? `  [rounds: ${r.perRound.map((x) => x.toFixed(2)).join(" ")}]` : "";
+  if (Number.isNaN(r.target)) return `ratio ${r.name} = ${v} (reference, no target)${rounds}`;
   return `ratio ${r.name} = ${v} (target >= ${r.target.toFixed(2)}) ${r.pass ? "PASS" : "FAIL"}${rounds}`;
 }
 

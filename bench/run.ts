@@ -8,7 +8,7 @@ import { Supervisor } from "./lib/proc.ts";
 import { findFreePorts, probeHttp } from "./lib/net.ts";
 import { median, runWrk } from "./lib/wrk.ts";
 import { ensureTools } from "./lib/tools.ts";
-import { BODY, type Env, startHaproxy, startNginxProxy, startOrigin } from "./targets.ts";
+import { BODY, type Env, startDenoFloor, startHaproxy, startNginxProxy, startOrigin } from "./targets.ts";
 import {
   formatMemory,
   formatRatio,
@@ -95,6 +95,7 @@ async function checkTarget(t: TargetResult): Promise<void> {
 const MEASURE_ORDER = [
   "direct",
   "haproxy-http",
+  "deno-floor",
   "nginx",
   "nuncio-ratelimit",
   "nuncio-http",
@@ -213,8 +214,8 @@ async function main(): Promise<number> {
     nuncioBin: o.nuncioBin,
   };
   try {
-    const ports = findFreePorts(12);
-    const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp, rAdmin, rHttp, lAdmin, lHttp, lRls] = ports;
+    const ports = findFreePorts(13);
+    const [origin, nginx, hHttp, hTcp, admin, nHttp, nTcp, rAdmin, rHttp, lAdmin, lHttp, lRls, floor] = ports;
     await startOrigin(env, origin);
     const add = async (key: string, label: string, port: number, start: () => Promise<unknown>) => {
       if (!want(key)) return;
@@ -236,6 +237,7 @@ async function main(): Promise<number> {
       () => startHaproxy(env, "http", { port: hHttp, origin }),
     );
     await add("haproxy-tcp", "HAProxy TCP", hTcp, () => startHaproxy(env, "tcp", { port: hTcp, origin }));
+    await add("deno-floor", "Deno floor", floor, () => startDenoFloor(env, floor, origin));
     if (o.nuncio && (want("nuncio-http") || want("nuncio-tcp"))) {
       let startError = "";
       try {
@@ -402,6 +404,8 @@ async function main(): Promise<number> {
   console.log("");
   const allRatios = !rlOnly && targets.length > 0;
   for (const r of ratios) if (allRatios || !Number.isNaN(r.value)) console.log(formatRatio(r));
+  const floorRatio = ratio("http1 deno-floor/nginx", byKey("deno-floor"), byKey("nginx"), NaN);
+  if (Number.isFinite(floorRatio.value)) console.log(formatRatio(floorRatio));
   if (byKey("nuncio-ratelimit")) {
     console.log(formatRatelimitCost(byKey("nuncio-ratelimit"), byKey("nuncio-http"), rlCalls));
   }

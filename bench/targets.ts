@@ -206,6 +206,23 @@ export function startNginxProxy(
   return startNginx(env, name, proxyNginxConfig(env.dir, port, originPort, env.nofile), port);
 }
 
+/** Starts bench/deno_floor.ts (the least a Deno HTTP/1.1 proxy does, a reference) on `port` before the origin. */
+export async function startDenoFloor(env: Env, port: number, originPort: number): Promise<Started> {
+  const script = new URL("./deno_floor.ts", import.meta.url).pathname;
+  const proc = env.sup.spawn("deno-floor", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    script,
+    `${port}`,
+    `${originPort}`,
+  ], {
+    nofile: env.nofile,
+    logPath: `${env.dir}/deno-floor.log`,
+  });
+  await waitForPort(port, { proc });
+  return { proc, port };
+}
+
 /** Starts HAProxy in `mode` on `port` in front of the origin. */
 export async function startHaproxy(
   env: Env,

@@ -92,6 +92,11 @@ Deno.test("ratio lines", () => {
   );
   const missing = ratio("tcp nuncio/haproxy-tcp", undefined, mk(50), 0.8);
   assert.equal(formatRatio(missing), "ratio tcp nuncio/haproxy-tcp = n/a (target >= 0.80) FAIL");
+  const reference = ratio("http1 deno-floor/nginx", a, b, NaN);
+  assert.equal(
+    formatRatio(reference),
+    "ratio http1 deno-floor/nginx = 0.75 (reference, no target)  [rounds: 0.50 0.75 1.20]",
+  );
 });
 
 Deno.test("config generators fill in ports", () => {

@@ -10,7 +10,7 @@
  */
 import { connRead } from "../network/raw_io.ts";
 import type { DownstreamConnection } from "../network/filter.ts";
-import { BufferPool, SlotPool } from "../network/read_memory.ts";
+import { BufferPool, IDLE_SLOT_BYTES, idleReadSlots } from "../network/read_memory.ts";
 import type { HcmStats } from "./hcm_config.ts";
 import type { HeadScanState } from "./h1/types.ts";
 
@@ -22,12 +22,10 @@ export const BODY_BUF = 64 * 1024;
  * Bytes a read with nothing buffered asks for. A head that does not fit (browsers send 0.5-2 KiB) takes one
  * more read, which finds its bytes already there; an API client's or a load generator's head fits.
  */
-export const IDLE_READ = 512;
+export const IDLE_READ = IDLE_SLOT_BYTES;
 
 /** The `buf` of a connection that holds no working buffer. */
 const NO_BUFFER = new Uint8Array(0);
-/** Slots for reads with nothing buffered: 64 KiB slabs. */
-const idleSlots = new SlotPool(IDLE_READ, 128);
 /** Working buffers of connections between their first bytes and their next wait (1 MiB kept at most). */
 const workingBuffers = new BufferPool(INITIAL_BUF, 1024);
 
@@ -148,7 +146,7 @@ export class H1ReadBuffer implements HeadScanState {
       this.buf = NO_BUFFER;
       this.start = this.end = 0;
       if (buf.length !== 0) workingBuffers.give(buf);
-      into = this.#slot = idleSlots.take();
+      into = this.#slot = idleReadSlots.take();
       this.#aheadAt = 0;
     } else {
       if (this.start > 0) {
@@ -185,7 +183,7 @@ export class H1ReadBuffer implements HeadScanState {
       this.#gotBytes(this.buf, this.end, n);
       this.end += n;
     }
-    if (slot !== null) idleSlots.give(slot);
+    if (slot !== null) idleReadSlots.give(slot);
     if (this.#parked) {
       this.#parked = false;
       this.owner.wake();

@@ -27,8 +27,7 @@ function localString(a: Deno.Addr): string {
   return full;
 }
 
-/** The (never modified) observer list of a connection without any. */
-/** The shared empty observer list (a connection without read filters holds no array of its own). */
+/** The shared, never modified empty observer list (a connection without read filters holds no array of its own). */
 export const NO_OBSERVERS: ReadFilter[] = [];
 
 /** How a connection arrived (set by the listener after TLS termination). */

@@ -79,3 +79,11 @@ export class BufferPool {
     return this.#free.length;
   }
 }
+
+/** Bytes of a slot of `idleReadSlots`. */
+export const IDLE_SLOT_BYTES = 512;
+/**
+ * The process's slots for reads of connections with nothing buffered or small traffic (HTTP/1.1 downstream
+ * connections, tcp_proxy's pumps): one pool, so their pending reads share slabs of 64 KiB.
+ */
+export const idleReadSlots: SlotPool = new SlotPool(IDLE_SLOT_BYTES, 128);

@@ -3,7 +3,7 @@
  * bytes both ways with plain read()/write() loops (the fast path measured in facts.md), keeping half-close.
  */
 import { connRead, connWrite } from "../../../../network/raw_io.ts";
-import { BufferPool, SlotPool } from "../../../../network/read_memory.ts";
+import { BufferPool, IDLE_SLOT_BYTES, idleReadSlots } from "../../../../network/read_memory.ts";
 import { ResponseFlag } from "../../../../common/response_flags.ts";
 import { StreamInfo } from "../../../../common/stream_info.ts";
 import { type TimeoutTarget, TimerEntry } from "../../../../common/timer_wheel.ts";
@@ -21,12 +21,6 @@ import type { TcpProxyConfig } from "./config.ts";
 
 /** The buffer of a direction while bytes stream in bulk. */
 const BUF_SIZE = 32 * 1024;
-/**
- * What a direction reads into while its traffic is small messages or none: a slot of a shared slab (see
- * network/read_memory.ts), so an idle connection, whose read is pending, holds 2 x 512 bytes and no buffer.
- */
-const SLOT_SIZE = 512;
-const slots = new SlotPool(SLOT_SIZE, 128);
 /** Bulk buffers of directions that went back to small reads (2 MiB kept at most). */
 const bulkBuffers = new BufferPool(BUF_SIZE, 64);
 /** The load-balancer context of a connection with nothing to hash or avoid (shared, never mutated). */
@@ -258,7 +252,8 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
    * back (the buffer returns to a pool: its bytes were written, and observers copy what they keep).
    */
   async #pump(src: Deno.Conn, dst: Deno.Conn, fromDownstream: boolean): Promise<void> {
-    const slot = slots.take();
+    // small messages or none: a slot of the shared slabs, so an idle connection holds 2 x 512 bytes, no buffer
+    const slot = idleReadSlots.take();
     let buf = slot;
     const f = this.f;
     const down = this.#down!;
@@ -286,8 +281,8 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
         // observed once written, so an observer may close the connection after the bytes it saw (mongo drain)
         if (!fromDownstream && down.observed) down.observeWrite(chunk, false);
         if (buf === slot) {
-          if (n === SLOT_SIZE) buf = bulkBuffers.take();
-        } else if (n <= SLOT_SIZE) {
+          if (n === IDLE_SLOT_BYTES) buf = bulkBuffers.take();
+        } else if (n <= IDLE_SLOT_BYTES) {
           bulkBuffers.give(buf);
           buf = slot;
         }
@@ -310,7 +305,7 @@ class TcpProxySession implements TerminalFilter, TimeoutTarget {
     } finally {
       // no read is pending any more: the slot and the buffer go back
       if (buf !== slot) bulkBuffers.give(buf);
-      slots.give(slot);
+      idleReadSlots.give(slot);
     }
   }
 }

@@ -43,8 +43,8 @@ export const USAGE = `usage: deno task bench [options]
   --no-compare-memory  skip nginx/HAProxy per-connection memory (--compare-memory turns it on)
   --no-nuncio          measure nginx and HAProxy only
   --nuncio-bin PATH    run a compiled nuncio instead of 'deno run main.ts'
-  --only a,b           only these targets (direct,nginx,deno-floor,haproxy-http,haproxy-tcp,nuncio-http,nuncio-tcp,
-                       nuncio-resilient,nuncio-ratelimit,haproxy-h2,nuncio-h2,grpc-direct,nuncio-grpc,xds,
+  --only a,b           only these targets (direct,nginx,deno-floor,haproxy-http,haproxy-tcp,nuncio-http,
+                       nuncio-tcp,nuncio-resilient,nuncio-ratelimit,haproxy-h2,nuncio-h2,grpc-direct,nuncio-grpc,xds,
                        registry: check-ins/s of nuncio discovery with 10,000 hosts, memory and Redis;
                        control-plane: snapshot build of 1,000 services, 100 ADS proxies' convergence, RSS;
                        compression: gzip responses/s of nuncio's compressor vs nginx's gzip, level 6;
